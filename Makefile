@@ -1,0 +1,72 @@
+# samc: one Makefile. `make` builds ./samc (CPU always, CUDA when nvcc is found),
+# `make test` builds and runs every test, `make debug` builds with ASan/UBSan.
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -I. -Imodel -Ikernels -Iloader -I/usr/include/stb -pthread
+LDLIBS  += -lm -pthread
+BUILD   ?= build
+
+# Sources are found by folder so that adding a file never means editing this list.
+LIB_SRC  := $(sort $(wildcard loader/*.c kernels/*.c model/*.c))
+TOOL_SRC := $(sort $(wildcard tools/*.c))
+TEST_SRC := $(sort $(wildcard tests/test_*.c))
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/%.o)
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+
+# The fast CPU kernels are compiled for AVX2+FMA in their own files (kernels/*_avx2.c)
+# and chosen at run time by CPU features, so one binary runs on any x86-64.
+$(BUILD)/kernels/%_avx2.o: CFLAGS += -mavx2 -mfma -mf16c
+
+# CUDA: built when nvcc is on PATH (or NVCC=...), otherwise a stub says "not compiled".
+NVCC ?= $(shell command -v nvcc 2>/dev/null)
+CUDA_SRC := $(sort $(wildcard kernels/cuda/*.cu))
+ifneq ($(NVCC),)
+ifneq ($(CUDA_SRC),)
+  CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+  CUDA_OBJ  := $(CUDA_SRC:%.cu=$(BUILD)/%.o)
+  CFLAGS    += -DSAMC_HAVE_CUDA=1
+  LDLIBS    += -L$(CUDA_HOME)/lib64 -lcudart -lcublas -lcudnn -lstdc++
+  NVFLAGS   ?= -O2 -std=c++17 -I. -Ikernels -Imodel --gpu-architecture=sm_80 \
+               -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
+  $(info samc: nvcc found at $(NVCC): building the CUDA backend)
+endif
+else
+  $(info samc: nvcc not found: CPU-only build)
+endif
+
+LIB := $(BUILD)/libsamc.a
+
+SAMC_BIN ?= samc
+
+.PHONY: all test debug clean weights
+all: $(SAMC_BIN)
+
+$(BUILD)/%.o: %.c $(wildcard */*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/%.o: %.cu $(wildcard kernels/cuda/*.cuh)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJ) $(CUDA_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(SAMC_BIN): $(TOOL_OBJ) $(LIB)
+	$(CC) $(CFLAGS) $(LDFLAGS) $(TOOL_OBJ) $(LIB) -o $@ $(LDLIBS) -lstb -lcjson
+
+$(BUILD)/tests/%: tests/%.c tests/test.h $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) $< $(LIB) -o $@ $(LDLIBS) -lstb -lcjson
+
+test: $(SAMC_BIN) $(TEST_BIN)
+	@SAMC=./$(SAMC_BIN) BUILD=$(BUILD) bash tests/run_tests.sh $(TEST_BIN)
+
+debug:
+	$(MAKE) BUILD=build-debug SAMC_BIN=build-debug/samc CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	        LDFLAGS="-fsanitize=address,undefined" NVCC= test
+
+clean:
+	rm -rf build build-debug samc

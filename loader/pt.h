@@ -1,0 +1,32 @@
+/* loader/pt.h: read the official PyTorch checkpoint (torch.save zip container) in pure C.
+ *
+ * A .pt file is a zip archive: <prefix>/data.pkl (a pickle), <prefix>/data/<key> (one raw
+ * little-endian storage per tensor), <prefix>/version, and in newer torch <prefix>/byteorder
+ * and <prefix>/.data/serialization_id. The pickle is read by a small safe interpreter that
+ * knows only what torch writes for a state dict (OrderedDict, _rebuild_tensor_v2,
+ * _rebuild_parameter, storage classes); any other global is refused by name, so a hostile
+ * file can never run code. Sizes, memo and stack are bounded.
+ *
+ * Errors: 0 on success, -1 with a message in err (SAMC_ERRMSG bytes) naming the file,
+ * entry, opcode or tensor and the byte offset.
+ */
+#ifndef SAMC_PT_H
+#define SAMC_PT_H
+#include "safetensors.h"
+
+typedef struct {
+    int n_tensors;
+    st_tensor *tensors;   /* in pickle (state-dict) order; data owned by the checkpoint,
+                             always dense row-major (non-contiguous tensors are densified) */
+    char dict_key[64];    /* which dict was taken: "model" or "" for a bare state dict */
+    char sha256[65];      /* hex sha256 of the whole file */
+    void *priv;           /* reader-owned memory */
+} pt_checkpoint;
+
+/* Loads the state dict: the "model" entry of the top-level dict when present, otherwise
+ * the top-level dict itself. */
+int pt_load(const char *path, pt_checkpoint *out, char *err);
+int pt_load_memory(const void *buf, size_t size, const char *name, pt_checkpoint *out, char *err);
+void pt_free(pt_checkpoint *c);
+
+#endif

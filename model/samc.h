@@ -1,0 +1,150 @@
+/* samc.h: the public C API of samc, a pure-C inference engine for SAM2.1 images.
+ *
+ *   samc_model *m = samc_model_load("sam2.1_hiera_large.safetensors", NULL, &err);
+ *   samc_image *img = samc_image_new(m, &err);
+ *   samc_image_encode(m, img, rgb, w, h, &err);              // once per image
+ *   samc_prompt p = { .points = xy, .labels = lab, .n_points = 1 };
+ *   samc_masks out = {0};
+ *   samc_predict(m, img, &p, 1, &(samc_predict_options){ .multimask = 1, .want_masks = 1 }, &out, &err);
+ *   ... out.masks, out.iou ...
+ *   samc_masks_free(&out); samc_image_free(img); samc_model_free(m);
+ *
+ * Every call returns 0 on success and -1 on failure with err->msg naming what failed
+ * (file, tensor key, shape got vs expected, argument). Nothing here prints or exits.
+ *
+ * Memory: a model owns all scratch memory, planned at load from its config; encode and
+ * predict allocate nothing on the model side. A samc_masks is grown to the largest
+ * request it has seen and reused, so a loop over same-size images does not grow.
+ *
+ * Threads: a samc_model is used by one thread at a time (it owns scratch buffers and
+ * the CPU backend's thread pool). Encoded images are read-only during predict and may be
+ * shared by models loaded from the same file. Use one model per worker thread.
+ */
+#ifndef SAMC_H
+#define SAMC_H
+#include <stddef.h>
+#include <stdint.h>
+
+#define SAMC_VERSION "0.1.0"
+
+typedef enum {
+    SAMC_OK = 0,
+    SAMC_ERR_IO,           /* file missing, unreadable, unwritable */
+    SAMC_ERR_FORMAT,       /* file malformed, truncated, wrong dtype/shape */
+    SAMC_ERR_MODEL,        /* weights do not form a SAM2.1 model (missing/unexpected key) */
+    SAMC_ERR_ARG,          /* bad argument: prompt outside the image, inverted box, ... */
+    SAMC_ERR_NOMEM,        /* allocation failed */
+    SAMC_ERR_UNSUPPORTED,  /* valid but not supported (dtype, backend) */
+    SAMC_ERR_INTERNAL
+} samc_status;
+
+typedef struct {
+    samc_status status;
+    char msg[512];
+} samc_error;
+
+typedef enum {
+    SAMC_BACKEND_AUTO = 0,   /* cpu_fast where the CPU supports it, else cpu_ref */
+    SAMC_BACKEND_CPU_REF,    /* plain-C reference: slow, for checking and porting */
+    SAMC_BACKEND_CPU_FAST,   /* SIMD + own thread pool */
+    SAMC_BACKEND_CUDA
+} samc_backend;
+
+/* Debug hook: called with every named intermediate tensor (names as in the golden data:
+ * "trunk.block03", "neck.fpn2", "decoder.tokens_in", ...), shape with batch dim first. */
+typedef void (*samc_dump_fn)(void *ctx, const char *name, const float *data, int ndim, const int64_t *shape);
+/* Trace hook: one line per load / inference stage with its time and memory. */
+typedef void (*samc_log_fn)(void *ctx, const char *line);
+
+typedef struct {
+    samc_backend backend;
+    int n_threads;         /* CPU threads; <= 0: one per online core */
+    int max_batch;         /* prompts per decoder call planned at load; <= 0: 64 */
+    samc_log_fn log; void *log_ctx;
+    samc_dump_fn dump; void *dump_ctx;
+} samc_options;
+
+typedef struct samc_model samc_model;
+typedef struct samc_image samc_image;
+
+typedef struct {
+    char config[16];          /* "tiny", "small", "base_plus", "large", "micro" */
+    int image_size;           /* S: model input is S x S */
+    int embed_dim;            /* trunk embed dim (96 for tiny) */
+    int d_model;              /* neck / decoder width (256) */
+    int64_t n_params;         /* image-path + memory-side tensors in the file */
+    int64_t n_tensors;
+    const char *backend;      /* "cpu_ref", "cpu_fast", "cuda" */
+    int n_threads;
+    size_t scratch_bytes;     /* planned at load */
+    size_t weight_bytes;
+} samc_model_info;
+
+/* Per-stage times of the last encode / predict on this model, in milliseconds. */
+typedef struct {
+    double preprocess_ms, patch_embed_ms, stage_ms[4], neck_ms, encode_total_ms;
+    double prompt_ms, decoder_ms, postprocess_ms, predict_total_ms;
+} samc_timings;
+
+/* Loads .safetensors (F32/F16/BF16) or an official .pt checkpoint (converted in memory).
+ * opt may be NULL (defaults). */
+samc_model *samc_model_load(const char *path, const samc_options *opt, samc_error *err);
+void samc_model_free(samc_model *m);
+void samc_model_get_info(const samc_model *m, samc_model_info *info);
+void samc_model_get_timings(const samc_model *m, samc_timings *t);
+
+/* An encoded image: image embedding, high-res features, original size. */
+samc_image *samc_image_new(samc_model *m, samc_error *err);
+void samc_image_free(samc_image *img);
+/* rgb: interleaved 8-bit RGB, h rows of w pixels. */
+int samc_image_encode(samc_model *m, samc_image *img, const uint8_t *rgb, int w, int h, samc_error *err);
+int samc_image_width(const samc_image *img);
+int samc_image_height(const samc_image *img);
+
+typedef struct {
+    const float *points;      /* [n_points][2] (x, y) in original image pixels */
+    const int *labels;        /* [n_points] 1 = foreground, 0 = background */
+    int n_points;
+    const float *box;         /* [4] x0, y0, x1, y1 in original pixels, or NULL */
+    const float *mask_input;  /* [S/4][S/4] low-res logits (a previous low_res mask), or NULL */
+} samc_prompt;
+
+typedef struct {
+    int multimask;     /* 1: three masks per prompt (tokens 1..3, in order);
+                          0: one mask per prompt, chosen by SAM2.1's dynamic multimask */
+    int want_masks;    /* fill masks: 0/1 at the original size (logits > 0) */
+    int want_logits;   /* fill logits: the upsampled logits at the original size */
+} samc_predict_options;
+
+typedef struct {
+    int batch, n_masks;       /* B prompts, M masks each */
+    int low_size;             /* S/4 */
+    int width, height;        /* original image size */
+    float *low_res;           /* [B][M][S/4][S/4], clamped to +-32 */
+    float *iou;               /* [B][M] predicted IoU (sigmoid) */
+    float *object_score;      /* [B] object score logit */
+    float *logits;            /* [B][M][H][W] or NULL when not asked for */
+    uint8_t *masks;           /* [B][M][H][W] 0/1 or NULL when not asked for */
+    size_t cap_low, cap_full; /* allocated element counts (internal) */
+} samc_masks;
+
+/* One prediction per prompt (a batch of prompts over one image). Points and boxes must
+ * lie inside the image (0 <= x <= w, 0 <= y <= h) and boxes must have x0 < x1, y0 < y1. */
+int samc_predict(samc_model *m, const samc_image *img, const samc_prompt *prompts, int n_prompts,
+                 const samc_predict_options *opt, samc_masks *out, samc_error *err);
+void samc_masks_free(samc_masks *out);
+
+/* Post-processing of SAM2ImagePredictor as a standalone step: bilinear upsampling
+ * (align_corners=False) of low-res logits [ls][ls] straight to [h][w]. Used by automatic
+ * mask generation to go mask by mask. */
+void samc_upsample_logits(const float *low, int ls, float *out, int w, int h);
+
+/* Weight files. */
+int samc_synth_write(const char *config, const char *path, samc_error *err);
+int samc_convert(const char *in_path, const char *out_path, const char *dtype, int image_only, samc_error *err);
+
+/* Build features for `samc version`: "cpu_fast=avx2+fma cuda=no". */
+const char *samc_build_features(void);
+const char *samc_status_name(samc_status s);
+
+#endif

@@ -1,0 +1,50 @@
+/* tests/test.h: the whole test framework, a few macros.
+ *
+ * Each tests/test_*.c is one program. CHECK() records a failure with file:line and
+ * goes on; TEST_MAIN() runs the listed test functions and prints one verdict line
+ * "N passed, N failed" that tests/run_tests.sh adds up. A test that needs something
+ * absent (a GPU, a golden folder) calls TEST_SKIP("why"). */
+#ifndef SAMC_TEST_H
+#define SAMC_TEST_H
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int test_failures_in_current = 0;
+static int test_skipped_current = 0;
+
+#define CHECK(cond) do { if (!(cond)) { \
+    fprintf(stderr, "  FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond); test_failures_in_current++; } } while (0)
+#define CHECKF(cond, ...) do { if (!(cond)) { \
+    fprintf(stderr, "  FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); fprintf(stderr, __VA_ARGS__); \
+    fputc('\n', stderr); test_failures_in_current++; } } while (0)
+#define TEST_SKIP(...) do { fprintf(stderr, "  SKIP: "); fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); \
+    test_skipped_current = 1; return; } while (0)
+
+/* Root of the golden data: $SAMC_GOLDEN or ../shared/golden beside the checkout. */
+static inline const char *test_golden_dir(void) {
+    const char *g = getenv("SAMC_GOLDEN");
+    return g ? g : "../shared/golden";
+}
+
+typedef void (*test_fn)(void);
+typedef struct { const char *name; test_fn fn; } test_case;
+#define TEST_CASE(f) { #f, f }
+
+static inline int test_run_all(const char *prog, const test_case *cases, int n) {
+    int passed = 0, failed = 0, skipped = 0;
+    for (int i = 0; i < n; i++) {
+        test_failures_in_current = 0; test_skipped_current = 0;
+        cases[i].fn();
+        if (test_failures_in_current) { failed++; printf("NOT OK %s.%s\n", prog, cases[i].name); }
+        else if (test_skipped_current) { skipped++; printf("SKIP   %s.%s\n", prog, cases[i].name); }
+        else { passed++; printf("OK     %s.%s\n", prog, cases[i].name); }
+        fflush(stdout);
+    }
+    printf("%s: %d passed, %d failed, %d skipped\n", prog, passed, failed, skipped);
+    return failed ? 1 : 0;
+}
+#define TEST_MAIN(...) int main(void) { static const test_case cases[] = { __VA_ARGS__ }; \
+    return test_run_all(__FILE__, cases, (int)(sizeof cases / sizeof cases[0])); }
+#endif
