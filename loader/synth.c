@@ -163,6 +163,14 @@ static void add(spec_builder *b, int ndim, const int64_t *dims, const char *fmt,
 #define ADD3(b, a0, a1, a2, ...) add(b, 3, D(a0, a1, a2), __VA_ARGS__)
 #define ADD4(b, a0, a1, a2, a3, ...) add(b, 4, D(a0, a1, a2, a3), __VA_ARGS__)
 
+/* Module prefix into p[2 * SYNTH_NAME_MAX]; an over-long final name is caught in add(). */
+static void pname(char *p, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p, 2 * SYNTH_NAME_MAX, fmt, ap);
+    va_end(ap);
+}
+
 /* nn.Linear(in, out) */
 static void emit_linear(spec_builder *b, const char *prefix, int in, int out) {
     ADD2(b, out, in, "%s.weight", prefix);
@@ -183,9 +191,9 @@ static void emit_conv(spec_builder *b, const char *prefix, int in, int out, int 
 
 /* sam2.modeling.sam2_utils.MLP: num_layers Linear layers in -> hidden ... -> out */
 static void emit_mlp(spec_builder *b, const char *prefix, int in, int hidden, int out, int layers) {
-    char p[SYNTH_NAME_MAX];
+    char p[2 * SYNTH_NAME_MAX];
     for (int i = 0; i < layers; i++) {
-        snprintf(p, sizeof p, "%s.layers.%d", prefix, i);
+        pname(p, "%s.layers.%d", prefix, i);
         emit_linear(b, p, i == 0 ? in : hidden, i == layers - 1 ? out : hidden);
     }
 }
@@ -193,11 +201,11 @@ static void emit_mlp(spec_builder *b, const char *prefix, int in, int hidden, in
 /* sam.transformer.Attention / RoPEAttention: q from embedding_dim, k/v from kv_in_dim,
  * all projected to internal_dim = embedding_dim / downsample_rate. */
 static void emit_attention(spec_builder *b, const char *prefix, int dim, int kv_in, int internal) {
-    char p[SYNTH_NAME_MAX];
-    snprintf(p, sizeof p, "%s.q_proj", prefix); emit_linear(b, p, dim, internal);
-    snprintf(p, sizeof p, "%s.k_proj", prefix); emit_linear(b, p, kv_in, internal);
-    snprintf(p, sizeof p, "%s.v_proj", prefix); emit_linear(b, p, kv_in, internal);
-    snprintf(p, sizeof p, "%s.out_proj", prefix); emit_linear(b, p, internal, dim);
+    char p[2 * SYNTH_NAME_MAX];
+    pname(p, "%s.q_proj", prefix); emit_linear(b, p, dim, internal);
+    pname(p, "%s.k_proj", prefix); emit_linear(b, p, kv_in, internal);
+    pname(p, "%s.v_proj", prefix); emit_linear(b, p, kv_in, internal);
+    pname(p, "%s.out_proj", prefix); emit_linear(b, p, internal, dim);
 }
 
 /* backbones.hieradet.Hiera */
@@ -209,20 +217,20 @@ static void emit_trunk(spec_builder *b, const synth_config *c) {
     ADD4(b, C, 3, c->patch_kernel, c->patch_kernel, "%s.patch_embed.proj.weight", t);
     ADD1(b, C, "%s.patch_embed.proj.bias", t);
     int depth = synth_trunk_depth(c);
-    char p[SYNTH_NAME_MAX];
+    char p[2 * SYNTH_NAME_MAX];
     for (int i = 0; i < depth; i++) {
         /* MultiScaleBlock: norm1(dim), attn(qkv dim->3*dim_out, proj), norm2(dim_out),
          * mlp, and proj(dim->dim_out) when the block changes the width. */
         int dim_out = synth_stage_dim(c, synth_block_stage(c, i));
         int dim = i == 0 ? C : synth_stage_dim(c, synth_block_stage(c, i - 1));
-        snprintf(p, sizeof p, "%s.blocks.%d.norm1", t, i); emit_norm(b, p, dim);
-        snprintf(p, sizeof p, "%s.blocks.%d.attn.qkv", t, i); emit_linear(b, p, dim, 3 * dim_out);
-        snprintf(p, sizeof p, "%s.blocks.%d.attn.proj", t, i); emit_linear(b, p, dim_out, dim_out);
-        snprintf(p, sizeof p, "%s.blocks.%d.norm2", t, i); emit_norm(b, p, dim_out);
-        snprintf(p, sizeof p, "%s.blocks.%d.mlp", t, i);
+        pname(p, "%s.blocks.%d.norm1", t, i); emit_norm(b, p, dim);
+        pname(p, "%s.blocks.%d.attn.qkv", t, i); emit_linear(b, p, dim, 3 * dim_out);
+        pname(p, "%s.blocks.%d.attn.proj", t, i); emit_linear(b, p, dim_out, dim_out);
+        pname(p, "%s.blocks.%d.norm2", t, i); emit_norm(b, p, dim_out);
+        pname(p, "%s.blocks.%d.mlp", t, i);
         emit_mlp(b, p, dim_out, c->mlp_ratio * dim_out, dim_out, 2);
         if (dim != dim_out) {
-            snprintf(p, sizeof p, "%s.blocks.%d.proj", t, i);
+            pname(p, "%s.blocks.%d.proj", t, i);
             emit_linear(b, p, dim, dim_out);
         }
     }
@@ -230,9 +238,9 @@ static void emit_trunk(spec_builder *b, const synth_config *c) {
 
 /* backbones.image_encoder.FpnNeck: one 1x1 conv per backbone level. */
 static void emit_neck(spec_builder *b, const synth_config *c) {
-    char p[SYNTH_NAME_MAX];
+    char p[2 * SYNTH_NAME_MAX];
     for (int i = 0; i < 4; i++) {
-        snprintf(p, sizeof p, "image_encoder.neck.convs.%d.conv", i);
+        pname(p, "image_encoder.neck.convs.%d.conv", i);
         emit_conv(b, p, c->backbone_channel_list[i], c->d_model, 1, 1);
     }
 }
@@ -241,18 +249,18 @@ static void emit_neck(spec_builder *b, const synth_config *c) {
  * cross RoPE attention with keys/values from the mem_dim memories). */
 static void emit_memory_attention(spec_builder *b, const synth_config *c) {
     int d = c->d_model;
-    char p[SYNTH_NAME_MAX];
+    char p[2 * SYNTH_NAME_MAX];
     for (int l = 0; l < c->mem_attn_layers; l++) {
-        snprintf(p, sizeof p, "memory_attention.layers.%d.self_attn", l);
+        pname(p, "memory_attention.layers.%d.self_attn", l);
         emit_attention(b, p, d, d, d);
-        snprintf(p, sizeof p, "memory_attention.layers.%d.cross_attn_image", l);
+        pname(p, "memory_attention.layers.%d.cross_attn_image", l);
         emit_attention(b, p, d, c->mem_dim, d);
-        snprintf(p, sizeof p, "memory_attention.layers.%d.linear1", l);
+        pname(p, "memory_attention.layers.%d.linear1", l);
         emit_linear(b, p, d, c->mem_attn_ff);
-        snprintf(p, sizeof p, "memory_attention.layers.%d.linear2", l);
+        pname(p, "memory_attention.layers.%d.linear2", l);
         emit_linear(b, p, c->mem_attn_ff, d);
         for (int k = 1; k <= 3; k++) {
-            snprintf(p, sizeof p, "memory_attention.layers.%d.norm%d", l, k);
+            pname(p, "memory_attention.layers.%d.norm%d", l, k);
             emit_norm(b, p, d);
         }
     }
@@ -264,31 +272,31 @@ static void emit_memory_attention(spec_builder *b, const synth_config *c) {
  * out_proj to mem_dim. */
 static void emit_memory_encoder(spec_builder *b, const synth_config *c) {
     int d = c->d_model;
-    char p[SYNTH_NAME_MAX];
+    char p[2 * SYNTH_NAME_MAX];
     int n_layers = 0;
     for (int s = 1; s < c->mask_ds_total_stride; s *= c->mask_ds_stride) n_layers++;
     int in = 1, idx = 0;
     for (int l = 0; l < n_layers; l++) {
         int out = in * c->mask_ds_stride * c->mask_ds_stride;
-        snprintf(p, sizeof p, "memory_encoder.mask_downsampler.encoder.%d", idx);
+        pname(p, "memory_encoder.mask_downsampler.encoder.%d", idx);
         emit_conv(b, p, in, out, 3, 1);
-        snprintf(p, sizeof p, "memory_encoder.mask_downsampler.encoder.%d", idx + 1);
+        pname(p, "memory_encoder.mask_downsampler.encoder.%d", idx + 1);
         emit_norm(b, p, out);
         idx += 3; /* conv, norm, activation (no parameters) */
         in = out;
     }
-    snprintf(p, sizeof p, "memory_encoder.mask_downsampler.encoder.%d", idx);
+    pname(p, "memory_encoder.mask_downsampler.encoder.%d", idx);
     emit_conv(b, p, in, d, 1, 1);
     emit_conv(b, "memory_encoder.pix_feat_proj", d, d, 1, 1);
     for (int l = 0; l < c->fuser_layers; l++) {
         ADD1(b, d, "memory_encoder.fuser.layers.%d.gamma", l);
-        snprintf(p, sizeof p, "memory_encoder.fuser.layers.%d.dwconv", l);
+        pname(p, "memory_encoder.fuser.layers.%d.dwconv", l);
         emit_conv(b, p, d, d, c->fuser_kernel, d);
-        snprintf(p, sizeof p, "memory_encoder.fuser.layers.%d.norm", l);
+        pname(p, "memory_encoder.fuser.layers.%d.norm", l);
         emit_norm(b, p, d);
-        snprintf(p, sizeof p, "memory_encoder.fuser.layers.%d.pwconv1", l);
+        pname(p, "memory_encoder.fuser.layers.%d.pwconv1", l);
         emit_linear(b, p, d, 4 * d);
-        snprintf(p, sizeof p, "memory_encoder.fuser.layers.%d.pwconv2", l);
+        pname(p, "memory_encoder.fuser.layers.%d.pwconv2", l);
         emit_linear(b, p, 4 * d, d);
     }
     /* out_proj is an Identity when out_dim == in_dim; it is a conv in every config. */
@@ -313,23 +321,23 @@ static void emit_prompt_encoder(spec_builder *b, const synth_config *c) {
 static void emit_mask_decoder(spec_builder *b, const synth_config *c) {
     int d = c->d_model, di = d / c->dec_attn_downsample;
     int n_masks = c->num_multimask_outputs + 1;
-    char p[SYNTH_NAME_MAX];
+    char p[2 * SYNTH_NAME_MAX];
     const char *t = "sam_mask_decoder.transformer";
     for (int l = 0; l < c->dec_depth; l++) {
         /* TwoWayAttentionBlock registration order */
-        snprintf(p, sizeof p, "%s.layers.%d.self_attn", t, l); emit_attention(b, p, d, d, d);
-        snprintf(p, sizeof p, "%s.layers.%d.norm1", t, l); emit_norm(b, p, d);
-        snprintf(p, sizeof p, "%s.layers.%d.cross_attn_token_to_image", t, l);
+        pname(p, "%s.layers.%d.self_attn", t, l); emit_attention(b, p, d, d, d);
+        pname(p, "%s.layers.%d.norm1", t, l); emit_norm(b, p, d);
+        pname(p, "%s.layers.%d.cross_attn_token_to_image", t, l);
         emit_attention(b, p, d, d, di);
-        snprintf(p, sizeof p, "%s.layers.%d.norm2", t, l); emit_norm(b, p, d);
-        snprintf(p, sizeof p, "%s.layers.%d.mlp", t, l); emit_mlp(b, p, d, c->dec_mlp_dim, d, 2);
-        snprintf(p, sizeof p, "%s.layers.%d.norm3", t, l); emit_norm(b, p, d);
-        snprintf(p, sizeof p, "%s.layers.%d.norm4", t, l); emit_norm(b, p, d);
-        snprintf(p, sizeof p, "%s.layers.%d.cross_attn_image_to_token", t, l);
+        pname(p, "%s.layers.%d.norm2", t, l); emit_norm(b, p, d);
+        pname(p, "%s.layers.%d.mlp", t, l); emit_mlp(b, p, d, c->dec_mlp_dim, d, 2);
+        pname(p, "%s.layers.%d.norm3", t, l); emit_norm(b, p, d);
+        pname(p, "%s.layers.%d.norm4", t, l); emit_norm(b, p, d);
+        pname(p, "%s.layers.%d.cross_attn_image_to_token", t, l);
         emit_attention(b, p, d, d, di);
     }
-    snprintf(p, sizeof p, "%s.final_attn_token_to_image", t); emit_attention(b, p, d, d, di);
-    snprintf(p, sizeof p, "%s.norm_final_attn", t); emit_norm(b, p, d);
+    pname(p, "%s.final_attn_token_to_image", t); emit_attention(b, p, d, d, di);
+    pname(p, "%s.norm_final_attn", t); emit_norm(b, p, d);
 
     ADD2(b, 1, d, "sam_mask_decoder.iou_token.weight");
     ADD2(b, n_masks, d, "sam_mask_decoder.mask_tokens.weight");
@@ -343,7 +351,7 @@ static void emit_mask_decoder(spec_builder *b, const synth_config *c) {
     emit_conv(b, "sam_mask_decoder.conv_s0", d, d / 8, 1, 1);
     emit_conv(b, "sam_mask_decoder.conv_s1", d, d / 4, 1, 1);
     for (int i = 0; i < n_masks; i++) {
-        snprintf(p, sizeof p, "sam_mask_decoder.output_hypernetworks_mlps.%d", i);
+        pname(p, "sam_mask_decoder.output_hypernetworks_mlps.%d", i);
         emit_mlp(b, p, d, d, d / 8, 3);
     }
     emit_mlp(b, "sam_mask_decoder.iou_prediction_head", d, c->iou_head_hidden, n_masks,
