@@ -147,4 +147,28 @@ int samc_convert(const char *in_path, const char *out_path, const char *dtype, i
 const char *samc_build_features(void);
 const char *samc_status_name(samc_status s);
 
+/* Low-res outputs as a file, for the CLI's --save-lowres / --mask-input: safetensors with
+ * low_res_masks [B,M,S/4,S/4], iou_predictions [B,M], object_score_logits [B,1], all F32. */
+int samc_masks_save_lowres(const samc_masks *m, const char *path, samc_error *err);
+/* Reads such a file (F32/F16/BF16; low_res_masks may also be [M,S/4,S/4] or [S/4,S/4])
+ * and copies into out[low_size*low_size] the mask of batch item 0 with the highest
+ * iou_predictions (the first on ties), as SAM2's notebooks feed a previous best mask back. */
+int samc_load_mask_input(const char *path, int low_size, float *out, samc_error *err);
+
+/* A weight file's tensors and metadata as stored, before any conversion (`samc info`).
+ * .pt checkpoints report the metadata keys format, dict_key and sha256. */
+typedef struct {
+    const char *name;
+    const char *dtype;        /* "F32", "F16", "BF16", "I64", ... */
+    int ndim;
+    const int64_t *shape;
+    int64_t numel;
+} samc_tensor_desc;
+typedef void (*samc_tensor_fn)(void *ctx, const samc_tensor_desc *t);
+typedef void (*samc_meta_fn)(void *ctx, const char *key, const char *value);
+/* Calls on_tensor for each tensor in file order and on_meta for each metadata entry
+ * (either may be NULL). */
+int samc_weights_describe(const char *path, samc_tensor_fn on_tensor, samc_meta_fn on_meta,
+                          void *ctx, samc_error *err);
+
 #endif
