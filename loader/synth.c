@@ -429,3 +429,194 @@ void synth_fill(const char *name, int ndim, const int64_t *shape, float *out) {
         for (int64_t i = 0; i < numel; i++) out[i] = (float)(0.02 * synth_u(h, (uint64_t)i));
     }
 }
+
+/* ------------------------------------------------------------------------------------
+ * Synthetic checkpoint writer. */
+
+static int cmp_entry_name(const void *a, const void *b) {
+    return strcmp(((const synth_entry *)a)->name, ((const synth_entry *)b)->name);
+}
+
+int synth_write(const char *config_name, const char *path, char *err) {
+    const synth_config *c = synth_config_get(config_name);
+    if (!c) {
+        snprintf(err, SAMC_ERRMSG, "synth_write: unknown config '%.100s' (micro, tiny, small, base_plus, large)",
+                 config_name ? config_name : "(null)");
+        return -1;
+    }
+    synth_entry *e;
+    int n;
+    if (synth_spec(c, &e, &n, err)) return -1;
+    /* The Python safetensors writer orders same-dtype tensors by name. */
+    qsort(e, (size_t)n, sizeof *e, cmp_entry_name);
+    int64_t total = 0;
+    for (int i = 0; i < n; i++) total += e[i].numel;
+    float *buf = malloc((size_t)total * sizeof *buf + 1);
+    st_tensor *t = calloc((size_t)n, sizeof *t);
+    if (!buf || !t) {
+        snprintf(err, SAMC_ERRMSG, "synth_write: %s: out of memory for %lld values", path, (long long)total);
+        free(buf); free(t); synth_spec_free(e);
+        return -1;
+    }
+    int64_t off = 0;
+    for (int i = 0; i < n; i++) {
+        synth_fill(e[i].name, e[i].ndim, e[i].shape, buf + off);
+        t[i].name = e[i].name;
+        t[i].dtype = ST_F32;
+        t[i].ndim = e[i].ndim;
+        memcpy(t[i].shape, e[i].shape, sizeof t[i].shape);
+        t[i].numel = e[i].numel;
+        t[i].data = buf + off;
+        t[i].nbytes = (size_t)e[i].numel * sizeof(float);
+        off += e[i].numel;
+    }
+    char size_str[16];
+    snprintf(size_str, sizeof size_str, "%d", c->image_size);
+    const st_meta meta[] = {
+        {"format", "pt"}, {"formula", "samc-synth-v1"}, {"config", (char *)c->name}, {"image_size", size_str},
+    };
+    int rc = st_write(path, t, n, meta, 4, err);
+    free(buf); free(t); synth_spec_free(e);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------------------
+ * Config detection. */
+
+typedef struct {
+    int matched, missing, unexpected, mismatched, duplicated;
+    int n_required, matched_required;
+    char first_missing[SYNTH_NAME_MAX];
+    const char *first_unexpected, *first_mismatch, *first_duplicate;
+    int mismatch_spec;          /* spec index of first_mismatch */
+    int mismatch_input;         /* input index of first_mismatch */
+} match_report;
+
+static void fmt_shape(char *buf, size_t size, int ndim, const int64_t *shape) {
+    size_t k = 0;
+    k += (size_t)snprintf(buf, size, "[");
+    for (int i = 0; i < ndim && k < size; i++)
+        k += (size_t)snprintf(buf + k, size - k, i ? ", %lld" : "%lld", (long long)shape[i]);
+    if (k < size) snprintf(buf + k, size - k, "]");
+}
+
+/* Compares the input tensors with config c's spec. Returns -1 only on allocation
+ * failure. */
+static int match_config(const synth_config *c, const char *const *names, const int64_t *const *shapes,
+                        const int *ndims, int n, synth_match_mode mode, match_report *r,
+                        synth_entry **spec_out, char *err) {
+    memset(r, 0, sizeof *r);
+    synth_entry *e;
+    int ne;
+    if (synth_spec(c, &e, &ne, err)) return -1;
+    size_t cap = 1;
+    while (cap < (size_t)ne * 2) cap <<= 1;
+    int *table = malloc(cap * sizeof *table);
+    int *seen = calloc((size_t)ne + 1, sizeof *seen);
+    if (!table || !seen) {
+        free(table); free(seen); synth_spec_free(e);
+        snprintf(err, SAMC_ERRMSG, "synth_detect_config: out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < cap; i++) table[i] = -1;
+    for (int i = 0; i < ne; i++) {
+        size_t h = (size_t)synth_fnv1a64(e[i].name) & (cap - 1);
+        while (table[h] >= 0) h = (h + 1) & (cap - 1);
+        table[h] = i;
+    }
+    for (int i = 0; i < n; i++) {
+        size_t h = (size_t)synth_fnv1a64(names[i]) & (cap - 1);
+        int k = -1;
+        while (table[h] >= 0) {
+            if (strcmp(e[table[h]].name, names[i]) == 0) { k = table[h]; break; }
+            h = (h + 1) & (cap - 1);
+        }
+        if (k < 0) {
+            if (!r->unexpected++) r->first_unexpected = names[i];
+            continue;
+        }
+        if (seen[k]++) {
+            if (!r->duplicated++) r->first_duplicate = names[i];
+            continue;
+        }
+        int same = ndims[i] == e[k].ndim;
+        for (int d = 0; same && d < e[k].ndim; d++) same = shapes[i][d] == e[k].shape[d];
+        if (same) {
+            r->matched++;
+            r->matched_required += mode == SYNTH_MATCH_FULL || synth_is_image_path(e[k].name);
+        }
+        else if (!r->mismatched++) { r->first_mismatch = names[i]; r->mismatch_spec = k; r->mismatch_input = i; }
+    }
+    for (int k = 0; k < ne; k++) {
+        int required = mode == SYNTH_MATCH_FULL || synth_is_image_path(e[k].name);
+        r->n_required += required;
+        if (required && !seen[k] && !r->missing++) snprintf(r->first_missing, sizeof r->first_missing, "%s", e[k].name);
+    }
+    free(table); free(seen);
+    *spec_out = e;
+    return 0;
+}
+
+int synth_detect_config(const char *const *names, const int64_t *const *shapes, const int *ndims,
+                        int n, synth_match_mode mode, const synth_config **out, char *err) {
+    *out = NULL;
+    if (n <= 0) {
+        snprintf(err, SAMC_ERRMSG, "no tensors to match against the SAM2.1 configs");
+        return -1;
+    }
+    int best = -1;
+    match_report best_r = {0};
+    synth_entry *best_spec = NULL;
+    for (int ci = 0; ci < N_CONFIGS; ci++) {
+        match_report r;
+        synth_entry *spec;
+        if (match_config(&configs[ci], names, shapes, ndims, n, mode, &r, &spec, err)) {
+            synth_spec_free(best_spec);
+            return -1;
+        }
+        if (!r.missing && !r.unexpected && !r.mismatched && !r.duplicated) {
+            synth_spec_free(spec);
+            synth_spec_free(best_spec);
+            *out = &configs[ci];
+            return 0;
+        }
+        if (best < 0 || r.matched > best_r.matched) {
+            synth_spec_free(best_spec);
+            best = ci; best_r = r; best_spec = spec;
+        } else {
+            synth_spec_free(spec);
+        }
+    }
+    /* Report against the closest config: the first problem of each kind. */
+    const match_report *r = &best_r;
+    char detail[SAMC_ERRMSG] = "";
+    size_t k = 0;
+    if (r->mismatched && k < sizeof detail) {
+        char got[96], want[96];
+        int i = r->mismatch_input;
+        const synth_entry *s = &best_spec[r->mismatch_spec];
+        fmt_shape(got, sizeof got, ndims[i] < SAMC_MAX_DIMS ? ndims[i] : SAMC_MAX_DIMS, shapes[i]);
+        fmt_shape(want, sizeof want, s->ndim, s->shape);
+        k += (size_t)snprintf(detail + k, sizeof detail - k, "; tensor '%.100s' has shape %s, expected %s",
+                              r->first_mismatch, got, want);
+    }
+    if (r->missing && k < sizeof detail)
+        k += (size_t)snprintf(detail + k, sizeof detail - k, "; missing key '%.100s'", r->first_missing);
+    if (r->unexpected && k < sizeof detail)
+        k += (size_t)snprintf(detail + k, sizeof detail - k, "; unexpected key '%.100s'", r->first_unexpected);
+    if (r->duplicated && k < sizeof detail)
+        k += (size_t)snprintf(detail + k, sizeof detail - k, "; duplicate key '%.100s'", r->first_duplicate);
+    /* A SAM 1 checkpoint has a plain ViT encoder (image_encoder.blocks.*, no trunk). */
+    int sam1 = 0;
+    for (int i = 0; i < n && !sam1; i++) sam1 = strncmp(names[i], "image_encoder.blocks.", 21) == 0;
+    snprintf(err, SAMC_ERRMSG,
+             "%d tensors match no SAM2.1 config%s%s; closest is '%s' (%d of %d %s tensors match: %d missing, "
+             "%d unexpected, %d wrong shape)%s",
+             n, mode == SYNTH_MATCH_IMAGE_ONLY ? " (image-only)" : "",
+             sam1 ? " (image_encoder.blocks.* suggests a SAM 1 checkpoint, which is not supported)" : "",
+             configs[best].name, r->matched_required, r->n_required,
+             mode == SYNTH_MATCH_IMAGE_ONLY ? "image-path" : "expected", r->missing, r->unexpected, r->mismatched,
+             detail);
+    synth_spec_free(best_spec);
+    return -1;
+}
