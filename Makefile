@@ -2,7 +2,7 @@
 # `make test` builds and runs every test, `make debug` builds with ASan/UBSan.
 CC      ?= cc
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -I. -Imodel -Ikernels -Iloader -I/usr/include/stb -pthread
+override CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -I. -Imodel -Ikernels -Iloader -I/usr/include/stb -pthread
 LDLIBS  += -lm -pthread
 BUILD   ?= build
 
@@ -16,7 +16,7 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
 # The fast CPU kernels are compiled for AVX2+FMA in their own files (kernels/*_avx2.c)
 # and chosen at run time by CPU features, so one binary runs on any x86-64.
-$(BUILD)/kernels/%_avx2.o: CFLAGS += -mavx2 -mfma -mf16c
+$(BUILD)/kernels/%_avx2.o: override CFLAGS += -mavx2 -mfma -mf16c
 
 # CUDA: built when nvcc is on PATH (or NVCC=...), otherwise a stub says "not compiled".
 NVCC ?= $(shell command -v nvcc 2>/dev/null)
@@ -25,7 +25,7 @@ ifneq ($(NVCC),)
 ifneq ($(CUDA_SRC),)
   CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
   CUDA_OBJ  := $(CUDA_SRC:%.cu=$(BUILD)/%.o)
-  CFLAGS    += -DSAMC_HAVE_CUDA=1
+  override CFLAGS += -DSAMC_HAVE_CUDA=1
   LDLIBS    += -L$(CUDA_HOME)/lib64 -lcudart -lcublas -lcudnn -lstdc++
   NVFLAGS   ?= -O2 -std=c++17 -I. -Ikernels -Imodel --gpu-architecture=sm_80 \
                -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
