@@ -19,7 +19,7 @@ typedef struct {
     st_tensor *tensors;   /* in pickle (state-dict) order; data owned by the checkpoint,
                              always dense row-major (non-contiguous tensors are densified) */
     char dict_key[64];    /* which dict was taken: "model" or "" for a bare state dict */
-    char sha256[65];      /* hex sha256 of the whole file */
+    char sha256[65];      /* hex sha256 of the whole file ("" with PT_SKIP_SHA256) */
     void *priv;           /* reader-owned memory */
 } pt_checkpoint;
 
@@ -28,5 +28,18 @@ typedef struct {
 int pt_load(const char *path, pt_checkpoint *out, char *err);
 int pt_load_memory(const void *buf, size_t size, const char *name, pt_checkpoint *out, char *err);
 void pt_free(pt_checkpoint *c);
+
+/* Flags for the _ex variants (pt_load = pt_load_ex with flags 0). */
+enum {
+    PT_VERIFY_STORAGE_CRC = 1u << 0,  /* also check the CRC-32 of every storage the state dict
+                                         uses (data.pkl and small records are always checked) */
+    PT_SKIP_SHA256 = 1u << 1          /* do not hash the file; sha256 stays "" */
+};
+int pt_load_ex(const char *path, unsigned flags, pt_checkpoint *out, char *err);
+int pt_load_memory_ex(const void *buf, size_t size, const char *name, unsigned flags,
+                      pt_checkpoint *out, char *err);
+
+/* CRC-32 as used by zip (reflected polynomial 0xEDB88320); start with crc = 0 and chain. */
+uint32_t pt_crc32(uint32_t crc, const void *data, size_t n);
 
 #endif
