@@ -1,0 +1,80 @@
+/* tools/cli_util.h: argument parsing and error reporting shared by the samc commands.
+ *
+ * Every user-facing error goes through cli_error(), which prints exactly one line
+ *   samc: error: <what>: <detail>
+ * on stderr. Parsers validate the whole string (no trailing junk, no overflow, finite
+ * numbers) and either print that one line and return -1, or return 0. Commands then just
+ * return a non-zero exit code, so a failure never prints twice.
+ */
+#ifndef SAMC_CLI_UTIL_H
+#define SAMC_CLI_UTIL_H
+#include <stddef.h>
+#include "samc.h"
+
+/* Exit codes: 0 success, 1 runtime failure (file, model, inference), 2 bad usage. */
+enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
+
+void cli_error(const char *what, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Reports a library failure: "samc: error: <what>: <err->msg>". */
+void cli_lib_error(const char *what, const samc_error *err);
+
+/* Strict number parsing: the whole string must be one number. Return 0 or -1 (no output). */
+int cli_parse_long(const char *s, long min, long max, long *out);
+int cli_parse_float(const char *s, float *out);
+/* A comma-separated list of exactly n floats ("1.5,2,3"). Returns -1 on a bad item or count. */
+int cli_parse_floats(const char *s, float *out, int n, int *got);
+
+typedef struct {
+    float x, y;
+    int label;        /* 1 foreground (default), 0 background */
+} cli_point;
+
+/* "X,Y" or "X,Y,L" with L 0 or 1. On failure writes why into `why` and returns -1. */
+int cli_parse_point(const char *s, cli_point *p, char *why, size_t why_size);
+/* "X0,Y0,X1,Y1" with X1 > X0 and Y1 > Y0. */
+int cli_parse_box(const char *s, float box[4], char *why, size_t why_size);
+/* Whether (x, y) is inside a w x h image (edges included, as samc_predict requires). */
+int cli_inside_image(float x, float y, int w, int h);
+
+/* "auto", "ref", "fast", "cuda" (also the full names "cpu_ref", "cpu_fast"). */
+int cli_parse_backend(const char *s, samc_backend *out);
+/* Backend default from the SAMC_BACKEND environment variable (used by scripts that cannot
+ * pass flags, e.g. the golden checker); prints an error and returns -1 if it is invalid. */
+int cli_backend_from_env(samc_backend *out);
+
+/* Walks argv for one command. A flag's value is the next argument or follows '='
+ * ("--threads 4" or "--threads=4"). */
+typedef struct {
+    int argc;
+    char **argv;
+    int i;              /* index of the current argument */
+    const char *cmd;    /* command name, for "see samc <cmd> --help" */
+    const char *inline_value; /* value after '=' in the current flag, or NULL */
+    char flag[64];      /* current flag without its "=value" */
+} cli_args;
+
+void cli_args_init(cli_args *a, int argc, char **argv, const char *cmd);
+/* Next argument, or NULL at the end. Flags come back without any "=value" part. */
+const char *cli_next(cli_args *a);
+/* Whether the current argument is a flag (starts with '-' and is not a negative number). */
+int cli_is_flag(const char *arg);
+/* The value of the current flag; prints "missing value" and returns NULL if absent. */
+const char *cli_value(cli_args *a);
+/* Value parsers for the current flag; print the error themselves. */
+int cli_value_long(cli_args *a, long min, long max, long *out);
+/* Errors on a flag that takes no value but was given one ("--json=1"). */
+int cli_no_value(cli_args *a);
+void cli_unknown_flag(const cli_args *a);
+void cli_extra_arg(const cli_args *a);
+
+/* Trace hook for samc_options.log: one line per call on stderr. */
+void cli_log_stderr(void *ctx, const char *line);
+/* SAMC_DEBUG set to anything but "" or "0". */
+int cli_debug_env(void);
+
+/* A monotonic clock in milliseconds. */
+double cli_now_ms(void);
+/* Whether path's directory exists and can be written; prints the error if not. */
+int cli_check_writable(const char *what, const char *path);
+
+#endif

@@ -1,0 +1,257 @@
+/* tools/cmd_bench.c: `samc bench`: encoder and decoder times, stage by stage. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include <cjson/cJSON.h>
+
+#include "cli_util.h"
+#include "commands.h"
+#include "image_io.h"
+#include "samc.h"
+
+void cmd_bench_help(FILE *f) {
+    fprintf(f,
+"usage: samc bench --model FILE [--image IMG] [--iters N] [--warmup N] [--threads N]\n"
+"                  [--backend B] [--json]\n"
+"\n"
+"Encodes one image N times and predicts one point prompt (the image centre, three\n"
+"masks) N times after the warm-up runs, then prints the median and minimum time of each\n"
+"stage (preprocess, patch embed, the four Hiera stages, FPN neck, prompt encoder, mask\n"
+"decoder, post-processing) and the peak resident memory.\n"
+"\n"
+"  --model FILE   weights (.safetensors or .pt)\n"
+"  --image IMG    image to encode (default: a synthetic 1024x1024 image made in memory)\n"
+"  --iters N      timed runs (default 5)\n"
+"  --warmup N     untimed runs first (default 1)\n"
+"  --threads N    CPU threads (default: one per core)\n"
+"  --backend B    auto (default), ref, fast, cuda (or SAMC_BACKEND)\n"
+"  --json         one JSON object: encoder_ms, decoder_ms (medians), stages, peak_rss_mb,\n"
+"                 threads, backend, config\n"
+"\n"
+"examples:\n"
+"  samc bench --model tiny.safetensors\n"
+"  samc bench --model large.safetensors --image truck.jpg --iters 10 --threads 8 --json\n");
+}
+
+/* The timed quantities, each sampled once per iteration. */
+enum { ST_PRE, ST_PATCH, ST_S0, ST_S1, ST_S2, ST_S3, ST_NECK, ST_ENC, ST_PROMPT, ST_DEC,
+       ST_POST, ST_PRED, ST_ENC_WALL, ST_PRED_WALL, ST_COUNT };
+static const char *stage_names[ST_COUNT] = {
+    "preprocess", "patch_embed", "stage0", "stage1", "stage2", "stage3", "neck",
+    "encode_total", "prompt_encoder", "decoder", "postprocess", "predict_total",
+    "encode_wall", "predict_wall",
+};
+
+typedef struct {
+    const char *model, *image;
+    long iters, warmup;
+    int json;
+    samc_options opt;
+} bench_args;
+
+static int parse_args(int argc, char **argv, bench_args *b) {
+    cli_args a;
+    cli_args_init(&a, argc, argv, "bench");
+    b->iters = 5;
+    b->warmup = 1;
+    if (cli_backend_from_env(&b->opt.backend) != 0) return -1;
+    if (cli_debug_env()) b->opt.log = cli_log_stderr;
+    const char *arg, *v;
+    long n;
+    while ((arg = cli_next(&a)) != NULL) {
+        if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
+            cmd_bench_help(stdout);
+            return 1;
+        } else if (!strcmp(arg, "--model")) {
+            if (!(b->model = cli_value(&a))) return -1;
+        } else if (!strcmp(arg, "--image")) {
+            if (!(b->image = cli_value(&a))) return -1;
+        } else if (!strcmp(arg, "--iters")) {
+            if (cli_value_long(&a, 1, 100000, &b->iters) != 0) return -1;
+        } else if (!strcmp(arg, "--warmup")) {
+            if (cli_value_long(&a, 0, 100000, &b->warmup) != 0) return -1;
+        } else if (!strcmp(arg, "--threads")) {
+            if (cli_value_long(&a, 1, 4096, &n) != 0) return -1;
+            b->opt.n_threads = (int)n;
+        } else if (!strcmp(arg, "--backend")) {
+            if (!(v = cli_value(&a))) return -1;
+            if (cli_parse_backend(v, &b->opt.backend) != 0) {
+                cli_error("--backend", "'%s' is not one of auto, ref, fast, cuda", v);
+                return -1;
+            }
+        } else if (!strcmp(arg, "--json") || !strcmp(arg, "--verbose")) {
+            if (cli_no_value(&a) != 0) return -1;
+            if (!strcmp(arg, "--json")) b->json = 1;
+            else b->opt.log = cli_log_stderr;
+        } else if (cli_is_flag(arg)) {
+            cli_unknown_flag(&a);
+            return -1;
+        } else {
+            cli_extra_arg(&a);
+            return -1;
+        }
+    }
+    if (!b->model) {
+        cli_error("bench", "missing --model FILE (see samc bench --help)");
+        return -1;
+    }
+    return 0;
+}
+
+static int cmp_double(const void *x, const void *y) {
+    double a = *(const double *)x, b = *(const double *)y;
+    return (a > b) - (a < b);
+}
+
+/* Median (mean of the middle two for even n) and minimum; sorts v. */
+static void median_min(double *v, int n, double *med, double *min) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    *min = v[0];
+    *med = n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static void record(double *row, const samc_timings *t, double enc_wall, double pred_wall) {
+    const double v[ST_COUNT] = {
+        t->preprocess_ms, t->patch_embed_ms, t->stage_ms[0], t->stage_ms[1], t->stage_ms[2],
+        t->stage_ms[3], t->neck_ms, t->encode_total_ms, t->prompt_ms, t->decoder_ms,
+        t->postprocess_ms, t->predict_total_ms, enc_wall, pred_wall,
+    };
+    memcpy(row, v, sizeof v);
+}
+
+static int report(const bench_args *b, const samc_model_info *info, const image_rgb *img,
+                   double *samples, int iters) {
+    double med[ST_COUNT], min[ST_COUNT];
+    double *col = malloc((size_t)iters * sizeof *col);
+    if (!col) {
+        cli_error("bench", "out of memory");
+        return CLI_FAIL;
+    }
+    for (int s = 0; s < ST_COUNT; s++) {
+        for (int i = 0; i < iters; i++) col[i] = samples[(size_t)i * ST_COUNT + s];
+        median_min(col, iters, &med[s], &min[s]);
+    }
+    free(col);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double rss_mb = (double)ru.ru_maxrss / 1024.0;   /* ru_maxrss is in KiB on Linux */
+    const char *backend = info->backend ? info->backend : "?";
+    if (!b->json) {
+        printf("samc bench: config %s, backend %s, %d threads, image %s %dx%d, %ld iters "
+               "(+%ld warm-up)\n", info->config, backend, info->n_threads,
+               b->image ? b->image : "synthetic", img->w, img->h, b->iters, b->warmup);
+        printf("  %-16s %10s %10s\n", "stage", "median ms", "min ms");
+        for (int s = 0; s < ST_COUNT; s++)
+            printf("  %-16s %10.2f %10.2f\n", stage_names[s], med[s], min[s]);
+        printf("encoder %.1f ms, decoder %.2f ms (median wall), peak RSS %.1f MiB\n",
+               med[ST_ENC_WALL], med[ST_PRED_WALL], rss_mb);
+        return CLI_OK;
+    }
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "config", info->config);
+    cJSON_AddStringToObject(root, "backend", backend);
+    cJSON_AddNumberToObject(root, "threads", info->n_threads);
+    cJSON_AddStringToObject(root, "image", b->image ? b->image : "synthetic");
+    cJSON_AddNumberToObject(root, "width", img->w);
+    cJSON_AddNumberToObject(root, "height", img->h);
+    cJSON_AddNumberToObject(root, "iters", (double)b->iters);
+    cJSON_AddNumberToObject(root, "warmup", (double)b->warmup);
+    cJSON_AddNumberToObject(root, "encoder_ms", med[ST_ENC_WALL]);
+    cJSON_AddNumberToObject(root, "encoder_min_ms", min[ST_ENC_WALL]);
+    cJSON_AddNumberToObject(root, "decoder_ms", med[ST_PRED_WALL]);
+    cJSON_AddNumberToObject(root, "decoder_min_ms", min[ST_PRED_WALL]);
+    cJSON *stages = cJSON_AddObjectToObject(root, "stages");
+    for (int s = 0; s < ST_COUNT; s++) {
+        cJSON *o = cJSON_AddObjectToObject(stages, stage_names[s]);
+        cJSON_AddNumberToObject(o, "median_ms", med[s]);
+        cJSON_AddNumberToObject(o, "min_ms", min[s]);
+    }
+    cJSON_AddNumberToObject(root, "peak_rss_mb", rss_mb);
+    cJSON_AddNumberToObject(root, "weight_mb", (double)info->weight_bytes / (1 << 20));
+    cJSON_AddNumberToObject(root, "scratch_mb", (double)info->scratch_bytes / (1 << 20));
+    char *text = cJSON_Print(root);
+    cJSON_Delete(root);
+    if (!text) {
+        cli_error("--json", "out of memory");
+        return CLI_FAIL;
+    }
+    printf("%s\n", text);
+    free(text);
+    return CLI_OK;
+}
+
+static int run(const bench_args *b, const image_rgb *img) {
+    samc_error err = { 0 };
+    samc_model *m = samc_model_load(b->model, &b->opt, &err);
+    if (!m) {
+        cli_lib_error("model", &err);
+        return CLI_FAIL;
+    }
+    int rc = CLI_FAIL;
+    samc_masks out = { 0 };
+    samc_image *enc = samc_image_new(m, &err);
+    double *samples = calloc((size_t)b->iters * ST_COUNT, sizeof *samples);
+    if (!enc || !samples) {
+        if (!enc) cli_lib_error("encode", &err);
+        else cli_error("bench", "out of memory");
+        goto done;
+    }
+    const float pt[2] = { 0.5f * img->w, 0.5f * img->h };
+    const int label = 1;
+    const samc_prompt prompt = { .points = pt, .labels = &label, .n_points = 1 };
+    const samc_predict_options po = { .multimask = 1, .want_masks = 1 };
+    for (long i = 0; i < b->warmup + b->iters; i++) {
+        double t0 = cli_now_ms();
+        if (samc_image_encode(m, enc, img->rgb, img->w, img->h, &err) != 0) {
+            cli_lib_error("encode", &err);
+            goto done;
+        }
+        double t1 = cli_now_ms();
+        if (samc_predict(m, enc, &prompt, 1, &po, &out, &err) != 0) {
+            cli_lib_error("predict", &err);
+            goto done;
+        }
+        double t2 = cli_now_ms();
+        samc_timings t;
+        samc_model_get_timings(m, &t);
+        if (i >= b->warmup) record(samples + (size_t)(i - b->warmup) * ST_COUNT, &t, t1 - t0, t2 - t1);
+    }
+    samc_model_info info;
+    samc_model_get_info(m, &info);
+    rc = report(b, &info, img, samples, (int)b->iters);
+done:
+    free(samples);
+    samc_masks_free(&out);
+    if (enc) samc_image_free(enc);
+    samc_model_free(m);
+    return rc;
+}
+
+int cmd_bench(int argc, char **argv) {
+    bench_args b;
+    memset(&b, 0, sizeof b);
+    int rc = parse_args(argc, argv, &b);
+    if (rc != 0) return rc > 0 ? CLI_OK : CLI_USAGE;
+    image_rgb img = { 0 };
+    char why[512];
+    if (b.image) {
+        if (image_load_rgb(b.image, &img, why, sizeof why) != 0) {
+            cli_error(b.image, "%s", why);
+            return CLI_FAIL;
+        }
+    } else {
+        img.w = img.h = 1024;
+        img.rgb = malloc((size_t)img.w * img.h * 3);
+        if (!img.rgb) {
+            cli_error("bench", "out of memory for the synthetic image");
+            return CLI_FAIL;
+        }
+        image_synthetic(img.rgb, img.w, img.h);
+    }
+    rc = run(&b, &img);
+    if (b.image) image_free(&img);
+    else free(img.rgb);
+    return rc;
+}

@@ -1,0 +1,157 @@
+/* tools/cmd_info.c: `samc info FILE`: what a weight file holds and what samc makes of it. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli_util.h"
+#include "commands.h"
+#include "samc.h"
+
+void cmd_info_help(FILE *f) {
+    fprintf(f,
+"usage: samc info FILE [--tensors] [--backend B] [--threads N]\n"
+"\n"
+"Loads a weight file (.safetensors or an official .pt checkpoint) as `samc segment`\n"
+"would and prints the detected SAM2.1 config, input size, parameter count, the\n"
+"tensors by dtype and by module, the file's metadata, and the memory samc plans.\n"
+"\n"
+"  --tensors     also list every tensor: name, dtype, shape\n"
+"  --backend B   auto (default), ref, fast, cuda\n"
+"  --threads N   CPU threads\n"
+"\n"
+"examples:\n"
+"  samc info sam2.1_hiera_tiny.pt\n"
+"  samc info tiny.safetensors --tensors | grep mask_decoder\n");
+}
+
+/* Tensor totals by dtype and by top-level module ("image_encoder", "memory_attention"...). */
+#define INFO_MAX_GROUPS 32
+typedef struct {
+    char module[INFO_MAX_GROUPS][64];
+    int64_t count[INFO_MAX_GROUPS], numel[INFO_MAX_GROUPS];
+    int n;
+} group_table;
+
+#define INFO_MAX_META 64
+typedef struct {
+    group_table dtypes, modules;
+    int list;
+    int n_meta;
+    char *meta[INFO_MAX_META];   /* "key  value" lines, printed after the tensors */
+} info_ctx;
+
+static void group_add(group_table *g, const char *key, size_t key_len, int64_t numel) {
+    int i = 0;
+    while (i < g->n && !(strlen(g->module[i]) == key_len && !strncmp(g->module[i], key, key_len)))
+        i++;
+    if (i == g->n) {
+        if (g->n == INFO_MAX_GROUPS) i = g->n - 1;   /* the last row collects the rest */
+        else {
+            if (key_len >= sizeof g->module[i]) key_len = sizeof g->module[i] - 1;
+            memcpy(g->module[i], key, key_len);
+            g->module[i][key_len] = '\0';
+            g->n++;
+        }
+    }
+    g->count[i]++;
+    g->numel[i] += numel;
+}
+
+static void on_tensor(void *vctx, const samc_tensor_desc *t) {
+    info_ctx *c = vctx;
+    group_add(&c->dtypes, t->dtype, strlen(t->dtype), t->numel);
+    const char *dot = strchr(t->name, '.');
+    group_add(&c->modules, t->name, dot ? (size_t)(dot - t->name) : strlen(t->name), t->numel);
+    if (!c->list) return;
+    printf("  %-70s %-5s [", t->name, t->dtype);
+    for (int i = 0; i < t->ndim; i++) printf("%s%lld", i ? ", " : "", (long long)t->shape[i]);
+    printf("]\n");
+}
+
+static void on_meta(void *vctx, const char *key, const char *value) {
+    info_ctx *c = vctx;
+    if (c->n_meta == INFO_MAX_META) return;
+    size_t n = strlen(key) + strlen(value) + 32;
+    char *line = malloc(n);
+    if (!line) return;
+    snprintf(line, n, "  %-20s %s", key, value);
+    c->meta[c->n_meta++] = line;
+}
+
+static void print_groups(const char *title, const group_table *g) {
+    printf("%s:\n", title);
+    for (int i = 0; i < g->n; i++)
+        printf("  %-24s %6lld tensors %12lld values\n", g->module[i], (long long)g->count[i],
+               (long long)g->numel[i]);
+}
+
+int cmd_info(int argc, char **argv) {
+    cli_args a;
+    cli_args_init(&a, argc, argv, "info");
+    const char *path = NULL, *arg;
+    samc_options opt = { 0 };
+    info_ctx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    if (cli_backend_from_env(&opt.backend) != 0) return CLI_USAGE;
+    if (cli_debug_env()) opt.log = cli_log_stderr;
+    while ((arg = cli_next(&a)) != NULL) {
+        long n;
+        const char *v;
+        if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
+            cmd_info_help(stdout);
+            return CLI_OK;
+        } else if (!strcmp(arg, "--tensors")) {
+            if (cli_no_value(&a) != 0) return CLI_USAGE;
+            ctx.list = 1;
+        } else if (!strcmp(arg, "--threads")) {
+            if (cli_value_long(&a, 1, 4096, &n) != 0) return CLI_USAGE;
+            opt.n_threads = (int)n;
+        } else if (!strcmp(arg, "--backend")) {
+            if (!(v = cli_value(&a))) return CLI_USAGE;
+            if (cli_parse_backend(v, &opt.backend) != 0) {
+                cli_error("--backend", "'%s' is not one of auto, ref, fast, cuda", v);
+                return CLI_USAGE;
+            }
+        } else if (cli_is_flag(arg)) {
+            cli_unknown_flag(&a);
+            return CLI_USAGE;
+        } else if (!path) {
+            path = arg;
+        } else {
+            cli_extra_arg(&a);
+            return CLI_USAGE;
+        }
+    }
+    if (!path) {
+        cli_error("info", "missing FILE (see samc info --help)");
+        return CLI_USAGE;
+    }
+    samc_error err = { 0 };
+    samc_model *m = samc_model_load(path, &opt, &err);
+    if (!m) {
+        cli_lib_error("model", &err);
+        return CLI_FAIL;
+    }
+    samc_model_info info;
+    samc_model_get_info(m, &info);
+    samc_model_free(m);
+    printf("file:        %s\n", path);
+    printf("config:      %s (image %dx%d, trunk embed dim %d, d_model %d)\n", info.config,
+           info.image_size, info.image_size, info.embed_dim, info.d_model);
+    printf("parameters:  %lld in %lld tensors (%.1f MiB as loaded)\n", (long long)info.n_params,
+           (long long)info.n_tensors, (double)info.weight_bytes / (1 << 20));
+    printf("backend:     %s, %d threads, %.1f MiB scratch planned\n",
+           info.backend ? info.backend : "?", info.n_threads, (double)info.scratch_bytes / (1 << 20));
+    if (ctx.list) printf("tensors:\n");
+    int rc = samc_weights_describe(path, on_tensor, on_meta, &ctx, &err);
+    if (rc == 0) {
+        printf("metadata:\n");
+        for (int i = 0; i < ctx.n_meta; i++) printf("%s\n", ctx.meta[i]);
+        print_groups("dtypes in file", &ctx.dtypes);
+        print_groups("modules in file", &ctx.modules);
+    } else {
+        cli_lib_error("describe", &err);
+    }
+    for (int i = 0; i < ctx.n_meta; i++) free(ctx.meta[i]);
+    return rc == 0 ? CLI_OK : CLI_FAIL;
+}

@@ -1,0 +1,290 @@
+/* tools/cmd_segment.c: `samc segment`: masks for point / box / mask prompts on one image.
+ *
+ * Mirrors what SAM2ImagePredictor.set_image() + predict() do for one image: points and
+ * boxes in original pixels, several boxes as one batch with the points shared by every
+ * box (the predictor broadcasts them), multimask output by default only for a single
+ * point (the ambiguous case the notebooks use it for). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli_util.h"
+#include "commands.h"
+#include "image_io.h"
+#include "samc.h"
+#include "segment_report.h"
+
+void cmd_segment_help(FILE *f) {
+    fprintf(f,
+"usage: samc segment IMAGE --model FILE [prompts] [options]\n"
+"\n"
+"Predicts object masks in IMAGE (PNG, JPEG, BMP, ...) from prompts given in the image's\n"
+"own pixel coordinates (x to the right, y down, 0..width and 0..height).\n"
+"\n"
+"prompts (at least one --point or --box):\n"
+"  --point X,Y[,L]      a click; L = 1 foreground (default) or 0 background. Repeat it:\n"
+"                       all points together describe one object.\n"
+"  --box X0,Y0,X1,Y1    a box around the object (X1 > X0, Y1 > Y0). With several --box\n"
+"                       each box is one item of a batch: one prediction per box, and any\n"
+"                       --point is added to every box.\n"
+"  --mask-input FILE    a previous --save-lowres file: its best mask (highest predicted\n"
+"                       IoU, batch item 0) is given back as a dense prompt, to refine a\n"
+"                       mask with extra clicks.\n"
+"\n"
+"output:\n"
+"  --multimask          three candidate masks per prompt (default for a single point\n"
+"                       without box or mask input)\n"
+"  --single             one mask per prompt (default otherwise)\n"
+"  --out PREFIX         masks go to PREFIX_<j>.png, or PREFIX_b<b>_<j>.png with several\n"
+"                       boxes: 8-bit grayscale PNGs, 0 or 255, at the image's size.\n"
+"                       Default PREFIX: <image name without extension>_mask\n"
+"  --save-lowres FILE   also save the low-res logits, IoU predictions and object scores\n"
+"                       (safetensors: low_res_masks [B,M,S/4,S/4], iou_predictions [B,M],\n"
+"                       object_score_logits [B,1])\n"
+"  --json               print one JSON object: image size, config, masks (file, iou, area\n"
+"                       in pixels, bbox as [x, y, width, height]), object scores, timings\n"
+"\n"
+"options:\n"
+"  --model FILE         weights: .safetensors (F32/F16/BF16) or an official .pt checkpoint\n"
+"  --threads N          CPU threads (default: one per core)\n"
+"  --backend B          auto (default), ref (plain C reference), fast (SIMD), cuda;\n"
+"                       the SAMC_BACKEND environment variable sets the default\n"
+"  --verbose            trace each stage with its time on stderr (also SAMC_DEBUG=1)\n"
+"\n"
+"examples:\n"
+"  # one click: three candidate masks truck_mask_0.png .. truck_mask_2.png\n"
+"  samc segment truck.jpg --model sam2.1_hiera_tiny.safetensors --point 500,375\n"
+"  # a box plus a background click inside it, one mask\n"
+"  samc segment truck.jpg --model tiny.safetensors --box 425,600,700,875 --point 575,750,0\n"
+"  # three boxes in one batch, and refining a mask with a previous result\n"
+"  samc segment truck.jpg --model tiny.safetensors --box 75,275,1725,850 \\\n"
+"      --box 425,600,700,875 --box 1375,550,1650,800 --out boxes\n"
+"  samc segment truck.jpg --model tiny.safetensors --point 500,375 --save-lowres a.st\n"
+"  samc segment truck.jpg --model tiny.safetensors --point 500,375 --point 1125,625,0 \\\n"
+"      --mask-input a.st --single\n");
+}
+
+static int parse_args(int argc, char **argv, segment_args *s) {
+    cli_args a;
+    cli_args_init(&a, argc, argv, "segment");
+    char why[256];
+    s->multimask = -1;
+    if (cli_backend_from_env(&s->backend) != 0) return -1;
+    s->verbose = cli_debug_env();
+    const char *arg;
+    while ((arg = cli_next(&a)) != NULL) {
+        const char *v;
+        long n;
+        if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
+            cmd_segment_help(stdout);
+            return 1;
+        } else if (!strcmp(arg, "--point")) {
+            if (!(v = cli_value(&a))) return -1;
+            if (cli_parse_point(v, &s->points[s->n_points], why, sizeof why) != 0) {
+                cli_error("--point", "%s", why);
+                return -1;
+            }
+            s->n_points++;
+        } else if (!strcmp(arg, "--box")) {
+            if (!(v = cli_value(&a))) return -1;
+            if (cli_parse_box(v, s->boxes[s->n_boxes], why, sizeof why) != 0) {
+                cli_error("--box", "%s", why);
+                return -1;
+            }
+            s->n_boxes++;
+        } else if (!strcmp(arg, "--model")) {
+            if (!(s->model = cli_value(&a))) return -1;
+        } else if (!strcmp(arg, "--mask-input")) {
+            if (!(s->mask_input = cli_value(&a))) return -1;
+        } else if (!strcmp(arg, "--out") || !strcmp(arg, "-o")) {
+            if (!(s->out = cli_value(&a))) return -1;
+        } else if (!strcmp(arg, "--save-lowres")) {
+            if (!(s->save_lowres = cli_value(&a))) return -1;
+        } else if (!strcmp(arg, "--threads")) {
+            if (cli_value_long(&a, 1, 4096, &n) != 0) return -1;
+            s->threads = (int)n;
+        } else if (!strcmp(arg, "--backend")) {
+            if (!(v = cli_value(&a))) return -1;
+            if (cli_parse_backend(v, &s->backend) != 0) {
+                cli_error("--backend", "'%s' is not one of auto, ref, fast, cuda", v);
+                return -1;
+            }
+        } else if (!strcmp(arg, "--multimask") || !strcmp(arg, "--single")) {
+            if (cli_no_value(&a) != 0) return -1;
+            s->multimask = !strcmp(arg, "--multimask");
+        } else if (!strcmp(arg, "--json") || !strcmp(arg, "--verbose") || !strcmp(arg, "-v")) {
+            if (cli_no_value(&a) != 0) return -1;
+            if (!strcmp(arg, "--json")) s->json = 1;
+            else s->verbose = 1;
+        } else if (cli_is_flag(arg)) {
+            cli_unknown_flag(&a);
+            return -1;
+        } else if (!s->image) {
+            s->image = arg;
+        } else {
+            cli_extra_arg(&a);
+            return -1;
+        }
+    }
+    if (!s->image) {
+        cli_error("segment", "missing IMAGE (see samc segment --help)");
+        return -1;
+    }
+    if (!s->model) {
+        cli_error("segment", "missing --model FILE (see samc segment --help)");
+        return -1;
+    }
+    if (s->n_points == 0 && s->n_boxes == 0) {
+        cli_error("segment", "no prompt: give at least one --point X,Y or --box X0,Y0,X1,Y1 "
+                  "(see samc segment --help)");
+        return -1;
+    }
+    if (s->multimask < 0)
+        s->multimask = s->n_points == 1 && s->n_boxes == 0 && !s->mask_input;
+    return 0;
+}
+
+/* Prompts must lie inside the decoded image, as samc_predict requires; say so in the
+ * user's terms before loading any model. */
+static int check_prompts(const segment_args *s, int w, int h) {
+    for (int i = 0; i < s->n_points; i++) {
+        const cli_point *p = &s->points[i];
+        if (!cli_inside_image(p->x, p->y, w, h)) {
+            cli_error("--point", "%g,%g is outside the %dx%d image (x must be in [0, %d], "
+                      "y in [0, %d])", p->x, p->y, w, h, w, h);
+            return -1;
+        }
+    }
+    for (int b = 0; b < s->n_boxes; b++) {
+        const float *x = s->boxes[b];
+        if (!cli_inside_image(x[0], x[1], w, h) || !cli_inside_image(x[2], x[3], w, h)) {
+            cli_error("--box", "%g,%g,%g,%g is outside the %dx%d image (x must be in [0, %d], "
+                      "y in [0, %d])", x[0], x[1], x[2], x[3], w, h, w, h);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* "<image name without directory and extension>_mask" in the current directory. */
+static void default_prefix(const char *image, char *out, size_t size) {
+    const char *base = strrchr(image, '/');
+    base = base ? base + 1 : image;
+    size_t len = strlen(base);
+    const char *dot = strrchr(base, '.');
+    if (dot && dot != base) len = (size_t)(dot - base);
+    if (len > size - 8) len = size - 8;
+    snprintf(out, size, "%.*s_mask", (int)len, base);
+}
+
+static int run_model(segment_args *s, const image_rgb *img, samc_masks *out) {
+    samc_error err = { 0 };
+    samc_options opt = { .backend = s->backend, .n_threads = s->threads };
+    opt.max_batch = s->n_boxes > 64 ? s->n_boxes : 0;
+    if (s->verbose) opt.log = cli_log_stderr;
+    int rc = CLI_FAIL;
+    float *mask_in = NULL, *pts = NULL;
+    int *labels = NULL;
+    samc_prompt *prompts = NULL;
+    samc_image *enc = NULL;
+    samc_model *m = samc_model_load(s->model, &opt, &err);
+    if (!m) {
+        cli_lib_error("model", &err);
+        return CLI_FAIL;
+    }
+    samc_model_get_info(m, &s->info);
+    if (s->mask_input) {
+        int ls = s->info.image_size / 4;
+        mask_in = malloc((size_t)ls * ls * sizeof *mask_in);
+        if (!mask_in) {
+            cli_error("--mask-input", "out of memory for a %dx%d mask", ls, ls);
+            goto done;
+        }
+        if (samc_load_mask_input(s->mask_input, ls, mask_in, &err) != 0) {
+            cli_lib_error("--mask-input", &err);
+            goto done;
+        }
+    }
+    if (!(enc = samc_image_new(m, &err)) ||
+        samc_image_encode(m, enc, img->rgb, img->w, img->h, &err) != 0) {
+        cli_lib_error("encode", &err);
+        goto done;
+    }
+    int n_prompts = s->n_boxes > 0 ? s->n_boxes : 1;
+    pts = malloc((size_t)(s->n_points + 1) * 2 * sizeof *pts);
+    labels = malloc((size_t)(s->n_points + 1) * sizeof *labels);
+    prompts = calloc((size_t)n_prompts, sizeof *prompts);
+    if (!pts || !labels || !prompts) {
+        cli_error("segment", "out of memory for %d prompts", n_prompts);
+        goto done;
+    }
+    for (int i = 0; i < s->n_points; i++) {
+        pts[2 * i] = s->points[i].x;
+        pts[2 * i + 1] = s->points[i].y;
+        labels[i] = s->points[i].label;
+    }
+    for (int b = 0; b < n_prompts; b++) {
+        prompts[b] = (samc_prompt){ .points = s->n_points ? pts : NULL,
+                                    .labels = s->n_points ? labels : NULL,
+                                    .n_points = s->n_points,
+                                    .box = s->n_boxes ? s->boxes[b] : NULL,
+                                    .mask_input = mask_in };
+    }
+    samc_predict_options po = { .multimask = s->multimask, .want_masks = 1 };
+    if (samc_predict(m, enc, prompts, n_prompts, &po, out, &err) != 0) {
+        cli_lib_error("predict", &err);
+        goto done;
+    }
+    samc_model_get_timings(m, &s->timings);
+    samc_model_get_info(m, &s->info);
+    rc = CLI_OK;
+done:
+    free(prompts);
+    free(labels);
+    free(pts);
+    free(mask_in);
+    if (enc) samc_image_free(enc);
+    samc_model_free(m);
+    return rc;
+}
+
+int cmd_segment(int argc, char **argv) {
+    segment_args s;
+    memset(&s, 0, sizeof s);
+    /* Every argument is at most one point or box: argc bounds both arrays. */
+    s.points = calloc((size_t)argc, sizeof *s.points);
+    s.boxes = calloc((size_t)argc, sizeof *s.boxes);
+    if (!s.points || !s.boxes) {
+        free(s.points);
+        free(s.boxes);
+        cli_error("segment", "out of memory");
+        return CLI_FAIL;
+    }
+    image_rgb img = { 0 };
+    samc_masks out = { 0 };
+    int rc = parse_args(argc, argv, &s);
+    if (rc != 0) {
+        rc = rc > 0 ? CLI_OK : CLI_USAGE;
+        goto done;
+    }
+    rc = CLI_FAIL;
+    char why[512];
+    if (image_load_rgb(s.image, &img, why, sizeof why) != 0) {
+        cli_error(s.image, "%s", why);
+        goto done;
+    }
+    if (check_prompts(&s, img.w, img.h) != 0) goto done;
+    if (!s.out) default_prefix(s.image, s.default_out, sizeof s.default_out);
+    if (cli_check_writable("--out", s.out ? s.out : s.default_out) != 0) goto done;
+    if (s.save_lowres && cli_check_writable("--save-lowres", s.save_lowres) != 0) goto done;
+    double t0 = cli_now_ms();
+    if (run_model(&s, &img, &out) != 0) goto done;
+    s.total_ms = cli_now_ms() - t0;
+    rc = segment_write_outputs(&s, &out);
+done:
+    samc_masks_free(&out);
+    image_free(&img);
+    free(s.points);
+    free(s.boxes);
+    return rc;
+}
