@@ -3,6 +3,10 @@
  * specialised to the one shape a safetensors header has (an object of tensor entries
  * plus an optional "__metadata__" object of strings), so malformed or hostile headers
  * are rejected with the byte offset, the tensor key and the offending value. */
+/* mmap, strdup, O_CLOEXEC: POSIX.1-2008 (the Makefile also sets _GNU_SOURCE). */
+#if !defined(_GNU_SOURCE) && !defined(_POSIX_C_SOURCE)
+#define _POSIX_C_SOURCE 200809L
+#endif
 #include "safetensors.h"
 
 #include <errno.h>

@@ -452,7 +452,7 @@ int synth_write(const char *config_name, const char *path, char *err) {
     int64_t total = 0;
     for (int i = 0; i < n; i++) total += e[i].numel;
     float *buf = malloc((size_t)total * sizeof *buf + 1);
-    st_tensor *t = calloc((size_t)n, sizeof *t);
+    st_tensor *t = calloc(n > 0 ? (size_t)n : 1u, sizeof *t);
     if (!buf || !t) {
         snprintf(err, SAMC_ERRMSG, "synth_write: %s: out of memory for %lld values", path, (long long)total);
         free(buf); free(t); synth_spec_free(e);
@@ -589,7 +589,7 @@ int synth_detect_config(const char *const *names, const int64_t *const *shapes, 
     }
     /* Report against the closest config: the first problem of each kind. */
     const match_report *r = &best_r;
-    char detail[SAMC_ERRMSG] = "";
+    char detail[320] = "";
     size_t k = 0;
     if (r->mismatched && k < sizeof detail) {
         char got[96], want[96];
@@ -611,12 +611,14 @@ int synth_detect_config(const char *const *names, const int64_t *const *shapes, 
     for (int i = 0; i < n && !sam1; i++) sam1 = strncmp(names[i], "image_encoder.blocks.", 21) == 0;
     snprintf(err, SAMC_ERRMSG,
              "%d tensors match no SAM2.1 config%s%s; closest is '%s' (%d of %d %s tensors match: %d missing, "
-             "%d unexpected, %d wrong shape)%s",
+             "%d unexpected, %d wrong shape)",
              n, mode == SYNTH_MATCH_IMAGE_ONLY ? " (image-only)" : "",
              sam1 ? " (image_encoder.blocks.* suggests a SAM 1 checkpoint, which is not supported)" : "",
              configs[best].name, r->matched_required, r->n_required,
-             mode == SYNTH_MATCH_IMAGE_ONLY ? "image-path" : "expected", r->missing, r->unexpected, r->mismatched,
-             detail);
+             mode == SYNTH_MATCH_IMAGE_ONLY ? "image-path" : "expected", r->missing, r->unexpected, r->mismatched);
+    /* the details go last so that a long key truncates only them */
+    size_t used = strlen(err);
+    snprintf(err + used, SAMC_ERRMSG - used, "%s", detail);
     synth_spec_free(best_spec);
     return -1;
 }
