@@ -230,21 +230,20 @@ static int zip_open(zip_reader *z, const uint8_t *buf, uint64_t size, const char
     memset(z, 0, sizeof *z);
     z->buf = buf; z->size = size; z->fname = fname;
     if (size == 0) return pt_fail(err, "%s: empty file", fname);
-    if (size < 22) return pt_fail(err, "%s: not a zip archive (only %llu bytes)", fname, (unsigned long long)size);
 
     /* End of central directory: 22 bytes plus a comment of at most 65535 bytes, so it
      * starts in the last 65557 bytes. Search backwards for a record whose comment ends
      * inside the file. */
     uint64_t eocd = UINT64_MAX;
     uint64_t lo = size > 22 + 0xffff ? size - 22 - 0xffff : 0;
-    for (uint64_t p = size - 22 + 1; p-- > lo;) {
+    for (uint64_t p = size >= 22 ? size - 22 + 1 : 0; p-- > lo;) {
         if (rd32(buf + p) == SIG_EOCD && rd16(buf + p + 20) <= size - p - 22) { eocd = p; break; }
     }
     if (eocd == UINT64_MAX) {
         if (buf[0] == 0x80 && size > 1 && buf[1] <= 5)
             return pt_fail(err, "%s: a legacy (torch < 1.6) pickle checkpoint, not the zip format; "
                                 "re-save it with torch.save in torch >= 1.6", fname);
-        if (rd32(buf) == SIG_LOCAL)
+        if (size >= 4 && rd32(buf) == SIG_LOCAL && size >= 22)
             return pt_fail(err, "%s: zip archive is truncated (no end-of-central-directory record in the "
                                 "last %llu bytes of %llu)", fname, (unsigned long long)(size - lo),
                            (unsigned long long)size);
