@@ -93,11 +93,13 @@ int segment_write_outputs(const segment_args *s, const samc_masks *out) {
     size_t plane = (size_t)out->width * (size_t)out->height;
     cJSON *root = s->json ? report_header(s, out) : NULL;
     cJSON *masks = root ? cJSON_AddArrayToObject(root, "masks") : NULL;
-    if (!s->json)
-        printf("%s: %dx%d, model %s (%s, %d threads), %d prompt%s, %d mask%s each\n", s->image,
-               out->width, out->height, s->info.config, s->info.backend ? s->info.backend : "?",
-               s->info.n_threads, out->batch, out->batch > 1 ? "s" : "", out->n_masks,
-               out->n_masks > 1 ? "s" : "");
+    if (!s->json) {
+        char threads[32] = "";
+        if (s->info.n_threads > 0) snprintf(threads, sizeof threads, ", %d threads", s->info.n_threads);
+        printf("%s: %dx%d, model %s (%s%s), %d prompt%s, %d mask%s each\n", s->image, out->width,
+               out->height, s->info.config, s->info.backend ? s->info.backend : "?", threads,
+               out->batch, out->batch > 1 ? "s" : "", out->n_masks, out->n_masks > 1 ? "s" : "");
+    }
     for (int b = 0; b < out->batch; b++) {
         for (int j = 0; j < out->n_masks; j++) {
             size_t k = (size_t)b * out->n_masks + j;

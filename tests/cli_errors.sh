@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# tests/cli_errors.sh: the samc command line on bad input must fail cleanly: non-zero
+# exit, exactly one line "samc: error: <what>: <detail>" on stderr naming the problem, and
+# no crash (exit < 128, no sanitizer report). A few good calls check that the
+# successful paths still write what they promise (files, JSON, help).
+#
+# Runs $SAMC (set by tests/run_tests.sh; default ./samc). Prints "N passed, N failed,
+# N skipped" last; exits non-zero on any failure.
+set -u
+unset SAMC_DEBUG SAMC_BACKEND
+SAMC=${SAMC:-./samc}
+case "$SAMC" in /*) ;; *) SAMC="$(cd "$(dirname "$SAMC")" && pwd)/$(basename "$SAMC")" ;; esac
+pass=0; fail=0; skip=0
+TMP=$(mktemp -d /tmp/samc_cli_errors.XXXXXX)
+trap 'rm -rf "$TMP"' EXIT
+
+ok()  { pass=$((pass+1)); echo "OK     cli_errors.$1"; }
+bad() { fail=$((fail+1)); echo "NOT OK cli_errors.$1: $2"; sed 's/^/    stderr: /' "$TMP/err" | head -n 5; }
+
+# expect_fail NAME WORD cmd...: non-zero exit, one "samc: error:" line containing WORD.
+expect_fail() {
+  local name=$1 word=$2; shift 2
+  "$@" >"$TMP/out" 2>"$TMP/err"; local rc=$?
+  local lines; lines=$(grep -c '' "$TMP/err")
+  if [ "$rc" -eq 0 ]; then bad "$name" "exited 0"
+  elif [ "$rc" -ge 128 ]; then bad "$name" "crashed (exit $rc)"
+  elif grep -q 'Sanitizer' "$TMP/err"; then bad "$name" "sanitizer report"
+  elif [ "$lines" -ne 1 ]; then bad "$name" "$lines lines on stderr, want 1"
+  elif ! grep -q '^samc: error: ' "$TMP/err"; then bad "$name" "no 'samc: error:' prefix"
+  elif ! grep -qiF -- "$word" "$TMP/err"; then bad "$name" "message lacks '$word'"
+  else ok "$name"; fi
+}
+
+# expect_ok NAME cmd...: exit 0, nothing from a sanitizer.
+expect_ok() {
+  local name=$1; shift
+  "$@" >"$TMP/out" 2>"$TMP/err"; local rc=$?
+  if [ "$rc" -ne 0 ]; then bad "$name" "exit $rc"
+  elif grep -q 'Sanitizer' "$TMP/err"; then bad "$name" "sanitizer report"
+  else ok "$name"; return 0; fi
+  return 1
+}
+
+# check NAME WHY test-args...: a plain assertion on what a previous call produced.
+check() {
+  local name=$1 why=$2; shift 2
+  if "$@"; then ok "$name"; else : >"$TMP/err"; bad "$name" "$why"; fi
+}
+
+is_png() { [ "$(head -c 8 "$1" 2>/dev/null | od -An -tx1 | tr -d ' \n')" = "89504e470d0a1a0a" ]; }
+
+# A 64x48 RGB PNG (gradient and a red disc), so the script needs no other data.
+IMG=$TMP/small.png
+base64 -d >"$IMG" <<'EOF'
+iVBORw0KGgoAAAANSUhEUgAAAEAAAAAwCAIAAAAuKetIAAAA8ElEQVR42u3YvQrCMBAH8FOa2cXF
+VUGcHHyXypHBQYpQB5/Bp3AQcZTDh+nQSQrt0MWlS9/AQXCzJpVKgv/jtnyUH7nANT2ifUDkcyry
+OgAAAAAAAAAAANNY1vJuKBmw6wBdScPoopZ0yI4C1ncxmTavhIiyEXt+B5RjJ7DJxWr+tJRiwq4A
+tjdpsWqcSzljb0vIspAAAAAAAAD4CtAnRd3lIWzTnxUhm3+iWwApOmo7Q6bZan80cwZxjjggWp0+
+9EVpxM/nTqvovIReeYmbaimJud22Py2h644b3pnxUw8AAAAAAAAAAAAAAAAA/BngAdmPK920iM0l
+AAAAAElFTkSuQmCC
+EOF
+head -c 150 "$IMG" >"$TMP/truncated.png"
+: >"$TMP/empty.png"
+echo "this is a text file, not a picture" >"$TMP/text.png"
+# PNG signature + IHDR claiming 100000 x 100000 RGB (CRC 27309c9f) + IEND.
+printf '\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR\x00\x01\x86\xa0\x00\x01\x86\xa0\x08\x02\x00\x00\x00\x27\x30\x9c\x9f\x00\x00\x00\x00IEND\xae\x42\x60\x82' >"$TMP/huge.png"
+mkdir "$TMP/a_directory.png"
+
+# Model files: the micro synthetic model, garbage, a truncated copy, and a well-formed
+# safetensors that is no SAM2.1 model (one tensor "x").
+MODEL=$TMP/micro.safetensors
+printf 'not a model at all\n%.0s' $(seq 64) >"$TMP/garbage.safetensors"
+hdr='{"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}'
+while [ $(( ${#hdr} % 8 )) -ne 0 ]; do hdr="$hdr "; done
+printf "$(printf '\\x%02x' $(( ${#hdr} )))\x00\x00\x00\x00\x00\x00\x00%s\x00\x00\x80\x3f\x00\x00\x00\x40" "$hdr" \
+  >"$TMP/wrong_model.safetensors"
+
+# ---- usage errors (no model needed) --------------------------------------------------
+expect_fail unknown_command "unknown command 'frobnicate'" "$SAMC" frobnicate
+expect_fail unknown_flag "--frobnicate" "$SAMC" segment "$IMG" --model "$MODEL" --point 1,1 --frobnicate
+expect_fail unknown_flag_help "--help" "$SAMC" segment "$IMG" --model "$MODEL" --point 1,1 --frobnicate
+expect_fail missing_model "--model" "$SAMC" segment "$IMG" --point 1,1
+expect_fail missing_image "IMAGE" "$SAMC" segment --model "$MODEL" --point 1,1
+expect_fail missing_value "missing value" "$SAMC" segment "$IMG" --model "$MODEL" --point
+expect_fail flag_as_value "missing value" "$SAMC" segment "$IMG" --model --point 1,1
+expect_fail no_prompt "no prompt" "$SAMC" segment "$IMG" --model "$MODEL"
+expect_fail point_malformed "1,x" "$SAMC" segment "$IMG" --model "$MODEL" --point 1,x
+expect_fail point_one_number "--point" "$SAMC" segment "$IMG" --model "$MODEL" --point 5
+expect_fail point_nan "--point" "$SAMC" segment "$IMG" --model "$MODEL" --point nan,1
+expect_fail point_label "label" "$SAMC" segment "$IMG" --model "$MODEL" --point 1,1,2
+expect_fail box_three_numbers "--box" "$SAMC" segment "$IMG" --model "$MODEL" --box 1,2,3
+expect_fail box_inverted "inverted" "$SAMC" segment "$IMG" --model "$MODEL" --box 30,10,20,40
+expect_fail box_inverted_y "inverted" "$SAMC" segment "$IMG" --model "$MODEL" --box 10,40,20,30
+for t in 0 -1 abc 1.5 ""; do
+  expect_fail "threads_'$t'" "--threads" "$SAMC" segment "$IMG" --model "$MODEL" --point 1,1 --threads "$t"
+done
+expect_fail backend_bad "--backend" "$SAMC" segment "$IMG" --model "$MODEL" --point 1,1 --backend gpu
+expect_fail backend_env_bad "SAMC_BACKEND" env SAMC_BACKEND=gpu "$SAMC" segment "$IMG" --model "$MODEL" --point 1,1
+expect_fail json_with_value "--json" "$SAMC" segment "$IMG" --model "$MODEL" --point 1,1 --json=yes
+expect_fail extra_positional "unexpected argument" "$SAMC" segment "$IMG" "$IMG" --model "$MODEL" --point 1,1
+expect_fail synth_unknown_config "unknown config" "$SAMC" synth --config huge -o "$TMP/x.safetensors"
+expect_fail synth_missing_out "-o" "$SAMC" synth --config micro
+expect_fail bench_iters_zero "--iters" "$SAMC" bench --model "$MODEL" --iters 0
+expect_fail bench_missing_model "--model" "$SAMC" bench
+expect_fail convert_bad_dtype "--dtype" "$SAMC" convert in.pt -o "$TMP/o.safetensors" --dtype f8
+expect_fail info_missing_file "FILE" "$SAMC" info
+
+# ---- image files (checked before any model is loaded) -------------------------------
+expect_fail image_missing "cannot open" "$SAMC" segment "$TMP/nope.png" --model "$MODEL" --point 1,1
+expect_fail image_empty "empty" "$SAMC" segment "$TMP/empty.png" --model "$MODEL" --point 1,1
+expect_fail image_truncated "truncated" "$SAMC" segment "$TMP/truncated.png" --model "$MODEL" --point 1,1
+expect_fail image_text "not a supported image" "$SAMC" segment "$TMP/text.png" --model "$MODEL" --point 1,1
+expect_fail image_directory "not a regular file" "$SAMC" segment "$TMP/a_directory.png" --model "$MODEL" --point 1,1
+start=$(date +%s%N)
+expect_fail image_huge_header "100000x100000" "$SAMC" segment "$TMP/huge.png" --model "$MODEL" --point 1,1
+ms=$(( ($(date +%s%N) - start) / 1000000 ))
+check image_huge_header_fast "took ${ms} ms" [ "$ms" -lt 2000 ]
+
+# ---- prompts against the decoded 64x48 image ----------------------------------------
+expect_fail point_outside_x "64x48" "$SAMC" segment "$IMG" --model "$MODEL" --point 65,10
+expect_fail point_outside_y "outside" "$SAMC" segment "$IMG" --model "$MODEL" --point 10,48.5
+expect_fail point_negative "outside" "$SAMC" segment "$IMG" --model "$MODEL" --point -1,10
+expect_fail box_outside "64x48" "$SAMC" segment "$IMG" --model "$MODEL" --box 10,10,70,20
+expect_fail box_outside_batch "outside" "$SAMC" segment "$IMG" --model "$MODEL" --box 1,1,5,5 --box 1,1,5,50
+
+# ---- outputs that cannot be written -------------------------------------------------
+expect_fail out_dir_missing "cannot write" "$SAMC" segment "$IMG" --model "$MODEL" --point 10,10 --out "$TMP/no/such/dir/mask"
+expect_fail out_dir_is_file "not a directory" "$SAMC" segment "$IMG" --model "$MODEL" --point 10,10 --out "$IMG/mask"
+expect_fail lowres_dir_missing "cannot write" "$SAMC" segment "$IMG" --model "$MODEL" --point 10,10 --out "$TMP/m" --save-lowres "$TMP/no/such/low.safetensors"
+expect_fail synth_dir_missing "cannot write" "$SAMC" synth --config micro -o "$TMP/no/such/micro.safetensors"
+
+# ---- model files ---------------------------------------------------------------------
+expect_fail model_missing "model" "$SAMC" segment "$IMG" --model "$TMP/none.safetensors" --point 10,10 --out "$TMP/m"
+expect_fail model_garbage "model" "$SAMC" segment "$IMG" --model "$TMP/garbage.safetensors" --point 10,10 --out "$TMP/m"
+expect_fail model_wrong "model" "$SAMC" segment "$IMG" --model "$TMP/wrong_model.safetensors" --point 10,10 --out "$TMP/m"
+expect_fail info_garbage "model" "$SAMC" info "$TMP/garbage.safetensors"
+expect_fail convert_missing "convert" "$SAMC" convert "$TMP/none.pt" -o "$TMP/o.safetensors"
+
+# ---- good calls on the micro synthetic model ----------------------------------------
+expect_ok help "$SAMC" help && check help_lists_commands "no command list" grep -q segment "$TMP/out"
+expect_ok bare "$SAMC" && check bare_lists_commands "no command list" grep -q bench "$TMP/out"
+expect_ok segment_help "$SAMC" segment --help &&
+  check segment_help_content "help lacks prompts or examples" \
+    bash -c "grep -q -- --box '$TMP/out' && grep -q -- --mask-input '$TMP/out' && [ \$(grep -c '^  samc segment' '$TMP/out') -ge 3 ]"
+for c in info bench synth convert version; do expect_ok "${c}_help" "$SAMC" "$c" --help; done
+expect_ok version "$SAMC" version && check version_features "no features line" grep -q '^features: ' "$TMP/out"
+
+if expect_ok synth_micro "$SAMC" synth --config micro -o "$MODEL"; then
+  head -c 100000 "$MODEL" >"$TMP/truncated.safetensors"
+  expect_fail model_truncated "model" "$SAMC" segment "$IMG" --model "$TMP/truncated.safetensors" --point 10,10 --out "$TMP/m"
+  expect_ok info_micro "$SAMC" info "$MODEL" && check info_names_config "no 'micro'" grep -q micro "$TMP/out"
+
+  expect_ok segment_point "$SAMC" segment "$IMG" --model "$MODEL" --point 20.5,10 --out "$TMP/pt" --save-lowres "$TMP/pt_low.safetensors"
+  check segment_point_three_masks "missing PNGs" bash -c "for j in 0 1 2; do [ -s '$TMP/pt_'\$j.png ] || exit 1; done; [ ! -e '$TMP/pt_3.png' ]"
+  check segment_point_png "not a PNG" is_png "$TMP/pt_0.png"
+  expect_ok segment_mask_input "$SAMC" segment "$IMG" --model "$MODEL" --point 20.5,10 --point 50,40,0 --mask-input "$TMP/pt_low.safetensors" --out "$TMP/mi"
+  check segment_mask_input_single "want one mask" bash -c "[ -s '$TMP/mi_0.png' ] && [ ! -e '$TMP/mi_1.png' ]"
+  expect_fail mask_input_wrong "low_res_masks" "$SAMC" segment "$IMG" --model "$MODEL" --point 1,1 --mask-input "$TMP/wrong_model.safetensors" --out "$TMP/m"
+  expect_fail mask_input_missing "mask-input" "$SAMC" segment "$IMG" --model "$MODEL" --point 1,1 --mask-input "$TMP/none.safetensors" --out "$TMP/m"
+
+  expect_ok segment_boxes_json "$SAMC" segment "$IMG" --model "$MODEL" --box 1,1,30,30 --box 20,10,60,47 --point 25,20 --out "$TMP/bx" --json
+  check segment_boxes_files "missing batch PNGs" bash -c "[ -s '$TMP/bx_b0_0.png' ] && [ -s '$TMP/bx_b1_0.png' ] && [ ! -e '$TMP/bx_b0_1.png' ]"
+  check segment_json_fields "JSON lacks fields" bash -c "for k in masks iou area bbox object_scores timings width height config; do grep -q \"\\\"\$k\\\"\" '$TMP/out' || exit 1; done"
+  check segment_json_one_object "stdout is not one object" bash -c "[ \"\$(head -c1 '$TMP/out')\" = '{' ] && [ \"\$(tail -n1 '$TMP/out')\" = '}' ]"
+
+  # Default prefix: <image name>_mask in the current directory.
+  expect_ok segment_default_prefix bash -c "cd '$TMP' && '$SAMC' segment small.png --model micro.safetensors --point 5,5,1"
+  check segment_default_prefix_file "no small_mask_0.png" test -s "$TMP/small_mask_0.png"
+
+  expect_ok bench_json "$SAMC" bench --model "$MODEL" --image "$IMG" --iters 2 --warmup 0 --json
+  check bench_json_fields "JSON lacks fields" bash -c "for k in encoder_ms decoder_ms stages peak_rss_mb threads backend config; do grep -q \"\\\"\$k\\\"\" '$TMP/out' || exit 1; done"
+else
+  echo "SKIP   cli_errors: the model-dependent checks (samc synth failed)"
+  skip=$((skip+1))
+fi
+
+echo "tests/cli_errors.sh: $pass passed, $fail failed, $skip skipped"
+[ "$fail" -eq 0 ]
