@@ -1,0 +1,697 @@
+/* kernels/cpu_fast.c: the fast CPU backend: blocked GEMM, flash-style attention and
+ * the elementwise/normalisation ops, threaded on an own pthread pool.
+ *
+ * This file holds the parts that do not depend on the instruction set: the instance
+ * (pool + per-thread scratch, all allocated at create), the GEMM and attention drivers
+ * (cache blocking, packing, task split), and the portable inner kernels. The AVX2+FMA
+ * inner kernels are in cpu_fast_avx2.c; samc_ops_cpu_fast_create picks them when
+ * __builtin_cpu_supports says the CPU has AVX2 and FMA, and otherwise runs the portable
+ * kernels (still blocked and threaded) rather than returning NULL.
+ *
+ * Determinism: every op gives bit-identical output for any thread count and from run
+ * to run, for a given kernel table (see cpu_fast.h). Tasks write disjoint outputs and
+ * no sum is ever split across tasks.
+ *
+ * No op allocates: all scratch is per thread, sized at create for fixed block sizes, and
+ * the drivers block every problem so that it fits. */
+#include "cpu_fast.h"
+#include "thread_pool.h"
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* GEMM cache blocking. A kc x 16 panel of packed B (16 KiB at kc = 256) stays in L1
+ * while the micro-kernel sweeps the MC x kc block of A held in L2; the packed B block
+ * (kc x nc, 1 MiB at most) lives in L2/L3. */
+#define GEMM_KC 256
+#define GEMM_NC 1024
+#define GEMM_MC 144
+/* Below this many multiply-adds a GEMM runs on the calling thread only. */
+#define GEMM_SMALL (1 << 18)
+
+/* conv_transpose2x2 output tile (rows = Cout*4 channels-taps, cols = input pixels). */
+#define CT_M 256
+#define CT_N 256
+
+/* Attention blocking: keys/values are packed ATT_KVC at a time (fewer for very wide
+ * heads, so that both packed chunks fit ATT_BUF floats), queries go ATT_QB rows at a
+ * time through the score tile, and a task owns at most ATT_RMAX query rows (their
+ * running max and sum live in scratch). */
+#define ATT_KVC 256
+#define ATT_QB 48
+#define ATT_RMAX 1024
+#define ATT_BUF 65536
+
+typedef struct {
+    float *bp;  /* packed B block: GEMM_KC * GEMM_NC */
+    float *ap;  /* packed A block when A is not contiguous in k: GEMM_MC * GEMM_KC */
+    float *ct;  /* conv_transpose2x2 tile: CT_M * CT_N */
+    /* attention (carved out of bp: attention never runs a GEMM through bp) */
+    float *kp, *vp, *s, *m, *l;
+} thread_scratch;
+
+typedef struct {
+    samc_ops ops;
+    samc_thread_pool *pool;
+    int n_threads;
+    const samc_fast_kernels *k;
+    thread_scratch *ts;
+} fast_state;
+
+static fast_state *state_of(const samc_ops *o) { return (fast_state *)o->ctx; }
+
+static int ceil_div(int a, int b) { return (a + b - 1) / b; }
+static int round_up(int a, int b) { return ceil_div(a, b) * b; }
+static int imin(int a, int b) { return a < b ? a : b; }
+static int imax(int a, int b) { return a > b ? a : b; }
+
+/* ---------------------------------------------------------------- GEMM driver */
+
+typedef struct gemm_desc gemm_desc;
+/* Packs B(k0..k0+kc, n0..n0+nc) as ceil(nc/16) panels of kc rows x 16 floats, zero
+ * beyond nc. */
+typedef void (*pack_b_fn)(const gemm_desc *g, int k0, int kc, int n0, int nc, float *dst);
+
+/* C[M,N] = A[M,K] · B[K,N] (+ bias_n per column) (+ bias_m per row).
+ * A(m,k) = a[m*a_rs + k*a_cs]; B through pack_b (strided: B(k,n) = b[k*b_rs + n*b_cs],
+ * or an on-the-fly im2col for conv2d). */
+struct gemm_desc {
+    int M, N, K;
+    const float *a; ptrdiff_t a_rs, a_cs;
+    const float *b; ptrdiff_t b_rs, b_cs;
+    pack_b_fn pack_b;
+    const float *bias_n, *bias_m;
+    float *c; ptrdiff_t ldc;
+    /* im2col geometry for conv2d */
+    int cin, h, w, kh, kw, stride, pad, wo;
+};
+
+/* B rows contiguous in n: B(k,n) = b[k*b_rs + n]. */
+static void pack_b_rows(const gemm_desc *g, int k0, int kc, int n0, int nc, float *dst) {
+    for (int p = 0; p < nc; p += SAMC_GEMM_NR) {
+        int nr = imin(SAMC_GEMM_NR, nc - p);
+        const float *src = g->b + (ptrdiff_t)k0 * g->b_rs + (n0 + p);
+        if (nr == SAMC_GEMM_NR) {
+            for (int k = 0; k < kc; k++, dst += SAMC_GEMM_NR, src += g->b_rs)
+                memcpy(dst, src, SAMC_GEMM_NR * sizeof(float));
+        } else {
+            for (int k = 0; k < kc; k++, dst += SAMC_GEMM_NR, src += g->b_rs) {
+                memcpy(dst, src, (size_t)nr * sizeof(float));
+                memset(dst + nr, 0, (size_t)(SAMC_GEMM_NR - nr) * sizeof(float));
+            }
+        }
+    }
+}
+
+/* B columns contiguous in k (B is a transposed row-major matrix, e.g. nn.Linear's
+ * weight): B(k,n) = b[n*b_cs + k]. */
+static void pack_b_cols(const gemm_desc *g, int k0, int kc, int n0, int nc, float *dst) {
+    for (int p = 0; p < nc; p += SAMC_GEMM_NR) {
+        int nr = imin(SAMC_GEMM_NR, nc - p);
+        const float *src[SAMC_GEMM_NR];
+        for (int j = 0; j < nr; j++) src[j] = g->b + (ptrdiff_t)(n0 + p + j) * g->b_cs + k0;
+        for (int k = 0; k < kc; k++) {
+            float *d = dst + (size_t)k * SAMC_GEMM_NR;
+            int j = 0;
+            for (; j < nr; j++) d[j] = src[j][k];
+            for (; j < SAMC_GEMM_NR; j++) d[j] = 0.0f;
+        }
+        dst += (size_t)kc * SAMC_GEMM_NR;
+    }
+}
+
+/* im2col on the fly for nn.Conv2d: k = (ci, ky, kx), n = (oy, ox). */
+static void pack_b_im2col(const gemm_desc *g, int k0, int kc, int n0, int nc, float *dst) {
+    int khw = g->kh * g->kw;
+    for (int p = 0; p < nc; p += SAMC_GEMM_NR) {
+        int nr = imin(SAMC_GEMM_NR, nc - p);
+        int iy0[SAMC_GEMM_NR], ix0[SAMC_GEMM_NR];
+        for (int j = 0; j < nr; j++) {
+            int n = n0 + p + j;
+            iy0[j] = (n / g->wo) * g->stride - g->pad;
+            ix0[j] = (n % g->wo) * g->stride - g->pad;
+        }
+        for (int k = 0; k < kc; k++) {
+            int kk = k0 + k, ci = kk / khw, r = kk % khw, ky = r / g->kw, kx = r % g->kw;
+            const float *plane = g->b + (size_t)ci * g->h * g->w;
+            float *d = dst + (size_t)k * SAMC_GEMM_NR;
+            int j = 0;
+            for (; j < nr; j++) {
+                int iy = iy0[j] + ky, ix = ix0[j] + kx;
+                d[j] = (iy >= 0 && iy < g->h && ix >= 0 && ix < g->w) ? plane[(size_t)iy * g->w + ix] : 0.0f;
+            }
+            for (; j < SAMC_GEMM_NR; j++) d[j] = 0.0f;
+        }
+        dst += (size_t)kc * SAMC_GEMM_NR;
+    }
+}
+
+/* The K blocking depends on K only, so every element of C is summed in the same order
+ * whatever the task split. */
+static int gemm_kc(int K) { return ceil_div(K, ceil_div(K, GEMM_KC)); }
+
+/* Computes rows [m0,m1) x cols [n0,n1) of C into c (pointing at that rectangle's
+ * top-left element, row stride ldc), on one thread. */
+static void gemm_rect(const samc_fast_kernels *kn, const gemm_desc *g, int m0, int m1, int n0,
+                      int n1, float *c, ptrdiff_t ldc, thread_scratch *ts) {
+    int K = g->K;
+    if (K == 0) {
+        for (int m = m0; m < m1; m++)
+            for (int n = n0; n < n1; n++)
+                c[(ptrdiff_t)(m - m0) * ldc + (n - n0)] =
+                    (g->bias_n ? g->bias_n[n] : 0.0f) + (g->bias_m ? g->bias_m[m] : 0.0f);
+        return;
+    }
+    int kcb = gemm_kc(K);
+    int nw = n1 - n0;
+    int ncb = round_up(ceil_div(nw, ceil_div(nw, GEMM_NC)), SAMC_GEMM_NR);
+    for (int nc0 = n0; nc0 < n1; nc0 += ncb) {
+        int nc = imin(ncb, n1 - nc0);
+        for (int pc = 0; pc < K; pc += kcb) {
+            int kc = imin(kcb, K - pc);
+            int last = pc + kc >= K;
+            g->pack_b(g, pc, kc, nc0, nc, ts->bp);
+            for (int mc0 = m0; mc0 < m1; mc0 += GEMM_MC) {
+                int mc = imin(GEMM_MC, m1 - mc0);
+                const float *ablk;
+                ptrdiff_t lda;
+                if (g->a_cs == 1) {
+                    ablk = g->a + (ptrdiff_t)mc0 * g->a_rs + pc;
+                    lda = g->a_rs;
+                } else {
+                    for (int i = 0; i < mc; i++)
+                        for (int k = 0; k < kc; k++)
+                            ts->ap[(size_t)i * kc + k] =
+                                g->a[(ptrdiff_t)(mc0 + i) * g->a_rs + (ptrdiff_t)(pc + k) * g->a_cs];
+                    ablk = ts->ap;
+                    lda = kc;
+                }
+                for (int jp = 0; jp < nc; jp += SAMC_GEMM_NR) {
+                    int nr = imin(SAMC_GEMM_NR, nc - jp);
+                    const float *bpanel = ts->bp + (size_t)(jp / SAMC_GEMM_NR) * kc * SAMC_GEMM_NR;
+                    const float *bn = (last && g->bias_n) ? g->bias_n + nc0 + jp : NULL;
+                    for (int ir = 0; ir < mc; ir += SAMC_GEMM_MR) {
+                        int mr = imin(SAMC_GEMM_MR, mc - ir);
+                        const float *bm = (last && g->bias_m) ? g->bias_m + mc0 + ir : NULL;
+                        kn->gemm_ukernel(kc, ablk + (ptrdiff_t)ir * lda, lda, bpanel,
+                                         c + (ptrdiff_t)(mc0 - m0 + ir) * ldc + (nc0 - n0 + jp), ldc,
+                                         mr, nr, pc > 0, bn, bm);
+                    }
+                }
+            }
+        }
+    }
+}
+
+typedef struct {
+    fast_state *st;
+    const gemm_desc *g;
+    int tm, tn, tasks_n;
+} gemm_job;
+
+static void gemm_task(void *ctx, int task, int thread) {
+    const gemm_job *j = ctx;
+    int m0 = (task / j->tasks_n) * j->tm, n0 = (task % j->tasks_n) * j->tn;
+    int m1 = imin(m0 + j->tm, j->g->M), n1 = imin(n0 + j->tn, j->g->N);
+    gemm_rect(j->st->k, j->g, m0, m1, n0, n1, j->g->c + (ptrdiff_t)m0 * j->g->ldc + n0, j->g->ldc,
+              &j->st->ts[thread]);
+}
+
+/* Splits C into rectangles, a few per thread for balance. Each task packs the B
+ * columns it needs, so packing costs 1/(2*rows) of the multiply-adds: tasks are made
+ * tall (split M) when M is large, else wide slices of N. */
+static void gemm_run(fast_state *st, const gemm_desc *g) {
+    int M = g->M, N = g->N;
+    if (M <= 0 || N <= 0) return;
+    double work = (double)M * N * (g->K > 0 ? g->K : 1);
+    int T = st->n_threads == 1 || work < GEMM_SMALL ? 1 : 4 * st->n_threads;
+    int tasks_m, tasks_n;
+    if (T == 1) {
+        tasks_m = tasks_n = 1;
+    } else if (M >= T * 96) {
+        tasks_m = T;
+        tasks_n = 1;
+    } else {
+        tasks_m = imax(1, M / 96);
+        tasks_n = imin(ceil_div(T, tasks_m), imax(1, N / 64));
+    }
+    int tm = round_up(ceil_div(M, tasks_m), SAMC_GEMM_MR);
+    int tn = round_up(ceil_div(N, tasks_n), SAMC_GEMM_NR);
+    gemm_job j = { st, g, tm, tn, ceil_div(N, tn) };
+    samc_thread_pool_parallel_for(st->pool, ceil_div(M, tm) * j.tasks_n, gemm_task, &j);
+}
+
+static void linear_fast(const samc_ops *o, const float *x, const float *w, const float *b,
+                        float *y, int M, int N, int K) {
+    gemm_desc g = { .M = M, .N = N, .K = K, .a = x, .a_rs = K, .a_cs = 1,
+                    .b = w, .b_rs = 1, .b_cs = K, .pack_b = pack_b_cols,
+                    .bias_n = b, .c = y, .ldc = N };
+    gemm_run(state_of(o), &g);
+}
+
+static void matmul_fast(const samc_ops *o, const float *a, const float *b, const float *bias,
+                        float *c, int M, int N, int K) {
+    gemm_desc g = { .M = M, .N = N, .K = K, .a = a, .a_rs = K, .a_cs = 1,
+                    .b = b, .b_rs = N, .b_cs = 1, .pack_b = pack_b_rows,
+                    .bias_m = bias, .c = c, .ldc = N };
+    gemm_run(state_of(o), &g);
+}
+
+/* nn.Conv2d as y[Cout, Ho*Wo] = w[Cout, Cin*kh*kw] · im2col(x) + b, the im2col done
+ * panel by panel inside the GEMM's B packing (no column buffer). A 1x1 stride-1
+ * unpadded conv is a plain matmul. */
+static void conv2d_fast(const samc_ops *o, const float *x, const float *w, const float *b, float *y,
+                        int Cin, int H, int W, int Cout, int kh, int kw, int stride, int pad) {
+    int Ho = (H + 2 * pad - kh) / stride + 1, Wo = (W + 2 * pad - kw) / stride + 1;
+    int K = Cin * kh * kw;
+    gemm_desc g = { .M = Cout, .N = Ho * Wo, .K = K, .a = w, .a_rs = K, .a_cs = 1,
+                    .b = x, .bias_m = b, .c = y, .ldc = (ptrdiff_t)Ho * Wo,
+                    .cin = Cin, .h = H, .w = W, .kh = kh, .kw = kw, .stride = stride,
+                    .pad = pad, .wo = Wo };
+    if (kh == 1 && kw == 1 && stride == 1 && pad == 0) {
+        g.b_rs = (ptrdiff_t)H * W;
+        g.b_cs = 1;
+        g.pack_b = pack_b_rows;
+    } else {
+        g.pack_b = pack_b_im2col;
+    }
+    gemm_run(state_of(o), &g);
+}
+
+/* nn.ConvTranspose2d(k=2, s=2): T[(co,ky,kx), pixel] = Σ_ci w[ci,(co,ky,kx)] · x[ci,pixel]
+ * tile by tile into per-thread scratch, then each tile is scattered into its 2x2
+ * output patches with the bias. */
+typedef struct {
+    fast_state *st;
+    gemm_desc g;
+    const float *bias;
+    float *y;
+    int H, W, Cout, tiles_n;
+} convt_job;
+
+static void convt_task(void *ctx, int task, int thread) {
+    const convt_job *j = ctx;
+    thread_scratch *ts = &j->st->ts[thread];
+    int m0 = (task / j->tiles_n) * CT_M, n0 = (task % j->tiles_n) * CT_N;
+    int m1 = imin(m0 + CT_M, j->g.M), n1 = imin(n0 + CT_N, j->g.N);
+    gemm_rect(j->st->k, &j->g, m0, m1, n0, n1, ts->ct, CT_N, ts);
+    int Wo = 2 * j->W;
+    for (int m = m0; m < m1; m++) {
+        int co = m / 4, ky = (m / 2) % 2, kx = m % 2;
+        float bv = j->bias ? j->bias[co] : 0.0f;
+        const float *t = ts->ct + (size_t)(m - m0) * CT_N;
+        float *yc = j->y + (size_t)co * (2 * j->H) * Wo;
+        for (int n = n0; n < n1; n++) {
+            int iy = n / j->W, ix = n % j->W;
+            yc[(size_t)(2 * iy + ky) * Wo + 2 * ix + kx] = t[n - n0] + bv;
+        }
+    }
+}
+
+static void conv_transpose2x2_fast(const samc_ops *o, const float *x, const float *w, const float *b,
+                                   float *y, int Cin, int H, int W, int Cout) {
+    fast_state *st = state_of(o);
+    convt_job j = { .st = st, .bias = b, .y = y, .H = H, .W = W, .Cout = Cout };
+    j.g = (gemm_desc){ .M = Cout * 4, .N = H * W, .K = Cin, .a = w, .a_rs = 1, .a_cs = (ptrdiff_t)Cout * 4,
+                       .b = x, .b_rs = (ptrdiff_t)H * W, .b_cs = 1, .pack_b = pack_b_rows };
+    if (j.g.M <= 0 || j.g.N <= 0) return;
+    j.tiles_n = ceil_div(j.g.N, CT_N);
+    int n_tasks = ceil_div(j.g.M, CT_M) * j.tiles_n;
+    if ((double)j.g.M * j.g.N * (Cin > 0 ? Cin : 1) < GEMM_SMALL) {
+        for (int t = 0; t < n_tasks; t++) convt_task(&j, t, 0);
+        return;
+    }
+    samc_thread_pool_parallel_for(st->pool, n_tasks, convt_task, &j);
+}
+
+/* ---------------------------------------------------------------- attention */
+
+/* One task = one (batch, head) and a range of query rows. Keys and values are packed a
+ * chunk at a time (shared by all the task's rows), and each row keeps a running max and
+ * sum (online softmax): for every chunk, S = q·kᵀ·scale, m' = max(m, max S),
+ * out = out·exp(m-m') + exp(S-m')·v, l = l·exp(m-m') + Σ exp(S-m'); at the end
+ * out /= l. With n_kv <= ATT_KVC this is exactly the two-pass softmax of the
+ * reference. */
+typedef struct {
+    fast_state *st;
+    const samc_attention_args *a;
+    int q_splits, rows, kvc;
+} att_job;
+
+static void att_rows(const samc_fast_kernels *kn, const samc_attention_args *a, int b, int h,
+                     int r0, int r1, int kvc, thread_scratch *ts) {
+    int hd = a->head_dim, n_kv = a->n_kv;
+    const float *q = a->q + b * a->q_sb + h * a->q_sh;
+    const float *kb = a->k + b * a->k_sb + h * a->k_sh;
+    const float *vb = a->v + b * a->v_sb + h * a->v_sh;
+    float *out = a->out + b * a->o_sb + h * a->o_sh;
+    if (n_kv <= 0) {
+        for (int i = r0; i < r1; i++) memset(out + i * a->o_st, 0, (size_t)hd * sizeof(float));
+        return;
+    }
+    gemm_desc kd = { .b = kb, .b_rs = 1, .b_cs = a->k_st };
+    gemm_desc vd = { .b = vb, .b_rs = a->v_st, .b_cs = 1 };
+    for (int j0 = 0; j0 < n_kv; j0 += kvc) {
+        int L = imin(kvc, n_kv - j0), first = j0 == 0;
+        pack_b_cols(&kd, 0, hd, j0, L, ts->kp);   /* [L/16][hd][16] */
+        pack_b_rows(&vd, j0, L, 0, hd, ts->vp);   /* [hd/16][L][16] */
+        for (int i0 = r0; i0 < r1; i0 += ATT_QB) {
+            int qb = imin(ATT_QB, r1 - i0);
+            for (int jp = 0; jp < L; jp += SAMC_GEMM_NR) {
+                int nr = imin(SAMC_GEMM_NR, L - jp);
+                const float *kp = ts->kp + (size_t)(jp / SAMC_GEMM_NR) * hd * SAMC_GEMM_NR;
+                for (int ir = 0; ir < qb; ir += SAMC_GEMM_MR)
+                    kn->gemm_ukernel(hd, q + (i0 + ir) * a->q_st, a->q_st, kp,
+                                     ts->s + (size_t)ir * ATT_KVC + jp, ATT_KVC,
+                                     imin(SAMC_GEMM_MR, qb - ir), nr, 0, NULL, NULL);
+            }
+            for (int i = 0; i < qb; i++) {
+                float *s = ts->s + (size_t)i * ATT_KVC;
+                float *mi = ts->m + (i0 + i - r0), *li = ts->l + (i0 + i - r0);
+                float mx = kn->scale_max(s, L, a->scale);
+                if (first) {
+                    *mi = mx;
+                    *li = kn->exp_sum(s, L, mx);
+                } else {
+                    float m_new = mx > *mi ? mx : *mi;
+                    float corr = expf(*mi - m_new);
+                    *li = *li * corr + kn->exp_sum(s, L, m_new);
+                    *mi = m_new;
+                    if (corr != 1.0f) kn->scale(out + (i0 + i) * a->o_st, hd, corr);
+                }
+            }
+            for (int dp = 0; dp < hd; dp += SAMC_GEMM_NR) {
+                int nr = imin(SAMC_GEMM_NR, hd - dp);
+                const float *vp = ts->vp + (size_t)(dp / SAMC_GEMM_NR) * L * SAMC_GEMM_NR;
+                for (int ir = 0; ir < qb; ir += SAMC_GEMM_MR)
+                    kn->gemm_ukernel(L, ts->s + (size_t)ir * ATT_KVC, ATT_KVC, vp,
+                                     out + (i0 + ir) * a->o_st + dp, a->o_st,
+                                     imin(SAMC_GEMM_MR, qb - ir), nr, !first, NULL, NULL);
+            }
+        }
+    }
+    for (int i = r0; i < r1; i++) kn->scale(out + i * a->o_st, hd, 1.0f / ts->l[i - r0]);
+}
+
+/* Heads too wide for the packed chunks (head_dim > ATT_BUF/16; nothing in SAM2.1):
+ * per query row, one pass for the max and one for the weights, recomputing the dots. */
+static void att_rows_wide(const samc_attention_args *a, int b, int h, int r0, int r1) {
+    int hd = a->head_dim;
+    for (int i = r0; i < r1; i++) {
+        const float *q = a->q + b * a->q_sb + h * a->q_sh + i * a->q_st;
+        float *out = a->out + b * a->o_sb + h * a->o_sh + i * a->o_st;
+        float mx = -INFINITY, sum = 0.0f;
+        for (int j = 0; j < a->n_kv; j++) {
+            const float *k = a->k + b * a->k_sb + h * a->k_sh + j * a->k_st;
+            float dot = 0.0f;
+            for (int d = 0; d < hd; d++) dot += q[d] * k[d];
+            if (dot * a->scale > mx) mx = dot * a->scale;
+        }
+        for (int d = 0; d < hd; d++) out[d] = 0.0f;
+        for (int j = 0; j < a->n_kv; j++) {
+            const float *k = a->k + b * a->k_sb + h * a->k_sh + j * a->k_st;
+            const float *v = a->v + b * a->v_sb + h * a->v_sh + j * a->v_st;
+            float dot = 0.0f;
+            for (int d = 0; d < hd; d++) dot += q[d] * k[d];
+            float p = expf(dot * a->scale - mx);
+            sum += p;
+            for (int d = 0; d < hd; d++) out[d] += p * v[d];
+        }
+        float inv = a->n_kv > 0 ? 1.0f / sum : 0.0f;
+        for (int d = 0; d < hd; d++) out[d] *= inv;
+    }
+}
+
+static void att_task(void *ctx, int task, int thread) {
+    const att_job *j = ctx;
+    const samc_attention_args *a = j->a;
+    int bh = task / j->q_splits, qs = task % j->q_splits;
+    int b = bh / a->heads, h = bh % a->heads;
+    int r0 = qs * j->rows, r1 = imin(r0 + j->rows, a->n_q);
+    if (j->kvc > 0) att_rows(j->st->k, a, b, h, r0, r1, j->kvc, &j->st->ts[thread]);
+    else att_rows_wide(a, b, h, r0, r1);
+}
+
+static void attention_fast(const samc_ops *o, const samc_attention_args *a) {
+    fast_state *st = state_of(o);
+    if (a->batch <= 0 || a->heads <= 0 || a->n_q <= 0 || a->head_dim <= 0) return;
+    int hdp = round_up(a->head_dim, SAMC_GEMM_NR);
+    int kvc = imin(ATT_KVC, ATT_BUF / hdp / SAMC_GEMM_NR * SAMC_GEMM_NR);
+    att_job j = { st, a, 1, a->n_q, kvc >= SAMC_GEMM_NR ? kvc : 0 };
+    int units = a->batch * a->heads;
+    double work = (double)units * a->n_q * (a->n_kv > 0 ? a->n_kv : 1) * a->head_dim;
+    int T = st->n_threads == 1 || work < GEMM_SMALL ? 1 : 4 * st->n_threads;
+    if (units < T) j.q_splits = imin(ceil_div(T, units), ceil_div(a->n_q, ATT_QB));
+    j.rows = round_up(ceil_div(a->n_q, j.q_splits), SAMC_GEMM_MR);
+    if (j.rows > ATT_RMAX) j.rows = ATT_RMAX;
+    j.q_splits = ceil_div(a->n_q, j.rows);
+    int n_tasks = units * j.q_splits;
+    if (T == 1) {
+        for (int t = 0; t < n_tasks; t++) att_task(&j, t, 0);
+        return;
+    }
+    samc_thread_pool_parallel_for(st->pool, n_tasks, att_task, &j);
+}
+
+/* ---------------------------------------------------------------- elementwise, norms */
+
+typedef struct {
+    fast_state *st;
+    const float *x, *w, *b;
+    float *y;
+    int rows, dim, per_task;
+    float eps;
+    size_t n;
+} rows_job;
+
+static void layer_norm_task(void *ctx, int task, int thread) {
+    const rows_job *j = ctx;
+    int r0 = task * j->per_task, r1 = imin(r0 + j->per_task, j->rows);
+    j->st->k->layer_norm_rows(j->x + (size_t)r0 * j->dim, j->w, j->b, j->y + (size_t)r0 * j->dim,
+                              r1 - r0, j->dim, j->eps);
+}
+
+/* Tasks of about `grain` elements each, at most 8 per thread. */
+static int split(fast_state *st, double elems, double grain) {
+    if (st->n_threads == 1) return 1;
+    double t = elems / grain;
+    int cap = 8 * st->n_threads;
+    return t < 1.0 ? 1 : t > cap ? cap : (int)t;
+}
+
+static void layer_norm_fast(const samc_ops *o, const float *x, const float *w, const float *b,
+                            float *y, int rows, int dim, float eps) {
+    fast_state *st = state_of(o);
+    if (rows <= 0 || dim <= 0) return;
+    int tasks = imin(split(st, (double)rows * dim, 32768.0), rows);
+    rows_job j = { .st = st, .x = x, .w = w, .b = b, .y = y, .rows = rows, .dim = dim,
+                   .per_task = ceil_div(rows, tasks), .eps = eps };
+    samc_thread_pool_parallel_for(st->pool, ceil_div(rows, j.per_task), layer_norm_task, &j);
+}
+
+static void layer_norm2d_task(void *ctx, int task, int thread) {
+    const rows_job *j = ctx;
+    int p0 = task * j->per_task, p1 = imin(p0 + j->per_task, j->rows);
+    j->st->k->layer_norm2d_span(j->x, j->w, j->b, j->y, j->dim, j->rows, p0, p1, j->eps);
+}
+
+static void layer_norm2d_fast(const samc_ops *o, const float *x, const float *w, const float *b,
+                              float *y, int C, int HW, float eps) {
+    fast_state *st = state_of(o);
+    if (C <= 0 || HW <= 0) return;
+    int tasks = imin(split(st, (double)C * HW, 32768.0), ceil_div(HW, 16));
+    rows_job j = { .st = st, .x = x, .w = w, .b = b, .y = y, .rows = HW, .dim = C,
+                   .per_task = round_up(ceil_div(HW, tasks), 16), .eps = eps };
+    samc_thread_pool_parallel_for(st->pool, ceil_div(HW, j.per_task), layer_norm2d_task, &j);
+}
+
+static void gelu_task(void *ctx, int task, int thread) {
+    const rows_job *j = ctx;
+    size_t i0 = (size_t)task * (size_t)j->per_task;
+    size_t i1 = i0 + (size_t)j->per_task < j->n ? i0 + (size_t)j->per_task : j->n;
+    j->st->k->gelu(j->y + i0, i1 - i0);
+}
+
+static void gelu_fast(const samc_ops *o, float *x, size_t n) {
+    fast_state *st = state_of(o);
+    if (n == 0) return;
+    int tasks = split(st, (double)n, 16384.0);
+    size_t per = (n + (size_t)tasks - 1) / (size_t)tasks;
+    per = (per + 15) / 16 * 16;
+    if (per > (size_t)INT32_MAX) per = (size_t)INT32_MAX / 16 * 16;
+    rows_job j = { .st = st, .y = x, .per_task = (int)per, .n = n };
+    size_t n_tasks = (n + per - 1) / per;
+    samc_thread_pool_parallel_for(st->pool, (int)n_tasks, gelu_task, &j);
+}
+
+/* ---------------------------------------------------------------- portable kernels */
+
+static void ukernel_scalar(int kc, const float *a, ptrdiff_t lda, const float *bp, float *c,
+                           ptrdiff_t ldc, int mr, int nr, int accumulate,
+                           const float *bias_n, const float *bias_m) {
+    float acc[SAMC_GEMM_MR][SAMC_GEMM_NR];
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < SAMC_GEMM_NR; j++) acc[i][j] = 0.0f;
+    for (int k = 0; k < kc; k++) {
+        const float *b = bp + (size_t)k * SAMC_GEMM_NR;
+        for (int i = 0; i < mr; i++) {
+            float av = a[i * lda + k];
+            for (int j = 0; j < SAMC_GEMM_NR; j++) acc[i][j] += av * b[j];
+        }
+    }
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < nr; j++) {
+            float v = acc[i][j];
+            if (accumulate) v += c[i * ldc + j];
+            if (bias_n) v += bias_n[j];
+            if (bias_m) v += bias_m[i];
+            c[i * ldc + j] = v;
+        }
+}
+
+static float scale_max_scalar(float *s, int n, float scale) {
+    float mx = -INFINITY;
+    for (int i = 0; i < n; i++) {
+        s[i] *= scale;
+        if (s[i] > mx) mx = s[i];
+    }
+    return mx;
+}
+
+static float exp_sum_scalar(float *s, int n, float m) {
+    float sum = 0.0f;
+    for (int i = 0; i < n; i++) {
+        s[i] = expf(s[i] - m);
+        sum += s[i];
+    }
+    return sum;
+}
+
+static void scale_scalar(float *x, int n, float f) {
+    for (int i = 0; i < n; i++) x[i] *= f;
+}
+
+static void gelu_scalar(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * (float)M_SQRT1_2));
+}
+
+static void layer_norm_rows_scalar(const float *x, const float *w, const float *b, float *y,
+                                   int rows, int dim, float eps) {
+    for (int r = 0; r < rows; r++) {
+        const float *xr = x + (size_t)r * dim;
+        float *yr = y + (size_t)r * dim;
+        float mean = 0.0f, var = 0.0f;
+        for (int i = 0; i < dim; i++) mean += xr[i];
+        mean /= (float)dim;
+        for (int i = 0; i < dim; i++) { float d = xr[i] - mean; var += d * d; }
+        var /= (float)dim;
+        float inv = 1.0f / sqrtf(var + eps);
+        for (int i = 0; i < dim; i++) yr[i] = (xr[i] - mean) * inv * w[i] + b[i];
+    }
+}
+
+/* Pixels 16 at a time so that each channel row is read in whole cache lines. */
+static void layer_norm2d_span_scalar(const float *x, const float *w, const float *b, float *y,
+                                     int C, int HW, int p0, int p1, float eps) {
+    enum { P = 16 };
+    for (int p = p0; p < p1; p += P) {
+        int np = imin(P, p1 - p);
+        float mean[P] = { 0 }, var[P] = { 0 }, inv[P];
+        for (int c = 0; c < C; c++)
+            for (int i = 0; i < np; i++) mean[i] += x[(size_t)c * HW + p + i];
+        for (int i = 0; i < np; i++) mean[i] /= (float)C;
+        for (int c = 0; c < C; c++)
+            for (int i = 0; i < np; i++) { float d = x[(size_t)c * HW + p + i] - mean[i]; var[i] += d * d; }
+        for (int i = 0; i < np; i++) inv[i] = 1.0f / sqrtf(var[i] / (float)C + eps);
+        for (int c = 0; c < C; c++)
+            for (int i = 0; i < np; i++)
+                y[(size_t)c * HW + p + i] = (x[(size_t)c * HW + p + i] - mean[i]) * inv[i] * w[c] + b[c];
+    }
+}
+
+const samc_fast_kernels samc_fast_kernels_scalar = {
+    .isa = "scalar",
+    .gemm_ukernel = ukernel_scalar,
+    .scale_max = scale_max_scalar,
+    .exp_sum = exp_sum_scalar,
+    .scale = scale_scalar,
+    .gelu = gelu_scalar,
+    .layer_norm_rows = layer_norm_rows_scalar,
+    .layer_norm2d_span = layer_norm2d_span_scalar,
+};
+
+/* ---------------------------------------------------------------- instance */
+
+static const samc_fast_kernels *pick_kernels(void) {
+#ifdef SAMC_FAST_HAVE_AVX2_BUILD
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &samc_fast_kernels_avx2;
+#endif
+    return &samc_fast_kernels_scalar;
+}
+
+const char *samc_ops_cpu_fast_isa(void) { return pick_kernels()->isa; }
+
+static void *alloc_floats(size_t n) {
+    size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
+    return aligned_alloc(64, bytes);
+}
+
+void samc_ops_cpu_fast_destroy(samc_ops *o) {
+    if (!o) return;
+    fast_state *st = state_of(o);
+    samc_thread_pool_destroy(st->pool);
+    if (st->ts)
+        for (int i = 0; i < st->n_threads; i++) {
+            free(st->ts[i].bp);
+            free(st->ts[i].ap);
+            free(st->ts[i].ct);
+        }
+    free(st->ts);
+    free(st);
+}
+
+static samc_ops *create_with(int n_threads, const samc_fast_kernels *kn) {
+    fast_state *st = calloc(1, sizeof *st);
+    if (!st) return NULL;
+    st->k = kn;
+    st->ops = (samc_ops){
+        .name = "cpu_fast", .ctx = st,
+        .linear = linear_fast, .matmul = matmul_fast, .attention = attention_fast,
+        .layer_norm = layer_norm_fast, .layer_norm2d = layer_norm2d_fast, .gelu = gelu_fast,
+        .conv2d = conv2d_fast, .conv_transpose2x2 = conv_transpose2x2_fast,
+    };
+    st->pool = samc_thread_pool_create(n_threads);
+    if (!st->pool) { free(st); return NULL; }
+    st->n_threads = samc_thread_pool_size(st->pool);
+    st->ts = calloc((size_t)st->n_threads, sizeof *st->ts);
+    if (!st->ts) { samc_ops_cpu_fast_destroy(&st->ops); return NULL; }
+    /* The attention pieces must fit in bp. */
+    _Static_assert(2 * ATT_BUF + ATT_QB * ATT_KVC + 2 * ATT_RMAX <= GEMM_KC * GEMM_NC,
+                   "attention scratch does not fit the GEMM panel buffer");
+    for (int i = 0; i < st->n_threads; i++) {
+        thread_scratch *ts = &st->ts[i];
+        ts->bp = alloc_floats((size_t)GEMM_KC * GEMM_NC);
+        ts->ap = alloc_floats((size_t)GEMM_MC * GEMM_KC);
+        ts->ct = alloc_floats((size_t)CT_M * CT_N);
+        if (!ts->bp || !ts->ap || !ts->ct) { samc_ops_cpu_fast_destroy(&st->ops); return NULL; }
+        ts->kp = ts->bp;
+        ts->vp = ts->kp + ATT_BUF;
+        ts->s = ts->vp + ATT_BUF;
+        ts->m = ts->s + ATT_QB * ATT_KVC;
+        ts->l = ts->m + ATT_RMAX;
+    }
+    return &st->ops;
+}
+
+samc_ops *samc_ops_cpu_fast_create(int n_threads) { return create_with(n_threads, pick_kernels()); }
+
+samc_ops *samc_ops_cpu_fast_create_isa(int n_threads, const char *isa) {
+    if (!isa || strcmp(isa, "scalar") == 0) return create_with(n_threads, &samc_fast_kernels_scalar);
+#ifdef SAMC_FAST_HAVE_AVX2_BUILD
+    if (strcmp(isa, samc_fast_kernels_avx2.isa) == 0 && pick_kernels() == &samc_fast_kernels_avx2)
+        return create_with(n_threads, &samc_fast_kernels_avx2);
+#endif
+    return NULL;
+}

@@ -1,0 +1,54 @@
+/* kernels/cpu_fast.h: internals shared by cpu_fast.c (drivers, threading, portable
+ * kernels) and cpu_fast_avx2.c (AVX2+FMA kernels). Not part of the public interface.
+ *
+ * The drivers block the work and hand small pieces to a table of inner kernels; there
+ * is one table per instruction set and the one the CPU supports is chosen at create
+ * time. Every inner kernel computes each output element with the same sequence of
+ * operations wherever that element falls in a block or a vector (edges and tails go
+ * through the same vector code with masks), so results are bit-identical for any
+ * thread count and any task split. */
+#ifndef SAMC_CPU_FAST_H
+#define SAMC_CPU_FAST_H
+#include "ops.h"
+#include <stddef.h>
+
+/* GEMM register block: the micro-kernel produces a 6 x 16 tile of C. */
+#define SAMC_GEMM_MR 6
+#define SAMC_GEMM_NR 16
+
+typedef struct {
+    const char *isa;
+    /* C[mr x nr] = (accumulate ? C : 0) + A[mr x kc] · B[kc x nr] (+ bias_n[j]) (+ bias_m[i])
+     * A row i at a + i*lda, contiguous in k. B packed as kc rows of 16 floats (columns
+     * past nr are zero). C row i at c + i*ldc. 1 <= mr <= 6, 1 <= nr <= 16; bias_n
+     * (per column, nr values) and bias_m (per row, mr values) may be NULL. */
+    void (*gemm_ukernel)(int kc, const float *a, ptrdiff_t lda, const float *bp, float *c,
+                         ptrdiff_t ldc, int mr, int nr, int accumulate,
+                         const float *bias_n, const float *bias_m);
+    /* s[i] *= scale for i < n; returns the max of the scaled values. */
+    float (*scale_max)(float *s, int n, float scale);
+    /* s[i] = exp(s[i] - m); returns their sum. */
+    float (*exp_sum)(float *s, int n, float m);
+    /* x[i] *= f */
+    void (*scale)(float *x, int n, float f);
+    /* Exact-erf GELU in place. */
+    void (*gelu)(float *x, size_t n);
+    /* LayerNorm over the last dim for `rows` rows of `dim`. */
+    void (*layer_norm_rows)(const float *x, const float *w, const float *b, float *y,
+                            int rows, int dim, float eps);
+    /* LayerNorm2d for pixels [p0, p1) of x[C, HW]. */
+    void (*layer_norm2d_span)(const float *x, const float *w, const float *b, float *y,
+                              int C, int HW, int p0, int p1, float eps);
+} samc_fast_kernels;
+
+extern const samc_fast_kernels samc_fast_kernels_scalar;
+#if defined(__x86_64__) || defined(__i386__)
+#define SAMC_FAST_HAVE_AVX2_BUILD 1
+extern const samc_fast_kernels samc_fast_kernels_avx2;
+#endif
+
+/* For tests and benchmarks: create with a named kernel table ("avx2+fma" or "scalar")
+ * instead of the one the CPU dispatch would pick. NULL when that table cannot run here. */
+samc_ops *samc_ops_cpu_fast_create_isa(int n_threads, const char *isa);
+
+#endif

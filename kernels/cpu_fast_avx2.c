@@ -1,0 +1,307 @@
+/* kernels/cpu_fast_avx2.c: the AVX2+FMA inner kernels of cpu_fast (see cpu_fast.h).
+ * Compiled with -mavx2 -mfma (the Makefile rule for the kernels/ files ending in _avx2.c) and only called
+ * after cpu_fast.c has checked the CPU supports both.
+ *
+ * Tails are handled with masked loads and stores in the same vector code, never a
+ * scalar remainder loop, so an element's result does not depend on where it falls. */
+#include "cpu_fast.h"
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#include <math.h>
+#include <stdint.h>
+
+/* Lanes [0, n) set, n in [0, 8]. */
+static inline __m256i tail_mask(int n) {
+    static const int32_t m[16] = { -1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0 };
+    return _mm256_loadu_si256((const __m256i *)(m + 8 - n));
+}
+
+static inline float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static inline float hmax(__m256 v) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* ---------------------------------------------------------------- GEMM micro-kernel */
+
+/* 6 x 16 tile: 12 accumulators, two B vectors, one broadcast A value: 15 of the 16 ymm
+ * registers. MR is a compile-time constant in each instantiation below. */
+static inline __attribute__((always_inline)) void ukernel_rows(
+    const int MR, int kc, const float *a, ptrdiff_t lda, const float *bp, float *c, ptrdiff_t ldc,
+    int nr, int accumulate, const float *bias_n, const float *bias_m) {
+    __m256 acc[SAMC_GEMM_MR][2];
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+    const float *ar[SAMC_GEMM_MR];
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; i++) ar[i] = a + i * lda;
+    for (int k = 0; k < kc; k++) {
+        __m256 b0 = _mm256_load_ps(bp), b1 = _mm256_load_ps(bp + 8);
+        bp += SAMC_GEMM_NR;
+#pragma GCC unroll 6
+        for (int i = 0; i < MR; i++) {
+            __m256 av = _mm256_broadcast_ss(ar[i] + k);
+            acc[i][0] = _mm256_fmadd_ps(av, b0, acc[i][0]);
+            acc[i][1] = _mm256_fmadd_ps(av, b1, acc[i][1]);
+        }
+    }
+    if (nr == SAMC_GEMM_NR) {
+        __m256 bn0 = _mm256_setzero_ps(), bn1 = _mm256_setzero_ps();
+        if (bias_n) { bn0 = _mm256_loadu_ps(bias_n); bn1 = _mm256_loadu_ps(bias_n + 8); }
+#pragma GCC unroll 6
+        for (int i = 0; i < MR; i++) {
+            float *cr = c + i * ldc;
+            __m256 v0 = acc[i][0], v1 = acc[i][1];
+            if (accumulate) { v0 = _mm256_add_ps(v0, _mm256_loadu_ps(cr)); v1 = _mm256_add_ps(v1, _mm256_loadu_ps(cr + 8)); }
+            if (bias_n) { v0 = _mm256_add_ps(v0, bn0); v1 = _mm256_add_ps(v1, bn1); }
+            if (bias_m) { __m256 bb = _mm256_set1_ps(bias_m[i]); v0 = _mm256_add_ps(v0, bb); v1 = _mm256_add_ps(v1, bb); }
+            _mm256_storeu_ps(cr, v0);
+            _mm256_storeu_ps(cr + 8, v1);
+        }
+    } else {
+        __m256i m0 = tail_mask(nr < 8 ? nr : 8), m1 = tail_mask(nr > 8 ? nr - 8 : 0);
+        __m256 bn0 = _mm256_setzero_ps(), bn1 = _mm256_setzero_ps();
+        if (bias_n) { bn0 = _mm256_maskload_ps(bias_n, m0); bn1 = _mm256_maskload_ps(bias_n + 8, m1); }
+        for (int i = 0; i < MR; i++) {
+            float *cr = c + i * ldc;
+            __m256 v0 = acc[i][0], v1 = acc[i][1];
+            if (accumulate) { v0 = _mm256_add_ps(v0, _mm256_maskload_ps(cr, m0)); v1 = _mm256_add_ps(v1, _mm256_maskload_ps(cr + 8, m1)); }
+            if (bias_n) { v0 = _mm256_add_ps(v0, bn0); v1 = _mm256_add_ps(v1, bn1); }
+            if (bias_m) { __m256 bb = _mm256_set1_ps(bias_m[i]); v0 = _mm256_add_ps(v0, bb); v1 = _mm256_add_ps(v1, bb); }
+            _mm256_maskstore_ps(cr, m0, v0);
+            _mm256_maskstore_ps(cr + 8, m1, v1);
+        }
+    }
+}
+
+static void ukernel_avx2(int kc, const float *a, ptrdiff_t lda, const float *bp, float *c,
+                         ptrdiff_t ldc, int mr, int nr, int accumulate,
+                         const float *bias_n, const float *bias_m) {
+    switch (mr) {
+    case 6: ukernel_rows(6, kc, a, lda, bp, c, ldc, nr, accumulate, bias_n, bias_m); break;
+    case 5: ukernel_rows(5, kc, a, lda, bp, c, ldc, nr, accumulate, bias_n, bias_m); break;
+    case 4: ukernel_rows(4, kc, a, lda, bp, c, ldc, nr, accumulate, bias_n, bias_m); break;
+    case 3: ukernel_rows(3, kc, a, lda, bp, c, ldc, nr, accumulate, bias_n, bias_m); break;
+    case 2: ukernel_rows(2, kc, a, lda, bp, c, ldc, nr, accumulate, bias_n, bias_m); break;
+    default: ukernel_rows(1, kc, a, lda, bp, c, ldc, nr, accumulate, bias_n, bias_m); break;
+    }
+}
+
+/* ---------------------------------------------------------------- exp, erf */
+
+/* expf to about 1.5 ulp on [-87.3, 88]: e^x = 2^n · e^r, |r| <= ln2/2, with a degree-7
+ * polynomial for e^r (1 + r + r²·p(r), p fitted by weighted least squares for this
+ * project). Inputs below -87.3 return e^-87.3 (~1e-38) instead of a denormal or zero:
+ * harmless for softmax weights and erf tails, the only users. */
+static inline __m256 exp256(__m256 x) {
+    x = _mm256_max_ps(x, _mm256_set1_ps(-87.3f));
+    x = _mm256_min_ps(x, _mm256_set1_ps(88.0f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.428606765330187e-06f), r);
+    __m256 p = _mm256_set1_ps(0.00019790043006651103f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.001394572900608182f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.00833350233733654f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.04166628047823906f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.1666666567325592f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r);
+    p = _mm256_add_ps(p, _mm256_set1_ps(1.0f));
+    __m256i e = _mm256_slli_epi32(_mm256_cvtps_epi32(n), 23);
+    return _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(p), e));
+}
+
+/* erf to about 1.5e-7 absolute (fitted for this project by weighted least squares):
+ *   |x| <= 1:     x · A(x²), A of degree 6
+ *   1 < |x| < 4:  1 - e^(-x²) · B(u), u = (1/|x| - 0.625) / 0.375 in [-1, 1], B of degree 10
+ *                 (erfc(x)·e^(x²) is smooth and slowly varying in 1/x)
+ *   |x| >= 4:     ±1 (erf(4) rounds to 1 in float). */
+static inline __m256 erf256(__m256 x) {
+    const __m256 sign = _mm256_set1_ps(-0.0f), one = _mm256_set1_ps(1.0f);
+    __m256 ax = _mm256_andnot_ps(sign, x);
+    __m256 z = _mm256_mul_ps(ax, ax);
+    __m256 pa = _mm256_set1_ps(7.85492011345923e-05f);
+    pa = _mm256_fmadd_ps(pa, z, _mm256_set1_ps(-0.0008010495221242309f));
+    pa = _mm256_fmadd_ps(pa, z, _mm256_set1_ps(0.005188359878957272f));
+    pa = _mm256_fmadd_ps(pa, z, _mm256_set1_ps(-0.026853827759623528f));
+    pa = _mm256_fmadd_ps(pa, z, _mm256_set1_ps(0.1128358542919159f));
+    pa = _mm256_fmadd_ps(pa, z, _mm256_set1_ps(-0.3761262595653534f));
+    pa = _mm256_fmadd_ps(pa, z, _mm256_set1_ps(1.1283791065216064f));
+    __m256 ra = _mm256_mul_ps(ax, pa);
+
+    __m256 t = _mm256_div_ps(one, _mm256_max_ps(ax, one));
+    __m256 u = _mm256_fmadd_ps(t, _mm256_set1_ps(1.0f / 0.375f), _mm256_set1_ps(-0.625f / 0.375f));
+    __m256 pb = _mm256_set1_ps(-2.0213506104482803e-06f);
+    pb = _mm256_fmadd_ps(pb, u, _mm256_set1_ps(3.802164428634569e-06f));
+    pb = _mm256_fmadd_ps(pb, u, _mm256_set1_ps(2.2742447072232608e-06f));
+    pb = _mm256_fmadd_ps(pb, u, _mm256_set1_ps(-2.8045820727129467e-05f));
+    pb = _mm256_fmadd_ps(pb, u, _mm256_set1_ps(0.00011978763359365985f));
+    pb = _mm256_fmadd_ps(pb, u, _mm256_set1_ps(-0.00034813955426216125f));
+    pb = _mm256_fmadd_ps(pb, u, _mm256_set1_ps(0.0004615156794898212f));
+    pb = _mm256_fmadd_ps(pb, u, _mm256_set1_ps(0.002308027818799019f));
+    pb = _mm256_fmadd_ps(pb, u, _mm256_set1_ps(-0.024243032559752464f));
+    pb = _mm256_fmadd_ps(pb, u, _mm256_set1_ps(0.14335641264915466f));
+    pb = _mm256_fmadd_ps(pb, u, _mm256_set1_ps(0.3059529960155487f));
+    __m256 rb = _mm256_fnmadd_ps(exp256(_mm256_xor_ps(z, sign)), pb, one);
+
+    __m256 r = _mm256_blendv_ps(rb, ra, _mm256_cmp_ps(ax, one, _CMP_LE_OQ));
+    r = _mm256_blendv_ps(r, one, _mm256_cmp_ps(ax, _mm256_set1_ps(4.0f), _CMP_GE_OQ));
+    return _mm256_or_ps(r, _mm256_and_ps(x, sign));
+}
+
+/* 0.5·x·(1 + erf(x/√2)), the operation order of the reference. */
+static inline __m256 gelu256(__m256 x) {
+    __m256 e = erf256(_mm256_mul_ps(x, _mm256_set1_ps((float)M_SQRT1_2)));
+    return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), x), _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+}
+
+static void gelu_avx2(float *x, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, gelu256(_mm256_loadu_ps(x + i)));
+    if (i < n) {
+        __m256i m = tail_mask((int)(n - i));
+        _mm256_maskstore_ps(x + i, m, gelu256(_mm256_maskload_ps(x + i, m)));
+    }
+}
+
+/* ---------------------------------------------------------------- softmax pieces */
+
+static float scale_max_avx2(float *s, int n, float scale) {
+    __m256 sc = _mm256_set1_ps(scale), mx = _mm256_set1_ps(-INFINITY);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_mul_ps(_mm256_loadu_ps(s + i), sc);
+        _mm256_storeu_ps(s + i, v);
+        mx = _mm256_max_ps(mx, v);
+    }
+    if (i < n) {
+        __m256i m = tail_mask(n - i);
+        __m256 v = _mm256_mul_ps(_mm256_maskload_ps(s + i, m), sc);
+        _mm256_maskstore_ps(s + i, m, v);
+        mx = _mm256_max_ps(mx, _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), v, _mm256_castsi256_ps(m)));
+    }
+    return hmax(mx);
+}
+
+static float exp_sum_avx2(float *s, int n, float mval) {
+    __m256 mv = _mm256_set1_ps(mval), sum = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(s + i), mv));
+        _mm256_storeu_ps(s + i, e);
+        sum = _mm256_add_ps(sum, e);
+    }
+    if (i < n) {
+        __m256i m = tail_mask(n - i);
+        __m256 e = exp256(_mm256_sub_ps(_mm256_maskload_ps(s + i, m), mv));
+        e = _mm256_and_ps(e, _mm256_castsi256_ps(m));
+        _mm256_maskstore_ps(s + i, m, e);
+        sum = _mm256_add_ps(sum, e);
+    }
+    return hsum(sum);
+}
+
+static void scale_avx2(float *x, int n, float f) {
+    __m256 fv = _mm256_set1_ps(f);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), fv));
+    if (i < n) {
+        __m256i m = tail_mask(n - i);
+        _mm256_maskstore_ps(x + i, m, _mm256_mul_ps(_mm256_maskload_ps(x + i, m), fv));
+    }
+}
+
+/* ---------------------------------------------------------------- layer norms */
+
+/* nn.LayerNorm over each row: two passes (mean, then centred variance) as the
+ * reference, vector partial sums reduced in a fixed order. */
+static void layer_norm_rows_avx2(const float *x, const float *w, const float *b, float *y,
+                                 int rows, int dim, float eps) {
+    int full = dim & ~7, rem = dim - full;
+    __m256i tm = tail_mask(rem);
+    for (int r = 0; r < rows; r++) {
+        const float *xr = x + (size_t)r * dim;
+        float *yr = y + (size_t)r * dim;
+        __m256 s = _mm256_setzero_ps();
+        for (int i = 0; i < full; i += 8) s = _mm256_add_ps(s, _mm256_loadu_ps(xr + i));
+        if (rem) s = _mm256_add_ps(s, _mm256_maskload_ps(xr + full, tm));
+        float mean = hsum(s) / (float)dim;
+        __m256 mv = _mm256_set1_ps(mean), v = _mm256_setzero_ps();
+        for (int i = 0; i < full; i += 8) {
+            __m256 d = _mm256_sub_ps(_mm256_loadu_ps(xr + i), mv);
+            v = _mm256_fmadd_ps(d, d, v);
+        }
+        if (rem) {
+            __m256 d = _mm256_and_ps(_mm256_sub_ps(_mm256_maskload_ps(xr + full, tm), mv), _mm256_castsi256_ps(tm));
+            v = _mm256_fmadd_ps(d, d, v);
+        }
+        float inv = 1.0f / sqrtf(hsum(v) / (float)dim + eps);
+        __m256 iv = _mm256_set1_ps(inv);
+        for (int i = 0; i < full; i += 8) {
+            __m256 d = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(xr + i), mv), iv);
+            _mm256_storeu_ps(yr + i, _mm256_fmadd_ps(d, _mm256_loadu_ps(w + i), _mm256_loadu_ps(b + i)));
+        }
+        if (rem) {
+            __m256 d = _mm256_mul_ps(_mm256_sub_ps(_mm256_maskload_ps(xr + full, tm), mv), iv);
+            _mm256_maskstore_ps(yr + full, tm,
+                                _mm256_fmadd_ps(d, _mm256_maskload_ps(w + full, tm), _mm256_maskload_ps(b + full, tm)));
+        }
+    }
+}
+
+/* LayerNorm2d (sam2 modeling/sam2_utils.py) on pixels [p0, p1) of x[C, HW]: 16 pixels
+ * per step in two vectors, so each channel row is read in whole cache lines. */
+static void layer_norm2d_span_avx2(const float *x, const float *w, const float *b, float *y,
+                                   int C, int HW, int p0, int p1, float eps) {
+    for (int p = p0; p < p1; p += 16) {
+        int np = p1 - p < 16 ? p1 - p : 16;
+        __m256i m0 = tail_mask(np < 8 ? np : 8), m1 = tail_mask(np > 8 ? np - 8 : 0);
+        const float *xp = x + p;
+        float *yp = y + p;
+        __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+        for (int c = 0; c < C; c++) {
+            s0 = _mm256_add_ps(s0, _mm256_maskload_ps(xp + (size_t)c * HW, m0));
+            s1 = _mm256_add_ps(s1, _mm256_maskload_ps(xp + (size_t)c * HW + 8, m1));
+        }
+        __m256 cf = _mm256_set1_ps((float)C);
+        __m256 mean0 = _mm256_div_ps(s0, cf), mean1 = _mm256_div_ps(s1, cf);
+        __m256 v0 = _mm256_setzero_ps(), v1 = _mm256_setzero_ps();
+        for (int c = 0; c < C; c++) {
+            __m256 d0 = _mm256_sub_ps(_mm256_maskload_ps(xp + (size_t)c * HW, m0), mean0);
+            __m256 d1 = _mm256_sub_ps(_mm256_maskload_ps(xp + (size_t)c * HW + 8, m1), mean1);
+            v0 = _mm256_fmadd_ps(d0, d0, v0);
+            v1 = _mm256_fmadd_ps(d1, d1, v1);
+        }
+        __m256 e = _mm256_set1_ps(eps), one = _mm256_set1_ps(1.0f);
+        __m256 i0 = _mm256_div_ps(one, _mm256_sqrt_ps(_mm256_add_ps(_mm256_div_ps(v0, cf), e)));
+        __m256 i1 = _mm256_div_ps(one, _mm256_sqrt_ps(_mm256_add_ps(_mm256_div_ps(v1, cf), e)));
+        for (int c = 0; c < C; c++) {
+            __m256 wc = _mm256_set1_ps(w[c]), bc = _mm256_set1_ps(b[c]);
+            __m256 d0 = _mm256_mul_ps(_mm256_sub_ps(_mm256_maskload_ps(xp + (size_t)c * HW, m0), mean0), i0);
+            __m256 d1 = _mm256_mul_ps(_mm256_sub_ps(_mm256_maskload_ps(xp + (size_t)c * HW + 8, m1), mean1), i1);
+            _mm256_maskstore_ps(yp + (size_t)c * HW, m0, _mm256_fmadd_ps(d0, wc, bc));
+            _mm256_maskstore_ps(yp + (size_t)c * HW + 8, m1, _mm256_fmadd_ps(d1, wc, bc));
+        }
+    }
+}
+
+const samc_fast_kernels samc_fast_kernels_avx2 = {
+    .isa = "avx2+fma",
+    .gemm_ukernel = ukernel_avx2,
+    .scale_max = scale_max_avx2,
+    .exp_sum = exp_sum_avx2,
+    .scale = scale_avx2,
+    .gelu = gelu_avx2,
+    .layer_norm_rows = layer_norm_rows_avx2,
+    .layer_norm2d_span = layer_norm2d_span_avx2,
+};
+#endif
