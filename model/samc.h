@@ -59,7 +59,8 @@ typedef void (*samc_log_fn)(void *ctx, const char *line);
 typedef struct {
     samc_backend backend;
     int n_threads;         /* CPU threads; <= 0: one per online core */
-    int max_batch;         /* prompts per decoder call planned at load; <= 0: 64 */
+    int max_batch;         /* prompts per decoder call planned at load; <= 0: 8 (larger
+                              batches are run in chunks of this size) */
     samc_log_fn log; void *log_ctx;
     samc_dump_fn dump; void *dump_ctx;
 } samc_options;

@@ -1,0 +1,345 @@
+/* model/hiera.c: the Hiera trunk (sam2/modeling/backbones/hieradet.py: Hiera,
+ * MultiScaleBlock, MultiScaleAttention) and the whole image encoder forward
+ * (backbones/image_encoder.py ImageEncoder, then SAM2Base.forward_image's conv_s0/conv_s1
+ * and the predictor's no_mem_embed add).
+ *
+ * The trunk works on NHWC token maps x[H*W, C] (row-major over y, then x), exactly the
+ * (B, H, W, C) tensors of the official code, so block outputs dump as "trunk.blockNN". */
+#include "sam2.h"
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#define ALLOC(ptr, n) do { (ptr) = arena_floats(&m->arena, (size_t)(n)); \
+    if (!(ptr)) return sam2_fail(err, SAMC_ERR_INTERNAL, "scratch arena exhausted at %s:%d", __FILE__, __LINE__); } while (0)
+
+/* NCHW [C, HW] -> NHWC [HW, C] */
+static void transpose_chw_hwc(const float *src, float *dst, int C, int HW) {
+    for (int c = 0; c < C; c++)
+        for (int p = 0; p < HW; p++) dst[(size_t)p * C + c] = src[(size_t)c * HW + p];
+}
+static void transpose_hwc_chw(const float *src, float *dst, int C, int HW) {
+    for (int p = 0; p < HW; p++)
+        for (int c = 0; c < C; c++) dst[(size_t)c * HW + p] = src[(size_t)p * C + c];
+}
+
+/* F.interpolate(mode="bicubic", align_corners=False) of one channel plane, PyTorch's
+ * cubic convolution with A = -0.75 and source indices clamped at the borders. */
+static float cubic_w1(float x) { const float A = -0.75f; return ((A + 2) * x - (A + 3)) * x * x + 1; }
+static float cubic_w2(float x) { const float A = -0.75f; return ((A * x - 5 * A) * x + 8 * A) * x - 4 * A; }
+static void cubic_coeffs(float t, float w[4]) {
+    w[0] = cubic_w2(t + 1.0f); w[1] = cubic_w1(t); w[2] = cubic_w1(1.0f - t); w[3] = cubic_w2(2.0f - t);
+}
+static int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+static void bicubic_resize(const float *src, int ih, int iw, float *dst, int oh, int ow) {
+    float sy = (float)ih / (float)oh, sx = (float)iw / (float)ow;
+    for (int oy = 0; oy < oh; oy++) {
+        float ry = sy * (oy + 0.5f) - 0.5f;
+        int y0 = (int)floorf(ry);
+        float wy[4];
+        cubic_coeffs(ry - y0, wy);
+        for (int ox = 0; ox < ow; ox++) {
+            float rx = sx * (ox + 0.5f) - 0.5f;
+            int x0 = (int)floorf(rx);
+            float wx[4];
+            cubic_coeffs(rx - x0, wx);
+            float acc = 0.0f;
+            for (int j = 0; j < 4; j++) {
+                const float *row = src + (size_t)clampi(y0 - 1 + j, 0, ih - 1) * iw;
+                float r = 0.0f;
+                for (int i = 0; i < 4; i++) r += row[clampi(x0 - 1 + i, 0, iw - 1)] * wx[i];
+                acc += r * wy[j];
+            }
+            dst[(size_t)oy * ow + ox] = acc;
+        }
+    }
+}
+
+/* Hiera._get_pos_embed: bicubic(pos_embed -> H x W) + pos_embed_window tiled; out NHWC. */
+static void hiera_pos_embed(const samc_model *m, int H, int W, float *chw_tmp, float *out) {
+    const synth_config *c = m->cfg;
+    int C = c->embed_dim, w0 = c->window_spec[0];
+    for (int ch = 0; ch < C; ch++) {
+        float *plane = chw_tmp + (size_t)ch * H * W;
+        bicubic_resize(m->enc.pos_embed + (size_t)ch * c->bkg_h * c->bkg_w, c->bkg_h, c->bkg_w, plane, H, W);
+        const float *win = m->enc.pos_embed_window + (size_t)ch * w0 * w0;
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) plane[(size_t)y * W + x] += win[(y % w0) * w0 + (x % w0)];
+    }
+    transpose_chw_hwc(chw_tmp, out, C, H * W);
+}
+
+/* nn.MaxPool2d(2, 2) on an NHWC map [H, W, C] -> [H/2, W/2, C] (floor). */
+static void maxpool2x2_hwc(const float *x, int H, int W, int C, float *y) {
+    int Ho = H / 2, Wo = W / 2;
+    for (int oy = 0; oy < Ho; oy++)
+        for (int ox = 0; ox < Wo; ox++) {
+            const float *a = x + ((size_t)(2 * oy) * W + 2 * ox) * C, *b = a + C;
+            const float *c2 = a + (size_t)W * C, *d = c2 + C;
+            float *o = y + ((size_t)oy * Wo + ox) * C;
+            for (int ch = 0; ch < C; ch++) {
+                float v = a[ch];
+                if (b[ch] > v) v = b[ch];
+                if (c2[ch] > v) v = c2[ch];
+                if (d[ch] > v) v = d[ch];
+                o[ch] = v;
+            }
+        }
+}
+
+/* MultiScaleBlock.forward. x[H*W, dim] NHWC -> out[Ho*Wo, dim_out]; out must not alias x.
+ * Scratch comes from the arena and is released at the end. */
+static int hiera_block_forward(samc_model *m, const hiera_block *bl, const float *x, int H, int W, float *out,
+                               int *Ho_out, int *Wo_out, int plan, samc_error *err) {
+    const samc_ops *o = m->ops;
+    int dim = bl->dim, dout = bl->dim_out, heads = bl->heads, hd = dout / heads;
+    int pool = bl->q_pool;
+    int Ho = pool ? H / 2 : H, Wo = pool ? W / 2 : W;
+    /* Window layout: global attention is one window covering the whole (unpadded) map. */
+    int wh = bl->window ? bl->window : H, ww = bl->window ? bl->window : W;
+    int nwy = (H + wh - 1) / wh, nwx = (W + ww - 1) / ww, nw = nwy * nwx;
+    int T = wh * ww;                                  /* tokens per window */
+    int qh = pool ? wh / 2 : wh, qw = pool ? ww / 2 : ww, Tq = qh * qw;
+    size_t mark = arena_mark(&m->arena);
+    float *xn, *shortcut = NULL, *win, *qkv, *qpool = NULL, *attn, *ao, *hidden;
+    ALLOC(xn, (size_t)H * W * dim);
+    if (dim != dout) {
+        float *full;
+        ALLOC(full, (size_t)H * W * dout);
+        ALLOC(shortcut, (size_t)Ho * Wo * dout);
+        if (!plan) {
+            o->layer_norm(o, x, bl->norm1.w, bl->norm1.b, xn, H * W, dim, 1e-6f);
+            o->linear(o, xn, bl->proj.w, bl->proj.b, full, H * W, dout, dim);
+            if (pool) maxpool2x2_hwc(full, H, W, dout, shortcut);
+            else memcpy(shortcut, full, sizeof(float) * (size_t)H * W * dout);
+        }
+    }
+    ALLOC(win, (size_t)nw * T * dim);
+    ALLOC(qkv, (size_t)nw * T * 3 * dout);
+    if (pool) ALLOC(qpool, (size_t)nw * Tq * dout);
+    ALLOC(attn, (size_t)nw * Tq * dout);
+    ALLOC(ao, (size_t)nw * Tq * dout);
+    ALLOC(hidden, (size_t)Ho * Wo * 4 * dout > (size_t)Ho * Wo * dout ? (size_t)Ho * Wo * 4 * dout : 1);
+    if (plan) { arena_reset(&m->arena, mark); *Ho_out = Ho; *Wo_out = Wo; return 0; }
+
+    if (dim == dout) {
+        o->layer_norm(o, x, bl->norm1.w, bl->norm1.b, xn, H * W, dim, 1e-6f);
+        shortcut = (float *)x;
+    }
+    /* window_partition with zero padding at the bottom/right (padded tokens not masked). */
+    for (int wy = 0; wy < nwy; wy++)
+        for (int wx = 0; wx < nwx; wx++)
+            for (int ty = 0; ty < wh; ty++)
+                for (int tx = 0; tx < ww; tx++) {
+                    int y = wy * wh + ty, xx = wx * ww + tx;
+                    float *dst = win + (((size_t)(wy * nwx + wx) * T) + ty * ww + tx) * dim;
+                    if (y < H && xx < W) memcpy(dst, xn + ((size_t)y * W + xx) * dim, sizeof(float) * dim);
+                    else memset(dst, 0, sizeof(float) * dim);
+                }
+    /* qkv: [nw, T, 3, heads, hd], so q, k, v are contiguous thirds of each token row. */
+    o->linear(o, win, bl->qkv.w, bl->qkv.b, qkv, nw * T, 3 * dout, dim);
+    samc_attention_args a = {
+        .batch = nw, .heads = heads, .n_q = Tq, .n_kv = T, .head_dim = hd, .scale = 1.0f / sqrtf((float)hd),
+        .k = qkv + dout, .k_sb = (ptrdiff_t)T * 3 * dout, .k_sh = hd, .k_st = 3 * dout,
+        .v = qkv + 2 * dout, .v_sb = (ptrdiff_t)T * 3 * dout, .v_sh = hd, .v_st = 3 * dout,
+        .out = attn, .o_sb = (ptrdiff_t)Tq * dout, .o_sh = hd, .o_st = dout,
+    };
+    if (pool) {
+        /* MultiScaleAttention q-pooling: max-pool 2x2 of q inside each window. */
+        for (int w = 0; w < nw; w++)
+            for (int py = 0; py < qh; py++)
+                for (int px = 0; px < qw; px++) {
+                    float *dst = qpool + ((size_t)w * Tq + py * qw + px) * dout;
+                    for (int ch = 0; ch < dout; ch++) {
+                        float v = -INFINITY;
+                        for (int dy = 0; dy < 2; dy++)
+                            for (int dx = 0; dx < 2; dx++) {
+                                int t = (2 * py + dy) * ww + 2 * px + dx;
+                                float q = qkv[((size_t)w * T + t) * 3 * dout + ch];
+                                if (q > v) v = q;
+                            }
+                        dst[ch] = v;
+                    }
+                }
+        a.q = qpool; a.q_sb = (ptrdiff_t)Tq * dout; a.q_sh = hd; a.q_st = dout;
+    } else {
+        a.q = qkv; a.q_sb = (ptrdiff_t)T * 3 * dout; a.q_sh = hd; a.q_st = 3 * dout;
+    }
+    o->attention(o, &a);
+    o->linear(o, attn, bl->attn_proj.w, bl->attn_proj.b, ao, nw * Tq, dout, dout);
+    /* window_unpartition (crop the padding) + residual. */
+    for (int y = 0; y < Ho; y++)
+        for (int xx = 0; xx < Wo; xx++) {
+            int w = (y / qh) * nwx + xx / qw, t = (y % qh) * qw + xx % qw;
+            const float *src = ao + ((size_t)w * Tq + t) * dout;
+            const float *sc = shortcut + ((size_t)y * Wo + xx) * dout;
+            float *dst = out + ((size_t)y * Wo + xx) * dout;
+            for (int ch = 0; ch < dout; ch++) dst[ch] = sc[ch] + src[ch];
+        }
+    /* x = x + mlp(norm2(x)); MLP = Linear -> GELU -> Linear. */
+    int N = Ho * Wo;
+    o->layer_norm(o, out, bl->norm2.w, bl->norm2.b, xn, N, dout, 1e-6f);
+    o->linear(o, xn, bl->mlp0.w, bl->mlp0.b, hidden, N, 4 * dout, dout);
+    o->gelu(o, hidden, (size_t)N * 4 * dout);
+    o->linear(o, hidden, bl->mlp1.w, bl->mlp1.b, ao, N, dout, 4 * dout);
+    for (size_t i = 0; i < (size_t)N * dout; i++) out[i] += ao[i];
+    arena_reset(&m->arena, mark);
+    *Ho_out = Ho;
+    *Wo_out = Wo;
+    return 0;
+}
+
+/* PositionEmbeddingSine (normalize=True, scale 2*pi, temperature 10000) for the neck
+ * dumps: [C, H, W], channels 0..C/2-1 from y, C/2..C-1 from x, sin/cos interleaved. */
+static void sine_position_encoding(int C, int H, int W, float *out) {
+    int npf = C / 2;
+    const float two_pi = 6.28318530717958647692f, eps = 1e-6f;
+    for (int k = 0; k < npf; k++) {
+        float dim_t = powf(10000.0f, (float)(2 * (k / 2)) / (float)npf);
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) {
+                float ye = (float)(y + 1) / ((float)H + eps) * two_pi;
+                float xe = (float)(x + 1) / ((float)W + eps) * two_pi;
+                float vy = ye / dim_t, vx = xe / dim_t;
+                out[((size_t)k * H + y) * W + x] = (k % 2 == 0) ? sinf(vy) : cosf(vy);
+                out[((size_t)(npf + k) * H + y) * W + x] = (k % 2 == 0) ? sinf(vx) : cosf(vx);
+            }
+    }
+}
+
+/* FpnNeck.forward (top-down only into fpn_top_down_levels, nearest x2) and the 1x1
+ * convs of SAM2Base.forward_image; stage[i] are NCHW trunk outputs, highest res first. */
+static int fpn_neck_forward(samc_model *m, float *const stage[4], const int sh[4], const int sw[4],
+                            samc_image *img, int plan, samc_error *err) {
+    const samc_ops *o = m->ops;
+    const synth_config *c = m->cfg;
+    int C = m->C;
+    float *lvl[4];
+    for (int i = 0; i < 4; i++) ALLOC(lvl[i], (size_t)C * sh[i] * sw[i]);
+    float *pos = NULL;
+    if (m->opt.dump) ALLOC(pos, (size_t)C * sh[0] * sw[0]);
+    if (plan) return 0;
+    for (int i = 3; i >= 0; i--) {
+        /* convs[n-1-i] takes stage i (convs.0 is the lowest resolution). */
+        const sam2_linear *cv = &m->enc.neck_convs[3 - i];
+        int HW = sh[i] * sw[i];
+        o->matmul(o, cv->w, stage[i], cv->b, lvl[i], C, HW, c->backbone_channel_list[3 - i]);
+        int top_down = (i == c->fpn_top_down_levels[0] || i == c->fpn_top_down_levels[1]) && i < 3;
+        if (top_down) {
+            const float *prev = lvl[i + 1];
+            int pw = sw[i + 1], ph = sh[i + 1];
+            for (int ch = 0; ch < C; ch++)
+                for (int y = 0; y < sh[i]; y++)
+                    for (int x = 0; x < sw[i]; x++) {
+                        int py = y / 2 < ph ? y / 2 : ph - 1, px = x / 2 < pw ? x / 2 : pw - 1;
+                        lvl[i][((size_t)ch * sh[i] + y) * sw[i] + x] += prev[((size_t)ch * ph + py) * pw + px];
+                    }
+        }
+    }
+    for (int i = 0; i < 4; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "neck.fpn%d", i);
+        sam2_dump(m, name, lvl[i], 4, (int64_t)1, (int64_t)C, (int64_t)sh[i], (int64_t)sw[i]);
+        if (pos) {
+            sine_position_encoding(C, sh[i], sw[i], pos);
+            snprintf(name, sizeof name, "neck.pos%d", i);
+            sam2_dump(m, name, pos, 4, (int64_t)1, (int64_t)C, (int64_t)sh[i], (int64_t)sw[i]);
+        }
+    }
+    /* forward_image: high-res features for the decoder. */
+    const sam2_mask_decoder *d = &m->dec;
+    o->matmul(o, d->conv_s0.w, lvl[0], d->conv_s0.b, img->feat_s0, C / 8, sh[0] * sw[0], C);
+    o->matmul(o, d->conv_s1.w, lvl[1], d->conv_s1.b, img->feat_s1, C / 4, sh[1] * sw[1], C);
+    sam2_dump(m, "backbone.fpn2", lvl[2], 4, (int64_t)1, (int64_t)C, (int64_t)sh[2], (int64_t)sw[2]);
+    sam2_dump(m, "high_res_feats0", img->feat_s0, 4, (int64_t)1, (int64_t)(C / 8), (int64_t)sh[0], (int64_t)sw[0]);
+    sam2_dump(m, "high_res_feats1", img->feat_s1, 4, (int64_t)1, (int64_t)(C / 4), (int64_t)sh[1], (int64_t)sw[1]);
+    sam2_dump(m, "backbone.fpn0", img->feat_s0, 4, (int64_t)1, (int64_t)(C / 8), (int64_t)sh[0], (int64_t)sw[0]);
+    sam2_dump(m, "backbone.fpn1", img->feat_s1, 4, (int64_t)1, (int64_t)(C / 4), (int64_t)sh[1], (int64_t)sw[1]);
+    /* SAM2ImagePredictor.set_image: directly_add_no_mem_embed on the lowest kept level. */
+    int HW2 = sh[2] * sw[2];
+    for (int ch = 0; ch < C; ch++)
+        for (int p = 0; p < HW2; p++)
+            img->image_embed[(size_t)ch * HW2 + p] = lvl[2][(size_t)ch * HW2 + p] + d->no_mem_embed[ch];
+    sam2_dump(m, "image_embed", img->image_embed, 4, (int64_t)1, (int64_t)C, (int64_t)sh[2], (int64_t)sw[2]);
+    return 0;
+}
+
+int sam2_image_encoder_forward(samc_model *m, const float *input, samc_image *img, int plan, samc_error *err) {
+    const samc_ops *o = m->ops;
+    const synth_config *c = m->cfg;
+    const sam2_image_encoder *e = &m->enc;
+    int S = m->S, C0 = c->embed_dim;
+    int H = (S + 2 * c->patch_padding - c->patch_kernel) / c->patch_stride + 1, W = H;
+    size_t max_map = 0;
+    { /* the largest NHWC map of any block input/output */
+        int h = H;
+        for (int b = 0; b < e->n_blocks; b++) {
+            const hiera_block *bl = &e->blocks[b];
+            size_t in = (size_t)h * h * bl->dim;
+            if (bl->q_pool) h /= 2;
+            size_t out = (size_t)h * h * bl->dim_out;
+            if (in > max_map) max_map = in;
+            if (out > max_map) max_map = out;
+        }
+    }
+    size_t mark0 = arena_mark(&m->arena);
+    float *xa, *xb, *chw, *stage[4];
+    int sh[4], sw[4];
+    ALLOC(xa, max_map);
+    ALLOC(xb, max_map);
+    ALLOC(chw, (size_t)C0 * H * W);
+    {
+        int h = H;
+        for (int s = 0; s < 4; s++) {
+            sh[s] = sw[s] = h;
+            ALLOC(stage[s], (size_t)h * h * synth_stage_dim(c, s));
+            h /= 2;
+        }
+    }
+    double t0 = sam2_now_ms();
+    if (!plan) {
+        /* PatchEmbed: Conv2d 7x7/s4/p3, then to NHWC; plus the positional embedding. */
+        o->conv2d(o, input, e->patch_embed.w, e->patch_embed.b, chw, 3, S, S, C0, c->patch_kernel,
+                  c->patch_kernel, c->patch_stride, c->patch_padding);
+        transpose_chw_hwc(chw, xa, C0, H * W);
+        sam2_dump(m, "trunk.patch_embed", xa, 4, (int64_t)1, (int64_t)H, (int64_t)W, (int64_t)C0);
+        hiera_pos_embed(m, H, W, chw, xb);
+        sam2_dump(m, "trunk.pos_embed", xb, 4, (int64_t)1, (int64_t)H, (int64_t)W, (int64_t)C0);
+        for (size_t i = 0; i < (size_t)H * W * C0; i++) xa[i] += xb[i];
+        m->timings.patch_embed_ms = sam2_now_ms() - t0;
+        sam2_log(m, "encode: patch embed + pos embed %.1f ms", m->timings.patch_embed_ms);
+    }
+    float *x = xa, *y = xb;
+    int stage_idx = 0;
+    double ts = sam2_now_ms();
+    for (int b = 0; b < e->n_blocks; b++) {
+        const hiera_block *bl = &e->blocks[b];
+        int Ho = H, Wo = W;
+        if (hiera_block_forward(m, bl, x, H, W, y, &Ho, &Wo, plan, err)) return -1;
+        H = Ho; W = Wo;
+        float *t = x; x = y; y = t;
+        if (plan) continue;
+        char name[32];
+        snprintf(name, sizeof name, "trunk.block%02d", b);
+        sam2_dump(m, name, x, 4, (int64_t)1, (int64_t)H, (int64_t)W, (int64_t)bl->dim_out);
+        if (b == e->stage_end[stage_idx]) {
+            transpose_hwc_chw(x, stage[stage_idx], bl->dim_out, H * W);
+            snprintf(name, sizeof name, "trunk.stage%d", stage_idx);
+            sam2_dump(m, name, stage[stage_idx], 4, (int64_t)1, (int64_t)bl->dim_out, (int64_t)H, (int64_t)W);
+            m->timings.stage_ms[stage_idx] = sam2_now_ms() - ts;
+            sam2_log(m, "encode: trunk stage %d (%dx%dx%d) %.1f ms", stage_idx, H, W, bl->dim_out,
+                     m->timings.stage_ms[stage_idx]);
+            ts = sam2_now_ms();
+            stage_idx++;
+        }
+    }
+    double tn = sam2_now_ms();
+    if (fpn_neck_forward(m, stage, sh, sw, img, plan, err)) return -1;
+    if (!plan) {
+        m->timings.neck_ms = sam2_now_ms() - tn;
+        sam2_log(m, "encode: neck %.1f ms", m->timings.neck_ms);
+    }
+    arena_reset(&m->arena, mark0);
+    return 0;
+}

@@ -1,0 +1,352 @@
+/* tests/test_golden.c: the engine against the official PyTorch SAM2.1 (shared/golden).
+ *
+ * For micro every recorded intermediate tensor is compared (the model's dump hook hands
+ * each named tensor to compare_dump), for tiny the same where the golden stores it (full
+ * or a 4096-value sample), plus the final binary masks against the golden PNGs. Both CPU
+ * backends run every case. A line per group says OK / NOT OK with the worst tensor;
+ * SAMC_TEST_VERBOSE=1 prints every tensor. Tolerances are the manifests'
+ * suggested_tol_abs (20x the fp32-vs-fp64 noise floor). */
+#include "test.h"
+#include "samc.h"
+#include "sam2.h"
+#include "safetensors.h"
+#include <cjson/cJSON.h>
+#include <stb_image.h>
+#include <stdint.h>
+#include <unistd.h>
+
+/* ---- golden groups ---------------------------------------------------------------- */
+
+typedef struct {
+    char name[64];
+    cJSON *manifest;
+    st_file st;
+    int ok;
+} golden_group;
+
+#define MAX_GROUPS 16
+static golden_group groups[MAX_GROUPS];
+static int n_groups;
+static char golden_root[512];
+
+static char *read_text(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) { free(s); s = NULL; }
+    if (s) s[n] = 0;
+    fclose(f);
+    return s;
+}
+
+static void groups_close(void) {
+    for (int i = 0; i < n_groups; i++) {
+        cJSON_Delete(groups[i].manifest);
+        st_close(&groups[i].st);
+    }
+    n_groups = 0;
+}
+
+static golden_group *group_get(const char *name) {
+    for (int i = 0; i < n_groups; i++)
+        if (!strcmp(groups[i].name, name)) return &groups[i];
+    if (n_groups == MAX_GROUPS) return NULL;
+    golden_group *g = &groups[n_groups++];
+    memset(g, 0, sizeof *g);
+    snprintf(g->name, sizeof g->name, "%s", name);
+    char path[700], err[SAMC_ERRMSG];
+    snprintf(path, sizeof path, "%s/%s/manifest.json", golden_root, name);
+    char *txt = read_text(path);
+    g->manifest = txt ? cJSON_Parse(txt) : NULL;
+    free(txt);
+    snprintf(path, sizeof path, "%s/%s/tensors.safetensors", golden_root, name);
+    g->ok = g->manifest && st_open(path, &g->st, err) == 0;
+    if (!g->ok) fprintf(stderr, "  cannot open golden group %s\n", path);
+    return g;
+}
+
+/* Golden values of `name` in `group`, following same_as links: vals[n] at flat indices
+ * idx[n] (idx NULL: the full tensor in order). Returns 0 if found. */
+typedef struct { float *vals; int32_t *idx; int64_t n, numel; } golden_tensor;
+
+static void golden_free(golden_tensor *t) { free(t->vals); free(t->idx); memset(t, 0, sizeof *t); }
+
+static int golden_load(const char *group, const char *name, golden_tensor *out, int depth) {
+    memset(out, 0, sizeof *out);
+    golden_group *g = group_get(group);
+    if (!g || !g->ok || depth > 4) return -1;
+    cJSON *e = cJSON_GetObjectItem(cJSON_GetObjectItem(g->manifest, "tensors"), name);
+    if (!e) return -1;
+    const char *stored = cJSON_GetStringValue(cJSON_GetObjectItem(e, "stored"));
+    if (!stored) return -1;
+    if (!strcmp(stored, "same_as")) {
+        char ref[200];
+        snprintf(ref, sizeof ref, "%s", cJSON_GetStringValue(cJSON_GetObjectItem(e, "same_as")));
+        char *slash = strchr(ref, '/');
+        if (!slash) return -1;
+        *slash = 0;
+        return golden_load(ref, slash + 1, out, depth + 1);
+    }
+    char err[SAMC_ERRMSG], key[200];
+    const st_tensor *tv, *ti = NULL;
+    if (!strcmp(stored, "full")) {
+        tv = st_find(&g->st, name);
+    } else {
+        snprintf(key, sizeof key, "%s.sample_val", name);
+        tv = st_find(&g->st, key);
+        snprintf(key, sizeof key, "%s.sample_idx", name);
+        ti = st_find(&g->st, key);
+        if (!ti) return -1;
+    }
+    if (!tv) return -1;
+    out->n = tv->numel;
+    out->numel = 1;
+    cJSON *sh = cJSON_GetObjectItem(e, "shape");
+    for (cJSON *d = sh ? sh->child : NULL; d; d = d->next) out->numel *= (int64_t)d->valuedouble;
+    out->vals = malloc(sizeof(float) * (size_t)out->n);
+    if (tv->dtype == ST_I32) {
+        for (int64_t i = 0; i < out->n; i++) out->vals[i] = (float)((const int32_t *)tv->data)[i];
+    } else if (st_read_f32(tv, out->vals, err)) {
+        golden_free(out);
+        return -1;
+    }
+    if (ti) {
+        out->idx = malloc(sizeof(int32_t) * (size_t)out->n);
+        memcpy(out->idx, ti->data, sizeof(int32_t) * (size_t)out->n);
+    }
+    return 0;
+}
+
+static double manifest_tol(const char *group, const char *name) {
+    golden_group *g = group_get(group);
+    cJSON *e = g ? cJSON_GetObjectItem(cJSON_GetObjectItem(g->manifest, "tensors"), name) : NULL;
+    cJSON *t = e ? cJSON_GetObjectItem(e, "suggested_tol_abs") : NULL;
+    return t ? t->valuedouble : 0.0; /* integer tensors (labels): exact */
+}
+
+/* ---- comparing dumps ---------------------------------------------------------------- */
+
+typedef struct {
+    const char *group;
+    char seen[128][64];
+    int n_seen, n_checked, n_bad;
+    double worst_ratio;
+    char worst[64];
+} compare_ctx;
+
+static int verbose(void) { const char *v = getenv("SAMC_TEST_VERBOSE"); return v && *v && *v != '0'; }
+
+static void compare_tensor(compare_ctx *c, const char *name, const float *data, int64_t numel) {
+    golden_tensor g;
+    if (golden_load(c->group, name, &g, 0)) return; /* not recorded for this group */
+    if (c->n_seen < 128) snprintf(c->seen[c->n_seen++], 64, "%s", name);
+    c->n_checked++;
+    double tol = manifest_tol(c->group, name);
+    if (g.numel != numel) {
+        fprintf(stderr, "  NOT OK %s/%s: %lld values, golden has %lld\n", c->group, name, (long long)numel, (long long)g.numel);
+        c->n_bad++;
+        test_failures_in_current++;
+        golden_free(&g);
+        return;
+    }
+    double maxerr = 0.0;
+    int64_t at = 0;
+    for (int64_t i = 0; i < g.n; i++) {
+        int64_t k = g.idx ? g.idx[i] : i;
+        double e = fabs((double)data[k] - (double)g.vals[i]);
+        if (!(e <= maxerr)) { maxerr = e; at = k; }
+    }
+    double ratio = tol > 0 ? maxerr / tol : (maxerr > 0 ? INFINITY : 0.0);
+    int ok = maxerr <= tol;
+    if (ratio > c->worst_ratio) { c->worst_ratio = ratio; snprintf(c->worst, sizeof c->worst, "%s", name); }
+    if (!ok || verbose())
+        fprintf(stderr, "  %s %s/%s: max |err| %.3g at %lld (got %.9g) tol %.3g%s\n", ok ? "OK    " : "NOT OK", c->group,
+                name, maxerr, (long long)at, (double)data[at], tol, g.idx ? " (sampled)" : "");
+    if (!ok) { c->n_bad++; test_failures_in_current++; }
+    golden_free(&g);
+}
+
+static void dump_hook(void *ctx, const char *name, const float *data, int ndim, const int64_t *shape) {
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) n *= shape[i];
+    compare_tensor(ctx, name, data, n);
+    /* g_point_multimask_logits records what predict() returned as out.masks_logits */
+    if (!strcmp(name, "post.masks_logits")) compare_tensor(ctx, "out.masks_logits", data, n);
+}
+
+/* Every tensor the golden group records must have been produced by the engine. */
+static void check_all_seen(compare_ctx *c) {
+    golden_group *g = group_get(c->group);
+    cJSON *ts = g ? cJSON_GetObjectItem(g->manifest, "tensors") : NULL;
+    for (cJSON *e = ts ? ts->child : NULL; e; e = e->next) {
+        if (!strcmp(e->string, "inputs.mask_input")) continue; /* an input, not an output */
+        int seen = 0;
+        for (int i = 0; i < c->n_seen && !seen; i++) seen = !strcmp(c->seen[i], e->string);
+        CHECKF(seen, "%s/%s was never produced by the engine", c->group, e->string);
+    }
+}
+
+static void report(compare_ctx *c) {
+    printf("  %-6s %s: %d tensors compared, worst %s at %.2f x tol\n", c->n_bad ? "NOT OK" : "OK", c->group,
+           c->n_checked, c->worst[0] ? c->worst : "-", c->worst_ratio);
+}
+
+/* ---- running a config ---------------------------------------------------------------- */
+
+static int read_floats(cJSON *a, float *out, int max) {
+    int n = 0;
+    for (cJSON *x = a ? a->child : NULL; x && n < max; x = x->next) {
+        if (cJSON_IsArray(x)) n += read_floats(x, out + n, max - n);
+        else out[n++] = (float)x->valuedouble;
+    }
+    return n;
+}
+
+static void check_masks_png(compare_ctx *c, const samc_masks *out, cJSON *manifest) {
+    cJSON *list = cJSON_GetObjectItem(manifest, "masks_png");
+    double tol = manifest_tol(c->group, "post.masks_logits");
+    size_t full = (size_t)out->width * out->height;
+    for (cJSON *e = list ? list->child : NULL; e; e = e->next) {
+        const char *file = cJSON_GetStringValue(cJSON_GetObjectItem(e, "file"));
+        float idx[2];
+        int ni = read_floats(cJSON_GetObjectItem(e, "index"), idx, 2);
+        int b = ni == 2 ? (int)idx[0] : 0, j = ni == 2 ? (int)idx[1] : (int)idx[0];
+        char path[800];
+        snprintf(path, sizeof path, "%s/%s/%s", golden_root, c->group, file);
+        int w, h, ch;
+        unsigned char *png = stbi_load(path, &w, &h, &ch, 1);
+        CHECKF(png != NULL, "cannot read %s", path);
+        if (!png) continue;
+        CHECK(w == out->width && h == out->height);
+        const uint8_t *mk = out->masks + ((size_t)b * out->n_masks + j) * full;
+        const float *lg = out->logits + ((size_t)b * out->n_masks + j) * full;
+        size_t flips = 0, hard = 0;
+        for (size_t i = 0; i < full && w == out->width && h == out->height; i++)
+            if ((png[i] > 127) != (mk[i] != 0)) {
+                flips++;
+                if (fabsf(lg[i]) > tol) hard++;
+            }
+        int ok = hard == 0 && flips <= 1 + full / 100000;
+        if (!ok || verbose())
+            fprintf(stderr, "  %s %s/%s: %zu of %zu pixels differ (%zu with |logit| > %.2g)\n", ok ? "OK    " : "NOT OK",
+                    c->group, file, flips, full, hard, tol);
+        CHECKF(ok, "mask %s/%s", c->group, file);
+        stbi_image_free(png);
+    }
+}
+
+static void run_case(samc_model *m, const samc_image *img, const char *group, compare_ctx *c) {
+    golden_group *g = group_get(group);
+    CHECKF(g && g->ok, "golden group %s missing", group);
+    if (!g || !g->ok) return;
+    cJSON *args = cJSON_GetObjectItem(g->manifest, "predict_args");
+    float pts[64], box[64], lab_f[32];
+    int n_pts = read_floats(cJSON_GetObjectItem(args, "point_coords"), pts, 64) / 2;
+    int n_lab = read_floats(cJSON_GetObjectItem(args, "point_labels"), lab_f, 32);
+    int n_box = read_floats(cJSON_GetObjectItem(args, "box"), box, 64) / 4;
+    int labels[32];
+    for (int i = 0; i < n_lab; i++) labels[i] = (int)lab_f[i];
+    CHECK(n_lab == n_pts);
+    float *mask = NULL;
+    golden_tensor gm = { 0 };
+    if (cJSON_IsString(cJSON_GetObjectItem(args, "mask_input"))) {
+        CHECK(golden_load(group, "inputs.mask_input", &gm, 0) == 0);
+        mask = gm.vals;
+    }
+    samc_prompt pr[16];
+    int n_pr = n_box > 1 ? n_box : 1;
+    for (int b = 0; b < n_pr; b++)
+        pr[b] = (samc_prompt){ .points = n_pts ? pts : NULL, .labels = n_pts ? labels : NULL, .n_points = n_pts,
+                               .box = n_box ? box + 4 * b : NULL, .mask_input = mask };
+    samc_predict_options opt = { .multimask = cJSON_IsTrue(cJSON_GetObjectItem(args, "multimask_output")),
+                                 .want_masks = 1, .want_logits = 1 };
+    samc_masks out = { 0 };
+    samc_error err = { 0 };
+    c->group = group;
+    int rc = samc_predict(m, img, pr, n_pr, &opt, &out, &err);
+    CHECKF(rc == 0, "%s: %s", group, err.msg);
+    if (rc == 0) {
+        check_all_seen(c);
+        check_masks_png(c, &out, g->manifest);
+    }
+    report(c);
+    samc_masks_free(&out);
+    golden_free(&gm);
+}
+
+static const char *cases[] = { "a_point_multimask", "b_pos_neg_single", "c_box_single", "d_box_point_single",
+                               "e_mask_point_single", "f_three_boxes_batch", "g_point_multimask_logits" };
+
+static void run_config(const char *config, const char *image, samc_backend backend) {
+    snprintf(golden_root, sizeof golden_root, "%s/%s", test_golden_dir(), config);
+    char path[700];
+    snprintf(path, sizeof path, "%s/index.json", golden_root);
+    if (access(path, R_OK)) TEST_SKIP("no golden data at %s", golden_root);
+    char wpath[] = "/tmp/samc_golden_XXXXXX";
+    int fd = mkstemp(wpath);
+    CHECK(fd >= 0);
+    if (fd < 0) return;
+    close(fd);
+    samc_error err = { 0 };
+    CHECKF(samc_synth_write(config, wpath, &err) == 0, "%s", err.msg);
+    static compare_ctx c;
+    memset(&c, 0, sizeof c);
+    c.group = "set_image";
+    samc_options opt = { .backend = backend, .dump = dump_hook, .dump_ctx = &c };
+    samc_model *m = samc_model_load(wpath, &opt, &err);
+    unlink(wpath);
+    CHECKF(m != NULL, "%s", err.msg);
+    if (!m) return;
+    snprintf(path, sizeof path, "%s/images/%s", test_golden_dir(), image);
+    int w, h, ch;
+    unsigned char *rgb = stbi_load(path, &w, &h, &ch, 3);
+    CHECKF(rgb != NULL, "cannot read %s", path);
+    samc_image *img = samc_image_new(m, &err);
+    if (rgb && img) {
+        int rc = samc_image_encode(m, img, rgb, w, h, &err);
+        CHECKF(rc == 0, "%s", err.msg);
+        check_all_seen(&c);
+        report(&c);
+        for (size_t i = 0; rc == 0 && i < sizeof cases / sizeof cases[0]; i++) {
+            memset(&c, 0, sizeof c);
+            run_case(m, img, cases[i], &c);
+        }
+    }
+    stbi_image_free(rgb);
+    samc_image_free(img);
+    samc_model_free(m);
+    groups_close();
+}
+
+static void test_micro_reference(void) { run_config("micro", "truck_320x240.png", SAMC_BACKEND_CPU_REF); }
+static void test_micro_fast(void) { run_config("micro", "truck_320x240.png", SAMC_BACKEND_CPU_FAST); }
+static void test_tiny_reference(void) { run_config("tiny", "truck_1800x1200.png", SAMC_BACKEND_CPU_REF); }
+static void test_tiny_fast(void) { run_config("tiny", "truck_1800x1200.png", SAMC_BACKEND_CPU_FAST); }
+
+/* MaskDecoder._dynamic_multimask_via_stability on crafted logits (all three branches). */
+static void test_unit_dynamic_multimask(void) {
+    snprintf(golden_root, sizeof golden_root, "%s/micro", test_golden_dir());
+    golden_tensor lg, iou, stab;
+    if (golden_load("unit_dynamic_multimask", "in.all_mask_logits", &lg, 0)) TEST_SKIP("no unit_dynamic_multimask golden");
+    CHECK(golden_load("unit_dynamic_multimask", "in.all_iou", &iou, 0) == 0);
+    CHECK(golden_load("unit_dynamic_multimask", "expected.stability_token0", &stab, 0) == 0);
+    golden_group *g = group_get("unit_dynamic_multimask");
+    float chosen[8];
+    int nc = read_floats(cJSON_GetObjectItem(g->manifest, "chosen_token"), chosen, 8);
+    int n = (int)(lg.numel / 12);
+    CHECK(nc == 3 && lg.numel == 3 * 4 * n);
+    for (int b = 0; b < 3 && iou.vals && stab.vals; b++) {
+        float s;
+        int t = sam2_dynamic_multimask_choice(lg.vals + (size_t)b * 4 * n, iou.vals + b * 4, n, &s);
+        CHECKF(t == (int)chosen[b], "item %d: chose token %d, golden %d", b, t, (int)chosen[b]);
+        CHECKF(fabsf(s - stab.vals[b]) <= 1e-6f, "item %d: stability %.9g, golden %.9g", b, s, stab.vals[b]);
+    }
+    golden_free(&lg); golden_free(&iou); golden_free(&stab);
+    groups_close();
+}
+
+TEST_MAIN(TEST_CASE(test_unit_dynamic_multimask), TEST_CASE(test_micro_reference), TEST_CASE(test_micro_fast),
+          TEST_CASE(test_tiny_fast), TEST_CASE(test_tiny_reference))
