@@ -68,61 +68,50 @@ static int imax(int a, int b) { return a > b ? a : b; }
 
 /* ---------------------------------------------------------------- GEMM driver */
 
-typedef struct gemm_desc gemm_desc;
-/* Packs B(k0..k0+kc, n0..n0+nc) as ceil(nc/16) panels of kc rows x 16 floats, zero
- * beyond nc. */
-typedef void (*pack_b_fn)(const gemm_desc *g, int k0, int kc, int n0, int nc, float *dst);
+typedef enum { B_ROWS, B_COLS, B_IM2COL } b_kind;
 
 /* C[M,N] = A[M,K] · B[K,N] (+ bias_n per column) (+ bias_m per row).
- * A(m,k) = a[m*a_rs + k*a_cs]; B through pack_b (strided: B(k,n) = b[k*b_rs + n*b_cs],
- * or an on-the-fly im2col for conv2d). */
-struct gemm_desc {
+ * A(m,k) = a[m*a_rs + k*a_cs]. B(k,n) = b[k*ldb + n] (B_ROWS), b[n*ldb + k] (B_COLS),
+ * or an on-the-fly im2col of the conv2d input b (B_IM2COL). */
+typedef struct {
     int M, N, K;
     const float *a; ptrdiff_t a_rs, a_cs;
-    const float *b; ptrdiff_t b_rs, b_cs;
-    pack_b_fn pack_b;
+    const float *b; ptrdiff_t ldb;
+    b_kind b_kind;
     const float *bias_n, *bias_m;
     float *c; ptrdiff_t ldc;
     /* im2col geometry for conv2d */
     int cin, h, w, kh, kw, stride, pad, wo;
-};
+} gemm_desc;
 
-/* B rows contiguous in n: B(k,n) = b[k*b_rs + n]. */
-static void pack_b_rows(const gemm_desc *g, int k0, int kc, int n0, int nc, float *dst) {
+/* Portable packers (see samc_fast_kernels.pack_rows / pack_cols). */
+static void pack_rows_scalar(const float *b, ptrdiff_t ldb, int kc, int nc, float *dst) {
     for (int p = 0; p < nc; p += SAMC_GEMM_NR) {
         int nr = imin(SAMC_GEMM_NR, nc - p);
-        const float *src = g->b + (ptrdiff_t)k0 * g->b_rs + (n0 + p);
-        if (nr == SAMC_GEMM_NR) {
-            for (int k = 0; k < kc; k++, dst += SAMC_GEMM_NR, src += g->b_rs)
-                memcpy(dst, src, SAMC_GEMM_NR * sizeof(float));
-        } else {
-            for (int k = 0; k < kc; k++, dst += SAMC_GEMM_NR, src += g->b_rs) {
-                memcpy(dst, src, (size_t)nr * sizeof(float));
-                memset(dst + nr, 0, (size_t)(SAMC_GEMM_NR - nr) * sizeof(float));
-            }
+        const float *src = b + p;
+        for (int k = 0; k < kc; k++, dst += SAMC_GEMM_NR, src += ldb) {
+            int j = 0;
+            for (; j < nr; j++) dst[j] = src[j];
+            for (; j < SAMC_GEMM_NR; j++) dst[j] = 0.0f;
         }
     }
 }
 
-/* B columns contiguous in k (B is a transposed row-major matrix, e.g. nn.Linear's
- * weight): B(k,n) = b[n*b_cs + k]. */
-static void pack_b_cols(const gemm_desc *g, int k0, int kc, int n0, int nc, float *dst) {
+static void pack_cols_scalar(const float *b, ptrdiff_t ldb, int kc, int nc, float *dst) {
     for (int p = 0; p < nc; p += SAMC_GEMM_NR) {
         int nr = imin(SAMC_GEMM_NR, nc - p);
-        const float *src[SAMC_GEMM_NR];
-        for (int j = 0; j < nr; j++) src[j] = g->b + (ptrdiff_t)(n0 + p + j) * g->b_cs + k0;
-        for (int k = 0; k < kc; k++) {
-            float *d = dst + (size_t)k * SAMC_GEMM_NR;
-            int j = 0;
-            for (; j < nr; j++) d[j] = src[j][k];
-            for (; j < SAMC_GEMM_NR; j++) d[j] = 0.0f;
+        for (int j = 0; j < nr; j++) {
+            const float *src = b + (ptrdiff_t)(p + j) * ldb;
+            for (int k = 0; k < kc; k++) dst[(size_t)k * SAMC_GEMM_NR + j] = src[k];
         }
+        for (int j = nr; j < SAMC_GEMM_NR; j++)
+            for (int k = 0; k < kc; k++) dst[(size_t)k * SAMC_GEMM_NR + j] = 0.0f;
         dst += (size_t)kc * SAMC_GEMM_NR;
     }
 }
 
 /* im2col on the fly for nn.Conv2d: k = (ci, ky, kx), n = (oy, ox). */
-static void pack_b_im2col(const gemm_desc *g, int k0, int kc, int n0, int nc, float *dst) {
+static void pack_im2col(const gemm_desc *g, int k0, int kc, int n0, int nc, float *dst) {
     int khw = g->kh * g->kw;
     for (int p = 0; p < nc; p += SAMC_GEMM_NR) {
         int nr = imin(SAMC_GEMM_NR, nc - p);
@@ -144,6 +133,15 @@ static void pack_b_im2col(const gemm_desc *g, int k0, int kc, int n0, int nc, fl
             for (; j < SAMC_GEMM_NR; j++) d[j] = 0.0f;
         }
         dst += (size_t)kc * SAMC_GEMM_NR;
+    }
+}
+
+/* B(k0..k0+kc, n0..n0+nc) as panels. */
+static void pack_b(const samc_fast_kernels *kn, const gemm_desc *g, int k0, int kc, int n0, int nc, float *dst) {
+    switch (g->b_kind) {
+    case B_ROWS: kn->pack_rows(g->b + (ptrdiff_t)k0 * g->ldb + n0, g->ldb, kc, nc, dst); break;
+    case B_COLS: kn->pack_cols(g->b + (ptrdiff_t)n0 * g->ldb + k0, g->ldb, kc, nc, dst); break;
+    case B_IM2COL: pack_im2col(g, k0, kc, n0, nc, dst); break;
     }
 }
 
@@ -171,7 +169,7 @@ static void gemm_rect(const samc_fast_kernels *kn, const gemm_desc *g, int m0, i
         for (int pc = 0; pc < K; pc += kcb) {
             int kc = imin(kcb, K - pc);
             int last = pc + kc >= K;
-            g->pack_b(g, pc, kc, nc0, nc, ts->bp);
+            pack_b(kn, g, pc, kc, nc0, nc, ts->bp);
             for (int mc0 = m0; mc0 < m1; mc0 += GEMM_MC) {
                 int mc = imin(GEMM_MC, m1 - mc0);
                 const float *ablk;
@@ -194,7 +192,7 @@ static void gemm_rect(const samc_fast_kernels *kn, const gemm_desc *g, int m0, i
                     for (int ir = 0; ir < mc; ir += SAMC_GEMM_MR) {
                         int mr = imin(SAMC_GEMM_MR, mc - ir);
                         const float *bm = (last && g->bias_m) ? g->bias_m + mc0 + ir : NULL;
-                        kn->gemm_ukernel(kc, ablk + (ptrdiff_t)ir * lda, lda, bpanel,
+                        kn->gemm_ukernel(kc, ablk + (ptrdiff_t)ir * lda, lda, bpanel, SAMC_GEMM_NR,
                                          c + (ptrdiff_t)(mc0 - m0 + ir) * ldc + (nc0 - n0 + jp), ldc,
                                          mr, nr, pc > 0, bn, bm);
                     }
@@ -245,7 +243,7 @@ static void gemm_run(fast_state *st, const gemm_desc *g) {
 static void linear_fast(const samc_ops *o, const float *x, const float *w, const float *b,
                         float *y, int M, int N, int K) {
     gemm_desc g = { .M = M, .N = N, .K = K, .a = x, .a_rs = K, .a_cs = 1,
-                    .b = w, .b_rs = 1, .b_cs = K, .pack_b = pack_b_cols,
+                    .b = w, .ldb = K, .b_kind = B_COLS,
                     .bias_n = b, .c = y, .ldc = N };
     gemm_run(state_of(o), &g);
 }
@@ -253,7 +251,7 @@ static void linear_fast(const samc_ops *o, const float *x, const float *w, const
 static void matmul_fast(const samc_ops *o, const float *a, const float *b, const float *bias,
                         float *c, int M, int N, int K) {
     gemm_desc g = { .M = M, .N = N, .K = K, .a = a, .a_rs = K, .a_cs = 1,
-                    .b = b, .b_rs = N, .b_cs = 1, .pack_b = pack_b_rows,
+                    .b = b, .ldb = N, .b_kind = B_ROWS,
                     .bias_m = bias, .c = c, .ldc = N };
     gemm_run(state_of(o), &g);
 }
@@ -270,11 +268,10 @@ static void conv2d_fast(const samc_ops *o, const float *x, const float *w, const
                     .cin = Cin, .h = H, .w = W, .kh = kh, .kw = kw, .stride = stride,
                     .pad = pad, .wo = Wo };
     if (kh == 1 && kw == 1 && stride == 1 && pad == 0) {
-        g.b_rs = (ptrdiff_t)H * W;
-        g.b_cs = 1;
-        g.pack_b = pack_b_rows;
+        g.ldb = (ptrdiff_t)H * W;
+        g.b_kind = B_ROWS;
     } else {
-        g.pack_b = pack_b_im2col;
+        g.b_kind = B_IM2COL;
     }
     gemm_run(state_of(o), &g);
 }
@@ -314,7 +311,7 @@ static void conv_transpose2x2_fast(const samc_ops *o, const float *x, const floa
     fast_state *st = state_of(o);
     convt_job j = { .st = st, .bias = b, .y = y, .H = H, .W = W, .Cout = Cout };
     j.g = (gemm_desc){ .M = Cout * 4, .N = H * W, .K = Cin, .a = w, .a_rs = 1, .a_cs = (ptrdiff_t)Cout * 4,
-                       .b = x, .b_rs = (ptrdiff_t)H * W, .b_cs = 1, .pack_b = pack_b_rows };
+                       .b = x, .ldb = (ptrdiff_t)H * W, .b_kind = B_ROWS };
     if (j.g.M <= 0 || j.g.N <= 0) return;
     j.tiles_n = ceil_div(j.g.N, CT_N);
     int n_tasks = ceil_div(j.g.M, CT_M) * j.tiles_n;
@@ -350,19 +347,20 @@ static void att_rows(const samc_fast_kernels *kn, const samc_attention_args *a, 
         for (int i = r0; i < r1; i++) memset(out + i * a->o_st, 0, (size_t)hd * sizeof(float));
         return;
     }
-    gemm_desc kd = { .b = kb, .b_rs = 1, .b_cs = a->k_st };
-    gemm_desc vd = { .b = vb, .b_rs = a->v_st, .b_cs = 1 };
+    int hd16 = hd & ~(SAMC_GEMM_NR - 1);
     for (int j0 = 0; j0 < n_kv; j0 += kvc) {
         int L = imin(kvc, n_kv - j0), first = j0 == 0;
-        pack_b_cols(&kd, 0, hd, j0, L, ts->kp);   /* [L/16][hd][16] */
-        pack_b_rows(&vd, j0, L, 0, hd, ts->vp);   /* [hd/16][L][16] */
+        /* kᵀ as [L/16][hd][16] panels; v is read in place 16 dims at a time (its rows
+         * are contiguous), except a last partial panel, packed to [L][16] with zeros. */
+        kn->pack_cols(kb + j0 * a->k_st, a->k_st, hd, L, ts->kp);
+        if (hd16 < hd) kn->pack_rows(vb + j0 * a->v_st + hd16, a->v_st, L, hd - hd16, ts->vp);
         for (int i0 = r0; i0 < r1; i0 += ATT_QB) {
             int qb = imin(ATT_QB, r1 - i0);
             for (int jp = 0; jp < L; jp += SAMC_GEMM_NR) {
                 int nr = imin(SAMC_GEMM_NR, L - jp);
                 const float *kp = ts->kp + (size_t)(jp / SAMC_GEMM_NR) * hd * SAMC_GEMM_NR;
                 for (int ir = 0; ir < qb; ir += SAMC_GEMM_MR)
-                    kn->gemm_ukernel(hd, q + (i0 + ir) * a->q_st, a->q_st, kp,
+                    kn->gemm_ukernel(hd, q + (i0 + ir) * a->q_st, a->q_st, kp, SAMC_GEMM_NR,
                                      ts->s + (size_t)ir * ATT_KVC + jp, ATT_KVC,
                                      imin(SAMC_GEMM_MR, qb - ir), nr, 0, NULL, NULL);
             }
@@ -383,9 +381,10 @@ static void att_rows(const samc_fast_kernels *kn, const samc_attention_args *a, 
             }
             for (int dp = 0; dp < hd; dp += SAMC_GEMM_NR) {
                 int nr = imin(SAMC_GEMM_NR, hd - dp);
-                const float *vp = ts->vp + (size_t)(dp / SAMC_GEMM_NR) * L * SAMC_GEMM_NR;
+                const float *vp = dp < hd16 ? vb + j0 * a->v_st + dp : ts->vp;
+                ptrdiff_t ldv = dp < hd16 ? a->v_st : SAMC_GEMM_NR;
                 for (int ir = 0; ir < qb; ir += SAMC_GEMM_MR)
-                    kn->gemm_ukernel(L, ts->s + (size_t)ir * ATT_KVC, ATT_KVC, vp,
+                    kn->gemm_ukernel(L, ts->s + (size_t)ir * ATT_KVC, ATT_KVC, vp, ldv,
                                      out + (i0 + ir) * a->o_st + dp, a->o_st,
                                      imin(SAMC_GEMM_MR, qb - ir), nr, !first, NULL, NULL);
             }
@@ -527,14 +526,14 @@ static void gelu_fast(const samc_ops *o, float *x, size_t n) {
 
 /* ---------------------------------------------------------------- portable kernels */
 
-static void ukernel_scalar(int kc, const float *a, ptrdiff_t lda, const float *bp, float *c,
-                           ptrdiff_t ldc, int mr, int nr, int accumulate,
+static void ukernel_scalar(int kc, const float *a, ptrdiff_t lda, const float *bp, ptrdiff_t ldb,
+                           float *c, ptrdiff_t ldc, int mr, int nr, int accumulate,
                            const float *bias_n, const float *bias_m) {
     float acc[SAMC_GEMM_MR][SAMC_GEMM_NR];
     for (int i = 0; i < mr; i++)
         for (int j = 0; j < SAMC_GEMM_NR; j++) acc[i][j] = 0.0f;
     for (int k = 0; k < kc; k++) {
-        const float *b = bp + (size_t)k * SAMC_GEMM_NR;
+        const float *b = bp + k * ldb;
         for (int i = 0; i < mr; i++) {
             float av = a[i * lda + k];
             for (int j = 0; j < SAMC_GEMM_NR; j++) acc[i][j] += av * b[j];
@@ -613,6 +612,8 @@ static void layer_norm2d_span_scalar(const float *x, const float *w, const float
 const samc_fast_kernels samc_fast_kernels_scalar = {
     .isa = "scalar",
     .gemm_ukernel = ukernel_scalar,
+    .pack_rows = pack_rows_scalar,
+    .pack_cols = pack_cols_scalar,
     .scale_max = scale_max_scalar,
     .exp_sum = exp_sum_scalar,
     .scale = scale_scalar,

@@ -19,12 +19,17 @@
 typedef struct {
     const char *isa;
     /* C[mr x nr] = (accumulate ? C : 0) + A[mr x kc] · B[kc x nr] (+ bias_n[j]) (+ bias_m[i])
-     * A row i at a + i*lda, contiguous in k. B packed as kc rows of 16 floats (columns
-     * past nr are zero). C row i at c + i*ldc. 1 <= mr <= 6, 1 <= nr <= 16; bias_n
-     * (per column, nr values) and bias_m (per row, mr values) may be NULL. */
-    void (*gemm_ukernel)(int kc, const float *a, ptrdiff_t lda, const float *bp, float *c,
-                         ptrdiff_t ldc, int mr, int nr, int accumulate,
+     * A row i at a + i*lda, contiguous in k. B row k is the 16 floats at bp + k*ldb
+     * (a packed panel has ldb = 16; all 16 must be readable, those past nr are
+     * ignored). C row i at c + i*ldc. 1 <= mr <= 6, 1 <= nr <= 16; bias_n (per column,
+     * nr values) and bias_m (per row, mr values) may be NULL. */
+    void (*gemm_ukernel)(int kc, const float *a, ptrdiff_t lda, const float *bp, ptrdiff_t ldb,
+                         float *c, ptrdiff_t ldc, int mr, int nr, int accumulate,
                          const float *bias_n, const float *bias_m);
+    /* Pack B[kc x nc] into ceil(nc/16) panels of kc rows x 16 floats, zero past nc:
+     * pack_rows for B(k,n) = b[k*ldb + n], pack_cols for B(k,n) = b[n*ldb + k]. */
+    void (*pack_rows)(const float *b, ptrdiff_t ldb, int kc, int nc, float *dst);
+    void (*pack_cols)(const float *b, ptrdiff_t ldb, int kc, int nc, float *dst);
     /* s[i] *= scale for i < n; returns the max of the scaled values. */
     float (*scale_max)(float *s, int n, float scale);
     /* s[i] = exp(s[i] - m); returns their sum. */

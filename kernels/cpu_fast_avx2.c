@@ -35,8 +35,8 @@ static inline float hmax(__m256 v) {
 /* 6 x 16 tile: 12 accumulators, two B vectors, one broadcast A value: 15 of the 16 ymm
  * registers. MR is a compile-time constant in each instantiation below. */
 static inline __attribute__((always_inline)) void ukernel_rows(
-    const int MR, int kc, const float *a, ptrdiff_t lda, const float *bp, float *c, ptrdiff_t ldc,
-    int nr, int accumulate, const float *bias_n, const float *bias_m) {
+    const int MR, int kc, const float *a, ptrdiff_t lda, const float *bp, ptrdiff_t ldb, float *c,
+    ptrdiff_t ldc, int nr, int accumulate, const float *bias_n, const float *bias_m) {
     __m256 acc[SAMC_GEMM_MR][2];
 #pragma GCC unroll 6
     for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
@@ -44,8 +44,8 @@ static inline __attribute__((always_inline)) void ukernel_rows(
 #pragma GCC unroll 6
     for (int i = 0; i < MR; i++) ar[i] = a + i * lda;
     for (int k = 0; k < kc; k++) {
-        __m256 b0 = _mm256_load_ps(bp), b1 = _mm256_load_ps(bp + 8);
-        bp += SAMC_GEMM_NR;
+        __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8);
+        bp += ldb;
 #pragma GCC unroll 6
         for (int i = 0; i < MR; i++) {
             __m256 av = _mm256_broadcast_ss(ar[i] + k);
@@ -70,6 +70,7 @@ static inline __attribute__((always_inline)) void ukernel_rows(
         __m256i m0 = tail_mask(nr < 8 ? nr : 8), m1 = tail_mask(nr > 8 ? nr - 8 : 0);
         __m256 bn0 = _mm256_setzero_ps(), bn1 = _mm256_setzero_ps();
         if (bias_n) { bn0 = _mm256_maskload_ps(bias_n, m0); bn1 = _mm256_maskload_ps(bias_n + 8, m1); }
+#pragma GCC unroll 6
         for (int i = 0; i < MR; i++) {
             float *cr = c + i * ldc;
             __m256 v0 = acc[i][0], v1 = acc[i][1];
@@ -82,16 +83,85 @@ static inline __attribute__((always_inline)) void ukernel_rows(
     }
 }
 
-static void ukernel_avx2(int kc, const float *a, ptrdiff_t lda, const float *bp, float *c,
-                         ptrdiff_t ldc, int mr, int nr, int accumulate,
+static void ukernel_avx2(int kc, const float *a, ptrdiff_t lda, const float *bp, ptrdiff_t ldb,
+                         float *c, ptrdiff_t ldc, int mr, int nr, int accumulate,
                          const float *bias_n, const float *bias_m) {
     switch (mr) {
-    case 6: ukernel_rows(6, kc, a, lda, bp, c, ldc, nr, accumulate, bias_n, bias_m); break;
-    case 5: ukernel_rows(5, kc, a, lda, bp, c, ldc, nr, accumulate, bias_n, bias_m); break;
-    case 4: ukernel_rows(4, kc, a, lda, bp, c, ldc, nr, accumulate, bias_n, bias_m); break;
-    case 3: ukernel_rows(3, kc, a, lda, bp, c, ldc, nr, accumulate, bias_n, bias_m); break;
-    case 2: ukernel_rows(2, kc, a, lda, bp, c, ldc, nr, accumulate, bias_n, bias_m); break;
-    default: ukernel_rows(1, kc, a, lda, bp, c, ldc, nr, accumulate, bias_n, bias_m); break;
+    case 6: ukernel_rows(6, kc, a, lda, bp, ldb, c, ldc, nr, accumulate, bias_n, bias_m); break;
+    case 5: ukernel_rows(5, kc, a, lda, bp, ldb, c, ldc, nr, accumulate, bias_n, bias_m); break;
+    case 4: ukernel_rows(4, kc, a, lda, bp, ldb, c, ldc, nr, accumulate, bias_n, bias_m); break;
+    case 3: ukernel_rows(3, kc, a, lda, bp, ldb, c, ldc, nr, accumulate, bias_n, bias_m); break;
+    case 2: ukernel_rows(2, kc, a, lda, bp, ldb, c, ldc, nr, accumulate, bias_n, bias_m); break;
+    default: ukernel_rows(1, kc, a, lda, bp, ldb, c, ldc, nr, accumulate, bias_n, bias_m); break;
+    }
+}
+
+/* ---------------------------------------------------------------- packing */
+
+/* B(k,n) = b[k*ldb + n] -> panels [nc/16][kc][16]. */
+static void pack_rows_avx2(const float *b, ptrdiff_t ldb, int kc, int nc, float *dst) {
+    for (int p = 0; p < nc; p += SAMC_GEMM_NR) {
+        int nr = nc - p < SAMC_GEMM_NR ? nc - p : SAMC_GEMM_NR;
+        const float *src = b + p;
+        if (nr == SAMC_GEMM_NR) {
+            for (int k = 0; k < kc; k++, dst += SAMC_GEMM_NR, src += ldb) {
+                _mm256_storeu_ps(dst, _mm256_loadu_ps(src));
+                _mm256_storeu_ps(dst + 8, _mm256_loadu_ps(src + 8));
+            }
+        } else {
+            __m256i m0 = tail_mask(nr < 8 ? nr : 8), m1 = tail_mask(nr > 8 ? nr - 8 : 0);
+            for (int k = 0; k < kc; k++, dst += SAMC_GEMM_NR, src += ldb) {
+                _mm256_storeu_ps(dst, _mm256_maskload_ps(src, m0));
+                _mm256_storeu_ps(dst + 8, _mm256_maskload_ps(src + 8, m1));
+            }
+        }
+    }
+}
+
+static inline void transpose8(__m256 *r) {
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    r[0] = _mm256_permute2f128_ps(u0, u4, 0x20); r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+    r[2] = _mm256_permute2f128_ps(u2, u6, 0x20); r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+    r[4] = _mm256_permute2f128_ps(u0, u4, 0x31); r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+    r[6] = _mm256_permute2f128_ps(u2, u6, 0x31); r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+/* B(k,n) = b[n*ldb + k] -> panels [nc/16][kc][16]: 8x8 register transposes, rows past
+ * nc read as zero, a k tail through masked loads. */
+static void pack_cols_avx2(const float *b, ptrdiff_t ldb, int kc, int nc, float *dst) {
+    for (int p = 0; p < nc; p += SAMC_GEMM_NR) {
+        for (int half = 0; half < 2; half++) {
+            int n0 = p + 8 * half;
+            int rows = nc - n0 < 8 ? (nc - n0 > 0 ? nc - n0 : 0) : 8;
+            const float *src[8];
+            for (int j = 0; j < 8; j++) src[j] = b + (ptrdiff_t)(n0 + (j < rows ? j : 0)) * ldb;
+            float *d = dst + 8 * half;
+            int k = 0;
+            for (; k + 8 <= kc; k += 8) {
+                __m256 r[8];
+#pragma GCC unroll 8
+                for (int j = 0; j < 8; j++) r[j] = j < rows ? _mm256_loadu_ps(src[j] + k) : _mm256_setzero_ps();
+                transpose8(r);
+#pragma GCC unroll 8
+                for (int t = 0; t < 8; t++) _mm256_storeu_ps(d + (size_t)(k + t) * SAMC_GEMM_NR, r[t]);
+            }
+            if (k < kc) {
+                __m256i m = tail_mask(kc - k);
+                __m256 r[8];
+#pragma GCC unroll 8
+                for (int j = 0; j < 8; j++) r[j] = j < rows ? _mm256_maskload_ps(src[j] + k, m) : _mm256_setzero_ps();
+                transpose8(r);
+                for (int t = 0; k + t < kc; t++) _mm256_storeu_ps(d + (size_t)(k + t) * SAMC_GEMM_NR, r[t]);
+            }
+        }
+        dst += (size_t)kc * SAMC_GEMM_NR;
     }
 }
 
@@ -297,6 +367,8 @@ static void layer_norm2d_span_avx2(const float *x, const float *w, const float *
 const samc_fast_kernels samc_fast_kernels_avx2 = {
     .isa = "avx2+fma",
     .gemm_ukernel = ukernel_avx2,
+    .pack_rows = pack_rows_avx2,
+    .pack_cols = pack_cols_avx2,
     .scale_max = scale_max_avx2,
     .exp_sum = exp_sum_avx2,
     .scale = scale_avx2,
