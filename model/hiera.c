@@ -10,9 +10,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#define ALLOC(ptr, n) do { (ptr) = arena_floats(&m->arena, (size_t)(n)); \
-    if (!(ptr)) return sam2_fail(err, SAMC_ERR_INTERNAL, "scratch arena exhausted at %s:%d", __FILE__, __LINE__); } while (0)
-
 /* NCHW [C, HW] -> NHWC [HW, C] */
 static void transpose_chw_hwc(const float *src, float *dst, int C, int HW) {
     for (int c = 0; c < C; c++)

@@ -6,9 +6,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#define ALLOC(ptr, n) do { (ptr) = arena_floats(&m->arena, (size_t)(n)); \
-    if (!(ptr)) return sam2_fail(err, SAMC_ERR_INTERNAL, "scratch arena exhausted at %s:%d", __FILE__, __LINE__); } while (0)
-
 typedef struct { float *q, *k, *v, *o; } attn_scratch;
 
 /* transformer.Attention: out[B,Tq,C] = out_proj(MHA(q_proj(qin), k_proj(kin), v_proj(vin))). */

@@ -7,9 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ALLOC(ptr, n) do { (ptr) = arena_floats(&m->arena, (size_t)(n)); \
-    if (!(ptr)) return sam2_fail(err, SAMC_ERR_INTERNAL, "scratch arena exhausted at %s:%d", __FILE__, __LINE__); } while (0)
-
 #define MAX_IMAGE_SIDE 65536
 #define MAX_IMAGE_PIXELS ((int64_t)1 << 31)
 

@@ -4,9 +4,6 @@
 #include <math.h>
 #include <string.h>
 
-#define ALLOC(ptr, n) do { (ptr) = arena_floats(&m->arena, (size_t)(n)); \
-    if (!(ptr)) return sam2_fail(err, SAMC_ERR_INTERNAL, "scratch arena exhausted at %s:%d", __FILE__, __LINE__); } while (0)
-
 /* PositionEmbeddingRandom._pe_encoding: c in [0,1]^2 -> [sin(2*pi*p@G), cos(2*pi*p@G)], p = 2c-1. */
 static void pe_encoding(const float *G /* [2, C/2] */, int C, float cx, float cy, float *out /* [C] */) {
     int half = C / 2;

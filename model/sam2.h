@@ -89,6 +89,9 @@ typedef struct {
 } sam2_arena;
 
 float *arena_floats(sam2_arena *a, size_t n);
+/* Inside a forward function with `m` and `err` in scope: take n floats or fail. */
+#define ALLOC(ptr, n) do { (ptr) = arena_floats(&m->arena, (size_t)(n)); \
+    if (!(ptr)) return sam2_fail(err, SAMC_ERR_INTERNAL, "scratch arena exhausted at %s:%d", __FILE__, __LINE__); } while (0)
 size_t arena_mark(const sam2_arena *a);
 void arena_reset(sam2_arena *a, size_t mark);
 
