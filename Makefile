@@ -70,3 +70,29 @@ debug:
 
 clean:
 	rm -rf build build-debug samc
+
+# Fuzzing (clang + libFuzzer with ASan/UBSan), kept out of `all` and `test`:
+# `make fuzz` builds $(BUILD)/fuzz/fuzz_pt and fuzz_safetensors, tests/fuzz/run.sh runs
+# them; `make fuzz-seeds` rewrites the small seed corpora in tests/fuzz/corpus_*.
+FUZZ_CC    ?= clang
+FUZZ_FLAGS ?= -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZ_INC   := -std=c11 -D_GNU_SOURCE -Iloader -Itests
+.PHONY: fuzz fuzz-seeds
+fuzz: $(BUILD)/fuzz/fuzz_pt $(BUILD)/fuzz/fuzz_safetensors
+
+$(BUILD)/fuzz/fuzz_pt: tests/fuzz/fuzz_pt.c loader/pt.c loader/sha256.c loader/safetensors.c tests/pt_writer.h $(wildcard loader/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(FUZZ_INC) $(filter %.c,$^) -o $@ -pthread -lm
+
+$(BUILD)/fuzz/fuzz_safetensors: tests/fuzz/fuzz_safetensors.c loader/safetensors.c $(wildcard loader/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(FUZZ_INC) $(filter %.c,$^) -o $@ -pthread -lm
+
+fuzz-seeds: tests/fuzz/gen_seeds.c loader/pt.c loader/sha256.c loader/safetensors.c tests/pt_writer.h
+	@mkdir -p $(BUILD)/fuzz tests/fuzz/corpus_pt tests/fuzz/corpus_st
+	$(CC) -O1 -g $(FUZZ_INC) $(filter %.c,$^) -o $(BUILD)/fuzz/gen_seeds -pthread -lm
+	$(BUILD)/fuzz/gen_seeds tests/fuzz
+
+# Downloads the official SAM2.1 checkpoints (sizes and sha256 checked) and converts them.
+weights:
+	bash weights/download.sh

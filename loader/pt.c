@@ -529,7 +529,7 @@ static pv *vm_top(pvm *vm) {
 static int vm_pop_mark(pvm *vm, pv ***items, size_t *n) {
     if (!vm->n_marks) return vm_fail(vm, "no MARK on the stack");
     size_t m = vm->marks[--vm->n_marks];
-    *items = vm->stack + m;
+    *items = vm->stack ? vm->stack + m : NULL;   /* NULL before the first push */
     *n = vm->sp - m;
     vm->sp = m;
     return 0;
@@ -725,6 +725,7 @@ static pv *vm_make_seq(pvm *vm, pv_kind k, pv **items, size_t n) {
 static int vm_setitems(pvm *vm, pv *d, pv **items, size_t n) {
     if (d->kind != PV_DICT) return vm_fail(vm, "SETITEM(S) on a %s, not a dict", pv_kind_name(d->kind));
     if (n % 2) return vm_fail(vm, "SETITEMS with an odd number (%zu) of items", n);
+    if (n == 0) return 0;
     if (seq_reserve(vm, d, n)) return -1;
     memcpy(d->u.seq.v + d->u.seq.n, items, n * sizeof *items);
     d->u.seq.n += n;
@@ -733,6 +734,7 @@ static int vm_setitems(pvm *vm, pv *d, pv **items, size_t n) {
 
 static int vm_appends(pvm *vm, pv *l, pv **items, size_t n) {
     if (l->kind != PV_LIST) return vm_fail(vm, "APPEND(S) on a %s, not a list", pv_kind_name(l->kind));
+    if (n == 0) return 0;
     if (seq_reserve(vm, l, n)) return -1;
     memcpy(l->u.seq.v + l->u.seq.n, items, n * sizeof *items);
     l->u.seq.n += n;

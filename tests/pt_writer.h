@@ -193,4 +193,83 @@ static void pw_zip(pw_buf *z, const pw_entry *e, int n, const pw_zip_opts *o) {
     free(crc);
 }
 
+/* ---- whole checkpoints ------------------------------------------------------------- */
+
+typedef struct {
+    const char *key;
+    const void *data;
+    size_t n;
+} pw_storage;
+
+typedef struct {
+    const char *prefix;      /* folder inside the zip */
+    int newer_torch;         /* add byteorder, .data/version, .data/serialization_id */
+    int no_model_key;        /* a bare state dict instead of {"model": sd} */
+    int build_metadata;      /* OrderedDict with _metadata set through BUILD */
+    pw_zip_opts zip;
+} pw_ckpt_opts;
+
+/* Pickles {"model": OrderedDict(name -> tensor)} (or the bare OrderedDict) like torch.save. */
+static void pw_state_dict_pickle(pw_buf *pk, const pw_ckpt_opts *o, const char *const *names, const pk_tensor_desc *t, int nt) {
+    pk_proto(pk, 2);
+    if (!o->no_model_key) {
+        pk_op(pk, '}');
+        pk_binput(pk, 0);
+        pk_str(pk, "model");
+    }
+    pk_global(pk, "collections", "OrderedDict");
+    pk_op(pk, ')');
+    pk_op(pk, 'R');
+    pk_op(pk, '(');
+    for (int i = 0; i < nt; i++) {
+        pk_str(pk, names[i]);
+        pk_tensor(pk, &t[i]);
+    }
+    pk_op(pk, 'u');
+    if (o->build_metadata) {
+        /* state = {'_metadata': OrderedDict([('', {'version': 1})])} */
+        pk_op(pk, '}');
+        pk_str(pk, "_metadata");
+        pk_global(pk, "collections", "OrderedDict");
+        pk_op(pk, ')');
+        pk_op(pk, 'R');
+        pk_str(pk, "");
+        pk_op(pk, '}');
+        pk_str(pk, "version");
+        pk_int(pk, 1);
+        pk_op(pk, 's');
+        pk_op(pk, 's');
+        pk_op(pk, 's');
+        pk_op(pk, 'b');
+    }
+    if (!o->no_model_key) pk_op(pk, 's');
+    pk_op(pk, '.');
+}
+
+/* Zips a pickle and storages (at most 35) into a checkpoint laid out as torch.save does. */
+static void pw_checkpoint_zip(pw_buf *out, const pw_ckpt_opts *o, const pw_buf *pk, const pw_storage *s, int ns) {
+    pw_entry e[40];
+    int n = 0;
+    const char *pre = o->prefix ? o->prefix : "archive";
+    snprintf(e[n].name, sizeof e[n].name, "%s/data.pkl", pre);
+    e[n].data = pk->p; e[n].n = pk->n; e[n].method = 0; n++;
+    if (o->newer_torch) {
+        snprintf(e[n].name, sizeof e[n].name, "%s/byteorder", pre);
+        e[n].data = "little"; e[n].n = 6; e[n].method = 0; n++;
+    }
+    for (int i = 0; i < ns && n < 36; i++) {
+        snprintf(e[n].name, sizeof e[n].name, "%s/data/%s", pre, s[i].key);
+        e[n].data = s[i].data; e[n].n = s[i].n; e[n].method = 0; n++;
+    }
+    snprintf(e[n].name, sizeof e[n].name, "%s/version", pre);
+    e[n].data = "3\n"; e[n].n = 2; e[n].method = 0; n++;
+    if (o->newer_torch) {
+        snprintf(e[n].name, sizeof e[n].name, "%s/.data/version", pre);
+        e[n].data = "3\n"; e[n].n = 2; e[n].method = 0; n++;
+        snprintf(e[n].name, sizeof e[n].name, "%s/.data/serialization_id", pre);
+        e[n].data = "1234567890123456789012345678901234567890"; e[n].n = 40; e[n].method = 0; n++;
+    }
+    pw_zip(out, e, n, &o->zip);
+}
+
 #endif

@@ -164,83 +164,6 @@ static void test_golden_micro(void) {
 
 /* ---- synthetic checkpoints ---------------------------------------------------------- */
 
-typedef struct {
-    const char *key;
-    const void *data;
-    size_t n;
-} storage_rec;
-
-typedef struct {
-    const char *prefix;      /* folder inside the zip */
-    int newer_torch;         /* add byteorder, .data/version, .data/serialization_id */
-    int no_model_key;        /* a bare state dict instead of {"model": sd} */
-    int build_metadata;      /* OrderedDict with _metadata set through BUILD */
-    pw_zip_opts zip;
-} ckpt_opts;
-
-/* Pickles {"model": OrderedDict(name -> tensor)} (or the bare OrderedDict) like torch.save. */
-static void make_pickle(pw_buf *pk, const ckpt_opts *o, const char *const *names, const pk_tensor_desc *t, int nt) {
-    pk_proto(pk, 2);
-    if (!o->no_model_key) {
-        pk_op(pk, '}');
-        pk_binput(pk, 0);
-        pk_str(pk, "model");
-    }
-    pk_global(pk, "collections", "OrderedDict");
-    pk_op(pk, ')');
-    pk_op(pk, 'R');
-    pk_op(pk, '(');
-    for (int i = 0; i < nt; i++) {
-        pk_str(pk, names[i]);
-        pk_tensor(pk, &t[i]);
-    }
-    pk_op(pk, 'u');
-    if (o->build_metadata) {
-        /* state = {'_metadata': OrderedDict([('', {'version': 1})])} */
-        pk_op(pk, '}');
-        pk_str(pk, "_metadata");
-        pk_global(pk, "collections", "OrderedDict");
-        pk_op(pk, ')');
-        pk_op(pk, 'R');
-        pk_str(pk, "");
-        pk_op(pk, '}');
-        pk_str(pk, "version");
-        pk_int(pk, 1);
-        pk_op(pk, 's');
-        pk_op(pk, 's');
-        pk_op(pk, 's');
-        pk_op(pk, 'b');
-    }
-    if (!o->no_model_key) pk_op(pk, 's');
-    pk_op(pk, '.');
-}
-
-/* Zips a pickle and storages into a checkpoint laid out as torch.save does. */
-static void make_zip(pw_buf *out, const ckpt_opts *o, const pw_buf *pk, const storage_rec *s, int ns) {
-    pw_entry e[40];
-    int n = 0;
-    const char *pre = o->prefix ? o->prefix : "archive";
-    snprintf(e[n].name, sizeof e[n].name, "%s/data.pkl", pre);
-    e[n].data = pk->p; e[n].n = pk->n; e[n].method = 0; n++;
-    if (o->newer_torch) {
-        snprintf(e[n].name, sizeof e[n].name, "%s/byteorder", pre);
-        e[n].data = "little"; e[n].n = 6; e[n].method = 0; n++;
-    }
-    for (int i = 0; i < ns && n < 36; i++) {
-        snprintf(e[n].name, sizeof e[n].name, "%s/data/%s", pre, s[i].key);
-        e[n].data = s[i].data; e[n].n = s[i].n; e[n].method = 0; n++;
-    }
-    snprintf(e[n].name, sizeof e[n].name, "%s/version", pre);
-    e[n].data = "3\n"; e[n].n = 2; e[n].method = 0; n++;
-    if (o->newer_torch) {
-        snprintf(e[n].name, sizeof e[n].name, "%s/.data/version", pre);
-        e[n].data = "3\n"; e[n].n = 2; e[n].method = 0; n++;
-        snprintf(e[n].name, sizeof e[n].name, "%s/.data/serialization_id", pre);
-        e[n].data = "1234567890123456789012345678901234567890"; e[n].n = 40; e[n].method = 0; n++;
-    }
-    pw_zip(out, e, n, &o->zip);
-}
-
 /* The storages and views of the synthetic checkpoint, and what each view must read. */
 static float s0[12], s1[20], s4[1], s7[2];
 static uint16_t s2[6], s3[4];
@@ -275,19 +198,19 @@ static void syn_tensors(pk_tensor_desc *t, int proto4) {
     for (int i = 0; i < N_SYN; i++) t[i].proto4 = proto4;
 }
 
-static const storage_rec syn_storages[] = {
+static const pw_storage syn_storages[] = {
     { "0", s0, sizeof s0 }, { "1", s1, sizeof s1 }, { "2", s2, sizeof s2 }, { "3", s3, sizeof s3 },
     { "4", s4, sizeof s4 }, { "5", s5, sizeof s5 }, { "6", "", 0 }, { "7", s7, sizeof s7 },
 };
 #define N_SYN_STORAGES ((int)(sizeof syn_storages / sizeof syn_storages[0]))
 
-static void build_synthetic(pw_buf *out, const ckpt_opts *o, int proto4) {
+static void build_synthetic(pw_buf *out, const pw_ckpt_opts *o, int proto4) {
     fill_storages();
     pk_tensor_desc t[N_SYN];
     syn_tensors(t, proto4);
     pw_buf pk = { 0 };
-    make_pickle(&pk, o, syn_names, t, N_SYN);
-    make_zip(out, o, &pk, syn_storages, N_SYN_STORAGES);
+    pw_state_dict_pickle(&pk, o, syn_names, t, N_SYN);
+    pw_checkpoint_zip(out, o, &pk, syn_storages, N_SYN_STORAGES);
     pw_free(&pk);
 }
 
@@ -322,7 +245,7 @@ static void check_synthetic(const pt_checkpoint *c, const char *what) {
 }
 
 static void test_synthetic_layouts(void) {
-    struct { const char *what; ckpt_opts o; int proto4; } cases[] = {
+    struct { const char *what; pw_ckpt_opts o; int proto4; } cases[] = {
         { "torch-1.13 layout", { "micro", 0, 0, 0, { 1, 1, 1, 0, 0 } }, 0 },
         { "newer torch, archive/, zip64 fields", { "archive", 1, 0, 1, { 1, 1, 1, 1, 0 } }, 0 },
         { "protocol-4 spelling, bare state dict", { "sam2.1_hiera_tiny", 1, 1, 0, { 1, 0, 1, 0, 0 } }, 1 },
@@ -354,7 +277,7 @@ static void test_load_from_file(void) {
     CHECK(fd >= 0);
     if (fd < 0) return;
     pw_buf z = { 0 };
-    ckpt_opts o = { "archive", 1, 0, 0, { 1, 1, 1, 0, 0 } };
+    pw_ckpt_opts o = { "archive", 1, 0, 0, { 1, 1, 1, 0, 0 } };
     build_synthetic(&z, &o, 0);
     CHECK(write(fd, z.p, z.n) == (ssize_t)z.n);
     close(fd);
@@ -411,9 +334,9 @@ static void zip_pickle(pw_buf *out, const pw_buf *pk, unsigned method_pkl) {
 
 /* A single-tensor state dict around an arbitrary tensor description. */
 static void one_tensor_pickle(pw_buf *pk, const pk_tensor_desc *t) {
-    ckpt_opts o = { 0 };
+    pw_ckpt_opts o = { 0 };
     const char *name = "t";
-    make_pickle(pk, &o, &name, t, 1);
+    pw_state_dict_pickle(pk, &o, &name, t, 1);
 }
 
 static void fail_with_pickle(const pw_buf *pk, const char *want, const char *what) {
@@ -529,8 +452,8 @@ static void test_bad_pickles(void) {
     fill_storages();
     pk_tensor_desc t[2] = { { "FloatStorage", "0", 4, 0, 1, { 4 }, { 1 }, 0, 0, 0 }, { "FloatStorage", "0", 4, 0, 1, { 2 }, { 1 }, 0, 0, 0 } };
     const char *names[2] = { "dup", "dup" };
-    ckpt_opts o = { 0 };
-    make_pickle(&pk, &o, names, t, 2);
+    pw_ckpt_opts o = { 0 };
+    pw_state_dict_pickle(&pk, &o, names, t, 2);
     fail_with_pickle(&pk, "appears twice", "duplicate tensor names");
     pw_free(&pk);
 }
