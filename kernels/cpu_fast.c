@@ -23,10 +23,11 @@
 
 /* GEMM cache blocking. A kc x 16 panel of packed B (16 KiB at kc = 256) stays in L1
  * while the micro-kernel sweeps the MC x kc block of A held in L2; the packed B block
- * (kc x nc, 1 MiB at most) lives in L2/L3. */
+ * (K x nc, up to GEMM_BP floats = 4 MiB) lives in L2/L3. */
 #define GEMM_KC 256
 #define GEMM_NC 1024
 #define GEMM_MC 144
+#define GEMM_BP (1 << 20)
 /* Below this many multiply-adds a GEMM runs on the calling thread only. */
 #define GEMM_SMALL (1 << 18)
 
@@ -44,7 +45,7 @@
 #define ATT_BUF 65536
 
 typedef struct {
-    float *bp;  /* packed B block: GEMM_KC * GEMM_NC */
+    float *bp;  /* packed B block: GEMM_BP */
     float *ap;  /* packed A block when A is not contiguous in k: GEMM_MC * GEMM_KC */
     float *ct;  /* conv_transpose2x2 tile: CT_M * CT_N */
     /* attention (carved out of bp: attention never runs a GEMM through bp) */
@@ -150,7 +151,11 @@ static void pack_b(const samc_fast_kernels *kn, const gemm_desc *g, int k0, int 
 static int gemm_kc(int K) { return ceil_div(K, ceil_div(K, GEMM_KC)); }
 
 /* Computes rows [m0,m1) x cols [n0,n1) of C into c (pointing at that rectangle's
- * top-left element, row stride ldc), on one thread. */
+ * top-left element, row stride ldc), on one thread.
+ *
+ * B is packed for as many K blocks as fit the panel buffer (all of K for every SAM2.1
+ * shape), then each MC-row block of C runs through all those K blocks while it is
+ * still in cache, instead of sweeping the whole C once per K block. */
 static void gemm_rect(const samc_fast_kernels *kn, const gemm_desc *g, int m0, int m1, int n0,
                       int n1, float *c, ptrdiff_t ldc, thread_scratch *ts) {
     int K = g->K;
@@ -161,40 +166,64 @@ static void gemm_rect(const samc_fast_kernels *kn, const gemm_desc *g, int m0, i
                     (g->bias_n ? g->bias_n[n] : 0.0f) + (g->bias_m ? g->bias_m[m] : 0.0f);
         return;
     }
-    int kcb = gemm_kc(K);
+    int kcb = gemm_kc(K), nkb = ceil_div(K, kcb);
+    /* Column chunk: all of K x ncb in the buffer when that leaves at least 64 columns. */
+    int ncmax = imax(64, imin(GEMM_NC, GEMM_BP / K / SAMC_GEMM_NR * SAMC_GEMM_NR));
     int nw = n1 - n0;
-    int ncb = round_up(ceil_div(nw, ceil_div(nw, GEMM_NC)), SAMC_GEMM_NR);
+    int ncb = round_up(ceil_div(nw, ceil_div(nw, ncmax)), SAMC_GEMM_NR);
+    /* K blocks per pass: as many as fit beside ncb columns. */
+    int kb_pass = imax(1, imin(nkb, GEMM_BP / (kcb * ncb)));
     for (int nc0 = n0; nc0 < n1; nc0 += ncb) {
-        int nc = imin(ncb, n1 - nc0);
-        for (int pc = 0; pc < K; pc += kcb) {
-            int kc = imin(kcb, K - pc);
-            int last = pc + kc >= K;
-            pack_b(kn, g, pc, kc, nc0, nc, ts->bp);
+        int nc = imin(ncb, n1 - nc0), ncp = round_up(nc, SAMC_GEMM_NR);
+        for (int kb0 = 0; kb0 < nkb; kb0 += kb_pass) {
+            int kb1 = imin(nkb, kb0 + kb_pass);
+            for (int kb = kb0; kb < kb1; kb++) {
+                int pc = kb * kcb;
+                pack_b(kn, g, pc, imin(kcb, K - pc), nc0, nc, ts->bp + (size_t)(kb - kb0) * kcb * ncp);
+            }
             for (int mc0 = m0; mc0 < m1; mc0 += GEMM_MC) {
                 int mc = imin(GEMM_MC, m1 - mc0);
-                const float *ablk;
-                ptrdiff_t lda;
-                if (g->a_cs == 1) {
-                    ablk = g->a + (ptrdiff_t)mc0 * g->a_rs + pc;
-                    lda = g->a_rs;
-                } else {
-                    for (int i = 0; i < mc; i++)
-                        for (int k = 0; k < kc; k++)
-                            ts->ap[(size_t)i * kc + k] =
-                                g->a[(ptrdiff_t)(mc0 + i) * g->a_rs + (ptrdiff_t)(pc + k) * g->a_cs];
-                    ablk = ts->ap;
-                    lda = kc;
-                }
-                for (int jp = 0; jp < nc; jp += SAMC_GEMM_NR) {
-                    int nr = imin(SAMC_GEMM_NR, nc - jp);
-                    const float *bpanel = ts->bp + (size_t)(jp / SAMC_GEMM_NR) * kc * SAMC_GEMM_NR;
-                    const float *bn = (last && g->bias_n) ? g->bias_n + nc0 + jp : NULL;
-                    for (int ir = 0; ir < mc; ir += SAMC_GEMM_MR) {
-                        int mr = imin(SAMC_GEMM_MR, mc - ir);
-                        const float *bm = (last && g->bias_m) ? g->bias_m + mc0 + ir : NULL;
-                        kn->gemm_ukernel(kc, ablk + (ptrdiff_t)ir * lda, lda, bpanel, SAMC_GEMM_NR,
-                                         c + (ptrdiff_t)(mc0 - m0 + ir) * ldc + (nc0 - n0 + jp), ldc,
-                                         mr, nr, pc > 0, bn, bm);
+                for (int kb = kb0; kb < kb1; kb++) {
+                    int pc = kb * kcb, kc = imin(kcb, K - pc), last = pc + kc >= K;
+                    const float *bblk = ts->bp + (size_t)(kb - kb0) * kcb * ncp;
+                    const float *ablk;
+                    ptrdiff_t lda;
+                    if (g->a_cs == 1) {
+                        ablk = g->a + (ptrdiff_t)mc0 * g->a_rs + pc;
+                        lda = g->a_rs;
+                    } else {
+                        for (int i = 0; i < mc; i++)
+                            for (int k = 0; k < kc; k++)
+                                ts->ap[(size_t)i * kc + k] =
+                                    g->a[(ptrdiff_t)(mc0 + i) * g->a_rs + (ptrdiff_t)(pc + k) * g->a_cs];
+                        ablk = ts->ap;
+                        lda = kc;
+                    }
+                    /* The A block computed next (next K block of these rows, else the
+                     * next rows) is prefetched a slice per B panel, so that it arrives
+                     * from memory while this block computes. */
+                    int np = ceil_div(nc, SAMC_GEMM_NR), nm0 = mc0, nmc = mc, npc = pc + kc, nkc = kcb;
+                    if (kb + 1 == kb1) { nm0 = mc0 + mc; nmc = imin(GEMM_MC, m1 - nm0); npc = kb0 * kcb; }
+                    nkc = imin(nkc, K - npc);
+                    for (int jp = 0; jp < nc; jp += SAMC_GEMM_NR) {
+                        int nr = imin(SAMC_GEMM_NR, nc - jp);
+                        const float *bpanel = bblk + (size_t)(jp / SAMC_GEMM_NR) * kc * SAMC_GEMM_NR;
+                        if (g->a_cs == 1 && nmc > 0) {
+                            int p = jp / SAMC_GEMM_NR, i0 = p * nmc / np, i1 = (p + 1) * nmc / np;
+                            for (int i = i0; i < i1; i++) {
+                                const char *row = (const char *)(g->a + (ptrdiff_t)(nm0 + i) * g->a_rs + npc);
+                                for (int off = 0; off < nkc * (int)sizeof(float); off += 64)
+                                    __builtin_prefetch(row + off, 0, 3);
+                            }
+                        }
+                        const float *bn = (last && g->bias_n) ? g->bias_n + nc0 + jp : NULL;
+                        for (int ir = 0; ir < mc; ir += SAMC_GEMM_MR) {
+                            int mr = imin(SAMC_GEMM_MR, mc - ir);
+                            const float *bm = (last && g->bias_m) ? g->bias_m + mc0 + ir : NULL;
+                            kn->gemm_ukernel(kc, ablk + (ptrdiff_t)ir * lda, lda, bpanel, SAMC_GEMM_NR,
+                                             c + (ptrdiff_t)(mc0 - m0 + ir) * ldc + (nc0 - n0 + jp), ldc,
+                                             mr, nr, pc > 0, bn, bm);
+                        }
                     }
                 }
             }
@@ -333,7 +362,7 @@ static void conv_transpose2x2_fast(const samc_ops *o, const float *x, const floa
 typedef struct {
     fast_state *st;
     const samc_attention_args *a;
-    int q_splits, rows, kvc;
+    int q_splits, rows, kvc, group;
 } att_job;
 
 static void att_rows(const samc_fast_kernels *kn, const samc_attention_args *a, int b, int h,
@@ -347,13 +376,13 @@ static void att_rows(const samc_fast_kernels *kn, const samc_attention_args *a, 
         for (int i = r0; i < r1; i++) memset(out + i * a->o_st, 0, (size_t)hd * sizeof(float));
         return;
     }
-    int hd16 = hd & ~(SAMC_GEMM_NR - 1);
     for (int j0 = 0; j0 < n_kv; j0 += kvc) {
         int L = imin(kvc, n_kv - j0), first = j0 == 0;
-        /* kᵀ as [L/16][hd][16] panels; v is read in place 16 dims at a time (its rows
-         * are contiguous), except a last partial panel, packed to [L][16] with zeros. */
+        /* kᵀ as [L/16][hd][16] panels, v as [hd/16][L][16] (reading v in place with
+         * its row stride thrashes L1 when that stride is a multiple of 4 KiB's
+         * fraction, as in Hiera's packed qkv). */
         kn->pack_cols(kb + j0 * a->k_st, a->k_st, hd, L, ts->kp);
-        if (hd16 < hd) kn->pack_rows(vb + j0 * a->v_st + hd16, a->v_st, L, hd - hd16, ts->vp);
+        kn->pack_rows(vb + j0 * a->v_st, a->v_st, L, hd, ts->vp);
         for (int i0 = r0; i0 < r1; i0 += ATT_QB) {
             int qb = imin(ATT_QB, r1 - i0);
             for (int jp = 0; jp < L; jp += SAMC_GEMM_NR) {
@@ -381,8 +410,8 @@ static void att_rows(const samc_fast_kernels *kn, const samc_attention_args *a, 
             }
             for (int dp = 0; dp < hd; dp += SAMC_GEMM_NR) {
                 int nr = imin(SAMC_GEMM_NR, hd - dp);
-                const float *vp = dp < hd16 ? vb + j0 * a->v_st + dp : ts->vp;
-                ptrdiff_t ldv = dp < hd16 ? a->v_st : SAMC_GEMM_NR;
+                const float *vp = ts->vp + (size_t)(dp / SAMC_GEMM_NR) * L * SAMC_GEMM_NR;
+                ptrdiff_t ldv = SAMC_GEMM_NR;
                 for (int ir = 0; ir < qb; ir += SAMC_GEMM_MR)
                     kn->gemm_ukernel(L, ts->s + (size_t)ir * ATT_KVC, ATT_KVC, vp, ldv,
                                      out + (i0 + ir) * a->o_st + dp, a->o_st,
@@ -422,14 +451,45 @@ static void att_rows_wide(const samc_attention_args *a, int b, int h, int r0, in
     }
 }
 
+/* Pulls one item's query rows and its head's keys and values towards L2 (hint T1),
+ * issued one item ahead: Hiera's thousands of small windows otherwise wait on memory
+ * at every window. Only where it pays: at least ~1000 flops per prefetched line (8x8
+ * windows have 1365, 4x4 ones 341), and the item's data fits L2. */
+static void att_prefetch(const samc_attention_args *a, int b, int h, int r0, int r1) {
+    size_t row_bytes = (size_t)a->head_dim * sizeof(float);
+    double rows = r1 - r0 + 2.0 * a->n_kv;
+    if (rows * row_bytes > (256u << 10) || 64.0 * (r1 - r0) * a->n_kv < 1000.0 * rows) return;
+    for (int i = r0; i < r1; i++) {
+        const char *p = (const char *)(a->q + b * a->q_sb + h * a->q_sh + i * a->q_st);
+        for (size_t off = 0; off < row_bytes; off += 64) __builtin_prefetch(p + off, 0, 2);
+    }
+    for (int j = 0; j < a->n_kv; j++) {
+        const char *pk = (const char *)(a->k + b * a->k_sb + h * a->k_sh + j * a->k_st);
+        const char *pv = (const char *)(a->v + b * a->v_sb + h * a->v_sh + j * a->v_st);
+        for (size_t off = 0; off < row_bytes; off += 64) {
+            __builtin_prefetch(pk + off, 0, 2);
+            __builtin_prefetch(pv + off, 0, 2);
+        }
+    }
+}
+
+/* A task runs `group` consecutive items; item = (batch, head, block of query rows). */
 static void att_task(void *ctx, int task, int thread) {
     const att_job *j = ctx;
     const samc_attention_args *a = j->a;
-    int bh = task / j->q_splits, qs = task % j->q_splits;
-    int b = bh / a->heads, h = bh % a->heads;
-    int r0 = qs * j->rows, r1 = imin(r0 + j->rows, a->n_q);
-    if (j->kvc > 0) att_rows(j->st->k, a, b, h, r0, r1, j->kvc, &j->st->ts[thread]);
-    else att_rows_wide(a, b, h, r0, r1);
+    int n_items = a->batch * a->heads * j->q_splits;
+    int i0 = task * j->group, i1 = imin(i0 + j->group, n_items);
+    for (int it = i0; it < i1; it++) {
+        int bh = it / j->q_splits, qs = it % j->q_splits;
+        int b = bh / a->heads, h = bh % a->heads;
+        int r0 = qs * j->rows, r1 = imin(r0 + j->rows, a->n_q);
+        if (it + 1 < i1) {
+            int nbh = (it + 1) / j->q_splits, nqs = (it + 1) % j->q_splits;
+            att_prefetch(a, nbh / a->heads, nbh % a->heads, nqs * j->rows, imin((nqs + 1) * j->rows, a->n_q));
+        }
+        if (j->kvc > 0) att_rows(j->st->k, a, b, h, r0, r1, j->kvc, &j->st->ts[thread]);
+        else att_rows_wide(a, b, h, r0, r1);
+    }
 }
 
 static void attention_fast(const samc_ops *o, const samc_attention_args *a) {
@@ -437,7 +497,7 @@ static void attention_fast(const samc_ops *o, const samc_attention_args *a) {
     if (a->batch <= 0 || a->heads <= 0 || a->n_q <= 0 || a->head_dim <= 0) return;
     int hdp = round_up(a->head_dim, SAMC_GEMM_NR);
     int kvc = imin(ATT_KVC, ATT_BUF / hdp / SAMC_GEMM_NR * SAMC_GEMM_NR);
-    att_job j = { st, a, 1, a->n_q, kvc >= SAMC_GEMM_NR ? kvc : 0 };
+    att_job j = { st, a, 1, a->n_q, kvc >= SAMC_GEMM_NR ? kvc : 0, 1 };
     int units = a->batch * a->heads;
     double work = (double)units * a->n_q * (a->n_kv > 0 ? a->n_kv : 1) * a->head_dim;
     int T = st->n_threads == 1 || work < GEMM_SMALL ? 1 : 4 * st->n_threads;
@@ -445,12 +505,9 @@ static void attention_fast(const samc_ops *o, const samc_attention_args *a) {
     j.rows = round_up(ceil_div(a->n_q, j.q_splits), SAMC_GEMM_MR);
     if (j.rows > ATT_RMAX) j.rows = ATT_RMAX;
     j.q_splits = ceil_div(a->n_q, j.rows);
-    int n_tasks = units * j.q_splits;
-    if (T == 1) {
-        for (int t = 0; t < n_tasks; t++) att_task(&j, t, 0);
-        return;
-    }
-    samc_thread_pool_parallel_for(st->pool, n_tasks, att_task, &j);
+    int n_items = units * j.q_splits;
+    j.group = ceil_div(n_items, T);
+    samc_thread_pool_parallel_for(st->pool, ceil_div(n_items, j.group), att_task, &j);
 }
 
 /* ---------------------------------------------------------------- elementwise, norms */
@@ -669,11 +726,12 @@ static samc_ops *create_with(int n_threads, const samc_fast_kernels *kn) {
     st->ts = calloc((size_t)st->n_threads, sizeof *st->ts);
     if (!st->ts) { samc_ops_cpu_fast_destroy(&st->ops); return NULL; }
     /* The attention pieces must fit in bp. */
-    _Static_assert(2 * ATT_BUF + ATT_QB * ATT_KVC + 2 * ATT_RMAX <= GEMM_KC * GEMM_NC,
+    _Static_assert(2 * ATT_BUF + ATT_QB * ATT_KVC + 2 * ATT_RMAX <= GEMM_BP &&
+                   GEMM_KC * GEMM_NC <= GEMM_BP,
                    "attention scratch does not fit the GEMM panel buffer");
     for (int i = 0; i < st->n_threads; i++) {
         thread_scratch *ts = &st->ts[i];
-        ts->bp = alloc_floats((size_t)GEMM_KC * GEMM_NC);
+        ts->bp = alloc_floats((size_t)GEMM_BP);
         ts->ap = alloc_floats((size_t)GEMM_MC * GEMM_KC);
         ts->ct = alloc_floats((size_t)CT_M * CT_N);
         if (!ts->bp || !ts->ap || !ts->ct) { samc_ops_cpu_fast_destroy(&st->ops); return NULL; }

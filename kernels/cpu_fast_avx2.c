@@ -43,6 +43,12 @@ static inline __attribute__((always_inline)) void ukernel_rows(
     const float *ar[SAMC_GEMM_MR];
 #pragma GCC unroll 6
     for (int i = 0; i < MR; i++) ar[i] = a + i * lda;
+    /* The C tile is touched only after the k loop: start bringing it in now. */
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; i++) {
+        _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + i * ldc + 15), _MM_HINT_T0);
+    }
     for (int k = 0; k < kc; k++) {
         __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8);
         bp += ldb;
