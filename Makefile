@@ -96,3 +96,13 @@ fuzz-seeds: tests/fuzz/gen_seeds.c loader/pt.c loader/sha256.c loader/safetensor
 # Downloads the official SAM2.1 checkpoints (sizes and sha256 checked) and converts them.
 weights:
 	bash weights/download.sh
+
+# Kernel benchmark, kept out of `all` and `test`: GFLOP/s of cpu_fast's GEMM, attention
+# and conv on SAM2.1 shapes vs cpu_ref and the measured FMA peak (THREADS=n to pick).
+.PHONY: bench-ops
+bench-ops: $(BUILD)/bench/bench_gemm
+	$(BUILD)/bench/bench_gemm $(THREADS)
+
+$(BUILD)/bench/bench_gemm: tests/bench/bench_gemm.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) $< $(LIB) -o $@ $(LDLIBS)
