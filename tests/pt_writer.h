@@ -4,7 +4,7 @@
  * entries (pw_zip) with the layout options torch uses (64-byte aligned data via the
  * local extra field, data descriptors, zip64 end records) plus forced zip64 fields.
  * Written from the zip APPNOTE and CPython's pickletools opcode list, not from torch.
- * Header-only: every function is static. */
+ * Header-only: every function is static inline. */
 #ifndef SAMC_PT_WRITER_H
 #define SAMC_PT_WRITER_H
 #include <stdint.h>
@@ -19,7 +19,7 @@ typedef struct {
     size_t n, cap;
 } pw_buf;
 
-static void pw_put(pw_buf *b, const void *d, size_t n) {
+static inline void pw_put(pw_buf *b, const void *d, size_t n) {
     if (b->n + n > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
         while (cap < b->n + n) cap *= 2;
@@ -30,38 +30,38 @@ static void pw_put(pw_buf *b, const void *d, size_t n) {
     if (n) memcpy(b->p + b->n, d, n);
     b->n += n;
 }
-static void pw_u8(pw_buf *b, unsigned v) { uint8_t x = (uint8_t)v; pw_put(b, &x, 1); }
-static void pw_u16(pw_buf *b, unsigned v) { pw_u8(b, v & 0xff); pw_u8(b, (v >> 8) & 0xff); }
-static void pw_u32(pw_buf *b, uint32_t v) { pw_u16(b, v & 0xffff); pw_u16(b, v >> 16); }
-static void pw_u64(pw_buf *b, uint64_t v) { pw_u32(b, (uint32_t)v); pw_u32(b, (uint32_t)(v >> 32)); }
-static void pw_free(pw_buf *b) { free(b->p); memset(b, 0, sizeof *b); }
+static inline void pw_u8(pw_buf *b, unsigned v) { uint8_t x = (uint8_t)v; pw_put(b, &x, 1); }
+static inline void pw_u16(pw_buf *b, unsigned v) { pw_u8(b, v & 0xff); pw_u8(b, (v >> 8) & 0xff); }
+static inline void pw_u32(pw_buf *b, uint32_t v) { pw_u16(b, v & 0xffff); pw_u16(b, v >> 16); }
+static inline void pw_u64(pw_buf *b, uint64_t v) { pw_u32(b, (uint32_t)v); pw_u32(b, (uint32_t)(v >> 32)); }
+static inline void pw_free(pw_buf *b) { free(b->p); memset(b, 0, sizeof *b); }
 
 /* ---- pickle ------------------------------------------------------------------------ */
 
-static void pk_op(pw_buf *b, unsigned op) { pw_u8(b, op); }
-static void pk_proto(pw_buf *b, int v) { pw_u8(b, 0x80); pw_u8(b, (unsigned)v); }
-static void pk_str(pw_buf *b, const char *s) {   /* BINUNICODE, as torch 1.x/2.x (protocol 2) */
+static inline void pk_op(pw_buf *b, unsigned op) { pw_u8(b, op); }
+static inline void pk_proto(pw_buf *b, int v) { pw_u8(b, 0x80); pw_u8(b, (unsigned)v); }
+static inline void pk_str(pw_buf *b, const char *s) {   /* BINUNICODE, as torch 1.x/2.x (protocol 2) */
     size_t n = strlen(s);
     pw_u8(b, 'X'); pw_u32(b, (uint32_t)n); pw_put(b, s, n);
 }
-static void pk_short_str(pw_buf *b, const char *s) {  /* SHORT_BINUNICODE (protocol 4) */
+static inline void pk_short_str(pw_buf *b, const char *s) {  /* SHORT_BINUNICODE (protocol 4) */
     size_t n = strlen(s);
     pw_u8(b, 0x8c); pw_u8(b, (unsigned)n); pw_put(b, s, n);
 }
-static void pk_int(pw_buf *b, int64_t v) {
+static inline void pk_int(pw_buf *b, int64_t v) {
     if (v >= 0 && v < 256) { pw_u8(b, 'K'); pw_u8(b, (unsigned)v); }
     else if (v >= 0 && v < 65536) { pw_u8(b, 'M'); pw_u16(b, (unsigned)v); }
     else if (v >= INT32_MIN && v <= INT32_MAX) { pw_u8(b, 'J'); pw_u32(b, (uint32_t)(int32_t)v); }
     else { pw_u8(b, 0x8a); pw_u8(b, 8); pw_u64(b, (uint64_t)v); }
 }
-static void pk_global(pw_buf *b, const char *mod, const char *name) {
+static inline void pk_global(pw_buf *b, const char *mod, const char *name) {
     pw_u8(b, 'c'); pw_put(b, mod, strlen(mod)); pw_u8(b, '\n'); pw_put(b, name, strlen(name)); pw_u8(b, '\n');
 }
-static void pk_stack_global(pw_buf *b, const char *mod, const char *name) {
+static inline void pk_stack_global(pw_buf *b, const char *mod, const char *name) {
     pk_short_str(b, mod); pk_short_str(b, name); pw_u8(b, 0x93);
 }
-static void pk_binput(pw_buf *b, unsigned i) { pw_u8(b, 'q'); pw_u8(b, i); }
-static void pk_binget(pw_buf *b, unsigned i) { pw_u8(b, 'h'); pw_u8(b, i); }
+static inline void pk_binput(pw_buf *b, unsigned i) { pw_u8(b, 'q'); pw_u8(b, i); }
+static inline void pk_binget(pw_buf *b, unsigned i) { pw_u8(b, 'h'); pw_u8(b, i); }
 
 typedef struct {
     const char *storage_type;    /* "FloatStorage", "HalfStorage", ... */
@@ -76,7 +76,7 @@ typedef struct {
 } pk_tensor_desc;
 
 /* Emits _rebuild_tensor_v2(persistent storage, offset, size, stride, False, OrderedDict()[, {}]). */
-static void pk_tensor(pw_buf *b, const pk_tensor_desc *t) {
+static inline void pk_tensor(pw_buf *b, const pk_tensor_desc *t) {
     void (*str)(pw_buf *, const char *) = t->proto4 ? pk_short_str : pk_str;
     void (*glob)(pw_buf *, const char *, const char *) = t->proto4 ? pk_stack_global : pk_global;
     if (t->param) glob(b, "torch._utils", t->param == 1 ? "_rebuild_parameter" : "_rebuild_parameter_with_state");
@@ -135,7 +135,7 @@ typedef struct {
     int bad_crc_entry;       /* 1-based index of an entry whose recorded CRC is wrong, 0 none */
 } pw_zip_opts;
 
-static void pw_zip(pw_buf *z, const pw_entry *e, int n, const pw_zip_opts *o) {
+static inline void pw_zip(pw_buf *z, const pw_entry *e, int n, const pw_zip_opts *o) {
     uint64_t *off = calloc((size_t)n, sizeof *off);
     uint32_t *crc = calloc((size_t)n, sizeof *crc);
     for (int i = 0; i < n; i++) {
@@ -210,7 +210,7 @@ typedef struct {
 } pw_ckpt_opts;
 
 /* Pickles {"model": OrderedDict(name -> tensor)} (or the bare OrderedDict) like torch.save. */
-static void pw_state_dict_pickle(pw_buf *pk, const pw_ckpt_opts *o, const char *const *names, const pk_tensor_desc *t, int nt) {
+static inline void pw_state_dict_pickle(pw_buf *pk, const pw_ckpt_opts *o, const char *const *names, const pk_tensor_desc *t, int nt) {
     pk_proto(pk, 2);
     if (!o->no_model_key) {
         pk_op(pk, '}');
@@ -247,7 +247,7 @@ static void pw_state_dict_pickle(pw_buf *pk, const pw_ckpt_opts *o, const char *
 }
 
 /* Zips a pickle and storages (at most 35) into a checkpoint laid out as torch.save does. */
-static void pw_checkpoint_zip(pw_buf *out, const pw_ckpt_opts *o, const pw_buf *pk, const pw_storage *s, int ns) {
+static inline void pw_checkpoint_zip(pw_buf *out, const pw_ckpt_opts *o, const pw_buf *pk, const pw_storage *s, int ns) {
     pw_entry e[40];
     int n = 0;
     const char *pre = o->prefix ? o->prefix : "archive";
