@@ -93,9 +93,10 @@ fuzz-seeds: tests/fuzz/gen_seeds.c loader/pt.c loader/sha256.c loader/safetensor
 	$(CC) -O1 -g $(FUZZ_INC) $(filter %.c,$^) -o $(BUILD)/fuzz/gen_seeds -pthread -lm
 	$(BUILD)/fuzz/gen_seeds tests/fuzz
 
-# Downloads the official SAM2.1 checkpoints (sizes and sha256 checked) and converts them.
-weights:
-	bash weights/download.sh
+# Downloads the official SAM2.1 checkpoints (sizes and sha256 checked) and converts them
+# to safetensors with the freshly built samc (weights/README.md).
+weights: $(SAMC_BIN)
+	SAMC=./$(SAMC_BIN) bash weights/download.sh
 
 # Kernel benchmark, kept out of `all` and `test`: GFLOP/s of cpu_fast's GEMM, attention
 # and conv on SAM2.1 shapes vs cpu_ref and the measured FMA peak (THREADS=n to pick).
