@@ -8,6 +8,7 @@
 #include "sam2.h"
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* NCHW [C, HW] -> NHWC [HW, C] */
@@ -29,42 +30,54 @@ static void cubic_coeffs(float t, float w[4]) {
 }
 static int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
 
-static void bicubic_resize(const float *src, int ih, int iw, float *dst, int oh, int ow) {
+/* Separable: each input row is interpolated along x once (tmp[ih, ow]), then the rows
+ * are combined along y; the same sums in the same order as PyTorch's per-pixel loop. */
+static void bicubic_resize(const float *src, int ih, int iw, float *dst, int oh, int ow, float *tmp) {
     float sy = (float)ih / (float)oh, sx = (float)iw / (float)ow;
+    for (int ox = 0; ox < ow; ox++) {
+        float rx = sx * (ox + 0.5f) - 0.5f;
+        int x0 = (int)floorf(rx);
+        float wx[4];
+        cubic_coeffs(rx - x0, wx);
+        for (int r = 0; r < ih; r++) {
+            const float *row = src + (size_t)r * iw;
+            float v = 0.0f;
+            for (int i = 0; i < 4; i++) v += row[clampi(x0 - 1 + i, 0, iw - 1)] * wx[i];
+            tmp[(size_t)r * ow + ox] = v;
+        }
+    }
     for (int oy = 0; oy < oh; oy++) {
         float ry = sy * (oy + 0.5f) - 0.5f;
         int y0 = (int)floorf(ry);
         float wy[4];
         cubic_coeffs(ry - y0, wy);
         for (int ox = 0; ox < ow; ox++) {
-            float rx = sx * (ox + 0.5f) - 0.5f;
-            int x0 = (int)floorf(rx);
-            float wx[4];
-            cubic_coeffs(rx - x0, wx);
             float acc = 0.0f;
-            for (int j = 0; j < 4; j++) {
-                const float *row = src + (size_t)clampi(y0 - 1 + j, 0, ih - 1) * iw;
-                float r = 0.0f;
-                for (int i = 0; i < 4; i++) r += row[clampi(x0 - 1 + i, 0, iw - 1)] * wx[i];
-                acc += r * wy[j];
-            }
+            for (int j = 0; j < 4; j++) acc += tmp[(size_t)clampi(y0 - 1 + j, 0, ih - 1) * ow + ox] * wy[j];
             dst[(size_t)oy * ow + ox] = acc;
         }
     }
 }
 
-/* Hiera._get_pos_embed: bicubic(pos_embed -> H x W) + pos_embed_window tiled; out NHWC. */
-static void hiera_pos_embed(const samc_model *m, int H, int W, float *chw_tmp, float *out) {
+/* Hiera._get_pos_embed: bicubic(pos_embed -> H x W) + pos_embed_window tiled, NHWC.
+ * It depends only on the weights and the image size, so the model computes it once at
+ * load (samc_model.pos_embed_hwc). Returns 0 or -1 (out of memory). */
+int sam2_hiera_pos_embed(const samc_model *m, float *out /* [H*W, C0] */) {
     const synth_config *c = m->cfg;
     int C = c->embed_dim, w0 = c->window_spec[0];
+    int H = (m->S + 2 * c->patch_padding - c->patch_kernel) / c->patch_stride + 1, W = H;
+    float *plane = malloc(sizeof(float) * (size_t)H * W), *tmp = malloc(sizeof(float) * (size_t)c->bkg_h * W);
+    if (!plane || !tmp) { free(plane); free(tmp); return -1; }
     for (int ch = 0; ch < C; ch++) {
-        float *plane = chw_tmp + (size_t)ch * H * W;
-        bicubic_resize(m->enc.pos_embed + (size_t)ch * c->bkg_h * c->bkg_w, c->bkg_h, c->bkg_w, plane, H, W);
+        bicubic_resize(m->enc.pos_embed + (size_t)ch * c->bkg_h * c->bkg_w, c->bkg_h, c->bkg_w, plane, H, W, tmp);
         const float *win = m->enc.pos_embed_window + (size_t)ch * w0 * w0;
         for (int y = 0; y < H; y++)
-            for (int x = 0; x < W; x++) plane[(size_t)y * W + x] += win[(y % w0) * w0 + (x % w0)];
+            for (int x = 0; x < W; x++)
+                out[((size_t)y * W + x) * C + ch] = plane[(size_t)y * W + x] + win[(y % w0) * w0 + (x % w0)];
     }
-    transpose_chw_hwc(chw_tmp, out, C, H * W);
+    free(plane);
+    free(tmp);
+    return 0;
 }
 
 /* nn.MaxPool2d(2, 2) on an NHWC map [H, W, C] -> [H/2, W/2, C] (floor). */
@@ -301,9 +314,8 @@ int sam2_image_encoder_forward(samc_model *m, const float *input, samc_image *im
                   c->patch_kernel, c->patch_stride, c->patch_padding);
         transpose_chw_hwc(chw, xa, C0, H * W);
         sam2_dump(m, "trunk.patch_embed", xa, 4, (int64_t)1, (int64_t)H, (int64_t)W, (int64_t)C0);
-        hiera_pos_embed(m, H, W, chw, xb);
-        sam2_dump(m, "trunk.pos_embed", xb, 4, (int64_t)1, (int64_t)H, (int64_t)W, (int64_t)C0);
-        for (size_t i = 0; i < (size_t)H * W * C0; i++) xa[i] += xb[i];
+        sam2_dump(m, "trunk.pos_embed", m->pos_embed_hwc, 4, (int64_t)1, (int64_t)H, (int64_t)W, (int64_t)C0);
+        for (size_t i = 0; i < (size_t)H * W * C0; i++) xa[i] += m->pos_embed_hwc[i];
         m->timings.patch_embed_ms = sam2_now_ms() - t0;
         sam2_log(m, "encode: patch embed + pos embed %.1f ms", m->timings.patch_embed_ms);
     }

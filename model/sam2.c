@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 int sam2_fail(samc_error *err, samc_status st, const char *fmt, ...) {
     if (err) {
@@ -416,6 +417,12 @@ samc_model *samc_model_load(const char *path, const samc_options *opt, samc_erro
     if (!m->dense_pe_owned) { sam2_fail(err, SAMC_ERR_NOMEM, "out of memory"); goto fail; }
     sam2_prompt_encoder_dense_pe(m, m->dense_pe_owned);
     m->dense_pe = m->dense_pe_owned;
+    int h0 = (m->S + 2 * m->cfg->patch_padding - m->cfg->patch_kernel) / m->cfg->patch_stride + 1;
+    m->pos_embed_hwc = malloc(sizeof(float) * (size_t)h0 * h0 * m->cfg->embed_dim);
+    if (!m->pos_embed_hwc || sam2_hiera_pos_embed(m, m->pos_embed_hwc)) {
+        sam2_fail(err, SAMC_ERR_NOMEM, "out of memory for the positional embedding");
+        goto fail;
+    }
 
     if (plan_arena(m, err)) goto fail;
     sam2_log(m, "load: %s backend, %lld parameters, scratch %.1f MB, done in %.1f ms", m->ops->name,
@@ -433,6 +440,7 @@ void samc_model_free(samc_model *m) {
     st_close(&m->file);
     free(m->owned_weights);
     free(m->dense_pe_owned);
+    free(m->pos_embed_hwc);
     free(m->arena.base);
     if (m->fast_ops) samc_ops_cpu_fast_destroy(m->fast_ops);
     free(m);
@@ -447,7 +455,7 @@ void samc_model_get_info(const samc_model *m, samc_model_info *info) {
     info->n_params = m->n_params;
     info->n_tensors = m->n_tensors;
     info->backend = m->ops->name;
-    info->n_threads = m->opt.n_threads;
+    info->n_threads = !m->fast_ops ? 1 : m->opt.n_threads > 0 ? m->opt.n_threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     info->scratch_bytes = m->arena.cap;
     info->weight_bytes = m->weight_bytes;
 }

@@ -114,6 +114,7 @@ struct samc_model {
     sam2_prompt_encoder pe;
     sam2_mask_decoder dec;
 
+    float *pos_embed_hwc;             /* Hiera positional embedding [S/4 * S/4, C0], computed at load */
     const float *dense_pe;            /* [C, S/16, S/16], computed at load */
     float *dense_pe_owned;
 
@@ -134,6 +135,8 @@ int sam2_fail(samc_error *err, samc_status st, const char *fmt, ...) __attribute
 void sam2_log(const samc_model *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void sam2_dump(const samc_model *m, const char *name, const float *data, int ndim, ...);
 double sam2_now_ms(void);
+
+int sam2_hiera_pos_embed(const samc_model *m, float *out /* [S/4 * S/4, C0] */);
 
 /* Forward passes. plan=1: only allocate from the arena (sizing at load). Return 0 or -1. */
 int sam2_image_encoder_forward(samc_model *m, const float *input /* [3,S,S] */, samc_image *out,
