@@ -23,4 +23,9 @@ void sha256(const void *data, size_t n, uint8_t digest[32]);
 void sha256_hex(const void *data, size_t n, char hex[65]);
 void sha256_to_hex(const uint8_t digest[32], char hex[65]);
 
+/* The x86 SHA-extension path is used when the CPU has it. sha256_use_accel(0) forces the
+ * portable code (for tests and benchmarks; process-wide); returns whether the
+ * accelerated path is now in use. */
+int sha256_use_accel(int enable);
+
 #endif

@@ -22,6 +22,8 @@
 /* sha256sum of shared/golden/micro/weights/micro.pt (a fixed file; README gives its md5). */
 #define MICRO_PT_SHA256 "3255d583415feb20010280b96c795fd02a775c0a4a755e2c876e0f3622cf83ad"
 #define MICRO_PT_SIZE 3777521
+/* sha256 of the 3,000,017-byte message m[i] = (i*131 + i/512) mod 256, from Python's hashlib */
+#define BIG_SHA256 "4142a710de91f906976f5a8c962e34bd4acbff2c84f81569453c9a35cfb4e999"
 
 static unsigned char *read_file(const char *path, size_t *size) {
     FILE *f = fopen(path, "rb");
@@ -52,11 +54,11 @@ static uint64_t rng_next(void) {  /* splitmix64: a fixed seed makes every run id
 
 /* ---- sha256, crc32 ------------------------------------------------------------------ */
 
-static void test_sha256_vectors(void) {
+static void sha256_vectors(const char *path) {
     /* FIPS 180-4 / NIST CAVP example messages */
     char hex[65];
     sha256_hex("", 0, hex);
-    CHECKF(!strcmp(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"), "'' -> %s", hex);
+    CHECKF(!strcmp(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"), "%s: '' -> %s", path, hex);
     sha256_hex("abc", 3, hex);
     CHECKF(!strcmp(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"), "abc -> %s", hex);
     const char *m448 = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
@@ -93,8 +95,25 @@ static void test_sha256_vectors(void) {
         sha256_update(&c, buf + n / 3, n - n / 3);
         sha256_final(&c, d);
         sha256_to_hex(d, h2);
-        CHECKF(!strcmp(h1, h2), "split hash differs at n=%zu", n);
+        CHECKF(!strcmp(h1, h2), "%s: split hash differs at n=%zu", path, n);
     }
+    /* a long message through the multi-block path, against a digest from sha256sum */
+    size_t big = 3 * 1000 * 1000 + 17;
+    uint8_t *m = malloc(big);
+    for (size_t i = 0; i < big; i++) m[i] = (uint8_t)(i * 131 + (i >> 9));
+    sha256_hex(m, big, hex);
+    CHECKF(!strcmp(hex, BIG_SHA256), "%s: 3 MB message -> %s", path, hex);
+    free(m);
+}
+
+/* Both the portable code and, where the CPU has them, the x86 SHA instructions. */
+static void test_sha256_vectors(void) {
+    int accel = sha256_use_accel(1);
+    if (accel) sha256_vectors("x86 SHA extensions");
+    sha256_use_accel(0);
+    sha256_vectors("portable");
+    sha256_use_accel(1);
+    printf("  sha256: portable%s\n", accel ? " and x86 SHA extensions" : " only (no SHA extensions on this CPU)");
 }
 
 static void test_crc32_vectors(void) {
