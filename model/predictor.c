@@ -318,7 +318,8 @@ static int predict_chunk(samc_model *m, const samc_image *img, const samc_prompt
                     for (size_t i = 0; i < full; i++) mk[i] = up[i] > 0.0f;
                 }
             }
-            for (int i = 0; i < n; i++) dst[i] = lo[i] > 32.0f ? 32.0f : lo[i] < -32.0f ? -32.0f : lo[i];
+            if (opt->low_res_unclamped) memcpy(dst, lo, sizeof(float) * n);
+            else for (int i = 0; i < n; i++) dst[i] = lo[i] > 32.0f ? 32.0f : lo[i] < -32.0f ? -32.0f : lo[i];
         }
     }
     m->timings.postprocess_ms += sam2_now_ms() - t2;

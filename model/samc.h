@@ -115,6 +115,8 @@ typedef struct {
                           0: one mask per prompt, chosen by SAM2.1's dynamic multimask */
     int want_masks;    /* fill masks: 0/1 at the original size (logits > 0) */
     int want_logits;   /* fill logits: the upsampled logits at the original size */
+    int low_res_unclamped; /* 1: low_res without the +-32 clamp, i.e. the logits the
+                              predictor upsamples (for upsampling later, mask by mask) */
 } samc_predict_options;
 
 typedef struct {
