@@ -7,13 +7,13 @@
 # Skips (and says why) when the golden data, python3, numpy or Pillow are missing: the
 # checker is the only Python in the project and only the tests use it.
 # SAMC_GOLDEN_CONFIGS="micro" limits the configs (tiny on the reference backend takes
-# minutes). Prints "N passed, N failed, N skipped" last.
+# minutes), as it does for tests/test_golden.c. Prints "N passed, N failed, N skipped" last.
 set -u
 SAMC=${SAMC:-./samc}
 case "$SAMC" in /*) ;; *) SAMC="$(cd "$(dirname "$SAMC")" && pwd)/$(basename "$SAMC")" ;; esac
 GOLDEN=${SAMC_GOLDEN:-../shared/golden}
 CHECKER=${SAMC_GOLDEN_CHECK:-$GOLDEN/../tools/golden_check.py}
-CONFIGS=${SAMC_GOLDEN_CONFIGS:-micro tiny}
+SELECTED=${SAMC_GOLDEN_CONFIGS:-micro tiny}
 PY=/usr/bin/python3
 pass=0; fail=0; skip=0
 
@@ -26,9 +26,12 @@ fi
 TMP=$(mktemp -d /tmp/samc_cli_golden.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
 
-for config in $CONFIGS; do
+for config in micro tiny; do
   for backend in auto ref; do
     name="cli_golden.${config}_${backend}"
+    case " ${SELECTED//,/ } " in *" $config "*) ;; *)
+      echo "SKIP   $name: $config not in SAMC_GOLDEN_CONFIGS"; skip=$((skip+1)); continue ;;
+    esac
     if [ -n "$why_skip" ]; then echo "SKIP   $name: $why_skip"; skip=$((skip+1)); continue; fi
     if [ ! -d "$GOLDEN/$config" ]; then
       echo "SKIP   $name: no golden folder $GOLDEN/$config"; skip=$((skip+1)); continue
