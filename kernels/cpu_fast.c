@@ -111,27 +111,56 @@ static void pack_cols_scalar(const float *b, ptrdiff_t ldb, int kc, int nc, floa
     }
 }
 
-/* im2col on the fly for nn.Conv2d: k = (ci, ky, kx), n = (oy, ox). */
+/* im2col on the fly for nn.Conv2d: k = (ci, ky, kx), n = (oy, ox). The tap offsets of
+ * the K block are decoded once; a panel whose 16 windows lie inside the image (all
+ * but the border ones) skips the bounds checks, and one whose windows are consecutive
+ * in a row reads each tap as a strided run. */
 static void pack_im2col(const gemm_desc *g, int k0, int kc, int n0, int nc, float *dst) {
-    int khw = g->kh * g->kw;
+    int khw = g->kh * g->kw, H = g->h, W = g->w, st = g->stride;
+    int tky[GEMM_KC], tkx[GEMM_KC];
+    ptrdiff_t toff[GEMM_KC];
+    for (int k = 0; k < kc; k++) {
+        int kk = k0 + k, ci = kk / khw, r = kk % khw;
+        tky[k] = r / g->kw;
+        tkx[k] = r % g->kw;
+        toff[k] = (ptrdiff_t)ci * H * W + (ptrdiff_t)tky[k] * W + tkx[k];
+    }
     for (int p = 0; p < nc; p += SAMC_GEMM_NR) {
         int nr = imin(SAMC_GEMM_NR, nc - p);
         int iy0[SAMC_GEMM_NR], ix0[SAMC_GEMM_NR];
+        ptrdiff_t base[SAMC_GEMM_NR];
+        int inside = nr == SAMC_GEMM_NR, one_row = 1;
         for (int j = 0; j < nr; j++) {
             int n = n0 + p + j;
-            iy0[j] = (n / g->wo) * g->stride - g->pad;
-            ix0[j] = (n % g->wo) * g->stride - g->pad;
+            iy0[j] = (n / g->wo) * st - g->pad;
+            ix0[j] = (n % g->wo) * st - g->pad;
+            base[j] = (ptrdiff_t)iy0[j] * W + ix0[j];
+            inside &= iy0[j] >= 0 && iy0[j] + g->kh <= H && ix0[j] >= 0 && ix0[j] + g->kw <= W;
+            one_row &= iy0[j] == iy0[0];
         }
-        for (int k = 0; k < kc; k++) {
-            int kk = k0 + k, ci = kk / khw, r = kk % khw, ky = r / g->kw, kx = r % g->kw;
-            const float *plane = g->b + (size_t)ci * g->h * g->w;
-            float *d = dst + (size_t)k * SAMC_GEMM_NR;
-            int j = 0;
-            for (; j < nr; j++) {
-                int iy = iy0[j] + ky, ix = ix0[j] + kx;
-                d[j] = (iy >= 0 && iy < g->h && ix >= 0 && ix < g->w) ? plane[(size_t)iy * g->w + ix] : 0.0f;
+        if (inside && one_row) {
+            for (int k = 0; k < kc; k++) {
+                const float *src = g->b + toff[k] + base[0];
+                float *d = dst + (size_t)k * SAMC_GEMM_NR;
+                for (int j = 0; j < SAMC_GEMM_NR; j++) d[j] = src[j * st];
             }
-            for (; j < SAMC_GEMM_NR; j++) d[j] = 0.0f;
+        } else if (inside) {
+            for (int k = 0; k < kc; k++) {
+                const float *src = g->b + toff[k];
+                float *d = dst + (size_t)k * SAMC_GEMM_NR;
+                for (int j = 0; j < SAMC_GEMM_NR; j++) d[j] = src[base[j]];
+            }
+        } else {
+            for (int k = 0; k < kc; k++) {
+                const float *src = g->b + toff[k];
+                float *d = dst + (size_t)k * SAMC_GEMM_NR;
+                int j = 0;
+                for (; j < nr; j++) {
+                    int iy = iy0[j] + tky[k], ix = ix0[j] + tkx[k];
+                    d[j] = (iy >= 0 && iy < H && ix >= 0 && ix < W) ? src[base[j]] : 0.0f;
+                }
+                for (; j < SAMC_GEMM_NR; j++) d[j] = 0.0f;
+            }
         }
         dst += (size_t)kc * SAMC_GEMM_NR;
     }
@@ -492,9 +521,43 @@ static void att_task(void *ctx, int task, int thread) {
     }
 }
 
+/* Few keys (the decoder's image->token attention: 4096 queries, 7..10 keys): the
+ * kernel table's att_small_kv, all heads of a block of query rows in turn so that the
+ * rows' cache lines (every head's slice of a token) are used while in L1. A task is a
+ * range of rows of one batch entry. */
+#define ATT_SMALL_ROWS 32
+static int use_small_kv(const samc_fast_kernels *kn, const samc_attention_args *a) {
+    return kn->att_small_kv && a->n_kv > 0 && a->n_kv <= 16 && a->head_dim <= 64;
+}
+
+static void att_small_task(void *ctx, int task, int thread) {
+    const att_job *j = ctx;
+    const samc_attention_args *a = j->a;
+    int b = task / j->q_splits, r0 = (task % j->q_splits) * j->rows, r1 = imin(r0 + j->rows, a->n_q);
+    for (int i0 = r0; i0 < r1; i0 += ATT_SMALL_ROWS) {
+        int n = imin(ATT_SMALL_ROWS, r1 - i0);
+        for (int h = 0; h < a->heads; h++)
+            j->st->k->att_small_kv(a->q + b * a->q_sb + h * a->q_sh + i0 * a->q_st, a->q_st,
+                                   a->k + b * a->k_sb + h * a->k_sh, a->k_st,
+                                   a->v + b * a->v_sb + h * a->v_sh, a->v_st,
+                                   a->out + b * a->o_sb + h * a->o_sh + i0 * a->o_st, a->o_st,
+                                   n, a->n_kv, a->head_dim, a->scale);
+    }
+}
+
 static void attention_fast(const samc_ops *o, const samc_attention_args *a) {
     fast_state *st = state_of(o);
     if (a->batch <= 0 || a->heads <= 0 || a->n_q <= 0 || a->head_dim <= 0) return;
+    if (use_small_kv(st->k, a)) {
+        double work = (double)a->batch * a->heads * a->n_q * a->n_kv * a->head_dim;
+        int T = st->n_threads == 1 || work < GEMM_SMALL ? 1 : 4 * st->n_threads;
+        att_job j = { .st = st, .a = a, .q_splits = 1 };
+        if (a->batch < T) j.q_splits = imin(ceil_div(T, a->batch), ceil_div(a->n_q, ATT_SMALL_ROWS));
+        j.rows = round_up(ceil_div(a->n_q, j.q_splits), ATT_SMALL_ROWS);
+        j.q_splits = ceil_div(a->n_q, j.rows);
+        samc_thread_pool_parallel_for(st->pool, a->batch * j.q_splits, att_small_task, &j);
+        return;
+    }
     int hdp = round_up(a->head_dim, SAMC_GEMM_NR);
     int kvc = imin(ATT_KVC, ATT_BUF / hdp / SAMC_GEMM_NR * SAMC_GEMM_NR);
     att_job j = { st, a, 1, a->n_q, kvc >= SAMC_GEMM_NR ? kvc : 0, 1 };

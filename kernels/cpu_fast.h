@@ -30,6 +30,12 @@ typedef struct {
      * pack_rows for B(k,n) = b[k*ldb + n], pack_cols for B(k,n) = b[n*ldb + k]. */
     void (*pack_rows)(const float *b, ptrdiff_t ldb, int kc, int nc, float *dst);
     void (*pack_cols)(const float *b, ptrdiff_t ldb, int kc, int nc, float *dst);
+    /* Attention rows for very few keys (n_kv <= 16, head_dim <= 64: the mask decoder's
+     * image->token attention), 8 queries per vector lane group; NULL when the table
+     * has none (the blocked path then runs). q/k/v/out point at row 0 of one head. */
+    void (*att_small_kv)(const float *q, ptrdiff_t q_st, const float *k, ptrdiff_t k_st,
+                         const float *v, ptrdiff_t v_st, float *out, ptrdiff_t o_st,
+                         int n_q, int n_kv, int hd, float scale);
     /* s[i] *= scale for i < n; returns the max of the scaled values. */
     float (*scale_max)(float *s, int n, float scale);
     /* s[i] = exp(s[i] - m); returns their sum. */

@@ -249,6 +249,95 @@ static void gelu_avx2(float *x, size_t n) {
     }
 }
 
+/* ---------------------------------------------------------------- attention, few keys */
+
+/* Queries across the 8 lanes: q rows are transposed to qᵀ[d] vectors, then for each key
+ * s_j = Σ_d qᵀ[d]·k[j][d] (k broadcast), the softmax runs across keys as plain vector
+ * ops, oᵀ[d] = Σ_j p_j·v[j][d], and oᵀ is transposed back to rows. Each query's result
+ * depends only on its own lane. */
+static void att_small_kv_avx2(const float *q, ptrdiff_t q_st, const float *k, ptrdiff_t k_st,
+                              const float *v, ptrdiff_t v_st, float *out, ptrdiff_t o_st,
+                              int n_q, int n_kv, int hd, float scale) {
+    __m256 qt[64], s[16];
+    int nd = (hd + 7) / 8;
+    const __m256 sc = _mm256_set1_ps(scale);
+    for (int i0 = 0; i0 < n_q; i0 += 8) {
+        int nrow = n_q - i0 < 8 ? n_q - i0 : 8;
+        for (int db = 0; db < nd; db++) {
+            int nt = hd - 8 * db < 8 ? hd - 8 * db : 8;
+            __m256i dm = tail_mask(nt);
+            __m256 r[8];
+            for (int t = 0; t < 8; t++) {
+                const float *qr = q + (i0 + t) * q_st + 8 * db;
+                r[t] = t >= nrow ? _mm256_setzero_ps() : nt == 8 ? _mm256_loadu_ps(qr) : _mm256_maskload_ps(qr, dm);
+            }
+            transpose8(r);
+            for (int t = 0; t < 8; t++) qt[8 * db + t] = r[t];
+        }
+        /* Four keys at a time: independent FMA chains hide the FMA latency. */
+        int j = 0;
+        for (; j + 4 <= n_kv; j += 4) {
+            const float *k0 = k + j * k_st, *k1 = k0 + k_st, *k2 = k1 + k_st, *k3 = k2 + k_st;
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            for (int d = 0; d < hd; d++) {
+                a0 = _mm256_fmadd_ps(qt[d], _mm256_broadcast_ss(k0 + d), a0);
+                a1 = _mm256_fmadd_ps(qt[d], _mm256_broadcast_ss(k1 + d), a1);
+                a2 = _mm256_fmadd_ps(qt[d], _mm256_broadcast_ss(k2 + d), a2);
+                a3 = _mm256_fmadd_ps(qt[d], _mm256_broadcast_ss(k3 + d), a3);
+            }
+            s[j] = _mm256_mul_ps(a0, sc);
+            s[j + 1] = _mm256_mul_ps(a1, sc);
+            s[j + 2] = _mm256_mul_ps(a2, sc);
+            s[j + 3] = _mm256_mul_ps(a3, sc);
+        }
+        for (; j < n_kv; j++) {
+            const float *kj = k + j * k_st;
+            __m256 acc = _mm256_setzero_ps();
+            for (int d = 0; d < hd; d++) acc = _mm256_fmadd_ps(qt[d], _mm256_broadcast_ss(kj + d), acc);
+            s[j] = _mm256_mul_ps(acc, sc);
+        }
+        __m256 mx = _mm256_set1_ps(-INFINITY);
+        for (j = 0; j < n_kv; j++) mx = _mm256_max_ps(mx, s[j]);
+        __m256 sum = _mm256_setzero_ps();
+        for (j = 0; j < n_kv; j++) {
+            s[j] = exp256(_mm256_sub_ps(s[j], mx));
+            sum = _mm256_add_ps(sum, s[j]);
+        }
+        __m256 inv = _mm256_div_ps(_mm256_set1_ps(1.0f), sum);
+        for (int db = 0; db < nd; db++) {
+            /* Eight output dims at a time, one chain each. */
+            int nt = hd - 8 * db < 8 ? hd - 8 * db : 8;
+            const float *vb = v + 8 * db;
+            ptrdiff_t vs = v_st;
+            float vtail[16 * 8];
+            if (nt < 8) { /* a partial block of dims: zero-padded copy, same loop below */
+                for (j = 0; j < n_kv; j++)
+                    for (int t = 0; t < 8; t++) vtail[8 * j + t] = t < nt ? vb[j * v_st + t] : 0.0f;
+                vb = vtail;
+                vs = 8;
+            }
+            __m256 r[8];
+#pragma GCC unroll 8
+            for (int t = 0; t < 8; t++) r[t] = _mm256_setzero_ps();
+            for (j = 0; j < n_kv; j++) {
+                const float *vj = vb + j * vs;
+#pragma GCC unroll 8
+                for (int t = 0; t < 8; t++) r[t] = _mm256_fmadd_ps(s[j], _mm256_broadcast_ss(vj + t), r[t]);
+            }
+#pragma GCC unroll 8
+            for (int t = 0; t < 8; t++) r[t] = _mm256_mul_ps(r[t], inv);
+            transpose8(r);
+            /* Masked stores are slow on AMD: only for a partial block of dims. */
+            if (nt == 8) {
+                for (int t = 0; t < nrow; t++) _mm256_storeu_ps(out + (i0 + t) * o_st + 8 * db, r[t]);
+            } else {
+                __m256i dm = tail_mask(nt);
+                for (int t = 0; t < nrow; t++) _mm256_maskstore_ps(out + (i0 + t) * o_st + 8 * db, dm, r[t]);
+            }
+        }
+    }
+}
+
 /* ---------------------------------------------------------------- softmax pieces */
 
 static float scale_max_avx2(float *s, int n, float scale) {
@@ -375,6 +464,7 @@ const samc_fast_kernels samc_fast_kernels_avx2 = {
     .gemm_ukernel = ukernel_avx2,
     .pack_rows = pack_rows_avx2,
     .pack_cols = pack_cols_avx2,
+    .att_small_kv = att_small_kv_avx2,
     .scale_max = scale_max_avx2,
     .exp_sum = exp_sum_avx2,
     .scale = scale_avx2,
