@@ -9,11 +9,13 @@ int cmd_info(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_everything(int argc, char **argv);
 
 void cmd_segment_help(FILE *f);
 void cmd_info_help(FILE *f);
 void cmd_synth_help(FILE *f);
 void cmd_convert_help(FILE *f);
 void cmd_bench_help(FILE *f);
+void cmd_everything_help(FILE *f);
 
 #endif

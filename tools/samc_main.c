@@ -15,6 +15,7 @@ typedef struct {
 
 static const command commands[] = {
     { "segment", cmd_segment, cmd_segment_help, "masks for point / box / mask prompts on one image" },
+    { "everything", cmd_everything, cmd_everything_help, "all objects of an image: automatic mask generation" },
     { "info", cmd_info, cmd_info_help, "describe a weight file: config, sizes, tensors, metadata" },
     { "bench", cmd_bench, cmd_bench_help, "time the encoder and decoder stage by stage" },
     { "synth", cmd_synth, cmd_synth_help, "write samc-synth-v1 synthetic weights for a config" },
@@ -30,10 +31,10 @@ static void usage(FILE *f) {
         "\n"
         "commands:\n", SAMC_VERSION);
     for (int i = 0; i < N_COMMANDS; i++)
-        fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fprintf(f,
-        "  version   version and build features\n"
-        "  help      this list, or `samc help <command>`\n"
+        "  version    version and build features\n"
+        "  help       this list, or `samc help <command>`\n"
         "\n"
         "quick start:\n"
         "  samc synth --config tiny -o tiny.safetensors        # or convert a real checkpoint\n"
