@@ -39,6 +39,7 @@
 #define PT_MAX_STR         ((uint64_t)1 << 20)  /* one string or bytes object */
 #define PT_MAX_TENSORS     (1 << 17)
 #define PT_MAX_NAME        4096              /* a state-dict key */
+#define PT_MAX_NAMES_BYTES (64 << 20)        /* all state-dict keys together */
 #define PT_MAX_SEQ         (1u << 24)        /* items in one tuple, list or dict */
 #define PT_ARENA_LIMIT     ((size_t)512 << 20) /* all pickle values together */
 
@@ -1000,6 +1001,8 @@ static int build_state_dict(pvm *vm, pv *root, pt_checkpoint *out, pt_priv *pr, 
         }
     size_t n = sd->u.seq.n / 2, names_len = 0;
     if (n == 0) return pt_fail(err, "%s: the state dict is empty", f);
+    /* one tensor object may be listed under many keys (memo), so bound the keys too */
+    if (n > PT_MAX_TENSORS) return pt_fail(err, "%s: the state dict has %zu entries, more than %d", f, n, PT_MAX_TENSORS);
     for (size_t i = 0; i < n; i++) {
         const pv *k = sd->u.seq.v[2 * i], *v = sd->u.seq.v[2 * i + 1];
         if (k->kind != PV_STR) return pt_fail(err, "%s: state dict key %zu is a %s, not a string", f, i, pv_kind_name(k->kind));
@@ -1015,6 +1018,8 @@ static int build_state_dict(pvm *vm, pv *root, pt_checkpoint *out, pt_priv *pr, 
             return pt_fail(err, "%s: tensor '%.*s' has dtype %s (torch.%s), which samc does not support", f, kn,
                            k->u.s.p, cls->torch_dtype, cls->name);
         names_len += k->u.s.n + 1;
+        if (names_len > PT_MAX_NAMES_BYTES)
+            return pt_fail(err, "%s: tensor names take more than %d bytes", f, PT_MAX_NAMES_BYTES);
     }
 
     out->tensors = calloc(n, sizeof *out->tensors);

@@ -467,6 +467,24 @@ static void test_bad_pickles(void) {
         fail_with_pickle(&p, raw[i].want, raw[i].what);
         pw_free(&p);
     }
+    /* one tensor object listed under 140000 keys through the memo */
+    {
+        pk_tensor_desc one = { "FloatStorage", "0", 4, 0, 1, { 4 }, { 1 }, 0, 0, 0 };
+        pk_proto(&pk, 2);
+        pk_global(&pk, "collections", "OrderedDict");
+        pk_op(&pk, ')'); pk_op(&pk, 'R');
+        pk_tensor(&pk, &one);
+        pk_binput(&pk, 1);
+        pk_op(&pk, '0');   /* POP */
+        pk_str(&pk, "k");
+        pk_binput(&pk, 2);
+        pk_op(&pk, '0');
+        pk_op(&pk, '(');
+        for (int i = 0; i < 140000; i++) { pk_binget(&pk, 2); pk_binget(&pk, 1); }
+        pk_op(&pk, 'u'); pk_op(&pk, '.');
+        fail_with_pickle(&pk, "more than", "one tensor under 140000 keys");
+        pw_free(&pk);
+    }
     /* the same tensor name twice */
     fill_storages();
     pk_tensor_desc t[2] = { { "FloatStorage", "0", 4, 0, 1, { 4 }, { 1 }, 0, 0, 0 }, { "FloatStorage", "0", 4, 0, 1, { 2 }, { 1 }, 0, 0, 0 } };
