@@ -131,7 +131,9 @@ int samc_convert(const char *in_path, const char *out_path, const char *dtype, i
                          "download it again (%s)", in_path, (long long)sb.st_size, official->file,
                          (long long)official->size, official->url);
     if (is_pt) {
-        if (pt_load(in_path, &ck, msg) != 0) {
+        /* Conversion runs once per file, so the storages' CRC-32 are checked too (~1 GB/s):
+         * a damaged non-official .pt is refused instead of converted with bad weights. */
+        if (pt_load_ex(in_path, PT_VERIFY_STORAGE_CRC, &ck, msg) != 0) {
             if (official) {
                 char hex[65];
                 if (file_sha256(in_path, hex) == 0 && strcmp(hex, official->sha256) != 0)

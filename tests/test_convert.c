@@ -362,6 +362,22 @@ static void test_bad_arguments(void) {
     rc = samc_convert(in, tmp_path("x.safetensors"), "f32", 0, &e);
     CHECKF(rc == -1 && e.status == SAMC_ERR_FORMAT && strstr(e.msg, "damaged.pt") && !strstr(e.msg, "download"), "%s", e.msg);
     CHECK(access(tmp_path("x.safetensors"), F_OK) != 0);
+    /* micro.pt with one flipped bit inside a storage (byte 2,000,000 is in micro/data/306):
+     * the storage CRC check refuses it */
+    FILE *g = fopen(golden("micro.pt"), "rb");
+    unsigned char *buf = malloc(4 << 20);
+    size_t n = g ? fread(buf, 1, 4 << 20, g) : 0;
+    if (g) fclose(g);
+    CHECK(n == 3777521);
+    buf[2000000] ^= 0x10;
+    in = tmp_path("micro_flipped.pt");
+    f = fopen(in, "wb");
+    CHECK(f && fwrite(buf, 1, n, f) == n);
+    if (f) fclose(f);
+    free(buf);
+    rc = samc_convert(in, tmp_path("x.safetensors"), "f32", 0, &e);
+    CHECKF(rc == -1 && e.status == SAMC_ERR_FORMAT && strstr(e.msg, "micro/data/306") && strstr(e.msg, "CRC-32 mismatch"),
+           "%s", e.msg);
 }
 
 TEST_MAIN(TEST_CASE(test_micro_f32), TEST_CASE(test_micro_half), TEST_CASE(test_rounding_edges),
