@@ -281,6 +281,7 @@ static int run_generator(everything_args *e, const image_rgb *img, amg_result *r
     e->generate_ms = cli_now_ms() - t0;
     samc_model_free(m);
     if (rc != 0) {
+        if (e->progress) fputc('\n', stderr);   /* end the progress line first */
         cli_lib_error("everything", &err);
         return CLI_FAIL;
     }
