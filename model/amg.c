@@ -628,6 +628,10 @@ int amg_generate(const amg_source *src, int w, int h, const amg_options *o, amg_
         const int *crop = crops[c];
         int cw = crop[2] - crop[0], ch = crop[3] - crop[1];
         double t0 = now_ms();
+        if (o->cancelled && o->cancelled(o->cancel_ctx)) {
+            amg_fail(err, SAMC_ERR_ARG, "amg: cancelled before crop %d of %d", c + 1, n_crops);
+            goto done;
+        }
         if (src->set_crop(src->ctx, crop, err)) goto done;
         st->encode_ms += now_ms() - t0;
         /* point_grids[layer] * (crop_w, crop_h) in float64, then float32 like the
@@ -646,6 +650,10 @@ int amg_generate(const amg_source *src, int w, int h, const amg_options *o, amg_
                 goto done;
             st->n_batches++;
             if (o->progress) o->progress(o->progress_ctx, ++batches_done, total_batches);
+            if (o->cancelled && o->cancelled(o->cancel_ctx)) {
+                amg_fail(err, SAMC_ERR_ARG, "amg: cancelled after batch %d of %d", batches_done, total_batches);
+                goto done;
+            }
         }
         /* duplicates within the crop: batched_nms on the predicted IoUs */
         t0 = now_ms();

@@ -49,6 +49,11 @@ typedef struct {
     int multimask_output;                /* 1: three masks per point; 0: one (dynamic) */
     amg_progress_fn progress;
     void *progress_ctx;
+    /* Optional: asked before each crop's encode and after each decoder batch; a non-zero
+     * answer stops the run, which then fails (err: "cancelled") having freed everything.
+     * For servers that cancel or time out jobs; NULL never stops. */
+    int (*cancelled)(void *ctx);
+    void *cancel_ctx;
 } amg_options;
 
 /* One generated mask, as a record of generate() with output_mode="uncompressed_rle". */
