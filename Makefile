@@ -55,7 +55,7 @@ $(LIB): $(LIB_OBJ) $(CUDA_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
 $(SAMC_BIN): $(TOOL_OBJ) $(LIB)
-	$(CC) $(CFLAGS) $(LDFLAGS) $(TOOL_OBJ) $(LIB) -o $@ $(LDLIBS) -lstb -lcjson
+	$(CC) $(CFLAGS) $(LDFLAGS) $(TOOL_OBJ) $(LIB) -o $@ $(LDLIBS) -lstb -lcjson -lmicrohttpd
 
 $(BUILD)/tests/%: tests/%.c tests/test.h $(LIB)
 	@mkdir -p $(dir $@)

@@ -10,6 +10,7 @@ int cmd_synth(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_everything(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 void cmd_segment_help(FILE *f);
 void cmd_info_help(FILE *f);
@@ -17,5 +18,6 @@ void cmd_synth_help(FILE *f);
 void cmd_convert_help(FILE *f);
 void cmd_bench_help(FILE *f);
 void cmd_everything_help(FILE *f);
+void cmd_serve_help(FILE *f);
 
 #endif
