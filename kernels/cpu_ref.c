@@ -134,8 +134,117 @@ static void conv_transpose2x2_ref(const samc_ops *o, const float *x, const float
             }
 }
 
+/* ---- data movement and elementwise ---------------------------------------------- */
+
+static void copy_ref(const samc_ops *o, float *dst, const float *src, size_t n) {
+    memcpy(dst, src, n * sizeof(float));
+}
+
+static void add_ref(const samc_ops *o, float *dst, const float *a, const float *b, size_t n, size_t nb) {
+    for (size_t i = 0; i < n; i++) dst[i] = a[i] + b[i % nb];
+}
+
+static void add_channel_ref(const samc_ops *o, float *dst, const float *a, const float *v, int C, int HW) {
+    for (int c = 0; c < C; c++)
+        for (int p = 0; p < HW; p++) {
+            size_t i = (size_t)c * HW + p;
+            dst[i] = (a ? a[i] : 0.0f) + v[c];
+        }
+}
+
+static void relu_ref(const samc_ops *o, float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+static void sigmoid_ref(const samc_ops *o, float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = 1.0f / (1.0f + expf(-x[i]));
+}
+
+static void transpose_ref(const samc_ops *o, const float *src, float *dst, int batch, int R, int C) {
+    for (int b = 0; b < batch; b++)
+        for (int r = 0; r < R; r++)
+            for (int c = 0; c < C; c++)
+                dst[((size_t)b * C + c) * R + r] = src[((size_t)b * R + r) * C + c];
+}
+
+/* ---- Hiera layouts --------------------------------------------------------------- */
+
+static void window_partition_ref(const samc_ops *o, const float *x, float *win, int H, int W, int C, int wh, int ww) {
+    int nwy = (H + wh - 1) / wh, nwx = (W + ww - 1) / ww;
+    for (int wy = 0; wy < nwy; wy++)
+        for (int wx = 0; wx < nwx; wx++)
+            for (int ty = 0; ty < wh; ty++)
+                for (int tx = 0; tx < ww; tx++) {
+                    int y = wy * wh + ty, xx = wx * ww + tx;
+                    float *dst = win + ((size_t)(wy * nwx + wx) * wh * ww + (size_t)ty * ww + tx) * C;
+                    for (int c = 0; c < C; c++)
+                        dst[c] = (y < H && xx < W) ? x[((size_t)y * W + xx) * C + c] : 0.0f;
+                }
+}
+
+static void window_unpartition_add_ref(const samc_ops *o, const float *win, const float *shortcut, float *out,
+                                       int H, int W, int C, int wh, int ww, int nwx) {
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            size_t w = (size_t)(y / wh) * nwx + x / ww, t = (size_t)(y % wh) * ww + x % ww;
+            const float *src = win + (w * wh * ww + t) * C;
+            const float *sc = shortcut + ((size_t)y * W + x) * C;
+            float *dst = out + ((size_t)y * W + x) * C;
+            for (int c = 0; c < C; c++) dst[c] = sc[c] + src[c];
+        }
+}
+
+static void maxpool2x2_ref(const samc_ops *o, const float *x, float *y, int n, int H, int W, int C,
+                           ptrdiff_t pixel_stride) {
+    int Ho = H / 2, Wo = W / 2;
+    for (int i = 0; i < n; i++)
+        for (int oy = 0; oy < Ho; oy++)
+            for (int ox = 0; ox < Wo; ox++)
+                for (int c = 0; c < C; c++) {
+                    float v = -INFINITY;
+                    for (int dy = 0; dy < 2; dy++)
+                        for (int dx = 0; dx < 2; dx++) {
+                            float q = x[(((ptrdiff_t)i * H + 2 * oy + dy) * W + 2 * ox + dx) * pixel_stride + c];
+                            if (q > v) v = q;
+                        }
+                    y[(((size_t)i * Ho + oy) * Wo + ox) * C + c] = v;
+                }
+}
+
+static void upsample_nearest2x_add_ref(const samc_ops *o, float *dst, const float *src, int C, int h, int w) {
+    for (int c = 0; c < C; c++)
+        for (int y = 0; y < 2 * h; y++)
+            for (int x = 0; x < 2 * w; x++)
+                dst[((size_t)c * 2 * h + y) * 2 * w + x] += src[((size_t)c * h + y / 2) * w + x / 2];
+}
+
+/* PyTorch upsample_bilinear2d, align_corners=False: source = scale*(dst+0.5)-0.5,
+ * clamped at 0; the upper neighbour is clamped at the last row/column. */
+static void upsample_bilinear_ref(const samc_ops *o, const float *low, float *out, int n, int ls, int w, int h) {
+    float sy = (float)ls / (float)h, sx = (float)ls / (float)w;
+    for (int i = 0; i < n; i++) {
+        const float *in = low + (size_t)i * ls * ls;
+        float *res = out + (size_t)i * w * h;
+        for (int y = 0; y < h; y++) {
+            float ry = sy * ((float)y + 0.5f) - 0.5f;
+            if (ry < 0.0f) ry = 0.0f;
+            int y0 = (int)ry, y1 = y0 + (y0 < ls - 1);
+            float ly1 = ry - (float)y0, ly0 = 1.0f - ly1;
+            for (int x = 0; x < w; x++) {
+                float rx = sx * ((float)x + 0.5f) - 0.5f;
+                if (rx < 0.0f) rx = 0.0f;
+                int x0 = (int)rx, x1 = x0 + (x0 < ls - 1);
+                float lx1 = rx - (float)x0, lx0 = 1.0f - lx1;
+                res[(size_t)y * w + x] = ly0 * (lx0 * in[(size_t)y0 * ls + x0] + lx1 * in[(size_t)y0 * ls + x1]) +
+                                         ly1 * (lx0 * in[(size_t)y1 * ls + x0] + lx1 * in[(size_t)y1 * ls + x1]);
+            }
+        }
+    }
+}
+
 static const samc_ops cpu_ref_ops = {
     .name = "cpu_ref",
+    .host_memory = 1,
     .linear = linear_ref,
     .matmul = matmul_ref,
     .attention = attention_ref,
@@ -144,6 +253,27 @@ static const samc_ops cpu_ref_ops = {
     .gelu = gelu_ref,
     .conv2d = conv2d_ref,
     .conv_transpose2x2 = conv_transpose2x2_ref,
+    .copy = copy_ref,
+    .add = add_ref,
+    .add_channel = add_channel_ref,
+    .relu = relu_ref,
+    .sigmoid = sigmoid_ref,
+    .transpose = transpose_ref,
+    .window_partition = window_partition_ref,
+    .window_unpartition_add = window_unpartition_add_ref,
+    .maxpool2x2 = maxpool2x2_ref,
+    .upsample_nearest2x_add = upsample_nearest2x_add_ref,
+    .upsample_bilinear = upsample_bilinear_ref,
 };
 
 const samc_ops *samc_ops_cpu_ref(void) { return &cpu_ref_ops; }
+
+void samc_ops_fill_from_ref(samc_ops *o) {
+#define FILL(f) if (!o->f) o->f = cpu_ref_ops.f
+    FILL(linear); FILL(matmul); FILL(attention); FILL(layer_norm); FILL(layer_norm2d); FILL(gelu);
+    FILL(conv2d); FILL(conv_transpose2x2); FILL(copy); FILL(add); FILL(add_channel); FILL(relu);
+    FILL(sigmoid); FILL(transpose); FILL(window_partition); FILL(window_unpartition_add);
+    FILL(maxpool2x2); FILL(upsample_nearest2x_add); FILL(upsample_bilinear);
+#undef FILL
+    o->host_memory = 1;
+}

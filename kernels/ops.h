@@ -8,8 +8,11 @@
  * Every op of every backend is tested against cpu_ref (tests/test_ops.c).
  *
  * Conventions: float32, row-major, shapes in comments as [dim0, dim1, ...]; "NCHW"
- * tensors are passed without the batch dim (one image) unless stated. No op allocates
- * memory and no op fails: shapes are checked by the model before the call.
+ * tensors are passed without the batch dim (one image) unless stated. No compute op
+ * allocates memory and no compute op fails: shapes are checked by the model before the
+ * call. All tensor pointers are in the backend's memory (host memory for the CPU
+ * backends, device memory for CUDA): the model moves data only through upload/download.
+ * Ops run in order on one stream; sync waits for them and reports the first error.
  */
 #ifndef SAMC_OPS_H
 #define SAMC_OPS_H
@@ -35,6 +38,16 @@ typedef struct {
 struct samc_ops {
     const char *name;   /* "cpu_ref", "cpu_fast", "cuda" */
     void *ctx;          /* backend state (thread pool, handles); owned by the backend */
+    int host_memory;    /* 1: backend pointers are ordinary host pointers (CPU backends) */
+
+    /* ---- memory (NULL on the CPU backends means malloc/free/memcpy) ---- */
+    /* 64-byte aligned block of the backend's memory, or NULL. */
+    void *(*alloc)(const samc_ops *o, size_t bytes);
+    void (*free)(const samc_ops *o, void *p);
+    void (*upload)(const samc_ops *o, void *dst, const void *host_src, size_t bytes);
+    void (*download)(const samc_ops *o, void *host_dst, const void *src, size_t bytes);
+    /* Waits for all queued work; 0, or -1 with the first error in err (512 bytes). */
+    int (*sync)(const samc_ops *o, char *err);
 
     /* nn.Linear: y[M,N] = x[M,K] · w[N,K]ᵀ + b[N] (b may be NULL). */
     void (*linear)(const samc_ops *o, const float *x, const float *w, const float *b,
@@ -68,7 +81,44 @@ struct samc_ops {
      * x[Cin,H,W], w[Cin,Cout,2,2], b[Cout] -> y[Cout,2H,2W]. */
     void (*conv_transpose2x2)(const samc_ops *o, const float *x, const float *w, const float *b,
                               float *y, int Cin, int H, int W, int Cout);
+
+    /* ---- data movement and elementwise ops (cheap, but on the device path they must run
+     *      where the data is) ---- */
+    /* dst[n] = src[n] (same memory space; regions do not overlap). */
+    void (*copy)(const samc_ops *o, float *dst, const float *src, size_t n);
+    /* dst[i] = a[i] + b[i % nb] for i < n (nb divides n: b repeated over leading dims).
+     * dst may alias a. */
+    void (*add)(const samc_ops *o, float *dst, const float *a, const float *b, size_t n, size_t nb);
+    /* dst[c, p] = (a ? a[c, p] : 0) + v[c] for a [C, HW] map. dst may alias a. */
+    void (*add_channel)(const samc_ops *o, float *dst, const float *a, const float *v, int C, int HW);
+    /* In place on n values. */
+    void (*relu)(const samc_ops *o, float *x, size_t n);
+    void (*sigmoid)(const samc_ops *o, float *x, size_t n);
+    /* dst[b, c, r] = src[b, r, c] for b < batch: [batch, R, C] -> [batch, C, R]. */
+    void (*transpose)(const samc_ops *o, const float *src, float *dst, int batch, int R, int C);
+
+    /* ---- Hiera layout ops (sam2/modeling/backbones/utils.py, hieradet.py) ---- */
+    /* window_partition: x[H, W, C] -> win[nwy*nwx, wh*ww, C], zero rows where the padded
+     * window runs past the map (nwy = ceil(H/wh), nwx = ceil(W/ww)). */
+    void (*window_partition)(const samc_ops *o, const float *x, float *win, int H, int W, int C, int wh, int ww);
+    /* window_unpartition + crop + residual: out[y, x, :] = shortcut[y, x, :] + win[w, t, :]
+     * with w = (y/wh)*nwx + x/ww, t = (y%wh)*ww + x%ww, for y < H, x < W. */
+    void (*window_unpartition_add)(const samc_ops *o, const float *win, const float *shortcut, float *out,
+                                   int H, int W, int C, int wh, int ww, int nwx);
+    /* nn.MaxPool2d(2, 2) over n images of [H, W] pixels with C channels; pixel (i, y, x)
+     * of x starts at x + ((i*H + y)*W + x) * pixel_stride (so q inside packed qkv rows can
+     * be pooled in place); y is dense [n, H/2, W/2, C]. */
+    void (*maxpool2x2)(const samc_ops *o, const float *x, float *y, int n, int H, int W, int C,
+                       ptrdiff_t pixel_stride);
+    /* FPN top-down: dst[c, y, x] += src[c, y/2, x/2] for dst [C, 2h, 2w], src [C, h, w]. */
+    void (*upsample_nearest2x_add)(const samc_ops *o, float *dst, const float *src, int C, int h, int w);
+    /* F.interpolate(bilinear, align_corners=False) of n maps [ls, ls] -> [n, h, w]. */
+    void (*upsample_bilinear)(const samc_ops *o, const float *low, float *out, int n, int ls, int w, int h);
 };
+
+/* Fills every NULL entry of a host-memory backend's table with the reference op, so a
+ * fast backend may implement a subset. */
+void samc_ops_fill_from_ref(samc_ops *o);
 
 /* Backends. cpu_fast returns NULL when the CPU lacks what it needs (the caller then
  * falls back to cpu_ref); n_threads <= 0 means one per online core. */
@@ -77,5 +127,14 @@ samc_ops *samc_ops_cpu_fast_create(int n_threads);
 void samc_ops_cpu_fast_destroy(samc_ops *o);
 /* What the fast path runs with, for `samc version`: "avx2+fma", "scalar". */
 const char *samc_ops_cpu_fast_isa(void);
+
+/* CUDA backend (kernels/cuda/): NULL with a message in err (512 bytes) when this build has
+ * no CUDA, or there is no device or driver. */
+samc_ops *samc_ops_cuda_create(int device, char *err);
+void samc_ops_cuda_destroy(samc_ops *o);
+/* For `samc version`: "NVIDIA H100 80GB HBM3 (sm_90, 132 SMs, 79.1 GiB), driver 12.8,
+ * runtime 13.0" and 0, or why there is none (no device, no driver, not compiled) and -1.
+ * Only this and samc_ops_cuda_create touch the CUDA runtime. */
+int samc_cuda_device_info(char *buf, size_t n);
 
 #endif

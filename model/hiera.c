@@ -11,16 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* NCHW [C, HW] -> NHWC [HW, C] */
-static void transpose_chw_hwc(const float *src, float *dst, int C, int HW) {
-    for (int c = 0; c < C; c++)
-        for (int p = 0; p < HW; p++) dst[(size_t)p * C + c] = src[(size_t)c * HW + p];
-}
-static void transpose_hwc_chw(const float *src, float *dst, int C, int HW) {
-    for (int p = 0; p < HW; p++)
-        for (int c = 0; c < C; c++) dst[(size_t)c * HW + p] = src[(size_t)p * C + c];
-}
-
 /* F.interpolate(mode="bicubic", align_corners=False) of one channel plane, PyTorch's
  * cubic convolution with A = -0.75 and source indices clamped at the borders. */
 static float cubic_w1(float x) { const float A = -0.75f; return ((A + 2) * x - (A + 3)) * x * x + 1; }
@@ -80,24 +70,6 @@ int sam2_hiera_pos_embed(const samc_model *m, float *out /* [H*W, C0] */) {
     return 0;
 }
 
-/* nn.MaxPool2d(2, 2) on an NHWC map [H, W, C] -> [H/2, W/2, C] (floor). */
-static void maxpool2x2_hwc(const float *x, int H, int W, int C, float *y) {
-    int Ho = H / 2, Wo = W / 2;
-    for (int oy = 0; oy < Ho; oy++)
-        for (int ox = 0; ox < Wo; ox++) {
-            const float *a = x + ((size_t)(2 * oy) * W + 2 * ox) * C, *b = a + C;
-            const float *c2 = a + (size_t)W * C, *d = c2 + C;
-            float *o = y + ((size_t)oy * Wo + ox) * C;
-            for (int ch = 0; ch < C; ch++) {
-                float v = a[ch];
-                if (b[ch] > v) v = b[ch];
-                if (c2[ch] > v) v = c2[ch];
-                if (d[ch] > v) v = d[ch];
-                o[ch] = v;
-            }
-        }
-}
-
 /* MultiScaleBlock.forward. x[H*W, dim] NHWC -> out[Ho*Wo, dim_out]; out must not alias x.
  * Scratch comes from the arena and is released at the end. */
 static int hiera_block_forward(samc_model *m, const hiera_block *bl, const float *x, int H, int W, float *out,
@@ -119,10 +91,11 @@ static int hiera_block_forward(samc_model *m, const hiera_block *bl, const float
         ALLOC(full, (size_t)H * W * dout);
         ALLOC(shortcut, (size_t)Ho * Wo * dout);
         if (!plan) {
+            /* the shortcut is projected from the normalised x, then pooled like q */
             o->layer_norm(o, x, bl->norm1.w, bl->norm1.b, xn, H * W, dim, 1e-6f);
             o->linear(o, xn, bl->proj.w, bl->proj.b, full, H * W, dout, dim);
-            if (pool) maxpool2x2_hwc(full, H, W, dout, shortcut);
-            else memcpy(shortcut, full, sizeof(float) * (size_t)H * W * dout);
+            if (pool) o->maxpool2x2(o, full, shortcut, 1, H, W, dout, dout);
+            else o->copy(o, shortcut, full, (size_t)H * W * dout);
         }
     }
     ALLOC(win, (size_t)nw * T * dim);
@@ -130,7 +103,7 @@ static int hiera_block_forward(samc_model *m, const hiera_block *bl, const float
     if (pool) ALLOC(qpool, (size_t)nw * Tq * dout);
     ALLOC(attn, (size_t)nw * Tq * dout);
     ALLOC(ao, (size_t)nw * Tq * dout);
-    ALLOC(hidden, (size_t)Ho * Wo * 4 * dout > (size_t)Ho * Wo * dout ? (size_t)Ho * Wo * 4 * dout : 1);
+    ALLOC(hidden, (size_t)Ho * Wo * 4 * dout);
     if (plan) { arena_reset(&m->arena, mark); *Ho_out = Ho; *Wo_out = Wo; return 0; }
 
     if (dim == dout) {
@@ -138,15 +111,7 @@ static int hiera_block_forward(samc_model *m, const hiera_block *bl, const float
         shortcut = (float *)x;
     }
     /* window_partition with zero padding at the bottom/right (padded tokens not masked). */
-    for (int wy = 0; wy < nwy; wy++)
-        for (int wx = 0; wx < nwx; wx++)
-            for (int ty = 0; ty < wh; ty++)
-                for (int tx = 0; tx < ww; tx++) {
-                    int y = wy * wh + ty, xx = wx * ww + tx;
-                    float *dst = win + (((size_t)(wy * nwx + wx) * T) + ty * ww + tx) * dim;
-                    if (y < H && xx < W) memcpy(dst, xn + ((size_t)y * W + xx) * dim, sizeof(float) * dim);
-                    else memset(dst, 0, sizeof(float) * dim);
-                }
+    o->window_partition(o, xn, win, H, W, dim, wh, ww);
     /* qkv: [nw, T, 3, heads, hd], so q, k, v are contiguous thirds of each token row. */
     o->linear(o, win, bl->qkv.w, bl->qkv.b, qkv, nw * T, 3 * dout, dim);
     samc_attention_args a = {
@@ -156,22 +121,9 @@ static int hiera_block_forward(samc_model *m, const hiera_block *bl, const float
         .out = attn, .o_sb = (ptrdiff_t)Tq * dout, .o_sh = hd, .o_st = dout,
     };
     if (pool) {
-        /* MultiScaleAttention q-pooling: max-pool 2x2 of q inside each window. */
-        for (int w = 0; w < nw; w++)
-            for (int py = 0; py < qh; py++)
-                for (int px = 0; px < qw; px++) {
-                    float *dst = qpool + ((size_t)w * Tq + py * qw + px) * dout;
-                    for (int ch = 0; ch < dout; ch++) {
-                        float v = -INFINITY;
-                        for (int dy = 0; dy < 2; dy++)
-                            for (int dx = 0; dx < 2; dx++) {
-                                int t = (2 * py + dy) * ww + 2 * px + dx;
-                                float q = qkv[((size_t)w * T + t) * 3 * dout + ch];
-                                if (q > v) v = q;
-                            }
-                        dst[ch] = v;
-                    }
-                }
+        /* MultiScaleAttention q-pooling: max-pool 2x2 of q inside each window, read in
+         * place from the packed qkv rows. */
+        o->maxpool2x2(o, qkv, qpool, nw, wh, ww, dout, 3 * dout);
         a.q = qpool; a.q_sb = (ptrdiff_t)Tq * dout; a.q_sh = hd; a.q_st = dout;
     } else {
         a.q = qkv; a.q_sb = (ptrdiff_t)T * 3 * dout; a.q_sh = hd; a.q_st = 3 * dout;
@@ -179,21 +131,14 @@ static int hiera_block_forward(samc_model *m, const hiera_block *bl, const float
     o->attention(o, &a);
     o->linear(o, attn, bl->attn_proj.w, bl->attn_proj.b, ao, nw * Tq, dout, dout);
     /* window_unpartition (crop the padding) + residual. */
-    for (int y = 0; y < Ho; y++)
-        for (int xx = 0; xx < Wo; xx++) {
-            int w = (y / qh) * nwx + xx / qw, t = (y % qh) * qw + xx % qw;
-            const float *src = ao + ((size_t)w * Tq + t) * dout;
-            const float *sc = shortcut + ((size_t)y * Wo + xx) * dout;
-            float *dst = out + ((size_t)y * Wo + xx) * dout;
-            for (int ch = 0; ch < dout; ch++) dst[ch] = sc[ch] + src[ch];
-        }
+    o->window_unpartition_add(o, ao, shortcut, out, Ho, Wo, dout, qh, qw, nwx);
     /* x = x + mlp(norm2(x)); MLP = Linear -> GELU -> Linear. */
     int N = Ho * Wo;
     o->layer_norm(o, out, bl->norm2.w, bl->norm2.b, xn, N, dout, 1e-6f);
     o->linear(o, xn, bl->mlp0.w, bl->mlp0.b, hidden, N, 4 * dout, dout);
     o->gelu(o, hidden, (size_t)N * 4 * dout);
     o->linear(o, hidden, bl->mlp1.w, bl->mlp1.b, ao, N, dout, 4 * dout);
-    for (size_t i = 0; i < (size_t)N * dout; i++) out[i] += ao[i];
+    o->add(o, out, out, ao, (size_t)N * dout, (size_t)N * dout);
     arena_reset(&m->arena, mark);
     *Ho_out = Ho;
     *Wo_out = Wo;
@@ -227,8 +172,6 @@ static int fpn_neck_forward(samc_model *m, float *const stage[4], const int sh[4
     int C = m->C;
     float *lvl[4];
     for (int i = 0; i < 4; i++) ALLOC(lvl[i], (size_t)C * sh[i] * sw[i]);
-    float *pos = NULL;
-    if (m->opt.dump) ALLOC(pos, (size_t)C * sh[0] * sw[0]);
     if (plan) return 0;
     for (int i = 3; i >= 0; i--) {
         /* convs[n-1-i] takes stage i (convs.0 is the lowest resolution). */
@@ -236,25 +179,20 @@ static int fpn_neck_forward(samc_model *m, float *const stage[4], const int sh[4
         int HW = sh[i] * sw[i];
         o->matmul(o, cv->w, stage[i], cv->b, lvl[i], C, HW, c->backbone_channel_list[3 - i]);
         int top_down = (i == c->fpn_top_down_levels[0] || i == c->fpn_top_down_levels[1]) && i < 3;
-        if (top_down) {
-            const float *prev = lvl[i + 1];
-            int pw = sw[i + 1], ph = sh[i + 1];
-            for (int ch = 0; ch < C; ch++)
-                for (int y = 0; y < sh[i]; y++)
-                    for (int x = 0; x < sw[i]; x++) {
-                        int py = y / 2 < ph ? y / 2 : ph - 1, px = x / 2 < pw ? x / 2 : pw - 1;
-                        lvl[i][((size_t)ch * sh[i] + y) * sw[i] + x] += prev[((size_t)ch * ph + py) * pw + px];
-                    }
-        }
+        if (top_down) o->upsample_nearest2x_add(o, lvl[i], lvl[i + 1], C, sh[i + 1], sw[i + 1]);
     }
     for (int i = 0; i < 4; i++) {
         char name[32];
         snprintf(name, sizeof name, "neck.fpn%d", i);
         sam2_dump(m, name, lvl[i], 4, (int64_t)1, (int64_t)C, (int64_t)sh[i], (int64_t)sw[i]);
-        if (pos) {
-            sine_position_encoding(C, sh[i], sw[i], pos);
-            snprintf(name, sizeof name, "neck.pos%d", i);
-            sam2_dump(m, name, pos, 4, (int64_t)1, (int64_t)C, (int64_t)sh[i], (int64_t)sw[i]);
+        if (m->opt.dump) { /* the vision PE is not used by the image predictor: dumps only */
+            float *pos = malloc(sizeof(float) * (size_t)C * sh[i] * sw[i]);
+            if (pos) {
+                sine_position_encoding(C, sh[i], sw[i], pos);
+                snprintf(name, sizeof name, "neck.pos%d", i);
+                sam2_dump_host(m, name, pos, 4, (int64_t)1, (int64_t)C, (int64_t)sh[i], (int64_t)sw[i]);
+            }
+            free(pos);
         }
     }
     /* forward_image: high-res features for the decoder. */
@@ -267,10 +205,7 @@ static int fpn_neck_forward(samc_model *m, float *const stage[4], const int sh[4
     sam2_dump(m, "backbone.fpn0", img->feat_s0, 4, (int64_t)1, (int64_t)(C / 8), (int64_t)sh[0], (int64_t)sw[0]);
     sam2_dump(m, "backbone.fpn1", img->feat_s1, 4, (int64_t)1, (int64_t)(C / 4), (int64_t)sh[1], (int64_t)sw[1]);
     /* SAM2ImagePredictor.set_image: directly_add_no_mem_embed on the lowest kept level. */
-    int HW2 = sh[2] * sw[2];
-    for (int ch = 0; ch < C; ch++)
-        for (int p = 0; p < HW2; p++)
-            img->image_embed[(size_t)ch * HW2 + p] = lvl[2][(size_t)ch * HW2 + p] + d->no_mem_embed[ch];
+    o->add_channel(o, img->image_embed, lvl[2], d->no_mem_embed, C, sh[2] * sw[2]);
     sam2_dump(m, "image_embed", img->image_embed, 4, (int64_t)1, (int64_t)C, (int64_t)sh[2], (int64_t)sw[2]);
     return 0;
 }
@@ -312,10 +247,10 @@ int sam2_image_encoder_forward(samc_model *m, const float *input, samc_image *im
         /* PatchEmbed: Conv2d 7x7/s4/p3, then to NHWC; plus the positional embedding. */
         o->conv2d(o, input, e->patch_embed.w, e->patch_embed.b, chw, 3, S, S, C0, c->patch_kernel,
                   c->patch_kernel, c->patch_stride, c->patch_padding);
-        transpose_chw_hwc(chw, xa, C0, H * W);
+        o->transpose(o, chw, xa, 1, C0, H * W);
         sam2_dump(m, "trunk.patch_embed", xa, 4, (int64_t)1, (int64_t)H, (int64_t)W, (int64_t)C0);
         sam2_dump(m, "trunk.pos_embed", m->pos_embed_hwc, 4, (int64_t)1, (int64_t)H, (int64_t)W, (int64_t)C0);
-        for (size_t i = 0; i < (size_t)H * W * C0; i++) xa[i] += m->pos_embed_hwc[i];
+        o->add(o, xa, xa, m->pos_embed_hwc, (size_t)H * W * C0, (size_t)H * W * C0);
         m->timings.patch_embed_ms = sam2_now_ms() - t0;
         sam2_log(m, "encode: patch embed + pos embed %.1f ms", m->timings.patch_embed_ms);
     }
@@ -333,7 +268,7 @@ int sam2_image_encoder_forward(samc_model *m, const float *input, samc_image *im
         snprintf(name, sizeof name, "trunk.block%02d", b);
         sam2_dump(m, name, x, 4, (int64_t)1, (int64_t)H, (int64_t)W, (int64_t)bl->dim_out);
         if (b == e->stage_end[stage_idx]) {
-            transpose_hwc_chw(x, stage[stage_idx], bl->dim_out, H * W);
+            o->transpose(o, x, stage[stage_idx], 1, H * W, bl->dim_out);
             snprintf(name, sizeof name, "trunk.stage%d", stage_idx);
             sam2_dump(m, name, stage[stage_idx], 4, (int64_t)1, (int64_t)bl->dim_out, (int64_t)H, (int64_t)W);
             m->timings.stage_ms[stage_idx] = sam2_now_ms() - ts;

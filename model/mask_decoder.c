@@ -4,6 +4,7 @@
 #include "sam2.h"
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct { float *q, *k, *v, *o; } attn_scratch;
@@ -27,14 +28,6 @@ static void attention_forward(samc_model *m, const sam2_attention *at, const flo
     o->linear(o, s->o, at->out.w, at->out.b, out, B * Tq, C, D);
 }
 
-static void add(float *dst, const float *a, const float *b, size_t n) {
-    for (size_t i = 0; i < n; i++) dst[i] = a[i] + b[i];
-}
-/* dst[b, t, :] = a[b, t, :] + pe[t, :] (a PE shared by every batch item) */
-static void add_bcast(float *dst, const float *a, const float *pe, int B, size_t per_item) {
-    for (int b = 0; b < B; b++) add(dst + b * per_item, a + b * per_item, pe, per_item);
-}
-
 /* sam2 MLP (ReLU between layers) on rows x[rows, in] -> y[rows, out]; t0/t1 hold hidden rows. */
 static void mlp_forward(samc_model *m, const sam2_mlp *mlp, const float *x, int rows, int in, int hidden, int outd,
                         float *t0, float *t1, float *y) {
@@ -44,8 +37,7 @@ static void mlp_forward(samc_model *m, const sam2_mlp *mlp, const float *x, int 
         int a = l == 0 ? in : hidden, b = l == mlp->n_layers - 1 ? outd : hidden;
         float *dst = l == mlp->n_layers - 1 ? y : (l % 2 == 0 ? t0 : t1);
         o->linear(o, cur, mlp->layers[l].w, mlp->layers[l].b, dst, rows, b, a);
-        if (l < mlp->n_layers - 1)
-            for (size_t i = 0; i < (size_t)rows * b; i++) dst[i] = dst[i] > 0.0f ? dst[i] : 0.0f;
+        if (l < mlp->n_layers - 1) o->relu(o, dst, (size_t)rows * b);
         cur = dst;
     }
 }
@@ -58,7 +50,7 @@ int sam2_mask_decoder_forward(samc_model *m, const samc_image *img, const float 
     int C = m->C, g = m->S / 16, HW = g * g, T = 6 + n_sparse, F = m->cfg->dec_mlp_dim;
     int g2 = 2 * g, g4 = 4 * g, C4 = C / 4, C8 = C / 8;
     size_t mark = arena_mark(&m->arena);
-    float *tokens, *queries, *qpe, *keys, *kpe, *pos, *tmp, *hidden, *up1, *up2, *hyper, *hs_row, *t0, *t1;
+    float *tokens, *queries, *qpe, *keys, *kpe, *tmp, *hidden, *up1, *up2, *hyper, *hs_row, *t0, *t1;
     attn_scratch s;
     size_t big = (size_t)B * HW * C;
     ALLOC(tokens, (size_t)B * T * C);
@@ -66,7 +58,6 @@ int sam2_mask_decoder_forward(samc_model *m, const samc_image *img, const float 
     ALLOC(qpe, (size_t)B * T * C);
     ALLOC(keys, big);
     ALLOC(kpe, big);
-    ALLOC(pos, (size_t)HW * C);
     ALLOC(tmp, big);
     ALLOC(s.q, big);
     ALLOC(s.k, big);
@@ -84,57 +75,57 @@ int sam2_mask_decoder_forward(samc_model *m, const samc_image *img, const float 
     /* Tokens: [obj_score_token, iou_token, mask_tokens x4, sparse prompt embeddings]. */
     for (int b = 0; b < B; b++) {
         float *t = tokens + (size_t)b * T * C;
-        memcpy(t, d->obj_score_token, sizeof(float) * C);
-        memcpy(t + C, d->iou_token, sizeof(float) * C);
-        memcpy(t + 2 * C, d->mask_tokens, sizeof(float) * 4 * C);
-        memcpy(t + 6 * C, sparse + (size_t)b * n_sparse * C, sizeof(float) * (size_t)n_sparse * C);
+        o->copy(o, t, d->obj_score_token, C);
+        o->copy(o, t + C, d->iou_token, C);
+        o->copy(o, t + 2 * C, d->mask_tokens, 4 * (size_t)C);
+        if (n_sparse) o->copy(o, t + 6 * C, sparse + (size_t)b * n_sparse * C, (size_t)n_sparse * C);
     }
     sam2_dump(m, "decoder.tokens_in", tokens, 3, (int64_t)B, (int64_t)T, (int64_t)C);
-    /* src = image_embed (repeated per item) + dense prompt, as [B, C, HW], then flattened
-     * to the transformer's [B, HW, C]; the PE is the prompt encoder's dense PE. */
-    for (int b = 0; b < B; b++) add(tmp + (size_t)b * C * HW, img->image_embed, dense + (size_t)b * C * HW, (size_t)C * HW);
+    /* src = image_embed (the same for every item) + dense prompt, [B, C, HW], then
+     * flattened to the transformer's [B, HW, C]; the key PE is the dense PE, [HW, C]. */
+    size_t chw = (size_t)C * HW;
+    o->add(o, tmp, dense, img->image_embed, (size_t)B * chw, chw);
     sam2_dump(m, "decoder.src_in", tmp, 4, (int64_t)B, (int64_t)C, (int64_t)g, (int64_t)g);
-    for (int b = 0; b < B; b++)
-        for (int c = 0; c < C; c++)
-            for (int p = 0; p < HW; p++) keys[((size_t)b * HW + p) * C + c] = tmp[((size_t)b * C + c) * HW + p];
-    for (int c = 0; c < C; c++)
-        for (int p = 0; p < HW; p++) pos[(size_t)p * C + c] = m->dense_pe[(size_t)c * HW + p];
+    o->transpose(o, tmp, keys, B, C, HW);
+    const float *pos = m->dense_pe_hwc;
     if (m->opt.dump) {
-        for (int b = 0; b < B; b++) memcpy(tmp + (size_t)b * C * HW, m->dense_pe, sizeof(float) * C * HW);
-        sam2_dump(m, "decoder.pos_src", tmp, 4, (int64_t)B, (int64_t)C, (int64_t)g, (int64_t)g);
+        float *rep = malloc(sizeof(float) * (size_t)B * chw);
+        for (int b = 0; rep && b < B; b++) memcpy(rep + (size_t)b * chw, m->dense_pe_host, sizeof(float) * chw);
+        if (rep) sam2_dump_host(m, "decoder.pos_src", rep, 4, (int64_t)B, (int64_t)C, (int64_t)g, (int64_t)g);
+        free(rep);
     }
-    memcpy(queries, tokens, sizeof(float) * (size_t)B * T * C);
+    o->copy(o, queries, tokens, (size_t)B * T * C);
 
     /* TwoWayTransformer: two TwoWayAttentionBlocks (the first skips the PE and the
      * residual in its self-attention), then a final token->image attention. */
+    size_t nq = (size_t)B * T * C;
     for (int l = 0; l < m->cfg->dec_depth; l++) {
         const sam2_two_way_block *L = &d->layers[l];
-        size_t nq = (size_t)B * T * C;
         if (l == 0) {
             attention_forward(m, &L->self_attn, queries, T, queries, queries, T, B, qpe, &s);
-            memcpy(queries, qpe, sizeof(float) * nq);
+            o->copy(o, queries, qpe, nq);
         } else {
-            add(qpe, queries, tokens, nq);
+            o->add(o, qpe, queries, tokens, nq, nq);
             attention_forward(m, &L->self_attn, qpe, T, qpe, queries, T, B, tmp, &s);
-            add(queries, queries, tmp, nq);
+            o->add(o, queries, queries, tmp, nq, nq);
         }
         o->layer_norm(o, queries, L->norm1.w, L->norm1.b, queries, B * T, C, 1e-5f);
         /* token -> image */
-        add(qpe, queries, tokens, nq);
-        add_bcast(kpe, keys, pos, B, (size_t)HW * C);
+        o->add(o, qpe, queries, tokens, nq, nq);
+        o->add(o, kpe, keys, pos, big, (size_t)HW * C);
         attention_forward(m, &L->cross_token_to_image, qpe, T, kpe, keys, HW, B, tmp, &s);
-        add(queries, queries, tmp, nq);
+        o->add(o, queries, queries, tmp, nq, nq);
         o->layer_norm(o, queries, L->norm2.w, L->norm2.b, queries, B * T, C, 1e-5f);
         /* MLP (ReLU) */
         o->linear(o, queries, L->mlp0.w, L->mlp0.b, hidden, B * T, F, C);
-        for (size_t i = 0; i < (size_t)B * T * F; i++) hidden[i] = hidden[i] > 0.0f ? hidden[i] : 0.0f;
+        o->relu(o, hidden, (size_t)B * T * F);
         o->linear(o, hidden, L->mlp1.w, L->mlp1.b, tmp, B * T, C, F);
-        add(queries, queries, tmp, nq);
+        o->add(o, queries, queries, tmp, nq, nq);
         o->layer_norm(o, queries, L->norm3.w, L->norm3.b, queries, B * T, C, 1e-5f);
         /* image -> token: the keys attend to the prompt tokens */
-        add(qpe, queries, tokens, nq);
+        o->add(o, qpe, queries, tokens, nq, nq);
         attention_forward(m, &L->cross_image_to_token, kpe, HW, qpe, queries, T, B, tmp, &s);
-        add(keys, keys, tmp, big);
+        o->add(o, keys, keys, tmp, big, big);
         o->layer_norm(o, keys, L->norm4.w, L->norm4.b, keys, B * HW, C, 1e-5f);
         char name[48];
         snprintf(name, sizeof name, "decoder.layer%d.queries", l);
@@ -142,57 +133,45 @@ int sam2_mask_decoder_forward(samc_model *m, const samc_image *img, const float 
         snprintf(name, sizeof name, "decoder.layer%d.keys", l);
         sam2_dump(m, name, keys, 3, (int64_t)B, (int64_t)HW, (int64_t)C);
     }
-    {
-        size_t nq = (size_t)B * T * C;
-        add(qpe, queries, tokens, nq);
-        add_bcast(kpe, keys, pos, B, (size_t)HW * C);
-        attention_forward(m, &d->final_attn, qpe, T, kpe, keys, HW, B, tmp, &s);
-        add(queries, queries, tmp, nq);
-        o->layer_norm(o, queries, d->norm_final.w, d->norm_final.b, queries, B * T, C, 1e-5f);
-    }
+    o->add(o, qpe, queries, tokens, nq, nq);
+    o->add(o, kpe, keys, pos, big, (size_t)HW * C);
+    attention_forward(m, &d->final_attn, qpe, T, kpe, keys, HW, B, tmp, &s);
+    o->add(o, queries, queries, tmp, nq, nq);
+    o->layer_norm(o, queries, d->norm_final.w, d->norm_final.b, queries, B * T, C, 1e-5f);
     const float *hs = queries;
     sam2_dump(m, "decoder.hs", hs, 3, (int64_t)B, (int64_t)T, (int64_t)C);
     sam2_dump(m, "decoder.keys", keys, 3, (int64_t)B, (int64_t)HW, (int64_t)C);
 
     /* output_upscaling with the high-res features added before each LN / GELU:
      * act1(ln1(dc1(src) + feat_s1)), then act2(dc2(.) + feat_s0). */
-    for (int b = 0; b < B; b++) {
-        float *src = tmp; /* [C, HW] */
-        for (int c = 0; c < C; c++)
-            for (int p = 0; p < HW; p++) src[(size_t)c * HW + p] = keys[((size_t)b * HW + p) * C + c];
-        float *u1 = up1 + (size_t)b * C4 * g2 * g2;
-        o->conv_transpose2x2(o, src, d->upscale_conv1.w, d->upscale_conv1.b, u1, C, g, g, C4);
-    }
+    size_t n1 = (size_t)C4 * g2 * g2, n2 = (size_t)C8 * g4 * g4;
+    o->transpose(o, keys, tmp, B, HW, C);
+    for (int b = 0; b < B; b++)
+        o->conv_transpose2x2(o, tmp + (size_t)b * chw, d->upscale_conv1.w, d->upscale_conv1.b, up1 + b * n1, C, g, g, C4);
     sam2_dump(m, "decoder.upscale.dc1", up1, 4, (int64_t)B, (int64_t)C4, (int64_t)g2, (int64_t)g2);
-    for (int b = 0; b < B; b++) {
-        float *u1 = up1 + (size_t)b * C4 * g2 * g2;
-        for (size_t i = 0; i < (size_t)C4 * g2 * g2; i++) u1[i] += img->feat_s1[i];
-        o->layer_norm2d(o, u1, d->upscale_norm.w, d->upscale_norm.b, u1, C4, g2 * g2, 1e-6f);
-    }
+    o->add(o, up1, up1, img->feat_s1, (size_t)B * n1, n1);
+    for (int b = 0; b < B; b++)
+        o->layer_norm2d(o, up1 + b * n1, d->upscale_norm.w, d->upscale_norm.b, up1 + b * n1, C4, g2 * g2, 1e-6f);
     sam2_dump(m, "decoder.upscale.ln1", up1, 4, (int64_t)B, (int64_t)C4, (int64_t)g2, (int64_t)g2);
-    o->gelu(o, up1, (size_t)B * C4 * g2 * g2);
+    o->gelu(o, up1, (size_t)B * n1);
     sam2_dump(m, "decoder.upscale.act1", up1, 4, (int64_t)B, (int64_t)C4, (int64_t)g2, (int64_t)g2);
     for (int b = 0; b < B; b++)
-        o->conv_transpose2x2(o, up1 + (size_t)b * C4 * g2 * g2, d->upscale_conv2.w, d->upscale_conv2.b,
-                             up2 + (size_t)b * C8 * g4 * g4, C4, g2, g2, C8);
+        o->conv_transpose2x2(o, up1 + b * n1, d->upscale_conv2.w, d->upscale_conv2.b, up2 + b * n2, C4, g2, g2, C8);
     sam2_dump(m, "decoder.upscale.dc2", up2, 4, (int64_t)B, (int64_t)C8, (int64_t)g4, (int64_t)g4);
-    for (int b = 0; b < B; b++) {
-        float *u2 = up2 + (size_t)b * C8 * g4 * g4;
-        for (size_t i = 0; i < (size_t)C8 * g4 * g4; i++) u2[i] += img->feat_s0[i];
-    }
-    o->gelu(o, up2, (size_t)B * C8 * g4 * g4);
+    o->add(o, up2, up2, img->feat_s0, (size_t)B * n2, n2);
+    o->gelu(o, up2, (size_t)B * n2);
     sam2_dump(m, "decoder.upscale.act2", up2, 4, (int64_t)B, (int64_t)C8, (int64_t)g4, (int64_t)g4);
 
     /* Hypernetworks: mask token i -> MLP_i -> [C/8]; masks = hyper_in @ upscaled. */
     float *mask_tokens_out = tmp; /* [B, 4, C] */
     for (int b = 0; b < B; b++)
-        memcpy(mask_tokens_out + (size_t)b * 4 * C, hs + ((size_t)b * T + 2) * C, sizeof(float) * 4 * C);
+        o->copy(o, mask_tokens_out + (size_t)b * 4 * C, hs + ((size_t)b * T + 2) * C, 4 * (size_t)C);
     sam2_dump(m, "decoder.mask_tokens_out", mask_tokens_out, 3, (int64_t)B, (int64_t)4, (int64_t)C);
     for (int i = 0; i < SAM2_NUM_MASK_TOKENS; i++) {
-        for (int b = 0; b < B; b++) memcpy(hs_row + (size_t)b * C, hs + ((size_t)b * T + 2 + i) * C, sizeof(float) * C);
+        for (int b = 0; b < B; b++) o->copy(o, hs_row + (size_t)b * C, hs + ((size_t)b * T + 2 + i) * C, C);
         float *hy = s.q; /* [B, C/8] */
         mlp_forward(m, &d->hyper[i], hs_row, B, C, C, C8, t0, t1, hy);
-        for (int b = 0; b < B; b++) memcpy(hyper + ((size_t)b * 4 + i) * C8, hy + (size_t)b * C8, sizeof(float) * C8);
+        for (int b = 0; b < B; b++) o->copy(o, hyper + ((size_t)b * 4 + i) * C8, hy + (size_t)b * C8, C8);
         char name[32];
         snprintf(name, sizeof name, "decoder.hyper%d", i);
         sam2_dump(m, name, hy, 2, (int64_t)B, (int64_t)C8);
@@ -204,11 +183,11 @@ int sam2_mask_decoder_forward(samc_model *m, const samc_image *img, const float 
     sam2_dump(m, "decoder.all_masks", all_masks, 4, (int64_t)B, (int64_t)4, (int64_t)g4, (int64_t)g4);
 
     /* IoU head on the IoU token (sigmoid output), object-score head on token 0. */
-    for (int b = 0; b < B; b++) memcpy(hs_row + (size_t)b * C, hs + ((size_t)b * T + 1) * C, sizeof(float) * C);
+    for (int b = 0; b < B; b++) o->copy(o, hs_row + (size_t)b * C, hs + ((size_t)b * T + 1) * C, C);
     mlp_forward(m, &d->iou_head, hs_row, B, C, m->cfg->iou_head_hidden, 4, s.k, s.v, all_iou);
-    for (int i = 0; i < B * 4; i++) all_iou[i] = 1.0f / (1.0f + expf(-all_iou[i]));
+    o->sigmoid(o, all_iou, (size_t)B * 4);
     sam2_dump(m, "decoder.all_iou", all_iou, 2, (int64_t)B, (int64_t)4);
-    for (int b = 0; b < B; b++) memcpy(hs_row + (size_t)b * C, hs + (size_t)b * T * C, sizeof(float) * C);
+    for (int b = 0; b < B; b++) o->copy(o, hs_row + (size_t)b * C, hs + (size_t)b * T * C, C);
     mlp_forward(m, &d->obj_score_head, hs_row, B, C, C, 1, t0, t1, obj_score);
     sam2_dump(m, "decoder.object_score_logits", obj_score, 2, (int64_t)B, (int64_t)1);
     arena_reset(&m->arena, mark);

@@ -104,14 +104,18 @@ int samc_image_encode(samc_model *m, samc_image *img, const uint8_t *rgb, int w,
     size_t mark = arena_mark(&m->arena);
     float *input;
     ALLOC(input, (size_t)3 * S * S);
-    if (preprocess(rgb, w, h, S, input, err)) { arena_reset(&m->arena, mark); return -1; }
+    if (preprocess(rgb, w, h, S, m->h_input, err)) { arena_reset(&m->arena, mark); return -1; }
+    sam2_upload(m->ops, input, m->h_input, sizeof(float) * 3 * (size_t)S * S);
     m->timings.preprocess_ms = sam2_now_ms() - t0;
     sam2_log(m, "encode: preprocess %.1f ms", m->timings.preprocess_ms);
-    sam2_dump(m, "dense_pe", m->dense_pe, 4, (int64_t)1, (int64_t)m->C, (int64_t)(S / 16), (int64_t)(S / 16));
-    sam2_dump(m, "input", input, 4, (int64_t)1, (int64_t)3, (int64_t)S, (int64_t)S);
+    sam2_dump_host(m, "dense_pe", m->dense_pe_host, 4, (int64_t)1, (int64_t)m->C, (int64_t)(S / 16), (int64_t)(S / 16));
+    sam2_dump_host(m, "input", m->h_input, 4, (int64_t)1, (int64_t)3, (int64_t)S, (int64_t)S);
     img->w = 0;
     int rc = sam2_image_encoder_forward(m, input, img, 0, err);
     arena_reset(&m->arena, mark);
+    char emsg[512];
+    if (!rc && m->ops->sync && m->ops->sync(m->ops, emsg))
+        rc = sam2_fail(err, SAMC_ERR_INTERNAL, "encode on %s: %s", m->ops->name, emsg);
     if (rc) return -1;
     img->w = w;
     img->h = h;
@@ -122,25 +126,11 @@ int samc_image_encode(samc_model *m, samc_image *img, const uint8_t *rgb, int w,
 
 /* ---- postprocessing --------------------------------------------------------------- */
 
-/* F.interpolate(low, (h, w), mode="bilinear", align_corners=False) of one [ls, ls] map;
- * source index = scale*(dst+0.5)-0.5 clamped at 0, as PyTorch's upsample_bilinear2d. */
+/* F.interpolate(low, (h, w), mode="bilinear", align_corners=False) of one [ls, ls] map
+ * (the reference op; also what the predictor's postprocess_masks does). */
 void samc_upsample_logits(const float *low, int ls, float *out, int w, int h) {
-    float sy = (float)ls / (float)h, sx = (float)ls / (float)w;
-    for (int y = 0; y < h; y++) {
-        float ry = sy * ((float)y + 0.5f) - 0.5f;
-        if (ry < 0.0f) ry = 0.0f;
-        int y0 = (int)ry, y1 = y0 + (y0 < ls - 1);
-        float ly1 = ry - (float)y0, ly0 = 1.0f - ly1;
-        const float *r0 = low + (size_t)y0 * ls, *r1 = low + (size_t)y1 * ls;
-        float *dst = out + (size_t)y * w;
-        for (int x = 0; x < w; x++) {
-            float rx = sx * ((float)x + 0.5f) - 0.5f;
-            if (rx < 0.0f) rx = 0.0f;
-            int x0 = (int)rx, x1 = x0 + (x0 < ls - 1);
-            float lx1 = rx - (float)x0, lx0 = 1.0f - lx1;
-            dst[x] = ly0 * (lx0 * r0[x0] + lx1 * r0[x1]) + ly1 * (lx0 * r1[x0] + lx1 * r1[x1]);
-        }
-    }
+    const samc_ops *o = samc_ops_cpu_ref();
+    o->upsample_bilinear(o, low, out, 1, ls, w, h);
 }
 
 void samc_masks_free(samc_masks *out) {
@@ -216,26 +206,20 @@ static int check_prompt(const samc_prompt *p, int idx, int w, int h, int S, samc
  * prompt encoder and decoder and writes their selected outputs. plan=1 only sizes. */
 static int predict_chunk(samc_model *m, const samc_image *img, const samc_prompt *pr, int b0, int B, int N,
                          const samc_predict_options *opt, samc_masks *out, int plan, samc_error *err) {
+    const samc_ops *o = m->ops;
     int C = m->C, S = m->S, g = S / 16, L = S / 4, n = L * L;
     int M = opt && opt->multimask ? 3 : 1;
     int has_mask = !plan && pr[b0].mask_input != NULL;
     size_t mark = arena_mark(&m->arena);
-    float *coords, *labelsf, *sparse, *dense, *mask_in = NULL, *all_masks, *all_iou, *obj, *stab, *sel, *sel_iou;
-    int *labels;
-    ALLOC(coords, (size_t)B * (N ? N : 1) * 2);
-    ALLOC(labelsf, (size_t)B * (N ? N : 1));
-    labels = (int *)(void *)arena_floats(&m->arena, (size_t)B * (N ? N : 1));
-    if (!labels) return sam2_fail(err, SAMC_ERR_INTERNAL, "scratch arena exhausted");
+    float *sparse, *dense, *mask_in = NULL, *all_masks, *all_iou, *obj, *sel_dev;
     ALLOC(sparse, (size_t)B * (N ? N : 1) * C);
     ALLOC(dense, (size_t)B * C * g * g);
     if (plan || has_mask) ALLOC(mask_in, (size_t)B * n);
     ALLOC(all_masks, (size_t)B * 4 * n);
     ALLOC(all_iou, (size_t)B * 4);
     ALLOC(obj, (size_t)B);
-    ALLOC(stab, (size_t)B);
-    ALLOC(sel, (size_t)B * M * n);
-    ALLOC(sel_iou, (size_t)B * M);
-    if (sam2_prompt_encoder_forward(m, coords, labels, B, N, mask_in, sparse, dense, 1, err)) return -1;
+    ALLOC(sel_dev, (size_t)3 * n);
+    if (sam2_prompt_encoder_forward(m, NULL, NULL, B, N, mask_in, sparse, dense, 1, err)) return -1;
     if (sam2_mask_decoder_forward(m, img, sparse, N, dense, B, all_masks, all_iou, obj, 1, err)) return -1;
     if (plan) { arena_reset(&m->arena, mark); return 0; }
 
@@ -243,6 +227,8 @@ static int predict_chunk(samc_model *m, const samc_image *img, const samc_prompt
      * (labels 2, 3), then the clicks, then the padding point (0, 0) with label -1. */
     double t0 = sam2_now_ms();
     int w = img->w, h = img->h;
+    float *coords = m->h_coords;
+    int *labels = m->h_labels;
     for (int b = 0; b < B; b++) {
         const samc_prompt *p = &pr[b0 + b];
         float *cb = coords + (size_t)b * N * 2;
@@ -259,19 +245,23 @@ static int predict_chunk(samc_model *m, const samc_image *img, const samc_prompt
             lb[k] = p->labels[i];
         }
         if (N) { cb[2 * k] = 0.0f; cb[2 * k + 1] = 0.0f; lb[k] = -1; }
-        if (has_mask) memcpy(mask_in + (size_t)b * n, p->mask_input, sizeof(float) * n);
+        if (has_mask) sam2_upload(o, mask_in + (size_t)b * n, p->mask_input, sizeof(float) * n);
     }
     if (m->opt.dump && N) {
-        /* prompt.coords / labels are recorded before the padding point */
-        float *cc = sparse; /* borrowed as scratch before the encoder writes it */
-        for (int b = 0; b < B; b++)
-            for (int i = 0; i < N - 1; i++) {
-                cc[((size_t)b * (N - 1) + i) * 2] = coords[((size_t)b * N + i) * 2];
-                cc[((size_t)b * (N - 1) + i) * 2 + 1] = coords[((size_t)b * N + i) * 2 + 1];
-                labelsf[(size_t)b * (N - 1) + i] = (float)labels[(size_t)b * N + i];
-            }
-        sam2_dump(m, "prompt.coords", cc, 3, (int64_t)B, (int64_t)(N - 1), (int64_t)2);
-        sam2_dump(m, "prompt.labels", labelsf, 2, (int64_t)B, (int64_t)(N - 1));
+        /* prompt.coords / labels are recorded without the padding point */
+        float *cc = malloc(sizeof(float) * (size_t)B * N * 3);
+        if (cc) {
+            float *lf = cc + (size_t)B * N * 2;
+            for (int b = 0; b < B; b++)
+                for (int i = 0; i < N - 1; i++) {
+                    cc[((size_t)b * (N - 1) + i) * 2] = coords[((size_t)b * N + i) * 2];
+                    cc[((size_t)b * (N - 1) + i) * 2 + 1] = coords[((size_t)b * N + i) * 2 + 1];
+                    lf[(size_t)b * (N - 1) + i] = (float)labels[(size_t)b * N + i];
+                }
+            sam2_dump_host(m, "prompt.coords", cc, 3, (int64_t)B, (int64_t)(N - 1), (int64_t)2);
+            sam2_dump_host(m, "prompt.labels", lf, 2, (int64_t)B, (int64_t)(N - 1));
+        }
+        free(cc);
     }
     if (has_mask) sam2_dump(m, "prompt.mask_input", mask_in, 4, (int64_t)B, (int64_t)1, (int64_t)L, (int64_t)L);
     if (sam2_prompt_encoder_forward(m, coords, labels, B, N, mask_in, sparse, dense, 0, err)) return -1;
@@ -280,48 +270,61 @@ static int predict_chunk(samc_model *m, const samc_image *img, const samc_prompt
     double t1 = sam2_now_ms();
     m->timings.prompt_ms += t1 - t0;
     if (sam2_mask_decoder_forward(m, img, sparse, N, dense, B, all_masks, all_iou, obj, 0, err)) return -1;
+    float *hm = m->h_masks, *hi = m->h_iou, *ho = m->h_obj, *sel = m->h_sel;
+    sam2_download(o, hm, all_masks, sizeof(float) * (size_t)B * 4 * n);
+    sam2_download(o, hi, all_iou, sizeof(float) * (size_t)B * 4);
+    sam2_download(o, ho, obj, sizeof(float) * (size_t)B);
+    char emsg[512];
+    if (o->sync && o->sync(o, emsg)) return sam2_fail(err, SAMC_ERR_INTERNAL, "decoder on %s: %s", o->name, emsg);
     double t2 = sam2_now_ms();
     m->timings.decoder_ms += t2 - t1;
 
-    /* MaskDecoder.forward: tokens 1..3 for multimask, else the dynamic choice. */
+    /* MaskDecoder.forward: tokens 1..3 for multimask, else the dynamic choice (on the
+     * host: it reads every logit of token 0 once). */
+    float sel_iou[3 * SAM2_MAX_BATCH_CHUNK], stab[SAM2_MAX_BATCH_CHUNK];
     for (int b = 0; b < B; b++) {
-        const float *am = all_masks + (size_t)b * 4 * n, *ai = all_iou + (size_t)b * 4;
+        const float *am = hm + (size_t)b * 4 * n, *ai = hi + (size_t)b * 4;
+        int t = sam2_dynamic_multimask_choice(am, ai, n, &stab[b]);
         if (M == 3) {
             memcpy(sel + (size_t)b * 3 * n, am + n, sizeof(float) * 3 * n);
             for (int j = 0; j < 3; j++) sel_iou[b * 3 + j] = ai[1 + j];
-            sam2_dynamic_multimask_choice(am, ai, n, &stab[b]);
         } else {
-            int t = sam2_dynamic_multimask_choice(am, ai, n, &stab[b]);
             memcpy(sel + (size_t)b * n, am + (size_t)t * n, sizeof(float) * n);
             sel_iou[b] = ai[t];
         }
     }
-    sam2_dump(m, "decoder.masks", sel, 4, (int64_t)B, (int64_t)M, (int64_t)L, (int64_t)L);
-    sam2_dump(m, "decoder.iou", sel_iou, 2, (int64_t)B, (int64_t)M);
-    sam2_dump(m, "decoder.singlemask_stability", stab, 2, (int64_t)B, (int64_t)1);
+    sam2_dump_host(m, "decoder.masks", sel, 4, (int64_t)B, (int64_t)M, (int64_t)L, (int64_t)L);
+    sam2_dump_host(m, "decoder.iou", sel_iou, 2, (int64_t)B, (int64_t)M);
+    sam2_dump_host(m, "decoder.singlemask_stability", stab, 2, (int64_t)B, (int64_t)1);
 
     /* _predict / postprocess_masks: one bilinear upsample of the unclamped logits to the
      * original size, threshold > 0; the returned low-res logits are clamped to +-32. */
     size_t full = (size_t)w * h;
     for (int b = 0; b < B; b++) {
         int ob = b0 + b;
-        out->object_score[ob] = obj[b];
-        for (int j = 0; j < M; j++) {
-            const float *lo = sel + ((size_t)b * M + j) * n;
-            float *dst = out->low_res + ((size_t)ob * M + j) * n;
-            out->iou[(size_t)ob * M + j] = sel_iou[b * M + j];
-            if (out->logits) {
-                float *up = out->logits + ((size_t)ob * M + j) * full;
-                samc_upsample_logits(lo, L, up, w, h);
-                if (out->masks) {
-                    uint8_t *mk = out->masks + ((size_t)ob * M + j) * full;
-                    for (size_t i = 0; i < full; i++) mk[i] = up[i] > 0.0f;
-                }
+        const float *lo = sel + (size_t)b * M * n;
+        out->object_score[ob] = ho[b];
+        for (int j = 0; j < M; j++) out->iou[(size_t)ob * M + j] = sel_iou[b * M + j];
+        if (out->logits) {
+            float *up = out->logits + (size_t)ob * M * full;
+            if (o->host_memory) {
+                o->upsample_bilinear(o, lo, up, M, L, w, h);
+            } else {
+                sam2_upload(o, sel_dev, lo, sizeof(float) * (size_t)M * n);
+                o->upsample_bilinear(o, sel_dev, m->dev_logits, M, L, w, h);
+                sam2_download(o, up, m->dev_logits, sizeof(float) * (size_t)M * full);
             }
-            if (opt->low_res_unclamped) memcpy(dst, lo, sizeof(float) * n);
-            else for (int i = 0; i < n; i++) dst[i] = lo[i] > 32.0f ? 32.0f : lo[i] < -32.0f ? -32.0f : lo[i];
+            if (out->masks) {
+                uint8_t *mk = out->masks + (size_t)ob * M * full;
+                for (size_t i = 0; i < (size_t)M * full; i++) mk[i] = up[i] > 0.0f;
+            }
         }
+        float *dst = out->low_res + (size_t)ob * M * n;
+        if (opt->low_res_unclamped) memcpy(dst, lo, sizeof(float) * (size_t)M * n);
+        else
+            for (size_t i = 0; i < (size_t)M * n; i++) dst[i] = lo[i] > 32.0f ? 32.0f : lo[i] < -32.0f ? -32.0f : lo[i];
     }
+    if (o->sync && o->sync(o, emsg)) return sam2_fail(err, SAMC_ERR_INTERNAL, "postprocess on %s: %s", o->name, emsg);
     m->timings.postprocess_ms += sam2_now_ms() - t2;
     arena_reset(&m->arena, mark);
     return 0;
@@ -343,6 +346,14 @@ int samc_predict(samc_model *m, const samc_image *img, const samc_prompt *prompt
     /* The masks are thresholded full-size logits, so asking for masks fills logits too. */
     int want_logits = opt->want_logits || opt->want_masks;
     if (masks_reserve(out, n_prompts, M, m->S / 4, img->w, img->h, want_logits, opt->want_masks, err)) return -1;
+    size_t full = (size_t)M * img->w * img->h;
+    if (want_logits && !m->ops->host_memory && full > m->dev_logits_cap) {
+        /* device backends: one prompt item's full-size logits; grows to the largest image */
+        sam2_backend_free(m->ops, m->dev_logits);
+        m->dev_logits = sam2_backend_alloc(m->ops, sizeof(float) * full);
+        m->dev_logits_cap = m->dev_logits ? full : 0;
+        if (!m->dev_logits) return sam2_fail(err, SAMC_ERR_NOMEM, "out of %s memory for %zu mask logits", m->ops->name, full);
+    }
     float *keep_logits = out->logits;
     uint8_t *keep_masks = out->masks;
     if (!want_logits) out->logits = NULL;   /* buffers of an earlier call stay allocated but unwritten */

@@ -24,7 +24,7 @@ void sam2_prompt_encoder_dense_pe(const samc_model *m, float *out) {
     for (int i = 0; i < g; i++)
         for (int j = 0; j < g; j++) {
             float cx = ((float)j + 0.5f) / (float)g, cy = ((float)i + 0.5f) / (float)g;
-            pe_encoding(m->pe.pe_gaussian, C, cx, cy, pe);
+            pe_encoding(m->pe_host.pe_gaussian, C, cx, cy, pe);
             for (int c = 0; c < C; c++) out[((size_t)c * g + i) * g + j] = pe[c];
         }
 }
@@ -53,7 +53,8 @@ static void embed_mask(samc_model *m, const float *mask /* [S/4, S/4] */, float 
 
 int sam2_prompt_encoder_forward(samc_model *m, const float *coords, const int *labels, int B, int N,
                                 const float *mask_input, float *sparse, float *dense, int plan, samc_error *err) {
-    const sam2_prompt_encoder *pe = &m->pe;
+    const samc_ops *o = m->ops;
+    const sam2_prompt_encoder *pe = &m->pe_host;
     int C = m->C, S = m->S, g = S / 16, L = S / 4, mc = m->cfg->mask_in_chans;
     size_t mark = arena_mark(&m->arena);
     float *t0, *t1;
@@ -62,13 +63,15 @@ int sam2_prompt_encoder_forward(samc_model *m, const float *coords, const int *l
     if (plan) { arena_reset(&m->arena, mark); return 0; }
     if (C > 1024) return sam2_fail(err, SAMC_ERR_MODEL, "prompt encoder width %d > 1024 is not supported", C);
 
-    /* _embed_points: +0.5 to pixel centres, normalise by the input size, encode; label -1
-     * is padding (not_a_point_embed, PE dropped), labels 0..3 add point_embeddings[label]. */
+    /* _embed_points, on the host (a few tokens): +0.5 to pixel centres, normalise by the
+     * input size, encode; label -1 is padding (not_a_point_embed, PE dropped), labels 0..3
+     * add point_embeddings[label]. Then one upload. */
+    float *hs = m->h_sparse;
     for (int b = 0; b < B; b++)
         for (int n = 0; n < N; n++) {
             const float *p = coords + ((size_t)b * N + n) * 2;
             int lab = labels[(size_t)b * N + n];
-            float *out = sparse + ((size_t)b * N + n) * C;
+            float *out = hs + ((size_t)b * N + n) * C;
             if (lab == -1) {
                 memcpy(out, pe->not_a_point_embed, sizeof(float) * C);
                 continue;
@@ -78,15 +81,12 @@ int sam2_prompt_encoder_forward(samc_model *m, const float *coords, const int *l
             const float *add = pe->point_embed[lab < 0 ? 0 : lab > 3 ? 3 : lab];
             for (int c = 0; c < C; c++) out[c] += add[c];
         }
+    if (N) sam2_upload(o, sparse, hs, sizeof(float) * (size_t)B * N * C);
     /* Dense embedding: the mask prompt, or no_mask_embed everywhere. */
     for (int b = 0; b < B; b++) {
         float *d = dense + (size_t)b * C * g * g;
-        if (mask_input) {
-            embed_mask(m, mask_input + (size_t)b * L * L, t0, t1, d, b == 0 && B == 1);
-        } else {
-            for (int c = 0; c < C; c++)
-                for (int p = 0; p < g * g; p++) d[(size_t)c * g * g + p] = pe->no_mask_embed[c];
-        }
+        if (mask_input) embed_mask(m, mask_input + (size_t)b * L * L, t0, t1, d, b == 0 && B == 1);
+        else o->add_channel(o, d, NULL, m->pe.no_mask_embed, C, g * g);
     }
     arena_reset(&m->arena, mark);
     return 0;

@@ -52,14 +52,52 @@ void sam2_log(const samc_model *m, const char *fmt, ...) {
     m->opt.log(m->opt.log_ctx, line);
 }
 
+static void dump_va(const samc_model *m, const char *name, const float *data, int on_host, int ndim, va_list ap) {
+    int64_t shape[8], n = 1;
+    for (int i = 0; i < ndim && i < 8; i++) { shape[i] = va_arg(ap, int64_t); n *= shape[i]; }
+    if (on_host || m->ops->host_memory) { m->opt.dump(m->opt.dump_ctx, name, data, ndim, shape); return; }
+    float *h = malloc(sizeof(float) * (size_t)(n ? n : 1)); /* debug path only */
+    if (!h) return;
+    sam2_download(m->ops, h, data, sizeof(float) * (size_t)n);
+    m->opt.dump(m->opt.dump_ctx, name, h, ndim, shape);
+    free(h);
+}
+
 void sam2_dump(const samc_model *m, const char *name, const float *data, int ndim, ...) {
     if (!m->opt.dump) return;
-    int64_t shape[8];
     va_list ap;
     va_start(ap, ndim);
-    for (int i = 0; i < ndim && i < 8; i++) shape[i] = va_arg(ap, int64_t);
+    dump_va(m, name, data, 0, ndim, ap);
     va_end(ap);
-    m->opt.dump(m->opt.dump_ctx, name, data, ndim, shape);
+}
+
+void sam2_dump_host(const samc_model *m, const char *name, const float *data, int ndim, ...) {
+    if (!m->opt.dump) return;
+    va_list ap;
+    va_start(ap, ndim);
+    dump_va(m, name, data, 1, ndim, ap);
+    va_end(ap);
+}
+
+/* ---- backend memory ----------------------------------------------------------------- */
+
+void *sam2_backend_alloc(const samc_ops *o, size_t bytes) {
+    bytes = (bytes + 63) & ~(size_t)63;
+    if (o->alloc) return o->alloc(o, bytes ? bytes : 64);
+    return aligned_alloc(64, bytes ? bytes : 64);
+}
+void sam2_backend_free(const samc_ops *o, void *p) {
+    if (!p) return;
+    if (o->free) o->free(o, p);
+    else free(p);
+}
+void sam2_upload(const samc_ops *o, void *dst, const void *src, size_t bytes) {
+    if (o->upload) o->upload(o, dst, src, bytes);
+    else memcpy(dst, src, bytes);
+}
+void sam2_download(const samc_ops *o, void *dst, const void *src, size_t bytes) {
+    if (o->download) o->download(o, dst, src, bytes);
+    else memcpy(dst, src, bytes);
 }
 
 /* ---- scratch arena ---------------------------------------------------------------- */
@@ -293,9 +331,46 @@ static int plan_arena(samc_model *m, samc_error *err) {
     if (sam2_predictor_plan(m, err)) return -1;
     size_t peak = a->peak;
     *a = (sam2_arena){ .cap = peak };
-    a->base = aligned_alloc(64, peak ? (peak + 63) & ~(size_t)63 : 64);
+    a->base = sam2_backend_alloc(m->ops, peak);
     if (!a->base) return sam2_fail(err, SAMC_ERR_NOMEM, "cannot allocate %zu MB of scratch memory", peak >> 20);
     return 0;
+}
+
+/* Per-model constants, computed on the host from the host-bound weights and moved to
+ * the backend: the Hiera positional embedding, the prompt encoder's dense PE (and its
+ * [HW, C] transpose for the decoder keys), and the host staging buffers. */
+static int load_constants(samc_model *m, samc_error *err) {
+    const samc_ops *o = m->ops;
+    int C = m->C, g = m->S / 16, L = m->S / 4, B = m->max_batch, T = SAM2_MAX_TOKENS;
+    int h0 = (m->S + 2 * m->cfg->patch_padding - m->cfg->patch_kernel) / m->cfg->patch_stride + 1;
+    size_t n_pos = (size_t)h0 * h0 * m->cfg->embed_dim, n_pe = (size_t)C * g * g;
+    float *pos = malloc(sizeof(float) * n_pos), *pe_t = malloc(sizeof(float) * n_pe);
+    m->dense_pe_host = malloc(sizeof(float) * n_pe);
+    m->pos_embed_hwc = sam2_backend_alloc(o, sizeof(float) * n_pos);
+    m->dense_pe = sam2_backend_alloc(o, sizeof(float) * n_pe);
+    m->dense_pe_hwc = sam2_backend_alloc(o, sizeof(float) * n_pe);
+    m->h_input = malloc(sizeof(float) * 3 * (size_t)m->S * m->S);
+    m->h_sparse = malloc(sizeof(float) * (size_t)B * T * C);
+    m->h_coords = malloc(sizeof(float) * (size_t)B * T * 2);
+    m->h_labels = malloc(sizeof(int) * (size_t)B * T);
+    m->h_masks = malloc(sizeof(float) * (size_t)B * 4 * L * L);
+    m->h_sel = malloc(sizeof(float) * (size_t)B * 3 * L * L);
+    m->h_iou = malloc(sizeof(float) * (size_t)B * 4);
+    m->h_obj = malloc(sizeof(float) * (size_t)B);
+    int ok = pos && pe_t && m->dense_pe_host && m->pos_embed_hwc && m->dense_pe && m->dense_pe_hwc && m->h_input &&
+             m->h_sparse && m->h_coords && m->h_labels && m->h_masks && m->h_sel && m->h_iou && m->h_obj;
+    if (ok && sam2_hiera_pos_embed(m, pos)) ok = 0;
+    if (ok) {
+        sam2_prompt_encoder_dense_pe(m, m->dense_pe_host);
+        for (int c = 0; c < C; c++)
+            for (int p = 0; p < g * g; p++) pe_t[(size_t)p * C + c] = m->dense_pe_host[(size_t)c * g * g + p];
+        sam2_upload(o, m->pos_embed_hwc, pos, sizeof(float) * n_pos);
+        sam2_upload(o, m->dense_pe, m->dense_pe_host, sizeof(float) * n_pe);
+        sam2_upload(o, m->dense_pe_hwc, pe_t, sizeof(float) * n_pe);
+    }
+    free(pos);
+    free(pe_t);
+    return ok ? 0 : sam2_fail(err, SAMC_ERR_NOMEM, "out of memory for the model constants");
 }
 
 samc_model *samc_model_load(const char *path, const samc_options *opt, samc_error *err) {
@@ -307,6 +382,7 @@ samc_model *samc_model_load(const char *path, const samc_options *opt, samc_erro
     if (opt) m->opt = *opt;
     if (!m->opt.log) m->opt.log = default_log;
     m->max_batch = m->opt.max_batch > 0 ? m->opt.max_batch : 8;
+    if (m->max_batch > SAM2_MAX_BATCH_CHUNK) m->max_batch = SAM2_MAX_BATCH_CHUNK;
     if (!path || !*path) { sam2_fail(err, SAMC_ERR_ARG, "no model file given"); goto fail; }
     sam2_log(m, "load: opening %s", path);
 
@@ -358,16 +434,35 @@ samc_model *samc_model_load(const char *path, const samc_options *opt, samc_erro
     m->C = m->cfg->d_model;
     sam2_log(m, "load: config %s, image size %d", m->cfg->name, m->S);
 
-    /* A float32 view of every tensor: the mapping itself when possible, else one copy. */
+    /* Backend first: a device backend takes the weights once they are bound. */
+    samc_backend be = m->opt.backend;
+    if (be == SAMC_BACKEND_CUDA) {
+        m->cuda_ops = samc_ops_cuda_create(0, emsg);
+        if (!m->cuda_ops) { sam2_fail(err, SAMC_ERR_UNSUPPORTED, "--backend cuda: %s", emsg); goto fail; }
+    }
+    if (be == SAMC_BACKEND_AUTO || be == SAMC_BACKEND_CPU_FAST) {
+        m->fast_ops = samc_ops_cpu_fast_create(m->opt.n_threads);
+        if (!m->fast_ops && be == SAMC_BACKEND_CPU_FAST) {
+            sam2_fail(err, SAMC_ERR_UNSUPPORTED, "the fast CPU backend cannot start on this machine");
+            goto fail;
+        }
+        if (m->fast_ops) samc_ops_fill_from_ref(m->fast_ops);
+    }
+    m->ops = m->cuda_ops ? m->cuda_ops : m->fast_ops ? m->fast_ops : samc_ops_cpu_ref();
+    const samc_ops *o = m->ops;
+
+    /* A float32 host view of every tensor: the mapping itself when possible, else one
+     * copy; bound by key, then (device backends) uploaded once and bound again. */
     {
-        size_t extra = 0;
+        size_t extra = 0, image_path = 0;
         const float **f32 = calloc((size_t)(n ? n : 1), sizeof(float *));
         if (!f32) { sam2_fail(err, SAMC_ERR_NOMEM, "out of memory"); goto fail; }
         for (int i = 0; i < n; i++) {
             const st_tensor *t = &tensors[i];
             m->n_params += t->numel;
-            if (!(t->dtype == ST_F32 && ((uintptr_t)t->data & 3) == 0) && synth_is_image_path(t->name))
-                extra += (size_t)t->numel;
+            if (!synth_is_image_path(t->name)) continue;
+            image_path += (size_t)t->numel;
+            if (!(t->dtype == ST_F32 && ((uintptr_t)t->data & 3) == 0)) extra += (size_t)t->numel;
         }
         m->n_tensors = n;
         float *buf = extra ? malloc(extra * sizeof(float)) : NULL;
@@ -384,6 +479,24 @@ samc_model *samc_model_load(const char *path, const samc_options *opt, samc_erro
         }
         weight_table wt = { tensors, n, f32, path };
         int rc = bind_model(m, &wt, err);
+        m->pe_host = m->pe;
+        if (rc == 0 && !o->host_memory) {
+            float *dev = sam2_backend_alloc(o, image_path * sizeof(float));
+            m->dev_weights = dev;
+            if (!dev) rc = sam2_fail(err, SAMC_ERR_NOMEM, "cannot allocate %zu MB of %s memory for the weights",
+                                     image_path >> 18, o->name);
+            for (int i = 0; rc == 0 && i < n; i++) {
+                if (!synth_is_image_path(tensors[i].name)) { f32[i] = NULL; continue; }
+                sam2_upload(o, dev, f32[i], sizeof(float) * (size_t)tensors[i].numel);
+                f32[i] = dev;
+                dev += tensors[i].numel;
+            }
+            /* host-side consumers (pos embed, dense PE) need the host weights: compute them first */
+            if (rc == 0) rc = load_constants(m, err);
+            if (rc == 0) rc = bind_model(m, &wt, err);
+        } else if (rc == 0) {
+            rc = load_constants(m, err);
+        }
         free(f32);
         if (rc) goto fail;
     }
@@ -394,34 +507,6 @@ samc_model *samc_model_load(const char *path, const samc_options *opt, samc_erro
         *keep = pt;
         memset(&pt, 0, sizeof pt);
         m->pt = keep;
-    }
-
-    /* Backend. */
-    samc_backend be = m->opt.backend;
-    if (be == SAMC_BACKEND_CUDA) {
-        sam2_fail(err, SAMC_ERR_UNSUPPORTED, "the CUDA backend is not available in this build");
-        goto fail;
-    }
-    if (be == SAMC_BACKEND_AUTO || be == SAMC_BACKEND_CPU_FAST) {
-        m->fast_ops = samc_ops_cpu_fast_create(m->opt.n_threads);
-        if (!m->fast_ops && be == SAMC_BACKEND_CPU_FAST) {
-            sam2_fail(err, SAMC_ERR_UNSUPPORTED, "the fast CPU backend cannot start on this machine");
-            goto fail;
-        }
-    }
-    m->ops = m->fast_ops ? m->fast_ops : samc_ops_cpu_ref();
-
-    /* Dense positional encoding of the prompt encoder: fixed per model. */
-    int g = m->S / 16;
-    m->dense_pe_owned = malloc(sizeof(float) * (size_t)m->C * g * g);
-    if (!m->dense_pe_owned) { sam2_fail(err, SAMC_ERR_NOMEM, "out of memory"); goto fail; }
-    sam2_prompt_encoder_dense_pe(m, m->dense_pe_owned);
-    m->dense_pe = m->dense_pe_owned;
-    int h0 = (m->S + 2 * m->cfg->patch_padding - m->cfg->patch_kernel) / m->cfg->patch_stride + 1;
-    m->pos_embed_hwc = malloc(sizeof(float) * (size_t)h0 * h0 * m->cfg->embed_dim);
-    if (!m->pos_embed_hwc || sam2_hiera_pos_embed(m, m->pos_embed_hwc)) {
-        sam2_fail(err, SAMC_ERR_NOMEM, "out of memory for the positional embedding");
-        goto fail;
     }
 
     if (plan_arena(m, err)) goto fail;
@@ -439,10 +524,19 @@ void samc_model_free(samc_model *m) {
     if (m->pt) { pt_free(m->pt); free(m->pt); }
     st_close(&m->file);
     free(m->owned_weights);
-    free(m->dense_pe_owned);
-    free(m->pos_embed_hwc);
-    free(m->arena.base);
+    free(m->dense_pe_host);
+    free(m->h_input); free(m->h_sparse); free(m->h_coords); free(m->h_labels);
+    free(m->h_masks); free(m->h_sel); free(m->h_iou); free(m->h_obj);
+    if (m->ops) {
+        sam2_backend_free(m->ops, m->pos_embed_hwc);
+        sam2_backend_free(m->ops, m->dense_pe);
+        sam2_backend_free(m->ops, m->dense_pe_hwc);
+        sam2_backend_free(m->ops, m->dev_weights);
+        sam2_backend_free(m->ops, m->dev_logits);
+        sam2_backend_free(m->ops, m->arena.base);
+    }
     if (m->fast_ops) samc_ops_cpu_fast_destroy(m->fast_ops);
+    if (m->cuda_ops) samc_ops_cuda_destroy(m->cuda_ops);
     free(m);
 }
 
@@ -468,9 +562,10 @@ samc_image *samc_image_new(samc_model *m, samc_error *err) {
     if (!img) { sam2_fail(err, SAMC_ERR_NOMEM, "out of memory"); return NULL; }
     img->S = S;
     img->C = C;
-    img->image_embed = malloc(sizeof(float) * (size_t)C * (S / 16) * (S / 16));
-    img->feat_s0 = malloc(sizeof(float) * (size_t)(C / 8) * (S / 4) * (S / 4));
-    img->feat_s1 = malloc(sizeof(float) * (size_t)(C / 4) * (S / 8) * (S / 8));
+    img->ops = m->ops;
+    img->image_embed = sam2_backend_alloc(m->ops, sizeof(float) * (size_t)C * (S / 16) * (S / 16));
+    img->feat_s0 = sam2_backend_alloc(m->ops, sizeof(float) * (size_t)(C / 8) * (S / 4) * (S / 4));
+    img->feat_s1 = sam2_backend_alloc(m->ops, sizeof(float) * (size_t)(C / 4) * (S / 8) * (S / 8));
     if (!img->image_embed || !img->feat_s0 || !img->feat_s1) {
         samc_image_free(img);
         sam2_fail(err, SAMC_ERR_NOMEM, "out of memory for an encoded image");
@@ -481,9 +576,9 @@ samc_image *samc_image_new(samc_model *m, samc_error *err) {
 
 void samc_image_free(samc_image *img) {
     if (!img) return;
-    free(img->image_embed);
-    free(img->feat_s0);
-    free(img->feat_s1);
+    sam2_backend_free(img->ops, img->image_embed);
+    sam2_backend_free(img->ops, img->feat_s0);
+    sam2_backend_free(img->ops, img->feat_s1);
     free(img);
 }
 

@@ -21,6 +21,7 @@
 #define SAM2_MAX_BLOCKS 64
 #define SAM2_NUM_MASK_TOKENS 4
 #define SAM2_MAX_TOKENS 64          /* decoder prompt tokens per item: 6 output + points */
+#define SAM2_MAX_BATCH_CHUNK 256    /* prompts per decoder call (samc_options.max_batch) */
 
 typedef struct { const float *w, *b; } sam2_linear;  /* nn.Linear / conv: w[out, in, ...], b[out] */
 typedef struct { const float *w, *b; } sam2_norm;    /* LayerNorm / LayerNorm2d: w[C], b[C] */
@@ -102,6 +103,7 @@ struct samc_model {
     int max_batch;
     const samc_ops *ops;
     samc_ops *fast_ops;               /* owned when the fast backend is used */
+    samc_ops *cuda_ops;               /* owned when the CUDA backend is used */
     samc_options opt;
 
     st_file file;                     /* mmap'd weights (safetensors) */
@@ -110,13 +112,28 @@ struct samc_model {
     size_t weight_bytes;
     int64_t n_params, n_tensors;
 
+    /* Weights bound by key. Pointers are in the backend's memory (uploaded once at load
+     * for a device backend); pe_host keeps the prompt-encoder weights that the host-side
+     * point encoding reads. */
     sam2_image_encoder enc;
-    sam2_prompt_encoder pe;
+    sam2_prompt_encoder pe, pe_host;
     sam2_mask_decoder dec;
+    void *dev_weights;                /* device copy of the image-path weights (device backends) */
 
-    float *pos_embed_hwc;             /* Hiera positional embedding [S/4 * S/4, C0], computed at load */
-    const float *dense_pe;            /* [C, S/16, S/16], computed at load */
-    float *dense_pe_owned;
+    /* Constants computed at load, in backend memory. */
+    float *pos_embed_hwc;             /* Hiera positional embedding [S/4 * S/4, C0] */
+    float *dense_pe;                  /* prompt-encoder dense PE [C, S/16, S/16] */
+    float *dense_pe_hwc;              /* the same as decoder key PE [S/16 * S/16, C] */
+    float *dense_pe_host;             /* host copy for debug dumps */
+
+    /* Host staging buffers, sized at load. */
+    float *h_input;                   /* [3, S, S] preprocessed image */
+    float *h_sparse, *h_coords;       /* [max_batch, SAM2_MAX_TOKENS, C], [.., 2] */
+    int *h_labels;                    /* [max_batch, SAM2_MAX_TOKENS] */
+    float *h_masks, *h_iou, *h_obj;   /* decoder outputs [max_batch, 4, S/4, S/4], [.., 4], [..] */
+    float *h_sel;                     /* selected low-res logits [max_batch, 3, S/4, S/4] */
+    float *dev_logits;                /* device backends: full-size logits of one prompt item */
+    size_t dev_logits_cap;
 
     sam2_arena arena;
     samc_timings timings;
@@ -125,6 +142,7 @@ struct samc_model {
 struct samc_image {
     int w, h;                         /* original size; 0 until encoded */
     int S, C;
+    const samc_ops *ops;              /* whose memory the features are in */
     float *image_embed;               /* [C, S/16, S/16] = neck level 2 + no_mem_embed */
     float *feat_s0;                   /* [C/8, S/4, S/4] = conv_s0(neck level 0) */
     float *feat_s1;                   /* [C/4, S/8, S/8] = conv_s1(neck level 1) */
@@ -133,7 +151,15 @@ struct samc_image {
 /* Error helpers (model/sam2.c). */
 int sam2_fail(samc_error *err, samc_status st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void sam2_log(const samc_model *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Debug dumps: data in backend memory (downloaded when needed) or in host memory. */
 void sam2_dump(const samc_model *m, const char *name, const float *data, int ndim, ...);
+void sam2_dump_host(const samc_model *m, const char *name, const float *data, int ndim, ...);
+
+/* Backend memory (host malloc/memcpy for the CPU backends). */
+void *sam2_backend_alloc(const samc_ops *o, size_t bytes);
+void sam2_backend_free(const samc_ops *o, void *p);
+void sam2_upload(const samc_ops *o, void *dst, const void *src, size_t bytes);
+void sam2_download(const samc_ops *o, void *dst, const void *src, size_t bytes);
 double sam2_now_ms(void);
 
 int sam2_hiera_pos_embed(const samc_model *m, float *out /* [S/4 * S/4, C0] */);
