@@ -25,7 +25,7 @@ ifneq ($(NVCC),)
 ifneq ($(CUDA_SRC),)
   CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
   CUDA_OBJ  := $(CUDA_SRC:%.cu=$(BUILD)/%.o)
-  override CFLAGS += -DSAMC_HAVE_CUDA=1
+  override CFLAGS += -DSAMC_HAVE_CUDA=1 -I$(CUDA_HOME)/include
   LDLIBS    += -L$(CUDA_HOME)/lib64 -lcudart -lcublas -lcudnn -lstdc++
   NVFLAGS   ?= -O2 -std=c++17 -I. -Ikernels -Imodel --gpu-architecture=sm_80 \
                -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
@@ -46,7 +46,7 @@ $(BUILD)/%.o: %.c $(wildcard */*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/%.o: %.cu $(wildcard kernels/cuda/*.cuh)
+$(BUILD)/%.o: %.cu $(wildcard kernels/cuda/*.cuh) kernels/ops.h
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVFLAGS) -c $< -o $@
 
@@ -78,7 +78,7 @@ FUZZ_CC    ?= clang
 FUZZ_FLAGS ?= -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 FUZZ_INC   := -std=c11 -D_GNU_SOURCE -Iloader -Itests
 .PHONY: fuzz fuzz-seeds
-fuzz: $(BUILD)/fuzz/fuzz_pt $(BUILD)/fuzz/fuzz_safetensors
+fuzz: $(BUILD)/fuzz/fuzz_pt $(BUILD)/fuzz/fuzz_safetensors $(BUILD)/fuzz/fuzz_serve_request
 
 $(BUILD)/fuzz/fuzz_pt: tests/fuzz/fuzz_pt.c loader/pt.c loader/sha256.c loader/safetensors.c tests/pt_writer.h $(wildcard loader/*.h)
 	@mkdir -p $(dir $@)
@@ -87,6 +87,11 @@ $(BUILD)/fuzz/fuzz_pt: tests/fuzz/fuzz_pt.c loader/pt.c loader/sha256.c loader/s
 $(BUILD)/fuzz/fuzz_safetensors: tests/fuzz/fuzz_safetensors.c loader/safetensors.c $(wildcard loader/*.h)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) $(FUZZ_INC) $(filter %.c,$^) -o $@ -pthread -lm
+
+# The request parsing of `samc serve`; amg_options_check comes from the (uninstrumented) library.
+$(BUILD)/fuzz/fuzz_serve_request: tests/fuzz/fuzz_serve_request.c tools/serve_parse.c tools/serve_parse.h $(LIB)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(FUZZ_INC) -Itools -Imodel $(filter %.c,$^) $(LIB) -o $@ $(LDLIBS) -lcjson
 
 fuzz-seeds: tests/fuzz/gen_seeds.c loader/pt.c loader/sha256.c loader/safetensors.c tests/pt_writer.h
 	@mkdir -p $(BUILD)/fuzz tests/fuzz/corpus_pt tests/fuzz/corpus_st

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# tests/fuzz/run.sh [seconds [pt|safetensors ...]]: runs each fuzzer (built by `make fuzz`;
-# both by default) for a bounded time over its seed corpus and prints how many inputs it
+# tests/fuzz/run.sh [seconds [pt|safetensors|serve_request ...]]: runs each fuzzer (built by
+# `make fuzz`; all by default) for a bounded time over its seed corpus and prints how many inputs it
 # executed.
 # New corpus entries and any crash reproducers go to tests/fuzz/out/ (git-ignored).
 # Exit status is non-zero if a fuzzer found a crash, leak, hang or sanitizer report.
 set -u
 secs=${1:-60}
 shift $(( $# > 0 ? 1 : 0 ))
-names=${*:-pt safetensors}
+names=${*:-pt safetensors serve_request}
 cd "$(dirname "$0")/../.."
 build=${BUILD:-build}
 out=tests/fuzz/out
