@@ -31,9 +31,11 @@
 /* Below this many multiply-adds a GEMM runs on the calling thread only. */
 #define GEMM_SMALL (1 << 18)
 
-/* conv_transpose2x2 output tile (rows = Cout*4 channels-taps, cols = input pixels). */
+/* conv_transpose2x2 output tile (rows = Cout*4 channels-taps, a multiple of 4 so that
+ * a tile holds whole channels; cols = input pixels). */
 #define CT_M 256
 #define CT_N 256
+_Static_assert(CT_M % 4 == 0, "conv_transpose2x2 tiles must hold whole channels");
 
 /* Attention blocking: keys/values are packed ATT_KVC at a time (fewer for very wide
  * heads, so that both packed chunks fit ATT_BUF floats), queries go ATT_QB rows at a
@@ -96,6 +98,11 @@ static void pack_rows_scalar(const float *b, ptrdiff_t ldb, int kc, int nc, floa
             for (; j < SAMC_GEMM_NR; j++) dst[j] = 0.0f;
         }
     }
+}
+
+static void transpose_scalar(const float *src, ptrdiff_t lds, int rows, int cols, float *dst, ptrdiff_t ldd) {
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++) dst[c * ldd + r] = src[r * lds + c];
 }
 
 static void pack_cols_scalar(const float *b, ptrdiff_t ldb, int kc, int nc, float *dst) {
@@ -179,6 +186,12 @@ static void pack_b(const samc_fast_kernels *kn, const gemm_desc *g, int k0, int 
  * whatever the task split. */
 static int gemm_kc(int K) { return ceil_div(K, ceil_div(K, GEMM_KC)); }
 
+/* Column chunk of B packed at a time: all of K x chunk fits the buffer, when that
+ * leaves at least 64 columns. */
+static int gemm_ncmax(int K) {
+    return imax(64, imin(GEMM_NC, GEMM_BP / imax(K, 1) / SAMC_GEMM_NR * SAMC_GEMM_NR));
+}
+
 /* Computes rows [m0,m1) x cols [n0,n1) of C into c (pointing at that rectangle's
  * top-left element, row stride ldc), on one thread.
  *
@@ -196,8 +209,7 @@ static void gemm_rect(const samc_fast_kernels *kn, const gemm_desc *g, int m0, i
         return;
     }
     int kcb = gemm_kc(K), nkb = ceil_div(K, kcb);
-    /* Column chunk: all of K x ncb in the buffer when that leaves at least 64 columns. */
-    int ncmax = imax(64, imin(GEMM_NC, GEMM_BP / K / SAMC_GEMM_NR * SAMC_GEMM_NR));
+    int ncmax = gemm_ncmax(K);
     int nw = n1 - n0;
     int ncb = round_up(ceil_div(nw, ceil_div(nw, ncmax)), SAMC_GEMM_NR);
     /* K blocks per pass: as many as fit beside ncb columns. */
@@ -220,6 +232,10 @@ static void gemm_rect(const samc_fast_kernels *kn, const gemm_desc *g, int m0, i
                     if (g->a_cs == 1) {
                         ablk = g->a + (ptrdiff_t)mc0 * g->a_rs + pc;
                         lda = g->a_rs;
+                    } else if (g->a_rs == 1) { /* column-major A: transpose the block */
+                        kn->transpose(g->a + (ptrdiff_t)pc * g->a_cs + mc0, g->a_cs, kc, mc, ts->ap, kc);
+                        ablk = ts->ap;
+                        lda = kc;
                     } else {
                         for (int i = 0; i < mc; i++)
                             for (int k = 0; k < kc; k++)
@@ -274,23 +290,27 @@ static void gemm_task(void *ctx, int task, int thread) {
               &j->st->ts[thread]);
 }
 
-/* Splits C into rectangles, a few per thread for balance. Each task packs the B
- * columns it needs, so packing costs 1/(2*rows) of the multiply-adds: tasks are made
- * tall (split M) when M is large, else wide slices of N. */
+/* Splits C into a grid of tasks_m x tasks_n rectangles, about 4 per thread for balance.
+ * Each task packs the B columns it needs and streams the A rows it needs once per
+ * column chunk, so the grid is picked to minimise that traffic: in units of K
+ * elements, 2·tasks_m·N for packing B (a transposing copy, often of weights that come
+ * from memory: weighted double) plus tasks_n·M·(column chunks per task) for A. Tall
+ * activations (65536 tokens) split rows; wide weights (768 -> 3072) split columns. */
 static void gemm_run(fast_state *st, const gemm_desc *g) {
     int M = g->M, N = g->N;
     if (M <= 0 || N <= 0) return;
     double work = (double)M * N * (g->K > 0 ? g->K : 1);
     int T = st->n_threads == 1 || work < GEMM_SMALL ? 1 : 4 * st->n_threads;
-    int tasks_m, tasks_n;
-    if (T == 1) {
-        tasks_m = tasks_n = 1;
-    } else if (M >= T * 96) {
-        tasks_m = T;
-        tasks_n = 1;
-    } else {
-        tasks_m = imax(1, M / 96);
-        tasks_n = imin(ceil_div(T, tasks_m), imax(1, N / 64));
+    int max_m = ceil_div(M, SAMC_GEMM_MR), max_n = ceil_div(N, SAMC_GEMM_NR);
+    int goal = (double)max_m * max_n < T ? max_m * max_n : T;
+    int tasks_m = 1, tasks_n = 1;
+    double best = -1.0;
+    for (int cm = 1; cm <= imin(T, max_m); cm++) {
+        int cn = imin(max_n, ceil_div(T, cm));
+        if (cm * cn < goal) continue;
+        int nt = round_up(ceil_div(N, cn), SAMC_GEMM_NR);
+        double cost = 2.0 * cm * N + (double)M * cn * ceil_div(nt, gemm_ncmax(g->K));
+        if (best < 0 || cost < best) { best = cost; tasks_m = cm; tasks_n = cn; }
     }
     int tm = round_up(ceil_div(M, tasks_m), SAMC_GEMM_MR);
     int tn = round_up(ceil_div(N, tasks_n), SAMC_GEMM_NR);
@@ -351,15 +371,23 @@ static void convt_task(void *ctx, int task, int thread) {
     int m0 = (task / j->tiles_n) * CT_M, n0 = (task % j->tiles_n) * CT_N;
     int m1 = imin(m0 + CT_M, j->g.M), n1 = imin(n0 + CT_N, j->g.N);
     gemm_rect(j->st->k, &j->g, m0, m1, n0, n1, ts->ct, CT_N, ts);
-    int Wo = 2 * j->W;
-    for (int m = m0; m < m1; m++) {
-        int co = m / 4, ky = (m / 2) % 2, kx = m % 2;
+    /* Rows m and m+1 of the tile are taps (ky, 0) and (ky, 1) of channel co: together
+     * they fill output row 2*iy+ky of co, interleaved. Tiles start at multiples of 4. */
+    int W = j->W, Wo = 2 * W;
+    for (int m = m0; m < m1; m += 2) {
+        int co = m / 4, ky = (m / 2) % 2;
         float bv = j->bias ? j->bias[co] : 0.0f;
-        const float *t = ts->ct + (size_t)(m - m0) * CT_N;
+        const float *t0 = ts->ct + (size_t)(m - m0) * CT_N, *t1 = t0 + CT_N;
         float *yc = j->y + (size_t)co * (2 * j->H) * Wo;
-        for (int n = n0; n < n1; n++) {
-            int iy = n / j->W, ix = n % j->W;
-            yc[(size_t)(2 * iy + ky) * Wo + 2 * ix + kx] = t[n - n0] + bv;
+        for (int n = n0; n < n1;) {
+            int iy = n / W, ix = n % W, len = imin(W - ix, n1 - n);
+            float *dst = yc + (size_t)(2 * iy + ky) * Wo + 2 * ix;
+            const float *s0 = t0 + (n - n0), *s1 = t1 + (n - n0);
+            for (int i = 0; i < len; i++) {
+                dst[2 * i] = s0[i] + bv;
+                dst[2 * i + 1] = s1[i] + bv;
+            }
+            n += len;
         }
     }
 }
@@ -382,12 +410,13 @@ static void conv_transpose2x2_fast(const samc_ops *o, const float *x, const floa
 
 /* ---------------------------------------------------------------- attention */
 
-/* One task = one (batch, head) and a range of query rows. Keys and values are packed a
- * chunk at a time (shared by all the task's rows), and each row keeps a running max and
- * sum (online softmax): for every chunk, S = q·kᵀ·scale, m' = max(m, max S),
- * out = out·exp(m-m') + exp(S-m')·v, l = l·exp(m-m') + Σ exp(S-m'); at the end
- * out /= l. With n_kv <= ATT_KVC this is exactly the two-pass softmax of the
- * reference. */
+/* The blocked path. An item is one (batch, head) and a range of query rows; a task runs
+ * `group` consecutive items. Keys and values are packed a chunk at a time (shared by
+ * all the item's rows), and each row keeps a running max and sum (online softmax): for
+ * every chunk, S = q·kᵀ·scale, m' = max(m, max S), out = out·exp(m-m') + exp(S-m')·v,
+ * l = l·exp(m-m') + Σ exp(S-m'); at the end out /= l. With n_kv <= ATT_KVC (every
+ * windowed attention of Hiera) there is one chunk: the max-subtracted softmax of the
+ * reference, normalised after the product instead of before. */
 typedef struct {
     fast_state *st;
     const samc_attention_args *a;
@@ -407,9 +436,8 @@ static void att_rows(const samc_fast_kernels *kn, const samc_attention_args *a, 
     }
     for (int j0 = 0; j0 < n_kv; j0 += kvc) {
         int L = imin(kvc, n_kv - j0), first = j0 == 0;
-        /* kᵀ as [L/16][hd][16] panels, v as [hd/16][L][16] (reading v in place with
-         * its row stride thrashes L1 when that stride is a multiple of 4 KiB's
-         * fraction, as in Hiera's packed qkv). */
+        /* kᵀ as [L/16][hd][16] panels, v as [hd/16][L][16]. (Read in place, v's rows
+         * 4.6 KB apart in Hiera's packed qkv map to a few L1 sets and thrash them.) */
         kn->pack_cols(kb + j0 * a->k_st, a->k_st, hd, L, ts->kp);
         kn->pack_rows(vb + j0 * a->v_st, a->v_st, L, hd, ts->vp);
         for (int i0 = r0; i0 < r1; i0 += ATT_QB) {
@@ -440,9 +468,8 @@ static void att_rows(const samc_fast_kernels *kn, const samc_attention_args *a, 
             for (int dp = 0; dp < hd; dp += SAMC_GEMM_NR) {
                 int nr = imin(SAMC_GEMM_NR, hd - dp);
                 const float *vp = ts->vp + (size_t)(dp / SAMC_GEMM_NR) * L * SAMC_GEMM_NR;
-                ptrdiff_t ldv = SAMC_GEMM_NR;
                 for (int ir = 0; ir < qb; ir += SAMC_GEMM_MR)
-                    kn->gemm_ukernel(L, ts->s + (size_t)ir * ATT_KVC, ATT_KVC, vp, ldv,
+                    kn->gemm_ukernel(L, ts->s + (size_t)ir * ATT_KVC, ATT_KVC, vp, SAMC_GEMM_NR,
                                      out + (i0 + ir) * a->o_st + dp, a->o_st,
                                      imin(SAMC_GEMM_MR, qb - ir), nr, !first, NULL, NULL);
             }
@@ -734,6 +761,7 @@ const samc_fast_kernels samc_fast_kernels_scalar = {
     .gemm_ukernel = ukernel_scalar,
     .pack_rows = pack_rows_scalar,
     .pack_cols = pack_cols_scalar,
+    .transpose = transpose_scalar,
     .scale_max = scale_max_scalar,
     .exp_sum = exp_sum_scalar,
     .scale = scale_scalar,

@@ -30,6 +30,8 @@ typedef struct {
      * pack_rows for B(k,n) = b[k*ldb + n], pack_cols for B(k,n) = b[n*ldb + k]. */
     void (*pack_rows)(const float *b, ptrdiff_t ldb, int kc, int nc, float *dst);
     void (*pack_cols)(const float *b, ptrdiff_t ldb, int kc, int nc, float *dst);
+    /* dst[c*ldd + r] = src[r*lds + c] for r < rows, c < cols. */
+    void (*transpose)(const float *src, ptrdiff_t lds, int rows, int cols, float *dst, ptrdiff_t ldd);
     /* Attention rows for very few keys (n_kv <= 16, head_dim <= 64: the mask decoder's
      * image->token attention), 8 queries per vector lane group; NULL when the table
      * has none (the blocked path then runs). q/k/v/out point at row 0 of one head. */

@@ -139,6 +139,25 @@ static inline void transpose8(__m256 *r) {
     r[6] = _mm256_permute2f128_ps(u2, u6, 0x31); r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
 }
 
+/* dst[c*ldd + r] = src[r*lds + c]: 8x8 register transposes, scalar edges. */
+static void transpose_avx2(const float *src, ptrdiff_t lds, int rows, int cols, float *dst, ptrdiff_t ldd) {
+    int r8 = rows & ~7, c8 = cols & ~7;
+    for (int r = 0; r < r8; r += 8) {
+        for (int c = 0; c < c8; c += 8) {
+            __m256 v[8];
+#pragma GCC unroll 8
+            for (int i = 0; i < 8; i++) v[i] = _mm256_loadu_ps(src + (r + i) * lds + c);
+            transpose8(v);
+#pragma GCC unroll 8
+            for (int i = 0; i < 8; i++) _mm256_storeu_ps(dst + (c + i) * ldd + r, v[i]);
+        }
+        for (int c = c8; c < cols; c++)
+            for (int i = 0; i < 8; i++) dst[c * ldd + r + i] = src[(r + i) * lds + c];
+    }
+    for (int r = r8; r < rows; r++)
+        for (int c = 0; c < cols; c++) dst[c * ldd + r] = src[r * lds + c];
+}
+
 /* B(k,n) = b[n*ldb + k] -> panels [nc/16][kc][16]: 8x8 register transposes, rows past
  * nc read as zero, a k tail through masked loads. */
 static void pack_cols_avx2(const float *b, ptrdiff_t ldb, int kc, int nc, float *dst) {
@@ -464,6 +483,7 @@ const samc_fast_kernels samc_fast_kernels_avx2 = {
     .gemm_ukernel = ukernel_avx2,
     .pack_rows = pack_rows_avx2,
     .pack_cols = pack_cols_avx2,
+    .transpose = transpose_avx2,
     .att_small_kv = att_small_kv_avx2,
     .scale_max = scale_max_avx2,
     .exp_sum = exp_sum_avx2,

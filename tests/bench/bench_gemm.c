@@ -146,12 +146,12 @@ static double peak_all, peak_one;
 /* big: for fast paths; small: the same op scaled down for the slow scalar / reference. */
 static void report(const char *name, samc_ops *fast, samc_ops *fast1, samc_ops *scalar, const samc_ops *ref,
                    bench_case big, bench_case small) {
-    double cpu_rate, g = measure(fast, &big, 5, NULL);
-    (void)measure(fast1, &big, 3, &cpu_rate);
+    double cpu_all, cpu_one, g = measure(fast, &big, 5, &cpu_all);
+    (void)measure(fast1, &big, 3, &cpu_one);
     double gs = measure(scalar, &small, 2, NULL);
     double gr = measure(ref, &small, 1, NULL);
-    printf("%-34s %9.1f %6.0f%% %9.1f %6.0f%% %9.1f %9.2f\n", name, g, peak_all > 0 ? 100 * g / peak_all : 0,
-           cpu_rate, peak_one > 0 ? 100 * cpu_rate / peak_one : 0, gs, gr);
+    printf("%-34s %8.1f %6.0f%% %8.1f %8.1f %6.0f%% %8.1f %8.2f\n", name, g, peak_all > 0 ? 100 * g / peak_all : 0,
+           cpu_all, cpu_one, peak_one > 0 ? 100 * cpu_one / peak_one : 0, gs, gr);
     fflush(stdout);
     free_case(&big);
     free_case(&small);
@@ -176,9 +176,11 @@ int main(int argc, char **argv) {
     peak_one = peak1_cpu;
     printf("cpu_fast isa %s, %d threads; FMA peak measured now: %.1f GFLOP/s wall with %d threads, "
            "%.1f GFLOP per CPU-second on one thread\n", samc_ops_cpu_fast_isa(), threads, peak_all, threads, peak_one);
-    printf("columns: wall GFLOP/s with all threads (%% of the wall peak); one thread in GFLOP per CPU-second\n"
-           "(%% of one core's peak: the kernel's efficiency, robust to other load); portable kernels; cpu_ref\n");
-    printf("%-34s %9s %7s %9s %7s %9s %9s\n", "op", "GFLOP/s", "%peak", "1thr/cpu", "%core", "scalar", "cpu_ref");
+    printf("columns: wall GFLOP/s with all threads and %% of the wall FMA peak measured just before;\n"
+           "GFLOP per CPU-second with all threads and with one (%% of one core's peak): the kernels'\n"
+           "efficiency, which other load on the machine does not distort; portable kernels and cpu_ref (wall)\n");
+    printf("%-34s %8s %7s %8s %8s %7s %8s %8s\n", "op", "GFLOP/s", "%peak", "cpu/all", "cpu/1thr", "%core",
+           "scalar", "cpu_ref");
 
     const gemm_shape shapes[] = {
         { "hiera-t s0 qkv 65536x96->288", 65536, 288, 96 },
