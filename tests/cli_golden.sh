@@ -25,6 +25,9 @@ fi
 
 TMP=$(mktemp -d /tmp/samc_cli_golden.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
+# A private copy: the tiny runs take minutes, and a rebuild meanwhile must not swap or
+# remove the binary under test.
+if [ -x "$SAMC" ]; then cp "$SAMC" "$TMP/samc" && SAMC=$TMP/samc; fi
 
 for config in micro tiny; do
   for backend in auto ref; do

@@ -56,12 +56,14 @@ void cmd_segment_help(FILE *f) {
 "  samc segment truck.jpg --model sam2.1_hiera_tiny.safetensors --point 500,375\n"
 "  # a box plus a background click inside it, one mask\n"
 "  samc segment truck.jpg --model tiny.safetensors --box 425,600,700,875 --point 575,750,0\n"
-"  # three boxes in one batch, and refining a mask with a previous result\n"
+"  # three boxes in one batch: boxes_b0_0.png, boxes_b1_0.png, boxes_b2_0.png\n"
 "  samc segment truck.jpg --model tiny.safetensors --box 75,275,1725,850 \\\n"
 "      --box 425,600,700,875 --box 1375,550,1650,800 --out boxes\n"
-"  samc segment truck.jpg --model tiny.safetensors --point 500,375 --save-lowres a.st\n"
+"  # refine: keep the low-res logits of a click, then add a background click\n"
+"  samc segment truck.jpg --model tiny.safetensors --point 500,375 \\\n"
+"      --save-lowres a.safetensors\n"
 "  samc segment truck.jpg --model tiny.safetensors --point 500,375 --point 1125,625,0 \\\n"
-"      --mask-input a.st --single\n");
+"      --mask-input a.safetensors --single\n");
 }
 
 static int parse_args(int argc, char **argv, segment_args *s) {
