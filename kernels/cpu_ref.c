@@ -141,7 +141,8 @@ static void copy_ref(const samc_ops *o, float *dst, const float *src, size_t n) 
 }
 
 static void add_ref(const samc_ops *o, float *dst, const float *a, const float *b, size_t n, size_t nb) {
-    for (size_t i = 0; i < n; i++) dst[i] = a[i] + b[i % nb];
+    for (size_t r = 0; r < n; r += nb)
+        for (size_t i = 0; i < nb && r + i < n; i++) dst[r + i] = a[r + i] + b[i];
 }
 
 static void add_channel_ref(const samc_ops *o, float *dst, const float *a, const float *v, int C, int HW) {

@@ -9,19 +9,23 @@
 
 typedef struct { float *q, *k, *v, *o; } attn_scratch;
 
-/* transformer.Attention: out[B,Tq,C] = out_proj(MHA(q_proj(qin), k_proj(kin), v_proj(vin))). */
+/* transformer.Attention: out[B,Tq,C] = out_proj(MHA(q_proj(qin), k_proj(kin), v_proj(vin))).
+ * kv_shared: every batch item has the same keys/values (the first token->image attention
+ * when no item has a mask prompt), so they are projected once and read with stride 0. */
 static void attention_forward(samc_model *m, const sam2_attention *at, const float *qin, int Tq,
-                              const float *kin, const float *vin, int Tk, int B, float *out, const attn_scratch *s) {
+                              const float *kin, const float *vin, int Tk, int B, int kv_shared, float *out,
+                              const attn_scratch *s) {
     const samc_ops *o = m->ops;
-    int C = m->C, D = at->internal_dim, hd = D / at->heads;
+    int C = m->C, D = at->internal_dim, hd = D / at->heads, Bkv = kv_shared ? 1 : B;
     o->linear(o, qin, at->q.w, at->q.b, s->q, B * Tq, D, C);
-    o->linear(o, kin, at->k.w, at->k.b, s->k, B * Tk, D, C);
-    o->linear(o, vin, at->v.w, at->v.b, s->v, B * Tk, D, C);
+    o->linear(o, kin, at->k.w, at->k.b, s->k, Bkv * Tk, D, C);
+    o->linear(o, vin, at->v.w, at->v.b, s->v, Bkv * Tk, D, C);
+    ptrdiff_t kv_sb = kv_shared ? 0 : (ptrdiff_t)Tk * D;
     samc_attention_args a = {
         .batch = B, .heads = at->heads, .n_q = Tq, .n_kv = Tk, .head_dim = hd, .scale = 1.0f / sqrtf((float)hd),
         .q = s->q, .q_sb = (ptrdiff_t)Tq * D, .q_sh = hd, .q_st = D,
-        .k = s->k, .k_sb = (ptrdiff_t)Tk * D, .k_sh = hd, .k_st = D,
-        .v = s->v, .v_sb = (ptrdiff_t)Tk * D, .v_sh = hd, .v_st = D,
+        .k = s->k, .k_sb = kv_sb, .k_sh = hd, .k_st = D,
+        .v = s->v, .v_sb = kv_sb, .v_sh = hd, .v_st = D,
         .out = s->o, .o_sb = (ptrdiff_t)Tq * D, .o_sh = hd, .o_st = D,
     };
     o->attention(o, &a);
@@ -43,7 +47,7 @@ static void mlp_forward(samc_model *m, const sam2_mlp *mlp, const float *x, int 
 }
 
 int sam2_mask_decoder_forward(samc_model *m, const samc_image *img, const float *sparse, int n_sparse,
-                              const float *dense, int B, float *all_masks, float *all_iou, float *obj_score,
+                              const float *dense, int dense_shared, int B, float *all_masks, float *all_iou, float *obj_score,
                               int plan, samc_error *err) {
     const samc_ops *o = m->ops;
     const sam2_mask_decoder *d = &m->dec;
@@ -102,18 +106,18 @@ int sam2_mask_decoder_forward(samc_model *m, const samc_image *img, const float 
     for (int l = 0; l < m->cfg->dec_depth; l++) {
         const sam2_two_way_block *L = &d->layers[l];
         if (l == 0) {
-            attention_forward(m, &L->self_attn, queries, T, queries, queries, T, B, qpe, &s);
+            attention_forward(m, &L->self_attn, queries, T, queries, queries, T, B, 0, qpe, &s);
             o->copy(o, queries, qpe, nq);
         } else {
             o->add(o, qpe, queries, tokens, nq, nq);
-            attention_forward(m, &L->self_attn, qpe, T, qpe, queries, T, B, tmp, &s);
+            attention_forward(m, &L->self_attn, qpe, T, qpe, queries, T, B, 0, tmp, &s);
             o->add(o, queries, queries, tmp, nq, nq);
         }
         o->layer_norm(o, queries, L->norm1.w, L->norm1.b, queries, B * T, C, 1e-5f);
         /* token -> image */
         o->add(o, qpe, queries, tokens, nq, nq);
         o->add(o, kpe, keys, pos, big, (size_t)HW * C);
-        attention_forward(m, &L->cross_token_to_image, qpe, T, kpe, keys, HW, B, tmp, &s);
+        attention_forward(m, &L->cross_token_to_image, qpe, T, kpe, keys, HW, B, l == 0 && dense_shared, tmp, &s);
         o->add(o, queries, queries, tmp, nq, nq);
         o->layer_norm(o, queries, L->norm2.w, L->norm2.b, queries, B * T, C, 1e-5f);
         /* MLP (ReLU) */
@@ -124,7 +128,7 @@ int sam2_mask_decoder_forward(samc_model *m, const samc_image *img, const float 
         o->layer_norm(o, queries, L->norm3.w, L->norm3.b, queries, B * T, C, 1e-5f);
         /* image -> token: the keys attend to the prompt tokens */
         o->add(o, qpe, queries, tokens, nq, nq);
-        attention_forward(m, &L->cross_image_to_token, kpe, HW, qpe, queries, T, B, tmp, &s);
+        attention_forward(m, &L->cross_image_to_token, kpe, HW, qpe, queries, T, B, 0, tmp, &s);
         o->add(o, keys, keys, tmp, big, big);
         o->layer_norm(o, keys, L->norm4.w, L->norm4.b, keys, B * HW, C, 1e-5f);
         char name[48];
@@ -135,7 +139,7 @@ int sam2_mask_decoder_forward(samc_model *m, const samc_image *img, const float 
     }
     o->add(o, qpe, queries, tokens, nq, nq);
     o->add(o, kpe, keys, pos, big, (size_t)HW * C);
-    attention_forward(m, &d->final_attn, qpe, T, kpe, keys, HW, B, tmp, &s);
+    attention_forward(m, &d->final_attn, qpe, T, kpe, keys, HW, B, 0, tmp, &s);
     o->add(o, queries, queries, tmp, nq, nq);
     o->layer_norm(o, queries, d->norm_final.w, d->norm_final.b, queries, B * T, C, 1e-5f);
     const float *hs = queries;

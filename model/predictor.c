@@ -220,7 +220,7 @@ static int predict_chunk(samc_model *m, const samc_image *img, const samc_prompt
     ALLOC(obj, (size_t)B);
     ALLOC(sel_dev, (size_t)3 * n);
     if (sam2_prompt_encoder_forward(m, NULL, NULL, B, N, mask_in, sparse, dense, 1, err)) return -1;
-    if (sam2_mask_decoder_forward(m, img, sparse, N, dense, B, all_masks, all_iou, obj, 1, err)) return -1;
+    if (sam2_mask_decoder_forward(m, img, sparse, N, dense, 0, B, all_masks, all_iou, obj, 1, err)) return -1;
     if (plan) { arena_reset(&m->arena, mark); return 0; }
 
     /* _prep_prompts: pixel coords -> model-input coords, (x / W) * S; box corners first
@@ -269,7 +269,7 @@ static int predict_chunk(samc_model *m, const samc_image *img, const samc_prompt
     sam2_dump(m, "prompt.dense", dense, 4, (int64_t)B, (int64_t)C, (int64_t)g, (int64_t)g);
     double t1 = sam2_now_ms();
     m->timings.prompt_ms += t1 - t0;
-    if (sam2_mask_decoder_forward(m, img, sparse, N, dense, B, all_masks, all_iou, obj, 0, err)) return -1;
+    if (sam2_mask_decoder_forward(m, img, sparse, N, dense, !has_mask, B, all_masks, all_iou, obj, 0, err)) return -1;
     float *hm = m->h_masks, *hi = m->h_iou, *ho = m->h_obj, *sel = m->h_sel;
     sam2_download(o, hm, all_masks, sizeof(float) * (size_t)B * 4 * n);
     sam2_download(o, hi, all_iou, sizeof(float) * (size_t)B * 4);

@@ -175,9 +175,10 @@ int sam2_prompt_encoder_forward(samc_model *m, const float *coords, const int *l
                                 samc_error *err);
 void sam2_prompt_encoder_dense_pe(const samc_model *m, float *out /* [C, S/16, S/16] */);
 /* MaskDecoder.predict_masks for B prompt items over one image:
- * all_masks [B,4,S/4,S/4], all_iou [B,4], obj_score [B]. */
+ * all_masks [B,4,S/4,S/4], all_iou [B,4], obj_score [B]. dense_shared: every item has the
+ * same dense embedding (no mask prompts), which lets the first attention share keys. */
 int sam2_mask_decoder_forward(samc_model *m, const samc_image *img, const float *sparse, int n_sparse,
-                              const float *dense, int B, float *all_masks, float *all_iou,
+                              const float *dense, int dense_shared, int B, float *all_masks, float *all_iou,
                               float *obj_score, int plan, samc_error *err);
 /* MaskDecoder._dynamic_multimask_via_stability for one item: chooses among the 4 tokens.
  * Returns the chosen token index (0 if token 0 is stable, else the best of 1..3). */
