@@ -146,8 +146,10 @@ static int masks_reserve(samc_masks *out, int B, int M, int ls, int w, int h, in
     if (nl > out->cap_low || !out->low_res || !out->iou || !out->object_score) {
         free(out->low_res); free(out->iou); free(out->object_score);
         out->low_res = malloc(sizeof(float) * nl);
+        /* iou and object_score get B * M entries: reuse is decided on nl alone, and a
+         * later B' x M' with B' * M' <= B * M may have B' > B (1 x 3 then 3 x 1). */
         out->iou = malloc(sizeof(float) * (size_t)B * M);
-        out->object_score = malloc(sizeof(float) * (size_t)B);
+        out->object_score = malloc(sizeof(float) * (size_t)B * M);
         out->cap_low = out->low_res && out->iou && out->object_score ? nl : 0;
         if (!out->cap_low) return sam2_fail(err, SAMC_ERR_NOMEM, "out of memory for %d x %d low-res masks", B, M);
     }
