@@ -671,6 +671,231 @@ static void gelu_fast(const samc_ops *o, float *x, size_t n) {
     samc_thread_pool_parallel_for(st->pool, (int)n_tasks, gelu_task, &j);
 }
 
+/* ---------------------------------------------------------------- data movement */
+
+/* The layout and elementwise ops are memory-bound: they are threaded over ranges of
+ * rows and do per element exactly the arithmetic of the cpu_ref twin (so outputs are
+ * bit-identical to cpu_ref). A range function gets [u0, u1) of `n` units. */
+typedef void (*range_fn)(const void *args, size_t u0, size_t u1);
+typedef struct { range_fn fn; const void *args; size_t n, per; } range_job;
+
+static void range_task(void *ctx, int task, int thread) {
+    const range_job *j = ctx;
+    size_t u0 = (size_t)task * j->per, u1 = u0 + j->per < j->n ? u0 + j->per : j->n;
+    j->fn(j->args, u0, u1);
+}
+
+/* n units of unit_elems floats each, in tasks of at least ~64K floats. */
+static void par_range(fast_state *st, size_t n, size_t unit_elems, range_fn fn, const void *args) {
+    if (n == 0) return;
+    int tasks = split(st, (double)n * (double)(unit_elems ? unit_elems : 1), 65536.0);
+    if ((size_t)tasks > n) tasks = (int)n;
+    range_job j = { fn, args, n, (n + (size_t)tasks - 1) / (size_t)tasks };
+    samc_thread_pool_parallel_for(st->pool, (int)((n + j.per - 1) / j.per), range_task, &j);
+}
+
+typedef struct {
+    float *dst; const float *a, *b;
+    size_t nb;
+    int C, HW, H, W, wh, ww, nwx, nwy, h, w, ls, n, R;
+    ptrdiff_t stride;
+    const samc_fast_kernels *kn;
+} mv_args;
+
+static void copy_range(const void *p, size_t u0, size_t u1) {
+    const mv_args *m = p;
+    memcpy(m->dst + u0, m->a + u0, (u1 - u0) * sizeof(float));
+}
+static void copy_fast(const samc_ops *o, float *dst, const float *src, size_t n) {
+    mv_args m = { .dst = dst, .a = src };
+    par_range(state_of(o), n, 1, copy_range, &m);
+}
+
+static void add_range(const void *p, size_t u0, size_t u1) {
+    const mv_args *m = p;
+    size_t j = u0 % m->nb;
+    for (size_t i = u0; i < u1; i++) {
+        m->dst[i] = m->a[i] + m->b[j];
+        if (++j == m->nb) j = 0;
+    }
+}
+static void add_fast(const samc_ops *o, float *dst, const float *a, const float *b, size_t n, size_t nb) {
+    mv_args m = { .dst = dst, .a = a, .b = b, .nb = nb };
+    par_range(state_of(o), n, 1, add_range, &m);
+}
+
+/* units: elements of [C, HW] */
+static void add_channel_range(const void *p, size_t u0, size_t u1) {
+    const mv_args *m = p;
+    for (size_t i = u0; i < u1;) {
+        size_t c = i / (size_t)m->HW, end = (c + 1) * (size_t)m->HW < u1 ? (c + 1) * (size_t)m->HW : u1;
+        float v = m->b[c];
+        if (m->a)
+            for (; i < end; i++) m->dst[i] = m->a[i] + v;
+        else
+            for (; i < end; i++) m->dst[i] = 0.0f + v;
+    }
+}
+static void add_channel_fast(const samc_ops *o, float *dst, const float *a, const float *v, int C, int HW) {
+    if (C <= 0 || HW <= 0) return;
+    mv_args m = { .dst = dst, .a = a, .b = v, .HW = HW };
+    par_range(state_of(o), (size_t)C * HW, 1, add_channel_range, &m);
+}
+
+static void relu_range(const void *p, size_t u0, size_t u1) {
+    const mv_args *m = p;
+    for (size_t i = u0; i < u1; i++) m->dst[i] = m->dst[i] > 0.0f ? m->dst[i] : 0.0f;
+}
+static void relu_fast(const samc_ops *o, float *x, size_t n) {
+    mv_args m = { .dst = x };
+    par_range(state_of(o), n, 1, relu_range, &m);
+}
+
+static void sigmoid_range(const void *p, size_t u0, size_t u1) {
+    const mv_args *m = p;
+    for (size_t i = u0; i < u1; i++) m->dst[i] = 1.0f / (1.0f + expf(-m->dst[i]));
+}
+static void sigmoid_fast(const samc_ops *o, float *x, size_t n) {
+    mv_args m = { .dst = x };
+    /* expf per element: a heavier unit than a copy */
+    par_range(state_of(o), n, 8, sigmoid_range, &m);
+}
+
+/* units: (batch, block of 16 destination rows) */
+static void transpose_range(const void *p, size_t u0, size_t u1) {
+    const mv_args *m = p;
+    size_t blocks = (size_t)ceil_div(m->C, 16);
+    for (size_t u = u0; u < u1; u++) {
+        size_t b = u / blocks;
+        int c0 = (int)(u % blocks) * 16, nc = imin(16, m->C - c0);
+        m->kn->transpose(m->a + b * m->R * m->C + c0, m->C, m->R, nc, m->dst + (b * m->C + c0) * m->R, m->R);
+    }
+}
+static void transpose_fast(const samc_ops *o, const float *src, float *dst, int batch, int R, int C) {
+    if (batch <= 0 || R <= 0 || C <= 0) return;
+    fast_state *st = state_of(o);
+    mv_args m = { .dst = dst, .a = src, .R = R, .C = C, .kn = st->k };
+    par_range(st, (size_t)batch * ceil_div(C, 16), (size_t)16 * R, transpose_range, &m);
+}
+
+/* units: windows */
+static void window_partition_range(const void *p, size_t u0, size_t u1) {
+    const mv_args *m = p;
+    for (size_t wi = u0; wi < u1; wi++) {
+        int wy = (int)wi / m->nwx, wx = (int)wi % m->nwx;
+        for (int ty = 0; ty < m->wh; ty++)
+            for (int tx = 0; tx < m->ww; tx++) {
+                int y = wy * m->wh + ty, xx = wx * m->ww + tx;
+                float *dst = m->dst + (wi * m->wh * m->ww + (size_t)ty * m->ww + tx) * m->C;
+                if (y < m->H && xx < m->W) memcpy(dst, m->a + ((size_t)y * m->W + xx) * m->C, (size_t)m->C * sizeof(float));
+                else memset(dst, 0, (size_t)m->C * sizeof(float));
+            }
+    }
+}
+static void window_partition_fast(const samc_ops *o, const float *x, float *win, int H, int W, int C, int wh, int ww) {
+    if (H <= 0 || W <= 0 || C <= 0 || wh <= 0 || ww <= 0) return;
+    mv_args m = { .dst = win, .a = x, .H = H, .W = W, .C = C, .wh = wh, .ww = ww,
+                  .nwx = ceil_div(W, ww), .nwy = ceil_div(H, wh) };
+    par_range(state_of(o), (size_t)m.nwy * m.nwx, (size_t)wh * ww * C, window_partition_range, &m);
+}
+
+/* units: output rows y */
+static void window_unpartition_range(const void *p, size_t u0, size_t u1) {
+    const mv_args *m = p;
+    for (size_t yy = u0; yy < u1; yy++) {
+        int y = (int)yy;
+        for (int x = 0; x < m->W; x++) {
+            size_t w = (size_t)(y / m->wh) * m->nwx + x / m->ww, t = (size_t)(y % m->wh) * m->ww + x % m->ww;
+            const float *src = m->a + (w * m->wh * m->ww + t) * m->C;
+            const float *sc = m->b + ((size_t)y * m->W + x) * m->C;
+            float *dst = m->dst + ((size_t)y * m->W + x) * m->C;
+            for (int c = 0; c < m->C; c++) dst[c] = sc[c] + src[c];
+        }
+    }
+}
+static void window_unpartition_add_fast(const samc_ops *o, const float *win, const float *shortcut, float *out,
+                                        int H, int W, int C, int wh, int ww, int nwx) {
+    if (H <= 0 || W <= 0 || C <= 0) return;
+    mv_args m = { .dst = out, .a = win, .b = shortcut, .H = H, .W = W, .C = C, .wh = wh, .ww = ww, .nwx = nwx };
+    par_range(state_of(o), (size_t)H, (size_t)W * C, window_unpartition_range, &m);
+}
+
+/* units: (image, output row) */
+static void maxpool_range(const void *p, size_t u0, size_t u1) {
+    const mv_args *m = p;
+    int Ho = m->H / 2, Wo = m->W / 2;
+    for (size_t u = u0; u < u1; u++) {
+        ptrdiff_t i = (ptrdiff_t)(u / Ho);
+        int oy = (int)(u % Ho);
+        for (int ox = 0; ox < Wo; ox++) {
+            float *y = m->dst + (u * Wo + ox) * m->C;
+            const float *r0 = m->a + ((i * m->H + 2 * oy) * m->W + 2 * ox) * m->stride;
+            const float *r1 = r0 + (ptrdiff_t)m->W * m->stride;
+            for (int c = 0; c < m->C; c++) {
+                float v = -INFINITY, q;
+                q = r0[c]; if (q > v) v = q;
+                q = r0[m->stride + c]; if (q > v) v = q;
+                q = r1[c]; if (q > v) v = q;
+                q = r1[m->stride + c]; if (q > v) v = q;
+                y[c] = v;
+            }
+        }
+    }
+}
+static void maxpool2x2_fast(const samc_ops *o, const float *x, float *y, int n, int H, int W, int C,
+                            ptrdiff_t pixel_stride) {
+    if (n <= 0 || H < 2 || W < 2 || C <= 0) return;
+    mv_args m = { .dst = y, .a = x, .n = n, .H = H, .W = W, .C = C, .stride = pixel_stride };
+    par_range(state_of(o), (size_t)n * (H / 2), (size_t)2 * W * C, maxpool_range, &m);
+}
+
+/* units: (channel, output row) */
+static void upsample_nearest_range(const void *p, size_t u0, size_t u1) {
+    const mv_args *m = p;
+    for (size_t u = u0; u < u1; u++) {
+        size_t c = u / (2 * (size_t)m->h);
+        int y = (int)(u % (2 * (size_t)m->h));
+        float *d = m->dst + u * 2 * m->w;
+        const float *s = m->a + (c * m->h + y / 2) * m->w;
+        for (int x = 0; x < 2 * m->w; x++) d[x] += s[x / 2];
+    }
+}
+static void upsample_nearest2x_add_fast(const samc_ops *o, float *dst, const float *src, int C, int h, int w) {
+    if (C <= 0 || h <= 0 || w <= 0) return;
+    mv_args m = { .dst = dst, .a = src, .C = C, .h = h, .w = w };
+    par_range(state_of(o), (size_t)C * 2 * h, (size_t)2 * w, upsample_nearest_range, &m);
+}
+
+/* units: (map, output row); the reference's formula, term for term */
+static void upsample_bilinear_range(const void *p, size_t u0, size_t u1) {
+    const mv_args *m = p;
+    int ls = m->ls, w = m->w, h = m->h;
+    float sy = (float)ls / (float)h, sx = (float)ls / (float)w;
+    for (size_t u = u0; u < u1; u++) {
+        size_t i = u / (size_t)h;
+        int y = (int)(u % (size_t)h);
+        const float *in = m->a + i * ls * ls;
+        float *res = m->dst + i * w * h + (size_t)y * w;
+        float ry = sy * ((float)y + 0.5f) - 0.5f;
+        if (ry < 0.0f) ry = 0.0f;
+        int y0 = (int)ry, y1 = y0 + (y0 < ls - 1);
+        float ly1 = ry - (float)y0, ly0 = 1.0f - ly1;
+        const float *r0 = in + (size_t)y0 * ls, *r1 = in + (size_t)y1 * ls;
+        for (int x = 0; x < w; x++) {
+            float rx = sx * ((float)x + 0.5f) - 0.5f;
+            if (rx < 0.0f) rx = 0.0f;
+            int x0 = (int)rx, x1 = x0 + (x0 < ls - 1);
+            float lx1 = rx - (float)x0, lx0 = 1.0f - lx1;
+            res[x] = ly0 * (lx0 * r0[x0] + lx1 * r0[x1]) + ly1 * (lx0 * r1[x0] + lx1 * r1[x1]);
+        }
+    }
+}
+static void upsample_bilinear_fast(const samc_ops *o, const float *low, float *out, int n, int ls, int w, int h) {
+    if (n <= 0 || w <= 0 || h <= 0) return;
+    mv_args m = { .dst = out, .a = low, .n = n, .ls = ls, .w = w, .h = h };
+    par_range(state_of(o), (size_t)n * h, (size_t)4 * w, upsample_bilinear_range, &m);
+}
+
 /* ---------------------------------------------------------------- portable kernels */
 
 static void ukernel_scalar(int kc, const float *a, ptrdiff_t lda, const float *bp, ptrdiff_t ldb,
@@ -810,7 +1035,13 @@ static samc_ops *create_with(int n_threads, const samc_fast_kernels *kn) {
         .linear = linear_fast, .matmul = matmul_fast, .attention = attention_fast,
         .layer_norm = layer_norm_fast, .layer_norm2d = layer_norm2d_fast, .gelu = gelu_fast,
         .conv2d = conv2d_fast, .conv_transpose2x2 = conv_transpose2x2_fast,
+        .copy = copy_fast, .add = add_fast, .add_channel = add_channel_fast, .relu = relu_fast,
+        .sigmoid = sigmoid_fast, .transpose = transpose_fast, .window_partition = window_partition_fast,
+        .window_unpartition_add = window_unpartition_add_fast, .maxpool2x2 = maxpool2x2_fast,
+        .upsample_nearest2x_add = upsample_nearest2x_add_fast, .upsample_bilinear = upsample_bilinear_fast,
     };
+    /* host memory; alloc/free/upload/download/sync stay NULL (malloc/free/memcpy) */
+    samc_ops_fill_from_ref(&st->ops);
     st->pool = samc_thread_pool_create(n_threads);
     if (!st->pool) { free(st); return NULL; }
     st->n_threads = samc_thread_pool_size(st->pool);

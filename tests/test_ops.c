@@ -532,6 +532,154 @@ static void test_conv_transpose2x2(void) {
     }
 }
 
+/* ------------------------------------------------------------------ layout, elementwise */
+
+/* These do per element the reference's exact arithmetic: outputs must be identical. */
+static int same_bits(const char *what, const float *got, const float *ref, size_t n) {
+    size_t bad = 0, first = 0;
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(&got[i], &ref[i], sizeof(float)) != 0) { if (!bad) first = i; bad++; }
+    CHECKF(bad == 0, "%s: %zu of %zu differ from cpu_ref, first at [%zu] fast=%.9g ref=%.9g", what, bad, n,
+           first, bad ? got[first] : 0.0f, bad ? ref[first] : 0.0f);
+    return bad == 0;
+}
+
+static void test_layout_ops(void) {
+    setup();
+    char what[160];
+    for (int bi = 0; bi < g_nbe; bi++) {
+        const samc_ops *o = g_be[bi].ops;
+        const char *isa = g_be[bi].isa;
+        /* window_partition / unpartition_add: stage-0 8x8 windows, stage-2 14x14 padded
+         * (64 -> 70), q-pooled 4x4 windows, odd */
+        const int wp[][5] = { { 256, 256, 96, 8, 8 }, { 64, 64, 384, 14, 14 }, { 128, 128, 192, 4, 4 },
+                              { 13, 7, 5, 4, 3 }, { 1, 1, 1, 1, 1 } };
+        for (size_t i = 0; i < sizeof wp / sizeof wp[0]; i++) {
+            int H = wp[i][0], W = wp[i][1], C = wp[i][2], wh = wp[i][3], ww = wp[i][4];
+            int nwx = (W + ww - 1) / ww, nwy = (H + wh - 1) / wh;
+            size_t nwin = (size_t)nwx * nwy * wh * ww * C, nmap = (size_t)H * W * C;
+            float *x = rand_buf(nmap, 1.0f), *win = rand_buf(nwin, 9.0f), *winr = rand_buf(nwin, 9.0f);
+            o->window_partition(o, x, win, H, W, C, wh, ww);
+            ref_ops->window_partition(ref_ops, x, winr, H, W, C, wh, ww);
+            snprintf(what, sizeof what, "window_partition[%s] %dx%dx%d win %dx%d", isa, H, W, C, wh, ww);
+            same_bits(what, win, winr, nwin);
+            float *sc = rand_buf(nmap, 1.0f), *out = rand_buf(nmap, 9.0f), *outr = rand_buf(nmap, 9.0f);
+            o->window_unpartition_add(o, win, sc, out, H, W, C, wh, ww, nwx);
+            ref_ops->window_unpartition_add(ref_ops, win, sc, outr, H, W, C, wh, ww, nwx);
+            snprintf(what, sizeof what, "window_unpartition_add[%s] %dx%dx%d win %dx%d", isa, H, W, C, wh, ww);
+            same_bits(what, out, outr, nmap);
+            free(x); free(win); free(winr); free(sc); free(out); free(outr);
+        }
+        /* maxpool2x2: q of packed qkv rows (pixel stride 3*C) over windows, and dense */
+        const int mp[][5] = { { 1024, 8, 8, 96, 288 }, { 1, 256, 256, 96, 96 }, { 3, 6, 10, 5, 7 }, { 2, 3, 5, 1, 1 } };
+        for (size_t i = 0; i < sizeof mp / sizeof mp[0]; i++) {
+            int n = mp[i][0], H = mp[i][1], W = mp[i][2], C = mp[i][3], ps = mp[i][4];
+            size_t nin = ((size_t)n * H * W - 1) * ps + C, nout = (size_t)n * (H / 2) * (W / 2) * C;
+            float *x = rand_buf(nin, 1.0f), *y = rand_buf(nout, 9.0f), *yr = rand_buf(nout, 9.0f);
+            o->maxpool2x2(o, x, y, n, H, W, C, ps);
+            ref_ops->maxpool2x2(ref_ops, x, yr, n, H, W, C, ps);
+            snprintf(what, sizeof what, "maxpool2x2[%s] n=%d %dx%dx%d stride %d", isa, n, H, W, C, ps);
+            same_bits(what, y, yr, nout);
+            free(x); free(y); free(yr);
+        }
+        /* transpose [batch, R, C] -> [batch, C, R]: patch-embed output, decoder keys, odd */
+        const int tp[][3] = { { 1, 96, 65536 }, { 2, 256, 4096 }, { 3, 17, 13 }, { 1, 1, 1 }, { 2, 4096, 96 } };
+        for (size_t i = 0; i < sizeof tp / sizeof tp[0]; i++) {
+            int B = tp[i][0], R = tp[i][1], C = tp[i][2];
+            size_t n = (size_t)B * R * C;
+            float *x = rand_buf(n, 1.0f), *y = rand_buf(n, 9.0f), *yr = rand_buf(n, 9.0f);
+            o->transpose(o, x, y, B, R, C);
+            ref_ops->transpose(ref_ops, x, yr, B, R, C);
+            snprintf(what, sizeof what, "transpose[%s] [%d, %d, %d]", isa, B, R, C);
+            same_bits(what, y, yr, n);
+            free(x); free(y); free(yr);
+        }
+        /* upsample_nearest2x_add (FPN top-down) */
+        const int un[][3] = { { 256, 64, 64 }, { 3, 5, 7 } };
+        for (size_t i = 0; i < 2; i++) {
+            int C = un[i][0], h = un[i][1], w = un[i][2];
+            size_t nd = (size_t)C * 4 * h * w;
+            float *src = rand_buf((size_t)C * h * w, 1.0f), *d = rand_buf(nd, 1.0f), *dr = malloc(nd * sizeof(float));
+            memcpy(dr, d, nd * sizeof(float));
+            o->upsample_nearest2x_add(o, d, src, C, h, w);
+            ref_ops->upsample_nearest2x_add(ref_ops, dr, src, C, h, w);
+            snprintf(what, sizeof what, "upsample_nearest2x_add[%s] C=%d %dx%d", isa, C, h, w);
+            same_bits(what, d, dr, nd);
+            free(src); free(d); free(dr);
+        }
+        /* upsample_bilinear: low-res logits 256 -> image size, and odd */
+        const int ub[][4] = { { 3, 256, 1800, 1200 }, { 1, 256, 1024, 1024 }, { 2, 7, 5, 13 }, { 1, 1, 3, 2 } };
+        for (size_t i = 0; i < sizeof ub / sizeof ub[0]; i++) {
+            int n = ub[i][0], ls = ub[i][1], w = ub[i][2], h = ub[i][3];
+            if (quick() && (size_t)n * w * h > 2000000) continue;
+            size_t no = (size_t)n * w * h;
+            float *low = rand_buf((size_t)n * ls * ls, 20.0f), *out = rand_buf(no, 1.0f), *outr = rand_buf(no, 1.0f);
+            o->upsample_bilinear(o, low, out, n, ls, w, h);
+            ref_ops->upsample_bilinear(ref_ops, low, outr, n, ls, w, h);
+            snprintf(what, sizeof what, "upsample_bilinear[%s] n=%d %d -> %dx%d", isa, n, ls, w, h);
+            same_bits(what, out, outr, no);
+            free(low); free(out); free(outr);
+        }
+    }
+}
+
+static void test_elementwise_ops(void) {
+    setup();
+    char what[160];
+    const size_t sizes[] = { 1, 17, 4096 * 256, 65536 * 96 + 5 };
+    for (int bi = 0; bi < g_nbe; bi++) {
+        const samc_ops *o = g_be[bi].ops;
+        const char *isa = g_be[bi].isa;
+        for (size_t si = 0; si < 4; si++) {
+            size_t n = sizes[si];
+            float *a = rand_buf(n, 10.0f), *b = rand_buf(n, 10.0f), *d = rand_buf(n, 1.0f), *dr = rand_buf(n, 1.0f);
+            o->copy(o, d, a, n);
+            snprintf(what, sizeof what, "copy[%s] n=%zu", isa, n);
+            same_bits(what, d, a, n);
+            /* b repeated over leading dims (nb divides n), and nb == n */
+            size_t nbs[2] = { n, n % 256 == 0 ? 256 : 1 };
+            for (int k = 0; k < 2; k++) {
+                o->add(o, d, a, b, n, nbs[k]);
+                ref_ops->add(ref_ops, dr, a, b, n, nbs[k]);
+                snprintf(what, sizeof what, "add[%s] n=%zu nb=%zu", isa, n, nbs[k]);
+                same_bits(what, d, dr, n);
+            }
+            memcpy(d, a, n * sizeof(float));
+            ref_ops->add(ref_ops, dr, a, b, n, n);
+            o->add(o, d, d, b, n, n); /* dst aliasing a */
+            snprintf(what, sizeof what, "add[%s] in place n=%zu", isa, n);
+            same_bits(what, d, dr, n);
+            memcpy(d, a, n * sizeof(float));
+            memcpy(dr, a, n * sizeof(float));
+            o->relu(o, d, n);
+            ref_ops->relu(ref_ops, dr, n);
+            snprintf(what, sizeof what, "relu[%s] n=%zu", isa, n);
+            same_bits(what, d, dr, n);
+            memcpy(d, a, n * sizeof(float));
+            memcpy(dr, a, n * sizeof(float));
+            o->sigmoid(o, d, n);
+            ref_ops->sigmoid(ref_ops, dr, n);
+            snprintf(what, sizeof what, "sigmoid[%s] n=%zu", isa, n);
+            same_bits(what, d, dr, n);
+            free(a); free(b); free(d); free(dr);
+        }
+        /* add_channel on [C, HW], with and without a */
+        const int ac[][2] = { { 256, 4096 }, { 1, 17 }, { 33, 1 } };
+        for (size_t i = 0; i < 3; i++) {
+            int C = ac[i][0], HW = ac[i][1];
+            size_t n = (size_t)C * HW;
+            float *a = rand_buf(n, 1.0f), *v = rand_buf((size_t)C, 1.0f), *d = rand_buf(n, 9.0f), *dr = rand_buf(n, 9.0f);
+            for (int with_a = 0; with_a < 2; with_a++) {
+                o->add_channel(o, d, with_a ? a : NULL, v, C, HW);
+                ref_ops->add_channel(ref_ops, dr, with_a ? a : NULL, v, C, HW);
+                snprintf(what, sizeof what, "add_channel[%s] C=%d HW=%d a=%d", isa, C, HW, with_a);
+                same_bits(what, d, dr, n);
+            }
+            free(a); free(v); free(d); free(dr);
+        }
+    }
+}
+
 /* ------------------------------------------------------------------ determinism */
 
 /* The same inputs through instances with 1, 2 and 7 threads, twice each: outputs must
@@ -596,4 +744,5 @@ static void test_determinism(void) {
 TEST_MAIN(TEST_CASE(test_thread_pool), TEST_CASE(test_create_destroy), TEST_CASE(test_linear),
           TEST_CASE(test_matmul), TEST_CASE(test_gemm_zero_k), TEST_CASE(test_attention),
           TEST_CASE(test_layer_norm), TEST_CASE(test_layer_norm2d), TEST_CASE(test_gelu),
-          TEST_CASE(test_conv2d), TEST_CASE(test_conv_transpose2x2), TEST_CASE(test_determinism))
+          TEST_CASE(test_conv2d), TEST_CASE(test_conv_transpose2x2), TEST_CASE(test_layout_ops),
+          TEST_CASE(test_elementwise_ops), TEST_CASE(test_determinism))
