@@ -1,9 +1,11 @@
 /* kernels/cpu_fast_avx2.c: the AVX2+FMA inner kernels of cpu_fast (see cpu_fast.h).
- * Compiled with -mavx2 -mfma (the Makefile rule for the kernels/ files ending in _avx2.c) and only called
- * after cpu_fast.c has checked the CPU supports both.
+ * Compiled with -mavx2 -mfma (the Makefile rule for kernels/ files ending in _avx2.c)
+ * and only called after cpu_fast.c has checked that the CPU supports both.
  *
- * Tails are handled with masked loads and stores in the same vector code, never a
- * scalar remainder loop, so an element's result does not depend on where it falls. */
+ * Arithmetic tails run through the same vector code with masked loads and stores,
+ * never a scalar remainder loop, so an element's result does not depend on where it
+ * falls (pure copies such as packing may use scalar tails). Masked stores are slow on
+ * AMD Zen, so full vectors use plain loads and stores. */
 #include "cpu_fast.h"
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -442,39 +444,52 @@ static void layer_norm_rows_avx2(const float *x, const float *w, const float *b,
     }
 }
 
-/* LayerNorm2d (sam2 modeling/sam2_utils.py) on pixels [p0, p1) of x[C, HW]: 16 pixels
- * per step in two vectors, so each channel row is read in whole cache lines. */
+/* LayerNorm2d (sam2 modeling/sam2_utils.py) on 16 pixels at p of x[C, HW], two vectors
+ * so that each channel row is read in whole cache lines. FULL: all 16 present (plain
+ * loads and stores), else masks m0/m1. */
+static inline __attribute__((always_inline)) void ln2d_block(
+    const int FULL, const float *xp, const float *w, const float *b, float *yp, int C, int HW,
+    __m256i m0, __m256i m1, float eps) {
+#define LD(ptr, m) (FULL ? _mm256_loadu_ps(ptr) : _mm256_maskload_ps(ptr, m))
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    for (int c = 0; c < C; c++) {
+        s0 = _mm256_add_ps(s0, LD(xp + (size_t)c * HW, m0));
+        s1 = _mm256_add_ps(s1, LD(xp + (size_t)c * HW + 8, m1));
+    }
+    __m256 cf = _mm256_set1_ps((float)C);
+    __m256 mean0 = _mm256_div_ps(s0, cf), mean1 = _mm256_div_ps(s1, cf);
+    __m256 v0 = _mm256_setzero_ps(), v1 = _mm256_setzero_ps();
+    for (int c = 0; c < C; c++) {
+        __m256 d0 = _mm256_sub_ps(LD(xp + (size_t)c * HW, m0), mean0);
+        __m256 d1 = _mm256_sub_ps(LD(xp + (size_t)c * HW + 8, m1), mean1);
+        v0 = _mm256_fmadd_ps(d0, d0, v0);
+        v1 = _mm256_fmadd_ps(d1, d1, v1);
+    }
+    __m256 e = _mm256_set1_ps(eps), one = _mm256_set1_ps(1.0f);
+    __m256 i0 = _mm256_div_ps(one, _mm256_sqrt_ps(_mm256_add_ps(_mm256_div_ps(v0, cf), e)));
+    __m256 i1 = _mm256_div_ps(one, _mm256_sqrt_ps(_mm256_add_ps(_mm256_div_ps(v1, cf), e)));
+    for (int c = 0; c < C; c++) {
+        __m256 wc = _mm256_set1_ps(w[c]), bc = _mm256_set1_ps(b[c]);
+        __m256 d0 = _mm256_mul_ps(_mm256_sub_ps(LD(xp + (size_t)c * HW, m0), mean0), i0);
+        __m256 d1 = _mm256_mul_ps(_mm256_sub_ps(LD(xp + (size_t)c * HW + 8, m1), mean1), i1);
+        if (FULL) {
+            _mm256_storeu_ps(yp + (size_t)c * HW, _mm256_fmadd_ps(d0, wc, bc));
+            _mm256_storeu_ps(yp + (size_t)c * HW + 8, _mm256_fmadd_ps(d1, wc, bc));
+        } else {
+            _mm256_maskstore_ps(yp + (size_t)c * HW, m0, _mm256_fmadd_ps(d0, wc, bc));
+            _mm256_maskstore_ps(yp + (size_t)c * HW + 8, m1, _mm256_fmadd_ps(d1, wc, bc));
+        }
+    }
+#undef LD
+}
+
 static void layer_norm2d_span_avx2(const float *x, const float *w, const float *b, float *y,
                                    int C, int HW, int p0, int p1, float eps) {
     for (int p = p0; p < p1; p += 16) {
         int np = p1 - p < 16 ? p1 - p : 16;
         __m256i m0 = tail_mask(np < 8 ? np : 8), m1 = tail_mask(np > 8 ? np - 8 : 0);
-        const float *xp = x + p;
-        float *yp = y + p;
-        __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-        for (int c = 0; c < C; c++) {
-            s0 = _mm256_add_ps(s0, _mm256_maskload_ps(xp + (size_t)c * HW, m0));
-            s1 = _mm256_add_ps(s1, _mm256_maskload_ps(xp + (size_t)c * HW + 8, m1));
-        }
-        __m256 cf = _mm256_set1_ps((float)C);
-        __m256 mean0 = _mm256_div_ps(s0, cf), mean1 = _mm256_div_ps(s1, cf);
-        __m256 v0 = _mm256_setzero_ps(), v1 = _mm256_setzero_ps();
-        for (int c = 0; c < C; c++) {
-            __m256 d0 = _mm256_sub_ps(_mm256_maskload_ps(xp + (size_t)c * HW, m0), mean0);
-            __m256 d1 = _mm256_sub_ps(_mm256_maskload_ps(xp + (size_t)c * HW + 8, m1), mean1);
-            v0 = _mm256_fmadd_ps(d0, d0, v0);
-            v1 = _mm256_fmadd_ps(d1, d1, v1);
-        }
-        __m256 e = _mm256_set1_ps(eps), one = _mm256_set1_ps(1.0f);
-        __m256 i0 = _mm256_div_ps(one, _mm256_sqrt_ps(_mm256_add_ps(_mm256_div_ps(v0, cf), e)));
-        __m256 i1 = _mm256_div_ps(one, _mm256_sqrt_ps(_mm256_add_ps(_mm256_div_ps(v1, cf), e)));
-        for (int c = 0; c < C; c++) {
-            __m256 wc = _mm256_set1_ps(w[c]), bc = _mm256_set1_ps(b[c]);
-            __m256 d0 = _mm256_mul_ps(_mm256_sub_ps(_mm256_maskload_ps(xp + (size_t)c * HW, m0), mean0), i0);
-            __m256 d1 = _mm256_mul_ps(_mm256_sub_ps(_mm256_maskload_ps(xp + (size_t)c * HW + 8, m1), mean1), i1);
-            _mm256_maskstore_ps(yp + (size_t)c * HW, m0, _mm256_fmadd_ps(d0, wc, bc));
-            _mm256_maskstore_ps(yp + (size_t)c * HW + 8, m1, _mm256_fmadd_ps(d1, wc, bc));
-        }
+        if (np == 16) ln2d_block(1, x + p, w, b, y + p, C, HW, m0, m1, eps);
+        else ln2d_block(0, x + p, w, b, y + p, C, HW, m0, m1, eps);
     }
 }
 
