@@ -1,6 +1,7 @@
 /* tests/test_ops.c: every op of cpu_fast against cpu_ref, on SAM2.1 shapes and on odd
  * ones, for each kernel table this CPU can run (avx2+fma and the portable one), plus
- * the thread pool and determinism across thread counts.
+ * the thread pool and determinism across thread counts. Compute ops are compared with
+ * |fast - ref| <= atol + rtol*|ref|; layout and elementwise ops must match bit for bit.
  *
  * The big shapes run the fast op on the whole problem and the slow reference on a
  * sample of rows / channels / queries (the reference ops have no hidden coupling
