@@ -5,8 +5,9 @@
 # `samc segment` / `samc everything`, 20 parallel clients, request timeout, job timeout
 # and cancel, queue-full 429, malformed and hostile requests, the bearer token, a clean
 # SIGTERM stop (no sanitizer report under `make debug`), a soak of SAMC_SOAK_PREDICTS
-# predicts (default 1000) and SAMC_SOAK_JOBS jobs (default 10) with resident memory
-# measured after warm-up and at the end (fail above 1% growth), and the page in headless
+# predicts (default 1000; 300 in a sanitized build) and SAMC_SOAK_JOBS jobs (default 10;
+# 4) with resident memory measured after warm-up and at the end (fail above 1% growth;
+# not checked in a sanitized build), and the page in headless
 # Chromium when it is installed (SAMC_SKIP_BROWSER=1 skips it).
 #
 # Runs $SAMC (default ./samc); golden folder $SAMC_GOLDEN or ../shared/golden.
@@ -16,8 +17,13 @@ unset SAMC_DEBUG SAMC_BACKEND SAMC_SERVE_TOKEN
 SAMC=${SAMC:-./samc}
 case "$SAMC" in /*) ;; *) SAMC="$(cd "$(dirname "$SAMC")" && pwd)/$(basename "$SAMC")" ;; esac
 GOLDEN=${SAMC_GOLDEN:-../shared/golden}
-SOAK_PREDICTS=${SAMC_SOAK_PREDICTS:-1000}
-SOAK_JOBS=${SAMC_SOAK_JOBS:-10}
+# A sanitized build (make debug) keeps freed memory in quarantine, so its resident size
+# says nothing about leaks (LeakSanitizer checks those at the SIGTERM stop instead): the
+# soak is shorter there and its memory check is skipped.
+SANITIZED=0
+grep -q '__asan_init' "$SAMC" 2>/dev/null && SANITIZED=1
+SOAK_PREDICTS=${SAMC_SOAK_PREDICTS:-$([ "$SANITIZED" = 1 ] && echo 300 || echo 1000)}
+SOAK_JOBS=${SAMC_SOAK_JOBS:-$([ "$SANITIZED" = 1 ] && echo 4 || echo 10)}
 PY=/usr/bin/python3
 pass=0; fail=0; skip=0
 TMP=$(mktemp -d /tmp/samc_cli_serve.XXXXXX)
@@ -303,8 +309,10 @@ soak_jobs() {
   done
 }
 t0=$(date +%s.%N)
+# warm-up: a tenth of each (first uses of the job path and of malloc's arenas settle)
 warm=$(( SOAK_PREDICTS / 10 )); [ "$warm" -lt 100 ] && warm=100
-burst "$warm"; soak_jobs 2
+warm_jobs=$(( SOAK_JOBS / 10 )); [ "$warm_jobs" -lt 2 ] && warm_jobs=2
+burst "$warm"; soak_jobs "$warm_jobs"; burst "$warm"
 rss0=$(rss_kb "$MAIN")
 burst "$SOAK_PREDICTS"
 n200=$(grep -c '^200$' "$TMP/codes")
@@ -314,7 +322,11 @@ t1=$(date +%s.%N)
 growth=$(awk -v a="$rss0" -v b="$rss1" 'BEGIN { printf "%.3f", (b - a) * 100 / a }')
 echo "    soak: $n200 of $(wc -l <"$TMP/codes") predicts 200, $SOAK_JOBS jobs, $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s; RSS after warm-up ${rss0} kB, at end ${rss1} kB (${growth}%)"
 check soak_answers "$n200 of $SOAK_PREDICTS predicts got 200, jobs ok: $jobs_ok" test "$n200" -ge "$SOAK_PREDICTS" -a "$jobs_ok" = 0
-check soak_rss "resident memory grew ${growth}% (> 1%)" awk -v g="$growth" 'BEGIN { exit !(g <= 1) }'
+if [ "$SANITIZED" = 1 ]; then
+  skipped soak_rss "sanitized build: resident memory includes the sanitizer's quarantine"
+else
+  check soak_rss "resident memory grew ${growth}% (> 1%)" awk -v g="$growth" 'BEGIN { exit !(g <= 1) }'
+fi
 stop "$MAIN" main
 
 # ---- request timeout: answered 504 on time, the server stays healthy -------------------

@@ -46,7 +46,7 @@ struct serve_job {
     serve_job_req req;
     char image_path[PATH_MAX];  /* resolved, inside the data folder */
     char out_rel[1100];         /* the output folder relative to the data folder */
-    char error[300];
+    char error[400];
     serve_server *srv;
 };
 
@@ -875,6 +875,11 @@ serve_server *serve_server_new(const serve_config *cfg, samc_error *err) {
         snprintf(err->msg, sizeof err->msg, "out of memory for %d workers and %d jobs", cfg->workers, cfg->max_jobs);
         goto fail;
     }
+    /* calloc hands back untouched zero pages that become resident only as job records are
+     * first used, which would look like growth hundreds of jobs into a run; touch them
+     * now so the table's memory is all there from the start. */
+    volatile char *touch = (volatile char *)s->jobs;
+    for (size_t o = 0; o < (size_t)cfg->max_jobs * sizeof *s->jobs; o += 4096) touch[o] = 0;
     samc_options opt = { .backend = cfg->backend, .n_threads = cfg->threads };
     if (cfg->verbose) opt.log = cli_log_stderr;
     for (int i = 0; i < cfg->workers; i++) {
