@@ -197,7 +197,13 @@ for i in $(seq 1 20); do
   curl -s -o "$TMP/par_$i.json" -w '%{http_code}' -d '{"points": [[150, 120]], "format": "rle"}' \
        "$U/v1/images/$ID/predict" >"$TMP/par_$i.code" &
 done
-wait_clients() { local p; for p in $(jobs -p); do [ "$p" = "$MAIN" ] || wait "$p"; done; }
+wait_clients() {  # waits for the background clients, not for the servers
+  local p q mine
+  for p in $(jobs -p); do
+    mine=0; for q in "${PIDS[@]}"; do [ "$p" = "$q" ] && mine=1; done
+    [ "$mine" = 1 ] || wait "$p"
+  done
+}
 wait_clients
 par_ok() {
   for i in $(seq 1 20); do
@@ -318,6 +324,7 @@ burst "$SOAK_PREDICTS"
 n200=$(grep -c '^200$' "$TMP/codes")
 soak_jobs "$SOAK_JOBS"; jobs_ok=$?
 rss1=$(rss_kb "$MAIN")
+grep -E '^(RssAnon|RssFile|Threads):' "/proc/$MAIN/status" | tr -s ' \t\n' ' ' | sed 's/^/    at end: /'; echo
 t1=$(date +%s.%N)
 growth=$(awk -v a="$rss0" -v b="$rss1" 'BEGIN { printf "%.3f", (b - a) * 100 / a }')
 echo "    soak: $n200 of $(wc -l <"$TMP/codes") predicts 200, $SOAK_JOBS jobs, $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s; RSS after warm-up ${rss0} kB, at end ${rss1} kB (${growth}%)"
@@ -369,6 +376,23 @@ if start token --token s3cret; then
   expect jobs_without_data_dir 403 "data-dir" POST /v1/jobs -H 'Authorization: Bearer s3cret' -d '{"type": "everything", "image": "truck.png"}'
   stop "$PID" token
 else bad token.start "did not start"; fi
+
+# ---- two workers share the cached embeddings: same answers as one worker ---------------
+if start multi --workers 2 --queue 32; then
+  req POST /v1/images --data-binary "@$IMG"; MID=$(field id)
+  for i in $(seq 1 20); do
+    curl -s -o "$TMP/multi_$i.json" -w '%{http_code}' -d '{"points": [[150, 120]], "format": "rle"}' \
+         "$U/v1/images/$MID/predict" >"$TMP/multi_$i.code" &
+  done
+  wait_clients
+  multi_ok() {
+    for i in $(seq 1 20); do
+      [ "$(cat "$TMP/multi_$i.code")" = 200 ] && cmp -s "$TMP/par_1.json" "$TMP/multi_$i.json" || return 1
+    done
+  }
+  check workers_2_parallel_20 "a client did not get 200 or an answer differs from the one-worker server's" multi_ok
+  stop "$PID" multi
+else bad multi.start "did not start"; fi
 
 # ---- command line ----------------------------------------------------------------------
 "$SAMC" serve --model "$MODEL" --host nowhere >/dev/null 2>"$TMP/err"; rc=$?
