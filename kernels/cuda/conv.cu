@@ -1,0 +1,176 @@
+/* kernels/cuda/conv.cu: nn.Conv2d (groups 1) and the decoder's ConvTranspose2d(k=2, s=2).
+ *
+ * conv2d is a direct kernel: no im2col buffer, so no workspace and nothing allocated per
+ * call. Its big user is Hiera's patch embed (sam2 backbones/hieradet.py PatchEmbed:
+ * 7x7, stride 4, pad 3, 3 -> C0 channels at 1024x1024), a reduction of only 147 taps per
+ * output, which a GEMM would spend mostly on the im2col copy. 1x1 stride-1 convolutions
+ * are plain products and go to cuBLAS through matmul.
+ *
+ * Both kernels sum their taps in the reference's order (input channel, then ky, kx),
+ * with FMAs, and add the bias last, as kernels/cpu_ref.c. */
+#include "cuda_common.cuh"
+#include <limits.h>
+
+#define CONV_PIX 128 /* output pixels per block, one per thread */
+#define CONV_CO 16   /* output channels per block, accumulated in registers */
+#define CONV_R 256   /* reduction taps (ci, ky, kx) staged in shared memory per step */
+
+/* y[co, oy, ox] = b[co] + sum over (ci, ky, kx) inside the image of x[ci, iy, ix] * w[co, ci, ky, kx].
+ * The weights of the block's 16 channels for 256 taps sit in shared memory as [tap][16]
+ * (read as four broadcast float4s per tap), with each tap's input offset and (ky, kx)
+ * decoded once per block instead of per thread. */
+__global__ void __launch_bounds__(CONV_PIX)
+conv2d_direct_kernel(const float *__restrict__ x, const float *__restrict__ w, const float *__restrict__ b,
+                     float *__restrict__ y, int Cin, int H, int W, int Cout, int kh, int kw, int stride, int pad,
+                     int Ho, int Wo) {
+    __shared__ float4 ws[CONV_R][CONV_CO / 4];
+    __shared__ int tap_off[CONV_R], tap_ky[CONV_R], tap_kx[CONV_R];
+    const int tid = threadIdx.x;
+    const int p = blockIdx.x * CONV_PIX + tid;
+    const int co0 = blockIdx.y * CONV_CO;
+    const bool valid = p < Ho * Wo;
+    const int oy = valid ? p / Wo : 0, ox = valid ? p % Wo : 0;
+    const int iy0 = oy * stride - pad, ix0 = ox * stride - pad;
+    const int khw = kh * kw, R = Cin * khw;
+
+    float acc[CONV_CO];
+#pragma unroll
+    for (int j = 0; j < CONV_CO; j++) acc[j] = 0.0f;
+
+    for (int r0 = 0; r0 < R; r0 += CONV_R) {
+        const int nr = min(CONV_R, R - r0);
+        __syncthreads(); /* the previous step's readers are done */
+        float *wsf = (float *)ws;
+        for (int t = tid; t < nr * CONV_CO; t += CONV_PIX) {
+            int rr = t / CONV_CO, j = t % CONV_CO; /* consecutive threads: consecutive smem words */
+            wsf[t] = co0 + j < Cout ? w[(size_t)(co0 + j) * R + r0 + rr] : 0.0f;
+        }
+        for (int t = tid; t < nr; t += CONV_PIX) {
+            int r = r0 + t, ci = r / khw, k = r % khw, ky = k / kw, kx = k % kw;
+            tap_off[t] = (ci * H + ky) * W + kx;
+            tap_ky[t] = ky;
+            tap_kx[t] = kx;
+        }
+        __syncthreads();
+        if (valid)
+            for (int t = 0; t < nr; t++) {
+                int iy = iy0 + tap_ky[t], ix = ix0 + tap_kx[t];
+                if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue; /* zero padding: the reference skips it */
+                float xv = x[(ptrdiff_t)iy0 * W + ix0 + tap_off[t]];
+#pragma unroll
+                for (int q = 0; q < CONV_CO / 4; q++) {
+                    float4 wv = ws[t][q];
+                    acc[4 * q + 0] = fmaf(xv, wv.x, acc[4 * q + 0]);
+                    acc[4 * q + 1] = fmaf(xv, wv.y, acc[4 * q + 1]);
+                    acc[4 * q + 2] = fmaf(xv, wv.z, acc[4 * q + 2]);
+                    acc[4 * q + 3] = fmaf(xv, wv.w, acc[4 * q + 3]);
+                }
+            }
+    }
+    if (!valid) return;
+    const size_t plane = (size_t)Ho * Wo;
+#pragma unroll
+    for (int j = 0; j < CONV_CO; j++)
+        if (co0 + j < Cout) y[(size_t)(co0 + j) * plane + p] = acc[j] + (b ? b[co0 + j] : 0.0f);
+}
+
+void conv2d_cuda(const samc_ops *o, const float *x, const float *w, const float *b, float *y, int Cin, int H,
+                 int W, int Cout, int kh, int kw, int stride, int pad) {
+    samc_cuda_ctx *c = cuda_ctx(o);
+    if (Cout <= 0 || Cin <= 0 || H <= 0 || W <= 0 || kh <= 0 || kw <= 0 || stride <= 0) return;
+    const int Ho = (H + 2 * pad - kh) / stride + 1, Wo = (W + 2 * pad - kw) / stride + 1;
+    if (Ho <= 0 || Wo <= 0) return;
+    if (kh == 1 && kw == 1 && stride == 1 && pad == 0) {
+        /* y[Cout, HW] = w[Cout, Cin] · x[Cin, HW] + b */
+        matmul_cuda(o, w, x, b, y, Cout, H * W, Cin);
+        return;
+    }
+    /* The tap offsets and pixel indices are ints: far beyond any SAM2.1 map. */
+    if ((long long)Cin * H * W >= INT_MAX || (long long)Ho * Wo >= INT_MAX - CONV_PIX ||
+        (long long)Cin * kh * kw >= INT_MAX) {
+        cuda_fail(c, __FILE__, __LINE__, "conv2d", "input too large for 32-bit indexing");
+        return;
+    }
+    const long long pixels = (long long)Ho * Wo;
+    const int co_tiles = (Cout + CONV_CO - 1) / CONV_CO;
+    if (co_tiles > 65535) {
+        cuda_fail(c, __FILE__, __LINE__, "conv2d", "more than 65535*16 output channels");
+        return;
+    }
+    dim3 grid((unsigned)((pixels + CONV_PIX - 1) / CONV_PIX), (unsigned)co_tiles);
+    conv2d_direct_kernel<<<grid, CONV_PIX, 0, c->stream>>>(x, w, b, y, Cin, H, W, Cout, kh, kw, stride, pad, Ho, Wo);
+    CUDA_OP_DONE(c, "conv2d");
+}
+
+/* ConvTranspose2d(Cin, Cout, kernel 2, stride 2) (sam2 mask_decoder output_upscaling):
+ * every input pixel paints its own 2x2 output patch, y[co, 2iy+ky, 2ix+kx] =
+ * b[co] + sum_ci x[ci, iy, ix] * w[ci, co, ky, kx]. A thread owns one input pixel and 8
+ * output channels (32 accumulators: 8 channels x 4 taps); the block stages the weights
+ * of 64 input channels at a time, w[ci, co, 0..1, 0..1] being one float4. */
+#define CT_PIX 128
+#define CT_CO 8
+#define CT_CI 64
+__global__ void __launch_bounds__(CT_PIX)
+conv_transpose2x2_kernel(const float *__restrict__ x, const float *__restrict__ w, const float *__restrict__ b,
+                         float *__restrict__ y, int Cin, int H, int W, int Cout) {
+    __shared__ float4 ws[CT_CI][CT_CO];
+    const int tid = threadIdx.x;
+    const int HW = H * W;
+    const int p = blockIdx.x * CT_PIX + tid;
+    const int co0 = blockIdx.y * CT_CO;
+    const bool valid = p < HW;
+    float acc[CT_CO][4];
+#pragma unroll
+    for (int j = 0; j < CT_CO; j++) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
+
+    for (int ci0 = 0; ci0 < Cin; ci0 += CT_CI) {
+        const int nci = min(CT_CI, Cin - ci0);
+        __syncthreads();
+        float *wsf = (float *)ws;
+        /* consecutive t: consecutive (co, tap) of one ci, contiguous in w and in smem;
+         * w is read as scalars: it may be an unaligned view into a weight arena */
+        for (int t = tid; t < nci * CT_CO * 4; t += CT_PIX) {
+            int cc = t / (CT_CO * 4), rem = t % (CT_CO * 4), j = rem / 4, tap = rem % 4;
+            wsf[t] = co0 + j < Cout ? w[((size_t)(ci0 + cc) * Cout + co0 + j) * 4 + tap] : 0.0f;
+        }
+        __syncthreads();
+        if (valid)
+            for (int cc = 0; cc < nci; cc++) {
+                float xv = x[(size_t)(ci0 + cc) * HW + p];
+#pragma unroll
+                for (int j = 0; j < CT_CO; j++) {
+                    float4 wv = ws[cc][j];
+                    acc[j][0] = fmaf(xv, wv.x, acc[j][0]);
+                    acc[j][1] = fmaf(xv, wv.y, acc[j][1]);
+                    acc[j][2] = fmaf(xv, wv.z, acc[j][2]);
+                    acc[j][3] = fmaf(xv, wv.w, acc[j][3]);
+                }
+            }
+    }
+    if (!valid) return;
+    const int iy = p / W, ix = p % W, Wo = 2 * W;
+    const size_t plane = (size_t)4 * HW;
+#pragma unroll
+    for (int j = 0; j < CT_CO; j++) {
+        if (co0 + j >= Cout) break;
+        float bias = b ? b[co0 + j] : 0.0f;
+        float *yr = y + (size_t)(co0 + j) * plane + (size_t)(2 * iy) * Wo + 2 * ix;
+        yr[0] = acc[j][0] + bias;
+        yr[1] = acc[j][1] + bias;
+        yr[Wo] = acc[j][2] + bias;
+        yr[Wo + 1] = acc[j][3] + bias;
+    }
+}
+
+void conv_transpose2x2_cuda(const samc_ops *o, const float *x, const float *w, const float *b, float *y, int Cin,
+                            int H, int W, int Cout) {
+    samc_cuda_ctx *c = cuda_ctx(o);
+    if (Cin <= 0 || H <= 0 || W <= 0 || Cout <= 0) return;
+    if ((long long)H * W >= INT_MAX - CT_PIX || (Cout + CT_CO - 1) / CT_CO > 65535) {
+        cuda_fail(c, __FILE__, __LINE__, "conv_transpose2x2", "map or channel count too large");
+        return;
+    }
+    dim3 grid((unsigned)((H * W + CT_PIX - 1) / CT_PIX), (unsigned)((Cout + CT_CO - 1) / CT_CO));
+    conv_transpose2x2_kernel<<<grid, CT_PIX, 0, c->stream>>>(x, w, b, y, Cin, H, W, Cout);
+    CUDA_OP_DONE(c, "conv_transpose2x2");
+}
