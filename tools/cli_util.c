@@ -248,3 +248,13 @@ int cli_check_writable(const char *what, const char *path) {
     }
     return 0;
 }
+
+void cli_default_name(const char *image, const char *suffix, char *out, size_t size) {
+    const char *base = strrchr(image, '/');
+    base = base ? base + 1 : image;
+    size_t len = strlen(base), room = size - strlen(suffix) - 1;
+    const char *dot = strrchr(base, '.');
+    if (dot && dot != base) len = (size_t)(dot - base);
+    if (len > room) len = room;
+    snprintf(out, size, "%.*s%s", (int)len, base, suffix);
+}

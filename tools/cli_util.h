@@ -77,4 +77,8 @@ double cli_now_ms(void);
 /* Whether path's directory exists and can be written; prints the error if not. */
 int cli_check_writable(const char *what, const char *path);
 
+/* "<image name without directory and extension><suffix>" in the current directory, the
+ * default output name of segment ("_mask") and everything ("_masks"). */
+void cli_default_name(const char *image, const char *suffix, char *out, size_t size);
+
 #endif

@@ -217,17 +217,6 @@ static int parse_args(int argc, char **argv, everything_args *e) {
     return 0;
 }
 
-/* "<image name without directory and extension>_masks" in the current directory. */
-static void default_out_dir(const char *image, char *out, size_t size) {
-    const char *base = strrchr(image, '/');
-    base = base ? base + 1 : image;
-    size_t len = strlen(base);
-    const char *dot = strrchr(base, '.');
-    if (dot && dot != base) len = (size_t)(dot - base);
-    if (len > size - 8) len = size - 8;
-    snprintf(out, size, "%.*s_masks", (int)len, base);
-}
-
 /* DIR exists as a writable folder afterwards (created if missing), or an error names it. */
 static int prepare_out_dir(const char *dir) {
     struct stat st;
@@ -528,7 +517,7 @@ int cmd_everything(int argc, char **argv) {
         cli_error(e.image, "%s", why);
         goto done;
     }
-    if (!e.out) default_out_dir(e.image, e.default_out, sizeof e.default_out);
+    if (!e.out) cli_default_name(e.image, "_masks", e.default_out, sizeof e.default_out);
     const char *dir = e.out ? e.out : e.default_out;
     if (prepare_out_dir(dir) != 0) goto done;
     snprintf(e.json_path, sizeof e.json_path, "%s/masks.json", dir);

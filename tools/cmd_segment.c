@@ -168,17 +168,6 @@ static int check_prompts(const segment_args *s, int w, int h) {
     return 0;
 }
 
-/* "<image name without directory and extension>_mask" in the current directory. */
-static void default_prefix(const char *image, char *out, size_t size) {
-    const char *base = strrchr(image, '/');
-    base = base ? base + 1 : image;
-    size_t len = strlen(base);
-    const char *dot = strrchr(base, '.');
-    if (dot && dot != base) len = (size_t)(dot - base);
-    if (len > size - 8) len = size - 8;
-    snprintf(out, size, "%.*s_mask", (int)len, base);
-}
-
 static int run_model(segment_args *s, const image_rgb *img, samc_masks *out) {
     samc_error err = { 0 };
     samc_options opt = { .backend = s->backend, .n_threads = s->threads };
@@ -276,7 +265,7 @@ int cmd_segment(int argc, char **argv) {
         goto done;
     }
     if (check_prompts(&s, img.w, img.h) != 0) goto done;
-    if (!s.out) default_prefix(s.image, s.default_out, sizeof s.default_out);
+    if (!s.out) cli_default_name(s.image, "_mask", s.default_out, sizeof s.default_out);
     if (cli_check_writable("--out", s.out ? s.out : s.default_out) != 0) goto done;
     if (s.save_lowres && cli_check_writable("--save-lowres", s.save_lowres) != 0) goto done;
     double t0 = cli_now_ms();
