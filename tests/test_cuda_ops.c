@@ -13,6 +13,8 @@
  * after 3 warm-ups) and prints TFLOP/s or GB/s. */
 #include "ops.h"
 #include "test.h"
+#define TEST_RNG_SEED 0x2545f4914f6cdd1dull
+#include "test_data.h"
 #include <stdarg.h>
 #include <stdint.h>
 #ifdef SAMC_HAVE_CUDA
@@ -47,22 +49,6 @@ static int have_gpu(void) {
 }
 #define NEED_GPU() do { if (!have_gpu()) TEST_SKIP("cuda backend unavailable: %s", g_why); } while (0)
 
-static uint64_t rng_state = 0x2545f4914f6cdd1dull;
-static float frand(void) { /* uniform in [-1, 1) */
-    rng_state ^= rng_state << 13; rng_state ^= rng_state >> 7; rng_state ^= rng_state << 17;
-    return (float)((rng_state >> 40) * (1.0 / 8388608.0)) - 1.0f;
-}
-static float *rand_buf(size_t n, float scale) {
-    float *p = malloc((n ? n : 1) * sizeof(float));
-    if (!p) { fprintf(stderr, "out of memory\n"); exit(2); }
-    for (size_t i = 0; i < n; i++) p[i] = frand() * scale;
-    return p;
-}
-static float *zero_buf(size_t n) {
-    float *p = calloc(n ? n : 1, sizeof(float));
-    if (!p) { fprintf(stderr, "out of memory\n"); exit(2); }
-    return p;
-}
 
 /* Device buffers. A failed allocation is a test failure (CHECK), and the helpers then
  * return NULL, which every caller checks before running the op. */

@@ -10,6 +10,8 @@
 #include "cpu_fast.h"
 #include "ops.h"
 #include "test.h"
+#define TEST_RNG_SEED 0x9e3779b97f4a7c15ull
+#include "test_data.h"
 #include "thread_pool.h"
 #include <stdatomic.h>
 #include <stdint.h>
@@ -32,22 +34,6 @@ static int quick(void) {
 
 /* ------------------------------------------------------------------ helpers */
 
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-static float frand(void) { /* uniform in [-1, 1) */
-    rng_state ^= rng_state << 13; rng_state ^= rng_state >> 7; rng_state ^= rng_state << 17;
-    return (float)((rng_state >> 40) * (1.0 / 8388608.0)) - 1.0f;
-}
-static float *rand_buf(size_t n, float scale) {
-    float *p = malloc((n ? n : 1) * sizeof(float));
-    if (!p) { fprintf(stderr, "out of memory\n"); exit(2); }
-    for (size_t i = 0; i < n; i++) p[i] = frand() * scale;
-    return p;
-}
-static float *zero_buf(size_t n) {
-    float *p = calloc(n ? n : 1, sizeof(float));
-    if (!p) { fprintf(stderr, "out of memory\n"); exit(2); }
-    return p;
-}
 
 /* |got - ref| <= atol + rtol*|ref| for every element; on failure names the op, the
  * first bad index, both values, how many are bad and the max abs error. */
