@@ -14,40 +14,8 @@ pass=0; fail=0; skip=0
 TMP=$(mktemp -d /tmp/samc_cli_errors.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
 
-ok()  { pass=$((pass+1)); echo "OK     cli_errors.$1"; }
-bad() { fail=$((fail+1)); echo "NOT OK cli_errors.$1: $2"; sed 's/^/    stderr: /' "$TMP/err" | head -n 5; }
-
-# expect_fail NAME WORD cmd...: non-zero exit, one "samc: error:" line containing WORD.
-expect_fail() {
-  local name=$1 word=$2; shift 2
-  "$@" >"$TMP/out" 2>"$TMP/err"; local rc=$?
-  local lines; lines=$(grep -c '' "$TMP/err")
-  if [ "$rc" -eq 0 ]; then bad "$name" "exited 0"
-  elif [ "$rc" -ge 128 ]; then bad "$name" "crashed (exit $rc)"
-  elif grep -q 'Sanitizer' "$TMP/err"; then bad "$name" "sanitizer report"
-  elif [ "$lines" -ne 1 ]; then bad "$name" "$lines lines on stderr, want 1"
-  elif ! grep -q '^samc: error: ' "$TMP/err"; then bad "$name" "no 'samc: error:' prefix"
-  elif ! grep -qiF -- "$word" "$TMP/err"; then bad "$name" "message lacks '$word'"
-  else ok "$name"; fi
-}
-
-# expect_ok NAME cmd...: exit 0, nothing from a sanitizer.
-expect_ok() {
-  local name=$1; shift
-  "$@" >"$TMP/out" 2>"$TMP/err"; local rc=$?
-  if [ "$rc" -ne 0 ]; then bad "$name" "exit $rc"
-  elif grep -q 'Sanitizer' "$TMP/err"; then bad "$name" "sanitizer report"
-  else ok "$name"; return 0; fi
-  return 1
-}
-
-# check NAME WHY test-args...: a plain assertion on what a previous call produced.
-check() {
-  local name=$1 why=$2; shift 2
-  if "$@"; then ok "$name"; else : >"$TMP/err"; bad "$name" "$why"; fi
-}
-
-is_png() { [ "$(head -c 8 "$1" 2>/dev/null | od -An -tx1 | tr -d ' \n')" = "89504e470d0a1a0a" ]; }
+SUITE=cli_errors
+. "$(dirname "$0")/lib_cli.sh"
 
 # A 64x48 RGB PNG (gradient and a red disc), so the script needs no other data.
 IMG=$TMP/small.png
