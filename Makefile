@@ -37,6 +37,25 @@ endif
 
 LIB := $(BUILD)/libsamc.a
 
+# GDAL (Debian libgdal-dev) for `samc mosaic`: raster and vector I/O of mosaic/. Found by
+# gdal-config; without it samc builds without the mosaic command, whose tests then skip.
+# libyaml (libyaml-dev) reads sam-mosaic's YAML config files.
+GDAL_CONFIG ?= $(shell command -v gdal-config 2>/dev/null)
+MOSAIC_SRC := $(sort $(wildcard mosaic/*.c))
+ifneq ($(GDAL_CONFIG),)
+  GDAL_CFLAGS := $(shell $(GDAL_CONFIG) --cflags)
+  GDAL_LIBS   := $(shell $(GDAL_CONFIG) --libs)
+  MOSAIC_OBJ  := $(MOSAIC_SRC:%.c=$(BUILD)/%.o)
+  MOSAIC_LIB  := $(BUILD)/libsamc_mosaic.a
+  MOSAIC_LDLIBS := $(MOSAIC_LIB) $(GDAL_LIBS) -lyaml
+  override CFLAGS += -DSAMC_HAVE_GDAL=1 -Imosaic $(GDAL_CFLAGS)
+  $(info samc: GDAL $(shell $(GDAL_CONFIG) --version) found: building `samc mosaic`)
+else
+  TEST_SRC := $(filter-out tests/test_mosaic_%,$(TEST_SRC))
+  TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+  $(info samc: gdal-config not found (Debian: libgdal-dev): building without `samc mosaic`)
+endif
+
 SAMC_BIN ?= samc
 
 .PHONY: all test debug clean weights
@@ -54,12 +73,16 @@ $(LIB): $(LIB_OBJ) $(CUDA_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(SAMC_BIN): $(TOOL_OBJ) $(LIB)
-	$(CC) $(CFLAGS) $(LDFLAGS) $(TOOL_OBJ) $(LIB) -o $@ $(LDLIBS) -lstb -lcjson -lmicrohttpd
-
-$(BUILD)/tests/%: tests/%.c tests/test.h $(LIB)
+$(MOSAIC_LIB): $(MOSAIC_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) $< $(LIB) -o $@ $(LDLIBS) -lstb -lcjson
+	rm -f $@ && ar rcs $@ $^
+
+$(SAMC_BIN): $(TOOL_OBJ) $(LIB) $(MOSAIC_LIB)
+	$(CC) $(CFLAGS) $(LDFLAGS) $(TOOL_OBJ) $(MOSAIC_LDLIBS) $(LIB) -o $@ $(LDLIBS) -lstb -lcjson -lmicrohttpd
+
+$(BUILD)/tests/%: tests/%.c tests/test.h $(LIB) $(MOSAIC_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) $< $(MOSAIC_LDLIBS) $(LIB) -o $@ $(LDLIBS) -lstb -lcjson
 
 test: $(SAMC_BIN) $(TEST_BIN)
 	@SAMC=./$(SAMC_BIN) BUILD=$(BUILD) bash tests/run_tests.sh $(TEST_BIN)
