@@ -76,13 +76,14 @@ typedef struct {
  *     (pieces on the border may continue in the neighbouring tile, so they are kept).
  * Decisions are made on the input labels (one pass), so the result does not depend on
  * the order of fragments. enclosed_max_area 0 or min_area 0 disable either rule.
- * Scratch memory is allocated here and freed (w * h * 4 bytes plus per-fragment info). */
+ * Scratch memory is allocated here and freed (w * h * 4 bytes plus per-fragment info).
+ * stats are added to (NULL: not wanted); w or h 0 is an empty image. */
 int mosaic_cleanup_fragments(uint32_t *labels, int w, int h, int min_area, int enclosed_max_area,
                              mosaic_cleanup_stats *stats, samc_error *err);
 
 /* Renumbers the non-zero labels of labels[n] to first_id, first_id + 1, ... in the order
  * of their first appearance (row-major); *n_ids gets how many distinct labels there were.
- * Fails if an id would pass UINT32_MAX - 1. */
+ * Fails, leaving labels as they were, if an id would pass UINT32_MAX - 1 or first_id is 0. */
 int mosaic_labels_compact(uint32_t *labels, int64_t n, uint32_t first_id, uint32_t *n_ids,
                           samc_error *err);
 
