@@ -62,10 +62,31 @@ static int layer_points_per_side(const amg_options *o, int layer) {
 
 static int in_unit(double v) { return v >= 0.0 && v <= 1.0; }
 
+/* as many points as the largest points_per_side grid (1024^2) */
+#define AMG_MAX_GRID_POINTS (1 << 20)
+
+/* Points of a crop of `layer`: the given point_grid, or the layer's n x n grid. */
+static int layer_points(const amg_options *o, int layer) {
+    if (o->point_grid) return o->point_grid_n;
+    int n = layer_points_per_side(o, layer);
+    return n * n;
+}
+
 int amg_options_check(const amg_options *o, samc_error *err) {
     if (!o) return amg_fail(err, SAMC_ERR_ARG, "amg: NULL options");
-    if (o->points_per_side < 1 || o->points_per_side > 1024)
+    if (o->point_grid) {
+        if (o->point_grid_n < 1 || o->point_grid_n > AMG_MAX_GRID_POINTS)
+            return amg_fail(err, SAMC_ERR_ARG, "amg: point_grid_n %d is not in [1, %d]", o->point_grid_n,
+                            AMG_MAX_GRID_POINTS);
+        for (int k = 0; k < 2 * o->point_grid_n; k++)
+            if (!in_unit(o->point_grid[k]))
+                return amg_fail(err, SAMC_ERR_ARG, "amg: point_grid[%d][%d] = %g is not in [0, 1]", k / 2, k % 2,
+                                o->point_grid[k]);
+    } else if (o->point_grid_n != 0) {
+        return amg_fail(err, SAMC_ERR_ARG, "amg: point_grid_n %d without a point_grid", o->point_grid_n);
+    } else if (o->points_per_side < 1 || o->points_per_side > 1024) {
         return amg_fail(err, SAMC_ERR_ARG, "amg: points_per_side %d is not in [1, 1024]", o->points_per_side);
+    }
     if (o->points_per_batch < 1 || o->points_per_batch > 4096)
         return amg_fail(err, SAMC_ERR_ARG, "amg: points_per_batch %d is not in [1, 4096]", o->points_per_batch);
     if (!in_unit(o->pred_iou_thresh))
@@ -87,7 +108,7 @@ int amg_options_check(const amg_options *o, samc_error *err) {
     if (o->crop_n_points_downscale_factor < 1 || o->crop_n_points_downscale_factor > 1024)
         return amg_fail(err, SAMC_ERR_ARG, "amg: crop_n_points_downscale_factor %d is not in [1, 1024]",
                         o->crop_n_points_downscale_factor);
-    if (layer_points_per_side(o, o->crop_n_layers) < 1)
+    if (!o->point_grid && layer_points_per_side(o, o->crop_n_layers) < 1)
         return amg_fail(err, SAMC_ERR_ARG,
                         "amg: crop layer %d would have no points: points_per_side %d / "
                         "crop_n_points_downscale_factor %d^%d < 1", o->crop_n_layers, o->points_per_side,
@@ -245,17 +266,27 @@ int amg_rle_encode(const uint8_t *mask, int cw, int ch, int x0, int y0, int w, i
 
 int amg_rle_decode(const uint32_t *counts, int64_t n_counts, int w, int h, uint8_t *mask,
                    samc_error *err) {
-    /* rle_to_mask: runs fill the image column by column, alternating 0 and 1 */
+    /* rle_to_mask: runs fill the image column by column, alternating 0 and 1. The image
+     * is cleared first and only the runs of ones are written, walking down each column,
+     * so the cost follows the mask's area rather than the image's. */
     uint64_t total = (uint64_t)w * (uint64_t)h, idx = 0;
+    memset(mask, 0, (size_t)total);
     for (int64_t k = 0; k < n_counts; k++) {
         if (counts[k] > total - idx)
             return amg_fail(err, SAMC_ERR_FORMAT, "amg_rle_decode: run %lld of %u pixels goes past the %dx%d image",
                             (long long)k, counts[k], w, h);
-        uint8_t v = (uint8_t)(k & 1);
-        for (uint64_t e = idx + counts[k]; idx < e; idx++) {
-            uint64_t x = idx / (uint64_t)h, y = idx % (uint64_t)h;
-            mask[y * (uint64_t)w + x] = v;
+        if (k & 1) {
+            uint64_t x = idx / (uint64_t)h, y = idx % (uint64_t)h, left = counts[k];
+            while (left > 0) {
+                uint64_t seg = (uint64_t)h - y < left ? (uint64_t)h - y : left;
+                uint8_t *p = mask + y * (uint64_t)w + x;
+                for (uint64_t i = 0; i < seg; i++, p += w) *p = 1;
+                left -= seg;
+                y = 0;
+                x++;
+            }
         }
+        idx += counts[k];
     }
     if (idx != total)
         return amg_fail(err, SAMC_ERR_FORMAT, "amg_rle_decode: runs cover %llu of the %llu pixels of a %dx%d image",
@@ -606,18 +637,16 @@ int amg_generate(const amg_source *src, int w, int h, const amg_options *o, amg_
         goto done;
     }
     amg_crop_boxes(w, h, o->crop_n_layers, o->crop_overlap_ratio, crops, layers, n_crops);
-    int max_side = o->points_per_side, total_batches = 0;
-    for (int c = 0; c < n_crops; c++) {
-        int n = layer_points_per_side(o, layers[c]);
-        total_batches += (n * n + o->points_per_batch - 1) / o->points_per_batch;
-    }
+    int max_points = layer_points(o, 0), total_batches = 0;   /* layer 0 has the most */
+    for (int c = 0; c < n_crops; c++)
+        total_batches += (layer_points(o, layers[c]) + o->points_per_batch - 1) / o->points_per_batch;
     st->n_crops = n_crops;
     size_t npix = (size_t)w * h;   /* the first crop is the whole image, the largest */
     buf.logits = malloc(sizeof(float) * npix);
     buf.bin = malloc(npix);
     buf.iou = malloc(sizeof(float) * (size_t)o->points_per_batch * M);
-    buf.points = malloc(sizeof(float) * 2 * (size_t)max_side * max_side);
-    buf.grid = malloc(sizeof(double) * 2 * (size_t)max_side * max_side);
+    buf.points = malloc(sizeof(float) * 2 * (size_t)max_points);
+    buf.grid = malloc(sizeof(double) * 2 * (size_t)max_points);
     if (!buf.logits || !buf.bin || !buf.iou || !buf.points || !buf.grid) {
         amg_fail(err, SAMC_ERR_NOMEM, "amg: out of memory for the buffers of a %dx%d image", w, h);
         goto done;
@@ -636,11 +665,15 @@ int amg_generate(const amg_source *src, int w, int h, const amg_options *o, amg_
         st->encode_ms += now_ms() - t0;
         /* point_grids[layer] * (crop_w, crop_h) in float64, then float32 like the
          * torch.as_tensor(points, dtype=torch.float32) of _process_batch */
-        int n = layer_points_per_side(o, layers[c]), np = n * n;
-        amg_point_grid(n, buf.grid);
+        int np = layer_points(o, layers[c]);
+        const double *grid = o->point_grid;
+        if (!grid) {
+            amg_point_grid(layer_points_per_side(o, layers[c]), buf.grid);
+            grid = buf.grid;
+        }
         for (int k = 0; k < np; k++) {
-            buf.points[2 * k] = (float)(buf.grid[2 * k] * cw);
-            buf.points[2 * k + 1] = (float)(buf.grid[2 * k + 1] * ch);
+            buf.points[2 * k] = (float)(grid[2 * k] * cw);
+            buf.points[2 * k + 1] = (float)(grid[2 * k + 1] * ch);
         }
         st->n_points += np;
         int from = list.n;

@@ -54,6 +54,13 @@ typedef struct {
      * For servers that cancel or time out jobs; NULL never stops. */
     int (*cancelled)(void *ctx);
     void *cancel_ctx;
+    /* Optional: point_grid[point_grid_n][2], (x, y) in [0, 1], prompted in every crop layer
+     * instead of the points_per_side grid (which is then ignored), what
+     * SAM2AutomaticMaskGenerator(points_per_side=None, point_grids=[g] * (crop_n_layers + 1))
+     * does: the points are g * (crop_w, crop_h) in float64, then float32. Not copied: it must
+     * outlive the generator call. NULL / 0: the points_per_side grid. */
+    const double *point_grid;
+    int point_grid_n;
 } amg_options;
 
 /* One generated mask, as a record of generate() with output_mode="uncompressed_rle". */
