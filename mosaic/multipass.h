@@ -63,11 +63,14 @@ int mosaic_multipass_options_check(const mosaic_multipass_options *o, samc_error
  * given points, normalized to [0, 1] (x / w, y / h in float32, as the tool hands them
  * over), pred_iou_thresh = iou, stability_score_thresh = stability. image_changed is 0
  * when rgb holds the same pixels as in the previous call on this tile (then an
- * implementation may reuse its encoding). Masks come back in out (amg_result, RLE). */
+ * implementation may reuse its encoding). cancelled (may be NULL) is the run's, to be
+ * asked inside the generator (amg_options.cancelled). Masks come back in out
+ * (amg_result, RLE). */
 typedef struct {
     void *ctx;
     int (*generate)(void *ctx, const uint8_t *rgb, int w, int h, const double *points01,
                     int n_points, double iou, double stability, int image_changed,
+                    int (*cancelled)(void *cancel_ctx), void *cancel_ctx,
                     amg_result *out, samc_error *err);
 } mosaic_mask_source;
 
@@ -125,7 +128,7 @@ void mosaic_uniform_grid(int w, int h, int n, int *out);
 void mosaic_erode(uint8_t *ok, uint8_t *tmp, int w, int h, int iterations);
 /* k points (x, y) inside ok[h][w], spread by seeded k-means over a sample of the ok
  * pixels, each snapped to the nearest sampled ok pixel. Returns how many (<= k; all ok
- * pixels when there are <= k). Deterministic for a given seed. */
+ * pixels when there are <= k), or -1 when out of memory. Deterministic for a given seed. */
 int mosaic_kmeans_points(const uint8_t *ok, int w, int h, int k, uint64_t seed, int *out);
 
 #endif
