@@ -2,7 +2,7 @@
 # `make test` builds and runs every test, `make debug` builds with ASan/UBSan.
 CC      ?= cc
 CFLAGS  ?= -O2 -g
-override CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -I. -Imodel -Ikernels -Iloader -I/usr/include/stb -pthread
+override CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -I. -Imodel -Ikernels -Iloader -Imosaic -I/usr/include/stb -pthread
 LDLIBS  += -lm -pthread
 BUILD   ?= build
 
@@ -27,7 +27,8 @@ ifneq ($(CUDA_SRC),)
   CUDA_OBJ  := $(CUDA_SRC:%.cu=$(BUILD)/%.o)
   override CFLAGS += -DSAMC_HAVE_CUDA=1 -I$(CUDA_HOME)/include
   LDLIBS    += -L$(CUDA_HOME)/lib64 -lcudart -lcublas -lcudnn -lstdc++
-  NVFLAGS   ?= -O2 -std=c++17 -I. -Ikernels -Imodel --gpu-architecture=sm_80 \
+  # sm_75 (Turing, T4) for --precision fp16 there; sm_80 / sm_90 and compute_80 PTX
+  NVFLAGS   ?= -O2 -std=c++17 -I. -Ikernels -Imodel --gpu-architecture=sm_80 -gencode arch=compute_75,code=sm_75 \
                -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
   $(info samc: nvcc found at $(NVCC): building the CUDA backend)
 endif
@@ -48,7 +49,7 @@ ifneq ($(GDAL_CONFIG),)
   MOSAIC_OBJ  := $(MOSAIC_SRC:%.c=$(BUILD)/%.o)
   MOSAIC_LIB  := $(BUILD)/libsamc_mosaic.a
   MOSAIC_LDLIBS := $(MOSAIC_LIB) $(GDAL_LIBS) -lyaml
-  override CFLAGS += -DSAMC_HAVE_GDAL=1 -Imosaic $(GDAL_CFLAGS)
+  override CFLAGS += -DSAMC_HAVE_GDAL=1 $(GDAL_CFLAGS)
   $(info samc: GDAL $(shell $(GDAL_CONFIG) --version) found: building `samc mosaic`)
 else
   TEST_SRC := $(filter-out tests/test_mosaic_%,$(TEST_SRC))
@@ -114,7 +115,7 @@ $(BUILD)/fuzz/fuzz_safetensors: tests/fuzz/fuzz_safetensors.c loader/safetensors
 # The request parsing of `samc serve`; amg_options_check comes from the (uninstrumented) library.
 $(BUILD)/fuzz/fuzz_serve_request: tests/fuzz/fuzz_serve_request.c tools/serve_parse.c tools/serve_parse.h $(LIB)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_FLAGS) $(FUZZ_INC) -Itools -Imodel $(filter %.c,$^) $(LIB) -o $@ $(LDLIBS) -lcjson
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(FUZZ_INC) -Itools -Imodel -Imosaic $(filter %.c,$^) $(LIB) -o $@ $(LDLIBS) -lcjson
 
 fuzz-seeds: tests/fuzz/gen_seeds.c loader/pt.c loader/sha256.c loader/safetensors.c tests/pt_writer.h
 	@mkdir -p $(BUILD)/fuzz tests/fuzz/corpus_pt tests/fuzz/corpus_st

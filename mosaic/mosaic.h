@@ -65,6 +65,9 @@ typedef struct {
     void *progress_ctx;
     int (*cancelled)(void *ctx);   /* non-zero: stop cleanly, remove the temporary folder */
     void *cancel_ctx;
+    /* The mask generator of the passes; NULL: SAM2's automatic mask generator on the
+     * model (tests put an oracle here to check the pipeline against known objects). */
+    const mosaic_mask_source *mask_source;
 } mosaic_callbacks;
 
 /* Segments the raster at in_path into out_dir (created if missing) with the loaded model.

@@ -16,6 +16,7 @@ typedef struct {
 static const command commands[] = {
     { "segment", cmd_segment, cmd_segment_help, "masks for point / box / mask prompts on one image" },
     { "everything", cmd_everything, cmd_everything_help, "all objects of an image: automatic mask generation" },
+    { "mosaic", cmd_mosaic, cmd_mosaic_help, "segment a huge GeoTIFF in tiles: labels.tif, polygons, stats" },
     { "serve", cmd_serve, cmd_serve_help, "HTTP service and click-to-segment page (docs/api.md)" },
     { "info", cmd_info, cmd_info_help, "describe a weight file: config, sizes, tensors, metadata" },
     { "bench", cmd_bench, cmd_bench_help, "time the encoder and decoder stage by stage" },
