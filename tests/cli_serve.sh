@@ -178,6 +178,25 @@ req POST /v1/jobs -d "{\"type\": \"everything\", \"image\": \"truck.png\", $JOB_
 JID2=$(field id); wait_job "$JID2"
 check job_default_output "state '$STATE'" test "$STATE" = done -a -f "$DATA/truck_masks_$JID2/masks.json"
 
+# a mosaic job on a GeoTIFF (gdal_translate from gdal-bin makes it)
+if command -v gdal_translate >/dev/null && gdal_translate -q -a_srs EPSG:32633 -a_ullr 500000 4600120 500160 4600000 \
+     "$IMG" "$DATA/truck.tif" 2>/dev/null; then
+  MOS_OPTS='"options": {"tile_size": 128, "padding": 16, "points_per_side": 4, "max_passes": 1, "iou_start": 0.1, "iou_end": 0.1, "stability_start": 0.1, "stability_end": 0.1, "min_mask_area": 10, "save_shapefile": false, "save_geopackage": true}'
+  req POST /v1/jobs -d "{\"type\": \"mosaic\", \"image\": \"truck.tif\", \"output\": \"sub/mos\", $MOS_OPTS}"
+  JM=$(field id)
+  check mosaic_submit "HTTP $CODE" test "$CODE" = 202
+  wait_job "$JM"
+  check mosaic_done "state '$STATE' ($(field error))" test "$STATE" = done -a "$(field result)" = sub/mos/stats.json \
+    -a -s "$DATA/sub/mos/labels.tif" -a -s "$DATA/sub/mos/segments.gpkg" -a ! -e "$DATA/sub/mos/segments.shp"
+  check mosaic_progress "GET does not show the tiles" grep -q '"tiles_done":6,"tiles_total":6' "$TMP/body"
+  check mosaic_type "GET does not say type mosaic" grep -q '"type":"mosaic"' "$TMP/body"
+  expect mosaic_option_name 400 "unknown mosaic option" POST /v1/jobs -d '{"type": "mosaic", "image": "truck.tif", "options": {"tile": 3}}'
+  expect mosaic_option_value 400 "tile_size" POST /v1/jobs -d '{"type": "mosaic", "image": "truck.tif", "options": {"tile_size": 2}}'
+  expect mosaic_option_type 400 "use_black_mask" POST /v1/jobs -d '{"type": "mosaic", "image": "truck.tif", "options": {"use_black_mask": [1]}}'
+else
+  skipped mosaic_job "no gdal_translate (Debian gdal-bin) to make a GeoTIFF"
+fi
+
 # cancel a long job while it runs (128 x 128 points is 256 batches of 64 on micro)
 req POST /v1/jobs -d '{"type": "everything", "image": "truck.png", "options": {"points_per_side": 128}}'
 JC=$(field id)
@@ -255,7 +274,7 @@ expect symlink_escape 403 "outside the data folder" POST /v1/jobs -d '{"type": "
 expect output_escape 403 "outside the data folder" POST /v1/jobs -d '{"type": "everything", "image": "truck.png", "output": "outlink/x"}'
 expect output_traversal 400 "'..'" POST /v1/jobs -d '{"type": "everything", "image": "truck.png", "output": "../x"}'
 expect missing_image 404 "No such file" POST /v1/jobs -d '{"type": "everything", "image": "nope.png"}'
-expect job_type 400 "not supported" POST /v1/jobs -d '{"type": "mosaic", "image": "truck.png"}'
+expect job_type 400 "not supported" POST /v1/jobs -d '{"type": "video", "image": "truck.png"}'
 expect job_option 400 "points_per_side" POST /v1/jobs -d '{"type": "everything", "image": "truck.png", "options": {"points_per_side": 0}}'
 expect job_option_name 400 "unknown key" POST /v1/jobs -d '{"type": "everything", "image": "truck.png", "options": {"points": 3}}'
 check no_escape_written "something was written outside the data folder" test ! -e "$TMP/outside/x" -a ! -e "$TMP/x"

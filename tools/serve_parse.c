@@ -1,6 +1,10 @@
 /* tools/serve_parse.c: request parsing of `samc serve` (see serve_parse.h). */
 #include "serve_parse.h"
 
+#ifdef SAMC_HAVE_GDAL
+#include "config.h"
+#endif
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -238,6 +242,35 @@ static int get_option(const cJSON *opts, const char *key, double lo, double hi, 
     return 0;
 }
 
+/* The options of a mosaic job, by sam-mosaic's flat names (mosaic/config.h): numbers,
+ * booleans, strings, and null for max_passes. */
+static int parse_mosaic_options(const cJSON *opts, mosaic_options *o, char *why, size_t ws) {
+#ifdef SAMC_HAVE_GDAL
+    mosaic_options_default(o);
+    for (const cJSON *it = opts ? opts->child : NULL; it; it = it->next) {
+        char text[64], sub[300];
+        if (cJSON_IsNumber(it)) snprintf(text, sizeof text, "%.17g", it->valuedouble);
+        else if (cJSON_IsBool(it)) snprintf(text, sizeof text, "%s", cJSON_IsTrue(it) ? "true" : "false");
+        else if (cJSON_IsNull(it)) snprintf(text, sizeof text, "null");
+        else if (cJSON_IsString(it) && strlen(it->valuestring) < sizeof text) snprintf(text, sizeof text, "%s", it->valuestring);
+        else return failf(why, ws, "\"options\".\"%.64s\" must be a number, boolean, short string or null", it->string);
+        int r = mosaic_config_set(o, MOSAIC_NAME_FLAT, it->string, text, sub, sizeof sub);
+        if (r == 1) return failf(why, ws, "unknown mosaic option \"%.64s\" (known: %s)", it->string, mosaic_config_flat_names());
+        if (r < 0) return failf(why, ws, "\"options\".\"%.64s\": %s", it->string, sub);
+    }
+    samc_error err = { 0 };
+    if (o->mp.iou_end > o->mp.iou_start) return failf(why, ws, "iou_end %g is above iou_start %g", o->mp.iou_end, o->mp.iou_start);
+    if (o->mp.stability_end > o->mp.stability_start)
+        return failf(why, ws, "stability_end %g is above stability_start %g", o->mp.stability_end, o->mp.stability_start);
+    if (mosaic_options_check(o, &err) != 0) return failf(why, ws, "%s", err.msg);
+    return 0;
+#else
+    (void)opts;
+    (void)o;
+    return failf(why, ws, "this samc was built without GDAL: mosaic jobs are not available");
+#endif
+}
+
 int serve_parse_job(const char *body, size_t len, serve_job_req *req, char *why, size_t ws) {
     memset(req, 0, sizeof *req);
     amg_options_default(&req->amg);
@@ -253,22 +286,28 @@ int serve_parse_job(const char *body, size_t len, serve_job_req *req, char *why,
     if (check_keys(root, keys, "the job body", why, ws) != 0) goto done;
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(root, "type");
     if (!cJSON_IsString(type)) {
-        failf(why, ws, "missing \"type\": \"everything\"");
+        failf(why, ws, "missing \"type\": \"everything\" or \"mosaic\"");
         goto done;
     }
-    if (strcmp(type->valuestring, "everything") != 0) {
-        failf(why, ws, "job type \"%.32s\" is not supported (only \"everything\")", type->valuestring);
+    if (!strcmp(type->valuestring, "mosaic")) {
+        req->type = SERVE_JOB_MOSAIC;
+    } else if (strcmp(type->valuestring, "everything") != 0) {
+        failf(why, ws, "job type \"%.32s\" is not supported (\"everything\" or \"mosaic\")", type->valuestring);
         goto done;
     }
     if (get_path(root, "image", 1, req->image, sizeof req->image, why, ws)) goto done;
     if (get_path(root, "output", 0, req->output, sizeof req->output, why, ws)) goto done;
     if (get_option(root, "timeout_s", 0.001, 1e6, 0, &req->timeout_s, why, ws)) goto done;
     const cJSON *opts = cJSON_GetObjectItemCaseSensitive(root, "options");
+    if (opts && !cJSON_IsObject(opts)) {
+        failf(why, ws, "\"options\" must be an object");
+        goto done;
+    }
+    if (req->type == SERVE_JOB_MOSAIC) {
+        rc = parse_mosaic_options(opts, &req->mosaic, why, ws);
+        goto done;
+    }
     if (opts) {
-        if (!cJSON_IsObject(opts)) {
-            failf(why, ws, "\"options\" must be an object");
-            goto done;
-        }
         if (check_keys(opts, opt_keys, "\"options\"", why, ws) != 0) goto done;
         amg_options *o = &req->amg;
         /* the ranges of `samc everything` (tools/cmd_everything.c) */

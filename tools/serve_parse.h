@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "amg.h"
+#include "mosaic.h"
 
 #define SERVE_MAX_POINTS 64
 #define SERVE_MAX_BOXES 64
@@ -40,15 +41,21 @@ int serve_parse_predict(const char *body, size_t len, int w, int h, int low_size
                         serve_predict_req *req, char *why, size_t why_size);
 void serve_predict_req_free(serve_predict_req *req);
 
-/* A job body: {"type": "everything", "image": "rel/path.png", "output": "rel/dir",
- * "timeout_s": n, "options": {"points_per_side": 32, ...}} with the option names of
- * amg_options (see docs/api.md). Paths are checked for shape only here (relative, no
- * "..", no empty or odd components); the server resolves them against --data-dir. */
+/* A job body: {"type": "everything" | "mosaic", "image": "rel/path.png", "output":
+ * "rel/dir", "timeout_s": n, "options": {...}}: for everything the option names of
+ * amg_options ("points_per_side": 32, ...), for mosaic sam-mosaic's names ("tile_size":
+ * 1000, "iou_start": 0.93, ...; see docs/api.md). Paths are checked for shape only here
+ * (relative, no "..", no empty or odd components); the server resolves them against
+ * --data-dir. */
+typedef enum { SERVE_JOB_EVERYTHING = 0, SERVE_JOB_MOSAIC } serve_job_type;
+
 typedef struct {
+    serve_job_type type;
     char image[1024];
     char output[1024];       /* "" when not given: the server picks one */
     double timeout_s;        /* 0 when not given */
-    amg_options amg;
+    amg_options amg;         /* everything */
+    mosaic_options mosaic;   /* mosaic (only in builds with GDAL) */
 } serve_job_req;
 
 int serve_parse_job(const char *body, size_t len, serve_job_req *req, char *why, size_t why_size);

@@ -41,7 +41,8 @@ struct serve_job {
     char id[SERVE_ID_LEN + 1];
     int cancel_requested;
     int pending;                /* its task is still in the queue: the record is not reusable */
-    int batches_done, batches_total, n_masks;
+    int batches_done, batches_total, n_masks;  /* mosaic: tiles done / total */
+    int64_t segments;           /* mosaic: segments so far, then in the result */
     double created_ms, started_ms, finished_ms, deadline_ms;
     serve_job_req req;
     char image_path[PATH_MAX];  /* resolved, inside the data folder */
@@ -470,6 +471,46 @@ static int job_write_masks(serve_server *s, serve_job *j, const amg_result *r, c
     return 0;
 }
 
+#ifdef SAMC_HAVE_GDAL
+static void job_mosaic_progress(void *ctx, const mosaic_progress *p) {
+    serve_job *j = ctx;
+    pthread_mutex_lock(&j->srv->mu);
+    j->batches_done = p->tiles_done;
+    j->batches_total = p->tiles_total;
+    j->segments = p->segments;
+    pthread_mutex_unlock(&j->srv->mu);
+}
+
+/* A mosaic job: `samc mosaic IMAGE OUTPUT` on the worker's model, into the output folder
+ * created (and checked to resolve) inside the data folder. */
+static int run_mosaic_job(serve_worker *wk, serve_job *j, char *why, size_t ws) {
+    serve_server *s = wk->srv;
+    char dir[PATH_MAX + 1200], real[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/%s", s->data_real, j->out_rel);
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        snprintf(why, ws, "cannot create output folder '%.200s': %s", j->out_rel, strerror(errno));
+        return -1;
+    }
+    size_t n = strlen(s->data_real);
+    if (!realpath(dir, real) || strncmp(real, s->data_real, n) != 0 || real[n] != '/') {
+        snprintf(why, ws, "output folder '%.200s' resolves outside the data folder", j->out_rel);
+        return -1;
+    }
+    mosaic_callbacks cb = { .progress = job_mosaic_progress, .progress_ctx = j, .cancelled = job_cancelled,
+                            .cancel_ctx = j };
+    mosaic_result res;
+    samc_error err = { 0 };
+    if (mosaic_run(wk->model, j->image_path, real, &j->req.mosaic, &cb, &res, &err) != 0) {
+        snprintf(why, ws, "mosaic: %.300s", err.msg);
+        return -1;
+    }
+    pthread_mutex_lock(&s->mu);
+    j->segments = res.segments;
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+#endif
+
 static void run_job(serve_worker *wk, serve_task *t) {
     serve_server *s = wk->srv;
     serve_job *j = t->job;
@@ -477,6 +518,14 @@ static void run_job(serve_worker *wk, serve_task *t) {
     image_rgb img = { 0 };
     amg_result r = { 0 };
     serve_job_state end = JOB_FAILED;
+    if (j->req.type == SERVE_JOB_MOSAIC) {
+#ifdef SAMC_HAVE_GDAL
+        if (run_mosaic_job(wk, j, why, sizeof why) == 0) end = JOB_DONE;
+#else
+        snprintf(why, sizeof why, "this samc was built without GDAL");
+#endif
+        goto done;
+    }
     if (image_load_rgb(j->image_path, &img, why, sizeof why) != 0) goto done;
     if (img.w > s->cfg.max_side || img.h > s->cfg.max_side || (int64_t)img.w * img.h > s->cfg.max_pixels) {
         snprintf(why, sizeof why, "image is %dx%d; the limits are %d per side and %lld pixels", img.w, img.h,
@@ -666,20 +715,29 @@ int serve_image_delete(serve_server *s, const char *id, char **response) {
 static cJSON *job_json(const serve_job *j) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "id", j->id);
-    cJSON_AddStringToObject(o, "type", "everything");
+    int mosaic = j->req.type == SERVE_JOB_MOSAIC;
+    cJSON_AddStringToObject(o, "type", mosaic ? "mosaic" : "everything");
     cJSON_AddStringToObject(o, "state", job_state_names[j->state]);
     cJSON *p = cJSON_AddObjectToObject(o, "progress");
-    cJSON_AddNumberToObject(p, "batches_done", j->batches_done);
-    cJSON_AddNumberToObject(p, "batches_total", j->batches_total);
+    cJSON_AddNumberToObject(p, mosaic ? "tiles_done" : "batches_done", j->batches_done);
+    cJSON_AddNumberToObject(p, mosaic ? "tiles_total" : "batches_total", j->batches_total);
+    if (mosaic) cJSON_AddNumberToObject(p, "segments", (double)j->segments);
     cJSON_AddNumberToObject(p, "fraction", j->state == JOB_DONE ? 1.0
                             : j->batches_total ? (double)j->batches_done / j->batches_total : 0.0);
     cJSON_AddStringToObject(o, "image", j->req.image);
     cJSON_AddStringToObject(o, "output", j->out_rel);
     if (j->state == JOB_DONE) {
         char res[1200];
-        snprintf(res, sizeof res, "%s/masks.json", j->out_rel);
-        cJSON_AddStringToObject(o, "result", res);
-        cJSON_AddNumberToObject(o, "masks", j->n_masks);
+        if (mosaic) {
+            /* stats.json is written unless the job switched it off; the folder has the rest */
+            snprintf(res, sizeof res, "%s/%s", j->out_rel, j->req.mosaic.save_stats ? "stats.json" : "");
+            cJSON_AddStringToObject(o, "result", res);
+            cJSON_AddNumberToObject(o, "segments", (double)j->segments);
+        } else {
+            snprintf(res, sizeof res, "%s/masks.json", j->out_rel);
+            cJSON_AddStringToObject(o, "result", res);
+            cJSON_AddNumberToObject(o, "masks", j->n_masks);
+        }
     }
     if (j->error[0]) cJSON_AddStringToObject(o, "error", j->error);
     double now = cli_now_ms();
@@ -781,7 +839,8 @@ int serve_job_submit(serve_server *s, const char *body, size_t len, char **respo
         const char *base = strrchr(req.image, '/');
         const char *dot = strrchr(base ? base : req.image, '.');
         int stem = dot && dot != (base ? base + 1 : req.image) ? (int)(dot - req.image) : (int)strlen(req.image);
-        snprintf(j->out_rel, sizeof j->out_rel, "%.*s_masks_%s", stem, req.image, j->id);
+        snprintf(j->out_rel, sizeof j->out_rel, "%.*s_%s_%s", stem, req.image,
+                 req.type == SERVE_JOB_MOSAIC ? "mosaic" : "masks", j->id);
     }
     j->created_ms = cli_now_ms();
     double timeout = req.timeout_s > 0 && req.timeout_s < s->cfg.job_timeout_s ? req.timeout_s : s->cfg.job_timeout_s;
