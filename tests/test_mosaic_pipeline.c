@@ -20,6 +20,7 @@
 
 #include "amg.h"
 #include "mosaic.h"
+#include "mosaic_oracle.h"
 #include "test.h"
 
 static char g_tmp[256];
@@ -120,68 +121,6 @@ static int no_temp_left(const char *dir) {
     return ok;
 }
 
-/* ---- the oracle: the exact 4-connected colour region under each point ---------------- */
-
-typedef struct {
-    int calls, changed_calls;
-} oracle_ctx;
-
-static int oracle_generate(void *ctx, const uint8_t *rgb, int w, int h, const double *points01, int n_points,
-                           double iou, double stability, int image_changed, int (*cancelled)(void *),
-                           void *cancel_ctx, amg_result *out, samc_error *err) {
-    oracle_ctx *oc = ctx;
-    oc->calls++;
-    oc->changed_calls += image_changed;
-    memset(out, 0, sizeof *out);
-    out->width = w;
-    out->height = h;
-    out->masks = calloc((size_t)n_points + 1, sizeof *out->masks);
-    int32_t *region = malloc(sizeof *region * (size_t)w * h);
-    int *stack = malloc(sizeof *stack * (size_t)w * h);
-    uint8_t *mask = malloc((size_t)w * h);
-    for (size_t k = 0; k < (size_t)w * h; k++) region[k] = -1;
-    for (int p = 0; p < n_points; p++) {
-        int x = (int)(points01[2 * p] * w), y = (int)(points01[2 * p + 1] * h);
-        if (x < 0 || y < 0 || x >= w || y >= h) continue;
-        const uint8_t *c = rgb + 3 * ((size_t)y * w + x);
-        if (c[0] == 0 && c[1] == 0 && c[2] == 0) continue;   /* black: painted or empty */
-        if (region[(size_t)y * w + x] >= 0) continue;        /* that region is out already */
-        memset(mask, 0, (size_t)w * h);
-        int sp = 0;
-        stack[sp++] = y * w + x;
-        region[(size_t)y * w + x] = p;
-        while (sp > 0) {
-            int q = stack[--sp], qx = q % w, qy = q / w;
-            mask[q] = 1;
-            const int nb[4][2] = { { qx - 1, qy }, { qx + 1, qy }, { qx, qy - 1 }, { qx, qy + 1 } };
-            for (int k = 0; k < 4; k++) {
-                int ax = nb[k][0], ay = nb[k][1];
-                if (ax < 0 || ay < 0 || ax >= w || ay >= h) continue;
-                int a = ay * w + ax;
-                if (region[a] >= 0 || memcmp(rgb + 3 * (size_t)a, c, 3) != 0) continue;
-                region[a] = p;
-                stack[sp++] = a;
-            }
-        }
-        amg_mask *m = &out->masks[out->n_masks];
-        if (amg_rle_encode(mask, w, h, 0, 0, w, h, &m->counts, &m->n_counts, err) != 0) return -1;
-        m->area = amg_mask_box(mask, w, h, m->box);
-        m->predicted_iou = 0.99f;
-        m->stability_score = 0.99f;
-        m->point[0] = (float)x;
-        m->point[1] = (float)y;
-        out->n_masks++;
-    }
-    free(region);
-    free(stack);
-    free(mask);
-    (void)iou;
-    (void)stability;
-    (void)cancelled;
-    (void)cancel_ctx;
-    return 0;
-}
-
 /* A 530 x 410 RGB raster of rectangles in distinct colours plus one big rectangle
  * crossing both vertical tile borders (x = 200, 400) and the horizontal one (y = 200)
  * at tile size 200; no region edge lies on a tile border. region[h][w] gets the
@@ -250,7 +189,7 @@ static void test_oracle_reproduces_regions(void) {
     o.save_geopackage = 1;
     o.simplify_tolerance = 0;
     oracle_ctx oc = { 0 };
-    mosaic_mask_source src = { .ctx = &oc, .generate = oracle_generate };
+    mosaic_mask_source src = oracle_source(&oc);
     mosaic_callbacks cb = { .mask_source = &src };
     mosaic_result res;
     samc_error err = { 0 };
@@ -348,6 +287,7 @@ static void test_oracle_reproduces_regions(void) {
     free(region_area);
     free(lab);
 cleanup:
+    oracle_ctx_free(&oc);
     free(v);
     free(region);
 }
@@ -488,7 +428,7 @@ static void test_cancel_leaves_nothing(void) {
     o.padding = 20;
     o.mp.points_per_side = 8;
     oracle_ctx oc = { 0 };
-    mosaic_mask_source src = { .ctx = &oc, .generate = oracle_generate };
+    mosaic_mask_source src = oracle_source(&oc);
     g_cancel_after = 3;
     mosaic_callbacks cb = { .mask_source = &src, .cancelled = cancel_soon };
     mosaic_result res;
@@ -497,13 +437,14 @@ static void test_cancel_leaves_nothing(void) {
     CHECKF(strstr(err.msg, "cancel") != NULL, "%s", err.msg);
     CHECK(!exists(out, "labels.tif") && !exists(out, "stats.json") && !exists(out, "segments.shp"));
     CHECK(no_temp_left(out));
+    oracle_ctx_free(&oc);
 }
 
 static void test_bad_inputs(void) {
     mosaic_options o;
     mosaic_options_default(&o);
     oracle_ctx oc = { 0 };
-    mosaic_mask_source src = { .ctx = &oc, .generate = oracle_generate };
+    mosaic_mask_source src = oracle_source(&oc);
     mosaic_callbacks cb = { .mask_source = &src };
     mosaic_result res;
     samc_error err = { 0 };
@@ -525,6 +466,7 @@ static void test_bad_inputs(void) {
                err.msg);
     o.tile_size = 3;
     CHECK(mosaic_run(NULL, in, out, &o, &cb, &res, &err) != 0 && strstr(err.msg, "--tile-size"));
+    oracle_ctx_free(&oc);
 }
 
 static void test_cleanup_tmp(void) {
