@@ -212,6 +212,9 @@ static cJSON *tile_json(int row, int col, const mosaic_rect *u, int skipped, con
             cJSON_AddNumberToObject(o, "coverage", p->coverage);
             cJSON_AddNumberToObject(o, "generate_ms", p->generate_ms);
             cJSON_AddNumberToObject(o, "accept_ms", p->accept_ms);
+            cJSON_AddNumberToObject(o, "encode_ms", p->encode_ms);
+            cJSON_AddNumberToObject(o, "decode_ms", p->decode_ms);
+            cJSON_AddNumberToObject(o, "masks_ms", p->masks_ms);
             cJSON_AddItemToArray(passes, o);
         }
     }

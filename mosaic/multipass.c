@@ -630,6 +630,10 @@ int mosaic_multipass_run(mosaic_multipass *mp, const mosaic_mask_source *src, co
                           err))
             goto done;
         ps->generate_ms = now_ms() - t0;
+        /* the generator's own split (zero from sources that do not fill amg_stats) */
+        ps->encode_ms = res.stats.encode_ms;
+        ps->decode_ms = res.stats.decode_ms;
+        ps->masks_ms = res.stats.masks_ms + res.stats.nms_ms;
         t0 = now_ms();
         ps->masks_generated = res.n_masks;
         if (res.n_masks > 0 && (res.width != w || res.height != h)) {

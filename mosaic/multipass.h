@@ -89,6 +89,9 @@ typedef struct {
     double iou, stability;      /* thresholds of this pass */
     double coverage;            /* percent of valid pixels covered after the pass */
     double generate_ms, accept_ms;
+    double encode_ms, decode_ms, masks_ms;  /* inside generate: image encoder, prompt
+                                               encoder + mask decoder, per-mask upsample /
+                                               filters / RLE / NMS */
 } mosaic_pass_stats;
 
 typedef struct {
