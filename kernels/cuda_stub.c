@@ -13,7 +13,7 @@ samc_ops *samc_ops_cuda_create(int device, char *err) {
 void samc_ops_cuda_destroy(samc_ops *o) { (void)o; }
 
 int samc_cuda_device_info(char *buf, size_t n) {
-    if (buf && n) snprintf(buf, n, "not compiled (nvcc was not found at build time)");
+    if (buf && n) snprintf(buf, n, "this build has no CUDA backend (nvcc was not found at build time)");
     return -1;
 }
 #endif

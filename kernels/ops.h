@@ -21,6 +21,9 @@
 
 typedef struct samc_ops samc_ops;
 
+/* Input precision of the GEMMs (see set_precision); the values match samc_precision. */
+typedef enum { SAMC_OPS_FP32 = 0, SAMC_OPS_BF16 = 1, SAMC_OPS_FP16 = 2 } samc_ops_precision;
+
 /* Multi-head attention over strided views, one call for all (batch, head) pairs:
  *   out[b,h,i,:] = sum_j softmax_j( scale * <q[b,h,i,:], k[b,h,j,:]> ) v[b,h,j,:]
  * Element (b,h,t,d) of X lives at X + b*X_sb + h*X_sh + t*X_st + d (d contiguous).
@@ -114,6 +117,18 @@ struct samc_ops {
     void (*upsample_nearest2x_add)(const samc_ops *o, float *dst, const float *src, int C, int h, int w);
     /* F.interpolate(bilinear, align_corners=False) of n maps [ls, ls] -> [n, h, w]. */
     void (*upsample_bilinear)(const samc_ops *o, const float *low, float *out, int n, int ls, int w, int h);
+
+    /* ---- reduced precision (optional: NULL means fp32 only; the CPU backends) ---- */
+    /* Called once at load, after the weights are in the backend's memory as one block
+     * weights[0 .. n_weights) and before any op reads them. With p != SAMC_OPS_FP32 the
+     * backend makes a 16-bit copy of that block (same offsets) and reserves scratch for
+     * activations; from then on linear (weight operand w) and matmul (weight operand a)
+     * whose weight operand lies inside the block multiply 16-bit inputs with fp32
+     * accumulation into fp32 outputs, converting the other operand per call. Products
+     * without such a weight, and every other op, stay fp32. Returns 0, or -1 with why in
+     * err (512 bytes): a device without the precision, out of memory. */
+    int (*set_precision)(const samc_ops *o, samc_ops_precision p, const float *weights, size_t n_weights,
+                         char *err);
 };
 
 /* Fills every NULL entry of a host-memory backend's table with the reference op, so a
@@ -132,8 +147,9 @@ const char *samc_ops_cpu_fast_isa(void);
  * no CUDA, or there is no device or driver. */
 samc_ops *samc_ops_cuda_create(int device, char *err);
 void samc_ops_cuda_destroy(samc_ops *o);
-/* For `samc version`: "NVIDIA H100 80GB HBM3 (sm_90, 132 SMs, 79.1 GiB), driver 12.8,
- * runtime 13.0" and 0, or why there is none (no device, no driver, not compiled) and -1.
+/* For `samc version` and `--device auto`: "NVIDIA H100 80GB HBM3 (sm_90, 132 SMs,
+ * 79.1 GiB), driver 12.8, runtime 13.0" and 0, or why there is none and -1
+ * ("cudaGetDeviceCount: <reason>", "this build has no CUDA backend (...)").
  * Only this and samc_ops_cuda_create touch the CUDA runtime. */
 int samc_cuda_device_info(char *buf, size_t n);
 

@@ -316,6 +316,12 @@ static int bind_model(samc_model *m, const weight_table *wt, samc_error *err) {
 
 /* ---- loading ---------------------------------------------------------------------- */
 
+/* Floats a tensor takes in the device weight block: its size rounded up to 16 (64
+ * bytes), so every tensor, and its 16-bit copy at the same offset (32 bytes), starts
+ * aligned as cuBLAS's fastest kernels want. The gaps are zeroed. */
+static size_t weight_slot(int64_t numel) { return ((size_t)numel + 15) & ~(size_t)15; }
+static const float weight_pad_zeros[16];
+
 static int ends_with(const char *s, const char *suffix) {
     size_t a = strlen(s), b = strlen(suffix);
     return a >= b && strcasecmp(s + a - b, suffix) == 0;
@@ -384,6 +390,17 @@ samc_model *samc_model_load(const char *path, const samc_options *opt, samc_erro
     m->max_batch = m->opt.max_batch > 0 ? m->opt.max_batch : 8;
     if (m->max_batch > SAM2_MAX_BATCH_CHUNK) m->max_batch = SAM2_MAX_BATCH_CHUNK;
     if (!path || !*path) { sam2_fail(err, SAMC_ERR_ARG, "no model file given"); goto fail; }
+    /* Reduced precision exists only on the CUDA backend: say so before reading weights. */
+    samc_precision prec = m->opt.precision;
+    if (prec != SAMC_PRECISION_FP32 && prec != SAMC_PRECISION_BF16 && prec != SAMC_PRECISION_FP16) {
+        sam2_fail(err, SAMC_ERR_ARG, "unknown precision %d (fp32, bf16, fp16)", (int)prec);
+        goto fail;
+    }
+    if (prec != SAMC_PRECISION_FP32 && m->opt.backend != SAMC_BACKEND_CUDA) {
+        sam2_fail(err, SAMC_ERR_UNSUPPORTED, "--precision %s needs the CUDA backend; the CPU backends compute in fp32",
+                  samc_precision_name(prec));
+        goto fail;
+    }
     sam2_log(m, "load: opening %s", path);
 
     /* Tensors come from a mmap'd safetensors file or an in-memory converted .pt. */
@@ -438,7 +455,7 @@ samc_model *samc_model_load(const char *path, const samc_options *opt, samc_erro
     samc_backend be = m->opt.backend;
     if (be == SAMC_BACKEND_CUDA) {
         m->cuda_ops = samc_ops_cuda_create(0, emsg);
-        if (!m->cuda_ops) { sam2_fail(err, SAMC_ERR_UNSUPPORTED, "--backend cuda: %s", emsg); goto fail; }
+        if (!m->cuda_ops) { sam2_fail(err, SAMC_ERR_UNSUPPORTED, "the CUDA backend cannot start: %s", emsg); goto fail; }
     }
     if (be == SAMC_BACKEND_AUTO || be == SAMC_BACKEND_CPU_FAST) {
         m->fast_ops = samc_ops_cpu_fast_create(m->opt.n_threads);
@@ -461,7 +478,7 @@ samc_model *samc_model_load(const char *path, const samc_options *opt, samc_erro
             const st_tensor *t = &tensors[i];
             m->n_params += t->numel;
             if (!synth_is_image_path(t->name)) continue;
-            image_path += (size_t)t->numel;
+            image_path += weight_slot(t->numel);
             if (!(t->dtype == ST_F32 && ((uintptr_t)t->data & 3) == 0)) extra += (size_t)t->numel;
         }
         m->n_tensors = n;
@@ -487,9 +504,21 @@ samc_model *samc_model_load(const char *path, const samc_options *opt, samc_erro
                                      image_path >> 18, o->name);
             for (int i = 0; rc == 0 && i < n; i++) {
                 if (!synth_is_image_path(tensors[i].name)) { f32[i] = NULL; continue; }
-                sam2_upload(o, dev, f32[i], sizeof(float) * (size_t)tensors[i].numel);
+                size_t len = (size_t)tensors[i].numel, pad = weight_slot(tensors[i].numel) - len;
+                sam2_upload(o, dev, f32[i], sizeof(float) * len);
+                if (pad) sam2_upload(o, dev + len, weight_pad_zeros, sizeof(float) * pad);
                 f32[i] = dev;
-                dev += tensors[i].numel;
+                dev += len + pad;
+            }
+            /* bf16 / fp16: the backend makes its 16-bit copy of the uploaded block once;
+             * its GEMMs then read that copy for every weight inside the block. */
+            if (rc == 0 && prec != SAMC_PRECISION_FP32) {
+                if (!o->set_precision)
+                    rc = sam2_fail(err, SAMC_ERR_UNSUPPORTED, "--precision %s: the %s backend computes in fp32 only",
+                                   samc_precision_name(prec), o->name);
+                else if (o->set_precision(o, (samc_ops_precision)prec, m->dev_weights, image_path, emsg))
+                    rc = sam2_fail(err, strstr(emsg, "cannot allocate") ? SAMC_ERR_NOMEM : SAMC_ERR_UNSUPPORTED,
+                                   "--precision %s: %s", samc_precision_name(prec), emsg);
             }
             /* host-side consumers (pos embed, dense PE) need the host weights: compute them first */
             if (rc == 0) rc = load_constants(m, err);
@@ -510,8 +539,8 @@ samc_model *samc_model_load(const char *path, const samc_options *opt, samc_erro
     }
 
     if (plan_arena(m, err)) goto fail;
-    sam2_log(m, "load: %s backend, %lld parameters, scratch %.1f MB, done in %.1f ms", m->ops->name,
-             (long long)m->n_params, m->arena.cap / 1048576.0, sam2_now_ms() - t0);
+    sam2_log(m, "load: %s backend (%s), %lld parameters, scratch %.1f MB, done in %.1f ms", m->ops->name,
+             samc_precision_name(prec), (long long)m->n_params, m->arena.cap / 1048576.0, sam2_now_ms() - t0);
     return m;
 fail:
     pt_free(&pt);
@@ -552,7 +581,19 @@ void samc_model_get_info(const samc_model *m, samc_model_info *info) {
     info->n_threads = !m->fast_ops ? 1 : m->opt.n_threads > 0 ? m->opt.n_threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     info->scratch_bytes = m->arena.cap;
     info->weight_bytes = m->weight_bytes;
+    info->precision = samc_precision_name(m->opt.precision);
 }
+
+const char *samc_precision_name(samc_precision p) {
+    switch (p) {
+    case SAMC_PRECISION_FP32: return "fp32";
+    case SAMC_PRECISION_BF16: return "bf16";
+    case SAMC_PRECISION_FP16: return "fp16";
+    default: return "?";
+    }
+}
+
+int samc_cuda_device(char *buf, size_t n) { return samc_cuda_device_info(buf, n); }
 
 void samc_model_get_timings(const samc_model *m, samc_timings *t) { *t = m->timings; }
 

@@ -50,6 +50,16 @@ typedef enum {
     SAMC_BACKEND_CUDA
 } samc_backend;
 
+/* Arithmetic of the heavy math. The reduced modes are CUDA only (a CPU backend fails at
+ * load with SAMC_ERR_UNSUPPORTED): the GEMMs (nn.Linear, 1x1 convolutions) take 16-bit
+ * inputs on the tensor cores with fp32 accumulation and fp32 outputs; attention,
+ * convolutions, norms and everything else stay fp32 (kernels/cuda/NOTES.md). */
+typedef enum {
+    SAMC_PRECISION_FP32 = 0,  /* everything in float32 (default, every backend) */
+    SAMC_PRECISION_BF16,      /* bfloat16 GEMM inputs; needs compute capability 8.0+ */
+    SAMC_PRECISION_FP16       /* float16 GEMM inputs (clamped to +-65504); needs 7.5+ */
+} samc_precision;
+
 /* Debug hook: called with every named intermediate tensor (names as in the golden data:
  * "trunk.block03", "neck.fpn2", "decoder.tokens_in", ...), shape with batch dim first. */
 typedef void (*samc_dump_fn)(void *ctx, const char *name, const float *data, int ndim, const int64_t *shape);
@@ -63,6 +73,7 @@ typedef struct {
                               batches are run in chunks of this size) */
     samc_log_fn log; void *log_ctx;
     samc_dump_fn dump; void *dump_ctx;
+    samc_precision precision;  /* SAMC_PRECISION_FP32 unless set (CUDA only otherwise) */
 } samc_options;
 
 typedef struct samc_model samc_model;
@@ -79,6 +90,7 @@ typedef struct {
     int n_threads;
     size_t scratch_bytes;     /* planned at load */
     size_t weight_bytes;
+    const char *precision;    /* "fp32", "bf16", "fp16" */
 } samc_model_info;
 
 /* Per-stage times of the last encode / predict on this model, in milliseconds. */
@@ -145,6 +157,13 @@ void samc_upsample_logits(const float *low, int ls, float *out, int w, int h);
 /* Weight files. */
 int samc_synth_write(const char *config, const char *path, samc_error *err);
 int samc_convert(const char *in_path, const char *out_path, const char *dtype, int image_only, samc_error *err);
+
+/* Whether the CUDA backend can run here (device 0): 0 with the device in buf
+ * ("NVIDIA H100 80GB HBM3 (sm_90, 132 SMs, 79.1 GiB), driver 12.8, runtime 13.0"), or -1
+ * with why not in buf (not compiled in, no driver, no device). For `--device auto`. */
+int samc_cuda_device(char *buf, size_t n);
+/* "fp32", "bf16", "fp16" ("?" for anything else). */
+const char *samc_precision_name(samc_precision p);
 
 /* Build features for `samc version`: "cpu_fast=avx2+fma cuda=no". */
 const char *samc_build_features(void);

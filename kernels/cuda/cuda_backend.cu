@@ -105,6 +105,7 @@ static int sync_cuda(const samc_ops *o, char *err) {
 static void destroy_ctx(samc_cuda_ctx *c) {
     if (!c) return;
     if (c->stream) cudaStreamSynchronize(c->stream);
+    gemm_cuda_release(c);
     if (c->blas) cublasDestroy(c->blas);
     if (c->blas_workspace) cudaFree(c->blas_workspace);
     if (c->stream) cudaStreamDestroy(c->stream);
@@ -150,6 +151,8 @@ extern "C" samc_ops *samc_ops_cuda_create(int device, char *err) {
     }
     c->device = device;
     c->sm_count = prop.multiProcessorCount;
+    c->cc = prop.major * 10 + prop.minor;
+    snprintf(c->device_name, sizeof c->device_name, "%.63s", prop.name);
     c->smem_optin = prop.sharedMemPerBlockOptin;
     const char *sync_env = getenv("SAMC_CUDA_SYNC");
     c->sync_each_op = sync_env && *sync_env && strcmp(sync_env, "0") != 0;
@@ -199,6 +202,7 @@ extern "C" samc_ops *samc_ops_cuda_create(int device, char *err) {
     o->maxpool2x2 = maxpool2x2_cuda;
     o->upsample_nearest2x_add = upsample_nearest2x_add_cuda;
     o->upsample_bilinear = upsample_bilinear_cuda;
+    o->set_precision = set_precision_cuda;
     return o;
 }
 
@@ -213,8 +217,10 @@ extern "C" int samc_cuda_device_info(char *buf, size_t n) {
     int count = 0;
     cudaError_t e = cudaGetDeviceCount(&count);
     if (e != cudaSuccess || count <= 0) {
-        snprintf(buf, n, "no device (cudaGetDeviceCount: %s)",
-                 e != cudaSuccess ? cudaGetErrorString(e) : "0 devices");
+        if (e != cudaSuccess)
+            snprintf(buf, n, "cudaGetDeviceCount: %s", cudaGetErrorString(e));
+        else
+            snprintf(buf, n, "cudaGetDeviceCount found 0 devices");
         (void)cudaGetLastError();
         return -1;
     }

@@ -23,7 +23,16 @@ typedef struct {
     cublasHandle_t blas;
     void *blas_workspace;     /* given to cuBLAS once so it never allocates mid-forward */
     int sm_count;
+    int cc;                   /* compute capability as 10 * major + minor (86 = sm_86) */
+    char device_name[64];
     size_t smem_optin;        /* largest dynamic shared memory one block may opt into */
+    /* Reduced precision (set_precision, gemm.cu); precision SAMC_OPS_FP32 until set. */
+    samc_ops_precision precision;
+    const float *w_base;      /* the registered fp32 weight block: w_n floats */
+    size_t w_n;
+    void *w_lowp;             /* its bf16 / fp16 copy, same element offsets */
+    void *act_lowp;           /* scratch for the activation operand of one GEMM chunk */
+    size_t act_cap;           /* its size in elements */
     int sync_each_op;         /* SAMC_CUDA_SYNC=1 */
     int failed;               /* an error was recorded; it stays (CUDA faults are sticky) */
     char err[512];
@@ -58,6 +67,8 @@ static inline unsigned cuda_blocks_for(const samc_cuda_ctx *c, size_t n, int thr
 /* gemm.cu */
 void linear_cuda(const samc_ops *o, const float *x, const float *w, const float *b, float *y, int M, int N, int K);
 void matmul_cuda(const samc_ops *o, const float *a, const float *b, const float *bias, float *c, int M, int N, int K);
+int set_precision_cuda(const samc_ops *o, samc_ops_precision p, const float *weights, size_t n_weights, char *err);
+void gemm_cuda_release(samc_cuda_ctx *c); /* frees what set_precision allocated */
 /* attention.cu */
 void attention_cuda(const samc_ops *o, const samc_attention_args *a);
 int attention_cuda_prepare(samc_cuda_ctx *c);
