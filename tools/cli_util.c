@@ -202,6 +202,142 @@ void cli_extra_arg(const cli_args *a) {
     cli_error(a->cmd, "unexpected argument '%s' (see samc %s --help)", a->argv[a->i], a->cmd);
 }
 
+/* ---- --device, --precision, --backend ------------------------------------------------ */
+
+int cli_parse_device(const char *s, cli_device *out) {
+    static const struct { const char *name; cli_device d; } names[] = {
+        { "auto", CLI_DEVICE_AUTO }, { "cpu", CLI_DEVICE_CPU }, { "cuda", CLI_DEVICE_CUDA },
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (s && strcmp(s, names[i].name) == 0) { *out = names[i].d; return 0; }
+    return -1;
+}
+
+int cli_parse_precision(const char *s, samc_precision *out) {
+    static const struct { const char *name; samc_precision p; } names[] = {
+        { "fp32", SAMC_PRECISION_FP32 }, { "bf16", SAMC_PRECISION_BF16 }, { "fp16", SAMC_PRECISION_FP16 },
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (s && strcmp(s, names[i].name) == 0) { *out = names[i].p; return 0; }
+    return -1;
+}
+
+#define BACKEND_NAMES "auto, ref, fast, cuda"
+#define DEVICE_NAMES "auto, cpu, cuda"
+#define PRECISION_NAMES "fp32, bf16, fp16"
+
+int cli_compute_init(cli_compute *c) {
+    memset(c, 0, sizeof *c);
+    c->backend = SAMC_BACKEND_AUTO;
+    c->precision = SAMC_PRECISION_FP32;
+    if (cli_backend_from_env(&c->backend) != 0) return -1;
+    const char *e = getenv("SAMC_BACKEND");
+    if (e && *e) c->backend_from = CLI_FROM_ENV;
+    if ((e = getenv("SAMC_DEVICE")) && *e) {
+        if (cli_parse_device(e, &c->device) != 0) {
+            cli_error("SAMC_DEVICE", "'%s' is not one of " DEVICE_NAMES, e);
+            return -1;
+        }
+        c->device_from = CLI_FROM_ENV;
+    }
+    if ((e = getenv("SAMC_PRECISION")) && *e) {
+        if (cli_parse_precision(e, &c->precision) != 0) {
+            cli_error("SAMC_PRECISION", "'%s' is not one of " PRECISION_NAMES, e);
+            return -1;
+        }
+        c->precision_from = CLI_FROM_ENV;
+    }
+    return 0;
+}
+
+int cli_compute_flag(cli_args *a, const char *arg, cli_compute *c) {
+    int backend = !strcmp(arg, "--backend"), device = !strcmp(arg, "--device"), precision = !strcmp(arg, "--precision");
+    if (!backend && !device && !precision) return 0;
+    const char *v = cli_value(a);
+    if (!v) return -1;
+    if (backend) {
+        if (cli_parse_backend(v, &c->backend) != 0) {
+            cli_error("--backend", "'%s' is not one of " BACKEND_NAMES, v);
+            return -1;
+        }
+        c->backend_from = CLI_FROM_FLAG;
+    } else if (device) {
+        if (cli_parse_device(v, &c->device) != 0) {
+            cli_error("--device", "'%s' is not one of " DEVICE_NAMES, v);
+            return -1;
+        }
+        c->device_from = CLI_FROM_FLAG;
+    } else {
+        if (cli_parse_precision(v, &c->precision) != 0) {
+            cli_error("--precision", "'%s' is not one of " PRECISION_NAMES, v);
+            return -1;
+        }
+        c->precision_from = CLI_FROM_FLAG;
+    }
+    return 1;
+}
+
+static const char *backend_word(samc_backend b) {
+    switch (b) {
+    case SAMC_BACKEND_CPU_REF: return "ref";
+    case SAMC_BACKEND_CPU_FAST: return "fast";
+    case SAMC_BACKEND_CUDA: return "cuda";
+    default: return "auto";
+    }
+}
+
+static const char *device_word(cli_device d) {
+    return d == CLI_DEVICE_CPU ? "cpu" : d == CLI_DEVICE_CUDA ? "cuda" : "auto";
+}
+
+int cli_compute_resolve(const cli_compute *c, samc_options *opt) {
+    samc_backend backend = c->backend;
+    cli_device device = c->device;
+    opt->precision = c->precision;
+    int backend_cpu = backend == SAMC_BACKEND_CPU_REF || backend == SAMC_BACKEND_CPU_FAST;
+    int clash = (device == CLI_DEVICE_CPU && backend == SAMC_BACKEND_CUDA) || (device == CLI_DEVICE_CUDA && backend_cpu);
+    if (clash) {
+        /* The flag beats the environment; two flags (or two variables) that disagree are an error. */
+        if (c->device_from > c->backend_from) {
+            backend = SAMC_BACKEND_AUTO;
+        } else if (c->backend_from > c->device_from) {
+            device = CLI_DEVICE_UNSET;
+        } else {
+            int env = c->device_from == CLI_FROM_ENV;
+            cli_error(env ? "SAMC_DEVICE" : "--device", "'%s' contradicts %s%s%s", device_word(device),
+                      env ? "SAMC_BACKEND" : "--backend", env ? "=" : " ", backend_word(backend));
+            return -1;
+        }
+    }
+    switch (device) {
+    case CLI_DEVICE_UNSET:
+        opt->backend = backend;
+        break;
+    case CLI_DEVICE_CPU:
+        opt->backend = backend;   /* auto, ref or fast: all on the CPU */
+        break;
+    case CLI_DEVICE_CUDA:
+        opt->backend = SAMC_BACKEND_CUDA;
+        break;
+    case CLI_DEVICE_AUTO: {
+        char why[512];
+        if (backend == SAMC_BACKEND_CUDA || samc_cuda_device(why, sizeof why) == 0) {
+            opt->backend = SAMC_BACKEND_CUDA;
+            break;
+        }
+        /* No device: the CPU backend --backend names (auto: the fastest), in fp32, the
+         * only precision there is on the CPU. */
+        opt->backend = backend;
+        fprintf(stderr, "samc: no CUDA device (%s): running on the CPU%s%s\n", why,
+                c->precision != SAMC_PRECISION_FP32 ? " in fp32 instead of " : "",
+                c->precision != SAMC_PRECISION_FP32 ? samc_precision_name(c->precision) : "");
+        opt->precision = SAMC_PRECISION_FP32;
+        break;
+    }
+    }
+    return 0;
+}
+
 void cli_log_stderr(void *ctx, const char *line) {
     (void)ctx;
     fprintf(stderr, "samc: %s\n", line);

@@ -67,6 +67,41 @@ int cli_no_value(cli_args *a);
 void cli_unknown_flag(const cli_args *a);
 void cli_extra_arg(const cli_args *a);
 
+/* Where a command runs and in what precision: --device, --precision and --backend, with
+ * defaults from SAMC_DEVICE, SAMC_PRECISION and SAMC_BACKEND (a flag beats the
+ * environment). A command keeps one cli_compute, calls cli_compute_init before its
+ * argument loop, cli_compute_flag for each flag, and cli_compute_resolve into its
+ * samc_options just before loading the model.
+ *
+ * --device cpu    the CPU backends (--backend ref / fast / auto picks among them)
+ * --device cuda   the CUDA backend (fails at load when there is no usable device)
+ * --device auto   CUDA when samc_cuda_device() finds a device, else the CPU with one
+ *                 notice line on stderr; a reduced --precision then falls back to fp32
+ * no --device     what --backend says (default auto: the CPU backends), as before. */
+typedef enum { CLI_DEVICE_UNSET = 0, CLI_DEVICE_AUTO, CLI_DEVICE_CPU, CLI_DEVICE_CUDA } cli_device;
+enum { CLI_FROM_DEFAULT = 0, CLI_FROM_ENV, CLI_FROM_FLAG };
+
+typedef struct {
+    samc_backend backend;
+    cli_device device;
+    samc_precision precision;
+    int backend_from, device_from, precision_from;   /* CLI_FROM_* */
+} cli_compute;
+
+/* "auto", "cpu", "cuda". */
+int cli_parse_device(const char *s, cli_device *out);
+/* "fp32", "bf16", "fp16". */
+int cli_parse_precision(const char *s, samc_precision *out);
+/* Defaults, then SAMC_BACKEND / SAMC_DEVICE / SAMC_PRECISION; prints the error and
+ * returns -1 if one is invalid. */
+int cli_compute_init(cli_compute *c);
+/* If arg (the current flag of a) is --backend, --device or --precision, reads its value:
+ * 1 done, 0 not one of these flags, -1 bad value (error printed). */
+int cli_compute_flag(cli_args *a, const char *arg, cli_compute *c);
+/* Sets opt->backend and opt->precision. Returns 0, or -1 with the error printed when
+ * --device and --backend contradict each other (cpu with cuda, cuda with ref / fast). */
+int cli_compute_resolve(const cli_compute *c, samc_options *opt);
+
 /* Trace hook for samc_options.log: one line per call on stderr. */
 void cli_log_stderr(void *ctx, const char *line);
 /* SAMC_DEBUG set to anything but "" or "0". */

@@ -14,7 +14,7 @@
 void cmd_bench_help(FILE *f) {
     fprintf(f,
 "usage: samc bench --model FILE [--image IMG] [--iters N] [--warmup N] [--threads N]\n"
-"                  [--backend B] [--json]\n"
+"                  [--device D] [--precision P] [--backend B] [--json]\n"
 "\n"
 "Encodes one image N times and predicts one point prompt (the image centre, three\n"
 "masks) N times after the warm-up runs, then prints the median and minimum time of each\n"
@@ -26,13 +26,18 @@ void cmd_bench_help(FILE *f) {
 "  --iters N      timed runs (default 5)\n"
 "  --warmup N     untimed runs first (default 1)\n"
 "  --threads N    CPU threads (default: one per core)\n"
+"  --device D     cpu (default), cuda, or auto: CUDA when a GPU is usable, else the CPU\n"
+"                 with a notice on stderr (or SAMC_DEVICE)\n"
+"  --precision P  fp32 (default); bf16 (CUDA, sm_80+) or fp16 (CUDA, sm_75+): matrix\n"
+"                 products in 16 bits with fp32 accumulation (or SAMC_PRECISION)\n"
 "  --backend B    auto (default), ref, fast, cuda (or SAMC_BACKEND)\n"
 "  --json         one JSON object: encoder_ms, decoder_ms (medians), stages, peak_rss_mb,\n"
-"                 threads, backend, config\n"
+"                 threads, backend, precision, config\n"
 "\n"
 "examples:\n"
 "  samc bench --model tiny.safetensors\n"
-"  samc bench --model large.safetensors --image truck.jpg --iters 10 --threads 8 --json\n");
+"  samc bench --model large.safetensors --image truck.jpg --iters 10 --threads 8 --json\n"
+"  samc bench --model large.safetensors --device cuda --precision bf16\n");
 }
 
 /* The timed quantities, each sampled once per iteration. */
@@ -56,10 +61,12 @@ static int parse_args(int argc, char **argv, bench_args *b) {
     cli_args_init(&a, argc, argv, "bench");
     b->iters = 5;
     b->warmup = 1;
-    if (cli_backend_from_env(&b->opt.backend) != 0) return -1;
+    cli_compute compute;
+    if (cli_compute_init(&compute) != 0) return -1;
     if (cli_debug_env()) b->opt.log = cli_log_stderr;
-    const char *arg, *v;
+    const char *arg;
     long n;
+    int rc;
     while ((arg = cli_next(&a)) != NULL) {
         if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
             cmd_bench_help(stdout);
@@ -75,12 +82,8 @@ static int parse_args(int argc, char **argv, bench_args *b) {
         } else if (!strcmp(arg, "--threads")) {
             if (cli_value_long(&a, 1, 4096, &n) != 0) return -1;
             b->opt.n_threads = (int)n;
-        } else if (!strcmp(arg, "--backend")) {
-            if (!(v = cli_value(&a))) return -1;
-            if (cli_parse_backend(v, &b->opt.backend) != 0) {
-                cli_error("--backend", "'%s' is not one of auto, ref, fast, cuda", v);
-                return -1;
-            }
+        } else if ((rc = cli_compute_flag(&a, arg, &compute)) != 0) {
+            if (rc < 0) return -1;
         } else if (!strcmp(arg, "--json") || !strcmp(arg, "--verbose")) {
             if (cli_no_value(&a) != 0) return -1;
             if (!strcmp(arg, "--json")) b->json = 1;
@@ -97,7 +100,7 @@ static int parse_args(int argc, char **argv, bench_args *b) {
         cli_error("bench", "missing --model FILE (see samc bench --help)");
         return -1;
     }
-    return 0;
+    return cli_compute_resolve(&compute, &b->opt);
 }
 
 static int cmp_double(const void *x, const void *y) {
@@ -139,8 +142,8 @@ static int report(const bench_args *b, const samc_model_info *info, const image_
     double rss_mb = (double)ru.ru_maxrss / 1024.0;   /* ru_maxrss is in KiB on Linux */
     const char *backend = info->backend ? info->backend : "?";
     if (!b->json) {
-        printf("samc bench: config %s, backend %s, %d threads, image %s %dx%d, %ld iters "
-               "(+%ld warm-up)\n", info->config, backend, info->n_threads,
+        printf("samc bench: config %s, backend %s (%s), %d threads, image %s %dx%d, %ld iters "
+               "(+%ld warm-up)\n", info->config, backend, info->precision ? info->precision : "?", info->n_threads,
                b->image ? b->image : "synthetic", img->w, img->h, b->iters, b->warmup);
         printf("  %-16s %10s %10s\n", "stage", "median ms", "min ms");
         for (int s = 0; s < ST_COUNT; s++)
@@ -152,6 +155,7 @@ static int report(const bench_args *b, const samc_model_info *info, const image_
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "config", info->config);
     cJSON_AddStringToObject(root, "backend", backend);
+    cJSON_AddStringToObject(root, "precision", info->precision ? info->precision : "");
     cJSON_AddNumberToObject(root, "threads", info->n_threads);
     cJSON_AddStringToObject(root, "image", b->image ? b->image : "synthetic");
     cJSON_AddNumberToObject(root, "width", img->w);

@@ -72,6 +72,11 @@ void cmd_everything_help(FILE *f) {
 "options:\n"
 "  --model FILE               weights: .safetensors (F32/F16/BF16) or an official .pt\n"
 "  --threads N                CPU threads (default: one per core)\n"
+"  --device D                 cpu (default), cuda, or auto: CUDA when a GPU is usable,\n"
+"                             else the CPU with a notice on stderr (or SAMC_DEVICE)\n"
+"  --precision P              fp32 (default); bf16 (CUDA, sm_80+) or fp16 (CUDA, sm_75+):\n"
+"                             matrix products in 16 bits, fp32 accumulation (or\n"
+"                             SAMC_PRECISION)\n"
 "  --backend B                auto (default), ref, fast, cuda (or SAMC_BACKEND)\n"
 "  --verbose                  trace each model stage on stderr (also SAMC_DEBUG=1)\n"
 "Progress (batches done / total) is shown on stderr when it is a terminal.\n"
@@ -91,7 +96,7 @@ typedef struct {
     amg_options amg;
     long remove_small;          /* --remove-small-regions, 0 off */
     int threads, json, verbose, progress;
-    samc_backend backend;
+    cli_compute compute;        /* --device, --precision, --backend */
     /* filled by the run */
     samc_model_info info;
     double load_ms, generate_ms, small_ms, write_ms, total_ms;
@@ -137,10 +142,10 @@ static int parse_args(int argc, char **argv, everything_args *e) {
     cli_args a;
     cli_args_init(&a, argc, argv, "everything");
     amg_options_default(&e->amg);
-    if (cli_backend_from_env(&e->backend) != 0) return -1;
+    if (cli_compute_init(&e->compute) != 0) return -1;
     e->verbose = cli_debug_env();
     amg_options *o = &e->amg;
-    const char *arg, *v;
+    const char *arg;
     while ((arg = cli_next(&a)) != NULL) {
         int rc = 0;
         if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
@@ -176,12 +181,9 @@ static int parse_args(int argc, char **argv, everything_args *e) {
             rc = cli_value_long(&a, 0, 1L << 30, &e->remove_small);
         } else if (!strcmp(arg, "--threads")) {
             rc = value_int(&a, 1, 4096, &e->threads);
-        } else if (!strcmp(arg, "--backend")) {
-            if (!(v = cli_value(&a))) return -1;
-            if (cli_parse_backend(v, &e->backend) != 0) {
-                cli_error("--backend", "'%s' is not one of auto, ref, fast, cuda", v);
-                return -1;
-            }
+        } else if ((rc = cli_compute_flag(&a, arg, &e->compute)) != 0) {
+            if (rc < 0) return -1;
+            rc = 0;
         } else if (!strcmp(arg, "--json") || !strcmp(arg, "--verbose") || !strcmp(arg, "-v")) {
             if (cli_no_value(&a) != 0) return -1;
             if (!strcmp(arg, "--json")) e->json = 1;
@@ -251,7 +253,8 @@ static void show_progress(void *ctx, int done, int total) {
 
 static int run_generator(everything_args *e, const image_rgb *img, amg_result *r) {
     samc_error err = { 0 };
-    samc_options opt = { .backend = e->backend, .n_threads = e->threads };
+    samc_options opt = { .n_threads = e->threads };
+    if (cli_compute_resolve(&e->compute, &opt) != 0) return CLI_USAGE;
     if (e->verbose) opt.log = cli_log_stderr;
     double t0 = cli_now_ms();
     samc_model *m = samc_model_load(e->model, &opt, &err);
@@ -433,8 +436,8 @@ static void print_text(const everything_args *e, const amg_result *r) {
     const amg_options *o = &e->amg;
     char threads[32] = "";
     if (e->info.n_threads > 0) snprintf(threads, sizeof threads, ", %d threads", e->info.n_threads);
-    printf("%s: %dx%d, model %s (%s%s)\n", e->image, r->width, r->height, e->info.config,
-           e->info.backend ? e->info.backend : "?", threads);
+    printf("%s: %dx%d, model %s (%s %s%s)\n", e->image, r->width, r->height, e->info.config,
+           e->info.backend ? e->info.backend : "?", e->info.precision ? e->info.precision : "?", threads);
     printf("  %d points (%dx%d grid) in %d batches, %d crop%s\n", s->n_points, o->points_per_side,
            o->points_per_side, s->n_batches, s->n_crops, s->n_crops > 1 ? "s" : "");
     printf("  %lld candidates -> %lld IoU > %g -> %lld stability >= %g -> %lld off crop edges -> %lld after NMS",
@@ -458,6 +461,7 @@ static void print_json(const everything_args *e, const amg_result *r) {
     cJSON_AddStringToObject(root, "model", e->model);
     cJSON_AddStringToObject(root, "config", e->info.config);
     cJSON_AddStringToObject(root, "backend", e->info.backend ? e->info.backend : "");
+    cJSON_AddStringToObject(root, "precision", e->info.precision ? e->info.precision : "");
     cJSON_AddNumberToObject(root, "threads", e->info.n_threads);
     cJSON *p = cJSON_AddObjectToObject(root, "settings");
     cJSON_AddNumberToObject(p, "points_per_side", o->points_per_side);

@@ -9,14 +9,18 @@
 
 void cmd_info_help(FILE *f) {
     fprintf(f,
-"usage: samc info FILE [--tensors] [--backend B] [--threads N]\n"
+"usage: samc info FILE [--tensors] [--device D] [--precision P] [--backend B] [--threads N]\n"
 "\n"
 "Loads a weight file (.safetensors or an official .pt checkpoint) as `samc segment`\n"
 "would and prints the detected SAM2.1 config, input size, parameter count, the\n"
 "tensors by dtype and by module, the file's metadata, and the memory samc plans.\n"
 "\n"
 "  --tensors     also list every tensor: name, dtype, shape\n"
-"  --backend B   auto (default), ref, fast, cuda\n"
+"  --device D    cpu (default), cuda, or auto: CUDA when a GPU is usable, else the CPU\n"
+"                with a notice on stderr (or SAMC_DEVICE)\n"
+"  --precision P fp32 (default); bf16 (CUDA, sm_80+) or fp16 (CUDA, sm_75+): matrix\n"
+"                products in 16 bits with fp32 accumulation (or SAMC_PRECISION)\n"
+"  --backend B   auto (default), ref, fast, cuda (or SAMC_BACKEND)\n"
 "  --threads N   CPU threads\n"
 "\n"
 "examples:\n"
@@ -92,11 +96,12 @@ int cmd_info(int argc, char **argv) {
     samc_options opt = { 0 };
     info_ctx ctx;
     memset(&ctx, 0, sizeof ctx);
-    if (cli_backend_from_env(&opt.backend) != 0) return CLI_USAGE;
+    cli_compute compute;
+    if (cli_compute_init(&compute) != 0) return CLI_USAGE;
     if (cli_debug_env()) opt.log = cli_log_stderr;
     while ((arg = cli_next(&a)) != NULL) {
         long n;
-        const char *v;
+        int rc;
         if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
             cmd_info_help(stdout);
             return CLI_OK;
@@ -106,12 +111,8 @@ int cmd_info(int argc, char **argv) {
         } else if (!strcmp(arg, "--threads")) {
             if (cli_value_long(&a, 1, 4096, &n) != 0) return CLI_USAGE;
             opt.n_threads = (int)n;
-        } else if (!strcmp(arg, "--backend")) {
-            if (!(v = cli_value(&a))) return CLI_USAGE;
-            if (cli_parse_backend(v, &opt.backend) != 0) {
-                cli_error("--backend", "'%s' is not one of auto, ref, fast, cuda", v);
-                return CLI_USAGE;
-            }
+        } else if ((rc = cli_compute_flag(&a, arg, &compute)) != 0) {
+            if (rc < 0) return CLI_USAGE;
         } else if (cli_is_flag(arg)) {
             cli_unknown_flag(&a);
             return CLI_USAGE;
@@ -126,6 +127,7 @@ int cmd_info(int argc, char **argv) {
         cli_error("info", "missing FILE (see samc info --help)");
         return CLI_USAGE;
     }
+    if (cli_compute_resolve(&compute, &opt) != 0) return CLI_USAGE;
     samc_error err = { 0 };
     samc_model *m = samc_model_load(path, &opt, &err);
     if (!m) {
@@ -140,8 +142,8 @@ int cmd_info(int argc, char **argv) {
            info.image_size, info.image_size, info.embed_dim, info.d_model);
     printf("parameters:  %lld in %lld tensors (%.1f MiB as loaded)\n", (long long)info.n_params,
            (long long)info.n_tensors, (double)info.weight_bytes / (1 << 20));
-    printf("backend:     %s, %d threads, %.1f MiB scratch planned\n",
-           info.backend ? info.backend : "?", info.n_threads, (double)info.scratch_bytes / (1 << 20));
+    printf("backend:     %s (%s), %d threads, %.1f MiB scratch planned\n", info.backend ? info.backend : "?",
+           info.precision ? info.precision : "?", info.n_threads, (double)info.scratch_bytes / (1 << 20));
     if (ctx.list) printf("tensors:\n");
     int rc = samc_weights_describe(path, on_tensor, on_meta, &ctx, &err);
     if (rc == 0) {

@@ -47,6 +47,10 @@ void cmd_segment_help(FILE *f) {
 "options:\n"
 "  --model FILE         weights: .safetensors (F32/F16/BF16) or an official .pt checkpoint\n"
 "  --threads N          CPU threads (default: one per core)\n"
+"  --device D           cpu (default), cuda, or auto: CUDA when a GPU is usable, else\n"
+"                       the CPU with a notice on stderr (default from SAMC_DEVICE)\n"
+"  --precision P        fp32 (default); bf16 (CUDA, sm_80+) or fp16 (CUDA, sm_75+): the\n"
+"                       matrix products in 16 bits with fp32 accumulation (SAMC_PRECISION)\n"
 "  --backend B          auto (default), ref (plain C reference), fast (SIMD), cuda;\n"
 "                       the SAMC_BACKEND environment variable sets the default\n"
 "  --verbose            trace each stage with its time on stderr (also SAMC_DEBUG=1)\n"
@@ -71,12 +75,13 @@ static int parse_args(int argc, char **argv, segment_args *s) {
     cli_args_init(&a, argc, argv, "segment");
     char why[256];
     s->multimask = -1;
-    if (cli_backend_from_env(&s->backend) != 0) return -1;
+    if (cli_compute_init(&s->compute) != 0) return -1;
     s->verbose = cli_debug_env();
     const char *arg;
     while ((arg = cli_next(&a)) != NULL) {
         const char *v;
         long n;
+        int rc;
         if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
             cmd_segment_help(stdout);
             return 1;
@@ -105,12 +110,8 @@ static int parse_args(int argc, char **argv, segment_args *s) {
         } else if (!strcmp(arg, "--threads")) {
             if (cli_value_long(&a, 1, 4096, &n) != 0) return -1;
             s->threads = (int)n;
-        } else if (!strcmp(arg, "--backend")) {
-            if (!(v = cli_value(&a))) return -1;
-            if (cli_parse_backend(v, &s->backend) != 0) {
-                cli_error("--backend", "'%s' is not one of auto, ref, fast, cuda", v);
-                return -1;
-            }
+        } else if ((rc = cli_compute_flag(&a, arg, &s->compute)) != 0) {
+            if (rc < 0) return -1;
         } else if (!strcmp(arg, "--multimask") || !strcmp(arg, "--single")) {
             if (cli_no_value(&a) != 0) return -1;
             s->multimask = !strcmp(arg, "--multimask");
@@ -170,7 +171,8 @@ static int check_prompts(const segment_args *s, int w, int h) {
 
 static int run_model(segment_args *s, const image_rgb *img, samc_masks *out) {
     samc_error err = { 0 };
-    samc_options opt = { .backend = s->backend, .n_threads = s->threads };
+    samc_options opt = { .n_threads = s->threads };
+    if (cli_compute_resolve(&s->compute, &opt) != 0) return CLI_USAGE;
     opt.max_batch = s->n_boxes > 64 ? s->n_boxes : 0;
     if (s->verbose) opt.log = cli_log_stderr;
     int rc = CLI_FAIL;

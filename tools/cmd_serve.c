@@ -53,6 +53,11 @@ void cmd_serve_help(FILE *f) {
 "limits:\n"
 "  --max-body-mb N      largest request body (default 32)\n"
 "  --max-pixels N       largest image in pixels (default 67108864 = 8192 x 8192)\n"
+"  --device D           cpu (default), cuda, or auto: CUDA when a GPU is usable, else\n"
+"                       the CPU with a notice on stderr (or SAMC_DEVICE)\n"
+"  --precision P        fp32 (default); bf16 (CUDA, sm_80+) or fp16 (CUDA, sm_75+): the\n"
+"                       matrix products in 16 bits with fp32 accumulation (or\n"
+"                       SAMC_PRECISION)\n"
 "  --backend B          auto (default), ref, fast, cuda (or SAMC_BACKEND)\n"
 "  --verbose            trace model stages and requests on stderr\n"
 "\n"
@@ -447,9 +452,10 @@ static int parse_double_flag(cli_args *a, double lo, double hi, double *out) {
 static int parse_args(int argc, char **argv, serve_config *c, long *max_conn) {
     cli_args a;
     cli_args_init(&a, argc, argv, "serve");
-    if (cli_backend_from_env(&c->backend) != 0) return -1;
+    cli_compute compute;
+    if (cli_compute_init(&compute) != 0) return -1;
     c->verbose = cli_debug_env();
-    const char *arg, *v;
+    const char *arg;
     long n;
     while ((arg = cli_next(&a)) != NULL) {
         int rc = 0;
@@ -494,12 +500,9 @@ static int parse_args(int argc, char **argv, serve_config *c, long *max_conn) {
             rc = parse_double_flag(&a, 0.001, 1e6, &c->timeout_s);
         } else if (!strcmp(arg, "--job-timeout")) {
             rc = parse_double_flag(&a, 0.001, 1e7, &c->job_timeout_s);
-        } else if (!strcmp(arg, "--backend")) {
-            if (!(v = cli_value(&a))) return -1;
-            if (cli_parse_backend(v, &c->backend) != 0) {
-                cli_error("--backend", "'%s' is not one of auto, ref, fast, cuda", v);
-                return -1;
-            }
+        } else if ((rc = cli_compute_flag(&a, arg, &compute)) != 0) {
+            if (rc < 0) return -1;
+            rc = 0;
         } else if (!strcmp(arg, "--verbose") || !strcmp(arg, "-v")) {
             if (cli_no_value(&a) != 0) return -1;
             c->verbose = 1;
@@ -516,6 +519,10 @@ static int parse_args(int argc, char **argv, serve_config *c, long *max_conn) {
         cli_error("serve", "missing --model FILE (see samc serve --help)");
         return -1;
     }
+    samc_options opt = { 0 };
+    if (cli_compute_resolve(&compute, &opt) != 0) return -1;
+    c->backend = opt.backend;
+    c->precision = opt.precision;
     return 0;
 }
 

@@ -14,7 +14,7 @@ typedef struct {
     int n_boxes;
     int multimask;              /* -1 until the default is chosen */
     int threads, json, verbose;
-    samc_backend backend;
+    cli_compute compute;        /* --device, --precision, --backend */
     /* filled by the run */
     samc_model_info info;
     samc_timings timings;

@@ -32,6 +32,7 @@ typedef struct {
     int64_t max_pixels;         /* of an uploaded or job image */
     int max_side;
     samc_backend backend;
+    samc_precision precision;
 } serve_config;
 
 typedef enum { TASK_ENCODE, TASK_PREDICT, TASK_JOB } serve_task_kind;

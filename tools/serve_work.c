@@ -953,7 +953,7 @@ serve_server *serve_server_new(const serve_config *cfg, samc_error *err) {
      * now so the table's memory is all there from the start. */
     volatile char *touch = (volatile char *)s->jobs;
     for (size_t o = 0; o < (size_t)cfg->max_jobs * sizeof *s->jobs; o += 4096) touch[o] = 0;
-    samc_options opt = { .backend = cfg->backend, .n_threads = cfg->threads };
+    samc_options opt = { .backend = cfg->backend, .precision = cfg->precision, .n_threads = cfg->threads };
     if (cfg->verbose) opt.log = cli_log_stderr;
     for (int i = 0; i < cfg->workers; i++) {
         s->workers[i].srv = s;
