@@ -7,7 +7,7 @@
 # Runs $SAMC (set by tests/run_tests.sh; default ./samc). Prints "N passed, N failed,
 # N skipped" last; exits non-zero on any failure.
 set -u
-unset SAMC_DEBUG SAMC_BACKEND
+unset SAMC_DEBUG SAMC_BACKEND SAMC_DEVICE SAMC_PRECISION
 SAMC=${SAMC:-./samc}
 case "$SAMC" in /*) ;; *) SAMC="$(cd "$(dirname "$SAMC")" && pwd)/$(basename "$SAMC")" ;; esac
 pass=0; fail=0; skip=0
@@ -64,6 +64,18 @@ for t in 0 -1 abc 1.5 ""; do
 done
 expect_fail backend_bad "--backend" "$SAMC" segment "$IMG" --model "$MODEL" --point 1,1 --backend gpu
 expect_fail backend_env_bad "SAMC_BACKEND" env SAMC_BACKEND=gpu "$SAMC" segment "$IMG" --model "$MODEL" --point 1,1
+# --device / --precision: bad values name the flag (or variable), on every model command
+for c in "segment $IMG --point 1,1 --model $MODEL" "everything $IMG --model $MODEL" "bench --model $MODEL" \
+         "info $MODEL" "serve --model $MODEL"; do
+  name=${c%% *}
+  expect_fail "${name}_device_bad" "--device" "$SAMC" $c --device gpu
+  expect_fail "${name}_precision_bad" "--precision" "$SAMC" $c --precision fp8
+done
+expect_fail device_missing_value "missing value" "$SAMC" segment "$IMG" --model "$MODEL" --point 1,1 --device
+expect_fail device_env_bad "SAMC_DEVICE" env SAMC_DEVICE=tpu "$SAMC" segment "$IMG" --model "$MODEL" --point 1,1
+expect_fail precision_env_bad "SAMC_PRECISION" env SAMC_PRECISION=int8 "$SAMC" segment "$IMG" --model "$MODEL" --point 1,1
+expect_fail device_backend_clash "contradicts --backend cuda" "$SAMC" segment "$IMG" --model "$MODEL" --point 1,1 --device cpu --backend cuda
+expect_fail device_backend_clash_bench "contradicts --backend ref" "$SAMC" bench --model "$MODEL" --device cuda --backend ref
 expect_fail json_with_value "--json" "$SAMC" segment "$IMG" --model "$MODEL" --point 1,1 --json=yes
 expect_fail extra_positional "unexpected argument" "$SAMC" segment "$IMG" "$IMG" --model "$MODEL" --point 1,1
 expect_fail synth_unknown_config "unknown config" "$SAMC" synth --config huge -o "$TMP/x.safetensors"
@@ -111,6 +123,11 @@ expect_ok segment_help "$SAMC" segment --help &&
   check segment_help_content "help lacks prompts or examples" \
     bash -c "grep -q -- --box '$TMP/out' && grep -q -- --mask-input '$TMP/out' && [ \$(grep -c '^  samc segment' '$TMP/out') -ge 3 ]"
 for c in info bench synth convert version; do expect_ok "${c}_help" "$SAMC" "$c" --help; done
+for c in segment everything bench info serve; do
+  expect_ok "${c}_help_device" "$SAMC" "$c" --help &&
+    check "${c}_help_lists_device" "help lacks --device or --precision" \
+      bash -c "grep -q -- '--device D' '$TMP/out' && grep -q -- '--precision P' '$TMP/out' && grep -q bf16 '$TMP/out'"
+done
 expect_ok version "$SAMC" version && check version_features "no features line" grep -q '^features: ' "$TMP/out"
 
 if expect_ok synth_micro "$SAMC" synth --config micro -o "$MODEL"; then
@@ -136,7 +153,41 @@ if expect_ok synth_micro "$SAMC" synth --config micro -o "$MODEL"; then
   check segment_default_prefix_file "no small_mask_0.png" test -s "$TMP/small_mask_0.png"
 
   expect_ok bench_json "$SAMC" bench --model "$MODEL" --image "$IMG" --iters 2 --warmup 0 --json
-  check bench_json_fields "JSON lacks fields" bash -c "for k in encoder_ms decoder_ms stages peak_rss_mb threads backend config; do grep -q \"\\\"\$k\\\"\" '$TMP/out' || exit 1; done"
+  check bench_json_fields "JSON lacks fields" bash -c "for k in encoder_ms decoder_ms stages peak_rss_mb threads backend precision config; do grep -q \"\\\"\$k\\\"\" '$TMP/out' || exit 1; done"
+
+  # bf16 / fp16 need the CUDA backend: on the CPU (asked for, or by default) a clear
+  # error at load, whatever the machine has.
+  for p in bf16 fp16; do
+    expect_fail "precision_${p}_cpu" "--precision $p needs the CUDA backend" "$SAMC" segment "$IMG" --model "$MODEL" --point 10,10 --out "$TMP/p" --device cpu --precision $p
+  done
+  expect_fail precision_default_backend "needs the CUDA backend" "$SAMC" segment "$IMG" --model "$MODEL" --point 10,10 --out "$TMP/p" --precision bf16
+  expect_fail precision_ref_backend "needs the CUDA backend" "$SAMC" bench --model "$MODEL" --backend ref --precision fp16 --iters 1
+  expect_fail precision_env_cpu "needs the CUDA backend" env SAMC_PRECISION=bf16 "$SAMC" info "$MODEL" --device cpu
+  expect_ok precision_fp32_cpu "$SAMC" info "$MODEL" --device cpu --precision fp32 &&
+    check precision_fp32_info "info lacks '(fp32)'" grep -q '^backend: .*(fp32)' "$TMP/out"
+
+  # --device auto: where samc finds no CUDA device it says so in one line and runs on
+  # the CPU, with the same masks as --device cpu (and fp32 for a reduced precision).
+  expect_ok segment_device_cpu "$SAMC" segment "$IMG" --model "$MODEL" --point 20.5,10 --out "$TMP/dcpu" --json --device cpu
+  cp "$TMP/out" "$TMP/dcpu.json"
+  if expect_ok segment_device_auto "$SAMC" segment "$IMG" --model "$MODEL" --point 20.5,10 --out "$TMP/dauto" --json --device auto; then
+    cp "$TMP/err" "$TMP/dauto.err"; cp "$TMP/out" "$TMP/dauto.json"
+    if grep -q 'running on the CPU' "$TMP/dauto.err"; then
+      check device_auto_notice "want one line 'samc: no CUDA device (...): running on the CPU'" \
+        bash -c "[ \$(grep -c '' '$TMP/dauto.err') -eq 1 ] && grep -q '^samc: no CUDA device (.*): running on the CPU\$' '$TMP/dauto.err'"
+      check device_auto_same_masks "masks differ from --device cpu" \
+        bash -c "for j in 0 1 2; do cmp -s '$TMP/dauto_'\$j.png '$TMP/dcpu_'\$j.png || exit 1; done"
+      check device_auto_same_json "JSON differs from --device cpu beyond timings and file names" \
+        bash -c "diff <(grep -v -e '_ms\"' -e '\"file\"' '$TMP/dauto.json') <(grep -v -e '_ms\"' -e '\"file\"' '$TMP/dcpu.json') >/dev/null"
+      expect_ok device_auto_bf16 "$SAMC" segment "$IMG" --model "$MODEL" --point 20.5,10 --out "$TMP/dauto16" --device auto --precision bf16
+      check device_auto_bf16_notice "no 'in fp32 instead of bf16' notice" grep -q 'running on the CPU in fp32 instead of bf16$' "$TMP/err"
+      check device_auto_bf16_masks "masks differ from --device cpu" cmp -s "$TMP/dauto16_0.png" "$TMP/dcpu_0.png"
+      expect_ok info_device_auto "$SAMC" info "$MODEL" --device auto &&
+        check info_device_auto_cpu "info does not show a CPU backend" grep -q '^backend: *cpu_' "$TMP/out"
+    else
+      skipped device_auto_cpu_fallback "a CUDA device is usable here: --device auto ran on it"
+    fi
+  fi
 else
   echo "SKIP   cli_errors: the model-dependent checks (samc synth failed)"
   skip=$((skip+1))

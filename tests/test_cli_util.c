@@ -87,6 +87,78 @@ static void test_parse_backend(void) {
     CHECK(cli_parse_backend("", &b) != 0);
 }
 
+static void test_parse_device_precision(void) {
+    cli_device d = CLI_DEVICE_UNSET;
+    samc_precision p = SAMC_PRECISION_FP16;
+    CHECK(cli_parse_device("auto", &d) == 0 && d == CLI_DEVICE_AUTO);
+    CHECK(cli_parse_device("cpu", &d) == 0 && d == CLI_DEVICE_CPU);
+    CHECK(cli_parse_device("cuda", &d) == 0 && d == CLI_DEVICE_CUDA);
+    CHECK(cli_parse_device("gpu", &d) != 0 && cli_parse_device("CPU", &d) != 0 && cli_parse_device("", &d) != 0);
+    CHECK(cli_parse_precision("fp32", &p) == 0 && p == SAMC_PRECISION_FP32);
+    CHECK(cli_parse_precision("bf16", &p) == 0 && p == SAMC_PRECISION_BF16);
+    CHECK(cli_parse_precision("fp16", &p) == 0 && p == SAMC_PRECISION_FP16);
+    CHECK(cli_parse_precision("f16", &p) != 0 && cli_parse_precision("fp8", &p) != 0 && cli_parse_precision(NULL, &p) != 0);
+}
+
+/* Parses argv's flags into a cli_compute (environment variables as set) and resolves it. */
+static int resolve_args(int argc, char **argv, samc_options *opt) {
+    cli_args a;
+    cli_compute c;
+    cli_args_init(&a, argc, argv, "segment");
+    if (cli_compute_init(&c) != 0) return -1;
+    const char *arg;
+    while ((arg = cli_next(&a)) != NULL)
+        if (cli_compute_flag(&a, arg, &c) != 1) return -1;
+    return cli_compute_resolve(&c, opt);
+}
+#define RESOLVE(opt, ...) resolve_args((int)(sizeof((char *[]){ "x", __VA_ARGS__ }) / sizeof(char *)), \
+                                       (char *[]){ "x", __VA_ARGS__ }, (opt))
+
+static void test_compute_resolve(void) {
+    unsetenv("SAMC_BACKEND"); unsetenv("SAMC_DEVICE"); unsetenv("SAMC_PRECISION");
+    samc_options o;
+    /* nothing given: the CPU backends in fp32, as before --device existed */
+    o = (samc_options){ .backend = SAMC_BACKEND_CUDA };
+    CHECK(resolve_args(1, (char *[]){ "x", NULL }, &o) == 0 && o.backend == SAMC_BACKEND_AUTO &&
+          o.precision == SAMC_PRECISION_FP32);
+    CHECK(RESOLVE(&o, "--device", "cpu") == 0 && o.backend == SAMC_BACKEND_AUTO);
+    CHECK(RESOLVE(&o, "--device=cpu", "--backend", "ref") == 0 && o.backend == SAMC_BACKEND_CPU_REF);
+    CHECK(RESOLVE(&o, "--device", "cuda") == 0 && o.backend == SAMC_BACKEND_CUDA);
+    CHECK(RESOLVE(&o, "--device", "cuda", "--backend", "cuda", "--precision", "bf16") == 0 &&
+          o.backend == SAMC_BACKEND_CUDA && o.precision == SAMC_PRECISION_BF16);
+    /* the precision goes to the library, which refuses it on the CPU */
+    CHECK(RESOLVE(&o, "--device", "cpu", "--precision", "fp16") == 0 && o.precision == SAMC_PRECISION_FP16);
+    /* contradictions between two flags */
+    CHECK(RESOLVE(&o, "--device", "cpu", "--backend", "cuda") == -1);
+    CHECK(RESOLVE(&o, "--device", "cuda", "--backend", "fast") == -1);
+    CHECK(RESOLVE(&o, "--device", "gpu") == -1);
+    CHECK(RESOLVE(&o, "--precision", "fp64") == -1);
+    /* a flag beats the environment, also when they disagree */
+    setenv("SAMC_BACKEND", "cuda", 1);
+    CHECK(RESOLVE(&o, "--device", "cpu") == 0 && o.backend == SAMC_BACKEND_AUTO);
+    unsetenv("SAMC_BACKEND");
+    setenv("SAMC_DEVICE", "cuda", 1);
+    CHECK(RESOLVE(&o, "--backend", "ref") == 0 && o.backend == SAMC_BACKEND_CPU_REF);
+    setenv("SAMC_BACKEND", "ref", 1);
+    CHECK(RESOLVE(&o, "--precision", "fp32") == -1);              /* two variables disagree */
+    unsetenv("SAMC_BACKEND");
+    setenv("SAMC_PRECISION", "bf16", 1);
+    CHECK(RESOLVE(&o, "--precision", "fp32") == 0 && o.backend == SAMC_BACKEND_CUDA && o.precision == SAMC_PRECISION_FP32);
+    CHECK(resolve_args(1, (char *[]){ "x", NULL }, &o) == 0 && o.precision == SAMC_PRECISION_BF16);
+    setenv("SAMC_DEVICE", "tpu", 1);
+    CHECK(resolve_args(1, (char *[]){ "x", NULL }, &o) == -1);
+    unsetenv("SAMC_DEVICE"); unsetenv("SAMC_PRECISION");
+    /* auto: CUDA where samc finds a device, else the --backend CPU choice in fp32 */
+    char why[512];
+    int have_cuda = samc_cuda_device(why, sizeof why) == 0;
+    printf("  cuda device: %s\n", have_cuda ? why : "none");
+    printf("  (a 'no CUDA device' notice below is expected where there is none)\n");
+    CHECK(RESOLVE(&o, "--device", "auto", "--backend", "fast", "--precision", "bf16") == 0);
+    CHECK(have_cuda ? o.backend == SAMC_BACKEND_CUDA && o.precision == SAMC_PRECISION_BF16
+                    : o.backend == SAMC_BACKEND_CPU_FAST && o.precision == SAMC_PRECISION_FP32);
+    CHECK(RESOLVE(&o, "--device", "auto", "--backend", "cuda") == 0 && o.backend == SAMC_BACKEND_CUDA);
+}
+
 static void test_args(void) {
     char *argv[] = { "segment", "img.png", "--threads=4", "--point", "-1,2", "--model", "--json",
                      NULL };
@@ -120,4 +192,5 @@ static void test_check_writable(void) {
 
 TEST_MAIN(TEST_CASE(test_parse_long), TEST_CASE(test_parse_float), TEST_CASE(test_parse_floats),
           TEST_CASE(test_parse_point), TEST_CASE(test_parse_box), TEST_CASE(test_inside_image),
-          TEST_CASE(test_parse_backend), TEST_CASE(test_args), TEST_CASE(test_check_writable))
+          TEST_CASE(test_parse_backend), TEST_CASE(test_parse_device_precision), TEST_CASE(test_compute_resolve),
+          TEST_CASE(test_args), TEST_CASE(test_check_writable))

@@ -10,11 +10,17 @@
  *
  * Without a CUDA build, a device or a driver every case is skipped with the reason.
  * SAMC_CUDA_BENCH=1 also times the large shapes with CUDA events (median of 20 runs
- * after 3 warm-ups) and prints TFLOP/s or GB/s. */
+ * after 3 warm-ups) and prints TFLOP/s or GB/s.
+ *
+ * bf16 / fp16 (set_precision): linear and matmul with registered weights against cpu_ref
+ * on the same inputs rounded to 16 bits on the host (fp32-accumulation tolerance: this
+ * checks the conversion, the operands chosen and the chunking) and against cpu_ref on
+ * the fp32 inputs (a tolerance from the 16-bit rounding: the size of the error). */
 #include "ops.h"
 #include "test.h"
 #define TEST_RNG_SEED 0x2545f4914f6cdd1dull
 #include "test_data.h"
+#include "test_lowp.h"
 #include <stdarg.h>
 #include <stdint.h>
 #ifdef SAMC_HAVE_CUDA
@@ -373,6 +379,203 @@ static void test_gemm_zero_k(void) {
     gpu_sync("gemm K=0");
 out:
     dev_free(db); dev_free(dy);
+}
+
+/* ------------------------------------------------------------------ bf16 / fp16 GEMMs */
+
+/* A second backend with a registered weight block: the weights of the cases sit in it
+ * at 16-float slots as the model puts them (model/sam2.c), one at an odd offset. */
+typedef struct { const char *name; int M, N, K, bias, x_in_block, bench; } lowp_case;
+
+static const lowp_case lowp_linear_cases[] = {
+    { "odd", 1, 1, 1, 1, 0, 0 }, { "odd", 7, 13, 33, 0, 0, 0 }, { "odd", 61, 47, 300, 1, 0, 0 },
+    { "hiera qkv s0@1024", 65536, 288, 96, 1, 0, 1 },
+    /* 65536 x 384 = 25 M activation values: more than the 16 M scratch, two row chunks */
+    { "hiera mlp.1 s0@1024 (chunked)", 65536, 96, 384, 1, 0, 1 },
+    { "hiera-l qkv s3", 1024, 3456, 1152, 1, 0, 1 }, { "hiera mlp.1 s3", 1024, 768, 3072, 1, 0, 0 },
+    /* the decoder's tokens are weights too (iou / mask tokens): x read from the block */
+    { "decoder tokens (x in block)", 7, 256, 256, 1, 1, 0 }, { "decoder mlp", 10, 2048, 256, 1, 0, 0 },
+};
+static const lowp_case lowp_matmul_cases[] = {
+    { "odd", 1, 1, 1, 1, 0, 0 }, { "odd", 13, 33, 7, 0, 0, 0 },
+    { "neck s0@1024", 256, 65536, 96, 1, 0, 1 }, { "neck s3", 256, 1024, 768, 1, 0, 0 },
+    { "conv_s0@1024", 32, 65536, 256, 1, 0, 1 },
+    /* at 1280 px: 256 x 102400 = 26 M activation values, two column chunks */
+    { "conv_s0@1280 (chunked)", 32, 102400, 256, 1, 0, 0 },
+};
+
+static size_t slot16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+/* Runs one case on backend o whose block (host copy hw) holds the weight at w_off and,
+ * when c->x_in_block, the activation at x_off. */
+static void run_lowp_case(samc_ops *o, int prec, const char *pname, const lowp_case *c, int is_matmul,
+                          float *dblock, const float *hblock, size_t w_off, size_t x_off) {
+    int M = c->M, N = c->N, K = c->K;
+    size_t wn = is_matmul ? (size_t)M * K : (size_t)N * K, xn = is_matmul ? (size_t)K * N : (size_t)M * K;
+    size_t yn = (size_t)M * N, nbias = is_matmul ? (size_t)M : (size_t)N;
+    const float *w = hblock + w_off;
+    float *xo = c->x_in_block ? NULL : rand_buf(xn, 1.0f);
+    const float *x = c->x_in_block ? hblock + x_off : xo;
+    float *bias = c->bias ? rand_buf(nbias, 1.0f) : NULL;
+    float *dx = c->x_in_block ? dblock + x_off : NULL, *dbias = NULL, *dy = dev_poison(yn);
+    if (!c->x_in_block) dx = dev_alloc(xn);
+    if (dx && !c->x_in_block) o->upload(o, dx, x, xn * sizeof(float));
+    if (bias && (dbias = dev_alloc(nbias))) o->upload(o, dbias, bias, nbias * sizeof(float));
+    const float *dw = dblock + w_off;
+    if (dx && dy && (!bias || dbias)) {
+        if (is_matmul) o->matmul(o, dw, dx, dbias, dy, M, N, K);
+        else o->linear(o, dx, dw, dbias, dy, M, N, K);
+        char err[512] = "";
+        int rc = o->sync(o, err);
+        CHECKF(rc == 0, "%s %s: sync: %s", pname, c->name, err);
+        if (rc == 0) {
+            float *y = malloc(yn * sizeof(float));
+            if (!y) { fprintf(stderr, "out of memory\n"); exit(2); }
+            o->download(o, y, dy, yn * sizeof(float));
+            /* the 16-bit inputs, exactly: reference rows (linear) / rows of c (matmul) */
+            float *wr = malloc(wn * sizeof(float)), *xr = malloc(xn * sizeof(float));
+            float *yr = zero_buf((size_t)64 * N), *yf = zero_buf((size_t)64 * N);
+            if (!wr || !xr) { fprintf(stderr, "out of memory\n"); exit(2); }
+            test_round_lowp_buf(wr, w, wn, prec);
+            test_round_lowp_buf(xr, x, xn, prec);
+            double u = prec == SAMC_OPS_BF16 ? 1.0 / 512 : 1.0 / 2048; /* unit roundoff */
+            cmp_t tight, loose;
+            cmp_init(&tight, 2 * gemm_atol(K), 2 * GEMM_RTOL);
+            cmp_init(&loose, gemm_atol(K) + 2 * u * sqrt((double)K), 0.0);
+            int r0[3], len[3], ns = sample_rows(M, r0, len);
+            for (int i = 0; i < ns; i++) {
+                const float *yg = y + (size_t)r0[i] * N;
+                if (is_matmul) {
+                    g_ref->matmul(g_ref, wr + (size_t)r0[i] * K, xr, bias ? bias + r0[i] : NULL, yr, len[i], N, K);
+                    g_ref->matmul(g_ref, w + (size_t)r0[i] * K, x, bias ? bias + r0[i] : NULL, yf, len[i], N, K);
+                } else {
+                    g_ref->linear(g_ref, xr + (size_t)r0[i] * K, wr, bias, yr, len[i], N, K);
+                    g_ref->linear(g_ref, x + (size_t)r0[i] * K, w, bias, yf, len[i], N, K);
+                }
+                cmp_add(&tight, yg, yr, (size_t)len[i] * N, (size_t)r0[i] * N);
+                cmp_add(&loose, yg, yf, (size_t)len[i] * N, (size_t)r0[i] * N);
+            }
+            cmp_report(&tight, "%s %s %s M=%d N=%d K=%d vs 16-bit inputs", pname, is_matmul ? "matmul" : "linear",
+                       c->name, M, N, K);
+            cmp_report(&loose, "%s %s %s M=%d N=%d K=%d vs fp32 inputs", pname, is_matmul ? "matmul" : "linear",
+                       c->name, M, N, K);
+            free(y); free(wr); free(xr); free(yr); free(yf);
+            /* o's stream is a blocking one too, so the events order with it */
+            if (c->bench && is_matmul)
+                BENCH(2.0 * M * N * K, 4.0 * (xn + 2 * yn) + 2.0 * (wn + 2 * xn), o->matmul(o, dw, dx, dbias, dy, M, N, K),
+                      "%s matmul %s %dx%dx%d", pname, c->name, M, N, K);
+            else if (c->bench)
+                BENCH(2.0 * M * N * K, 4.0 * (xn + 2 * yn) + 2.0 * (wn + 2 * xn), o->linear(o, dx, dw, dbias, dy, M, N, K),
+                      "%s linear %s %dx%d->%d", pname, c->name, M, K, N);
+        }
+    }
+    if (!c->x_in_block) dev_free(dx);
+    dev_free(dbias); dev_free(dy);
+    free(xo); free(bias);
+}
+
+/* Per precision: a fresh backend, a block with every case's weight (and the decoder
+ * tokens case's activation), set_precision, then the cases; a weight outside the block
+ * still takes the exact fp32 path; set_precision(FP32) turns it all off again. */
+static void run_lowp(samc_ops_precision prec) {
+    const char *pname = prec == SAMC_OPS_BF16 ? "bf16" : "fp16";
+    char err[512] = "";
+    samc_ops *o = samc_ops_cuda_create(0, err);
+    CHECKF(o != NULL, "%s backend: %s", pname, err);
+    if (!o) return;
+    CHECK(o->set_precision != NULL);
+    size_t nl = sizeof lowp_linear_cases / sizeof lowp_linear_cases[0];
+    size_t nm = sizeof lowp_matmul_cases / sizeof lowp_matmul_cases[0];
+    size_t off[32], xoff[32], total = 3; /* the first slot starts at an odd offset */
+    for (size_t i = 0; i < nl + nm; i++) {
+        const lowp_case *c = i < nl ? &lowp_linear_cases[i] : &lowp_matmul_cases[i - nl];
+        off[i] = total;
+        total += slot16((size_t)c->N * c->K > (size_t)c->M * c->K ? (size_t)c->N * c->K : (size_t)c->M * c->K);
+        xoff[i] = total;
+        if (c->x_in_block) total += slot16((size_t)c->M * c->K);
+    }
+    float *hblock = rand_buf(total, 1.0f), *dblock = dev_from(hblock, total);
+    if (!dblock || !o->set_precision) goto out;
+    int rc = o->set_precision(o, prec, dblock, total, err);
+    if (rc != 0 && strstr(err, "compute capability")) {
+        printf("  SKIP   %s: %s\n", pname, err);
+        goto out;
+    }
+    CHECKF(rc == 0, "set_precision %s: %s", pname, err);
+    if (rc != 0) goto out;
+    for (size_t i = 0; i < nl + nm; i++)
+        run_lowp_case(o, (int)prec, pname, i < nl ? &lowp_linear_cases[i] : &lowp_matmul_cases[i - nl], i >= nl,
+                      dblock, hblock, off[i], xoff[i]);
+
+    /* A weight outside the block: plain fp32, within the fp32 tolerance. */
+    {
+        int M = 300, N = 64, K = 256;
+        float *x = rand_buf((size_t)M * K, 1.0f), *w = rand_buf((size_t)N * K, 1.0f);
+        float *dx = dev_from(x, (size_t)M * K), *dw = dev_from(w, (size_t)N * K), *dy = dev_poison((size_t)M * N);
+        if (dx && dw && dy) {
+            o->linear(o, dx, dw, NULL, dy, M, N, K);
+            err[0] = '\0';
+            CHECKF(o->sync(o, err) == 0, "%s: %s", pname, err);
+            float *y = malloc(sizeof(float) * (size_t)M * N), *yr = zero_buf((size_t)M * N);
+            if (!y) { fprintf(stderr, "out of memory\n"); exit(2); }
+            o->download(o, y, dy, sizeof(float) * (size_t)M * N);
+            g_ref->linear(g_ref, x, w, NULL, yr, M, N, K);
+            compare(y, yr, (size_t)M * N, gemm_atol(K), GEMM_RTOL, "%s backend, weight outside the block: fp32", pname);
+            free(y); free(yr);
+        }
+        dev_free(dx); dev_free(dw); dev_free(dy);
+        free(x); free(w);
+    }
+    /* FP32 again: the registered weights are multiplied in fp32 too. */
+    {
+        const lowp_case *c = &lowp_linear_cases[5]; /* hiera-l qkv s3: K = 1152 */
+        CHECK(o->set_precision(o, SAMC_OPS_FP32, NULL, 0, err) == 0);
+        float *x = rand_buf((size_t)c->M * c->K, 1.0f);
+        float *dx = dev_from(x, (size_t)c->M * c->K), *dy = dev_poison((size_t)c->M * c->N);
+        if (dx && dy) {
+            o->linear(o, dx, dblock + off[5], NULL, dy, c->M, c->N, c->K);
+            err[0] = '\0';
+            CHECKF(o->sync(o, err) == 0, "%s: %s", pname, err);
+            float *y = malloc(sizeof(float) * (size_t)c->M * c->N), *yr = zero_buf((size_t)7 * c->N);
+            if (!y) { fprintf(stderr, "out of memory\n"); exit(2); }
+            o->download(o, y, dy, sizeof(float) * (size_t)c->M * c->N);
+            g_ref->linear(g_ref, x, hblock + off[5], NULL, yr, 7, c->N, c->K);
+            compare(y, yr, (size_t)7 * c->N, gemm_atol(c->K), GEMM_RTOL, "after set_precision(fp32): fp32 again");
+            free(y); free(yr);
+        }
+        dev_free(dx); dev_free(dy);
+        free(x);
+    }
+out:
+    dev_free(dblock);
+    free(hblock);
+    samc_ops_cuda_destroy(o);
+}
+
+static void test_linear_matmul_bf16(void) {
+    NEED_GPU();
+    run_lowp(SAMC_OPS_BF16);
+}
+static void test_linear_matmul_fp16(void) {
+    NEED_GPU();
+    run_lowp(SAMC_OPS_FP16);
+}
+
+/* The host rounding the tests compare with (tests/test_lowp.h), on values whose 16-bit
+ * forms are known; runs without a device. */
+static void test_lowp_rounding(void) {
+    CHECK(test_round_bf16(1.0f) == 1.0f);
+    CHECK(test_round_bf16(1.0f + 1.0f / 256) == 1.0f);            /* tie: to even (down) */
+    CHECK(test_round_bf16(1.0f + 3.0f / 256) == 1.0f + 4.0f / 256); /* tie: to even (up) */
+    CHECK(test_round_bf16(1.0f + 1.5f / 256) == 1.0f + 2.0f / 256);
+    CHECK(test_round_bf16(-3.0e38f) == ldexpf(-226.0f, 120)); /* 8 bits: 225.69 * 2^120 */
+    CHECK(test_round_fp16(1.0f + 1.0f / 2048) == 1.0f);           /* tie: to even */
+    CHECK(test_round_fp16(1.0f + 3.0f / 2048) == 1.0f + 4.0f / 2048);
+    CHECK(test_round_fp16(70000.0f) == 65504.0f && test_round_fp16(-1e9f) == -65504.0f); /* clamped */
+    CHECK(test_round_fp16(65519.0f) == 65504.0f);
+    CHECK(test_round_fp16(3.0f * 0x1p-25f) == 0x1p-23f);          /* subnormal: quantum 2^-24 */
+    CHECK(test_round_fp16(0x1p-26f) == 0.0f);
+    CHECK(test_round_fp16(1e-3f) == 0.0010004044f);
 }
 
 /* ------------------------------------------------------------------ attention */
@@ -961,6 +1164,7 @@ static void test_error_reporting(void) {
 }
 
 TEST_MAIN(TEST_CASE(test_memory), TEST_CASE(test_linear), TEST_CASE(test_matmul), TEST_CASE(test_gemm_zero_k),
+          TEST_CASE(test_lowp_rounding), TEST_CASE(test_linear_matmul_bf16), TEST_CASE(test_linear_matmul_fp16),
           TEST_CASE(test_attention), TEST_CASE(test_layer_norm), TEST_CASE(test_layer_norm2d), TEST_CASE(test_unary),
           TEST_CASE(test_add), TEST_CASE(test_add_channel), TEST_CASE(test_transpose), TEST_CASE(test_conv2d),
           TEST_CASE(test_conv_transpose2x2), TEST_CASE(test_window), TEST_CASE(test_maxpool),
