@@ -136,3 +136,17 @@ bench-ops: $(BUILD)/bench/bench_gemm
 $(BUILD)/bench/bench_gemm: tests/bench/bench_gemm.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $< $(LIB) -o $@ $(LDLIBS)
+
+# Mosaic scale benchmark, kept out of `all` and `test`: `samc mosaic`'s pipeline with the
+# oracle mask source on a generated SIZE x SIZE GeoTIFF of Voronoi cells (time, peak RSS,
+# stats.json timings). make bench-mosaic SIZE=20000 TILE=1000 DIR=/tmp/samc_bench_mosaic
+.PHONY: bench-mosaic
+bench-mosaic: $(BUILD)/bench/bench_mosaic
+	$(BUILD)/bench/bench_mosaic $(or $(SIZE),20000) $(or $(TILE),1000) $(or $(DIR),/tmp/samc_bench_mosaic)
+
+$(BUILD)/bench/bench_mosaic: tests/bench/bench_mosaic.c tests/mosaic_oracle.h $(LIB) $(MOSAIC_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -Itests $< $(MOSAIC_LDLIBS) $(LIB) -o $@ $(LDLIBS) -lcjson
+
+# the shared oracle header is not in the generic test rule's prerequisites
+$(BUILD)/tests/test_mosaic_pipeline: tests/mosaic_oracle.h
