@@ -13,17 +13,6 @@
 #include <string.h>
 #include <time.h>
 
-static int amg_fail(samc_error *err, samc_status st, const char *fmt, ...) {
-    if (err) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-        va_end(ap);
-        err->status = st;
-    }
-    return -1;
-}
-
 static double now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -73,50 +62,50 @@ static int layer_points(const amg_options *o, int layer) {
 }
 
 int amg_options_check(const amg_options *o, samc_error *err) {
-    if (!o) return amg_fail(err, SAMC_ERR_ARG, "amg: NULL options");
+    if (!o) return samc_error_set(err, SAMC_ERR_ARG, "amg: NULL options");
     if (o->point_grid) {
         if (o->point_grid_n < 1 || o->point_grid_n > AMG_MAX_GRID_POINTS)
-            return amg_fail(err, SAMC_ERR_ARG, "amg: point_grid_n %d is not in [1, %d]", o->point_grid_n,
+            return samc_error_set(err, SAMC_ERR_ARG, "amg: point_grid_n %d is not in [1, %d]", o->point_grid_n,
                             AMG_MAX_GRID_POINTS);
         for (int k = 0; k < 2 * o->point_grid_n; k++)
             if (!in_unit(o->point_grid[k]))
-                return amg_fail(err, SAMC_ERR_ARG, "amg: point_grid[%d][%d] = %g is not in [0, 1]", k / 2, k % 2,
+                return samc_error_set(err, SAMC_ERR_ARG, "amg: point_grid[%d][%d] = %g is not in [0, 1]", k / 2, k % 2,
                                 o->point_grid[k]);
     } else if (o->point_grid_n != 0) {
-        return amg_fail(err, SAMC_ERR_ARG, "amg: point_grid_n %d without a point_grid", o->point_grid_n);
+        return samc_error_set(err, SAMC_ERR_ARG, "amg: point_grid_n %d without a point_grid", o->point_grid_n);
     } else if (o->points_per_side < 1 || o->points_per_side > 1024) {
-        return amg_fail(err, SAMC_ERR_ARG, "amg: points_per_side %d is not in [1, 1024]", o->points_per_side);
+        return samc_error_set(err, SAMC_ERR_ARG, "amg: points_per_side %d is not in [1, 1024]", o->points_per_side);
     }
     if (o->points_per_batch < 1 || o->points_per_batch > 4096)
-        return amg_fail(err, SAMC_ERR_ARG, "amg: points_per_batch %d is not in [1, 4096]", o->points_per_batch);
+        return samc_error_set(err, SAMC_ERR_ARG, "amg: points_per_batch %d is not in [1, 4096]", o->points_per_batch);
     if (!in_unit(o->pred_iou_thresh))
-        return amg_fail(err, SAMC_ERR_ARG, "amg: pred_iou_thresh %g is not in [0, 1]", o->pred_iou_thresh);
+        return samc_error_set(err, SAMC_ERR_ARG, "amg: pred_iou_thresh %g is not in [0, 1]", o->pred_iou_thresh);
     if (!in_unit(o->stability_score_thresh))
-        return amg_fail(err, SAMC_ERR_ARG, "amg: stability_score_thresh %g is not in [0, 1]", o->stability_score_thresh);
+        return samc_error_set(err, SAMC_ERR_ARG, "amg: stability_score_thresh %g is not in [0, 1]", o->stability_score_thresh);
     if (!(o->stability_score_offset >= 0.0 && o->stability_score_offset <= 1e6))
-        return amg_fail(err, SAMC_ERR_ARG, "amg: stability_score_offset %g is not in [0, 1e6]", o->stability_score_offset);
+        return samc_error_set(err, SAMC_ERR_ARG, "amg: stability_score_offset %g is not in [0, 1e6]", o->stability_score_offset);
     if (!(fabs(o->mask_threshold) <= 1e6))
-        return amg_fail(err, SAMC_ERR_ARG, "amg: mask_threshold %g is not in [-1e6, 1e6]", o->mask_threshold);
+        return samc_error_set(err, SAMC_ERR_ARG, "amg: mask_threshold %g is not in [-1e6, 1e6]", o->mask_threshold);
     if (!in_unit(o->box_nms_thresh))
-        return amg_fail(err, SAMC_ERR_ARG, "amg: box_nms_thresh %g is not in [0, 1]", o->box_nms_thresh);
+        return samc_error_set(err, SAMC_ERR_ARG, "amg: box_nms_thresh %g is not in [0, 1]", o->box_nms_thresh);
     if (!in_unit(o->crop_nms_thresh))
-        return amg_fail(err, SAMC_ERR_ARG, "amg: crop_nms_thresh %g is not in [0, 1]", o->crop_nms_thresh);
+        return samc_error_set(err, SAMC_ERR_ARG, "amg: crop_nms_thresh %g is not in [0, 1]", o->crop_nms_thresh);
     if (o->crop_n_layers < 0 || o->crop_n_layers > 4)
-        return amg_fail(err, SAMC_ERR_ARG, "amg: crop_n_layers %d is not in [0, 4]", o->crop_n_layers);
+        return samc_error_set(err, SAMC_ERR_ARG, "amg: crop_n_layers %d is not in [0, 4]", o->crop_n_layers);
     if (!(o->crop_overlap_ratio >= 0.0 && o->crop_overlap_ratio < 1.0))
-        return amg_fail(err, SAMC_ERR_ARG, "amg: crop_overlap_ratio %g is not in [0, 1)", o->crop_overlap_ratio);
+        return samc_error_set(err, SAMC_ERR_ARG, "amg: crop_overlap_ratio %g is not in [0, 1)", o->crop_overlap_ratio);
     if (o->crop_n_points_downscale_factor < 1 || o->crop_n_points_downscale_factor > 1024)
-        return amg_fail(err, SAMC_ERR_ARG, "amg: crop_n_points_downscale_factor %d is not in [1, 1024]",
+        return samc_error_set(err, SAMC_ERR_ARG, "amg: crop_n_points_downscale_factor %d is not in [1, 1024]",
                         o->crop_n_points_downscale_factor);
     if (!o->point_grid && layer_points_per_side(o, o->crop_n_layers) < 1)
-        return amg_fail(err, SAMC_ERR_ARG,
+        return samc_error_set(err, SAMC_ERR_ARG,
                         "amg: crop layer %d would have no points: points_per_side %d / "
                         "crop_n_points_downscale_factor %d^%d < 1", o->crop_n_layers, o->points_per_side,
                         o->crop_n_points_downscale_factor, o->crop_n_layers);
     if (o->min_mask_region_area < 0)
-        return amg_fail(err, SAMC_ERR_ARG, "amg: min_mask_region_area %d is negative", o->min_mask_region_area);
+        return samc_error_set(err, SAMC_ERR_ARG, "amg: min_mask_region_area %d is negative", o->min_mask_region_area);
     if (o->multimask_output != 0 && o->multimask_output != 1)
-        return amg_fail(err, SAMC_ERR_ARG, "amg: multimask_output %d is not 0 or 1", o->multimask_output);
+        return samc_error_set(err, SAMC_ERR_ARG, "amg: multimask_output %d is not 0 or 1", o->multimask_output);
     return 0;
 }
 
@@ -235,7 +224,7 @@ int amg_rle_encode(const uint8_t *mask, int cw, int ch, int x0, int y0, int w, i
     *counts = NULL;
     *n_counts = 0;
     if (x0 < 0 || y0 < 0 || cw < 0 || ch < 0 || x0 + cw > w || y0 + ch > h)
-        return amg_fail(err, SAMC_ERR_ARG, "amg_rle_encode: %dx%d mask at (%d, %d) is outside the %dx%d image",
+        return samc_error_set(err, SAMC_ERR_ARG, "amg_rle_encode: %dx%d mask at (%d, %d) is outside the %dx%d image",
                         cw, ch, x0, y0, w, h);
     rle_builder b = { 0 };
     for (int x = 0; x < w; x++) {
@@ -257,7 +246,7 @@ int amg_rle_encode(const uint8_t *mask, int cw, int ch, int x0, int y0, int w, i
     rle_emit(&b, b.run);
     if (b.oom) {
         free(b.c);
-        return amg_fail(err, SAMC_ERR_NOMEM, "amg: out of memory for an RLE of a %dx%d mask", w, h);
+        return samc_error_set(err, SAMC_ERR_NOMEM, "amg: out of memory for an RLE of a %dx%d mask", w, h);
     }
     *counts = b.c;
     *n_counts = b.n;
@@ -273,7 +262,7 @@ int amg_rle_decode(const uint32_t *counts, int64_t n_counts, int w, int h, uint8
     memset(mask, 0, (size_t)total);
     for (int64_t k = 0; k < n_counts; k++) {
         if (counts[k] > total - idx)
-            return amg_fail(err, SAMC_ERR_FORMAT, "amg_rle_decode: run %lld of %u pixels goes past the %dx%d image",
+            return samc_error_set(err, SAMC_ERR_FORMAT, "amg_rle_decode: run %lld of %u pixels goes past the %dx%d image",
                             (long long)k, counts[k], w, h);
         if (k & 1) {
             uint64_t x = idx / (uint64_t)h, y = idx % (uint64_t)h, left = counts[k];
@@ -289,7 +278,7 @@ int amg_rle_decode(const uint32_t *counts, int64_t n_counts, int w, int h, uint8
         idx += counts[k];
     }
     if (idx != total)
-        return amg_fail(err, SAMC_ERR_FORMAT, "amg_rle_decode: runs cover %llu of the %llu pixels of a %dx%d image",
+        return samc_error_set(err, SAMC_ERR_FORMAT, "amg_rle_decode: runs cover %llu of the %llu pixels of a %dx%d image",
                         (unsigned long long)idx, (unsigned long long)total, w, h);
     return 0;
 }
@@ -315,7 +304,7 @@ static int cc_reserve(cc_work *c, size_t n, samc_error *err) {
     c->sizes = malloc(sizeof(int32_t) * (n + 1));
     if (!c->labels || !c->stack || !c->sizes) {
         cc_free(c);
-        return amg_fail(err, SAMC_ERR_NOMEM, "amg: out of memory for connected components of %zu pixels", n);
+        return samc_error_set(err, SAMC_ERR_NOMEM, "amg: out of memory for connected components of %zu pixels", n);
     }
     c->cap = n;
     return 0;
@@ -398,7 +387,7 @@ int amg_remove_small_regions(uint8_t *mask, int w, int h, double area_thresh, in
     if (!work || cc_reserve(&c, n ? n : 1, err)) {
         free(work);
         cc_free(&c);
-        return amg_fail(err, SAMC_ERR_NOMEM, "amg: out of memory for a %dx%d mask", w, h);
+        return samc_error_set(err, SAMC_ERR_NOMEM, "amg: out of memory for a %dx%d mask", w, h);
     }
     remove_small_regions_ws(mask, w, h, area_thresh, holes, work, &c, changed);
     free(work);
@@ -432,7 +421,7 @@ int amg_nms(const int (*boxes)[4], const float *scores, int n, double iou_thresh
     uint8_t *suppressed = calloc((size_t)n, 1);
     if (!order || !area || !suppressed) {
         free(order); free(area); free(suppressed);
-        return amg_fail(err, SAMC_ERR_NOMEM, "amg: out of memory for NMS of %d boxes", n);
+        return samc_error_set(err, SAMC_ERR_NOMEM, "amg: out of memory for NMS of %d boxes", n);
     }
     for (int i = 0; i < n; i++) {
         order[i].s = scores[i];
@@ -499,7 +488,7 @@ static int mask_list_keep(mask_list *l, int from, const int *keep, int n_keep, s
     uint8_t *used = calloc((size_t)n, 1);
     if (!tmp || !used) {
         free(tmp); free(used);
-        return amg_fail(err, SAMC_ERR_NOMEM, "amg: out of memory filtering %d masks", n);
+        return samc_error_set(err, SAMC_ERR_NOMEM, "amg: out of memory filtering %d masks", n);
     }
     memcpy(tmp, l->v + from, sizeof *tmp * (size_t)n);
     for (int k = 0; k < n_keep; k++) {
@@ -521,7 +510,7 @@ static int mask_list_nms(mask_list *l, int from, const float *scores, double thr
     int *keep = malloc(sizeof *keep * (size_t)n);
     if (!boxes || !keep) {
         free(boxes); free(keep);
-        return amg_fail(err, SAMC_ERR_NOMEM, "amg: out of memory for NMS of %d masks", n);
+        return samc_error_set(err, SAMC_ERR_NOMEM, "amg: out of memory for NMS of %d masks", n);
     }
     for (int i = 0; i < n; i++) memcpy(boxes[i], l->v[from + i].box, sizeof boxes[i]);
     int kept = amg_nms((const int (*)[4])boxes, scores, n, thresh, keep, err);
@@ -596,7 +585,7 @@ static int process_batch(const amg_source *src, const amg_options *o, const int 
             if (near_crop_edge(box, crop, w, h)) continue;
             st->passed_crop_edge++;
             amg_mask *m = mask_list_add(list);
-            if (!m) return amg_fail(err, SAMC_ERR_NOMEM, "amg: out of memory for %d masks", list->n);
+            if (!m) return samc_error_set(err, SAMC_ERR_NOMEM, "amg: out of memory for %d masks", list->n);
             if (amg_rle_encode(buf->bin, cw, ch, crop[0], crop[1], w, h, &m->counts, &m->n_counts, err)) {
                 list->n--;
                 return -1;
@@ -617,11 +606,11 @@ static int process_batch(const amg_source *src, const amg_options *o, const int 
 int amg_generate(const amg_source *src, int w, int h, const amg_options *o, amg_result *out,
                  samc_error *err) {
     if (!src || !src->set_crop || !src->predict || !src->mask_logits || !out)
-        return amg_fail(err, SAMC_ERR_ARG, "amg_generate: NULL argument");
+        return samc_error_set(err, SAMC_ERR_ARG, "amg_generate: NULL argument");
     memset(out, 0, sizeof *out);
     if (amg_options_check(o, err)) return -1;
     if (w <= 0 || h <= 0 || (int64_t)w * h > ((int64_t)1 << 30))
-        return amg_fail(err, SAMC_ERR_ARG, "amg_generate: image size %dx%d is empty or too large", w, h);
+        return samc_error_set(err, SAMC_ERR_ARG, "amg_generate: image size %dx%d is empty or too large", w, h);
     double t_start = now_ms();
     amg_stats *st = &out->stats;
     int M = o->multimask_output ? 3 : 1;
@@ -633,7 +622,7 @@ int amg_generate(const amg_source *src, int w, int h, const amg_options *o, amg_
     float *scores = NULL;
     int rc = -1;
     if (!crops || !layers) {
-        amg_fail(err, SAMC_ERR_NOMEM, "amg: out of memory for %d crop boxes", n_crops);
+        samc_error_set(err, SAMC_ERR_NOMEM, "amg: out of memory for %d crop boxes", n_crops);
         goto done;
     }
     amg_crop_boxes(w, h, o->crop_n_layers, o->crop_overlap_ratio, crops, layers, n_crops);
@@ -648,7 +637,7 @@ int amg_generate(const amg_source *src, int w, int h, const amg_options *o, amg_
     buf.points = malloc(sizeof(float) * 2 * (size_t)max_points);
     buf.grid = malloc(sizeof(double) * 2 * (size_t)max_points);
     if (!buf.logits || !buf.bin || !buf.iou || !buf.points || !buf.grid) {
-        amg_fail(err, SAMC_ERR_NOMEM, "amg: out of memory for the buffers of a %dx%d image", w, h);
+        samc_error_set(err, SAMC_ERR_NOMEM, "amg: out of memory for the buffers of a %dx%d image", w, h);
         goto done;
     }
     int batches_done = 0;
@@ -658,7 +647,7 @@ int amg_generate(const amg_source *src, int w, int h, const amg_options *o, amg_
         int cw = crop[2] - crop[0], ch = crop[3] - crop[1];
         double t0 = now_ms();
         if (o->cancelled && o->cancelled(o->cancel_ctx)) {
-            amg_fail(err, SAMC_ERR_ARG, "amg: cancelled before crop %d of %d", c + 1, n_crops);
+            samc_error_set(err, SAMC_ERR_ARG, "amg: cancelled before crop %d of %d", c + 1, n_crops);
             goto done;
         }
         if (src->set_crop(src->ctx, crop, err)) goto done;
@@ -684,7 +673,7 @@ int amg_generate(const amg_source *src, int w, int h, const amg_options *o, amg_
             st->n_batches++;
             if (o->progress) o->progress(o->progress_ctx, ++batches_done, total_batches);
             if (o->cancelled && o->cancelled(o->cancel_ctx)) {
-                amg_fail(err, SAMC_ERR_ARG, "amg: cancelled after batch %d of %d", batches_done, total_batches);
+                samc_error_set(err, SAMC_ERR_ARG, "amg: cancelled after batch %d of %d", batches_done, total_batches);
                 goto done;
             }
         }
@@ -694,7 +683,7 @@ int amg_generate(const amg_source *src, int w, int h, const amg_options *o, amg_
         free(scores);
         scores = malloc(sizeof *scores * (size_t)(nc ? nc : 1));
         if (!scores) {
-            amg_fail(err, SAMC_ERR_NOMEM, "amg: out of memory for %d scores", nc);
+            samc_error_set(err, SAMC_ERR_NOMEM, "amg: out of memory for %d scores", nc);
             goto done;
         }
         for (int k = 0; k < nc; k++) scores[k] = list.v[from + k].predicted_iou;
@@ -716,7 +705,7 @@ int amg_generate(const amg_source *src, int w, int h, const amg_options *o, amg_
         free(scores);
         scores = malloc(sizeof *scores * (size_t)(list.n ? list.n : 1));
         if (!scores) {
-            amg_fail(err, SAMC_ERR_NOMEM, "amg: out of memory for %d scores", list.n);
+            samc_error_set(err, SAMC_ERR_NOMEM, "amg: out of memory for %d scores", list.n);
             goto done;
         }
         for (int k = 0; k < list.n; k++) {
@@ -748,7 +737,7 @@ done:
 /* ---- postprocess_small_regions ---------------------------------------------------- */
 
 int amg_postprocess_small_regions(amg_result *r, int min_area, double nms_thresh, samc_error *err) {
-    if (!r) return amg_fail(err, SAMC_ERR_ARG, "amg_postprocess_small_regions: NULL result");
+    if (!r) return samc_error_set(err, SAMC_ERR_ARG, "amg_postprocess_small_regions: NULL result");
     int n = r->n_masks, w = r->width, h = r->height;
     if (n == 0) return 0;
     size_t npix = (size_t)w * h;
@@ -761,7 +750,7 @@ int amg_postprocess_small_regions(amg_result *r, int min_area, double nms_thresh
     cc_work c = { 0 };
     int rc = -1;
     if (!mask || !work || !boxes || !scores || !keep || !new_counts || !new_n) {
-        amg_fail(err, SAMC_ERR_NOMEM, "amg: out of memory post-processing %d masks of %dx%d", n, w, h);
+        samc_error_set(err, SAMC_ERR_NOMEM, "amg: out of memory post-processing %d masks of %dx%d", n, w, h);
         goto done;
     }
     if (cc_reserve(&c, npix, err)) goto done;
@@ -836,7 +825,7 @@ static int samc_set_crop(void *ctx, const int crop[4], samc_error *err) {
         /* image[y0:y1, x0:x1, :] as a packed image */
         if (!s->crop_rgb) {
             s->crop_rgb = malloc((size_t)s->w * s->h * 3);
-            if (!s->crop_rgb) return amg_fail(err, SAMC_ERR_NOMEM, "amg: out of memory for a %dx%d crop", s->cw, s->ch);
+            if (!s->crop_rgb) return samc_error_set(err, SAMC_ERR_NOMEM, "amg: out of memory for a %dx%d crop", s->cw, s->ch);
         }
         for (int y = 0; y < s->ch; y++)
             memcpy(s->crop_rgb + (size_t)y * s->cw * 3, s->rgb + ((size_t)(crop[1] + y) * s->w + crop[0]) * 3,
@@ -854,7 +843,7 @@ static int samc_predict_points(void *ctx, const float *points, int n, float *iou
         s->pts = malloc(sizeof *s->pts * 2 * (size_t)n);
         s->labels = malloc(sizeof *s->labels * (size_t)n);
         s->cap = s->prompts && s->pts && s->labels ? n : 0;
-        if (!s->cap) return amg_fail(err, SAMC_ERR_NOMEM, "amg: out of memory for %d prompts", n);
+        if (!s->cap) return samc_error_set(err, SAMC_ERR_NOMEM, "amg: out of memory for %d prompts", n);
     }
     /* _process_batch: each point is one prompt with label 1, in_points[:, None, :] */
     for (int i = 0; i < n; i++) {
@@ -869,7 +858,7 @@ static int samc_predict_points(void *ctx, const float *points, int n, float *iou
                                 .low_res_unclamped = 1 };
     if (samc_predict(s->m, s->img, s->prompts, n, &po, &s->out, err)) return -1;
     if (s->out.n_masks != s->M || s->out.low_size != s->ls)
-        return amg_fail(err, SAMC_ERR_INTERNAL, "amg: predict gave %d masks of %d^2, expected %d of %d^2",
+        return samc_error_set(err, SAMC_ERR_INTERNAL, "amg: predict gave %d masks of %d^2, expected %d of %d^2",
                         s->out.n_masks, s->out.low_size, s->M, s->ls);
     memcpy(iou, s->out.iou, sizeof *iou * (size_t)n * s->M);
     return 0;
@@ -901,7 +890,7 @@ int amg_fill_small_regions(float *logits, int w, int h, double mask_threshold, i
     cc_work c = { 0 };
     uint8_t *on = malloc(n ? n : 1), *fix = malloc(n ? n : 1);
     int rc = -1;
-    if (!on || !fix) amg_fail(err, SAMC_ERR_NOMEM, "amg: out of memory for a %dx%d mask", w, h);
+    if (!on || !fix) samc_error_set(err, SAMC_ERR_NOMEM, "amg: out of memory for a %dx%d mask", w, h);
     else if (cc_reserve(&c, n ? n : 1, err) == 0) {
         fill_small_regions_ws(logits, logits, w, h, (float)mask_threshold, max_area, on, fix, &c);
         rc = 0;
@@ -925,10 +914,10 @@ static int samc_mask_logits(void *ctx, int point, int token, float *out, samc_er
 
 int amg_samc_source_new(samc_model *m, const uint8_t *rgb, int w, int h, const amg_options *opt,
                         amg_source *src, samc_error *err) {
-    if (!m || !rgb || !opt || !src) return amg_fail(err, SAMC_ERR_ARG, "amg_samc_source_new: NULL argument");
+    if (!m || !rgb || !opt || !src) return samc_error_set(err, SAMC_ERR_ARG, "amg_samc_source_new: NULL argument");
     memset(src, 0, sizeof *src);
     samc_source *s = calloc(1, sizeof *s);
-    if (!s) return amg_fail(err, SAMC_ERR_NOMEM, "amg: out of memory");
+    if (!s) return samc_error_set(err, SAMC_ERR_NOMEM, "amg: out of memory");
     samc_model_info info;
     samc_model_get_info(m, &info);
     *s = (samc_source){ .m = m, .rgb = rgb, .w = w, .h = h, .ls = info.image_size / 4,
@@ -945,7 +934,7 @@ int amg_samc_source_new(samc_model *m, const uint8_t *rgb, int w, int h, const a
         s->on = malloc(n);
         s->fix = malloc(n);
         if (!s->low || !s->on || !s->fix) {
-            amg_fail(err, SAMC_ERR_NOMEM, "amg: out of memory for %dx%d region scratch", s->ls, s->ls);
+            samc_error_set(err, SAMC_ERR_NOMEM, "amg: out of memory for %dx%d region scratch", s->ls, s->ls);
             goto fail;
         }
         if (cc_reserve(&s->cc, n, err)) goto fail;
@@ -970,7 +959,7 @@ void amg_samc_source_free(amg_source *src) {
 
 int amg_generate_samc(samc_model *m, const uint8_t *rgb, int w, int h, const amg_options *opt,
                       amg_result *out, samc_error *err) {
-    if (!out) return amg_fail(err, SAMC_ERR_ARG, "amg_generate_samc: NULL result");
+    if (!out) return samc_error_set(err, SAMC_ERR_ARG, "amg_generate_samc: NULL result");
     memset(out, 0, sizeof *out);
     amg_source src;
     if (amg_samc_source_new(m, rgb, w, h, opt, &src, err)) return -1;

@@ -167,6 +167,10 @@ const char *samc_precision_name(samc_precision p);
 
 /* Build features for `samc version`: "cpu_fast=avx2+fma cuda=no". */
 const char *samc_build_features(void);
+
+/* Fills err (if not NULL) with status and a printf-formatted message; returns -1, so
+ * library code can `return samc_error_set(err, SAMC_ERR_IO, "cannot open %s", path);`. */
+int samc_error_set(samc_error *err, samc_status status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 const char *samc_status_name(samc_status s);
 
 /* Low-res outputs as a file, for the CLI's --save-lowres / --mask-input: safetensors with

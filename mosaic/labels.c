@@ -13,18 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int labels_fail(samc_error *err, samc_status st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int labels_fail(samc_error *err, samc_status st, const char *fmt, ...) {
-    if (err) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-        va_end(ap);
-        err->status = st;
-    }
-    return -1;
-}
-
 /* ---- union-find ------------------------------------------------------------------- */
 
 int mosaic_uf_init(mosaic_uf *uf, uint32_t n, samc_error *err) {
@@ -42,7 +30,7 @@ int mosaic_uf_grow(mosaic_uf *uf, uint32_t n, samc_error *err) {
         if (cap > UINT32_MAX) cap = UINT32_MAX;
         uint32_t *p = realloc(uf->parent, (size_t)cap * sizeof *p);
         if (!p)
-            return labels_fail(err, SAMC_ERR_NOMEM, "mosaic_uf_grow: out of memory for %llu label ids (%llu bytes)",
+            return samc_error_set(err, SAMC_ERR_NOMEM, "mosaic_uf_grow: out of memory for %llu label ids (%llu bytes)",
                                (unsigned long long)cap, (unsigned long long)cap * sizeof *p);
         uf->parent = p;
         uf->cap = (uint32_t)cap;
@@ -128,14 +116,14 @@ static int contact_valid(uint32_t a, uint32_t b) { return a != b && a && b; }
 int mosaic_merge_boundary(const uint32_t *side1, const uint32_t *side2, int64_t n,
                           mosaic_merge_strategy strategy, int min_contact, mosaic_uf *uf,
                           mosaic_merge_stats *stats, samc_error *err) {
-    if (n < 0) return labels_fail(err, SAMC_ERR_ARG, "mosaic_merge_boundary: n = %lld < 0", (long long)n);
+    if (n < 0) return samc_error_set(err, SAMC_ERR_ARG, "mosaic_merge_boundary: n = %lld < 0", (long long)n);
     if ((int)strategy < 0 || strategy > MOSAIC_MERGE_NONE)
-        return labels_fail(err, SAMC_ERR_ARG, "mosaic_merge_boundary: unknown merge strategy %d", (int)strategy);
+        return samc_error_set(err, SAMC_ERR_ARG, "mosaic_merge_boundary: unknown merge strategy %d", (int)strategy);
     if (strategy == MOSAIC_MERGE_MIN_CONTACT && min_contact < 0)
-        return labels_fail(err, SAMC_ERR_ARG, "mosaic_merge_boundary: min_contact = %d < 0", min_contact);
+        return samc_error_set(err, SAMC_ERR_ARG, "mosaic_merge_boundary: min_contact = %d < 0", min_contact);
     if (n == 0) return 0;
     if (!side1 || !side2 || !uf)
-        return labels_fail(err, SAMC_ERR_ARG, "mosaic_merge_boundary: NULL %s", !side1 ? "side1" : !side2 ? "side2" : "uf");
+        return samc_error_set(err, SAMC_ERR_ARG, "mosaic_merge_boundary: NULL %s", !side1 ? "side1" : !side2 ? "side2" : "uf");
 
     /* pass 1: check the ids against the union-find and count the runs of valid pairs */
     int64_t n_runs = 0;
@@ -143,7 +131,7 @@ int mosaic_merge_boundary(const uint32_t *side1, const uint32_t *side2, int64_t 
     for (int64_t i = 0; i < n; i++) {
         uint32_t a = side1[i], b = side2[i];
         if (a >= uf->n || b >= uf->n)
-            return labels_fail(err, SAMC_ERR_ARG,
+            return samc_error_set(err, SAMC_ERR_ARG,
                                "mosaic_merge_boundary: pixel %lld of the border has labels (%u, %u) but the union-find "
                                "covers ids 0..%u only",
                                (long long)i, a, b, uf->n ? uf->n - 1 : 0);
@@ -159,7 +147,7 @@ int mosaic_merge_boundary(const uint32_t *side1, const uint32_t *side2, int64_t 
 
     contact_pair *pairs = malloc((size_t)n_runs * sizeof *pairs);
     if (!pairs)
-        return labels_fail(err, SAMC_ERR_NOMEM, "mosaic_merge_boundary: out of memory for %lld contact runs",
+        return samc_error_set(err, SAMC_ERR_NOMEM, "mosaic_merge_boundary: out of memory for %lld contact runs",
                            (long long)n_runs);
     int64_t k = -1;
     pa = pb = 0;
@@ -264,15 +252,15 @@ static void frag_note(fragment *f, uint32_t v) {
 int mosaic_cleanup_fragments(uint32_t *labels, int w, int h, int min_area, int enclosed_max_area,
                              mosaic_cleanup_stats *stats, samc_error *err) {
     if (w < 0 || h < 0)
-        return labels_fail(err, SAMC_ERR_ARG, "mosaic_cleanup_fragments: label image is %dx%d pixels", w, h);
+        return samc_error_set(err, SAMC_ERR_ARG, "mosaic_cleanup_fragments: label image is %dx%d pixels", w, h);
     if (min_area < 0 || enclosed_max_area < 0)
-        return labels_fail(err, SAMC_ERR_ARG, "mosaic_cleanup_fragments: min_area = %d, enclosed_max_area = %d: "
+        return samc_error_set(err, SAMC_ERR_ARG, "mosaic_cleanup_fragments: min_area = %d, enclosed_max_area = %d: "
                            "expected >= 0 (0 disables)", min_area, enclosed_max_area);
     if (w == 0 || h == 0) return 0;
-    if (!labels) return labels_fail(err, SAMC_ERR_ARG, "mosaic_cleanup_fragments: NULL labels for %dx%d pixels", w, h);
+    if (!labels) return samc_error_set(err, SAMC_ERR_ARG, "mosaic_cleanup_fragments: NULL labels for %dx%d pixels", w, h);
     size_t np = (size_t)w * (size_t)h;
     if ((uint64_t)np >= NO_COMP)
-        return labels_fail(err, SAMC_ERR_ARG, "mosaic_cleanup_fragments: %dx%d pixels: more than %u", w, h, NO_COMP - 1);
+        return samc_error_set(err, SAMC_ERR_ARG, "mosaic_cleanup_fragments: %dx%d pixels: more than %u", w, h, NO_COMP - 1);
 
     uint32_t *comp = malloc(np * sizeof *comp);
     size_t par_cap = 4096, n_prov = 0;
@@ -393,7 +381,7 @@ nomem:
     free(frag);
     free(par);
     free(comp);
-    return labels_fail(err, SAMC_ERR_NOMEM, "mosaic_cleanup_fragments: out of memory for a %dx%d label image", w, h);
+    return samc_error_set(err, SAMC_ERR_NOMEM, "mosaic_cleanup_fragments: out of memory for a %dx%d label image", w, h);
 }
 
 /* ---- compaction -------------------------------------------------------------------- */
@@ -445,14 +433,14 @@ static int id_map_grow(id_map *m) {
 /* Two sweeps: the first gives ids in order of first appearance and checks the range
  * before anything is written, so a failure leaves labels as they were. */
 int mosaic_labels_compact(uint32_t *labels, int64_t n, uint32_t first_id, uint32_t *n_ids, samc_error *err) {
-    if (n < 0) return labels_fail(err, SAMC_ERR_ARG, "mosaic_labels_compact: n = %lld < 0", (long long)n);
+    if (n < 0) return samc_error_set(err, SAMC_ERR_ARG, "mosaic_labels_compact: n = %lld < 0", (long long)n);
     if (first_id == 0)
-        return labels_fail(err, SAMC_ERR_ARG, "mosaic_labels_compact: first_id 0 is the background label");
-    if (n > 0 && !labels) return labels_fail(err, SAMC_ERR_ARG, "mosaic_labels_compact: NULL labels");
+        return samc_error_set(err, SAMC_ERR_ARG, "mosaic_labels_compact: first_id 0 is the background label");
+    if (n > 0 && !labels) return samc_error_set(err, SAMC_ERR_ARG, "mosaic_labels_compact: NULL labels");
     id_map m;
     if (id_map_alloc(&m, 1024)) {
         id_map_free(&m);
-        return labels_fail(err, SAMC_ERR_NOMEM, "mosaic_labels_compact: out of memory");
+        return samc_error_set(err, SAMC_ERR_NOMEM, "mosaic_labels_compact: out of memory");
     }
     uint32_t last_key = 0;
     for (int64_t i = 0; i < n; i++) {
@@ -464,7 +452,7 @@ int mosaic_labels_compact(uint32_t *labels, int64_t n, uint32_t first_id, uint32
                 if (id_map_grow(&m)) {
                     size_t want = m.used + 1;
                     id_map_free(&m);
-                    return labels_fail(err, SAMC_ERR_NOMEM, "mosaic_labels_compact: out of memory for %zu distinct labels",
+                    return samc_error_set(err, SAMC_ERR_NOMEM, "mosaic_labels_compact: out of memory for %zu distinct labels",
                                        want);
                 }
                 s = id_slot(&m, v);
@@ -477,7 +465,7 @@ int mosaic_labels_compact(uint32_t *labels, int64_t n, uint32_t first_id, uint32
     if (m.used > 0 && (uint64_t)first_id + m.used - 1 > (uint64_t)UINT32_MAX - 1) {
         size_t used = m.used;
         id_map_free(&m);
-        return labels_fail(err, SAMC_ERR_ARG,
+        return samc_error_set(err, SAMC_ERR_ARG,
                            "mosaic_labels_compact: %zu labels from first_id %u would pass the largest id %u", used,
                            first_id, UINT32_MAX - 1);
     }

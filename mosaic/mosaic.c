@@ -27,17 +27,6 @@
 /* rows of labels.tif written per strip: a multiple of its 256-pixel block height */
 #define STRIP_ROWS 256
 
-static int mfail(samc_error *err, samc_status st, const char *fmt, ...) {
-    if (err) {
-        va_list ap;
-        va_start(ap, fmt);
-        err->status = st;
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
 static double now_s(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -67,24 +56,24 @@ void mosaic_options_default(mosaic_options *o) {
 
 int mosaic_options_check(const mosaic_options *o, samc_error *err) {
     if (o->tile_size < 16 || o->tile_size > 65536)
-        return mfail(err, SAMC_ERR_ARG, "mosaic: --tile-size %d is not in [16, 65536]", o->tile_size);
+        return samc_error_set(err, SAMC_ERR_ARG, "mosaic: --tile-size %d is not in [16, 65536]", o->tile_size);
     if (o->padding < 0 || o->padding > 65536)
-        return mfail(err, SAMC_ERR_ARG, "mosaic: --padding %d is not in [0, 65536]", o->padding);
+        return samc_error_set(err, SAMC_ERR_ARG, "mosaic: --padding %d is not in [0, 65536]", o->padding);
     if (o->min_contact < 1)
-        return mfail(err, SAMC_ERR_ARG, "mosaic: --min-contact %d must be >= 1", o->min_contact);
+        return samc_error_set(err, SAMC_ERR_ARG, "mosaic: --min-contact %d must be >= 1", o->min_contact);
     if (o->merge_enclosed_max_area < 0)
-        return mfail(err, SAMC_ERR_ARG, "mosaic: --merge-enclosed-max-area %d must be >= 0",
+        return samc_error_set(err, SAMC_ERR_ARG, "mosaic: --merge-enclosed-max-area %d must be >= 0",
                      o->merge_enclosed_max_area);
     if (!(o->simplify_tolerance >= 0) || !isfinite(o->simplify_tolerance))
-        return mfail(err, SAMC_ERR_ARG, "mosaic: --simplify-tolerance %g must be a number >= 0",
+        return samc_error_set(err, SAMC_ERR_ARG, "mosaic: --simplify-tolerance %g must be a number >= 0",
                      o->simplify_tolerance);
     if (o->has_scale && !(o->scale[1] > o->scale[0]))
-        return mfail(err, SAMC_ERR_ARG, "mosaic: --scale %g,%g: max must be greater than min", o->scale[0],
+        return samc_error_set(err, SAMC_ERR_ARG, "mosaic: --scale %g,%g: max must be greater than min", o->scale[0],
                      o->scale[1]);
     for (int i = 0; o->has_bands && i < 3; i++)
-        if (o->bands[i] < 1) return mfail(err, SAMC_ERR_ARG, "mosaic: --bands: band %d is not >= 1", o->bands[i]);
+        if (o->bands[i] < 1) return samc_error_set(err, SAMC_ERR_ARG, "mosaic: --bands: band %d is not >= 1", o->bands[i]);
     if (!o->save_labels && !o->save_shapefile && !o->save_geopackage && !o->save_stats)
-        return mfail(err, SAMC_ERR_ARG, "mosaic: every output is switched off: nothing to write");
+        return samc_error_set(err, SAMC_ERR_ARG, "mosaic: every output is switched off: nothing to write");
     return mosaic_multipass_options_check(&o->mp, err);
 }
 
@@ -117,19 +106,19 @@ static int read_all(int fd, void *buf, size_t n, off_t off) {
 static int make_dirs(const char *path, samc_error *err) {
     char buf[1024];
     if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
-        return mfail(err, SAMC_ERR_ARG, "mosaic: output folder path is too long: %s", path);
+        return samc_error_set(err, SAMC_ERR_ARG, "mosaic: output folder path is too long: %s", path);
     for (char *p = buf + 1; *p; p++) {
         if (*p != '/') continue;
         *p = 0;
         if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-            return mfail(err, SAMC_ERR_IO, "mosaic: cannot create folder %s: %s", buf, strerror(errno));
+            return samc_error_set(err, SAMC_ERR_IO, "mosaic: cannot create folder %s: %s", buf, strerror(errno));
         *p = '/';
     }
     if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-        return mfail(err, SAMC_ERR_IO, "mosaic: cannot create output folder %s: %s", buf, strerror(errno));
+        return samc_error_set(err, SAMC_ERR_IO, "mosaic: cannot create output folder %s: %s", buf, strerror(errno));
     struct stat st;
     if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode))
-        return mfail(err, SAMC_ERR_IO, "mosaic: output path %s is not a folder", buf);
+        return samc_error_set(err, SAMC_ERR_IO, "mosaic: output path %s is not a folder", buf);
     return 0;
 }
 
@@ -152,7 +141,7 @@ static void remove_tmp_dir(const char *dir) {
 /* Moves every file of tmp whose name starts with prefix into out (same file system). */
 static int move_outputs(const char *tmp, const char *out, const char *prefix, samc_error *err) {
     DIR *d = opendir(tmp);
-    if (!d) return mfail(err, SAMC_ERR_IO, "mosaic: cannot list %s: %s", tmp, strerror(errno));
+    if (!d) return samc_error_set(err, SAMC_ERR_IO, "mosaic: cannot list %s: %s", tmp, strerror(errno));
     struct dirent *e;
     int rc = 0;
     while ((e = readdir(d)) != NULL) {
@@ -161,7 +150,7 @@ static int move_outputs(const char *tmp, const char *out, const char *prefix, sa
         snprintf(a, sizeof a, "%s/%s", tmp, e->d_name);
         snprintf(b, sizeof b, "%s/%s", out, e->d_name);
         if (rename(a, b) != 0) {
-            rc = mfail(err, SAMC_ERR_IO, "mosaic: cannot move %s to %s: %s", a, b, strerror(errno));
+            rc = samc_error_set(err, SAMC_ERR_IO, "mosaic: cannot move %s to %s: %s", a, b, strerror(errno));
             break;
         }
     }
@@ -258,12 +247,12 @@ int mosaic_run(samc_model *model, const char *in_path, const char *out_dir, cons
 
     if (make_dirs(out_dir, err)) goto done;
     if (snprintf(tmp_dir, sizeof tmp_dir, "%s/.samc-mosaic-XXXXXX", out_dir) >= (int)sizeof tmp_dir) {
-        mfail(err, SAMC_ERR_ARG, "mosaic: output folder path is too long: %s", out_dir);
+        samc_error_set(err, SAMC_ERR_ARG, "mosaic: output folder path is too long: %s", out_dir);
         tmp_dir[0] = 0;
         goto done;
     }
     if (!mkdtemp(tmp_dir)) {
-        mfail(err, SAMC_ERR_IO, "mosaic: cannot write in the output folder %s: %s", out_dir, strerror(errno));
+        samc_error_set(err, SAMC_ERR_IO, "mosaic: cannot write in the output folder %s: %s", out_dir, strerror(errno));
         tmp_dir[0] = 0;
         goto done;
     }
@@ -280,7 +269,7 @@ int mosaic_run(samc_model *model, const char *in_path, const char *out_dir, cons
     if (statvfs(tmp_dir, &fs) == 0) {
         uint64_t avail = (uint64_t)fs.f_bavail * (uint64_t)fs.f_frsize;
         if (avail < raw_bytes + (raw_bytes >> 2)) {
-            mfail(err, SAMC_ERR_IO,
+            samc_error_set(err, SAMC_ERR_IO,
                   "mosaic: %s has %.1f GiB free; a %dx%d raster needs about %.1f GiB of temporary "
                   "label space there", out_dir, (double)avail / 1073741824.0, g.width, g.height,
                   (double)(raw_bytes + (raw_bytes >> 2)) / 1073741824.0);
@@ -289,7 +278,7 @@ int mosaic_run(samc_model *model, const char *in_path, const char *out_dir, cons
     }
     raw_fd = open(raw_path, O_RDWR | O_CREAT | O_TRUNC, 0644);
     if (raw_fd < 0 || ftruncate(raw_fd, (off_t)raw_bytes) != 0) {
-        mfail(err, SAMC_ERR_IO, "mosaic: cannot create the temporary label file %s: %s", raw_path, strerror(errno));
+        samc_error_set(err, SAMC_ERR_IO, "mosaic: cannot create the temporary label file %s: %s", raw_path, strerror(errno));
         goto done;
     }
 
@@ -305,7 +294,7 @@ int mosaic_run(samc_model *model, const char *in_path, const char *out_dir, cons
     left_col = calloc((size_t)umax_h, sizeof *left_col);
     bottom_row = calloc((size_t)g.width, sizeof *bottom_row);
     if (!rgb || !valid || !tile_labels || !useful || !left_col || !bottom_row) {
-        mfail(err, SAMC_ERR_NOMEM, "mosaic: out of memory for the buffers of a %dx%d tile", g.read_w, g.read_h);
+        samc_error_set(err, SAMC_ERR_NOMEM, "mosaic: out of memory for the buffers of a %dx%d tile", g.read_w, g.read_h);
         goto done;
     }
     mp = mosaic_multipass_new(g.read_w, g.read_h, &opt->mp, err);
@@ -327,7 +316,7 @@ int mosaic_run(samc_model *model, const char *in_path, const char *out_dir, cons
     for (int r = 0; r < g.n_rows; r++) {
         for (int c = 0; c < g.n_cols; c++) {
             if (is_cancelled(cb)) {
-                mfail(err, SAMC_ERR_ARG, "mosaic: cancelled after %d of %d tiles", tiles_done, tiles_total);
+                samc_error_set(err, SAMC_ERR_ARG, "mosaic: cancelled after %d of %d tiles", tiles_done, tiles_total);
                 goto done;
             }
             double t_tile = now_s();
@@ -364,7 +353,7 @@ int mosaic_run(samc_model *model, const char *in_path, const char *out_dir, cons
                     goto done;
                 if (mosaic_labels_compact(useful, (int64_t)uw * uh, next_id, &n_ids, err)) goto done;
                 if ((uint64_t)next_id + n_ids >= UINT32_MAX) {
-                    mfail(err, SAMC_ERR_UNSUPPORTED, "mosaic: more than 4 billion segments before the merge");
+                    samc_error_set(err, SAMC_ERR_UNSUPPORTED, "mosaic: more than 4 billion segments before the merge");
                     goto done;
                 }
                 next_id += n_ids;
@@ -380,7 +369,7 @@ int mosaic_run(samc_model *model, const char *in_path, const char *out_dir, cons
             for (int y = 0; y < uh; y++)
                 if (write_all(raw_fd, useful + (size_t)y * uw, (size_t)uw * 4,
                               ((off_t)(u.y0 + y) * g.width + u.x0) * 4) != 0) {
-                    mfail(err, SAMC_ERR_IO, "mosaic: cannot write the temporary label file %s: %s", raw_path,
+                    samc_error_set(err, SAMC_ERR_IO, "mosaic: cannot write the temporary label file %s: %s", raw_path,
                           strerror(errno));
                     goto done;
                 }
@@ -423,7 +412,7 @@ int mosaic_run(samc_model *model, const char *in_path, const char *out_dir, cons
     uint32_t n_ids_total = next_id - 1, n_final = 0;
     lut = malloc(((size_t)n_ids_total + 1) * sizeof *lut);
     if (!lut) {
-        mfail(err, SAMC_ERR_NOMEM, "mosaic: out of memory for the LUT of %u segments", n_ids_total);
+        samc_error_set(err, SAMC_ERR_NOMEM, "mosaic: out of memory for the LUT of %u segments", n_ids_total);
         goto done;
     }
     lut[0] = 0;
@@ -436,7 +425,7 @@ int mosaic_run(samc_model *model, const char *in_path, const char *out_dir, cons
     areas = calloc((size_t)n_final + 1, sizeof *areas);
     strip = malloc((size_t)g.width * STRIP_ROWS * sizeof *strip);
     if (!areas || !strip) {
-        mfail(err, SAMC_ERR_NOMEM, "mosaic: out of memory for a %d-row strip of a %d-pixel-wide raster", STRIP_ROWS,
+        samc_error_set(err, SAMC_ERR_NOMEM, "mosaic: out of memory for a %d-row strip of a %d-pixel-wide raster", STRIP_ROWS,
               g.width);
         goto done;
     }
@@ -459,14 +448,14 @@ int mosaic_run(samc_model *model, const char *in_path, const char *out_dir, cons
         int n = g.height - y0 < STRIP_ROWS ? g.height - y0 : STRIP_ROWS;
         size_t cnt = (size_t)n * g.width;
         if (read_all(raw_fd, strip, cnt * 4, (off_t)y0 * g.width * 4) != 0) {
-            mfail(err, SAMC_ERR_IO, "mosaic: cannot read the temporary label file %s: %s", raw_path, strerror(errno));
+            samc_error_set(err, SAMC_ERR_IO, "mosaic: cannot read the temporary label file %s: %s", raw_path, strerror(errno));
             if (lw) mosaic_label_writer_close(lw, NULL);
             goto done;
         }
         for (size_t k = 0; k < cnt; k++) {
             uint32_t v = strip[k];
             if (v > n_ids_total) {
-                mfail(err, SAMC_ERR_INTERNAL, "mosaic: label %u in %s is beyond the %u ids given", v, raw_path, n_ids_total);
+                samc_error_set(err, SAMC_ERR_INTERNAL, "mosaic: label %u in %s is beyond the %u ids given", v, raw_path, n_ids_total);
                 if (lw) mosaic_label_writer_close(lw, NULL);
                 goto done;
             }
@@ -478,7 +467,7 @@ int mosaic_run(samc_model *model, const char *in_path, const char *out_dir, cons
             goto done;
         }
         if (is_cancelled(cb)) {
-            mfail(err, SAMC_ERR_ARG, "mosaic: cancelled while writing the labels");
+            samc_error_set(err, SAMC_ERR_ARG, "mosaic: cancelled while writing the labels");
             if (lw) mosaic_label_writer_close(lw, NULL);
             goto done;
         }
@@ -589,7 +578,7 @@ int mosaic_run(samc_model *model, const char *in_path, const char *out_dir, cons
         if (f && fclose(f) != 0) ok = 0;
         free(text);
         if (!ok) {
-            mfail(err, SAMC_ERR_IO, "mosaic: cannot write %s", stats_tmp);
+            samc_error_set(err, SAMC_ERR_IO, "mosaic: cannot write %s", stats_tmp);
             goto done;
         }
     }

@@ -28,17 +28,6 @@
  * points) counts as no progress */
 #define MIN_COVERAGE_GAIN 0.1
 
-static int mp_fail(samc_error *err, samc_status st, const char *fmt, ...) {
-    if (err) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-        va_end(ap);
-        err->status = st;
-    }
-    return -1;
-}
-
 static double now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -89,50 +78,50 @@ void mosaic_multipass_options_default(mosaic_multipass_options *o) {
 static int in_unit(double v) { return v >= 0.0 && v <= 1.0; }
 
 static int check_range(samc_error *err, const char *start_name, double start, const char *end_name, double end) {
-    if (!in_unit(start)) return mp_fail(err, SAMC_ERR_ARG, "multipass: %s %g is not in [0, 1]", start_name, start);
-    if (!in_unit(end)) return mp_fail(err, SAMC_ERR_ARG, "multipass: %s %g is not in [0, 1]", end_name, end);
+    if (!in_unit(start)) return samc_error_set(err, SAMC_ERR_ARG, "multipass: %s %g is not in [0, 1]", start_name, start);
+    if (!in_unit(end)) return samc_error_set(err, SAMC_ERR_ARG, "multipass: %s %g is not in [0, 1]", end_name, end);
     if (end > start)
-        return mp_fail(err, SAMC_ERR_ARG, "multipass: %s %g is above %s %g (thresholds only go down)", end_name, end,
+        return samc_error_set(err, SAMC_ERR_ARG, "multipass: %s %g is above %s %g (thresholds only go down)", end_name, end,
                        start_name, start);
     return 0;
 }
 
 static int check_flag(samc_error *err, const char *name, int v) {
-    if (v != 0 && v != 1) return mp_fail(err, SAMC_ERR_ARG, "multipass: %s %d is not 0 or 1", name, v);
+    if (v != 0 && v != 1) return samc_error_set(err, SAMC_ERR_ARG, "multipass: %s %d is not 0 or 1", name, v);
     return 0;
 }
 
 int mosaic_multipass_options_check(const mosaic_multipass_options *o, samc_error *err) {
-    if (!o) return mp_fail(err, SAMC_ERR_ARG, "multipass: NULL options");
+    if (!o) return samc_error_set(err, SAMC_ERR_ARG, "multipass: NULL options");
     if (o->points_per_side < 1 || o->points_per_side > 1024)
-        return mp_fail(err, SAMC_ERR_ARG, "multipass: points_per_side %d is not in [1, 1024]", o->points_per_side);
+        return samc_error_set(err, SAMC_ERR_ARG, "multipass: points_per_side %d is not in [1, 1024]", o->points_per_side);
     if (check_range(err, "iou_start", o->iou_start, "iou_end", o->iou_end)) return -1;
     if (check_range(err, "stability_start", o->stability_start, "stability_end", o->stability_end)) return -1;
     if (!(o->step > 0.0 && o->step <= 1.0))
-        return mp_fail(err, SAMC_ERR_ARG, "multipass: step %g is not in (0, 1]", o->step);
+        return samc_error_set(err, SAMC_ERR_ARG, "multipass: step %g is not in (0, 1]", o->step);
     if (!(o->target_coverage >= 0.0 && o->target_coverage <= 100.0))
-        return mp_fail(err, SAMC_ERR_ARG, "multipass: target_coverage %g is not in [0, 100]", o->target_coverage);
+        return samc_error_set(err, SAMC_ERR_ARG, "multipass: target_coverage %g is not in [0, 100]", o->target_coverage);
     if (o->max_passes < 0)
-        return mp_fail(err, SAMC_ERR_ARG, "multipass: max_passes %d is negative (0: no limit)", o->max_passes);
+        return samc_error_set(err, SAMC_ERR_ARG, "multipass: max_passes %d is negative (0: no limit)", o->max_passes);
     if (check_flag(err, "use_black_mask", o->use_black_mask) ||
         check_flag(err, "adaptive_threshold", o->adaptive_threshold) ||
         check_flag(err, "sort_by_area", o->sort_by_area))
         return -1;
     if (o->point_strategy != MOSAIC_POINTS_KMEANS && o->point_strategy != MOSAIC_POINTS_DENSE_GRID)
-        return mp_fail(err, SAMC_ERR_ARG, "multipass: point_strategy %d is not kmeans or dense_grid",
+        return samc_error_set(err, SAMC_ERR_ARG, "multipass: point_strategy %d is not kmeans or dense_grid",
                        (int)o->point_strategy);
     if (o->erosion < 0 || o->erosion > 10000)
-        return mp_fail(err, SAMC_ERR_ARG, "multipass: erosion %d is not in [0, 10000]", o->erosion);
+        return samc_error_set(err, SAMC_ERR_ARG, "multipass: erosion %d is not in [0, 10000]", o->erosion);
     if (o->kmeans_points < 1 || o->kmeans_points > 4096)
-        return mp_fail(err, SAMC_ERR_ARG, "multipass: kmeans_points %d is not in [1, 4096]", o->kmeans_points);
+        return samc_error_set(err, SAMC_ERR_ARG, "multipass: kmeans_points %d is not in [1, 4096]", o->kmeans_points);
     if (o->min_area < 0 || o->min_area > (1 << 30))
-        return mp_fail(err, SAMC_ERR_ARG, "multipass: min_area %d is not in [0, 2^30]", o->min_area);
+        return samc_error_set(err, SAMC_ERR_ARG, "multipass: min_area %d is not in [0, 2^30]", o->min_area);
     if (o->points_per_batch < 1 || o->points_per_batch > 4096)
-        return mp_fail(err, SAMC_ERR_ARG, "multipass: points_per_batch %d is not in [1, 4096]", o->points_per_batch);
+        return samc_error_set(err, SAMC_ERR_ARG, "multipass: points_per_batch %d is not in [1, 4096]", o->points_per_batch);
     if (o->crop_n_layers < 0 || o->crop_n_layers > 4)
-        return mp_fail(err, SAMC_ERR_ARG, "multipass: crop_n_layers %d is not in [0, 4]", o->crop_n_layers);
+        return samc_error_set(err, SAMC_ERR_ARG, "multipass: crop_n_layers %d is not in [0, 4]", o->crop_n_layers);
     if (!in_unit(o->box_nms_thresh))
-        return mp_fail(err, SAMC_ERR_ARG, "multipass: box_nms_thresh %g is not in [0, 1]", o->box_nms_thresh);
+        return samc_error_set(err, SAMC_ERR_ARG, "multipass: box_nms_thresh %g is not in [0, 1]", o->box_nms_thresh);
     return 0;
 }
 
@@ -408,12 +397,12 @@ mosaic_multipass *mosaic_multipass_new(int max_w, int max_h, const mosaic_multip
                                        samc_error *err) {
     if (mosaic_multipass_options_check(opt, err)) return NULL;
     if (max_w < 1 || max_h < 1 || (int64_t)max_w * max_h > ((int64_t)1 << 30)) {
-        mp_fail(err, SAMC_ERR_ARG, "multipass: tile size %dx%d is empty or above 2^30 pixels", max_w, max_h);
+        samc_error_set(err, SAMC_ERR_ARG, "multipass: tile size %dx%d is empty or above 2^30 pixels", max_w, max_h);
         return NULL;
     }
     mosaic_multipass *mp = calloc(1, sizeof *mp);
     if (!mp) {
-        mp_fail(err, SAMC_ERR_NOMEM, "multipass: out of memory");
+        samc_error_set(err, SAMC_ERR_NOMEM, "multipass: out of memory");
         return NULL;
     }
     mp->o = *opt;
@@ -432,7 +421,7 @@ mosaic_multipass *mosaic_multipass_new(int max_w, int max_h, const mosaic_multip
     int km = opt->point_strategy == MOSAIC_POINTS_KMEANS ? kmeans_work_init(&mp->km, opt->kmeans_points) : 0;
     if (!mp->covered || !mp->mask || !mp->ok || !mp->work || !mp->comp || !mp->grid || !mp->pts || !mp->pts01 ||
         km) {
-        mp_fail(err, SAMC_ERR_NOMEM, "multipass: out of memory for the buffers of a %dx%d tile", max_w, max_h);
+        samc_error_set(err, SAMC_ERR_NOMEM, "multipass: out of memory for the buffers of a %dx%d tile", max_w, max_h);
         mosaic_multipass_free(mp);
         return NULL;
     }
@@ -557,7 +546,7 @@ static int push_pass(mosaic_tile_stats *st, samc_error *err) {
     if (st->n_passes == st->cap) {
         int cap = st->cap ? 2 * st->cap : 16;
         mosaic_pass_stats *p = realloc(st->pass, sizeof *p * (size_t)cap);
-        if (!p) return mp_fail(err, SAMC_ERR_NOMEM, "multipass: out of memory for the stats of %d passes", cap);
+        if (!p) return samc_error_set(err, SAMC_ERR_NOMEM, "multipass: out of memory for the stats of %d passes", cap);
         st->pass = p;
         st->cap = cap;
     }
@@ -569,10 +558,10 @@ int mosaic_multipass_run(mosaic_multipass *mp, const mosaic_mask_source *src, co
                          const uint8_t *valid, int w, int h, uint32_t *labels, mosaic_tile_stats *st,
                          int (*cancelled)(void *ctx), void *cancel_ctx, samc_error *err) {
     if (!mp || !src || !src->generate || !rgb || !labels || !st)
-        return mp_fail(err, SAMC_ERR_ARG, "mosaic_multipass_run: NULL argument");
+        return samc_error_set(err, SAMC_ERR_ARG, "mosaic_multipass_run: NULL argument");
     memset(st, 0, sizeof *st);
     if (w < 1 || h < 1 || w > mp->max_w || h > mp->max_h)
-        return mp_fail(err, SAMC_ERR_ARG, "multipass: tile %dx%d is empty or larger than the planned %dx%d", w, h,
+        return samc_error_set(err, SAMC_ERR_ARG, "multipass: tile %dx%d is empty or larger than the planned %dx%d", w, h,
                        mp->max_w, mp->max_h);
     const mosaic_multipass_options *o = &mp->o;
     size_t npix = (size_t)w * h;
@@ -596,7 +585,7 @@ int mosaic_multipass_run(mosaic_multipass *mp, const mosaic_mask_source *src, co
     for (int pass = 0;; pass++) {
         if (o->max_passes > 0 && pass >= o->max_passes) break;
         if (cancelled && cancelled(cancel_ctx)) {
-            mp_fail(err, SAMC_ERR_ARG, "multipass: cancelled before pass %d", pass + 1);
+            samc_error_set(err, SAMC_ERR_ARG, "multipass: cancelled before pass %d", pass + 1);
             goto done;
         }
         int n = pass_points(mp, pass, valid, w, h);
@@ -637,7 +626,7 @@ int mosaic_multipass_run(mosaic_multipass *mp, const mosaic_mask_source *src, co
         t0 = now_ms();
         ps->masks_generated = res.n_masks;
         if (res.n_masks > 0 && (res.width != w || res.height != h)) {
-            mp_fail(err, SAMC_ERR_INTERNAL, "multipass: the mask source returned %dx%d masks for a %dx%d tile",
+            samc_error_set(err, SAMC_ERR_INTERNAL, "multipass: the mask source returned %dx%d masks for a %dx%d tile",
                     res.width, res.height, w, h);
             goto done;
         }
@@ -759,11 +748,11 @@ static int samc_generate(void *ctx, const uint8_t *rgb, int w, int h, const doub
 
 int mosaic_samc_source_new(samc_model *m, const mosaic_multipass_options *opt, mosaic_mask_source *src,
                            samc_error *err) {
-    if (!m || !opt || !src) return mp_fail(err, SAMC_ERR_ARG, "mosaic_samc_source_new: NULL argument");
+    if (!m || !opt || !src) return samc_error_set(err, SAMC_ERR_ARG, "mosaic_samc_source_new: NULL argument");
     memset(src, 0, sizeof *src);
     if (mosaic_multipass_options_check(opt, err)) return -1;
     samc_mask_source *s = calloc(1, sizeof *s);
-    if (!s) return mp_fail(err, SAMC_ERR_NOMEM, "multipass: out of memory");
+    if (!s) return samc_error_set(err, SAMC_ERR_NOMEM, "multipass: out of memory");
     s->m = m;
     s->o = *opt;
     src->ctx = s;

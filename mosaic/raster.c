@@ -61,18 +61,6 @@ static void gdal_enter(void) {
 
 static void gdal_leave(void) { CPLPopErrorHandler(); }
 
-static int fail(samc_error *err, samc_status st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(samc_error *err, samc_status st, const char *fmt, ...) {
-    if (err) {
-        va_list ap;
-        va_start(ap, fmt);
-        err->status = st;
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
 /* The message of the last CPL error, or a placeholder when GDAL gave none. */
 static const char *cpl_msg(void) {
     const char *m = CPLGetLastErrorMsg();
@@ -115,7 +103,7 @@ static int scratch_reserve(mosaic_raster *r, size_t n, samc_error *err) {
     if (n <= r->scratch_cap) return 0;
     double *p = realloc(r->scratch, n * sizeof *p);
     if (!p)
-        return fail(err, SAMC_ERR_NOMEM, "%s: cannot allocate %zu bytes of read buffer", r->path,
+        return samc_error_set(err, SAMC_ERR_NOMEM, "%s: cannot allocate %zu bytes of read buffer", r->path,
                     n * sizeof *p);
     r->scratch = p;
     r->scratch_cap = n;
@@ -139,7 +127,7 @@ static int read_planes(mosaic_raster *r, int x0, int y0, int w, int rows, samc_e
     CPLErr e = GDALDatasetRasterIO(r->ds, GF_Read, x0, y0, w, rows, r->scratch, w, rows, GDT_Float64,
                                    r->n_planes, r->plane_band, 0, 0, 0);
     if (e != CE_None)
-        return fail(err, SAMC_ERR_IO, "%s: reading window x=%d y=%d %dx%d failed: %s", r->path, x0, y0, w,
+        return samc_error_set(err, SAMC_ERR_IO, "%s: reading window x=%d y=%d %dx%d failed: %s", r->path, x0, y0, w,
                     rows, cpl_msg());
     return 0;
 }
@@ -204,16 +192,16 @@ static int raster_setup(mosaic_raster *r, const int *bands, const double *scale,
          * dataset that lists its rasters as subdatasets. */
         const char *sub = GDALGetMetadataItem(r->ds, "SUBDATASET_1_NAME", "SUBDATASETS");
         if (sub)
-            return fail(err, SAMC_ERR_FORMAT, "%s: the raster has no bands; it holds subdatasets: open one of them, e.g. %s",
+            return samc_error_set(err, SAMC_ERR_FORMAT, "%s: the raster has no bands; it holds subdatasets: open one of them, e.g. %s",
                         path, sub);
-        return fail(err, SAMC_ERR_FORMAT, "%s: the raster has no bands", path);
+        return samc_error_set(err, SAMC_ERR_FORMAT, "%s: the raster has no bands", path);
     }
     if (in->width <= 0 || in->height <= 0)
-        return fail(err, SAMC_ERR_FORMAT, "%s: the raster is empty (%d x %d pixels)", path, in->width,
+        return samc_error_set(err, SAMC_ERR_FORMAT, "%s: the raster is empty (%d x %d pixels)", path, in->width,
                     in->height);
 
     GDALRasterBandH b1 = GDALGetRasterBand(r->ds, 1);
-    if (!b1) return fail(err, SAMC_ERR_FORMAT, "%s: band 1 cannot be opened: %s", path, cpl_msg());
+    if (!b1) return samc_error_set(err, SAMC_ERR_FORMAT, "%s: band 1 cannot be opened: %s", path, cpl_msg());
     snprintf(in->dtype, sizeof in->dtype, "%s", GDALGetDataTypeName(GDALGetRasterDataType(b1)));
     GDALDriverH drv = GDALGetDatasetDriver(r->ds);
     snprintf(in->driver, sizeof in->driver, "%s", drv ? GDALGetDriverShortName(drv) : "?");
@@ -225,7 +213,7 @@ static int raster_setup(mosaic_raster *r, const int *bands, const double *scale,
     }
     const char *wkt = GDALGetProjectionRef(r->ds);
     in->crs_wkt = strdup(wkt ? wkt : "");
-    if (!in->crs_wkt) return fail(err, SAMC_ERR_NOMEM, "%s: out of memory copying the CRS", path);
+    if (!in->crs_wkt) return samc_error_set(err, SAMC_ERR_NOMEM, "%s: out of memory copying the CRS", path);
     int has = 0;
     double nd = GDALGetRasterNoDataValue(b1, &has);
     in->has_nodata = has != 0;
@@ -243,7 +231,7 @@ static int raster_setup(mosaic_raster *r, const int *bands, const double *scale,
     if (bands) {
         for (int c = 0; c < 3; c++) {
             if (bands[c] < 1 || bands[c] > in->n_bands)
-                return fail(err, SAMC_ERR_ARG, "%s: band %d (for %c) out of range: the raster has %d band%s",
+                return samc_error_set(err, SAMC_ERR_ARG, "%s: band %d (for %c) out of range: the raster has %d band%s",
                             path, bands[c], "RGB"[c], in->n_bands, in->n_bands == 1 ? "" : "s");
             in->bands_used[c] = bands[c];
         }
@@ -265,11 +253,11 @@ static int raster_setup(mosaic_raster *r, const int *bands, const double *scale,
     for (int p = 0; p < r->n_planes; p++) {
         GDALRasterBandH hb = GDALGetRasterBand(r->ds, r->plane_band[p]);
         if (!hb)
-            return fail(err, SAMC_ERR_FORMAT, "%s: band %d cannot be opened: %s", path, r->plane_band[p],
+            return samc_error_set(err, SAMC_ERR_FORMAT, "%s: band %d cannot be opened: %s", path, r->plane_band[p],
                         cpl_msg());
         GDALDataType t = GDALGetRasterDataType(hb);
         if (GDALDataTypeIsComplex(t) || t == GDT_Unknown)
-            return fail(err, SAMC_ERR_UNSUPPORTED,
+            return samc_error_set(err, SAMC_ERR_UNSUPPORTED,
                         "%s: band %d has data type %s: complex and unknown types are not supported",
                         path, r->plane_band[p], GDALGetDataTypeName(t));
         if (t != GDT_Byte && p != r->alpha_plane) all_byte = 0;
@@ -279,7 +267,7 @@ static int raster_setup(mosaic_raster *r, const int *bands, const double *scale,
 
     if (scale) {
         if (!isfinite(scale[0]) || !isfinite(scale[1]) || !(scale[1] > scale[0]) || !isfinite(scale[1] - scale[0]))
-            return fail(err, SAMC_ERR_ARG, "%s: scale min %g, max %g: max must be greater than min (both finite)",
+            return samc_error_set(err, SAMC_ERR_ARG, "%s: scale min %g, max %g: max must be greater than min (both finite)",
                         path, scale[0], scale[1]);
         in->scale_min = scale[0];
         in->scale_max = scale[1];
@@ -294,13 +282,13 @@ static int raster_setup(mosaic_raster *r, const int *bands, const double *scale,
 
 int mosaic_raster_open(const char *path, const int *bands, const double *scale, mosaic_raster **out,
                        samc_error *err) {
-    if (!out) return fail(err, SAMC_ERR_ARG, "mosaic_raster_open: out is NULL");
+    if (!out) return samc_error_set(err, SAMC_ERR_ARG, "mosaic_raster_open: out is NULL");
     *out = NULL;
-    if (!path || !*path) return fail(err, SAMC_ERR_ARG, "mosaic_raster_open: empty path");
+    if (!path || !*path) return samc_error_set(err, SAMC_ERR_ARG, "mosaic_raster_open: empty path");
     mosaic_raster *r = calloc(1, sizeof *r);
     if (!r || !(r->path = strdup(path))) {
         free(r);
-        return fail(err, SAMC_ERR_NOMEM, "%s: out of memory", path);
+        return samc_error_set(err, SAMC_ERR_NOMEM, "%s: out of memory", path);
     }
     gdal_enter();
     r->ds = GDALOpenEx(path, GDAL_OF_RASTER | GDAL_OF_READONLY, NULL, NULL, NULL);
@@ -308,9 +296,9 @@ int mosaic_raster_open(const char *path, const int *bands, const double *scale, 
     if (!r->ds) {
         VSIStatBufL st;
         if (VSIStatExL(path, &st, VSI_STAT_EXISTS_FLAG) != 0)
-            rc = fail(err, SAMC_ERR_IO, "%s: no such file", path);
+            rc = samc_error_set(err, SAMC_ERR_IO, "%s: no such file", path);
         else
-            rc = fail(err, SAMC_ERR_FORMAT, "%s: not a raster GDAL can read: %s", path, cpl_msg());
+            rc = samc_error_set(err, SAMC_ERR_FORMAT, "%s: not a raster GDAL can read: %s", path, cpl_msg());
     } else {
         rc = raster_setup(r, bands, scale, err);
     }
@@ -327,10 +315,10 @@ const mosaic_raster_info *mosaic_raster_get_info(const mosaic_raster *r) { retur
 
 int64_t mosaic_raster_read_rgb(mosaic_raster *r, int x0, int y0, int w, int h, uint8_t *rgb,
                                uint8_t *valid, samc_error *err) {
-    if (!r || !rgb) return fail(err, SAMC_ERR_ARG, "mosaic_raster_read_rgb: raster or rgb is NULL");
+    if (!r || !rgb) return samc_error_set(err, SAMC_ERR_ARG, "mosaic_raster_read_rgb: raster or rgb is NULL");
     const mosaic_raster_info *in = &r->info;
     if (x0 < 0 || y0 < 0 || w <= 0 || h <= 0 || (int64_t)x0 + w > in->width || (int64_t)y0 + h > in->height)
-        return fail(err, SAMC_ERR_ARG, "%s: window x=%d y=%d %dx%d is not inside the %dx%d raster", r->path, x0,
+        return samc_error_set(err, SAMC_ERR_ARG, "%s: window x=%d y=%d %dx%d is not inside the %dx%d raster", r->path, x0,
                     y0, w, h, in->width, in->height);
     const double lo = in->scale_min, range = in->scale_max - in->scale_min;
     int rows = chunk_rows(r, w, h);
@@ -393,14 +381,14 @@ const char *mosaic_label_type_name(uint32_t max_label) {
 int mosaic_label_writer_create(const char *path, int w, int h, uint32_t max_label,
                                const mosaic_raster_info *georef, mosaic_label_writer **out,
                                samc_error *err) {
-    if (!out) return fail(err, SAMC_ERR_ARG, "mosaic_label_writer_create: out is NULL");
+    if (!out) return samc_error_set(err, SAMC_ERR_ARG, "mosaic_label_writer_create: out is NULL");
     *out = NULL;
-    if (!path || !*path) return fail(err, SAMC_ERR_ARG, "mosaic_label_writer_create: empty path");
-    if (w <= 0 || h <= 0) return fail(err, SAMC_ERR_ARG, "%s: label raster size %d x %d is empty", path, w, h);
+    if (!path || !*path) return samc_error_set(err, SAMC_ERR_ARG, "mosaic_label_writer_create: empty path");
+    if (w <= 0 || h <= 0) return samc_error_set(err, SAMC_ERR_ARG, "%s: label raster size %d x %d is empty", path, w, h);
     mosaic_label_writer *lw = calloc(1, sizeof *lw);
     if (!lw || !(lw->path = strdup(path))) {
         free(lw);
-        return fail(err, SAMC_ERR_NOMEM, "%s: out of memory", path);
+        return samc_error_set(err, SAMC_ERR_NOMEM, "%s: out of memory", path);
     }
     lw->w = w;
     lw->h = h;
@@ -412,7 +400,7 @@ int mosaic_label_writer_create(const char *path, int w, int h, uint32_t max_labe
     char **opts = NULL;
     GDALDriverH drv = GDALGetDriverByName("GTiff");
     if (!drv) {
-        rc = fail(err, SAMC_ERR_UNSUPPORTED, "%s: GDAL has no GTiff driver", path);
+        rc = samc_error_set(err, SAMC_ERR_UNSUPPORTED, "%s: GDAL has no GTiff driver", path);
         goto done;
     }
     opts = CSLSetNameValue(opts, "TILED", "YES");
@@ -422,25 +410,25 @@ int mosaic_label_writer_create(const char *path, int w, int h, uint32_t max_labe
     opts = CSLSetNameValue(opts, "BIGTIFF", "IF_SAFER");
     lw->ds = GDALCreate(drv, path, w, h, 1, type, opts);
     if (!lw->ds) {
-        rc = fail(err, SAMC_ERR_IO, "%s: cannot create the %d x %d %s GeoTIFF: %s", path, w, h,
+        rc = samc_error_set(err, SAMC_ERR_IO, "%s: cannot create the %d x %d %s GeoTIFF: %s", path, w, h,
                   GDALGetDataTypeName(type), cpl_msg());
         goto done;
     }
     lw->band = GDALGetRasterBand(lw->ds, 1);
     if (!lw->band) {
-        rc = fail(err, SAMC_ERR_INTERNAL, "%s: the new GeoTIFF has no band 1: %s", path, cpl_msg());
+        rc = samc_error_set(err, SAMC_ERR_INTERNAL, "%s: the new GeoTIFF has no band 1: %s", path, cpl_msg());
         goto done;
     }
     if (georef && georef->has_geotransform) {
         double gt[6];
         memcpy(gt, georef->geotransform, sizeof gt);
         if (GDALSetGeoTransform(lw->ds, gt) != CE_None) {
-            rc = fail(err, SAMC_ERR_IO, "%s: cannot set the geotransform: %s", path, cpl_msg());
+            rc = samc_error_set(err, SAMC_ERR_IO, "%s: cannot set the geotransform: %s", path, cpl_msg());
             goto done;
         }
     }
     if (georef && georef->crs_wkt && *georef->crs_wkt && GDALSetProjection(lw->ds, georef->crs_wkt) != CE_None) {
-        rc = fail(err, SAMC_ERR_IO, "%s: cannot set the CRS: %s", path, cpl_msg());
+        rc = samc_error_set(err, SAMC_ERR_IO, "%s: cannot set the CRS: %s", path, cpl_msg());
         goto done;
     }
 done:
@@ -461,20 +449,20 @@ done:
 
 int mosaic_label_writer_write(mosaic_label_writer *lw, int y0, int n_rows, const uint32_t *rows,
                               samc_error *err) {
-    if (!lw || !rows) return fail(err, SAMC_ERR_ARG, "mosaic_label_writer_write: writer or rows is NULL");
+    if (!lw || !rows) return samc_error_set(err, SAMC_ERR_ARG, "mosaic_label_writer_write: writer or rows is NULL");
     if (y0 < 0 || n_rows <= 0 || (int64_t)y0 + n_rows > lw->h)
-        return fail(err, SAMC_ERR_ARG, "%s: rows %d..%d are outside the %d rows of the label raster", lw->path, y0,
+        return samc_error_set(err, SAMC_ERR_ARG, "%s: rows %d..%d are outside the %d rows of the label raster", lw->path, y0,
                     y0 + n_rows - 1, lw->h);
     /* GDAL would clamp a label above the band type silently into another segment's id. */
     size_t n = (size_t)lw->w * (size_t)n_rows;
     for (size_t i = 0; i < n; i++)
         if (rows[i] > lw->type_max)
-            return fail(err, SAMC_ERR_ARG, "%s: label %u at row %d, column %d exceeds %u, the largest of the band type",
+            return samc_error_set(err, SAMC_ERR_ARG, "%s: label %u at row %d, column %d exceeds %u, the largest of the band type",
                         lw->path, rows[i], y0 + (int)(i / (size_t)lw->w), (int)(i % (size_t)lw->w), lw->type_max);
     gdal_enter();
     CPLErr e = GDALRasterIO(lw->band, GF_Write, 0, y0, lw->w, n_rows, (void *)rows, lw->w, n_rows, GDT_UInt32, 0, 0);
     int rc = e == CE_None ? 0
-                          : fail(err, SAMC_ERR_IO, "%s: writing rows %d..%d failed: %s", lw->path, y0,
+                          : samc_error_set(err, SAMC_ERR_IO, "%s: writing rows %d..%d failed: %s", lw->path, y0,
                                  y0 + n_rows - 1, cpl_msg());
     gdal_leave();
     return rc;
@@ -487,10 +475,10 @@ int mosaic_label_writer_close(mosaic_label_writer *lw, samc_error *err) {
     /* In GDAL 3.6 GDALFlushCache and GDALClose return nothing: a failed write shows only
      * as the last CPL error. */
     GDALFlushCache(lw->ds);
-    if (cpl_failed()) rc = fail(err, SAMC_ERR_IO, "%s: flushing the label raster failed: %s", lw->path, cpl_msg());
+    if (cpl_failed()) rc = samc_error_set(err, SAMC_ERR_IO, "%s: flushing the label raster failed: %s", lw->path, cpl_msg());
     CPLErrorReset();
     GDALClose(lw->ds);
-    if (!rc && cpl_failed()) rc = fail(err, SAMC_ERR_IO, "%s: closing the label raster failed: %s", lw->path, cpl_msg());
+    if (!rc && cpl_failed()) rc = samc_error_set(err, SAMC_ERR_IO, "%s: closing the label raster failed: %s", lw->path, cpl_msg());
     gdal_leave();
     free(lw->path);
     free(lw);
@@ -541,14 +529,14 @@ static void remove_existing(GDALDriverH drv, const char *path) {
 
 static int vec_out_create(vec_out *o, OGRSpatialReferenceH srs, OGRFieldType id_type, samc_error *err) {
     o->drv = GDALGetDriverByName(o->driver_name);
-    if (!o->drv) return fail(err, SAMC_ERR_UNSUPPORTED, "%s: GDAL has no %s driver", o->path, o->driver_name);
+    if (!o->drv) return samc_error_set(err, SAMC_ERR_UNSUPPORTED, "%s: GDAL has no %s driver", o->path, o->driver_name);
     remove_existing(o->drv, o->path);
     CPLErrorReset();
     o->ds = GDALCreate(o->drv, o->path, 0, 0, 0, GDT_Unknown, NULL);
-    if (!o->ds) return fail(err, SAMC_ERR_IO, "%s: cannot create the %s: %s", o->path, o->driver_name, cpl_msg());
+    if (!o->ds) return samc_error_set(err, SAMC_ERR_IO, "%s: cannot create the %s: %s", o->path, o->driver_name, cpl_msg());
     o->layer = GDALDatasetCreateLayer(o->ds, "segments", srs, wkbPolygon, NULL);
     if (!o->layer)
-        return fail(err, SAMC_ERR_IO, "%s: cannot create layer \"segments\": %s", o->path, cpl_msg());
+        return samc_error_set(err, SAMC_ERR_IO, "%s: cannot create layer \"segments\": %s", o->path, cpl_msg());
     static const char *const names[3] = {"label_id", "area", "perimeter"};
     const OGRFieldType types[3] = {id_type, OFTReal, OFTReal};
     for (int i = 0; i < 3; i++) {
@@ -556,7 +544,7 @@ static int vec_out_create(vec_out *o, OGRSpatialReferenceH srs, OGRFieldType id_
         OGRErr e = OGR_L_CreateField(o->layer, fd, TRUE);
         OGR_Fld_Destroy(fd);
         if (e != OGRERR_NONE)
-            return fail(err, SAMC_ERR_IO, "%s: cannot create field %s: %s", o->path, names[i], cpl_msg());
+            return samc_error_set(err, SAMC_ERR_IO, "%s: cannot create field %s: %s", o->path, names[i], cpl_msg());
     }
     return 0;
 }
@@ -566,7 +554,7 @@ static int vec_begin(vec_writer *vw, samc_error *err) {
         vec_out *o = &vw->out[k];
         if (!GDALDatasetTestCapability(o->ds, ODsCTransactions)) continue;   /* Shapefile */
         if (GDALDatasetStartTransaction(o->ds, FALSE) != OGRERR_NONE)
-            return fail(err, SAMC_ERR_IO, "%s: cannot start a transaction: %s", o->path, cpl_msg());
+            return samc_error_set(err, SAMC_ERR_IO, "%s: cannot start a transaction: %s", o->path, cpl_msg());
         o->in_transaction = 1;
     }
     vw->since_commit = 0;
@@ -579,7 +567,7 @@ static int vec_commit(vec_writer *vw, samc_error *err) {
         if (!o->in_transaction) continue;
         o->in_transaction = 0;
         if (GDALDatasetCommitTransaction(o->ds) != OGRERR_NONE)
-            return fail(err, SAMC_ERR_IO, "%s: committing features failed: %s", o->path, cpl_msg());
+            return samc_error_set(err, SAMC_ERR_IO, "%s: committing features failed: %s", o->path, cpl_msg());
     }
     return 0;
 }
@@ -602,7 +590,7 @@ static int write_polygon(vec_writer *vw, int64_t label, OGRGeometryH poly, samc_
     for (int k = 0; k < vw->n_out; k++) {
         vec_out *o = &vw->out[k];
         OGRFeatureH f = OGR_F_Create(OGR_L_GetLayerDefn(o->layer));
-        if (!f) return fail(err, SAMC_ERR_NOMEM, "%s: cannot create a feature", o->path);
+        if (!f) return samc_error_set(err, SAMC_ERR_NOMEM, "%s: cannot create a feature", o->path);
         OGR_F_SetFieldInteger64(f, 0, label);
         OGR_F_SetFieldDouble(f, 1, area);
         OGR_F_SetFieldDouble(f, 2, perimeter);
@@ -610,7 +598,7 @@ static int write_polygon(vec_writer *vw, int64_t label, OGRGeometryH poly, samc_
         if (e == OGRERR_NONE) e = OGR_L_CreateFeature(o->layer, f);
         OGR_F_Destroy(f);
         if (e != OGRERR_NONE)
-            return fail(err, SAMC_ERR_IO, "%s: writing the polygon of label %lld failed: %s", o->path, (long long)label,
+            return samc_error_set(err, SAMC_ERR_IO, "%s: writing the polygon of label %lld failed: %s", o->path, (long long)label,
                         cpl_msg());
     }
     vw->st->n_polygons++;
@@ -633,7 +621,7 @@ static int emit_polygonal(vec_writer *vw, int64_t label, OGRGeometryH g, int sim
     if (!simplify || vw->tol <= 0) return write_polygon(vw, label, g, err);
     OGRGeometryH s = OGR_G_SimplifyPreserveTopology(g, vw->tol);
     if (!s)
-        return fail(err, SAMC_ERR_INTERNAL, "simplifying the polygon of label %lld failed: %s", (long long)label,
+        return samc_error_set(err, SAMC_ERR_INTERNAL, "simplifying the polygon of label %lld failed: %s", (long long)label,
                     cpl_msg());
     int rc = 0;
     if (OGR_G_IsEmpty(s)) {
@@ -652,11 +640,11 @@ static int emit_polygonal(vec_writer *vw, int64_t label, OGRGeometryH g, int sim
 int mosaic_polygonize(const char *labels_tif, const char *gpkg_path, const char *shp_path,
                       double simplify_tolerance, mosaic_vector_stats *stats,
                       int (*cancelled)(void *ctx), void *cancel_ctx, samc_error *err) {
-    if (!labels_tif || !*labels_tif) return fail(err, SAMC_ERR_ARG, "mosaic_polygonize: empty label raster path");
+    if (!labels_tif || !*labels_tif) return samc_error_set(err, SAMC_ERR_ARG, "mosaic_polygonize: empty label raster path");
     if ((!gpkg_path || !*gpkg_path) && (!shp_path || !*shp_path))
-        return fail(err, SAMC_ERR_ARG, "%s: polygonize needs a GeoPackage or a Shapefile path", labels_tif);
+        return samc_error_set(err, SAMC_ERR_ARG, "%s: polygonize needs a GeoPackage or a Shapefile path", labels_tif);
     if (!isfinite(simplify_tolerance) || simplify_tolerance < 0)
-        return fail(err, SAMC_ERR_ARG, "%s: simplify tolerance %g must be finite and >= 0", labels_tif, simplify_tolerance);
+        return samc_error_set(err, SAMC_ERR_ARG, "%s: simplify tolerance %g must be finite and >= 0", labels_tif, simplify_tolerance);
     mosaic_vector_stats local;
     mosaic_vector_stats *st = stats ? stats : &local;
     memset(st, 0, sizeof *st);
@@ -671,7 +659,7 @@ int mosaic_polygonize(const char *labels_tif, const char *gpkg_path, const char 
     const char *tmp_base = vw.out[0].path;
     size_t tmp_len = strlen(tmp_base) + sizeof ".polygonize.tmp.gpkg";
     char *tmp_path = malloc(tmp_len);
-    if (!tmp_path) return fail(err, SAMC_ERR_NOMEM, "%s: out of memory", labels_tif);
+    if (!tmp_path) return samc_error_set(err, SAMC_ERR_NOMEM, "%s: out of memory", labels_tif);
     snprintf(tmp_path, tmp_len, "%s.polygonize.tmp.gpkg", tmp_base);
 
     gdal_enter();
@@ -683,30 +671,30 @@ int mosaic_polygonize(const char *labels_tif, const char *gpkg_path, const char 
 
     src = GDALOpenEx(labels_tif, GDAL_OF_RASTER | GDAL_OF_READONLY, NULL, NULL, NULL);
     if (!src) {
-        rc = fail(err, SAMC_ERR_IO, "%s: cannot open the label raster: %s", labels_tif, cpl_msg());
+        rc = samc_error_set(err, SAMC_ERR_IO, "%s: cannot open the label raster: %s", labels_tif, cpl_msg());
         goto done;
     }
     GDALRasterBandH band = GDALGetRasterCount(src) > 0 ? GDALGetRasterBand(src, 1) : NULL;
     if (!band) {
-        rc = fail(err, SAMC_ERR_FORMAT, "%s: the label raster has no band", labels_tif);
+        rc = samc_error_set(err, SAMC_ERR_FORMAT, "%s: the label raster has no band", labels_tif);
         goto done;
     }
     GDALDataType bt = GDALGetRasterDataType(band);
     if (!GDALDataTypeIsInteger(bt) || GDALDataTypeIsComplex(bt)) {
-        rc = fail(err, SAMC_ERR_FORMAT, "%s: labels must be integers, band 1 is %s", labels_tif, GDALGetDataTypeName(bt));
+        rc = samc_error_set(err, SAMC_ERR_FORMAT, "%s: labels must be integers, band 1 is %s", labels_tif, GDALGetDataTypeName(bt));
         goto done;
     }
     const char *wkt = GDALGetProjectionRef(src);
     if (wkt && *wkt) {
         srs = OSRNewSpatialReference(wkt);
         if (!srs) {
-            rc = fail(err, SAMC_ERR_FORMAT, "%s: the CRS of the label raster cannot be parsed: %s", labels_tif, cpl_msg());
+            rc = samc_error_set(err, SAMC_ERR_FORMAT, "%s: the CRS of the label raster cannot be parsed: %s", labels_tif, cpl_msg());
             goto done;
         }
         OSRSetAxisMappingStrategy(srs, OAMS_TRADITIONAL_GIS_ORDER);
     }
     if (!gpkg_drv) {
-        rc = fail(err, SAMC_ERR_UNSUPPORTED, "%s: GDAL has no GPKG driver", tmp_path);
+        rc = samc_error_set(err, SAMC_ERR_UNSUPPORTED, "%s: GDAL has no GPKG driver", tmp_path);
         goto done;
     }
 
@@ -715,27 +703,27 @@ int mosaic_polygonize(const char *labels_tif, const char *gpkg_path, const char 
     remove_existing(gpkg_drv, tmp_path);
     tmp_ds = GDALCreate(gpkg_drv, tmp_path, 0, 0, 0, GDT_Unknown, NULL);
     if (!tmp_ds) {
-        rc = fail(err, SAMC_ERR_IO, "%s: cannot create the temporary GeoPackage: %s", tmp_path, cpl_msg());
+        rc = samc_error_set(err, SAMC_ERR_IO, "%s: cannot create the temporary GeoPackage: %s", tmp_path, cpl_msg());
         goto done;
     }
     char **lopts = CSLSetNameValue(NULL, "SPATIAL_INDEX", "NO");
     OGRLayerH tmp_layer = GDALDatasetCreateLayer(tmp_ds, "polygonize", srs, wkbPolygon, lopts);
     CSLDestroy(lopts);
     if (!tmp_layer) {
-        rc = fail(err, SAMC_ERR_IO, "%s: cannot create the temporary layer: %s", tmp_path, cpl_msg());
+        rc = samc_error_set(err, SAMC_ERR_IO, "%s: cannot create the temporary layer: %s", tmp_path, cpl_msg());
         goto done;
     }
     OGRFieldDefnH fd = OGR_Fld_Create("label_id", OFTInteger64);
     OGRErr oe = OGR_L_CreateField(tmp_layer, fd, TRUE);
     OGR_Fld_Destroy(fd);
     if (oe != OGRERR_NONE) {
-        rc = fail(err, SAMC_ERR_IO, "%s: cannot create the temporary field: %s", tmp_path, cpl_msg());
+        rc = samc_error_set(err, SAMC_ERR_IO, "%s: cannot create the temporary field: %s", tmp_path, cpl_msg());
         goto done;
     }
 
     double t0 = now_ms();
     if (GDALDatasetStartTransaction(tmp_ds, FALSE) != OGRERR_NONE) {
-        rc = fail(err, SAMC_ERR_IO, "%s: cannot start a transaction: %s", tmp_path, cpl_msg());
+        rc = samc_error_set(err, SAMC_ERR_IO, "%s: cannot start a transaction: %s", tmp_path, cpl_msg());
         goto done;
     }
     /* The band is its own mask: label 0 (background) is not polygonized. No "8CONNECTED"
@@ -743,12 +731,12 @@ int mosaic_polygonize(const char *labels_tif, const char *gpkg_path, const char 
     CPLErr pe = GDALPolygonize(band, band, tmp_layer, 0, NULL, polygonize_progress, &cs);
     if (pe != CE_None || cs.was_cancelled) {
         GDALDatasetRollbackTransaction(tmp_ds);
-        rc = cs.was_cancelled ? fail(err, SAMC_ERR_ARG, "%s: cancelled while polygonizing", labels_tif)
-                              : fail(err, SAMC_ERR_IO, "%s: polygonize failed: %s", labels_tif, cpl_msg());
+        rc = cs.was_cancelled ? samc_error_set(err, SAMC_ERR_ARG, "%s: cancelled while polygonizing", labels_tif)
+                              : samc_error_set(err, SAMC_ERR_IO, "%s: polygonize failed: %s", labels_tif, cpl_msg());
         goto done;
     }
     if (GDALDatasetCommitTransaction(tmp_ds) != OGRERR_NONE) {
-        rc = fail(err, SAMC_ERR_IO, "%s: committing the polygons failed: %s", tmp_path, cpl_msg());
+        rc = samc_error_set(err, SAMC_ERR_IO, "%s: committing the polygons failed: %s", tmp_path, cpl_msg());
         goto done;
     }
     double t1 = now_ms();
@@ -771,7 +759,7 @@ int mosaic_polygonize(const char *labels_tif, const char *gpkg_path, const char 
     int64_t n_read = 0;
     while ((feat = OGR_L_GetNextFeature(tmp_layer)) != NULL) {
         if (++n_read % VEC_CANCEL_EVERY == 0 && is_cancelled(&cs)) {
-            rc = fail(err, SAMC_ERR_ARG, "%s: cancelled after writing %lld polygons", labels_tif,
+            rc = samc_error_set(err, SAMC_ERR_ARG, "%s: cancelled after writing %lld polygons", labels_tif,
                       (long long)st->n_polygons);
             goto done;
         }
@@ -782,7 +770,7 @@ int mosaic_polygonize(const char *labels_tif, const char *gpkg_path, const char 
             if (!OGR_G_IsValid(g)) {
                 fixed = OGR_G_MakeValid(g);
                 if (!fixed) {
-                    rc = fail(err, SAMC_ERR_INTERNAL, "%s: MakeValid failed on the polygon of label %lld: %s", labels_tif,
+                    rc = samc_error_set(err, SAMC_ERR_INTERNAL, "%s: MakeValid failed on the polygon of label %lld: %s", labels_tif,
                               (long long)label, cpl_msg());
                     goto done;
                 }
@@ -807,7 +795,7 @@ int mosaic_polygonize(const char *labels_tif, const char *gpkg_path, const char 
         GDALClose(vw.out[k].ds);
         vw.out[k].ds = NULL;
         if (cpl_failed()) {
-            rc = fail(err, SAMC_ERR_IO, "%s: closing failed: %s", vw.out[k].path, cpl_msg());
+            rc = samc_error_set(err, SAMC_ERR_IO, "%s: closing failed: %s", vw.out[k].path, cpl_msg());
             goto done;
         }
     }

@@ -1,26 +1,13 @@
 /* mosaic/tiling.c: the tile grid of a mosaic (see tiling.h). */
 #include "tiling.h"
 
-#include <stdarg.h>
-#include <stdio.h>
-
-static int grid_fail(samc_error *err, const char *fmt, ...) {
-    if (err) {
-        va_list ap;
-        va_start(ap, fmt);
-        err->status = SAMC_ERR_ARG;
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 int mosaic_grid_init(mosaic_grid *g, int width, int height, int tile_size, int padding, samc_error *err) {
-    if (width < 1 || height < 1) return grid_fail(err, "mosaic: the raster is %dx%d pixels: nothing to segment", width, height);
+    if (width < 1 || height < 1) return samc_error_set(err, SAMC_ERR_ARG, "mosaic: the raster is %dx%d pixels: nothing to segment", width, height);
     if (tile_size < 16 || tile_size > 65536)
-        return grid_fail(err, "mosaic: --tile-size %d is not in [16, 65536]", tile_size);
+        return samc_error_set(err, SAMC_ERR_ARG, "mosaic: --tile-size %d is not in [16, 65536]", tile_size);
     if (padding < 0 || padding > 65536)
-        return grid_fail(err, "mosaic: --padding %d is not in [0, 65536]", padding);
+        return samc_error_set(err, SAMC_ERR_ARG, "mosaic: --padding %d is not in [0, 65536]", padding);
     g->width = width;
     g->height = height;
     g->tile_size = tile_size;
