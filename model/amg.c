@@ -253,19 +253,28 @@ int amg_rle_encode(const uint8_t *mask, int cw, int ch, int x0, int y0, int w, i
     return 0;
 }
 
-int amg_rle_decode(const uint32_t *counts, int64_t n_counts, int w, int h, uint8_t *mask,
-                   samc_error *err) {
-    /* rle_to_mask: runs fill the image column by column, alternating 0 and 1. The image
-     * is cleared first and only the runs of ones are written, walking down each column,
-     * so the cost follows the mask's area rather than the image's. */
+int amg_rle_paint(const uint32_t *counts, int64_t n_counts, int w, int h, uint8_t *mask, int box[4],
+                  samc_error *err) {
+    /* rle_to_mask without the clearing: runs fill the image column by column, alternating
+     * 0 and 1; only the runs of ones are written, walking down each column, so the cost
+     * follows the mask's area rather than the image's. */
     uint64_t total = (uint64_t)w * (uint64_t)h, idx = 0;
-    memset(mask, 0, (size_t)total);
+    int bx0 = w, by0 = h, bx1 = -1, by1 = -1;
     for (int64_t k = 0; k < n_counts; k++) {
         if (counts[k] > total - idx)
             return samc_error_set(err, SAMC_ERR_FORMAT, "amg_rle_decode: run %lld of %u pixels goes past the %dx%d image",
-                            (long long)k, counts[k], w, h);
-        if (k & 1) {
+                                  (long long)k, counts[k], w, h);
+        if ((k & 1) && counts[k] > 0) {
             uint64_t x = idx / (uint64_t)h, y = idx % (uint64_t)h, left = counts[k];
+            uint64_t last = idx + counts[k] - 1, lx = last / (uint64_t)h, ly = last % (uint64_t)h;
+            /* the run spans columns x..lx; whole columns in between cover every row */
+            if ((int)x < bx0) bx0 = (int)x;
+            if ((int)lx > bx1) bx1 = (int)lx;
+            /* rows: y..ly within one column; a run that wraps into a next column covers
+             * the rows from y down and from the top, i.e. all rows */
+            int ry0 = lx > x ? 0 : (int)y, ry1 = lx > x ? h - 1 : (int)ly;
+            if (ry0 < by0) by0 = ry0;
+            if (ry1 > by1) by1 = ry1;
             while (left > 0) {
                 uint64_t seg = (uint64_t)h - y < left ? (uint64_t)h - y : left;
                 uint8_t *p = mask + y * (uint64_t)w + x;
@@ -278,9 +287,19 @@ int amg_rle_decode(const uint32_t *counts, int64_t n_counts, int w, int h, uint8
         idx += counts[k];
     }
     if (idx != total)
-        return samc_error_set(err, SAMC_ERR_FORMAT, "amg_rle_decode: runs cover %llu of the %llu pixels of a %dx%d image",
-                        (unsigned long long)idx, (unsigned long long)total, w, h);
+        return samc_error_set(err, SAMC_ERR_FORMAT,
+                              "amg_rle_decode: runs cover %llu of the %llu pixels of a %dx%d image",
+                              (unsigned long long)idx, (unsigned long long)total, w, h);
+    if (box) {
+        box[0] = bx0; box[1] = by0; box[2] = bx1; box[3] = by1;
+    }
     return 0;
+}
+
+int amg_rle_decode(const uint32_t *counts, int64_t n_counts, int w, int h, uint8_t *mask,
+                   samc_error *err) {
+    memset(mask, 0, (size_t)w * (size_t)h);
+    return amg_rle_paint(counts, n_counts, w, h, mask, NULL, err);
 }
 
 /* Connected components scratch, sized for the largest image seen. */

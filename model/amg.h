@@ -161,6 +161,11 @@ int amg_rle_encode(const uint8_t *mask, int cw, int ch, int x0, int y0, int w, i
 /* rle_to_mask: writes mask[h][w] (0/1); fails if the counts do not add up to w * h. */
 int amg_rle_decode(const uint32_t *counts, int64_t n_counts, int w, int h, uint8_t *mask,
                    samc_error *err);
+/* The same without clearing: sets the mask's pixels to 1 and leaves the others as they
+ * are (for callers that keep the buffer zero), and writes the inclusive bounding box
+ * x0, y0, x1, y1 of the set pixels to box (x1 < x0 when none; box may be NULL). */
+int amg_rle_paint(const uint32_t *counts, int64_t n_counts, int w, int h, uint8_t *mask, int box[4],
+                  samc_error *err);
 /* torchvision.ops.nms on XYXY boxes in float32 (area (x1-x0)*(y1-y0), suppress IoU >
  * thresh), visiting boxes by score descending with ties in index order. keep[n] gets the
  * kept indices in that order; returns how many, or -1 (out of memory). */

@@ -496,14 +496,16 @@ typedef struct {
  * a component of >= min_area pixels that is less than half covered covers its pixels
  * and labels those not labelled yet. Nodata pixels are left out, so they neither join
  * nor link components. */
-static void accept_mask(mosaic_multipass *mp, const uint8_t *valid, int w, int h, uint32_t *labels,
-                        tile_state *ts, mosaic_pass_stats *ps) {
+static void accept_mask(mosaic_multipass *mp, const uint8_t *valid, int w, int h, const int box[4],
+                        uint32_t *labels, tile_state *ts, mosaic_pass_stats *ps) {
     uint8_t *m = mp->mask;
     int32_t *comp = mp->comp;
-    size_t npix = (size_t)w * h;
-    /* mask pixel p is in a component not reached yet (visited pixels are cleared) */
+    /* mask pixel p is in a component not reached yet (visited pixels are cleared); only
+     * the mask's bounding box is scanned, in raster order, so components are met in the
+     * same order as by a scan of the whole tile */
 #define OPEN(p) (m[p] && (!valid || valid[p]))
-    for (size_t i0 = 0; i0 < npix; i0++) {
+    for (int by = box[1]; by <= box[3]; by++)
+    for (size_t i0 = (size_t)by * w + box[0]; i0 <= (size_t)by * w + box[2]; i0++) {
         if (!OPEN(i0)) continue;
         /* breadth-first flood fill; comp[] is both the queue and the component */
         int64_t n = 1, head = 0;
@@ -540,6 +542,8 @@ static void accept_mask(mosaic_multipass *mp, const uint8_t *valid, int w, int h
         ps->components_added++;
     }
 #undef OPEN
+    /* leave the buffer zero for the next mask (nodata pixels of the mask are still set) */
+    for (int by = box[1]; by <= box[3]; by++) memset(m + (size_t)by * w + box[0], 0, (size_t)(box[2] - box[0] + 1));
 }
 
 static int push_pass(mosaic_tile_stats *st, samc_error *err) {
@@ -637,16 +641,20 @@ int mosaic_multipass_run(mosaic_multipass *mp, const mosaic_mask_source *src, co
             sort_masks_by_area(res.masks, res.n_masks);
         }
         int64_t covered_before = ts.covered_count;
+        /* masks are painted into a zero buffer and cleared again within their box, so a
+         * mask costs its box, not the tile (mp->mask was erosion scratch until here) */
+        memset(mp->mask, 0, (size_t)w * h);
         for (int k = 0; k < res.n_masks; k++) {
             const amg_mask *m = &res.masks[k];
-            if (amg_rle_decode(m->counts, m->n_counts, w, h, mp->mask, err)) {
+            int box[4];
+            if (amg_rle_paint(m->counts, m->n_counts, w, h, mp->mask, box, err)) {
                 if (err) {
                     size_t len = strlen(err->msg);
                     snprintf(err->msg + len, sizeof err->msg - len, " (mask %d of pass %d)", k, pass + 1);
                 }
                 goto done;
             }
-            accept_mask(mp, valid, w, h, labels, &ts, ps);
+            if (box[2] >= box[0]) accept_mask(mp, valid, w, h, box, labels, &ts, ps);
         }
         amg_result_free(&res);
         if (ts.covered_count != covered_before) work_current = 0;

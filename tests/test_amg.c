@@ -553,6 +553,38 @@ static void test_rle(void) {
     CHECK(amg_rle_decode((const uint32_t[]){ 3, 2 }, 2, 2, 2, back, &err) != 0);
 }
 
+/* amg_rle_paint: on random masks (some wrapping runs across columns, some empty) the
+ * painted pixels equal the mask and the box equals amg_mask_box's; pixels set before
+ * the call stay set. */
+static void test_rle_paint_box(void) {
+    uint32_t seed = 12345;
+    samc_error err = { 0 };
+    int bad = 0;
+    for (int it = 0; it < 300; it++) {
+        int w = 1 + (int)((seed = seed * 1664525u + 1013904223u) >> 27), h = 1 + (int)((seed = seed * 1664525u + 1013904223u) >> 27);
+        uint8_t *mask = calloc((size_t)w * h, 1), *back = calloc((size_t)w * h, 1);
+        int density = (int)((seed = seed * 1664525u + 1013904223u) >> 29);   /* 0..7: 0 = empty */
+        for (int k = 0; k < w * h; k++)
+            mask[k] = density && ((seed = seed * 1664525u + 1013904223u) >> 29) < (uint32_t)density / 2;
+        uint32_t *c = NULL;
+        int64_t nc = 0;
+        int box[4], want[4];
+        int64_t area = amg_mask_box(mask, w, h, want);
+        if (amg_rle_encode(mask, w, h, 0, 0, w, h, &c, &nc, &err) != 0 ||
+            amg_rle_paint(c, nc, w, h, back, box, &err) != 0 || memcmp(back, mask, (size_t)w * h) != 0 ||
+            (area > 0 && memcmp(box, want, sizeof box) != 0) || (area == 0 && box[2] >= box[0]))
+            bad++;
+        /* painting over a buffer with other pixels set keeps them */
+        memset(back, 1, (size_t)w * h);
+        if (amg_rle_paint(c, nc, w, h, back, NULL, &err) != 0) bad++;
+        for (int k = 0; k < w * h; k++) bad += back[k] != 1;
+        free(c);
+        free(mask);
+        free(back);
+    }
+    CHECKF(bad == 0, "%d mismatches", bad);
+}
+
 static void test_nms(void) {
     int keep[8];
     samc_error err = { 0 };
@@ -698,7 +730,7 @@ static void test_options(void) {
 }
 
 TEST_MAIN(TEST_CASE(test_options), TEST_CASE(test_point_grid), TEST_CASE(test_crop_boxes),
-          TEST_CASE(test_mask_box), TEST_CASE(test_rle), TEST_CASE(test_nms), TEST_CASE(test_stability),
+          TEST_CASE(test_mask_box), TEST_CASE(test_rle), TEST_CASE(test_rle_paint_box), TEST_CASE(test_nms), TEST_CASE(test_stability),
           TEST_CASE(test_remove_small_regions), TEST_CASE(test_fill_small_regions),
           TEST_CASE(test_postprocess_small_regions), TEST_CASE(test_unit_amg_discs_golden),
           TEST_CASE(test_discs_with_crops), TEST_CASE(test_micro_amg_golden), TEST_CASE(test_micro_generate_samc))
