@@ -89,6 +89,9 @@ void cmd_mosaic_help(FILE *f) {
 "run:\n"
 "  --model FILE             weights (.safetensors or official .pt); also --checkpoint\n"
 "  --threads N              CPU threads (default: one per core)\n"
+"  --device D               cpu (default), cuda, or auto (CUDA when a GPU is usable,\n"
+"                           else the CPU with a notice)\n"
+"  --precision P            fp32 (default); bf16 (CUDA, sm_80+) or fp16 (CUDA, sm_75+)\n"
 "  --backend B              auto (default), ref, fast, cuda\n"
 "  --progress MODE          auto (default: a live line on a terminal, a line per few\n"
 "                           tiles otherwise), json (one JSON object per line on\n"
@@ -124,7 +127,7 @@ typedef struct {
     char checkpoint[1024];        /* sam_checkpoint of --config */
     int threads, json, quiet, verbose;
     progress_mode progress;
-    samc_backend backend;
+    cli_compute compute;          /* --device, --precision, --backend */
 } mosaic_args;
 
 static int parse_list(cli_args *a, double *v, int n) {
@@ -144,7 +147,7 @@ static int parse_list(cli_args *a, double *v, int n) {
 
 static int parse_args(int argc, char **argv, mosaic_args *m) {
     mosaic_options_default(&m->opt);
-    if (cli_backend_from_env(&m->backend) != 0) return -1;
+    if (cli_compute_init(&m->compute) != 0) return -1;
     m->verbose = cli_debug_env();
     /* --config first, wherever it stands, so that every flag overrides the file */
     for (int i = 1; i < argc; i++) {
@@ -171,6 +174,7 @@ static int parse_args(int argc, char **argv, mosaic_args *m) {
     cli_args a;
     cli_args_init(&a, argc, argv, "mosaic");
     const char *arg, *v;
+    int rc;
     while ((arg = cli_next(&a)) != NULL) {
         if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
             cmd_mosaic_help(stdout);
@@ -217,12 +221,8 @@ static int parse_args(int argc, char **argv, mosaic_args *m) {
             long n;
             if (cli_value_long(&a, 1, 4096, &n) != 0) return -1;
             m->threads = (int)n;
-        } else if (!strcmp(arg, "--backend")) {
-            if (!(v = cli_value(&a))) return -1;
-            if (cli_parse_backend(v, &m->backend) != 0) {
-                cli_error("--backend", "'%s' is not one of auto, ref, fast, cuda", v);
-                return -1;
-            }
+        } else if ((rc = cli_compute_flag(&a, arg, &m->compute)) != 0) {
+            if (rc < 0) return -1;
         } else if (!strcmp(arg, "--progress")) {
             if (!(v = cli_value(&a))) return -1;
             if (!strcmp(v, "auto")) m->progress = PROGRESS_AUTO;
@@ -351,7 +351,8 @@ int cmd_mosaic(int argc, char **argv) {
     if (pr < 0) return CLI_USAGE;
 
     samc_error err = { 0 };
-    samc_options mo = { .backend = m.backend, .n_threads = m.threads, .max_batch = m.opt.mp.points_per_batch };
+    samc_options mo = { .n_threads = m.threads, .max_batch = m.opt.mp.points_per_batch };
+    if (cli_compute_resolve(&m.compute, &mo) != 0) return CLI_USAGE;
     if (m.verbose) mo.log = cli_log_stderr;
     if (m.progress == PROGRESS_AUTO && isatty(2)) fprintf(stderr, "samc: mosaic: loading %s ...\n", m.model);
     samc_model *model = samc_model_load(m.model, &mo, &err);
