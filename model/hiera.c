@@ -70,9 +70,13 @@ int sam2_hiera_pos_embed(const samc_model *m, float *out /* [H*W, C0] */) {
     return 0;
 }
 
-/* MultiScaleBlock.forward. x[H*W, dim] NHWC -> out[Ho*Wo, dim_out]; out must not alias x.
+/* MultiScaleBlock.forward on a batch of B images. x[B, H*W, dim] NHWC -> out[B, Ho*Wo,
+ * dim_out]; out must not alias x. The row-wise ops (norms, linears, GELU) and the
+ * attention run once over all B images (B * tokens rows, B * windows attention items);
+ * only the window partition / unpartition, which work on one map, loop over the images.
+ * Every output row is computed by the same op on the same inputs as with B = 1.
  * Scratch comes from the arena and is released at the end. */
-static int hiera_block_forward(samc_model *m, const hiera_block *bl, const float *x, int H, int W, float *out,
+static int hiera_block_forward(samc_model *m, const hiera_block *bl, const float *x, int B, int H, int W, float *out,
                                int *Ho_out, int *Wo_out, int plan, samc_error *err) {
     const samc_ops *o = m->ops;
     int dim = bl->dim, dout = bl->dim_out, heads = bl->heads, hd = dout / heads;
@@ -83,39 +87,42 @@ static int hiera_block_forward(samc_model *m, const hiera_block *bl, const float
     int nwy = (H + wh - 1) / wh, nwx = (W + ww - 1) / ww, nw = nwy * nwx;
     int T = wh * ww;                                  /* tokens per window */
     int qh = pool ? wh / 2 : wh, qw = pool ? ww / 2 : ww, Tq = qh * qw;
+    size_t HW = (size_t)H * W, HWo = (size_t)Ho * Wo;
     size_t mark = arena_mark(&m->arena);
     float *xn, *shortcut = NULL, *win, *qkv, *qpool = NULL, *attn, *ao, *hidden;
-    ALLOC(xn, (size_t)H * W * dim);
+    ALLOC(xn, B * HW * dim);
     if (dim != dout) {
         float *full;
-        ALLOC(full, (size_t)H * W * dout);
-        ALLOC(shortcut, (size_t)Ho * Wo * dout);
+        ALLOC(full, B * HW * dout);
+        ALLOC(shortcut, B * HWo * dout);
         if (!plan) {
             /* the shortcut is projected from the normalised x, then pooled like q */
-            o->layer_norm(o, x, bl->norm1.w, bl->norm1.b, xn, H * W, dim, 1e-6f);
-            o->linear(o, xn, bl->proj.w, bl->proj.b, full, H * W, dout, dim);
-            if (pool) o->maxpool2x2(o, full, shortcut, 1, H, W, dout, dout);
-            else o->copy(o, shortcut, full, (size_t)H * W * dout);
+            o->layer_norm(o, x, bl->norm1.w, bl->norm1.b, xn, B * H * W, dim, 1e-6f);
+            o->linear(o, xn, bl->proj.w, bl->proj.b, full, B * H * W, dout, dim);
+            if (pool) o->maxpool2x2(o, full, shortcut, B, H, W, dout, dout);
+            else o->copy(o, shortcut, full, B * HW * dout);
         }
     }
-    ALLOC(win, (size_t)nw * T * dim);
-    ALLOC(qkv, (size_t)nw * T * 3 * dout);
-    if (pool) ALLOC(qpool, (size_t)nw * Tq * dout);
-    ALLOC(attn, (size_t)nw * Tq * dout);
-    ALLOC(ao, (size_t)nw * Tq * dout);
-    ALLOC(hidden, (size_t)Ho * Wo * 4 * dout);
+    ALLOC(win, (size_t)B * nw * T * dim);
+    ALLOC(qkv, (size_t)B * nw * T * 3 * dout);
+    if (pool) ALLOC(qpool, (size_t)B * nw * Tq * dout);
+    ALLOC(attn, (size_t)B * nw * Tq * dout);
+    ALLOC(ao, (size_t)B * nw * Tq * dout);
+    ALLOC(hidden, B * HWo * 4 * dout);
     if (plan) { arena_reset(&m->arena, mark); *Ho_out = Ho; *Wo_out = Wo; return 0; }
 
     if (dim == dout) {
-        o->layer_norm(o, x, bl->norm1.w, bl->norm1.b, xn, H * W, dim, 1e-6f);
+        o->layer_norm(o, x, bl->norm1.w, bl->norm1.b, xn, B * H * W, dim, 1e-6f);
         shortcut = (float *)x;
     }
-    /* window_partition with zero padding at the bottom/right (padded tokens not masked). */
-    o->window_partition(o, xn, win, H, W, dim, wh, ww);
-    /* qkv: [nw, T, 3, heads, hd], so q, k, v are contiguous thirds of each token row. */
-    o->linear(o, win, bl->qkv.w, bl->qkv.b, qkv, nw * T, 3 * dout, dim);
+    /* window_partition with zero padding at the bottom/right (padded tokens not masked);
+     * image i's windows follow image i-1's, so the batch is B * nw windows. */
+    for (int i = 0; i < B; i++)
+        o->window_partition(o, xn + i * HW * dim, win + (size_t)i * nw * T * dim, H, W, dim, wh, ww);
+    /* qkv: [B * nw, T, 3, heads, hd], so q, k, v are contiguous thirds of each token row. */
+    o->linear(o, win, bl->qkv.w, bl->qkv.b, qkv, B * nw * T, 3 * dout, dim);
     samc_attention_args a = {
-        .batch = nw, .heads = heads, .n_q = Tq, .n_kv = T, .head_dim = hd, .scale = 1.0f / sqrtf((float)hd),
+        .batch = B * nw, .heads = heads, .n_q = Tq, .n_kv = T, .head_dim = hd, .scale = 1.0f / sqrtf((float)hd),
         .k = qkv + dout, .k_sb = (ptrdiff_t)T * 3 * dout, .k_sh = hd, .k_st = 3 * dout,
         .v = qkv + 2 * dout, .v_sb = (ptrdiff_t)T * 3 * dout, .v_sh = hd, .v_st = 3 * dout,
         .out = attn, .o_sb = (ptrdiff_t)Tq * dout, .o_sh = hd, .o_st = dout,
@@ -123,17 +130,19 @@ static int hiera_block_forward(samc_model *m, const hiera_block *bl, const float
     if (pool) {
         /* MultiScaleAttention q-pooling: max-pool 2x2 of q inside each window, read in
          * place from the packed qkv rows. */
-        o->maxpool2x2(o, qkv, qpool, nw, wh, ww, dout, 3 * dout);
+        o->maxpool2x2(o, qkv, qpool, B * nw, wh, ww, dout, 3 * dout);
         a.q = qpool; a.q_sb = (ptrdiff_t)Tq * dout; a.q_sh = hd; a.q_st = dout;
     } else {
         a.q = qkv; a.q_sb = (ptrdiff_t)T * 3 * dout; a.q_sh = hd; a.q_st = 3 * dout;
     }
     o->attention(o, &a);
-    o->linear(o, attn, bl->attn_proj.w, bl->attn_proj.b, ao, nw * Tq, dout, dout);
-    /* window_unpartition (crop the padding) + residual. */
-    o->window_unpartition_add(o, ao, shortcut, out, Ho, Wo, dout, qh, qw, nwx);
+    o->linear(o, attn, bl->attn_proj.w, bl->attn_proj.b, ao, B * nw * Tq, dout, dout);
+    /* window_unpartition (crop the padding) + residual, image by image. */
+    for (int i = 0; i < B; i++)
+        o->window_unpartition_add(o, ao + (size_t)i * nw * Tq * dout, shortcut + i * HWo * dout,
+                                  out + i * HWo * dout, Ho, Wo, dout, qh, qw, nwx);
     /* x = x + mlp(norm2(x)); MLP = Linear -> GELU -> Linear. */
-    int N = Ho * Wo;
+    int N = B * Ho * Wo;
     o->layer_norm(o, out, bl->norm2.w, bl->norm2.b, xn, N, dout, 1e-6f);
     o->linear(o, xn, bl->mlp0.w, bl->mlp0.b, hidden, N, 4 * dout, dout);
     o->gelu(o, hidden, (size_t)N * 4 * dout);
@@ -164,27 +173,34 @@ static void sine_position_encoding(int C, int H, int W, float *out) {
 }
 
 /* FpnNeck.forward (top-down only into fpn_top_down_levels, nearest x2) and the 1x1
- * convs of SAM2Base.forward_image; stage[i] are NCHW trunk outputs, highest res first. */
+ * convs of SAM2Base.forward_image for B images; stage[i] are NCHW trunk outputs
+ * [B, C_i, sh[i], sw[i]], highest res first. The 1x1 convs put the weight on the left
+ * of an NCHW map, so they run image by image (a fixed weight times one image's map: the
+ * same products as with B = 1); the neck is a small share of the encoder. */
 static int fpn_neck_forward(samc_model *m, float *const stage[4], const int sh[4], const int sw[4],
-                            samc_image *img, int plan, samc_error *err) {
+                            samc_image *const *imgs, int B, int plan, samc_error *err) {
     const samc_ops *o = m->ops;
     const synth_config *c = m->cfg;
     int C = m->C;
     float *lvl[4];
-    for (int i = 0; i < 4; i++) ALLOC(lvl[i], (size_t)C * sh[i] * sw[i]);
+    for (int i = 0; i < 4; i++) ALLOC(lvl[i], (size_t)B * C * sh[i] * sw[i]);
     if (plan) return 0;
-    for (int i = 3; i >= 0; i--) {
-        /* convs[n-1-i] takes stage i (convs.0 is the lowest resolution). */
-        const sam2_linear *cv = &m->enc.neck_convs[3 - i];
-        int HW = sh[i] * sw[i];
-        o->matmul(o, cv->w, stage[i], cv->b, lvl[i], C, HW, c->backbone_channel_list[3 - i]);
-        int top_down = (i == c->fpn_top_down_levels[0] || i == c->fpn_top_down_levels[1]) && i < 3;
-        if (top_down) o->upsample_nearest2x_add(o, lvl[i], lvl[i + 1], C, sh[i + 1], sw[i + 1]);
-    }
+    for (int b = 0; b < B; b++)
+        for (int i = 3; i >= 0; i--) {
+            /* convs[n-1-i] takes stage i (convs.0 is the lowest resolution). */
+            const sam2_linear *cv = &m->enc.neck_convs[3 - i];
+            int HW = sh[i] * sw[i], Cin = c->backbone_channel_list[3 - i];
+            float *dst = lvl[i] + (size_t)b * C * HW;
+            o->matmul(o, cv->w, stage[i] + (size_t)b * Cin * HW, cv->b, dst, C, HW, Cin);
+            int top_down = (i == c->fpn_top_down_levels[0] || i == c->fpn_top_down_levels[1]) && i < 3;
+            if (top_down)
+                o->upsample_nearest2x_add(o, dst, lvl[i + 1] + (size_t)b * C * sh[i + 1] * sw[i + 1], C, sh[i + 1],
+                                          sw[i + 1]);
+        }
     for (int i = 0; i < 4; i++) {
         char name[32];
         snprintf(name, sizeof name, "neck.fpn%d", i);
-        sam2_dump(m, name, lvl[i], 4, (int64_t)1, (int64_t)C, (int64_t)sh[i], (int64_t)sw[i]);
+        sam2_dump(m, name, lvl[i], 4, (int64_t)B, (int64_t)C, (int64_t)sh[i], (int64_t)sw[i]);
         if (m->opt.dump) { /* the vision PE is not used by the image predictor: dumps only */
             float *pos = malloc(sizeof(float) * (size_t)C * sh[i] * sw[i]);
             if (pos) {
@@ -195,22 +211,31 @@ static int fpn_neck_forward(samc_model *m, float *const stage[4], const int sh[4
             free(pos);
         }
     }
-    /* forward_image: high-res features for the decoder. */
+    sam2_dump(m, "backbone.fpn2", lvl[2], 4, (int64_t)B, (int64_t)C, (int64_t)sh[2], (int64_t)sw[2]);
+    /* forward_image: high-res features for the decoder, then SAM2ImagePredictor.set_image's
+     * directly_add_no_mem_embed on the lowest kept level; each image's own buffers (dumped
+     * image by image). */
     const sam2_mask_decoder *d = &m->dec;
-    o->matmul(o, d->conv_s0.w, lvl[0], d->conv_s0.b, img->feat_s0, C / 8, sh[0] * sw[0], C);
-    o->matmul(o, d->conv_s1.w, lvl[1], d->conv_s1.b, img->feat_s1, C / 4, sh[1] * sw[1], C);
-    sam2_dump(m, "backbone.fpn2", lvl[2], 4, (int64_t)1, (int64_t)C, (int64_t)sh[2], (int64_t)sw[2]);
-    sam2_dump(m, "high_res_feats0", img->feat_s0, 4, (int64_t)1, (int64_t)(C / 8), (int64_t)sh[0], (int64_t)sw[0]);
-    sam2_dump(m, "high_res_feats1", img->feat_s1, 4, (int64_t)1, (int64_t)(C / 4), (int64_t)sh[1], (int64_t)sw[1]);
-    sam2_dump(m, "backbone.fpn0", img->feat_s0, 4, (int64_t)1, (int64_t)(C / 8), (int64_t)sh[0], (int64_t)sw[0]);
-    sam2_dump(m, "backbone.fpn1", img->feat_s1, 4, (int64_t)1, (int64_t)(C / 4), (int64_t)sh[1], (int64_t)sw[1]);
-    /* SAM2ImagePredictor.set_image: directly_add_no_mem_embed on the lowest kept level. */
-    o->add_channel(o, img->image_embed, lvl[2], d->no_mem_embed, C, sh[2] * sw[2]);
-    sam2_dump(m, "image_embed", img->image_embed, 4, (int64_t)1, (int64_t)C, (int64_t)sh[2], (int64_t)sw[2]);
+    for (int b = 0; b < B; b++) {
+        samc_image *img = imgs[b];
+        const float *l0 = lvl[0] + (size_t)b * C * sh[0] * sw[0], *l1 = lvl[1] + (size_t)b * C * sh[1] * sw[1];
+        const float *l2 = lvl[2] + (size_t)b * C * sh[2] * sw[2];
+        o->matmul(o, d->conv_s0.w, l0, d->conv_s0.b, img->feat_s0, C / 8, sh[0] * sw[0], C);
+        o->matmul(o, d->conv_s1.w, l1, d->conv_s1.b, img->feat_s1, C / 4, sh[1] * sw[1], C);
+        sam2_dump(m, "high_res_feats0", img->feat_s0, 4, (int64_t)1, (int64_t)(C / 8), (int64_t)sh[0], (int64_t)sw[0]);
+        sam2_dump(m, "high_res_feats1", img->feat_s1, 4, (int64_t)1, (int64_t)(C / 4), (int64_t)sh[1], (int64_t)sw[1]);
+        sam2_dump(m, "backbone.fpn0", img->feat_s0, 4, (int64_t)1, (int64_t)(C / 8), (int64_t)sh[0], (int64_t)sw[0]);
+        sam2_dump(m, "backbone.fpn1", img->feat_s1, 4, (int64_t)1, (int64_t)(C / 4), (int64_t)sh[1], (int64_t)sw[1]);
+        o->add_channel(o, img->image_embed, l2, d->no_mem_embed, C, sh[2] * sw[2]);
+        sam2_dump(m, "image_embed", img->image_embed, 4, (int64_t)1, (int64_t)C, (int64_t)sh[2], (int64_t)sw[2]);
+    }
     return 0;
 }
 
-int sam2_image_encoder_forward(samc_model *m, const float *input, samc_image *img, int plan, samc_error *err) {
+/* The trunk and neck on B images at once: input [B, 3, S, S], imgs[0..B) receive the
+ * features. Trunk tensors are [B, ...] throughout (dumped with batch dim B). */
+int sam2_image_encoder_forward(samc_model *m, const float *input, samc_image *const *imgs, int B, int plan,
+                               samc_error *err) {
     const samc_ops *o = m->ops;
     const synth_config *c = m->cfg;
     const sam2_image_encoder *e = &m->enc;
@@ -231,26 +256,29 @@ int sam2_image_encoder_forward(samc_model *m, const float *input, samc_image *im
     size_t mark0 = arena_mark(&m->arena);
     float *xa, *xb, *chw, *stage[4];
     int sh[4], sw[4];
-    ALLOC(xa, max_map);
-    ALLOC(xb, max_map);
-    ALLOC(chw, (size_t)C0 * H * W);
+    ALLOC(xa, B * max_map);
+    ALLOC(xb, B * max_map);
+    ALLOC(chw, (size_t)B * C0 * H * W);
     {
         int h = H;
         for (int s = 0; s < 4; s++) {
             sh[s] = sw[s] = h;
-            ALLOC(stage[s], (size_t)h * h * synth_stage_dim(c, s));
+            ALLOC(stage[s], (size_t)B * h * h * synth_stage_dim(c, s));
             h /= 2;
         }
     }
     double t0 = sam2_now_ms();
     if (!plan) {
-        /* PatchEmbed: Conv2d 7x7/s4/p3, then to NHWC; plus the positional embedding. */
-        o->conv2d(o, input, e->patch_embed.w, e->patch_embed.b, chw, 3, S, S, C0, c->patch_kernel,
-                  c->patch_kernel, c->patch_stride, c->patch_padding);
-        o->transpose(o, chw, xa, 1, C0, H * W);
-        sam2_dump(m, "trunk.patch_embed", xa, 4, (int64_t)1, (int64_t)H, (int64_t)W, (int64_t)C0);
+        /* PatchEmbed: Conv2d 7x7/s4/p3 image by image, then to NHWC; plus the positional
+         * embedding (the same for every image). */
+        for (int b = 0; b < B; b++)
+            o->conv2d(o, input + (size_t)b * 3 * S * S, e->patch_embed.w, e->patch_embed.b,
+                      chw + (size_t)b * C0 * H * W, 3, S, S, C0, c->patch_kernel, c->patch_kernel, c->patch_stride,
+                      c->patch_padding);
+        o->transpose(o, chw, xa, B, C0, H * W);
+        sam2_dump(m, "trunk.patch_embed", xa, 4, (int64_t)B, (int64_t)H, (int64_t)W, (int64_t)C0);
         sam2_dump(m, "trunk.pos_embed", m->pos_embed_hwc, 4, (int64_t)1, (int64_t)H, (int64_t)W, (int64_t)C0);
-        o->add(o, xa, xa, m->pos_embed_hwc, (size_t)H * W * C0, (size_t)H * W * C0);
+        o->add(o, xa, xa, m->pos_embed_hwc, (size_t)B * H * W * C0, (size_t)H * W * C0);
         m->timings.patch_embed_ms = sam2_now_ms() - t0;
         sam2_log(m, "encode: patch embed + pos embed %.1f ms", m->timings.patch_embed_ms);
     }
@@ -260,26 +288,26 @@ int sam2_image_encoder_forward(samc_model *m, const float *input, samc_image *im
     for (int b = 0; b < e->n_blocks; b++) {
         const hiera_block *bl = &e->blocks[b];
         int Ho = H, Wo = W;
-        if (hiera_block_forward(m, bl, x, H, W, y, &Ho, &Wo, plan, err)) return -1;
+        if (hiera_block_forward(m, bl, x, B, H, W, y, &Ho, &Wo, plan, err)) return -1;
         H = Ho; W = Wo;
         float *t = x; x = y; y = t;
         if (plan) continue;
         char name[32];
         snprintf(name, sizeof name, "trunk.block%02d", b);
-        sam2_dump(m, name, x, 4, (int64_t)1, (int64_t)H, (int64_t)W, (int64_t)bl->dim_out);
+        sam2_dump(m, name, x, 4, (int64_t)B, (int64_t)H, (int64_t)W, (int64_t)bl->dim_out);
         if (b == e->stage_end[stage_idx]) {
-            o->transpose(o, x, stage[stage_idx], 1, H * W, bl->dim_out);
+            o->transpose(o, x, stage[stage_idx], B, H * W, bl->dim_out);
             snprintf(name, sizeof name, "trunk.stage%d", stage_idx);
-            sam2_dump(m, name, stage[stage_idx], 4, (int64_t)1, (int64_t)bl->dim_out, (int64_t)H, (int64_t)W);
+            sam2_dump(m, name, stage[stage_idx], 4, (int64_t)B, (int64_t)bl->dim_out, (int64_t)H, (int64_t)W);
             m->timings.stage_ms[stage_idx] = sam2_now_ms() - ts;
-            sam2_log(m, "encode: trunk stage %d (%dx%dx%d) %.1f ms", stage_idx, H, W, bl->dim_out,
+            sam2_log(m, "encode: trunk stage %d (%dx%dx%d x %d) %.1f ms", stage_idx, H, W, bl->dim_out, B,
                      m->timings.stage_ms[stage_idx]);
             ts = sam2_now_ms();
             stage_idx++;
         }
     }
     double tn = sam2_now_ms();
-    if (fpn_neck_forward(m, stage, sh, sw, img, plan, err)) return -1;
+    if (fpn_neck_forward(m, stage, sh, sw, imgs, B, plan, err)) return -1;
     if (!plan) {
         m->timings.neck_ms = sam2_now_ms() - tn;
         sam2_log(m, "encode: neck %.1f ms", m->timings.neck_ms);

@@ -4,6 +4,7 @@
  * samc_predict live here. */
 #include "sam2.h"
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -90,37 +91,91 @@ done:
     return rc;
 }
 
-int samc_image_encode(samc_model *m, samc_image *img, const uint8_t *rgb, int w, int h, samc_error *err) {
-    if (!m || !img || !rgb) return sam2_fail(err, SAMC_ERR_ARG, "samc_image_encode: NULL argument");
-    if (img->S != m->S || img->C != m->C)
-        return sam2_fail(err, SAMC_ERR_ARG, "samc_image_encode: image buffers were made for another model (%d/%d vs %d/%d)",
-                         img->S, img->C, m->S, m->C);
+static int check_size(const char *what, int w, int h, samc_error *err) {
     if (w <= 0 || h <= 0 || w > MAX_IMAGE_SIDE || h > MAX_IMAGE_SIDE || (int64_t)w * h > MAX_IMAGE_PIXELS)
-        return sam2_fail(err, SAMC_ERR_ARG, "image size %dx%d is outside 1..%d per side and %lld pixels", w, h,
+        return sam2_fail(err, SAMC_ERR_ARG, "%simage size %dx%d is outside 1..%d per side and %lld pixels", what, w, h,
                          MAX_IMAGE_SIDE, (long long)MAX_IMAGE_PIXELS);
+    return 0;
+}
+
+/* SAM2ImagePredictor.set_image for B <= max_encode_batch checked images: each is
+ * preprocessed on the host into the one staging buffer and uploaded into its slot of
+ * the batch input, then the encoder runs once on all B. */
+static int encode_chunk(samc_model *m, samc_image *const *imgs, const uint8_t *const *rgb, const int *w,
+                        const int *h, int B, samc_error *err) {
     double t0 = sam2_now_ms();
     int S = m->S;
-    sam2_log(m, "encode: %dx%d image -> %dx%d input", w, h, S, S);
+    size_t plane = (size_t)3 * S * S;
     size_t mark = arena_mark(&m->arena);
     float *input;
-    ALLOC(input, (size_t)3 * S * S);
-    if (preprocess(rgb, w, h, S, m->h_input, err)) { arena_reset(&m->arena, mark); return -1; }
-    sam2_upload(m->ops, input, m->h_input, sizeof(float) * 3 * (size_t)S * S);
+    ALLOC(input, (size_t)B * plane);
+    sam2_dump_host(m, "dense_pe", m->dense_pe_host, 4, (int64_t)1, (int64_t)m->C, (int64_t)(S / 16), (int64_t)(S / 16));
+    for (int b = 0; b < B; b++) {
+        sam2_log(m, "encode: %dx%d image -> %dx%d input", w[b], h[b], S, S);
+        if (preprocess(rgb[b], w[b], h[b], S, m->h_input, err)) { arena_reset(&m->arena, mark); return -1; }
+        sam2_upload(m->ops, input + b * plane, m->h_input, sizeof(float) * plane);
+        sam2_dump_host(m, "input", m->h_input, 4, (int64_t)1, (int64_t)3, (int64_t)S, (int64_t)S);
+        imgs[b]->w = 0;
+    }
     m->timings.preprocess_ms = sam2_now_ms() - t0;
     sam2_log(m, "encode: preprocess %.1f ms", m->timings.preprocess_ms);
-    sam2_dump_host(m, "dense_pe", m->dense_pe_host, 4, (int64_t)1, (int64_t)m->C, (int64_t)(S / 16), (int64_t)(S / 16));
-    sam2_dump_host(m, "input", m->h_input, 4, (int64_t)1, (int64_t)3, (int64_t)S, (int64_t)S);
-    img->w = 0;
-    int rc = sam2_image_encoder_forward(m, input, img, 0, err);
+    int rc = sam2_image_encoder_forward(m, input, imgs, B, 0, err);
     arena_reset(&m->arena, mark);
     char emsg[512];
     if (!rc && m->ops->sync && m->ops->sync(m->ops, emsg))
         rc = sam2_fail(err, SAMC_ERR_INTERNAL, "encode on %s: %s", m->ops->name, emsg);
     if (rc) return -1;
-    img->w = w;
-    img->h = h;
+    for (int b = 0; b < B; b++) {
+        imgs[b]->w = w[b];
+        imgs[b]->h = h[b];
+    }
+    return 0;
+}
+
+int samc_image_encode(samc_model *m, samc_image *img, const uint8_t *rgb, int w, int h, samc_error *err) {
+    if (!m || !img || !rgb) return sam2_fail(err, SAMC_ERR_ARG, "samc_image_encode: NULL argument");
+    if (img->S != m->S || img->C != m->C)
+        return sam2_fail(err, SAMC_ERR_ARG, "samc_image_encode: image buffers were made for another model (%d/%d vs %d/%d)",
+                         img->S, img->C, m->S, m->C);
+    if (check_size("", w, h, err)) return -1;
+    double t0 = sam2_now_ms();
+    if (encode_chunk(m, &img, &rgb, &w, &h, 1, err)) return -1;
     m->timings.encode_total_ms = sam2_now_ms() - t0;
     sam2_log(m, "encode: done in %.1f ms", m->timings.encode_total_ms);
+    return 0;
+}
+
+int samc_image_encode_batch(samc_model *m, samc_image **imgs, const uint8_t *const *rgb, const int *w, const int *h,
+                            int n, samc_error *err) {
+    if (!m || !imgs || !rgb || !w || !h)
+        return sam2_fail(err, SAMC_ERR_ARG, "samc_image_encode_batch: NULL argument (%s)",
+                         !m ? "m" : !imgs ? "imgs" : !rgb ? "rgb" : !w ? "w" : "h");
+    if (n < 1) return sam2_fail(err, SAMC_ERR_ARG, "samc_image_encode_batch: n = %d images (need at least 1)", n);
+    for (int i = 0; i < n; i++) {
+        char what[64];
+        if (!imgs[i]) return sam2_fail(err, SAMC_ERR_ARG, "samc_image_encode_batch: imgs[%d] is NULL", i);
+        if (!rgb[i]) return sam2_fail(err, SAMC_ERR_ARG, "samc_image_encode_batch: rgb[%d] is NULL", i);
+        if (imgs[i]->S != m->S || imgs[i]->C != m->C)
+            return sam2_fail(err, SAMC_ERR_ARG,
+                             "samc_image_encode_batch: imgs[%d] was made for another model (%d/%d vs %d/%d)", i,
+                             imgs[i]->S, imgs[i]->C, m->S, m->C);
+        snprintf(what, sizeof what, "samc_image_encode_batch: w[%d] x h[%d]: ", i, i);
+        if (check_size(what, w[i], h[i], err)) return -1;
+        for (int j = 0; j < i; j++)
+            if (imgs[j] == imgs[i])
+                return sam2_fail(err, SAMC_ERR_ARG, "samc_image_encode_batch: imgs[%d] and imgs[%d] are the same image", j, i);
+    }
+    double t0 = sam2_now_ms();
+    for (int i0 = 0; i0 < n; i0 += m->max_encode_batch) {
+        int B = n - i0 < m->max_encode_batch ? n - i0 : m->max_encode_batch;
+        if (encode_chunk(m, imgs + i0, rgb + i0, w + i0, h + i0, B, err)) {
+            for (int i = i0; i < n; i++) imgs[i]->w = 0;
+            return -1;
+        }
+    }
+    m->timings.encode_total_ms = sam2_now_ms() - t0;
+    sam2_log(m, "encode: %d images in chunks of up to %d, done in %.1f ms", n, m->max_encode_batch,
+             m->timings.encode_total_ms);
     return 0;
 }
 
@@ -382,13 +437,16 @@ int samc_predict(samc_model *m, const samc_image *img, const samc_prompt *prompt
     return 0;
 }
 
-/* Sizes the arena for one encode and one predict chunk of max_batch prompts. */
+/* Sizes the arena for one encode of max_encode_batch images and one predict chunk of
+ * max_batch prompts. */
 int sam2_predictor_plan(samc_model *m, samc_error *err) {
     samc_image img = { .S = m->S, .C = m->C };
+    samc_image *imgs[SAMC_MAX_ENCODE_BATCH];
+    for (int b = 0; b < m->max_encode_batch; b++) imgs[b] = &img;
     float *input;
-    ALLOC(input, (size_t)3 * m->S * m->S);
+    ALLOC(input, (size_t)m->max_encode_batch * 3 * m->S * m->S);
     (void)input;
-    if (sam2_image_encoder_forward(m, NULL, &img, 1, err)) return -1;
+    if (sam2_image_encoder_forward(m, NULL, imgs, m->max_encode_batch, 1, err)) return -1;
     arena_reset(&m->arena, 0);
     samc_prompt p = { 0 };
     samc_predict_options o = { .multimask = 1 };

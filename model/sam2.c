@@ -329,8 +329,8 @@ static int ends_with(const char *s, const char *suffix) {
 
 static void default_log(void *ctx, const char *line) { (void)ctx; (void)line; }
 
-/* Plans the arena: runs one encode and one predict chunk in planning mode (they only
- * allocate), then allocates the peak once. */
+/* Plans the arena: runs one encode of max_encode_batch images and one predict chunk in
+ * planning mode (they only allocate), then allocates the peak once. */
 static int plan_arena(samc_model *m, samc_error *err) {
     sam2_arena *a = &m->arena;
     *a = (sam2_arena){ .planning = 1 };
@@ -389,6 +389,8 @@ samc_model *samc_model_load(const char *path, const samc_options *opt, samc_erro
     if (!m->opt.log) m->opt.log = default_log;
     m->max_batch = m->opt.max_batch > 0 ? m->opt.max_batch : 8;
     if (m->max_batch > SAM2_MAX_BATCH_CHUNK) m->max_batch = SAM2_MAX_BATCH_CHUNK;
+    m->max_encode_batch = m->opt.max_encode_batch > 0 ? m->opt.max_encode_batch : 1;
+    if (m->max_encode_batch > SAMC_MAX_ENCODE_BATCH) m->max_encode_batch = SAMC_MAX_ENCODE_BATCH;
     if (!path || !*path) { sam2_fail(err, SAMC_ERR_ARG, "no model file given"); goto fail; }
     /* Reduced precision exists only on the CUDA backend: say so before reading weights. */
     samc_precision prec = m->opt.precision;

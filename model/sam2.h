@@ -101,6 +101,7 @@ struct samc_model {
     int S;                            /* image size */
     int C;                            /* d_model */
     int max_batch;
+    int max_encode_batch;             /* images per encoder call (samc_options.max_encode_batch) */
     const samc_ops *ops;
     samc_ops *fast_ops;               /* owned when the fast backend is used */
     samc_ops *cuda_ops;               /* owned when the CUDA backend is used */
@@ -165,7 +166,9 @@ double sam2_now_ms(void);
 int sam2_hiera_pos_embed(const samc_model *m, float *out /* [S/4 * S/4, C0] */);
 
 /* Forward passes. plan=1: only allocate from the arena (sizing at load). Return 0 or -1. */
-int sam2_image_encoder_forward(samc_model *m, const float *input /* [3,S,S] */, samc_image *out,
+/* The image encoder on B images at once (B <= max_encode_batch): input [B,3,S,S],
+ * imgs[b] receives image b's features. */
+int sam2_image_encoder_forward(samc_model *m, const float *input /* [B,3,S,S] */, samc_image *const *imgs, int B,
                                int plan, samc_error *err);
 /* PromptEncoder: coords [B,N,2] in model-input pixels (before +0.5), labels [B,N]
  * (-1 = padding, 0, 1, 2, 3); mask_input [B,1,S/4,S/4] or NULL.
@@ -185,7 +188,8 @@ int sam2_mask_decoder_forward(samc_model *m, const samc_image *img, const float 
 int sam2_dynamic_multimask_choice(const float *all_masks /* [4, n] */, const float *all_iou /* [4] */,
                                   int n, float *stability_out);
 
-/* Sizes the scratch arena (planning mode): one encode plus one predict chunk. */
+/* Sizes the scratch arena (planning mode): one encode of max_encode_batch images, and
+ * one predict chunk. */
 int sam2_predictor_plan(samc_model *m, samc_error *err);
 
 

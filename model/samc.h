@@ -74,7 +74,12 @@ typedef struct {
     samc_log_fn log; void *log_ctx;
     samc_dump_fn dump; void *dump_ctx;
     samc_precision precision;  /* SAMC_PRECISION_FP32 unless set (CUDA only otherwise) */
+    int max_encode_batch;  /* images per encoder call planned at load (samc_image_encode_batch);
+                              <= 0: 1; at most SAMC_MAX_ENCODE_BATCH. Scratch memory grows
+                              about linearly with it. */
 } samc_options;
+
+#define SAMC_MAX_ENCODE_BATCH 64
 
 typedef struct samc_model samc_model;
 typedef struct samc_image samc_image;
@@ -111,6 +116,14 @@ samc_image *samc_image_new(samc_model *m, samc_error *err);
 void samc_image_free(samc_image *img);
 /* rgb: interleaved 8-bit RGB, h rows of w pixels. */
 int samc_image_encode(samc_model *m, samc_image *img, const uint8_t *rgb, int w, int h, samc_error *err);
+/* Encodes n images: imgs[i] gets image i (rgb[i], w[i] x h[i]), with the same results
+ * as n samc_image_encode calls. The encoder runs on up to max_encode_batch images at
+ * once (n may be larger: chunks), so its matrix products see that many images' tokens
+ * (what fills a GPU). All arguments are checked before anything is encoded; if a chunk
+ * fails, its images and the later ones are left unencoded (earlier chunks stay valid).
+ * The timings are those of the last chunk (encode_total_ms: the whole call). */
+int samc_image_encode_batch(samc_model *m, samc_image **imgs, const uint8_t *const *rgb, const int *w,
+                            const int *h, int n, samc_error *err);
 int samc_image_width(const samc_image *img);
 int samc_image_height(const samc_image *img);
 
