@@ -14,12 +14,15 @@
 void cmd_bench_help(FILE *f) {
     fprintf(f,
 "usage: samc bench --model FILE [--image IMG] [--iters N] [--warmup N] [--threads N]\n"
-"                  [--device D] [--precision P] [--backend B] [--json]\n"
+"                  [--device D] [--precision P] [--backend B] [--encode-batch N[,N...]] [--json]\n"
 "\n"
 "Encodes one image N times and predicts one point prompt (the image centre, three\n"
 "masks) N times after the warm-up runs, then prints the median and minimum time of each\n"
 "stage (preprocess, patch embed, the four Hiera stages, FPN neck, prompt encoder, mask\n"
-"decoder, post-processing) and the peak resident memory.\n"
+"decoder, post-processing) and the peak resident memory. With --encode-batch it also\n"
+"encodes N copies of the image per call (samc_image_encode_batch, the encoder run on N\n"
+"images at once) and prints the encoder time per image of each N beside that of\n"
+"samc_image_encode (batch 1).\n"
 "\n"
 "  --model FILE   weights (.safetensors or .pt)\n"
 "  --image IMG    image to encode (default: a synthetic 1024x1024 image made in memory)\n"
@@ -31,13 +34,17 @@ void cmd_bench_help(FILE *f) {
 "  --precision P  fp32 (default); bf16 (CUDA, sm_80+) or fp16 (CUDA, sm_75+): matrix\n"
 "                 products in 16 bits with fp32 accumulation (or SAMC_PRECISION)\n"
 "  --backend B    auto (default), ref, fast, cuda (or SAMC_BACKEND)\n"
+"  --encode-batch N[,N...]  also time batched encodes of N images (1..%d each)\n"
 "  --json         one JSON object: encoder_ms, decoder_ms (medians), stages, peak_rss_mb,\n"
-"                 threads, backend, precision, config\n"
+"                 threads, backend, precision, config; with --encode-batch also\n"
+"                 encode_batch: [{batch, ms_per_image, min_ms_per_image}] per N (the\n"
+"                 single-image reference is encoder_ms)\n"
 "\n"
 "examples:\n"
 "  samc bench --model tiny.safetensors\n"
 "  samc bench --model large.safetensors --image truck.jpg --iters 10 --threads 8 --json\n"
-"  samc bench --model large.safetensors --device cuda --precision bf16\n");
+"  samc bench --model large.safetensors --device cuda --precision bf16\n"
+"  samc bench --model large.safetensors --device cuda --encode-batch 2,4,8\n", SAMC_MAX_ENCODE_BATCH);
 }
 
 /* The timed quantities, each sampled once per iteration. */
@@ -53,8 +60,29 @@ typedef struct {
     const char *model, *image;
     long iters, warmup;
     int json;
+    int n_batches;                        /* --encode-batch sizes */
+    int batches[SAMC_MAX_ENCODE_BATCH];
     samc_options opt;
 } bench_args;
+
+/* "2,4,8": each in 1..SAMC_MAX_ENCODE_BATCH; the model is planned for the largest. */
+static int parse_batches(const char *s, bench_args *b) {
+    char item[32];
+    b->n_batches = 0;
+    while (*s) {
+        size_t len = strcspn(s, ",");
+        long v;
+        if (len == 0 || len >= sizeof item || b->n_batches == SAMC_MAX_ENCODE_BATCH) return -1;
+        memcpy(item, s, len);
+        item[len] = 0;
+        if (cli_parse_long(item, 1, SAMC_MAX_ENCODE_BATCH, &v) != 0) return -1;
+        b->batches[b->n_batches++] = (int)v;
+        if (v > b->opt.max_encode_batch) b->opt.max_encode_batch = (int)v;
+        s += len;
+        if (*s == ',' && !*++s) return -1;
+    }
+    return b->n_batches ? 0 : -1;
+}
 
 static int parse_args(int argc, char **argv, bench_args *b) {
     cli_args a;
@@ -79,6 +107,14 @@ static int parse_args(int argc, char **argv, bench_args *b) {
             if (cli_value_long(&a, 1, 100000, &b->iters) != 0) return -1;
         } else if (!strcmp(arg, "--warmup")) {
             if (cli_value_long(&a, 0, 100000, &b->warmup) != 0) return -1;
+        } else if (!strcmp(arg, "--encode-batch")) {
+            const char *v = cli_value(&a);
+            if (!v) return -1;
+            if (parse_batches(v, b) != 0) {
+                cli_error("--encode-batch", "\"%s\" is not a list of image counts in 1..%d (\"4\" or \"2,4,8\")", v,
+                          SAMC_MAX_ENCODE_BATCH);
+                return -1;
+            }
         } else if (!strcmp(arg, "--threads")) {
             if (cli_value_long(&a, 1, 4096, &n) != 0) return -1;
             b->opt.n_threads = (int)n;
@@ -124,8 +160,11 @@ static void record(double *row, const samc_timings *t, double enc_wall, double p
     memcpy(row, v, sizeof v);
 }
 
+/* Batched encodes: median and minimum wall time per image of each --encode-batch size. */
+typedef struct { double med[SAMC_MAX_ENCODE_BATCH], min[SAMC_MAX_ENCODE_BATCH]; } batch_times;
+
 static int report(const bench_args *b, const samc_model_info *info, const image_rgb *img,
-                   double *samples, int iters) {
+                   double *samples, int iters, const batch_times *bt) {
     double med[ST_COUNT], min[ST_COUNT];
     double *col = malloc((size_t)iters * sizeof *col);
     if (!col) {
@@ -150,6 +189,15 @@ static int report(const bench_args *b, const samc_model_info *info, const image_
             printf("  %-16s %10.2f %10.2f\n", stage_names[s], med[s], min[s]);
         printf("encoder %.1f ms, decoder %.2f ms (median wall), peak RSS %.1f MiB\n",
                med[ST_ENC_WALL], med[ST_PRED_WALL], rss_mb);
+        if (b->n_batches) {
+            printf("encoder per image (median wall / images, min): samc_image_encode %.1f ms (%.1f)",
+                   med[ST_ENC_WALL], min[ST_ENC_WALL]);
+            for (int i = 0; i < b->n_batches; i++)
+                printf(", batch %d %.1f ms (%.1f, %.2fx)", b->batches[i], bt->med[i], bt->min[i],
+                       med[ST_ENC_WALL] / bt->med[i]);
+            printf("; scratch %.1f MiB planned for batch %d\n", (double)info->scratch_bytes / (1 << 20),
+                   b->opt.max_encode_batch);
+        }
         return CLI_OK;
     }
     cJSON *root = cJSON_CreateObject();
@@ -175,6 +223,16 @@ static int report(const bench_args *b, const samc_model_info *info, const image_
     cJSON_AddNumberToObject(root, "peak_rss_mb", rss_mb);
     cJSON_AddNumberToObject(root, "weight_mb", (double)info->weight_bytes / (1 << 20));
     cJSON_AddNumberToObject(root, "scratch_mb", (double)info->scratch_bytes / (1 << 20));
+    if (b->n_batches) {
+        cJSON *arr = cJSON_AddArrayToObject(root, "encode_batch");
+        for (int i = 0; arr && i < b->n_batches; i++) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddNumberToObject(o, "batch", b->batches[i]);
+            cJSON_AddNumberToObject(o, "ms_per_image", bt->med[i]);
+            cJSON_AddNumberToObject(o, "min_ms_per_image", bt->min[i]);
+            cJSON_AddItemToArray(arr, o);
+        }
+    }
     char *text = cJSON_Print(root);
     cJSON_Delete(root);
     if (!text) {
@@ -195,9 +253,13 @@ static int run(const bench_args *b, const image_rgb *img) {
     }
     int rc = CLI_FAIL;
     samc_masks out = { 0 };
+    samc_image *many[SAMC_MAX_ENCODE_BATCH] = { 0 };
+    const uint8_t *rgbs[SAMC_MAX_ENCODE_BATCH];
+    int ws[SAMC_MAX_ENCODE_BATCH], hs[SAMC_MAX_ENCODE_BATCH];
     samc_image *enc = samc_image_new(m, &err);
     double *samples = calloc((size_t)b->iters * ST_COUNT, sizeof *samples);
-    if (!enc || !samples) {
+    double *per_image = calloc((size_t)b->iters, sizeof *per_image);
+    if (!enc || !samples || !per_image) {
         if (!enc) cli_lib_error("encode", &err);
         else cli_error("bench", "out of memory");
         goto done;
@@ -222,11 +284,37 @@ static int run(const bench_args *b, const image_rgb *img) {
         samc_model_get_timings(m, &t);
         if (i >= b->warmup) record(samples + (size_t)(i - b->warmup) * ST_COUNT, &t, t1 - t0, t2 - t1);
     }
+    /* Batched encodes: n copies of the image per call, timed per image. */
+    batch_times bt;
+    int nb = b->opt.max_encode_batch;
+    for (int k = 0; k < nb && b->n_batches; k++) {
+        if (!(many[k] = samc_image_new(m, &err))) {
+            cli_lib_error("encode", &err);
+            goto done;
+        }
+        rgbs[k] = img->rgb;
+        ws[k] = img->w;
+        hs[k] = img->h;
+    }
+    for (int j = 0; j < b->n_batches; j++) {
+        int n = b->batches[j];
+        for (long i = 0; i < b->warmup + b->iters; i++) {
+            double t0 = cli_now_ms();
+            if (samc_image_encode_batch(m, many, rgbs, ws, hs, n, &err) != 0) {
+                cli_lib_error("encode batch", &err);
+                goto done;
+            }
+            if (i >= b->warmup) per_image[i - b->warmup] = (cli_now_ms() - t0) / n;
+        }
+        median_min(per_image, (int)b->iters, &bt.med[j], &bt.min[j]);
+    }
     samc_model_info info;
     samc_model_get_info(m, &info);
-    rc = report(b, &info, img, samples, (int)b->iters);
+    rc = report(b, &info, img, samples, (int)b->iters, &bt);
 done:
+    for (int k = 0; k < SAMC_MAX_ENCODE_BATCH; k++) samc_image_free(many[k]);
     free(samples);
+    free(per_image);
     samc_masks_free(&out);
     if (enc) samc_image_free(enc);
     samc_model_free(m);
