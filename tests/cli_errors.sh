@@ -188,6 +188,17 @@ if expect_ok synth_micro "$SAMC" synth --config micro -o "$MODEL"; then
       skipped device_auto_cpu_fallback "a CUDA device is usable here: --device auto ran on it"
     fi
   fi
+  # the CUDA backend is a library loaded on demand: a samc copied away from it still runs
+  # on the CPU, and --device cuda names the library it could not load
+  if "$SAMC" version | grep -q 'cuda=compiled'; then
+    mkdir -p "$TMP/alone" && cp "$SAMC" "$TMP/alone/samc"
+    expect_fail cuda_lib_missing "libsamc_cuda.so" env -u LD_LIBRARY_PATH "$TMP/alone/samc" segment "$IMG" \
+      --model "$MODEL" --point 1,1 --out "$TMP/alone/m" --device cuda
+    expect_ok cuda_lib_missing_cpu_runs env -u LD_LIBRARY_PATH "$TMP/alone/samc" segment "$IMG" --model "$MODEL" \
+      --point 1,1 --out "$TMP/alone/m" --device cpu
+  else
+    skipped cuda_lib_missing "built without CUDA"
+  fi
 else
   echo "SKIP   cli_errors: the model-dependent checks (samc synth failed)"
   skip=$((skip+1))
