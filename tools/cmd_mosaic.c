@@ -130,6 +130,11 @@ typedef struct {
     cli_compute compute;          /* --device, --precision, --backend */
 } mosaic_args;
 
+/* One error line for a library failure; mosaic/'s messages start with "mosaic: " already. */
+static void mosaic_error(const samc_error *err) {
+    cli_error("mosaic", "%s", strncmp(err->msg, "mosaic: ", 8) ? err->msg : err->msg + 8);
+}
+
 static int parse_list(cli_args *a, double *v, int n) {
     char flag[64];
     snprintf(flag, sizeof flag, "%s", a->flag);
@@ -270,7 +275,7 @@ static int parse_args(int argc, char **argv, mosaic_args *m) {
     }
     samc_error err = { 0 };
     if (mosaic_options_check(&m->opt, &err) != 0) {
-        cli_error("mosaic", "%s", strncmp(err.msg, "mosaic: ", 8) ? err.msg : err.msg + 8);
+        mosaic_error(&err);
         return -1;
     }
     struct stat st;
@@ -384,8 +389,7 @@ int cmd_mosaic(int argc, char **argv) {
             fprintf(stderr, "\nsamc: mosaic: interrupted: no output was written to %s\n", m.out_dir);
             return 130;
         }
-        /* the library's messages start with "mosaic: " already */
-        cli_error("mosaic", "%s", strncmp(err.msg, "mosaic: ", 8) ? err.msg : err.msg + 8);
+        mosaic_error(&err);
         return CLI_FAIL;
     }
     if (m.json || m.progress == PROGRESS_JSON) {
