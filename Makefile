@@ -2,13 +2,13 @@
 # `make test` builds and runs every test, `make debug` builds with ASan/UBSan.
 CC      ?= cc
 CFLAGS  ?= -O2 -g
-override CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -I. -Imodel -Ikernels -Iloader -Imosaic -I/usr/include/stb -pthread
+override CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -I. -I/usr/include/stb -pthread
 LDLIBS  += -lm -pthread -ldl
 BUILD   ?= build
 
 # Sources are found by folder so that adding a file never means editing this list.
-LIB_SRC  := $(sort $(wildcard loader/*.c kernels/*.c model/*.c))
-TOOL_SRC := $(sort $(wildcard tools/*.c))
+LIB_SRC  := $(sort $(wildcard util/*.c loader/*.c kernels/*.c model/*.c model/*/*.c convert/*.c pipelines/amg/*.c))
+TOOL_SRC := $(sort $(wildcard tools/*.c serve/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/%.o)
@@ -33,7 +33,7 @@ ifneq ($(CUDA_SRC),)
   override CFLAGS += -DSAMC_HAVE_CUDA=1
   CUDA_LIBS := -L$(CUDA_HOME)/lib64 -lcudart -lcublas -lcudnn
   # sm_75 (Turing, T4) for --precision fp16 there; sm_80 / sm_90 and compute_80 PTX
-  NVFLAGS   ?= -O2 -std=c++17 -Xcompiler -fPIC -I. -Ikernels -Imodel --gpu-architecture=sm_80 -gencode arch=compute_75,code=sm_75 \
+  NVFLAGS   ?= -O2 -std=c++17 -Xcompiler -fPIC -I. --gpu-architecture=sm_80 -gencode arch=compute_75,code=sm_75 \
                -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
   $(info samc: nvcc found at $(NVCC): building the CUDA backend)
 endif
@@ -47,7 +47,7 @@ LIB := $(BUILD)/libsamc.a
 # gdal-config; without it samc builds without the mosaic command, whose tests then skip.
 # libyaml (libyaml-dev) reads sam-mosaic's YAML config files.
 GDAL_CONFIG ?= $(shell command -v gdal-config 2>/dev/null)
-MOSAIC_SRC := $(sort $(wildcard mosaic/*.c))
+MOSAIC_SRC := $(sort $(wildcard pipelines/mosaic/*.c))
 ifneq ($(GDAL_CONFIG),)
   GDAL_CFLAGS := $(shell $(GDAL_CONFIG) --cflags)
   GDAL_LIBS   := $(shell $(GDAL_CONFIG) --libs)
@@ -67,7 +67,7 @@ SAMC_BIN ?= samc
 .PHONY: all test debug clean weights
 all: $(SAMC_BIN)
 
-$(BUILD)/%.o: %.c $(wildcard */*.h)
+$(BUILD)/%.o: %.c $(wildcard */*.h */*/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -115,7 +115,7 @@ clean:
 # them; `make fuzz-seeds` rewrites the small seed corpora in tests/fuzz/corpus_*.
 FUZZ_CC    ?= clang
 FUZZ_FLAGS ?= -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-FUZZ_INC   := -std=c11 -D_GNU_SOURCE -Iloader -Itests
+FUZZ_INC   := -std=c11 -D_GNU_SOURCE -I.
 .PHONY: fuzz fuzz-seeds
 fuzz: $(BUILD)/fuzz/fuzz_pt $(BUILD)/fuzz/fuzz_safetensors $(BUILD)/fuzz/fuzz_serve_request
 
@@ -128,9 +128,9 @@ $(BUILD)/fuzz/fuzz_safetensors: tests/fuzz/fuzz_safetensors.c loader/safetensors
 	$(FUZZ_CC) $(FUZZ_FLAGS) $(FUZZ_INC) $(filter %.c,$^) -o $@ -pthread -lm
 
 # The request parsing of `samc serve`; amg_options_check comes from the (uninstrumented) library.
-$(BUILD)/fuzz/fuzz_serve_request: tests/fuzz/fuzz_serve_request.c tools/serve_parse.c tools/serve_parse.h $(LIB)
+$(BUILD)/fuzz/fuzz_serve_request: tests/fuzz/fuzz_serve_request.c serve/serve_parse.c serve/serve_parse.h $(LIB)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_FLAGS) $(FUZZ_INC) -Itools -Imodel -Imosaic $(filter %.c,$^) $(LIB) -o $@ $(LDLIBS) -lcjson
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(FUZZ_INC) $(filter %.c,$^) $(LIB) -o $@ $(LDLIBS) -lcjson
 
 fuzz-seeds: tests/fuzz/gen_seeds.c loader/pt.c loader/sha256.c loader/safetensors.c tests/pt_writer.h
 	@mkdir -p $(BUILD)/fuzz tests/fuzz/corpus_pt tests/fuzz/corpus_st
@@ -161,7 +161,7 @@ bench-mosaic: $(BUILD)/bench/bench_mosaic
 
 $(BUILD)/bench/bench_mosaic: tests/bench/bench_mosaic.c tests/mosaic_oracle.h $(LIB) $(MOSAIC_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -Itests $< $(MOSAIC_LDLIBS) $(LIB) -o $@ $(LDLIBS) -lcjson
+	$(CC) $(CFLAGS) $(LDFLAGS) $< $(MOSAIC_LDLIBS) $(LIB) -o $@ $(LDLIBS) -lcjson
 
 # the shared oracle header is not in the generic test rule's prerequisites
 $(BUILD)/tests/test_mosaic_pipeline: tests/mosaic_oracle.h

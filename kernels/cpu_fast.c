@@ -14,8 +14,8 @@
  *
  * No op allocates: all scratch is per thread, sized at create for fixed block sizes, and
  * the drivers block every problem so that it fits. */
-#include "cpu_fast.h"
-#include "thread_pool.h"
+#include "kernels/cpu_fast.h"
+#include "kernels/thread_pool.h"
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>

@@ -9,7 +9,7 @@
  * thread count and any task split. */
 #ifndef SAMC_CPU_FAST_H
 #define SAMC_CPU_FAST_H
-#include "ops.h"
+#include "kernels/ops.h"
 #include <stddef.h>
 
 /* GEMM register block: the micro-kernel produces a 6 x 16 tile of C. */

@@ -1,7 +1,7 @@
 /* kernels/cpu_ref.c: the reference backend. Plain loops, fp32, PyTorch layouts,
  * nothing clever: this is what every other backend is checked against, and what a
  * person ports from. Accumulation is in float like PyTorch's fp32 CPU kernels. */
-#include "ops.h"
+#include "kernels/ops.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

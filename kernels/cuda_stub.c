@@ -11,7 +11,7 @@
  * Where it is looked for, in order: $SAMC_CUDA_LIB (a file), the executable's folder,
  * its parent (build/tests/.. = build/), <executable folder>/build (./samc in the
  * checkout), then the dynamic loader's own search (LD_LIBRARY_PATH, ...). */
-#include "ops.h"
+#include "kernels/ops.h"
 
 #include <stdio.h>
 

@@ -5,7 +5,7 @@
  * indices from one atomic counter until they run out. Every worker acknowledges every
  * job by decrementing `pending`, and the caller returns only when pending reaches zero,
  * so no worker can still be touching job g when job g+1 is published. */
-#include "thread_pool.h"
+#include "kernels/thread_pool.h"
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>

@@ -14,9 +14,9 @@
  * budget and are never walked recursively, so cycles and deep nesting cannot hurt; the
  * stack, mark stack, memo, string lengths and tensor count are bounded.
  */
-#include "pt.h"
+#include "loader/pt.h"
 
-#include "sha256.h"
+#include "loader/sha256.h"
 
 #include <errno.h>
 #include <fcntl.h>

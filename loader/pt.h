@@ -12,7 +12,7 @@
  */
 #ifndef SAMC_PT_H
 #define SAMC_PT_H
-#include "safetensors.h"
+#include "loader/safetensors.h"
 
 typedef struct {
     int n_tensors;

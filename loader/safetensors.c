@@ -7,7 +7,7 @@
 #if !defined(_GNU_SOURCE) && !defined(_POSIX_C_SOURCE)
 #define _POSIX_C_SOURCE 200809L
 #endif
-#include "safetensors.h"
+#include "loader/safetensors.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -4,7 +4,7 @@
  * 900 MB checkpoint with it takes over 5 s, so on x86 CPUs with the SHA extensions the
  * same rounds run on sha256rnds2/sha256msg1/sha256msg2 (~1.5 GB/s), chosen at run time
  * from CPUID; both give identical digests (tests/test_pt.c runs the vectors on both). */
-#include "sha256.h"
+#include "loader/sha256.h"
 
 #include <string.h>
 

@@ -1,6 +1,6 @@
 /* loader/synth.c: SAM2.1 configs, the official state-dict specification derived from
  * them, the samc-synth-v1 weight formula and the config detector. See synth.h. */
-#include "synth.h"
+#include "loader/synth.h"
 
 #include <math.h>
 #include <stdarg.h>

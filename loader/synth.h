@@ -13,7 +13,7 @@
 #ifndef SAMC_SYNTH_H
 #define SAMC_SYNTH_H
 #include <stdint.h>
-#include "safetensors.h"
+#include "loader/safetensors.h"
 
 #define SYNTH_MAX_GLOBAL 8
 #define SYNTH_NAME_MAX 128

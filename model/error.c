@@ -2,7 +2,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-#include "samc.h"
+#include "model/samc.h"
 
 int samc_error_set(samc_error *err, samc_status status, const char *fmt, ...) {
     if (err) {

@@ -5,7 +5,7 @@
  *
  * The trunk works on NHWC token maps x[H*W, C] (row-major over y, then x), exactly the
  * (B, H, W, C) tensors of the official code, so block outputs dump as "trunk.blockNN". */
-#include "sam2.h"
+#include "model/sam2.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

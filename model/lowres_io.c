@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "safetensors.h"
-#include "samc.h"
+#include "loader/safetensors.h"
+#include "model/samc.h"
 
 static int lowres_fail(samc_error *err, samc_status s, const char *msg) {
     if (err) {

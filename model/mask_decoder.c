@@ -1,7 +1,7 @@
 /* model/mask_decoder.c: sam2/modeling/sam/mask_decoder.py MaskDecoder.predict_masks and
  * sam2/modeling/sam/transformer.py TwoWayTransformer / TwoWayAttentionBlock / Attention,
  * for a batch of B prompt items over one image (the image is shared, not copied). */
-#include "sam2.h"
+#include "model/sam2.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -2,7 +2,7 @@
  * _prep_prompts, _predict) and sam2/utils/transforms.py SAM2Transforms (resize,
  * normalise, coordinate scaling, postprocess_masks). The public samc_image_encode and
  * samc_predict live here. */
-#include "sam2.h"
+#include "model/sam2.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,6 +1,6 @@
 /* model/prompt_encoder.c: sam2/modeling/sam/prompt_encoder.py PromptEncoder and its
  * PositionEmbeddingRandom (a fixed Gaussian random-Fourier-feature encoding). */
-#include "sam2.h"
+#include "model/sam2.h"
 #include <math.h>
 #include <string.h>
 

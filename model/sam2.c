@@ -3,8 +3,8 @@
  * state-dict key with a shape check, chooses the backend, and plans the scratch arena by
  * running the forward passes in planning mode. Mirrors what build_sam2() +
  * SAM2ImagePredictor.__init__ set up for the image path. */
-#include "sam2.h"
-#include "pt.h"
+#include "model/sam2.h"
+#include "loader/pt.h"
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>

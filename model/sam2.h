@@ -12,11 +12,11 @@
  */
 #ifndef SAMC_SAM2_H
 #define SAMC_SAM2_H
-#include "samc.h"
-#include "ops.h"
-#include "safetensors.h"
-#include "synth.h"
-#include "pt.h"
+#include "model/samc.h"
+#include "kernels/ops.h"
+#include "loader/safetensors.h"
+#include "loader/synth.h"
+#include "loader/pt.h"
 
 #define SAM2_MAX_BLOCKS 64
 #define SAM2_NUM_MASK_TOKENS 4

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tests/cli_weights_table.sh: the official checkpoint sizes and sha256 appear in three
-# places (model/official_checkpoints.c for samc convert, weights/download.sh, and
+# places (convert/official_checkpoints.c for samc convert, weights/download.sh, and
 # weights/README.md); this checks that all three list the same four files with the same
 # numbers, and that download.sh refuses bad arguments without downloading anything.
 # Prints "N passed, N failed, N skipped" last.
@@ -17,10 +17,10 @@ while read -r name size sha; do
   [ -n "$name" ] || continue
   file="sam2.1_hiera_$name.pt"
   # C table: the file name, then its config, size and hash within the next two lines
-  if grep -A2 "\"$file\"" model/official_checkpoints.c | tr -d '\n ' | grep -q "\"$name\",$size,\"$sha\""; then
+  if grep -A2 "\"$file\"" convert/official_checkpoints.c | tr -d '\n ' | grep -q "\"$name\",$size,\"$sha\""; then
     ok "c_table.$name"
   else
-    bad "c_table.$name" "model/official_checkpoints.c lacks $file $size $sha"
+    bad "c_table.$name" "convert/official_checkpoints.c lacks $file $size $sha"
   fi
   if grep -F "[$file]" weights/README.md | grep -F "| $size |" | grep -qF "\`$sha\`"; then
     ok "readme.$name"

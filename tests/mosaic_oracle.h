@@ -1,4 +1,4 @@
-/* tests/mosaic_oracle.h: an "oracle" mask source for mosaic/multipass.h, shared by the
+/* tests/mosaic_oracle.h: an "oracle" mask source for pipelines/mosaic/multipass.h, shared by the
  * pipeline test and the mosaic benchmark. For each prompted point it returns the exact
  * 4-connected region of equal colour under it (black = painted or empty: no mask), once
  * per region per call, with scores of 0.99, so the pipeline can be checked against
@@ -15,8 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "amg.h"
-#include "multipass.h"
+#include "pipelines/amg/amg.h"
+#include "pipelines/mosaic/multipass.h"
 
 typedef struct {
     int calls, changed_calls;

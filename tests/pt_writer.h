@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pt.h"
+#include "loader/pt.h"
 
 typedef struct {
     uint8_t *p;

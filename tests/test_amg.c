@@ -1,4 +1,4 @@
-/* tests/test_amg.c: automatic mask generation (model/amg.c) against the official
+/* tests/test_amg.c: automatic mask generation (pipelines/amg/amg.c) against the official
  * SAM2AutomaticMaskGenerator.
  *
  * - unit_amg_discs golden: the generator with the analytic decoder of the golden README
@@ -7,10 +7,10 @@
  *   counts, the kept mask, and the raw per-candidate IoUs and stability scores.
  * - the building blocks on hand-made inputs: point grids, crop boxes, boxes, RLE, NMS,
  *   small-region removal (both the SAM2 low-res step and SAM1's full-res one). */
-#include "test.h"
-#include "amg.h"
-#include "samc.h"
-#include "safetensors.h"
+#include "tests/test.h"
+#include "pipelines/amg/amg.h"
+#include "model/samc.h"
+#include "loader/safetensors.h"
 #include <cjson/cJSON.h>
 #include <stb_image.h>
 #include <stdint.h>

@@ -1,7 +1,7 @@
 /* tests/test_cli_util.c: the CLI's number, point, box and flag parsers (tools/cli_util.c).
  * tools/ is not part of libsamc.a, so the source is included directly. */
-#include "test.h"
-#include "../tools/cli_util.c"
+#include "tests/test.h"
+#include "tools/cli_util.c"
 
 static void test_parse_long(void) {
     long v = 0;

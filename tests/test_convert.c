@@ -1,4 +1,4 @@
-/* tests/test_convert.c: samc_convert (model/convert.c) on the golden micro checkpoint.
+/* tests/test_convert.c: samc_convert (convert/convert.c) on the golden micro checkpoint.
  *
  * - micro.pt -> f32 safetensors holds exactly micro.safetensors' tensors (the data
  *   section is byte-identical) with the provenance metadata;
@@ -12,12 +12,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "official_checkpoints.h"
-#include "pt_writer.h"
-#include "safetensors.h"
-#include "samc.h"
-#include "synth.h"
-#include "test.h"
+#include "convert/official_checkpoints.h"
+#include "tests/pt_writer.h"
+#include "loader/safetensors.h"
+#include "model/samc.h"
+#include "loader/synth.h"
+#include "tests/test.h"
 
 #define MICRO_PT_SHA256 "3255d583415feb20010280b96c795fd02a775c0a4a755e2c876e0f3622cf83ad"
 

@@ -16,11 +16,11 @@
  * on the same inputs rounded to 16 bits on the host (fp32-accumulation tolerance: this
  * checks the conversion, the operands chosen and the chunking) and against cpu_ref on
  * the fp32 inputs (a tolerance from the 16-bit rounding: the size of the error). */
-#include "ops.h"
-#include "test.h"
+#include "kernels/ops.h"
+#include "tests/test.h"
 #define TEST_RNG_SEED 0x2545f4914f6cdd1dull
-#include "test_data.h"
-#include "test_lowp.h"
+#include "tests/test_data.h"
+#include "tests/test_lowp.h"
 #include <stdarg.h>
 #include <stdint.h>
 #ifdef SAMC_HAVE_CUDA

@@ -8,9 +8,9 @@
  * images and a chunk of one; 4 gives one chunk of three. On CUDA (skipped without a
  * device) cuBLAS may pick another algorithm for a taller product, so there the results
  * must agree within a relative 1e-4. Argument errors must name the argument. */
-#include "test.h"
-#include "sam2.h"
-#include "samc.h"
+#include "tests/test.h"
+#include "model/sam2.h"
+#include "model/samc.h"
 #include <stdint.h>
 #include <unistd.h>
 

@@ -12,11 +12,11 @@
  * bound is checked on the CPU with the CUDA plan emulated: cpu_fast with the inputs of
  * every GEMM that has a weight operand rounded to bf16 / fp16 (tests/test_lowp.h), i.e.
  * what the tensor cores multiply, accumulated in fp32. */
-#include "test.h"
-#include "samc.h"
-#include "sam2.h"
-#include "safetensors.h"
-#include "test_lowp.h"
+#include "tests/test.h"
+#include "model/samc.h"
+#include "model/sam2.h"
+#include "loader/safetensors.h"
+#include "tests/test_lowp.h"
 #include <cjson/cJSON.h>
 #include <stb_image.h>
 #include <stdint.h>

@@ -1,11 +1,11 @@
-/* tests/test_image_io.c: the CLI's image decoding and mask PNG writing (tools/image_io.c):
+/* tests/test_image_io.c: the CLI's image decoding and mask PNG writing (util/image_io.c):
  * round trip, and refusal of missing, empty, truncated, non-image and absurdly large
  * files. tools/ is not part of libsamc.a, so the source is included directly. */
 #include <stdint.h>
 #include <unistd.h>
 
-#include "test.h"
-#include "../tools/image_io.c"
+#include "tests/test.h"
+#include "util/image_io.c"
 
 static char tmp_dir[] = "/tmp/samc_test_image_io_XXXXXX";
 

@@ -2,9 +2,9 @@
  * (model/lowres_io.c): round trip, choice of the best mask, and clear refusals. */
 #include <unistd.h>
 
-#include "test.h"
-#include "samc.h"
-#include "safetensors.h"
+#include "tests/test.h"
+#include "model/samc.h"
+#include "loader/safetensors.h"
 
 enum { B = 2, M = 3, LS = 8 };
 static float low_res[B * M * LS * LS], iou[B * M], obj[B];

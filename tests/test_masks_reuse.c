@@ -7,8 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "samc.h"
-#include "test.h"
+#include "model/samc.h"
+#include "tests/test.h"
 
 static void test_reuse_across_shapes(void) {
     char path[] = "/tmp/samc_test_masks_reuse_XXXXXX";

@@ -1,4 +1,4 @@
-/* tests/test_mosaic_labels.c: mosaic/labels.c on constructed label images.
+/* tests/test_mosaic_labels.c: pipelines/mosaic/labels.c on constructed label images.
  *
  * Union-find (smaller root wins in any union order), the three border-merge strategies on
  * hand-built borders (ties, N:1 splits, thresholds) and on a 3x3-tile label mosaic, the
@@ -7,8 +7,8 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "labels.h"
-#include "test.h"
+#include "pipelines/mosaic/labels.h"
+#include "tests/test.h"
 
 /* ---- helpers ---------------------------------------------------------------------- */
 

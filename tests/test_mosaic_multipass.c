@@ -1,5 +1,5 @@
 /* tests/test_mosaic_multipass.c: the multi-pass segmentation of one tile
- * (mosaic/multipass.c), and amg_options.point_grid (model/amg.c) that it relies on.
+ * (pipelines/mosaic/multipass.c), and amg_options.point_grid (pipelines/amg/amg.c) that it relies on.
  *
  * Most tests run the passes on an analytic mask source (rectangles and discs returned as
  * RLE masks with chosen predicted IoU and stability, whenever a prompt point falls inside
@@ -7,10 +7,10 @@
  * thresholds, the image it was shown and the image_changed flag. The building blocks are
  * checked against numpy's values (the uniform grid) and slow references (erosion). The
  * last test runs the micro synthetic model through mosaic_samc_source. */
-#include "test.h"
-#include "amg.h"
-#include "multipass.h"
-#include "samc.h"
+#include "tests/test.h"
+#include "pipelines/amg/amg.h"
+#include "pipelines/mosaic/multipass.h"
+#include "model/samc.h"
 #include <stdint.h>
 #include <time.h>
 #include <unistd.h>

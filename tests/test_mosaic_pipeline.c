@@ -1,4 +1,4 @@
-/* tests/test_mosaic_pipeline.c: `samc mosaic` end to end (mosaic/mosaic.h) on synthetic
+/* tests/test_mosaic_pipeline.c: `samc mosaic` end to end (pipelines/mosaic/mosaic.h) on synthetic
  * georeferenced rasters made here with GDAL:
  *   - with an oracle mask generator that returns the exact colour region under each
  *     point, the pipeline must reproduce the regions of the raster: one label per region,
@@ -18,10 +18,10 @@
 #include <ogr_api.h>
 #include <ogr_srs_api.h>
 
-#include "amg.h"
-#include "mosaic.h"
-#include "mosaic_oracle.h"
-#include "test.h"
+#include "pipelines/amg/amg.h"
+#include "pipelines/mosaic/mosaic.h"
+#include "tests/mosaic_oracle.h"
+#include "tests/test.h"
 
 static char g_tmp[256];
 

@@ -1,4 +1,4 @@
-/* tests/test_mosaic_raster.c: mosaic/raster.c on synthetic rasters this program writes
+/* tests/test_mosaic_raster.c: pipelines/mosaic/raster.c on synthetic rasters this program writes
  * itself with GDAL into a temporary folder: Byte / UInt16 / Float32, 1, 2, 3 and 4
  * bands, nodata areas, NaN, alpha, georeferenced (EPSG:32633, 0.5 m pixels), striped,
  * tiled and BigTIFF; the label GeoTIFF writer; and polygonize to GeoPackage and
@@ -15,8 +15,8 @@
 #include <ogr_api.h>
 #include <ogr_srs_api.h>
 
-#include "raster.h"
-#include "test.h"
+#include "pipelines/mosaic/raster.h"
+#include "tests/test.h"
 
 enum { RW = 1237, RH = 999 };   /* not a multiple of any block size */
 

@@ -1,11 +1,11 @@
-/* tests/test_mosaic_tiling.c: the tile grid of samc mosaic (mosaic/tiling.h): every pixel
+/* tests/test_mosaic_tiling.c: the tile grid of samc mosaic (pipelines/mosaic/tiling.h): every pixel
  * of the raster lies in the useful area of exactly one tile, useful areas lie inside
  * their read windows, read windows inside the raster and as large as allowed, on sizes
  * that are and are not multiples of the tile size. */
 #include <stdint.h>
 
-#include "test.h"
-#include "tiling.h"
+#include "tests/test.h"
+#include "pipelines/mosaic/tiling.h"
 
 /* Checks the grid invariants for one raster size; counts how often each pixel is
  * covered by a useful area (must be exactly once). */

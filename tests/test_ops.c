@@ -7,12 +7,12 @@
  * sample of rows / channels / queries (the reference ops have no hidden coupling
  * between rows, so a row of the reference on a sub-problem is that row of the full
  * one). SAMC_TEST_QUICK=1, or a sanitizer build, shrinks the biggest cases. */
-#include "cpu_fast.h"
-#include "ops.h"
-#include "test.h"
+#include "kernels/cpu_fast.h"
+#include "kernels/ops.h"
+#include "tests/test.h"
 #define TEST_RNG_SEED 0x9e3779b97f4a7c15ull
-#include "test_data.h"
-#include "thread_pool.h"
+#include "tests/test_data.h"
+#include "kernels/thread_pool.h"
 #include <stdatomic.h>
 #include <stdint.h>
 

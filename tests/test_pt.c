@@ -13,11 +13,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "pt.h"
-#include "pt_writer.h"
-#include "safetensors.h"
-#include "sha256.h"
-#include "test.h"
+#include "loader/pt.h"
+#include "tests/pt_writer.h"
+#include "loader/safetensors.h"
+#include "loader/sha256.h"
+#include "tests/test.h"
 
 /* sha256sum of shared/golden/micro/weights/micro.pt (a fixed file; README gives its md5). */
 #define MICRO_PT_SHA256 "3255d583415feb20010280b96c795fd02a775c0a4a755e2c876e0f3622cf83ad"

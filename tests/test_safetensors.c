@@ -5,8 +5,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "safetensors.h"
-#include "test.h"
+#include "loader/safetensors.h"
+#include "tests/test.h"
 
 static char tmp_dir[256];
 

@@ -6,9 +6,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "safetensors.h"
-#include "synth.h"
-#include "test.h"
+#include "loader/safetensors.h"
+#include "loader/synth.h"
+#include "tests/test.h"
 
 static char *slurp(const char *path) {
     FILE *f = fopen(path, "rb");

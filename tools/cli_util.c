@@ -1,5 +1,5 @@
 /* tools/cli_util.c: argument parsing and error reporting (see cli_util.h). */
-#include "cli_util.h"
+#include "tools/cli_util.h"
 
 #include <ctype.h>
 #include <errno.h>

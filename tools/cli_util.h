@@ -9,7 +9,7 @@
 #ifndef SAMC_CLI_UTIL_H
 #define SAMC_CLI_UTIL_H
 #include <stddef.h>
-#include "samc.h"
+#include "model/samc.h"
 
 /* Exit codes: 0 success, 1 runtime failure (file, model, inference), 2 bad usage. */
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };

@@ -6,10 +6,10 @@
 
 #include <cjson/cJSON.h>
 
-#include "cli_util.h"
-#include "commands.h"
-#include "image_io.h"
-#include "samc.h"
+#include "tools/cli_util.h"
+#include "tools/commands.h"
+#include "util/image_io.h"
+#include "model/samc.h"
 
 void cmd_bench_help(FILE *f) {
     fprintf(f,

@@ -1,7 +1,7 @@
 /* tools/cmd_everything.c: `samc everything`: automatic mask generation for one image.
  *
  * What SAM2AutomaticMaskGenerator(model, ...).generate(image) does with
- * output_mode="uncompressed_rle" (model/amg.h does the work): the records go to
+ * output_mode="uncompressed_rle" (pipelines/amg/amg.h does the work): the records go to
  * DIR/masks.json with the official keys, and DIR/overlay.png shows them over the image. */
 #include <errno.h>
 #include <math.h>
@@ -14,11 +14,11 @@
 #include <cjson/cJSON.h>
 #include <stb_image_write.h>
 
-#include "amg.h"
-#include "cli_util.h"
-#include "commands.h"
-#include "image_io.h"
-#include "samc.h"
+#include "pipelines/amg/amg.h"
+#include "tools/cli_util.h"
+#include "tools/commands.h"
+#include "util/image_io.h"
+#include "model/samc.h"
 
 void cmd_everything_help(FILE *f) {
     fprintf(f,

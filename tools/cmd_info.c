@@ -3,9 +3,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli_util.h"
-#include "commands.h"
-#include "samc.h"
+#include "tools/cli_util.h"
+#include "tools/commands.h"
+#include "model/samc.h"
 
 void cmd_info_help(FILE *f) {
     fprintf(f,

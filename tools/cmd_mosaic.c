@@ -1,5 +1,5 @@
 /* tools/cmd_mosaic.c: `samc mosaic IN OUTDIR`: segment everything in a georeferenced
- * raster of any size (mosaic/mosaic.h does the work), with the flags and YAML keys of
+ * raster of any size (pipelines/mosaic/mosaic.h does the work), with the flags and YAML keys of
  * the sam-mosaic tool. Settings come from the defaults, then --config FILE, then the
  * flags (flags win wherever they stand on the line). */
 #include <errno.h>
@@ -12,14 +12,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cli_util.h"
-#include "commands.h"
-#include "samc.h"
+#include "tools/cli_util.h"
+#include "tools/commands.h"
+#include "model/samc.h"
 
 #ifdef SAMC_HAVE_GDAL
 #include <cjson/cJSON.h>
-#include "config.h"
-#include "mosaic.h"
+#include "pipelines/mosaic/config.h"
+#include "pipelines/mosaic/mosaic.h"
 #endif
 
 void cmd_mosaic_help(FILE *f) {

@@ -8,11 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli_util.h"
-#include "commands.h"
-#include "image_io.h"
-#include "samc.h"
-#include "segment_report.h"
+#include "tools/cli_util.h"
+#include "tools/commands.h"
+#include "util/image_io.h"
+#include "model/samc.h"
+#include "tools/segment_report.h"
 
 void cmd_segment_help(FILE *f) {
     fprintf(f,

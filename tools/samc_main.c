@@ -2,9 +2,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cli_util.h"
-#include "commands.h"
-#include "samc.h"
+#include "tools/cli_util.h"
+#include "tools/commands.h"
+#include "model/samc.h"
 
 typedef struct {
     const char *name;

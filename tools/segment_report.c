@@ -1,5 +1,5 @@
 /* tools/segment_report.c: the outputs of `samc segment`. */
-#include "segment_report.h"
+#include "tools/segment_report.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,7 +7,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "image_io.h"
+#include "util/image_io.h"
 
 typedef struct {
     int64_t area;

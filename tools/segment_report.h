@@ -2,8 +2,8 @@
  * (mask PNGs, the low-res file, the text or JSON report). */
 #ifndef SAMC_SEGMENT_REPORT_H
 #define SAMC_SEGMENT_REPORT_H
-#include "cli_util.h"
-#include "samc.h"
+#include "tools/cli_util.h"
+#include "model/samc.h"
 
 typedef struct {
     const char *image, *model, *mask_input, *out, *save_lowres;

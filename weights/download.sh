@@ -12,7 +12,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 base_url=${SAMC_WEIGHTS_URL:-https://dl.fbaipublicfiles.com/segment_anything_2/092824}
 
-# name size sha256 (keep in sync with model/official_checkpoints.c and weights/README.md)
+# name size sha256 (keep in sync with convert/official_checkpoints.c and weights/README.md)
 table="tiny 156008466 7402e0d864fa82708a20fbd15bc84245c2f26dff0eb43a4b5b93452deb34be69
 small 184416285 6d1aa6f30de5c92224f8172114de081d104bbd23dd9dc5c58996f0cad5dc4d38
 base_plus 323606802 a2345aede8715ab1d5d31b4a509fb160c5a4af1970f199d9054ccfb746c004c5

@@ -16,7 +16,7 @@
  * broadcast float4s. The head dim is padded with zeros to DP = 32*DC, DC = ceil(hd/32)
  * a template parameter (1..8: hd <= 256) so the accumulators stay in registers. Wider
  * heads, or a device without the shared memory for a DC, take a slow generic kernel. */
-#include "cuda_common.cuh"
+#include "kernels/cuda/cuda_common.cuh"
 
 #define ATT_WARPS 4
 #define ATT_QW 8                       /* queries per warp */

@@ -8,7 +8,7 @@
  *
  * Both kernels sum their taps in the reference's order (input channel, then ky, kx),
  * with FMAs, and add the bias last, as kernels/cpu_ref.c. */
-#include "cuda_common.cuh"
+#include "kernels/cuda/cuda_common.cuh"
 #include <limits.h>
 
 #define CONV_PIX 128 /* output pixels per block, one per thread */

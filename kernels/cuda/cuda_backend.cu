@@ -3,7 +3,7 @@
  *
  * Nothing here runs before samc_ops_cuda_create is called, so a CPU-only run of a
  * binary linked with libcudart never touches the driver. */
-#include "cuda_common.cuh"
+#include "kernels/cuda/cuda_common.cuh"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

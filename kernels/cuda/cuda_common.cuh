@@ -14,7 +14,7 @@
 #include <stdint.h>
 
 extern "C" {
-#include "ops.h"
+#include "kernels/ops.h"
 }
 
 typedef struct {

@@ -1,7 +1,7 @@
 /* kernels/cuda/elementwise.cu: gelu, relu, sigmoid, copy, add (broadcast), add_channel,
  * transpose. Memory-bound; grid-stride loops, coalesced, the same float expressions as
  * kernels/cpu_ref.c (nvcc does not contract these into FMAs: no product feeds an add). */
-#include "cuda_common.cuh"
+#include "kernels/cuda/cuda_common.cuh"
 
 #define EW_THREADS 256
 

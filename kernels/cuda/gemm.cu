@@ -16,7 +16,7 @@
  * transposed result:
  *   linear: y[M,N] = x[M,K] · w[N,K]ᵀ   <=>   yᵀ[N,M] = w · xᵀ  = op_T(wᵀ) · xᵀ
  *   matmul: c[M,N] = a[M,K] · b[K,N]    <=>   cᵀ[N,M] = bᵀ · aᵀ */
-#include "cuda_common.cuh"
+#include "kernels/cuda/cuda_common.cuh"
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <stdio.h>

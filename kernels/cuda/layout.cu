@@ -6,7 +6,7 @@
  *
  * All but the last move rows of C contiguous channels: a block is 8 rows of 32 lanes,
  * the lanes stride along the channels (coalesced), a row's source is decoded once. */
-#include "cuda_common.cuh"
+#include "kernels/cuda/cuda_common.cuh"
 
 #define ROW_LANES 32
 #define ROW_ROWS 8

@@ -4,7 +4,7 @@
  * sum-of-squares pass, which loses digits when the mean is large; the row is re-read
  * from L1/L2, not from DRAM. Both are safe in place: every element is read for the
  * statistics before the pass that overwrites it. */
-#include "cuda_common.cuh"
+#include "kernels/cuda/cuda_common.cuh"
 
 #define LN_WARPS 8
 

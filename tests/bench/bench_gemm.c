@@ -2,9 +2,9 @@
  * SAM2.1 shapes that dominate the image encoder, against cpu_ref and against the FMA
  * peak of this machine (measured with an independent-FMA loop on every thread).
  * Build and run: make bench-ops   (optional argument: threads, default all cores). */
-#include "cpu_fast.h"
-#include "ops.h"
-#include "thread_pool.h"
+#include "kernels/cpu_fast.h"
+#include "kernels/ops.h"
+#include "kernels/thread_pool.h"
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

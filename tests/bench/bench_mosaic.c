@@ -1,5 +1,5 @@
 /* tests/bench/bench_mosaic.c: `samc mosaic` at scale, without a model. Checks that the
- * pipeline (mosaic/mosaic.h) keeps its memory bounded and shows where the time goes when
+ * pipeline (pipelines/mosaic/mosaic.h) keeps its memory bounded and shows where the time goes when
  * a tile holds many segments, which the micro SAM model (a few giant masks) cannot.
  *
  *   build/bench/bench_mosaic [SIZE=20000] [TILE=1000] [DIR=/tmp/samc_bench_mosaic] [keep] [merge=NAME]
@@ -41,8 +41,8 @@
 #include <gdal.h>
 #include <ogr_srs_api.h>
 
-#include "mosaic.h"
-#include "mosaic_oracle.h"
+#include "pipelines/mosaic/mosaic.h"
+#include "tests/mosaic_oracle.h"
 
 /* Seed spacing. Seeds are jittered within [CELL/4, 3 CELL/4) of their grid cell, so the
  * nearest seed of any pixel is in the 3 x 3 grid cells around it: its own seed is at most

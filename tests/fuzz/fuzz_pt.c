@@ -8,8 +8,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "pt.h"
-#include "pt_writer.h"
+#include "loader/pt.h"
+#include "tests/pt_writer.h"
 
 static volatile uint8_t sink;
 

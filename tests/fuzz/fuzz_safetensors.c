@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "safetensors.h"
+#include "loader/safetensors.h"
 
 static volatile float sink;
 

@@ -1,5 +1,5 @@
 /* tests/fuzz/fuzz_serve_request.c: libFuzzer target for the request parsing of `samc
- * serve` (tools/serve_parse.c; build: make fuzz). The first byte picks the parser:
+ * serve` (serve/serve_parse.c; build: make fuzz). The first byte picks the parser:
  *   0: a predict body, against an image whose size comes from the next four bytes
  *   1: a job body
  *   2: a route: "METHOD URL" up to the first space
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "serve_parse.h"
+#include "serve/serve_parse.h"
 
 static void check_predict(const serve_predict_req *r, int w, int h, int low) {
     if (r->n_points < 0 || r->n_points > SERVE_MAX_POINTS || r->n_boxes < 0 || r->n_boxes > SERVE_MAX_BOXES)

@@ -5,8 +5,8 @@
  * usage: gen_seeds DIR   (DIR/corpus_pt and DIR/corpus_st must exist) */
 #include <stdio.h>
 
-#include "pt_writer.h"
-#include "safetensors.h"
+#include "tests/pt_writer.h"
+#include "loader/safetensors.h"
 
 static const char *dir;
 

@@ -1,6 +1,6 @@
-/* tools/serve.h: the parts of `samc serve` behind the HTTP layer (tools/serve_work.c):
+/* serve/serve.h: the parts of `samc serve` behind the HTTP layer (serve/serve_work.c):
  * the bounded task queue, the worker threads (one samc_model each), the cache of encoded
- * images and the job table. tools/cmd_serve.c owns the sockets and turns requests into
+ * images and the job table. serve/cmd_serve.c owns the sockets and turns requests into
  * tasks.
  *
  * Memory is planned at start: every worker's model, the cache's encoded images
@@ -20,8 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "samc.h"
-#include "serve_parse.h"
+#include "model/samc.h"
+#include "serve/serve_parse.h"
 
 typedef struct {
     const char *model, *host, *data_dir, *token;
@@ -99,6 +99,6 @@ typedef struct {
 void serve_get_stats(serve_server *s, serve_stats *st);
 const serve_config *serve_get_config(const serve_server *s);
 
-extern const char serve_page_html[];   /* tools/serve_page.c */
+extern const char serve_page_html[];   /* serve/serve_page.c */
 
 #endif

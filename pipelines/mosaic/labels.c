@@ -1,4 +1,4 @@
-/* mosaic/labels.c: label-image operations of the mosaic pipeline (see labels.h).
+/* pipelines/mosaic/labels.c: label-image operations of the mosaic pipeline (see labels.h).
  *
  * Mirrors the post-processing of the sam-mosaic tool: merge/discontinuity.py
  * (merge_at_discontinuities: pair counting across a tile border, the best_match /
@@ -6,7 +6,7 @@
  * and merge/combined.py (merge_enclosed_and_remove_small). The tool works on the whole
  * label mosaic in memory; here the same decisions are made tile by tile and border by
  * border so that memory stays bounded. */
-#include "labels.h"
+#include "pipelines/mosaic/labels.h"
 
 #include <stdarg.h>
 #include <stdio.h>

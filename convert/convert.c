@@ -1,8 +1,8 @@
-/* model/convert.c: samc_convert, an official SAM2.1 checkpoint (.pt, or safetensors) to
+/* convert/convert.c: samc_convert, an official SAM2.1 checkpoint (.pt, or safetensors) to
  * safetensors, optionally in f16/bf16 and without the memory-side (video) tensors.
  *
  * Steps: read the file (loader/pt.c or loader/safetensors.c); for an official file name,
- * check size and sha256 against model/official_checkpoints.c; find the SAM2.1 config
+ * check size and sha256 against convert/official_checkpoints.c; find the SAM2.1 config
  * whose state-dict specification (loader/synth.h) the tensors match exactly; convert
  * float tensors with round-to-nearest-even; write sorted by name, as the Python
  * safetensors library does, with provenance in __metadata__. */
@@ -13,12 +13,12 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "official_checkpoints.h"
-#include "pt.h"
-#include "safetensors.h"
-#include "samc.h"
-#include "sha256.h"
-#include "synth.h"
+#include "convert/official_checkpoints.h"
+#include "loader/pt.h"
+#include "loader/safetensors.h"
+#include "model/samc.h"
+#include "loader/sha256.h"
+#include "loader/synth.h"
 
 static int conv_fail(samc_error *err, samc_status s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int conv_fail(samc_error *err, samc_status s, const char *fmt, ...) {

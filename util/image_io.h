@@ -1,4 +1,4 @@
-/* tools/image_io.h: image files for the CLI (decode with stb_image, masks as PNG). */
+/* util/image_io.h: image files for the CLI (decode with stb_image, masks as PNG). */
 #ifndef SAMC_IMAGE_IO_H
 #define SAMC_IMAGE_IO_H
 #include <stddef.h>

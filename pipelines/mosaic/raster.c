@@ -1,4 +1,4 @@
-/* mosaic/raster.c: the GDAL/OGR side of `samc mosaic` (see raster.h).
+/* pipelines/mosaic/raster.c: the GDAL/OGR side of `samc mosaic` (see raster.h).
  *
  * Mirrors what sam-mosaic's io/reader.py, io/writer.py and vectorize/polygonize.py do
  * with rasterio and shapely, on the GDAL C API instead: windows of any raster become
@@ -11,7 +11,7 @@
  * thread), and the last CPL message goes into err, so nothing is printed. A
  * mosaic_raster is used by one thread at a time (it owns one scratch buffer).
  */
-#include "raster.h"
+#include "pipelines/mosaic/raster.h"
 
 #include <float.h>
 #include <math.h>

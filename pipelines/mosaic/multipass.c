@@ -1,4 +1,4 @@
-/* mosaic/multipass.c: sam-mosaic's multi-pass segmentation of one tile (see multipass.h).
+/* pipelines/mosaic/multipass.c: sam-mosaic's multi-pass segmentation of one tile (see multipass.h).
  *
  * Follows core/multipass.py run_multipass_segmentation and the point makers it calls
  * (points/uniform.py make_uniform_grid, points/dense_grid.py make_dense_grid_points,
@@ -7,7 +7,7 @@
  * builds it, here amg_generate. Every buffer is planned in mosaic_multipass_new; a pass
  * allocates only what the generator returns (freed at the end of the pass) and its entry
  * in the stats array. */
-#include "multipass.h"
+#include "pipelines/mosaic/multipass.h"
 
 #include <math.h>
 #include <stdarg.h>

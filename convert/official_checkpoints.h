@@ -1,4 +1,4 @@
-/* model/official_checkpoints.h: the official SAM2.1 checkpoint files (release 092824 of
+/* convert/official_checkpoints.h: the official SAM2.1 checkpoint files (release 092824 of
  * facebookresearch/sam2, checkpoints/download_ckpts.sh) with their sizes and sha256.
  *
  * samc_convert uses this table to tell a corrupted or incomplete download of an official

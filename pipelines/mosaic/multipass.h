@@ -1,4 +1,4 @@
-/* mosaic/multipass.h: sam-mosaic's multi-pass segmentation of one tile
+/* pipelines/mosaic/multipass.h: sam-mosaic's multi-pass segmentation of one tile
  * (core/multipass.py run_multipass_segmentation), on a pluggable mask generator.
  *
  * Pass 0 prompts a uniform points_per_side^2 grid. Each later pass (a) paints the pixels
@@ -24,8 +24,8 @@
 #define SAMC_MOSAIC_MULTIPASS_H
 #include <stdint.h>
 
-#include "amg.h"
-#include "samc.h"
+#include "pipelines/amg/amg.h"
+#include "model/samc.h"
 
 typedef enum { MOSAIC_POINTS_KMEANS = 0, MOSAIC_POINTS_DENSE_GRID } mosaic_point_strategy;
 

@@ -1,10 +1,10 @@
-/* model/amg.c: automatic mask generation (see amg.h).
+/* pipelines/amg/amg.c: automatic mask generation (see amg.h).
  *
  * Mirrors sam2/automatic_mask_generator.py (SAM2AutomaticMaskGenerator) and the helpers
  * of sam2/utils/amg.py; each function names the one it follows. Where PyTorch compares a
  * float32 tensor with a Python float, the float is rounded to float32 first, as the
  * tensor comparison does; torchvision's NMS compares its float32 IoU with a double. */
-#include "amg.h"
+#include "pipelines/amg/amg.h"
 
 #include <math.h>
 #include <stdarg.h>

@@ -1,5 +1,5 @@
-/* tools/image_io.c: image decode (stb_image, from libstb-dev) and mask PNG output. */
-#include "image_io.h"
+/* util/image_io.c: image decode (stb_image, from libstb-dev) and mask PNG output. */
+#include "util/image_io.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
-/* mosaic/tiling.c: the tile grid of a mosaic (see tiling.h). */
-#include "tiling.h"
+/* pipelines/mosaic/tiling.c: the tile grid of a mosaic (see tiling.h). */
+#include "pipelines/mosaic/tiling.h"
 
 
 int mosaic_grid_init(mosaic_grid *g, int width, int height, int tile_size, int padding, samc_error *err) {

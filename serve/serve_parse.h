@@ -1,4 +1,4 @@
-/* tools/serve_parse.h: the request parsing of `samc serve`, kept free of sockets, threads
+/* serve/serve_parse.h: the request parsing of `samc serve`, kept free of sockets, threads
  * and models so that tests/fuzz/fuzz_serve_request.c can drive it directly.
  *
  * Everything here validates the whole input and either fills the output and returns 0,
@@ -9,8 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "amg.h"
-#include "mosaic.h"
+#include "pipelines/amg/amg.h"
+#include "pipelines/mosaic/mosaic.h"
 
 #define SERVE_MAX_POINTS 64
 #define SERVE_MAX_BOXES 64

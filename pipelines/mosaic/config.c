@@ -1,5 +1,5 @@
-/* mosaic/config.c: the settings of samc mosaic by name (see config.h). */
-#include "config.h"
+/* pipelines/mosaic/config.c: the settings of samc mosaic by name (see config.h). */
+#include "pipelines/mosaic/config.h"
 
 #include <errno.h>
 #include <math.h>

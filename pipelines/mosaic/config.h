@@ -1,4 +1,4 @@
-/* mosaic/config.h: the settings of `samc mosaic` by name, one table for the three ways
+/* pipelines/mosaic/config.h: the settings of `samc mosaic` by name, one table for the three ways
  * they arrive: command-line flags ("--tile-size"), sam-mosaic's YAML keys ("tile.size",
  * read with libyaml) and sam-mosaic's flat API names ("tile_size", used by the JSON
  * options of `samc serve` mosaic jobs). Nothing prints; errors fill `why`.
@@ -7,7 +7,7 @@
 #define SAMC_MOSAIC_CONFIG_H
 #include <stddef.h>
 
-#include "mosaic.h"
+#include "pipelines/mosaic/mosaic.h"
 
 typedef enum { MOSAIC_NAME_FLAG, MOSAIC_NAME_YAML, MOSAIC_NAME_FLAT } mosaic_name_style;
 

@@ -1,7 +1,7 @@
-/* tools/serve_work.c: queue, workers, encoded-image cache and jobs of `samc serve`
+/* serve/serve_work.c: queue, workers, encoded-image cache and jobs of `samc serve`
  * (see serve.h for the memory and deadline rules). One mutex guards all shared state;
  * inference runs outside it. */
-#include "serve.h"
+#include "serve/serve.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -20,9 +20,9 @@
 #include <stb_image.h>
 #include <stb_image_write.h>
 
-#include "amg.h"
-#include "cli_util.h"
-#include "image_io.h"
+#include "pipelines/amg/amg.h"
+#include "tools/cli_util.h"
+#include "util/image_io.h"
 
 /* An encoded image of the cache. FREE slots have no id; WRITING ones are being encoded
  * (not findable); READY ones are found by id and evicted least recently used first,

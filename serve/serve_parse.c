@@ -1,8 +1,8 @@
-/* tools/serve_parse.c: request parsing of `samc serve` (see serve_parse.h). */
-#include "serve_parse.h"
+/* serve/serve_parse.c: request parsing of `samc serve` (see serve_parse.h). */
+#include "serve/serve_parse.h"
 
 #ifdef SAMC_HAVE_GDAL
-#include "config.h"
+#include "pipelines/mosaic/config.h"
 #endif
 
 #include <math.h>
@@ -242,7 +242,7 @@ static int get_option(const cJSON *opts, const char *key, double lo, double hi, 
     return 0;
 }
 
-/* The options of a mosaic job, by sam-mosaic's flat names (mosaic/config.h): numbers,
+/* The options of a mosaic job, by sam-mosaic's flat names (pipelines/mosaic/config.h): numbers,
  * booleans, strings, and null for max_passes. */
 static int parse_mosaic_options(const cJSON *opts, mosaic_options *o, char *why, size_t ws) {
 #ifdef SAMC_HAVE_GDAL

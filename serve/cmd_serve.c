@@ -1,9 +1,9 @@
-/* tools/cmd_serve.c: `samc serve`: an HTTP/1.1 service (libmicrohttpd) for uploads,
+/* serve/cmd_serve.c: `samc serve`: an HTTP/1.1 service (libmicrohttpd) for uploads,
  * prompted predictions and automatic-mask jobs, plus the click-to-segment page at `/`.
  *
  * libmicrohttpd runs one thread per connection (bounded by --max-connections) behind its
  * own listening thread, so accepting never waits for inference: a connection thread
- * parses the request, hands a task to the bounded queue of tools/serve_work.c and waits
+ * parses the request, hands a task to the bounded queue of serve/serve_work.c and waits
  * for the answer at most --timeout seconds. docs/api.md describes the endpoints. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -18,9 +18,9 @@
 
 #include <microhttpd.h>
 
-#include "cli_util.h"
-#include "commands.h"
-#include "serve.h"
+#include "tools/cli_util.h"
+#include "tools/commands.h"
+#include "serve/serve.h"
 
 void cmd_serve_help(FILE *f) {
     fprintf(f,

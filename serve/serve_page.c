@@ -1,4 +1,4 @@
-/* tools/serve_page.c: the click-to-segment page of `samc serve`, served at `/`.
+/* serve/serve_page.c: the click-to-segment page of `samc serve`, served at `/`.
  *
  * One static HTML file with inline CSS and JavaScript, no external assets and no build
  * step: load an image (it is uploaded to POST /v1/images), left-click for an object point,
@@ -8,7 +8,7 @@
  * image, uploads it, clicks a disc with a synthetic mouse event and writes the outcome into
  * #selftest (tests/cli_serve.sh reads it through headless Chromium).
  * Written with single quotes only, so the C literal needs no escapes. */
-#include "serve.h"
+#include "serve/serve.h"
 
 const char serve_page_html[] =
     "<!doctype html>\n"

@@ -1,4 +1,4 @@
-/* mosaic/mosaic.h: `samc mosaic`, segment-everything over a georeferenced raster of any
+/* pipelines/mosaic/mosaic.h: `samc mosaic`, segment-everything over a georeferenced raster of any
  * size, the pipeline of the sam-mosaic tool done in bounded memory:
  *
  *   for each tile (row-major): read the padded window (raster.h) -> multi-pass SAM
@@ -20,9 +20,9 @@
 #define SAMC_MOSAIC_H
 #include <stdint.h>
 
-#include "labels.h"
-#include "multipass.h"
-#include "samc.h"
+#include "pipelines/mosaic/labels.h"
+#include "pipelines/mosaic/multipass.h"
+#include "model/samc.h"
 
 typedef struct {
     int tile_size;                 /* 1000: useful pixels per tile side */

@@ -1,10 +1,10 @@
-/* model/official_checkpoints.c: the table of model/official_checkpoints.h.
+/* convert/official_checkpoints.c: the table of convert/official_checkpoints.h.
  *
  * URLs: facebookresearch/sam2 checkpoints/download_ckpts.sh (SAM 2.1 base URL
  * https://dl.fbaipublicfiles.com/segment_anything_2/092824/). Sizes and sha256: Meta does
  * not publish them; these are the Git LFS pointers of Hugging Face re-uploads of the same
  * files (see weights/README.md for the sources and their agreement). */
-#include "official_checkpoints.h"
+#include "convert/official_checkpoints.h"
 
 #include <string.h>
 

@@ -1,4 +1,4 @@
-/* mosaic/labels.h: label-image operations of the mosaic pipeline, pure C on memory.
+/* pipelines/mosaic/labels.h: label-image operations of the mosaic pipeline, pure C on memory.
  *
  * Labels are uint32: 0 is background (not segmented, or nodata), 1.. are segments.
  * These functions are what the pipeline does between SAM and the output files:
@@ -13,7 +13,7 @@
 #define SAMC_MOSAIC_LABELS_H
 #include <stdint.h>
 
-#include "samc.h"
+#include "model/samc.h"
 
 /* ---- union-find over label ids 0..n-1 --------------------------------------------- */
 typedef struct {

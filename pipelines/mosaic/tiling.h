@@ -1,4 +1,4 @@
-/* mosaic/tiling.h: where the tiles of a mosaic lie.
+/* pipelines/mosaic/tiling.h: where the tiles of a mosaic lie.
  *
  * The raster (W x H) is cut into a grid of tiles of tile_size x tile_size "useful" pixels:
  * ceil(W / tile_size) columns and ceil(H / tile_size) rows, so every pixel belongs to the
@@ -12,7 +12,7 @@
  */
 #ifndef SAMC_MOSAIC_TILING_H
 #define SAMC_MOSAIC_TILING_H
-#include "samc.h"
+#include "model/samc.h"
 
 typedef struct { int x0, y0, x1, y1; } mosaic_rect;   /* x1, y1 exclusive */
 

@@ -1,8 +1,8 @@
-/* mosaic/mosaic.c: the `samc mosaic` pipeline (see mosaic.h), after sam-mosaic's
+/* pipelines/mosaic/mosaic.c: the `samc mosaic` pipeline (see mosaic.h), after sam-mosaic's
  * core/pipeline.py, with its memory made bounded: labels are streamed through a raw
  * file on disk, the border merge is decided while tiles are produced, and the final
  * relabel is one LUT applied strip by strip. */
-#include "mosaic.h"
+#include "pipelines/mosaic/mosaic.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -20,9 +20,9 @@
 
 #include <cjson/cJSON.h>
 
-#include "config.h"
-#include "raster.h"
-#include "tiling.h"
+#include "pipelines/mosaic/config.h"
+#include "pipelines/mosaic/raster.h"
+#include "pipelines/mosaic/tiling.h"
 
 /* rows of labels.tif written per strip: a multiple of its 256-pixel block height */
 #define STRIP_ROWS 256

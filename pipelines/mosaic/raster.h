@@ -1,4 +1,4 @@
-/* mosaic/raster.h: the GDAL side of `samc mosaic`: reading any raster GDAL reads as
+/* pipelines/mosaic/raster.h: the GDAL side of `samc mosaic`: reading any raster GDAL reads as
  * 8-bit RGB windows, writing the label GeoTIFF in row strips, and polygonizing it into
  * GeoPackage / Shapefile layers. All format work is GDAL/OGR's (Debian libgdal-dev);
  * memory stays bounded by the window or strip asked for (plus GDAL's block cache).
@@ -8,7 +8,7 @@
 #define SAMC_MOSAIC_RASTER_H
 #include <stdint.h>
 
-#include "samc.h"
+#include "model/samc.h"
 
 typedef struct {
     int width, height, n_bands;

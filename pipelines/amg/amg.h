@@ -1,4 +1,4 @@
-/* model/amg.h: automatic mask generation, what SAM2AutomaticMaskGenerator.generate()
+/* pipelines/amg/amg.h: automatic mask generation, what SAM2AutomaticMaskGenerator.generate()
  * (sam2/automatic_mask_generator.py, sam2/utils/amg.py) does, on the public samc.h API.
  *
  *   amg_options o;
@@ -25,7 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "samc.h"
+#include "model/samc.h"
 
 /* Called after each decoder batch: batches done so far out of the total over all crops. */
 typedef void (*amg_progress_fn)(void *ctx, int batches_done, int batches_total);

@@ -1,13 +1,13 @@
-/* model/weights_info.c: list a weight file's tensors and metadata as stored (`samc info`).
+/* convert/weights_info.c: list a weight file's tensors and metadata as stored (`samc info`).
  *
  * samc_model_load() converts dtypes and drops what the image path does not use, so the
  * model cannot say what the file held; this reads the file itself through the loader. */
 #include <stdio.h>
 #include <string.h>
 
-#include "pt.h"
-#include "safetensors.h"
-#include "samc.h"
+#include "loader/pt.h"
+#include "loader/safetensors.h"
+#include "model/samc.h"
 
 static int describe_fail(samc_error *err, samc_status s, const char *msg) {
     if (err) {
