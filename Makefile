@@ -31,7 +31,7 @@ ifneq ($(CUDA_SRC),)
   # installed. kernels/cuda_stub.c finds and loads it (see there).
   CUDA_SO   := $(BUILD)/libsamc_cuda.so
   override CFLAGS += -DSAMC_HAVE_CUDA=1
-  CUDA_LIBS := -L$(CUDA_HOME)/lib64 -lcudart -lcublas -lcudnn
+  CUDA_LIBS := -L$(CUDA_HOME)/lib64 -lcudart -lcublas
   # sm_75 (Turing, T4) for --precision fp16 there; sm_80 / sm_90 and compute_80 PTX
   NVFLAGS   ?= -O2 -std=c++17 -Xcompiler -fPIC -I. --gpu-architecture=sm_80 -gencode arch=compute_75,code=sm_75 \
                -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
