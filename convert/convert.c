@@ -3,11 +3,10 @@
  *
  * Steps: read the file (loader/pt.c or loader/safetensors.c); for an official file name,
  * check size and sha256 against convert/official_checkpoints.c; find the SAM2.1 config
- * whose state-dict specification (loader/synth.h) the tensors match exactly; convert
+ * whose state-dict specification (model/config/sam2_config.h) the tensors match exactly; convert
  * float tensors with round-to-nearest-even; write sorted by name, as the Python
  * safetensors library does, with provenance in __metadata__. */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,21 +15,9 @@
 #include "convert/official_checkpoints.h"
 #include "loader/pt.h"
 #include "loader/safetensors.h"
-#include "model/samc.h"
+#include "convert/convert.h"
 #include "loader/sha256.h"
-#include "loader/synth.h"
-
-static int conv_fail(samc_error *err, samc_status s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int conv_fail(samc_error *err, samc_status s, const char *fmt, ...) {
-    if (err) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-        va_end(ap);
-        err->status = s;
-    }
-    return -1;
-}
+#include "model/config/sam2_config.h"
 
 /* float32 -> IEEE half, round to nearest even; overflow gives inf, NaN stays NaN. */
 static uint16_t f32_to_f16(float f) {
@@ -102,18 +89,18 @@ static const char *base_name(const char *path) {
 
 int samc_convert(const char *in_path, const char *out_path, const char *dtype, int image_only, samc_error *err) {
     if (err) { err->status = SAMC_OK; err->msg[0] = 0; }
-    if (!in_path || !out_path) return conv_fail(err, SAMC_ERR_ARG, "samc_convert: input and output paths are required");
+    if (!in_path || !out_path) return samc_error_set(err, SAMC_ERR_ARG, "samc_convert: input and output paths are required");
     if (!dtype) dtype = "f32";
     st_dtype target;
     if (!strcmp(dtype, "f32")) target = ST_F32;
     else if (!strcmp(dtype, "f16")) target = ST_F16;
     else if (!strcmp(dtype, "bf16")) target = ST_BF16;
-    else return conv_fail(err, SAMC_ERR_ARG, "samc_convert: dtype '%s' is not one of f32, f16, bf16", dtype);
+    else return samc_error_set(err, SAMC_ERR_ARG, "samc_convert: dtype '%s' is not one of f32, f16, bf16", dtype);
     struct stat sb;
-    if (stat(in_path, &sb) != 0) return conv_fail(err, SAMC_ERR_IO, "%s: cannot open: %s", in_path, strerror(errno));
+    if (stat(in_path, &sb) != 0) return samc_error_set(err, SAMC_ERR_IO, "%s: cannot open: %s", in_path, strerror(errno));
     struct stat so;
     if (stat(out_path, &so) == 0 && so.st_dev == sb.st_dev && so.st_ino == sb.st_ino)
-        return conv_fail(err, SAMC_ERR_ARG, "samc_convert: output %s is the input file", out_path);
+        return samc_error_set(err, SAMC_ERR_ARG, "samc_convert: output %s is the input file", out_path);
 
     /* Load. A .pt is recognised by its zip signature or its extension (so that a damaged
      * .pt is reported by the .pt reader, not as bad safetensors). */
@@ -126,7 +113,7 @@ int samc_convert(const char *in_path, const char *out_path, const char *dtype, i
     int n;
     char source_sha[65];
     if (official && (int64_t)sb.st_size != official->size)
-        return conv_fail(err, SAMC_ERR_FORMAT,
+        return samc_error_set(err, SAMC_ERR_FORMAT,
                          "%s: corrupted or incomplete download: %lld bytes, the official %s has %lld; "
                          "download it again (%s)", in_path, (long long)sb.st_size, official->file,
                          (long long)official->size, official->url);
@@ -137,14 +124,14 @@ int samc_convert(const char *in_path, const char *out_path, const char *dtype, i
             if (official) {
                 char hex[65];
                 if (file_sha256(in_path, hex) == 0 && strcmp(hex, official->sha256) != 0)
-                    return conv_fail(err, SAMC_ERR_FORMAT,
+                    return samc_error_set(err, SAMC_ERR_FORMAT,
                                      "%s: corrupted or incomplete download: sha256 %s, the official %s has %s (%s)",
                                      in_path, hex, official->file, official->sha256, msg);
             }
-            return conv_fail(err, SAMC_ERR_FORMAT, "%s", msg);
+            return samc_error_set(err, SAMC_ERR_FORMAT, "%s", msg);
         }
         if (official && strcmp(ck.sha256, official->sha256) != 0) {
-            conv_fail(err, SAMC_ERR_FORMAT, "%s: corrupted or incomplete download: sha256 %s, the official %s has %s",
+            samc_error_set(err, SAMC_ERR_FORMAT, "%s: corrupted or incomplete download: sha256 %s, the official %s has %s",
                       in_path, ck.sha256, official->file, official->sha256);
             pt_free(&ck);
             return -1;
@@ -153,7 +140,7 @@ int samc_convert(const char *in_path, const char *out_path, const char *dtype, i
         n = ck.n_tensors;
         memcpy(source_sha, ck.sha256, sizeof source_sha);
     } else {
-        if (st_open(in_path, &sf, msg) != 0) return conv_fail(err, SAMC_ERR_FORMAT, "%s", msg);
+        if (st_open(in_path, &sf, msg) != 0) return samc_error_set(err, SAMC_ERR_FORMAT, "%s", msg);
         src = sf.tensors;
         n = sf.n_tensors;
         sha256_hex(sf.map, sf.map_size, source_sha);
@@ -167,12 +154,12 @@ int samc_convert(const char *in_path, const char *out_path, const char *dtype, i
     void **bufs = calloc((size_t)(n > 0 ? n : 1), sizeof *bufs);
     int n_out = 0, n_bufs = 0;
     if (!names || !shapes || !ndims || !out || !bufs) {
-        conv_fail(err, SAMC_ERR_NOMEM, "samc_convert: out of memory for %d tensors", n);
+        samc_error_set(err, SAMC_ERR_NOMEM, "samc_convert: out of memory for %d tensors", n);
         goto done;
     }
     for (int i = 0; i < n; i++) {
         if (src[i].dtype != ST_F32 && src[i].dtype != ST_F16 && src[i].dtype != ST_BF16) {
-            conv_fail(err, SAMC_ERR_UNSUPPORTED, "%s: tensor '%s' has dtype %s; a SAM2.1 checkpoint holds only float tensors",
+            samc_error_set(err, SAMC_ERR_UNSUPPORTED, "%s: tensor '%s' has dtype %s; a SAM2.1 checkpoint holds only float tensors",
                       in_path, src[i].name, st_dtype_name(src[i].dtype));
             goto done;
         }
@@ -182,23 +169,23 @@ int samc_convert(const char *in_path, const char *out_path, const char *dtype, i
     }
 
     /* The official checkpoints are complete; a safetensors input may already be image-only. */
-    const synth_config *cfg = NULL;
-    if (synth_detect_config(names, shapes, ndims, n, SYNTH_MATCH_FULL, &cfg, msg) != 0) {
+    const sam2_config *cfg = NULL;
+    if (sam2_config_detect(names, shapes, ndims, n, SAM2_MATCH_FULL, &cfg, msg) != 0) {
         char msg2[SAMC_ERRMSG];
-        if (is_pt || synth_detect_config(names, shapes, ndims, n, SYNTH_MATCH_IMAGE_ONLY, &cfg, msg2) != 0) {
-            conv_fail(err, SAMC_ERR_MODEL, "%s: not a SAM2.1 checkpoint: %s", in_path, msg);
+        if (is_pt || sam2_config_detect(names, shapes, ndims, n, SAM2_MATCH_IMAGE_ONLY, &cfg, msg2) != 0) {
+            samc_error_set(err, SAMC_ERR_MODEL, "%s: not a SAM2.1 checkpoint: %s", in_path, msg);
             goto done;
         }
     }
     if (official && strcmp(cfg->name, official->config) != 0) {
-        conv_fail(err, SAMC_ERR_MODEL, "%s: holds a SAM2.1 '%s' model, but the official %s is '%s'", in_path,
+        samc_error_set(err, SAMC_ERR_MODEL, "%s: holds a SAM2.1 '%s' model, but the official %s is '%s'", in_path,
                   cfg->name, official->file, official->config);
         goto done;
     }
 
     for (int i = 0; i < n; i++) {
         const st_tensor *t = &src[i];
-        if (image_only && !synth_is_image_path(t->name)) continue;
+        if (image_only && !sam2_config_is_image_path(t->name)) continue;
         st_tensor *o = &out[n_out++];
         *o = *t;
         if (t->dtype == target) continue;   /* same bytes, no copy */
@@ -208,13 +195,13 @@ int samc_convert(const char *in_path, const char *out_path, const char *dtype, i
         if (!f32 || !dst) {
             free(f32);
             if (dst != f32) free(dst);
-            conv_fail(err, SAMC_ERR_NOMEM, "samc_convert: out of memory converting '%s' (%zu values)", t->name, cnt);
+            samc_error_set(err, SAMC_ERR_NOMEM, "samc_convert: out of memory converting '%s' (%zu values)", t->name, cnt);
             goto done;
         }
         if (st_read_f32(t, f32, msg) != 0) {
             free(f32);
             if (dst != f32) free(dst);
-            conv_fail(err, SAMC_ERR_FORMAT, "%s", msg);
+            samc_error_set(err, SAMC_ERR_FORMAT, "%s", msg);
             goto done;
         }
         if (target != ST_F32) {
@@ -239,7 +226,7 @@ int samc_convert(const char *in_path, const char *out_path, const char *dtype, i
         { "image_size", image_size },
     };
     if (st_write(out_path, out, n_out, meta, 5, msg) != 0) {
-        conv_fail(err, SAMC_ERR_IO, "%s", msg);
+        samc_error_set(err, SAMC_ERR_IO, "%s", msg);
         goto done;
     }
     rc = 0;

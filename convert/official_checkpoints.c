@@ -23,10 +23,6 @@ static const official_checkpoint table[] = {
 
 int official_checkpoint_count(void) { return (int)(sizeof table / sizeof table[0]); }
 
-const official_checkpoint *official_checkpoint_at(int i) {
-    return i >= 0 && i < official_checkpoint_count() ? &table[i] : NULL;
-}
-
 const official_checkpoint *official_checkpoint_find(const char *path) {
     if (!path) return NULL;
     const char *base = strrchr(path, '/');

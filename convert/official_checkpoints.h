@@ -15,9 +15,9 @@ typedef struct {
     const char *url;
 } official_checkpoint;
 
-int official_checkpoint_count(void);
-const official_checkpoint *official_checkpoint_at(int i);
 /* The entry whose file name equals the last path component of `path`, or NULL. */
+/* Number of entries (the four official sizes). */
+int official_checkpoint_count(void);
 const official_checkpoint *official_checkpoint_find(const char *path);
 
 #endif

@@ -7,15 +7,7 @@
 
 #include "loader/pt.h"
 #include "loader/safetensors.h"
-#include "model/samc.h"
-
-static int describe_fail(samc_error *err, samc_status s, const char *msg) {
-    if (err) {
-        err->status = s;
-        snprintf(err->msg, sizeof err->msg, "%s", msg);
-    }
-    return -1;
-}
+#include "convert/convert.h"
 
 static void report(const st_tensor *t, samc_tensor_fn on_tensor, void *ctx) {
     samc_tensor_desc d = { t->name, st_dtype_name(t->dtype), t->ndim, t->shape, t->numel };
@@ -37,7 +29,7 @@ int samc_weights_describe(const char *path, samc_tensor_fn on_tensor, samc_meta_
     char msg[SAMC_ERRMSG];
     if (is_zip(path)) {
         pt_checkpoint c;
-        if (pt_load(path, &c, msg) != 0) return describe_fail(err, SAMC_ERR_FORMAT, msg);
+        if (pt_load(path, &c, msg) != 0) return samc_error_set(err, SAMC_ERR_FORMAT, "%s", msg);
         for (int i = 0; on_tensor && i < c.n_tensors; i++) report(&c.tensors[i], on_tensor, ctx);
         if (on_meta) {
             on_meta(ctx, "format", "pt");
@@ -48,7 +40,7 @@ int samc_weights_describe(const char *path, samc_tensor_fn on_tensor, samc_meta_
         return 0;
     }
     st_file f;
-    if (st_open(path, &f, msg) != 0) return describe_fail(err, SAMC_ERR_FORMAT, msg);
+    if (st_open(path, &f, msg) != 0) return samc_error_set(err, SAMC_ERR_FORMAT, "%s", msg);
     for (int i = 0; on_tensor && i < f.n_tensors; i++) report(&f.tensors[i], on_tensor, ctx);
     for (int i = 0; on_meta && i < f.n_meta; i++) on_meta(ctx, f.meta[i].key, f.meta[i].value);
     st_close(&f);

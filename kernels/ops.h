@@ -135,6 +135,9 @@ struct samc_ops {
  * fast backend may implement a subset. */
 void samc_ops_fill_from_ref(samc_ops *o);
 
+/* The null backend: every op does nothing (sizing memory by running the model). */
+const samc_ops *samc_ops_null(void);
+
 /* Backends. cpu_fast returns NULL when the CPU lacks what it needs (the caller then
  * falls back to cpu_ref); n_threads <= 0 means one per online core. */
 const samc_ops *samc_ops_cpu_ref(void);

@@ -11,14 +11,6 @@
 #include "loader/safetensors.h"
 #include "model/samc.h"
 
-static int lowres_fail(samc_error *err, samc_status s, const char *msg) {
-    if (err) {
-        err->status = s;
-        snprintf(err->msg, sizeof err->msg, "%s", msg);
-    }
-    return -1;
-}
-
 static st_tensor f32_tensor(const char *name, const float *data, int ndim, const int64_t *shape) {
     st_tensor t;
     memset(&t, 0, sizeof t);
@@ -41,7 +33,7 @@ int samc_masks_save_lowres(const samc_masks *m, const char *path, samc_error *er
         m->low_size <= 0) {
         snprintf(msg, sizeof msg, "%s: no prediction to save (batch %d, masks %d)", path,
                  m ? m->batch : 0, m ? m->n_masks : 0);
-        return lowres_fail(err, SAMC_ERR_ARG, msg);
+        return samc_error_set(err, SAMC_ERR_ARG, "%s", msg);
     }
     const int64_t lr_shape[4] = { m->batch, m->n_masks, m->low_size, m->low_size };
     const int64_t iou_shape[2] = { m->batch, m->n_masks };
@@ -60,7 +52,7 @@ int samc_masks_save_lowres(const samc_masks *m, const char *path, samc_error *er
         { (char *)"image_width", w },
         { (char *)"image_height", h },
     };
-    if (st_write(path, t, 3, meta, 3, msg) != 0) return lowres_fail(err, SAMC_ERR_IO, msg);
+    if (st_write(path, t, 3, meta, 3, msg) != 0) return samc_error_set(err, SAMC_ERR_IO, "%s", msg);
     return 0;
 }
 
@@ -96,7 +88,7 @@ static int best_mask_index(const st_file *f, const char *path, int n_masks, int 
 int samc_load_mask_input(const char *path, int low_size, float *out, samc_error *err) {
     char msg[SAMC_ERRMSG];
     st_file f;
-    if (st_open(path, &f, msg) != 0) return lowres_fail(err, SAMC_ERR_FORMAT, msg);
+    if (st_open(path, &f, msg) != 0) return samc_error_set(err, SAMC_ERR_FORMAT, "%s", msg);
     int rc = -1;
     samc_status status = SAMC_ERR_FORMAT;
     const st_tensor *lr = st_find(&f, "low_res_masks");
@@ -134,5 +126,5 @@ int samc_load_mask_input(const char *path, int low_size, float *out, samc_error 
     rc = 0;
 done:
     st_close(&f);
-    return rc == 0 ? 0 : lowres_fail(err, status, msg);
+    return rc == 0 ? 0 : samc_error_set(err, status, "%s", msg);
 }

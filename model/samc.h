@@ -167,10 +167,6 @@ void samc_masks_free(samc_masks *out);
  * mask generation to go mask by mask. */
 void samc_upsample_logits(const float *low, int ls, float *out, int w, int h);
 
-/* Weight files. */
-int samc_synth_write(const char *config, const char *path, samc_error *err);
-int samc_convert(const char *in_path, const char *out_path, const char *dtype, int image_only, samc_error *err);
-
 /* Whether the CUDA backend can run here (device 0): 0 with the device in buf
  * ("NVIDIA H100 80GB HBM3 (sm_90, 132 SMs, 79.1 GiB), driver 12.8, runtime 13.0"), or -1
  * with why not in buf (not compiled in, no driver, no device). For `--device auto`. */
@@ -193,21 +189,5 @@ int samc_masks_save_lowres(const samc_masks *m, const char *path, samc_error *er
  * and copies into out[low_size*low_size] the mask of batch item 0 with the highest
  * iou_predictions (the first on ties), as SAM2's notebooks feed a previous best mask back. */
 int samc_load_mask_input(const char *path, int low_size, float *out, samc_error *err);
-
-/* A weight file's tensors and metadata as stored, before any conversion (`samc info`).
- * .pt checkpoints report the metadata keys format, dict_key and sha256. */
-typedef struct {
-    const char *name;
-    const char *dtype;        /* "F32", "F16", "BF16", "I64", ... */
-    int ndim;
-    const int64_t *shape;
-    int64_t numel;
-} samc_tensor_desc;
-typedef void (*samc_tensor_fn)(void *ctx, const samc_tensor_desc *t);
-typedef void (*samc_meta_fn)(void *ctx, const char *key, const char *value);
-/* Calls on_tensor for each tensor in file order and on_meta for each metadata entry
- * (either may be NULL). */
-int samc_weights_describe(const char *path, samc_tensor_fn on_tensor, samc_meta_fn on_meta,
-                          void *ctx, samc_error *err);
 
 #endif

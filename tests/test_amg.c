@@ -9,6 +9,7 @@
  *   small-region removal (both the SAM2 low-res step and SAM1's full-res one). */
 #include "tests/test.h"
 #include "pipelines/amg/amg.h"
+#include "convert/convert.h"
 #include "model/samc.h"
 #include "loader/safetensors.h"
 #include <cjson/cJSON.h>

@@ -16,7 +16,9 @@
 #include "tests/pt_writer.h"
 #include "loader/safetensors.h"
 #include "model/samc.h"
-#include "loader/synth.h"
+#include "model/config/sam2_config.h"
+#include "convert/synth.h"
+#include "convert/convert.h"
 #include "tests/test.h"
 
 #define MICRO_PT_SHA256 "3255d583415feb20010280b96c795fd02a775c0a4a755e2c876e0f3622cf83ad"
@@ -245,17 +247,17 @@ static void test_image_only(void) {
     int rc = samc_convert(golden("micro.pt"), out, "bf16", 1, &e);
     CHECKF(rc == 0, "%s", e.msg);
     if (rc) return;
-    synth_entry *spec;
+    spec_entry *spec;
     int n_spec;
     char err[SAMC_ERRMSG];
-    CHECK(synth_spec(synth_config_get("micro"), &spec, &n_spec, err) == 0);
+    CHECK(sam2_config_spec(sam2_config_get("micro"), &spec, &n_spec, err) == 0);
     int n_image = 0;
-    for (int i = 0; i < n_spec; i++) n_image += synth_is_image_path(spec[i].name);
-    synth_spec_free(spec);
+    for (int i = 0; i < n_spec; i++) n_image += sam2_config_is_image_path(spec[i].name);
+    spec_free(spec);
     st_file a;
     CHECK(st_open(out, &a, err) == 0);
     CHECKF(a.n_tensors == n_image && n_image > 0 && n_image < 387, "%d tensors, %d image-path in the spec", a.n_tensors, n_image);
-    for (int i = 0; i < a.n_tensors; i++) CHECKF(synth_is_image_path(a.tensors[i].name), "kept %s", a.tensors[i].name);
+    for (int i = 0; i < a.n_tensors; i++) CHECKF(sam2_config_is_image_path(a.tensors[i].name), "kept %s", a.tensors[i].name);
     CHECK(st_find(&a, "no_mem_embed") != NULL && st_find(&a, "maskmem_tpos_enc") == NULL);
     st_close(&a);
     /* an image-only file converts again (detected in image-only mode) */

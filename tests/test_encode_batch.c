@@ -9,7 +9,8 @@
  * device) cuBLAS may pick another algorithm for a taller product, so there the results
  * must agree within a relative 1e-4. Argument errors must name the argument. */
 #include "tests/test.h"
-#include "model/sam2.h"
+#include "model/model.h"
+#include "convert/convert.h"
 #include "model/samc.h"
 #include <stdint.h>
 #include <unistd.h>
@@ -62,7 +63,7 @@ static samc_model *load(samc_backend be, int max_encode_batch, samc_error *err) 
 typedef struct { float *embed, *s0, *s1; size_t n_embed, n_s0, n_s1; } features;
 
 static void features_get(const samc_model *m, const samc_image *img, features *f) {
-    int C = m->C, S = m->S;
+    int C = m->sam2->C, S = m->sam2->S;
     f->n_embed = (size_t)C * (S / 16) * (S / 16);
     f->n_s0 = (size_t)(C / 8) * (S / 4) * (S / 4);
     f->n_s1 = (size_t)(C / 4) * (S / 8) * (S / 8);
@@ -70,9 +71,10 @@ static void features_get(const samc_model *m, const samc_image *img, features *f
     f->s0 = malloc(sizeof(float) * f->n_s0);
     f->s1 = malloc(sizeof(float) * f->n_s1);
     if (!f->embed || !f->s0 || !f->s1) return;
-    sam2_download(m->ops, f->embed, img->image_embed, sizeof(float) * f->n_embed);
-    sam2_download(m->ops, f->s0, img->feat_s0, sizeof(float) * f->n_s0);
-    sam2_download(m->ops, f->s1, img->feat_s1, sizeof(float) * f->n_s1);
+    const samc_ops *o = m->sam2->rt.backend;
+    rt_download(o, f->embed, img->sam2->image_embed, sizeof(float) * f->n_embed);
+    rt_download(o, f->s0, img->sam2->feat_s0, sizeof(float) * f->n_s0);
+    rt_download(o, f->s1, img->sam2->feat_s1, sizeof(float) * f->n_s1);
 }
 
 static void features_free(features *f) { free(f->embed); free(f->s0); free(f->s1); }

@@ -13,8 +13,9 @@
  * every GEMM that has a weight operand rounded to bf16 / fp16 (tests/test_lowp.h), i.e.
  * what the tensor cores multiply, accumulated in fp32. */
 #include "tests/test.h"
+#include "convert/convert.h"
 #include "model/samc.h"
-#include "model/sam2.h"
+#include "model/model.h"
 #include "loader/safetensors.h"
 #include "tests/test_lowp.h"
 #include <cjson/cJSON.h>
@@ -352,7 +353,7 @@ static void run_config(const char *config, const char *image, samc_backend backe
  * in the scratch arena (the decoder's hypernetwork x upscaled-embedding product is
  * activation x activation and stays fp32 there). */
 static const samc_ops *emu_base;
-static const sam2_arena *emu_arena;
+static const rt_arena *emu_arena;
 static int emu_prec;
 
 static float *emu_round(const float *src, size_t n) {
@@ -449,16 +450,17 @@ static void run_config_lowp(const char *config, const char *image, samc_backend 
     samc_model_get_info(m, &info);
     CHECKF(!strcmp(info.precision, emulate ? "fp32" : samc_precision_name(prec)), "model reports precision %s",
            info.precision);
-    const samc_ops *saved = m->ops;
+    samc_runtime *rt = &m->sam2->rt;
+    const samc_ops *saved = rt->ops;
     static samc_ops emu;
     if (emulate) {
-        emu = *m->ops;
+        emu = *rt->ops;
         emu.linear = emu_linear;
         emu.matmul = emu_matmul;
         emu_base = saved;
-        emu_arena = &m->arena;
+        emu_arena = &rt->arena;
         emu_prec = (int)prec;
-        m->ops = &emu;
+        rt->ops = &emu;
     }
     snprintf(path, sizeof path, "%s/images/%s", test_golden_dir(), image);
     int w, h, ch;
@@ -487,7 +489,7 @@ static void run_config_lowp(const char *config, const char *image, samc_backend 
     }
     stbi_image_free(rgb);
     samc_image_free(img);
-    m->ops = saved;
+    rt->ops = saved;
     samc_model_free(m);
     groups_close();
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "convert/convert.h"
 #include "model/samc.h"
 #include "tests/test.h"
 

@@ -10,6 +10,7 @@
 #include "tests/test.h"
 #include "pipelines/amg/amg.h"
 #include "pipelines/mosaic/multipass.h"
+#include "convert/convert.h"
 #include "model/samc.h"
 #include <stdint.h>
 #include <time.h>

@@ -7,7 +7,9 @@
 #include <unistd.h>
 
 #include "loader/safetensors.h"
-#include "loader/synth.h"
+#include "model/config/sam2_config.h"
+#include "convert/synth.h"
+#include "convert/convert.h"
 #include "tests/test.h"
 
 static char *slurp(const char *path) {
@@ -46,10 +48,10 @@ static void test_check_table(void) {
         {"no_mem_embed", 3, {1, 1, 256}, 0xe5edc8d33ca9cf6aULL,
          {-0.0313281789f, -0.0094153285f, -0.0485653877f, 0.00979551673f}},
     };
-    CHECK(synth_fnv1a64("") == 0xcbf29ce484222325ULL);
+    CHECK(spec_fnv1a64("") == 0xcbf29ce484222325ULL);
     for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++) {
-        CHECKF(synth_fnv1a64(rows[r].name) == rows[r].fnv, "%s: fnv %016llx", rows[r].name,
-               (unsigned long long)synth_fnv1a64(rows[r].name));
+        CHECKF(spec_fnv1a64(rows[r].name) == rows[r].fnv, "%s: fnv %016llx", rows[r].name,
+               (unsigned long long)spec_fnv1a64(rows[r].name));
         int64_t numel = 1;
         for (int d = 0; d < rows[r].ndim; d++) numel *= rows[r].shape[d];
         float *v = malloc((size_t)numel * sizeof *v);
@@ -91,12 +93,12 @@ static void check_state_dict(const char *config) {
     int n_ref = cJSON_GetArraySize(tensors);
     CHECK(n_ref == cJSON_GetObjectItemCaseSensitive(root, "num_tensors")->valueint);
 
-    synth_entry *e;
+    spec_entry *e;
     int n;
     char err[SAMC_ERRMSG];
-    const synth_config *c = synth_config_get(config);
+    const sam2_config *c = sam2_config_get(config);
     CHECK(c != NULL);
-    CHECKF(synth_spec(c, &e, &n, err) == 0, "%s", err);
+    CHECKF(sam2_config_spec(c, &e, &n, err) == 0, "%s", err);
     CHECKF(n == n_ref, "%s: spec has %d tensors, state_dict.json %d", config, n, n_ref);
     int64_t total = 0;
     int errors = 0;
@@ -106,7 +108,7 @@ static void check_state_dict(const char *config) {
     cJSON *t;
     cJSON_ArrayForEach(t, tensors) {
         if (i >= n) break;
-        const synth_entry *s = &e[i++];
+        const spec_entry *s = &e[i++];
         const char *name = cJSON_GetObjectItemCaseSensitive(t, "name")->valuestring;
         cJSON *shape = cJSON_GetObjectItemCaseSensitive(t, "shape");
         int bad = strcmp(name, s->name) != 0 || cJSON_GetArraySize(shape) != s->ndim;
@@ -116,7 +118,7 @@ static void check_state_dict(const char *config) {
             continue;
         }
         char fnv[32];
-        snprintf(fnv, sizeof fnv, "0x%016llx", (unsigned long long)synth_fnv1a64(s->name));
+        snprintf(fnv, sizeof fnv, "0x%016llx", (unsigned long long)spec_fnv1a64(s->name));
         if (strcmp(fnv, cJSON_GetObjectItemCaseSensitive(t, "fnv1a64")->valuestring) != 0 && errors++ < 5)
             fprintf(stderr, "  %s: fnv %s\n", s->name, fnv);
         if (s->numel > v_cap) {
@@ -143,7 +145,7 @@ static void check_state_dict(const char *config) {
     CHECKF(total == (int64_t)cJSON_GetObjectItemCaseSensitive(root, "num_params")->valuedouble,
            "%s: %lld values", config, (long long)total);
     free(v);
-    synth_spec_free(e);
+    spec_free(e);
     cJSON_Delete(root);
 }
 
@@ -152,7 +154,7 @@ static void test_state_dict_tiny(void) { check_state_dict("tiny"); }
 
 /* ---- the larger sizes ------------------------------------------------------------- */
 
-static const synth_entry *find_entry(const synth_entry *e, int n, const char *name) {
+static const spec_entry *find_entry(const spec_entry *e, int n, const char *name) {
     for (int i = 0; i < n; i++) if (strcmp(e[i].name, name) == 0) return &e[i];
     return NULL;
 }
@@ -171,31 +173,31 @@ static void test_spec_sizes(void) {
         {"base_plus", 808, 24, 896, 112, 14, 8, {896, 448, 224, 112}},
         {"large", 2244, 48, 1152, 144, 7, 8, {1152, 576, 288, 144}},
     };
-    char err[SAMC_ERRMSG], name[SYNTH_NAME_MAX];
+    char err[SAMC_ERRMSG], name[SPEC_NAME_MAX];
     for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++) {
-        const synth_config *c = synth_config_get(rows[r].name);
+        const sam2_config *c = sam2_config_get(rows[r].name);
         CHECKF(c != NULL, "%s", rows[r].name);
         if (!c) continue;
-        synth_entry *e;
+        spec_entry *e;
         int n;
-        CHECKF(synth_spec(c, &e, &n, err) == 0, "%s", err);
+        CHECKF(sam2_config_spec(c, &e, &n, err) == 0, "%s", err);
         int64_t total = 0;
         int max_block = -1, n_proj = 0;
         for (int i = 0; i < n; i++) {
             total += e[i].numel;
             int b;
-            char rest[SYNTH_NAME_MAX];
+            char rest[SPEC_NAME_MAX];
             if (sscanf(e[i].name, "image_encoder.trunk.blocks.%d.%127s", &b, rest) == 2) {
                 if (b > max_block) max_block = b;
                 if (strcmp(rest, "proj.weight") == 0) n_proj++;
             }
         }
         CHECKF(total / 100000 == rows[r].tenths_of_millions, "%s: %lld parameters", c->name, (long long)total);
-        CHECKF(max_block + 1 == rows[r].blocks && synth_trunk_depth(c) == rows[r].blocks, "%s: %d blocks",
+        CHECKF(max_block + 1 == rows[r].blocks && sam2_config_trunk_depth(c) == rows[r].blocks, "%s: %d blocks",
                c->name, max_block + 1);
         CHECKF(n_proj == 3, "%s: %d width changes", c->name, n_proj);
         snprintf(name, sizeof name, "image_encoder.trunk.blocks.%d.norm2.weight", rows[r].blocks - 1);
-        const synth_entry *t = find_entry(e, n, name);
+        const spec_entry *t = find_entry(e, n, name);
         CHECKF(t && t->shape[0] == rows[r].last_dim, "%s: %s", c->name, name);
         t = find_entry(e, n, "image_encoder.trunk.pos_embed");
         CHECK(t && t->ndim == 4 && t->shape[1] == rows[r].embed && t->shape[2] == rows[r].bkg && t->shape[3] == rows[r].bkg);
@@ -209,28 +211,28 @@ static void test_spec_sizes(void) {
         /* The memory side is the same for all four official sizes. */
         t = find_entry(e, n, "memory_attention.layers.3.cross_attn_image.k_proj.weight");
         CHECK(t && t->shape[0] == 256 && t->shape[1] == 64);
-        synth_spec_free(e);
+        spec_free(e);
     }
-    CHECK(synth_config_get("nope") == NULL && synth_config_get(NULL) == NULL);
-    CHECK(synth_config_count() == 5);
-    for (int i = 0; i < synth_config_count(); i++) CHECK(synth_config_get(synth_config_at(i)->name) == synth_config_at(i));
+    CHECK(sam2_config_get("nope") == NULL && sam2_config_get(NULL) == NULL);
+    CHECK(sam2_config_count() == 5);
+    for (int i = 0; i < sam2_config_count(); i++) CHECK(sam2_config_get(sam2_config_at(i)->name) == sam2_config_at(i));
 
     /* Micro trunk layout from README section 2: widths change in blocks 1, 2, 4;
      * block 3 is global; heads 1/2/4/8. */
-    const synth_config *m = synth_config_get("micro");
+    const sam2_config *m = sam2_config_get("micro");
     static const int stage_of[5] = {0, 1, 2, 2, 3};
     for (int b = 0; b < 5; b++) {
-        CHECKF(synth_block_stage(m, b) == stage_of[b], "micro block %d stage %d", b, synth_block_stage(m, b));
-        CHECK(synth_block_is_global(m, b) == (b == 3));
+        CHECKF(sam2_config_block_stage(m, b) == stage_of[b], "micro block %d stage %d", b, sam2_config_block_stage(m, b));
+        CHECK(sam2_config_block_is_global(m, b) == (b == 3));
     }
-    CHECK(synth_stage_dim(m, 3) == 128 && synth_stage_heads(m, 3) == 8);
-    const synth_config *l = synth_config_get("large");
-    CHECK(synth_block_stage(l, 1) == 0 && synth_block_stage(l, 2) == 1 && synth_block_stage(l, 8) == 2 &&
-          synth_block_stage(l, 44) == 3 && synth_block_stage(l, 43) == 2);
-    CHECK(synth_block_is_global(l, 33) && !synth_block_is_global(l, 34));
+    CHECK(sam2_config_stage_dim(m, 3) == 128 && sam2_config_stage_heads(m, 3) == 8);
+    const sam2_config *l = sam2_config_get("large");
+    CHECK(sam2_config_block_stage(l, 1) == 0 && sam2_config_block_stage(l, 2) == 1 && sam2_config_block_stage(l, 8) == 2 &&
+          sam2_config_block_stage(l, 44) == 3 && sam2_config_block_stage(l, 43) == 2);
+    CHECK(sam2_config_block_is_global(l, 33) && !sam2_config_block_is_global(l, 34));
 }
 
-/* ---- synth_write against the golden file ----------------------------------------- */
+/* ---- samc_synth_write against the golden file ----------------------------------------- */
 
 static void test_write_micro(void) {
     char golden[512];
@@ -242,9 +244,10 @@ static void test_write_micro(void) {
     char path[600];
     snprintf(path, sizeof path, "%s/micro.safetensors", dir);
     char err[SAMC_ERRMSG];
-    CHECKF(synth_write("micro", path, err) == 0, "%s", err);
-    CHECK(synth_write("huge", path, err) == -1);
-    CHECKF(strstr(err, "huge"), "%s", err);
+    samc_error se = { 0 };
+    CHECKF(samc_synth_write("micro", path, &se) == 0, "%s", se.msg);
+    CHECK(samc_synth_write("huge", path, &se) == -1);
+    CHECKF(strstr(se.msg, "huge"), "%s", se.msg);
 
     st_file a, b;
     int ra = st_open(golden, &a, err);
@@ -290,14 +293,14 @@ typedef struct {
     int64_t (*store)[SAMC_MAX_DIMS];
 } tensor_list;
 
-static tensor_list list_from_spec(const synth_entry *e, int n, int image_only) {
+static tensor_list list_from_spec(const spec_entry *e, int n, int image_only) {
     tensor_list l = {0};
     l.names = malloc((size_t)n * sizeof *l.names);
     l.shapes = malloc((size_t)n * sizeof *l.shapes);
     l.ndims = malloc((size_t)n * sizeof *l.ndims);
     l.store = malloc((size_t)n * sizeof *l.store);
     for (int i = 0; i < n; i++) {
-        if (image_only && !synth_is_image_path(e[i].name)) continue;
+        if (image_only && !sam2_config_is_image_path(e[i].name)) continue;
         l.names[l.n] = e[i].name;
         memcpy(l.store[l.n], e[i].shape, sizeof l.store[l.n]);
         l.shapes[l.n] = l.store[l.n];
@@ -309,17 +312,17 @@ static tensor_list list_from_spec(const synth_entry *e, int n, int image_only) {
 
 static void list_free(tensor_list *l) { free(l->names); free(l->shapes); free(l->ndims); free(l->store); }
 
-static int detect(const tensor_list *l, synth_match_mode mode, const synth_config **c, char *err) {
-    return synth_detect_config(l->names, l->shapes, l->ndims, l->n, mode, c, err);
+static int detect(const tensor_list *l, sam2_match_mode mode, const sam2_config **c, char *err) {
+    return sam2_config_detect(l->names, l->shapes, l->ndims, l->n, mode, c, err);
 }
 
 static void test_detect(void) {
     char err[SAMC_ERRMSG];
-    for (int ci = 0; ci < synth_config_count(); ci++) {
-        const synth_config *want = synth_config_at(ci), *got = NULL;
-        synth_entry *e;
+    for (int ci = 0; ci < sam2_config_count(); ci++) {
+        const sam2_config *want = sam2_config_at(ci), *got = NULL;
+        spec_entry *e;
         int n;
-        CHECKF(synth_spec(want, &e, &n, err) == 0, "%s", err);
+        CHECKF(sam2_config_spec(want, &e, &n, err) == 0, "%s", err);
         tensor_list l = list_from_spec(e, n, 0);
         /* Reverse the order: detection must not depend on it. */
         for (int i = 0; i < l.n / 2; i++) {
@@ -328,8 +331,8 @@ static void test_detect(void) {
             const int64_t *ts = l.shapes[i]; l.shapes[i] = l.shapes[j]; l.shapes[j] = ts;
             int td = l.ndims[i]; l.ndims[i] = l.ndims[j]; l.ndims[j] = td;
         }
-        CHECKF(detect(&l, SYNTH_MATCH_FULL, &got, err) == 0 && got == want, "%s: %s", want->name, err);
-        CHECKF(detect(&l, SYNTH_MATCH_IMAGE_ONLY, &got, err) == 0 && got == want, "%s image-only: %s", want->name, err);
+        CHECKF(detect(&l, SAM2_MATCH_FULL, &got, err) == 0 && got == want, "%s: %s", want->name, err);
+        CHECKF(detect(&l, SAM2_MATCH_IMAGE_ONLY, &got, err) == 0 && got == want, "%s image-only: %s", want->name, err);
 
         /* One tensor removed (a memory-side one: fatal only in full mode). */
         int k = -1;
@@ -345,21 +348,21 @@ static void test_detect(void) {
             cut.names[cut.n] = l.names[i]; cut.shapes[cut.n] = l.shapes[i]; cut.ndims[cut.n] = l.ndims[i];
             cut.n++;
         }
-        CHECK(detect(&cut, SYNTH_MATCH_FULL, &got, err) == -1 && got == NULL);
+        CHECK(detect(&cut, SAM2_MATCH_FULL, &got, err) == -1 && got == NULL);
         CHECKF(strstr(err, "missing key 'memory_attention.norm.bias'") && strstr(err, want->name), "%s", err);
-        CHECKF(detect(&cut, SYNTH_MATCH_IMAGE_ONLY, &got, err) == 0 && got == want, "%s", err);
+        CHECKF(detect(&cut, SAM2_MATCH_IMAGE_ONLY, &got, err) == 0 && got == want, "%s", err);
         free(cut.names); free(cut.shapes); free(cut.ndims);
 
         /* One shape changed. */
         for (int i = 0; i < l.n; i++) if (strcmp(l.names[i], "sam_mask_decoder.iou_token.weight") == 0) k = i;
         l.store[n - 1 - k][1] += 1; /* store is in spec order; l was reversed */
         CHECK(l.shapes[k][1] == want->d_model + 1);
-        CHECK(detect(&l, SYNTH_MATCH_FULL, &got, err) == -1);
+        CHECK(detect(&l, SAM2_MATCH_FULL, &got, err) == -1);
         char expect[200];
         snprintf(expect, sizeof expect, "'sam_mask_decoder.iou_token.weight' has shape [1, %d], expected [1, %d]",
                  want->d_model + 1, want->d_model);
         CHECKF(strstr(err, expect) && strstr(err, want->name), "%s", err);
-        CHECK(detect(&l, SYNTH_MATCH_IMAGE_ONLY, &got, err) == -1);
+        CHECK(detect(&l, SAM2_MATCH_IMAGE_ONLY, &got, err) == -1);
         CHECKF(strstr(err, expect), "%s", err);
         l.store[n - 1 - k][1] -= 1;
 
@@ -375,11 +378,11 @@ static void test_detect(void) {
         extra.shapes[l.n] = l.shapes[0];
         extra.ndims[l.n] = l.ndims[0];
         extra.n = l.n + 1;
-        CHECK(detect(&extra, SYNTH_MATCH_FULL, &got, err) == -1);
+        CHECK(detect(&extra, SAM2_MATCH_FULL, &got, err) == -1);
         CHECKF(strstr(err, "unexpected key 'image_encoder.trunk.extra'"), "%s", err);
         /* A duplicate key. */
         extra.names[l.n] = l.names[3];
-        CHECK(detect(&extra, SYNTH_MATCH_FULL, &got, err) == -1);
+        CHECK(detect(&extra, SAM2_MATCH_FULL, &got, err) == -1);
         CHECKF(strstr(err, "duplicate key") && strstr(err, l.names[3]), "%s", err);
         free(extra.names); free(extra.shapes); free(extra.ndims);
         list_free(&l);
@@ -387,17 +390,17 @@ static void test_detect(void) {
         /* Image-only file: fails the full match, passes the image-only one. */
         l = list_from_spec(e, n, 1);
         CHECK(l.n < n);
-        CHECK(detect(&l, SYNTH_MATCH_FULL, &got, err) == -1);
+        CHECK(detect(&l, SAM2_MATCH_FULL, &got, err) == -1);
         CHECKF(strstr(err, "missing key 'maskmem_tpos_enc'"), "%s", err);
-        CHECKF(detect(&l, SYNTH_MATCH_IMAGE_ONLY, &got, err) == 0 && got == want, "%s", err);
+        CHECKF(detect(&l, SAM2_MATCH_IMAGE_ONLY, &got, err) == 0 && got == want, "%s", err);
         /* ... but not with an image-path tensor gone. */
         for (int i = 0; i < l.n; i++)
             if (strcmp(l.names[i], "no_mem_embed") == 0) { l.names[i] = l.names[l.n - 1]; l.shapes[i] = l.shapes[l.n - 1]; l.ndims[i] = l.ndims[l.n - 1]; }
         l.n--;
-        CHECK(detect(&l, SYNTH_MATCH_IMAGE_ONLY, &got, err) == -1);
+        CHECK(detect(&l, SAM2_MATCH_IMAGE_ONLY, &got, err) == -1);
         CHECKF(strstr(err, "missing key 'no_mem_embed'") && strstr(err, "image-only"), "%s", err);
         list_free(&l);
-        synth_spec_free(e);
+        spec_free(e);
     }
 
     /* A SAM 1 style checkpoint and an unrelated file. */
@@ -406,14 +409,14 @@ static void test_detect(void) {
     int64_t sh[4][4] = {{1, 64, 64, 768}, {768}, {1, 256}, {1, 256}};
     const int64_t *shp[4] = {sh[0], sh[1], sh[2], sh[3]};
     int nd[4] = {4, 1, 2, 2};
-    const synth_config *got = NULL;
-    CHECK(synth_detect_config(sam1, shp, nd, 4, SYNTH_MATCH_FULL, &got, err) == -1 && got == NULL);
+    const sam2_config *got = NULL;
+    CHECK(sam2_config_detect(sam1, shp, nd, 4, SAM2_MATCH_FULL, &got, err) == -1 && got == NULL);
     CHECKF(strstr(err, "SAM 1") && strstr(err, "unexpected key 'image_encoder.pos_embed'") && strstr(err, "missing key"),
            "%s", err);
     const char *rnd[] = {"weight"};
-    CHECK(synth_detect_config(rnd, shp, nd, 1, SYNTH_MATCH_IMAGE_ONLY, &got, err) == -1);
+    CHECK(sam2_config_detect(rnd, shp, nd, 1, SAM2_MATCH_IMAGE_ONLY, &got, err) == -1);
     CHECKF(strstr(err, "unexpected key 'weight'") && !strstr(err, "SAM 1"), "%s", err);
-    CHECK(synth_detect_config(rnd, shp, nd, 0, SYNTH_MATCH_FULL, &got, err) == -1);
+    CHECK(sam2_config_detect(rnd, shp, nd, 0, SAM2_MATCH_FULL, &got, err) == -1);
     CHECKF(strstr(err, "no tensors"), "%s", err);
 }
 
@@ -434,9 +437,9 @@ static void test_detect_golden_file(void) {
     for (int i = 0; i < f.n_tensors; i++) {
         names[i] = f.tensors[i].name; shapes[i] = f.tensors[i].shape; ndims[i] = f.tensors[i].ndim;
     }
-    const synth_config *c = NULL;
-    CHECKF(synth_detect_config(names, shapes, ndims, f.n_tensors, SYNTH_MATCH_FULL, &c, err) == 0, "%s", err);
-    CHECK(c == synth_config_get("micro"));
+    const sam2_config *c = NULL;
+    CHECKF(sam2_config_detect(names, shapes, ndims, f.n_tensors, SAM2_MATCH_FULL, &c, err) == 0, "%s", err);
+    CHECK(c == sam2_config_get("micro"));
     free(names); free(shapes); free(ndims);
     st_close(&f);
 }

@@ -5,6 +5,7 @@
 
 #include "tools/cli_util.h"
 #include "tools/commands.h"
+#include "convert/convert.h"
 #include "model/samc.h"
 
 void cmd_info_help(FILE *f) {

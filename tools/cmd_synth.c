@@ -4,6 +4,7 @@
 
 #include "tools/cli_util.h"
 #include "tools/commands.h"
+#include "convert/convert.h"
 #include "model/samc.h"
 
 void cmd_synth_help(FILE *f) {

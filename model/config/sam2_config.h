@@ -1,22 +1,18 @@
-/* loader/synth.h: SAM2.1 model configs, the state-dict specification of the official
- * checkpoints, and the samc-synth-v1 synthetic weights (shared/golden/README.md §1).
+/* model/config/sam2_config.h: the SAM2.1 configs and the state-dict specification of
+ * the official checkpoints.
  *
- * synth_config holds the hyper-parameters of one official SAM2.1 size (the YAML files
- * sam2/configs/sam2.1/sam2.1_hiera_{t,s,b+,l}.yaml) or of the test-only "micro" size.
- * The model code reuses it as its architecture description. synth_spec() derives from it
- * the full list of tensors of the checkpoint's ckpt["model"] dict, in the order
- * SAM2Base.state_dict() yields them, memory-side tensors included.
- *
- * Errors: functions return 0 on success and -1 on failure with a message in err
- * (at least SAMC_ERRMSG bytes).
+ * sam2_config holds the hyper-parameters of one official SAM2.1 size (the YAML files
+ * sam2/configs/sam2.1/sam2.1_hiera_{t,s,b+,l}.yaml) or of the test-only "micro" size
+ * (shared/golden/README.md section 2). The model code reads it as its architecture
+ * description; sam2_config_spec() derives from it the full list of tensors of the
+ * checkpoint's ckpt["model"] dict, in the order SAM2Base.state_dict() yields them,
+ * memory-side (video) tensors included. Leaf module: uses only model/config/spec.h.
  */
-#ifndef SAMC_SYNTH_H
-#define SAMC_SYNTH_H
-#include <stdint.h>
-#include "loader/safetensors.h"
+#ifndef SAMC_SAM2_CONFIG_H
+#define SAMC_SAM2_CONFIG_H
+#include "model/config/spec.h"
 
-#define SYNTH_MAX_GLOBAL 8
-#define SYNTH_NAME_MAX 128
+#define SAM2_CONFIG_MAX_GLOBAL 8
 
 typedef struct {
     const char *name;            /* "micro", "tiny", "small", "base_plus", "large" */
@@ -28,7 +24,7 @@ typedef struct {
     int dim_mul, head_mul;       /* 2 and 2 in every config */
     int stages[4];               /* blocks per stage; block i is global if listed below */
     int n_global;                /* number of entries in global_att_blocks */
-    int global_att_blocks[SYNTH_MAX_GLOBAL]; /* absolute block indices with global attention */
+    int global_att_blocks[SAM2_CONFIG_MAX_GLOBAL]; /* absolute block indices with global attention */
     int window_spec[4];          /* window size of the blocks of each stage */
     int bkg_h, bkg_w;            /* window_pos_embed_bkg_spatial_size: pos_embed is [1,C,bkg_h,bkg_w] */
     int q_pool;                  /* number of stage changes that max-pool q (3) */
@@ -61,57 +57,40 @@ typedef struct {
     int mask_ds_stride, mask_ds_total_stride; /* MaskDownSampler: 2 and 16 */
     int fuser_layers;            /* memory_encoder.fuser num_layers (2) */
     int fuser_kernel;            /* CXBlock depthwise kernel (7) */
-} synth_config;
+} sam2_config;
 
 /* The named config or NULL. Names: micro, tiny, small, base_plus, large. */
-const synth_config *synth_config_get(const char *name);
-/* All configs, for iteration: i in [0, synth_config_count()). */
-int synth_config_count(void);
-const synth_config *synth_config_at(int i);
+const sam2_config *sam2_config_get(const char *name);
+/* All configs, for iteration: i in [0, sam2_config_count()). */
+int sam2_config_count(void);
+const sam2_config *sam2_config_at(int i);
 
 /* Derived trunk facts. Block index b in [0, sum(stages)). */
-int synth_trunk_depth(const synth_config *c);
-int synth_stage_dim(const synth_config *c, int stage);   /* embed_dim * dim_mul^stage */
-int synth_stage_heads(const synth_config *c, int stage); /* num_heads * head_mul^stage */
-int synth_block_stage(const synth_config *c, int b);     /* stage of block b's output */
-int synth_block_is_global(const synth_config *c, int b);
-
-typedef struct {
-    char name[SYNTH_NAME_MAX];
-    int ndim;
-    int64_t shape[SAMC_MAX_DIMS];
-    int64_t numel;
-} synth_entry;
+int sam2_config_trunk_depth(const sam2_config *c);
+int sam2_config_stage_dim(const sam2_config *c, int stage);   /* embed_dim * dim_mul^stage */
+int sam2_config_stage_heads(const sam2_config *c, int stage); /* num_heads * head_mul^stage */
+int sam2_config_block_stage(const sam2_config *c, int b);     /* stage of block b's output */
+int sam2_config_block_is_global(const sam2_config *c, int b);
 
 /* Every tensor of the official checkpoint's "model" dict for config c, in state-dict
- * order. *out is malloc'd; free with synth_spec_free. */
-int synth_spec(const synth_config *c, synth_entry **out, int *n, char *err);
-void synth_spec_free(synth_entry *e);
+ * order. *out is malloc'd; free with spec_free. */
+int sam2_config_spec(const sam2_config *c, spec_entry **out, int *n, char *err);
 
 /* 1 if the tensor is used by the image path (image_encoder.*, sam_prompt_encoder.*,
  * sam_mask_decoder.*, no_mem_embed); everything else is memory-side (video only). */
-int synth_is_image_path(const char *name);
-
-/* samc-synth-v1. */
-uint64_t synth_fnv1a64(const char *s);
-/* Fills out[numel] with the synthetic values of tensor `name` of the given shape. */
-void synth_fill(const char *name, int ndim, const int64_t *shape, float *out);
-
-/* Writes every tensor of config `config_name` as F32 safetensors, sorted by name, with
- * __metadata__ {"format":"pt","formula":"samc-synth-v1","config":NAME,"image_size":"S"}. */
-int synth_write(const char *config_name, const char *path, char *err);
+int sam2_config_is_image_path(const char *name);
 
 typedef enum {
-    SYNTH_MATCH_FULL = 0,       /* every tensor of the spec must be present */
-    SYNTH_MATCH_IMAGE_ONLY = 1, /* image-path tensors required; memory-side ones optional
-                                   (files converted with --image-only drop them) */
-} synth_match_mode;
+    SAM2_MATCH_FULL = 0,       /* every tensor of the spec must be present */
+    SAM2_MATCH_IMAGE_ONLY = 1, /* image-path tensors required; memory-side ones optional
+                                  (files converted with --image-only drop them) */
+} sam2_match_mode;
 
 /* Finds the config whose spec matches the given tensors exactly (names and shapes; any
  * order). shapes[i] points to ndims[i] dims. On no match, err names the closest config,
  * how many tensors matched, and the first missing key, unexpected key or shape mismatch
  * (got vs expected). */
-int synth_detect_config(const char *const *names, const int64_t *const *shapes, const int *ndims,
-                        int n, synth_match_mode mode, const synth_config **out, char *err);
+int sam2_config_detect(const char *const *names, const int64_t *const *shapes, const int *ndims, int n,
+                       sam2_match_mode mode, const sam2_config **out, char *err);
 
 #endif

@@ -1,0 +1,93 @@
+/* kernels/ops_null.c: the null backend, whose ops do nothing.
+ *
+ * The model sizes its scratch memory by running its forward passes once at load with
+ * this table in place of the real backend (model/runtime/runtime.h, "planning"): the
+ * forward code takes its buffers and calls its ops as in a real run, nothing is
+ * computed, and the peak of what was taken is the plan. Its pointers are never real
+ * memory, so host_memory is 0 and upload/download do nothing as well. */
+#include "kernels/ops.h"
+
+static void *null_alloc(const samc_ops *o, size_t bytes) { (void)o; (void)bytes; return NULL; }
+static void null_free(const samc_ops *o, void *p) { (void)o; (void)p; }
+static void null_move(const samc_ops *o, void *dst, const void *src, size_t bytes) {
+    (void)o; (void)dst; (void)src; (void)bytes;
+}
+static int null_sync(const samc_ops *o, char *err) { (void)o; (void)err; return 0; }
+static void null_linear(const samc_ops *o, const float *x, const float *w, const float *b, float *y, int M, int N,
+                        int K) {
+    (void)o; (void)x; (void)w; (void)b; (void)y; (void)M; (void)N; (void)K;
+}
+static void null_attention(const samc_ops *o, const samc_attention_args *a) { (void)o; (void)a; }
+static void null_norm(const samc_ops *o, const float *x, const float *w, const float *b, float *y, int r, int d,
+                      float eps) {
+    (void)o; (void)x; (void)w; (void)b; (void)y; (void)r; (void)d; (void)eps;
+}
+static void null_inplace(const samc_ops *o, float *x, size_t n) { (void)o; (void)x; (void)n; }
+static void null_conv2d(const samc_ops *o, const float *x, const float *w, const float *b, float *y, int Cin, int H,
+                        int W, int Cout, int kh, int kw, int stride, int pad) {
+    (void)o; (void)x; (void)w; (void)b; (void)y; (void)Cin; (void)H; (void)W; (void)Cout; (void)kh; (void)kw;
+    (void)stride; (void)pad;
+}
+static void null_conv_t(const samc_ops *o, const float *x, const float *w, const float *b, float *y, int Cin, int H,
+                        int W, int Cout) {
+    (void)o; (void)x; (void)w; (void)b; (void)y; (void)Cin; (void)H; (void)W; (void)Cout;
+}
+static void null_copy(const samc_ops *o, float *dst, const float *src, size_t n) {
+    (void)o; (void)dst; (void)src; (void)n;
+}
+static void null_add(const samc_ops *o, float *dst, const float *a, const float *b, size_t n, size_t nb) {
+    (void)o; (void)dst; (void)a; (void)b; (void)n; (void)nb;
+}
+static void null_add_channel(const samc_ops *o, float *dst, const float *a, const float *v, int C, int HW) {
+    (void)o; (void)dst; (void)a; (void)v; (void)C; (void)HW;
+}
+static void null_transpose(const samc_ops *o, const float *src, float *dst, int batch, int R, int C) {
+    (void)o; (void)src; (void)dst; (void)batch; (void)R; (void)C;
+}
+static void null_window_partition(const samc_ops *o, const float *x, float *win, int H, int W, int C, int wh, int ww) {
+    (void)o; (void)x; (void)win; (void)H; (void)W; (void)C; (void)wh; (void)ww;
+}
+static void null_window_unpartition_add(const samc_ops *o, const float *win, const float *sc, float *out, int H, int W,
+                                        int C, int wh, int ww, int nwx) {
+    (void)o; (void)win; (void)sc; (void)out; (void)H; (void)W; (void)C; (void)wh; (void)ww; (void)nwx;
+}
+static void null_maxpool(const samc_ops *o, const float *x, float *y, int n, int H, int W, int C, ptrdiff_t ps) {
+    (void)o; (void)x; (void)y; (void)n; (void)H; (void)W; (void)C; (void)ps;
+}
+static void null_upsample_nearest(const samc_ops *o, float *dst, const float *src, int C, int h, int w) {
+    (void)o; (void)dst; (void)src; (void)C; (void)h; (void)w;
+}
+static void null_upsample_bilinear(const samc_ops *o, const float *low, float *out, int n, int ls, int w, int h) {
+    (void)o; (void)low; (void)out; (void)n; (void)ls; (void)w; (void)h;
+}
+
+static const samc_ops null_ops = {
+    .name = "null",
+    .host_memory = 0,
+    .alloc = null_alloc,
+    .free = null_free,
+    .upload = null_move,
+    .download = null_move,
+    .sync = null_sync,
+    .linear = null_linear,
+    .matmul = null_linear,
+    .attention = null_attention,
+    .layer_norm = null_norm,
+    .layer_norm2d = null_norm,
+    .gelu = null_inplace,
+    .conv2d = null_conv2d,
+    .conv_transpose2x2 = null_conv_t,
+    .copy = null_copy,
+    .add = null_add,
+    .add_channel = null_add_channel,
+    .relu = null_inplace,
+    .sigmoid = null_inplace,
+    .transpose = null_transpose,
+    .window_partition = null_window_partition,
+    .window_unpartition_add = null_window_unpartition_add,
+    .maxpool2x2 = null_maxpool,
+    .upsample_nearest2x_add = null_upsample_nearest,
+    .upsample_bilinear = null_upsample_bilinear,
+};
+
+const samc_ops *samc_ops_null(void) { return &null_ops; }

@@ -1,0 +1,81 @@
+/* model/runtime/backend.c: choosing the backend, its memory, and waiting for it
+ * (runtime.h). */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "model/runtime/runtime.h"
+
+static void quiet_log(void *ctx, const char *line) { (void)ctx; (void)line; }
+
+int rt_backend_open(samc_runtime *rt, const samc_options *opt, samc_error *err) {
+    char emsg[512];
+    memset(rt, 0, sizeof *rt);
+    if (opt) rt->opt = *opt;
+    if (!rt->opt.log) rt->opt.log = quiet_log;
+    samc_precision prec = rt->opt.precision;
+    if (prec != SAMC_PRECISION_FP32 && prec != SAMC_PRECISION_BF16 && prec != SAMC_PRECISION_FP16)
+        return samc_error_set(err, SAMC_ERR_ARG, "unknown precision %d (fp32, bf16, fp16)", (int)prec);
+    /* Reduced precision exists only on the CUDA backend: say so before reading weights. */
+    if (prec != SAMC_PRECISION_FP32 && rt->opt.backend != SAMC_BACKEND_CUDA)
+        return samc_error_set(err, SAMC_ERR_UNSUPPORTED,
+                              "--precision %s needs the CUDA backend; the CPU backends compute in fp32",
+                              samc_precision_name(prec));
+    samc_backend be = rt->opt.backend;
+    if (be == SAMC_BACKEND_CUDA) {
+        rt->cuda_ops = samc_ops_cuda_create(0, emsg);
+        if (!rt->cuda_ops) return samc_error_set(err, SAMC_ERR_UNSUPPORTED, "the CUDA backend cannot start: %s", emsg);
+    }
+    if (be == SAMC_BACKEND_AUTO || be == SAMC_BACKEND_CPU_FAST) {
+        rt->fast_ops = samc_ops_cpu_fast_create(rt->opt.n_threads);
+        if (!rt->fast_ops && be == SAMC_BACKEND_CPU_FAST)
+            return samc_error_set(err, SAMC_ERR_UNSUPPORTED, "the fast CPU backend cannot start on this machine");
+        if (rt->fast_ops) samc_ops_fill_from_ref(rt->fast_ops);
+    }
+    rt->backend = rt->cuda_ops ? rt->cuda_ops : rt->fast_ops ? rt->fast_ops : samc_ops_cpu_ref();
+    rt->ops = rt->backend;
+    return 0;
+}
+
+void rt_backend_close(samc_runtime *rt) {
+    if (rt->backend) rt_free(rt->backend, rt->arena.base);
+    rt->arena = (rt_arena){ 0 };
+    if (rt->fast_ops) samc_ops_cpu_fast_destroy(rt->fast_ops);
+    if (rt->cuda_ops) samc_ops_cuda_destroy(rt->cuda_ops);
+    rt->fast_ops = rt->cuda_ops = NULL;
+    rt->backend = rt->ops = NULL;
+}
+
+int rt_backend_threads(const samc_runtime *rt) {
+    if (!rt->fast_ops || rt->backend != rt->fast_ops) return 1;
+    return rt->opt.n_threads > 0 ? rt->opt.n_threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+}
+
+void *rt_alloc(const samc_ops *o, size_t bytes) {
+    bytes = (bytes + 63) & ~(size_t)63;
+    if (o->alloc) return o->alloc(o, bytes ? bytes : 64);
+    return aligned_alloc(64, bytes ? bytes : 64);
+}
+
+void rt_free(const samc_ops *o, void *p) {
+    if (!p) return;
+    if (o->free) o->free(o, p);
+    else free(p);
+}
+
+void rt_upload(const samc_ops *o, void *dst, const void *src, size_t bytes) {
+    if (o->upload) o->upload(o, dst, src, bytes);
+    else memcpy(dst, src, bytes);
+}
+
+void rt_download(const samc_ops *o, void *dst, const void *src, size_t bytes) {
+    if (o->download) o->download(o, dst, src, bytes);
+    else memcpy(dst, src, bytes);
+}
+
+int rt_sync(const samc_runtime *rt, const char *what, samc_error *err) {
+    char emsg[512];
+    const samc_ops *o = rt->ops;
+    if (o->sync && o->sync(o, emsg)) return samc_error_set(err, SAMC_ERR_INTERNAL, "%s on %s: %s", what, o->name, emsg);
+    return 0;
+}

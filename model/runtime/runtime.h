@@ -1,0 +1,157 @@
+/* model/runtime/runtime.h: what every model family needs to run, and nothing of any
+ * family: the backend (op table) and its memory, one scratch arena planned at load,
+ * errors, traces and debug dumps, and weights bound by state-dict key.
+ *
+ *   samc_runtime rt;  rt_backend_open(&rt, &opt, &err);       the backend
+ *   rt_weights w;     rt_weights_open(&w, path, &err);          the file (mmap / .pt)
+ *   rt_binder b = rt_binder_start(&w, &err);                   weights by key, shape-checked
+ *   rt_bind_linear(&b, &layer, "sam_mask_decoder.conv_s0", ...);
+ *   rt_plan_begin(&rt); ...run the forward passes once...; rt_plan_end(&rt, &err);
+ *
+ * Planning: the arena is sized by running the model, not by formulas. Between
+ * rt_plan_begin and rt_plan_end, rt->ops is the null backend (kernels/ops.h: every op
+ * does nothing), RT_ALLOC only counts, and dumps and traces are off; so the forward code
+ * has no planning branches: it takes its scratch and calls its ops, and the plan is
+ * whatever the real run will take. rt_plan_end allocates the peak once.
+ *
+ * Uses kernels/ (ops), loader/ (file formats) and the types of model/samc.h. */
+#ifndef SAMC_RUNTIME_H
+#define SAMC_RUNTIME_H
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/ops.h"
+#include "loader/pt.h"
+#include "loader/safetensors.h"
+#include "model/samc.h"
+
+/* ---- scratch arena ------------------------------------------------------------------ */
+
+/* A bump allocator over one block of backend memory. In planning mode it only measures:
+ * every allocation returns the same dummy pointer, which the null backend never touches. */
+typedef struct {
+    char *base;
+    size_t cap, used, peak;
+    int planning;
+} rt_arena;
+
+typedef struct samc_runtime {
+    samc_options opt;
+    const samc_ops *ops;        /* what the forward code calls: the backend, or the null
+                                   backend while planning */
+    const samc_ops *backend;    /* the backend itself */
+    samc_ops *fast_ops;         /* owned when cpu_fast is used */
+    samc_ops *cuda_ops;         /* owned when cuda is used */
+    rt_arena arena;
+} samc_runtime;
+
+/* n floats of scratch (64-byte aligned), or NULL when the arena is exhausted. */
+float *rt_arena_floats(samc_runtime *rt, size_t n);
+size_t rt_arena_mark(const samc_runtime *rt);
+void rt_arena_reset(samc_runtime *rt, size_t mark);
+/* Inside a function returning int with `err` in scope: take n floats or fail. */
+#define RT_ALLOC(rt, ptr, n)                                                                            \
+    do {                                                                                                \
+        (ptr) = rt_arena_floats((rt), (size_t)(n));                                                     \
+        if (!(ptr)) return samc_error_set(err, SAMC_ERR_INTERNAL, "scratch arena exhausted at %s:%d", __FILE__, \
+                                          __LINE__);                                                    \
+    } while (0)
+
+/* Planning (see the top of this file). */
+void rt_plan_begin(samc_runtime *rt);
+int rt_plan_end(samc_runtime *rt, samc_error *err);
+int rt_planning(const samc_runtime *rt);
+
+/* ---- backend ------------------------------------------------------------------------ */
+
+/* Chooses and starts the backend of opt->backend (auto: cpu_fast where the CPU has it,
+ * else cpu_ref; cuda), after checking opt->precision (reduced precision is CUDA only). */
+int rt_backend_open(samc_runtime *rt, const samc_options *opt, samc_error *err);
+void rt_backend_close(samc_runtime *rt);
+/* CPU threads the backend runs with (1 for cpu_ref and cuda). */
+int rt_backend_threads(const samc_runtime *rt);
+
+/* Backend memory (host malloc / memcpy for the CPU backends): 64-byte aligned blocks. */
+void *rt_alloc(const samc_ops *o, size_t bytes);
+void rt_free(const samc_ops *o, void *p);
+void rt_upload(const samc_ops *o, void *dst, const void *host_src, size_t bytes);
+void rt_download(const samc_ops *o, void *host_dst, const void *src, size_t bytes);
+/* Waits for the backend's queued work: 0, or -1 with "<what> on <backend>: <error>". */
+int rt_sync(const samc_runtime *rt, const char *what, samc_error *err);
+
+/* ---- traces and dumps --------------------------------------------------------------- */
+
+double rt_now_ms(void);
+/* One trace line through opt.log, with the resident memory appended (off while planning). */
+void rt_log(const samc_runtime *rt, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* 1 when a dump hook is set and the model is not planning. */
+int rt_dumping(const samc_runtime *rt);
+/* Named intermediate tensor to opt.dump; shape as ndim int64_t arguments. rt_dump takes
+ * backend memory (downloaded into a temporary host copy on device backends: debug path),
+ * rt_dump_host host memory. */
+void rt_dump(const samc_runtime *rt, const char *name, const float *data, int ndim, ...);
+void rt_dump_host(const samc_runtime *rt, const char *name, const float *data, int ndim, ...);
+
+/* ---- weights ------------------------------------------------------------------------ */
+
+/* A weight file's tensors: a mmap'd safetensors file, or an official .pt checkpoint read
+ * into memory. f32[i] is a float32 view of tensor i for the tensors a family uses (the
+ * mapping itself when it is aligned F32, else one converted copy); after rt_weights_upload
+ * the views point into one device block instead. */
+typedef struct {
+    char path[512];
+    st_file file;
+    pt_checkpoint *pt;
+    const st_tensor *tensors;
+    int n;
+    const float **f32;
+    float *owned;               /* converted host copies */
+    float *device;              /* device copy of the used tensors (device backends) */
+    size_t device_floats;
+    const samc_ops *device_ops; /* whose memory `device` is */
+    int64_t n_params;           /* every tensor of the file */
+    size_t file_bytes;          /* their stored size */
+} rt_weights;
+
+int rt_weights_open(rt_weights *w, const char *path, samc_error *err);
+void rt_weights_close(rt_weights *w);
+/* __metadata__ value of a safetensors file, or NULL. */
+const char *rt_weights_meta(const rt_weights *w, const char *key);
+/* Names, shapes and ndims of all tensors (pointers into w), for config detection. */
+int rt_weights_names(const rt_weights *w, const char ***names, const int64_t ***shapes, int **ndims,
+                     samc_error *err);
+/* Makes the float32 host views of the tensors `used` accepts. */
+int rt_weights_host_views(rt_weights *w, int (*used)(const char *name), samc_error *err);
+/* Device backends: copies the used tensors into one block of backend memory (each in a
+ * 64-byte slot) and points the views there; with a reduced precision the backend then
+ * makes its 16-bit copy of the block. A no-op on host-memory backends. */
+int rt_weights_upload(rt_weights *w, const samc_runtime *rt, int (*used)(const char *name), samc_error *err);
+
+/* Module weights as PyTorch names them. */
+typedef struct { const float *w, *b; } rt_linear;   /* nn.Linear / Conv2d: w[out, in, ...], b[out] or NULL */
+typedef struct { const float *w, *b; } rt_norm;     /* LayerNorm / LayerNorm2d / GroupNorm: w[C], b[C] */
+#define RT_MLP_MAX_LAYERS 4
+typedef struct { rt_linear layers[RT_MLP_MAX_LAYERS]; int n_layers; } rt_mlp; /* MLP: ReLU between layers */
+
+/* Binding by state-dict key with a shape check. The first failure sticks (later binds
+ * return NULL and do nothing), so a module binds all its weights and checks once. */
+typedef struct {
+    const rt_weights *w;
+    samc_error *err;
+    int ok;
+} rt_binder;
+
+rt_binder rt_binder_start(const rt_weights *w, samc_error *err);
+/* The float32 view of tensor `key` of exactly ndim dims (-1: any size), or NULL. */
+const float *rt_bind(rt_binder *b, const char *key, int ndim, ...);
+/* <prefix>.weight [out, in] and, when bias, <prefix>.bias [out]. */
+void rt_bind_linear(rt_binder *b, rt_linear *l, const char *prefix, int out, int in, int bias);
+/* <prefix>.weight [d0, d1, kh, kw] and, when nbias > 0, <prefix>.bias [nbias]: Conv2d
+ * (d0 = out, d1 = in) and ConvTranspose2d (d0 = in, d1 = out). */
+void rt_bind_conv(rt_binder *b, rt_linear *l, const char *prefix, int d0, int d1, int kh, int kw, int nbias);
+void rt_bind_norm(rt_binder *b, rt_norm *n, const char *prefix, int C);
+/* <prefix>.layers.<i>: in -> hidden ... -> out. */
+void rt_bind_mlp(rt_binder *b, rt_mlp *m, const char *prefix, int in, int hidden, int out, int n_layers);
+
+#endif

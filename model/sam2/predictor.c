@@ -1,0 +1,381 @@
+/* model/sam2/predictor.c: sam2/sam2_image_predictor.py SAM2ImagePredictor: set_image
+ * (preprocess, encode, keep the features), predict (_prep_prompts, _predict: prompt
+ * encoder, mask decoder, multimask choice, postprocess_masks). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/sam2/sam2.h"
+
+#define I64(x) ((int64_t)(x))
+
+/* ---- set_image ------------------------------------------------------------------------ */
+
+/* The encoder on B preprocessed images already in input [B, 3, S, S] (backend memory). */
+static int encode_input(sam2_model *m, const float *input, sam2_image *const *imgs, int B, samc_error *err) {
+    if (sam2_image_encoder(m, input, imgs, B, err)) return -1;
+    return rt_sync(&m->rt, "encode", err);
+}
+
+/* SAM2ImagePredictor.set_image for B <= max_encode_batch checked images: each is
+ * preprocessed on the host into the one staging buffer and uploaded into its slot of
+ * the batch input, then the encoder runs once on all B. */
+static int encode_chunk(sam2_model *m, sam2_image *const *imgs, const uint8_t *const *rgb, const int *w, const int *h,
+                        int B, samc_error *err) {
+    double t0 = rt_now_ms();
+    int S = m->S;
+    size_t plane = (size_t)3 * S * S, mark = rt_arena_mark(&m->rt);
+    float *input;
+    RT_ALLOC(&m->rt, input, (size_t)B * plane);
+    rt_dump_host(&m->rt, "dense_pe", m->dense_pe_host, 4, I64(1), I64(m->C), I64(S / 16), I64(S / 16));
+    for (int b = 0; b < B; b++) {
+        rt_log(&m->rt, "encode: %dx%d image -> %dx%d input", w[b], h[b], S, S);
+        sam2_transforms_preprocess(m, rgb[b], w[b], h[b]);
+        rt_upload(m->rt.ops, input + b * plane, m->h_input, sizeof(float) * plane);
+        rt_dump_host(&m->rt, "input", m->h_input, 4, I64(1), I64(3), I64(S), I64(S));
+        imgs[b]->w = 0;
+    }
+    m->timings.preprocess_ms = rt_now_ms() - t0;
+    rt_log(&m->rt, "encode: preprocess %.1f ms", m->timings.preprocess_ms);
+    int rc = encode_input(m, input, imgs, B, err);
+    rt_arena_reset(&m->rt, mark);
+    if (rc) return -1;
+    for (int b = 0; b < B; b++) {
+        imgs[b]->w = w[b];
+        imgs[b]->h = h[b];
+    }
+    return 0;
+}
+
+int sam2_image_encode_batch(sam2_model *m, sam2_image *const *imgs, const uint8_t *const *rgb, const int *w,
+                            const int *h, int n, samc_error *err) {
+    for (int i = 0; i < n; i++)
+        if (imgs[i]->S != m->S || imgs[i]->C != m->C)
+            return samc_error_set(err, SAMC_ERR_ARG, "image %d was made for another model (%d/%d vs %d/%d)", i,
+                                  imgs[i]->S, imgs[i]->C, m->S, m->C);
+    double t0 = rt_now_ms();
+    for (int i0 = 0; i0 < n; i0 += m->max_encode_batch) {
+        int B = n - i0 < m->max_encode_batch ? n - i0 : m->max_encode_batch;
+        if (encode_chunk(m, imgs + i0, rgb + i0, w + i0, h + i0, B, err)) {
+            for (int i = i0; i < n; i++) imgs[i]->w = 0;
+            return -1;
+        }
+    }
+    m->timings.encode_total_ms = rt_now_ms() - t0;
+    if (n > 1)
+        rt_log(&m->rt, "encode: %d images in chunks of up to %d, done in %.1f ms", n, m->max_encode_batch,
+               m->timings.encode_total_ms);
+    else
+        rt_log(&m->rt, "encode: done in %.1f ms", m->timings.encode_total_ms);
+    return 0;
+}
+
+/* ---- predict: prompts ------------------------------------------------------------------- */
+
+static int prompt_tokens(const samc_prompt *p) {
+    int n = p->n_points + (p->box ? 2 : 0);
+    return n ? n + 1 : 0; /* +1: the padding point the predictor always gets */
+}
+
+static int check_points(const samc_prompt *p, int idx, int w, int h, samc_error *err) {
+    if (p->n_points < 0 || p->n_points > SAM2_MAX_TOKENS - 9)
+        return samc_error_set(err, SAMC_ERR_ARG, "prompt %d: %d points (at most %d)", idx, p->n_points,
+                              SAM2_MAX_TOKENS - 9);
+    if (p->n_points && (!p->points || !p->labels))
+        return samc_error_set(err, SAMC_ERR_ARG, "prompt %d: points or labels missing", idx);
+    for (int i = 0; i < p->n_points; i++) {
+        float x = p->points[2 * i], y = p->points[2 * i + 1];
+        if (!(x >= 0.0f && x <= (float)w && y >= 0.0f && y <= (float)h))
+            return samc_error_set(err, SAMC_ERR_ARG, "prompt %d: point %d (%g, %g) is outside the %dx%d image", idx, i,
+                                  x, y, w, h);
+        if (p->labels[i] != 0 && p->labels[i] != 1)
+            return samc_error_set(err, SAMC_ERR_ARG,
+                                  "prompt %d: point %d has label %d (1 = foreground, 0 = background)", idx, i,
+                                  p->labels[i]);
+    }
+    return 0;
+}
+
+static int check_prompt(const samc_prompt *p, int idx, int w, int h, int S, samc_error *err) {
+    if (check_points(p, idx, w, h, err)) return -1;
+    if (!p->n_points && !p->box && !p->mask_input)
+        return samc_error_set(err, SAMC_ERR_ARG, "prompt %d is empty: give a point, a box or a mask input", idx);
+    if (p->box) {
+        const float *b = p->box;
+        for (int i = 0; i < 4; i++)
+            if (!(b[i] >= 0.0f && b[i] <= (float)(i % 2 ? h : w)))
+                return samc_error_set(err, SAMC_ERR_ARG, "prompt %d: box (%g, %g, %g, %g) is outside the %dx%d image",
+                                      idx, b[0], b[1], b[2], b[3], w, h);
+        if (!(b[0] < b[2] && b[1] < b[3]))
+            return samc_error_set(err, SAMC_ERR_ARG,
+                                  "prompt %d: box (%g, %g, %g, %g) is inverted or empty (need x0 < x1, y0 < y1)", idx,
+                                  b[0], b[1], b[2], b[3]);
+    }
+    if (p->mask_input)
+        for (int i = 0; i < (S / 4) * (S / 4); i++)
+            if (!isfinite(p->mask_input[i]))
+                return samc_error_set(err, SAMC_ERR_ARG, "prompt %d: mask input has a non-finite value at %d", idx, i);
+    return 0;
+}
+
+/* _prep_prompts: pixel coords -> model-input coords, (x / W) * S; box corners first
+ * (labels 2, 3), then the clicks, then the padding point (0, 0) with label -1; into
+ * m->h_coords / m->h_labels [B, N]. */
+static void prep_prompts(sam2_model *m, const samc_prompt *pr, int B, int N, int w, int h) {
+    int S = m->S;
+    for (int b = 0; b < B; b++) {
+        const samc_prompt *p = &pr[b];
+        float *cb = m->h_coords + (size_t)b * N * 2;
+        int *lb = m->h_labels + (size_t)b * N, k = 0;
+        if (p->box) {
+            cb[0] = p->box[0] / (float)w * (float)S; cb[1] = p->box[1] / (float)h * (float)S;
+            cb[2] = p->box[2] / (float)w * (float)S; cb[3] = p->box[3] / (float)h * (float)S;
+            lb[0] = 2; lb[1] = 3;
+            k = 2;
+        }
+        for (int i = 0; i < p->n_points; i++, k++) {
+            cb[2 * k] = p->points[2 * i] / (float)w * (float)S;
+            cb[2 * k + 1] = p->points[2 * i + 1] / (float)h * (float)S;
+            lb[k] = p->labels[i];
+        }
+        if (N) { cb[2 * k] = 0.0f; cb[2 * k + 1] = 0.0f; lb[k] = -1; }
+    }
+}
+
+/* prompt.coords / labels as recorded in the goldens: without the padding point. */
+static void dump_prompts(sam2_model *m, int B, int N) {
+    if (!rt_dumping(&m->rt) || !N) return;
+    float *cc = malloc(sizeof(float) * (size_t)B * N * 3); /* debug path only */
+    if (!cc) return;
+    float *lf = cc + (size_t)B * N * 2;
+    for (int b = 0; b < B; b++)
+        for (int i = 0; i < N - 1; i++) {
+            cc[((size_t)b * (N - 1) + i) * 2] = m->h_coords[((size_t)b * N + i) * 2];
+            cc[((size_t)b * (N - 1) + i) * 2 + 1] = m->h_coords[((size_t)b * N + i) * 2 + 1];
+            lf[(size_t)b * (N - 1) + i] = (float)m->h_labels[(size_t)b * N + i];
+        }
+    rt_dump_host(&m->rt, "prompt.coords", cc, 3, I64(B), I64(N - 1), I64(2));
+    rt_dump_host(&m->rt, "prompt.labels", lf, 2, I64(B), I64(N - 1));
+    free(cc);
+}
+
+/* ---- predict: the model ----------------------------------------------------------------- */
+
+/* Prompt encoder + mask decoder for B items whose prompts are in m->h_coords /
+ * m->h_labels ([B, N]) and, with masks != NULL, mask inputs masks[b] ([S/4, S/4] host);
+ * the decoder outputs land in m->h_masks / h_iou / h_obj. */
+static int decode_chunk(sam2_model *m, const sam2_image *img, int B, int N, const float *const *masks,
+                        samc_error *err) {
+    const samc_ops *o = m->rt.ops;
+    int C = m->C, g = m->S / 16, L = m->S / 4, n = L * L;
+    size_t mark = rt_arena_mark(&m->rt);
+    float *sparse, *dense, *mask_in = NULL, *all_masks, *all_iou, *obj;
+    RT_ALLOC(&m->rt, sparse, (size_t)B * (N ? N : 1) * C);
+    RT_ALLOC(&m->rt, dense, (size_t)B * C * g * g);
+    if (masks) RT_ALLOC(&m->rt, mask_in, (size_t)B * n);
+    RT_ALLOC(&m->rt, all_masks, (size_t)B * 4 * n);
+    RT_ALLOC(&m->rt, all_iou, (size_t)B * 4);
+    RT_ALLOC(&m->rt, obj, (size_t)B);
+    double t0 = rt_now_ms();
+    for (int b = 0; masks && b < B; b++) rt_upload(o, mask_in + (size_t)b * n, masks[b], sizeof(float) * n);
+    if (masks) rt_dump(&m->rt, "prompt.mask_input", mask_in, 4, I64(B), I64(1), I64(L), I64(L));
+    if (sam2_prompt_encoder(m, m->h_coords, m->h_labels, B, N, mask_in, sparse, dense, err)) return -1;
+    rt_dump(&m->rt, "prompt.sparse", sparse, 3, I64(B), I64(N), I64(C));
+    rt_dump(&m->rt, "prompt.dense", dense, 4, I64(B), I64(C), I64(g), I64(g));
+    double t1 = rt_now_ms();
+    m->timings.prompt_ms += t1 - t0;
+    if (sam2_mask_decoder(m, img, sparse, N, dense, !masks, B, all_masks, all_iou, obj, err)) return -1;
+    rt_download(o, m->h_masks, all_masks, sizeof(float) * (size_t)B * 4 * n);
+    rt_download(o, m->h_iou, all_iou, sizeof(float) * (size_t)B * 4);
+    rt_download(o, m->h_obj, obj, sizeof(float) * (size_t)B);
+    int rc = rt_sync(&m->rt, "decoder", err);
+    m->timings.decoder_ms += rt_now_ms() - t1;
+    rt_arena_reset(&m->rt, mark);
+    return rc;
+}
+
+/* MaskDecoder.forward's choice: tokens 1..3 for multimask, else the dynamic choice (on
+ * the host: it reads every logit of token 0 once). Into m->h_sel [B, M, n]. */
+static void select_masks(sam2_model *m, int B, int M, float *sel_iou) {
+    int L = m->S / 4, n = L * L;
+    float stab[SAM2_MAX_BATCH_CHUNK];
+    for (int b = 0; b < B; b++) {
+        const float *am = m->h_masks + (size_t)b * 4 * n, *ai = m->h_iou + (size_t)b * 4;
+        int t = sam2_dynamic_multimask_choice(am, ai, n, &stab[b]);
+        if (M == 3) {
+            memcpy(m->h_sel + (size_t)b * 3 * n, am + n, sizeof(float) * 3 * n);
+            for (int j = 0; j < 3; j++) sel_iou[b * 3 + j] = ai[1 + j];
+        } else {
+            memcpy(m->h_sel + (size_t)b * n, am + (size_t)t * n, sizeof(float) * n);
+            sel_iou[b] = ai[t];
+        }
+    }
+    rt_dump_host(&m->rt, "decoder.masks", m->h_sel, 4, I64(B), I64(M), I64(L), I64(L));
+    rt_dump_host(&m->rt, "decoder.iou", sel_iou, 2, I64(B), I64(M));
+    rt_dump_host(&m->rt, "decoder.singlemask_stability", stab, 2, I64(B), I64(1));
+}
+
+/* _predict / postprocess_masks for item ob: one bilinear upsample of the unclamped
+ * logits lo [M, L, L] to the original size, threshold > 0; the returned low-res logits
+ * are clamped to +-32. */
+static void postprocess_item(sam2_model *m, const float *lo, int M, int w, int h, int ob, float *sel_dev,
+                             const samc_predict_options *opt, samc_masks *out) {
+    const samc_ops *o = m->rt.ops;
+    int L = m->S / 4, n = L * L;
+    size_t full = (size_t)w * h;
+    if (out->logits) {
+        float *up = out->logits + (size_t)ob * M * full;
+        if (o->host_memory) {
+            o->upsample_bilinear(o, lo, up, M, L, w, h);
+        } else {
+            rt_upload(o, sel_dev, lo, sizeof(float) * (size_t)M * n);
+            o->upsample_bilinear(o, sel_dev, m->dev_logits, M, L, w, h);
+            rt_download(o, up, m->dev_logits, sizeof(float) * (size_t)M * full);
+        }
+        if (out->masks) {
+            uint8_t *mk = out->masks + (size_t)ob * M * full;
+            for (size_t i = 0; i < (size_t)M * full; i++) mk[i] = up[i] > 0.0f;
+        }
+    }
+    float *dst = out->low_res + (size_t)ob * M * n;
+    if (opt->low_res_unclamped) memcpy(dst, lo, sizeof(float) * (size_t)M * n);
+    else
+        for (size_t i = 0; i < (size_t)M * n; i++) dst[i] = lo[i] > 32.0f ? 32.0f : lo[i] < -32.0f ? -32.0f : lo[i];
+}
+
+/* Runs prompts [b0, b0+B) (same token count, all with or all without a mask) and writes
+ * their selected outputs. */
+static int predict_chunk(sam2_model *m, const sam2_image *img, const samc_prompt *pr, int b0, int B, int N,
+                         const samc_predict_options *opt, samc_masks *out, samc_error *err) {
+    int L = m->S / 4, n = L * L, M = opt->multimask ? 3 : 1;
+    const float *masks[SAM2_MAX_BATCH_CHUNK];
+    int has_mask = pr[b0].mask_input != NULL;
+    for (int b = 0; b < B; b++) masks[b] = pr[b0 + b].mask_input;
+    prep_prompts(m, pr + b0, B, N, img->w, img->h);
+    dump_prompts(m, B, N);
+    if (decode_chunk(m, img, B, N, has_mask ? masks : NULL, err)) return -1;
+    double t2 = rt_now_ms();
+    float sel_iou[3 * SAM2_MAX_BATCH_CHUNK];
+    select_masks(m, B, M, sel_iou);
+    size_t mark = rt_arena_mark(&m->rt);
+    float *sel_dev;
+    RT_ALLOC(&m->rt, sel_dev, (size_t)3 * n);
+    for (int b = 0; b < B; b++) {
+        int ob = b0 + b;
+        out->object_score[ob] = m->h_obj[b];
+        for (int j = 0; j < M; j++) out->iou[(size_t)ob * M + j] = sel_iou[b * M + j];
+        postprocess_item(m, m->h_sel + (size_t)b * M * n, M, img->w, img->h, ob, sel_dev, opt, out);
+    }
+    rt_arena_reset(&m->rt, mark);
+    int rc = rt_sync(&m->rt, "postprocess", err);
+    m->timings.postprocess_ms += rt_now_ms() - t2;
+    return rc;
+}
+
+/* Grows the output buffers to hold B x M masks (never shrinks: reuse does not allocate). */
+static int masks_reserve(samc_masks *out, int B, int M, int ls, int w, int h, int want_logits, int want_masks,
+                         samc_error *err) {
+    size_t nl = (size_t)B * M * ls * ls, nf = (size_t)B * M * w * h;
+    if (nl > out->cap_low || !out->low_res || !out->iou || !out->object_score) {
+        free(out->low_res); free(out->iou); free(out->object_score);
+        out->low_res = malloc(sizeof(float) * nl);
+        /* iou and object_score get B * M entries: reuse is decided on nl alone, and a
+         * later B' x M' with B' * M' <= B * M may have B' > B (1 x 3 then 3 x 1). */
+        out->iou = malloc(sizeof(float) * (size_t)B * M);
+        out->object_score = malloc(sizeof(float) * (size_t)B * M);
+        out->cap_low = out->low_res && out->iou && out->object_score ? nl : 0;
+        if (!out->cap_low) return samc_error_set(err, SAMC_ERR_NOMEM, "out of memory for %d x %d low-res masks", B, M);
+    }
+    if ((want_logits || want_masks) && (nf > out->cap_full || (want_logits && !out->logits) || (want_masks && !out->masks))) {
+        free(out->logits); free(out->masks);
+        out->logits = want_logits ? malloc(sizeof(float) * nf) : NULL;
+        out->masks = want_masks ? malloc(nf) : NULL;
+        out->cap_full = (!want_logits || out->logits) && (!want_masks || out->masks) ? nf : 0;
+        if (!out->cap_full)
+            return samc_error_set(err, SAMC_ERR_NOMEM, "out of memory for %d x %d masks of %dx%d pixels", B, M, w, h);
+    }
+    out->batch = B; out->n_masks = M; out->low_size = ls; out->width = w; out->height = h;
+    return 0;
+}
+
+/* Device backends: one prompt item's full-size logits; grows to the largest image. */
+static int reserve_device_logits(sam2_model *m, size_t full, samc_error *err) {
+    if (m->rt.ops->host_memory || full <= m->dev_logits_cap) return 0;
+    rt_free(m->rt.ops, m->dev_logits);
+    m->dev_logits = rt_alloc(m->rt.ops, sizeof(float) * full);
+    m->dev_logits_cap = m->dev_logits ? full : 0;
+    if (!m->dev_logits)
+        return samc_error_set(err, SAMC_ERR_NOMEM, "out of %s memory for %zu mask logits", m->rt.ops->name, full);
+    return 0;
+}
+
+/* Consecutive prompts with the same token count and mask presence, up to max_batch. */
+static int chunk_length(const sam2_model *m, const samc_prompt *prompts, int n_prompts, int b0) {
+    int N = prompt_tokens(&prompts[b0]), has_mask = prompts[b0].mask_input != NULL, B = 1;
+    while (b0 + B < n_prompts && B < m->max_batch && prompt_tokens(&prompts[b0 + B]) == N &&
+           (prompts[b0 + B].mask_input != NULL) == has_mask)
+        B++;
+    return B;
+}
+
+int sam2_predict(sam2_model *m, const sam2_image *img, const samc_prompt *prompts, int n_prompts,
+                 const samc_predict_options *opt, samc_masks *out, samc_error *err) {
+    if (img->w <= 0 || img->S != m->S)
+        return samc_error_set(err, SAMC_ERR_ARG, "samc_predict: the image has not been encoded by this model");
+    for (int i = 0; i < n_prompts; i++)
+        if (check_prompt(&prompts[i], i, img->w, img->h, m->S, err)) return -1;
+    double t0 = rt_now_ms();
+    m->timings.prompt_ms = m->timings.decoder_ms = m->timings.postprocess_ms = 0.0;
+    int M = opt->multimask ? 3 : 1;
+    /* The masks are thresholded full-size logits, so asking for masks fills logits too. */
+    int want_logits = opt->want_logits || opt->want_masks;
+    if (masks_reserve(out, n_prompts, M, m->S / 4, img->w, img->h, want_logits, opt->want_masks, err)) return -1;
+    if (want_logits && reserve_device_logits(m, (size_t)M * img->w * img->h, err)) return -1;
+    float *keep_logits = out->logits;
+    uint8_t *keep_masks = out->masks;
+    if (!want_logits) out->logits = NULL;   /* buffers of an earlier call stay allocated but unwritten */
+    if (!opt->want_masks) out->masks = NULL;
+    int rc = 0;
+    for (int b0 = 0; b0 < n_prompts && !rc;) {
+        int B = chunk_length(m, prompts, n_prompts, b0);
+        rc = predict_chunk(m, img, prompts, b0, B, prompt_tokens(&prompts[b0]), opt, out, err);
+        b0 += B;
+    }
+    out->logits = keep_logits;
+    out->masks = keep_masks;
+    if (rc) return -1;
+    if (rt_dumping(&m->rt) && out->logits)
+        rt_dump(&m->rt, "post.masks_logits", out->logits, 4, I64(n_prompts), I64(M), I64(img->h), I64(img->w));
+    rt_dump(&m->rt, "out.low_res_masks", out->low_res, 4, I64(n_prompts), I64(M), I64(m->S / 4), I64(m->S / 4));
+    rt_dump(&m->rt, "out.iou_predictions", out->iou, 2, I64(n_prompts), I64(M));
+    m->timings.predict_total_ms = rt_now_ms() - t0;
+    rt_log(&m->rt, "predict: %d prompt(s): prompt encoder %.2f ms, decoder %.2f ms, postprocess %.2f ms", n_prompts,
+           m->timings.prompt_ms, m->timings.decoder_ms, m->timings.postprocess_ms);
+    return 0;
+}
+
+/* ---- planning ------------------------------------------------------------------------- */
+
+int sam2_predictor_plan(sam2_model *m, samc_error *err) {
+    sam2_image img = { .S = m->S, .C = m->C };
+    sam2_image *imgs[SAMC_MAX_ENCODE_BATCH];
+    for (int b = 0; b < m->max_encode_batch; b++) imgs[b] = &img;
+    size_t mark = rt_arena_mark(&m->rt);
+    float *input;
+    RT_ALLOC(&m->rt, input, (size_t)m->max_encode_batch * 3 * m->S * m->S);
+    if (encode_input(m, input, imgs, m->max_encode_batch, err)) return -1;
+    rt_arena_reset(&m->rt, mark);
+    /* the largest decoder chunk: max_batch items of the most tokens, with mask inputs
+     * (all padding points: the host-side prompt encoding reads real host buffers) */
+    int N = SAM2_MAX_TOKENS - 6;
+    const float *masks[SAM2_MAX_BATCH_CHUNK];
+    for (int b = 0; b < m->max_batch; b++) masks[b] = m->h_sel;
+    for (size_t i = 0; i < (size_t)m->max_batch * N; i++) m->h_labels[i] = -1;
+    memset(m->h_coords, 0, sizeof(float) * 2 * (size_t)m->max_batch * N);
+    if (decode_chunk(m, &img, m->max_batch, N, masks, err)) return -1;
+    float *sel_dev;
+    RT_ALLOC(&m->rt, sel_dev, (size_t)3 * (m->S / 4) * (m->S / 4));
+    rt_arena_reset(&m->rt, 0);
+    return 0;
+}
