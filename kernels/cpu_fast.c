@@ -947,20 +947,6 @@ static void gelu_scalar(float *x, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * (float)M_SQRT1_2));
 }
 
-static void layer_norm_rows_scalar(const float *x, const float *w, const float *b, float *y,
-                                   int rows, int dim, float eps) {
-    for (int r = 0; r < rows; r++) {
-        const float *xr = x + (size_t)r * dim;
-        float *yr = y + (size_t)r * dim;
-        float mean = 0.0f, var = 0.0f;
-        for (int i = 0; i < dim; i++) mean += xr[i];
-        mean /= (float)dim;
-        for (int i = 0; i < dim; i++) { float d = xr[i] - mean; var += d * d; }
-        var /= (float)dim;
-        float inv = 1.0f / sqrtf(var + eps);
-        for (int i = 0; i < dim; i++) yr[i] = (xr[i] - mean) * inv * w[i] + b[i];
-    }
-}
 
 /* Pixels 16 at a time so that each channel row is read in whole cache lines. */
 static void layer_norm2d_span_scalar(const float *x, const float *w, const float *b, float *y,
@@ -991,7 +977,7 @@ const samc_fast_kernels samc_fast_kernels_scalar = {
     .exp_sum = exp_sum_scalar,
     .scale = scale_scalar,
     .gelu = gelu_scalar,
-    .layer_norm_rows = layer_norm_rows_scalar,
+    .layer_norm_rows = samc_ref_layer_norm_rows,
     .layer_norm2d_span = layer_norm2d_span_scalar,
 };
 

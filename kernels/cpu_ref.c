@@ -35,36 +35,54 @@ static void matmul_ref(const samc_ops *o, const float *a, const float *b, const 
 }
 
 /* softmax(scale · q kᵀ) v per (batch, head); scores for one query row at a time. */
-static void attention_ref(const samc_ops *o, const samc_attention_args *a) {
-    float *s = malloc(sizeof(float) * (size_t)(a->n_kv > 0 ? a->n_kv : 1));
-    if (!s) return; /* cannot happen for SAM2.1 sizes; the fast paths never allocate */
-    for (int b = 0; b < a->batch; b++)
-        for (int h = 0; h < a->heads; h++)
-            for (int i = 0; i < a->n_q; i++) {
-                const float *q = a->q + b * a->q_sb + h * a->q_sh + i * a->q_st;
-                float mx = -INFINITY;
-                for (int j = 0; j < a->n_kv; j++) {
-                    const float *k = a->k + b * a->k_sb + h * a->k_sh + j * a->k_st;
-                    float dot = 0.0f;
-                    for (int d = 0; d < a->head_dim; d++) dot += q[d] * k[d];
-                    s[j] = dot * a->scale;
-                    if (s[j] > mx) mx = s[j];
-                }
-                float sum = 0.0f;
-                for (int j = 0; j < a->n_kv; j++) { s[j] = expf(s[j] - mx); sum += s[j]; }
-                float *out = a->out + b * a->o_sb + h * a->o_sh + i * a->o_st;
-                for (int d = 0; d < a->head_dim; d++) out[d] = 0.0f;
-                for (int j = 0; j < a->n_kv; j++) {
-                    const float *v = a->v + b * a->v_sb + h * a->v_sh + j * a->v_st;
-                    float p = s[j] / sum;
-                    for (int d = 0; d < a->head_dim; d++) out[d] += p * v[d];
-                }
-            }
-    free(s);
+/* Scores of one query row kept on the stack when they fit; longer rows recompute each
+ * score (the same dot product, so the same value) instead of storing it. Either way the
+ * op allocates nothing. */
+#define REF_ATTN_ROW 8192
+
+static float ref_score(const samc_attention_args *a, const float *q, int b, int h, int j) {
+    const float *k = a->k + b * a->k_sb + h * a->k_sh + j * a->k_st;
+    float dot = 0.0f;
+    for (int d = 0; d < a->head_dim; d++) dot += q[d] * k[d];
+    return dot * a->scale;
 }
 
-static void layer_norm_ref(const samc_ops *o, const float *x, const float *w, const float *b,
-                           float *y, int rows, int dim, float eps) {
+/* One output row: out = sum_j softmax_j(s) v_j with the max-subtracted softmax of
+ * PyTorch's math path (exp of each score, summed in order, each weight divided by the
+ * sum). s holds the scores when n_kv <= REF_ATTN_ROW, else NULL. */
+static void ref_attention_row(const samc_attention_args *a, int b, int h, int i, float *s) {
+    const float *q = a->q + b * a->q_sb + h * a->q_sh + i * a->q_st;
+    float mx = -INFINITY;
+    for (int j = 0; j < a->n_kv; j++) {
+        float v = ref_score(a, q, b, h, j);
+        if (s) s[j] = v;
+        if (v > mx) mx = v;
+    }
+    float sum = 0.0f;
+    for (int j = 0; j < a->n_kv; j++) {
+        float e = expf((s ? s[j] : ref_score(a, q, b, h, j)) - mx);
+        if (s) s[j] = e;
+        sum += e;
+    }
+    float *out = a->out + b * a->o_sb + h * a->o_sh + i * a->o_st;
+    for (int d = 0; d < a->head_dim; d++) out[d] = 0.0f;
+    for (int j = 0; j < a->n_kv; j++) {
+        const float *v = a->v + b * a->v_sb + h * a->v_sh + j * a->v_st;
+        float p = (s ? s[j] : expf(ref_score(a, q, b, h, j) - mx)) / sum;
+        for (int d = 0; d < a->head_dim; d++) out[d] += p * v[d];
+    }
+}
+
+static void attention_ref(const samc_ops *o, const samc_attention_args *a) {
+    float row[REF_ATTN_ROW];
+    float *s = a->n_kv <= REF_ATTN_ROW ? row : NULL;
+    for (int b = 0; b < a->batch; b++)
+        for (int h = 0; h < a->heads; h++)
+            for (int i = 0; i < a->n_q; i++) ref_attention_row(a, b, h, i, s);
+}
+
+void samc_ref_layer_norm_rows(const float *x, const float *w, const float *b, float *y, int rows, int dim,
+                              float eps) {
     for (int r = 0; r < rows; r++) {
         const float *xr = x + (size_t)r * dim;
         float *yr = y + (size_t)r * dim;
@@ -76,6 +94,11 @@ static void layer_norm_ref(const samc_ops *o, const float *x, const float *w, co
         float inv = 1.0f / sqrtf(var + eps);
         for (int i = 0; i < dim; i++) yr[i] = (xr[i] - mean) * inv * w[i] + b[i];
     }
+}
+
+static void layer_norm_ref(const samc_ops *o, const float *x, const float *w, const float *b,
+                           float *y, int rows, int dim, float eps) {
+    samc_ref_layer_norm_rows(x, w, b, y, rows, dim, eps);
 }
 
 /* LayerNorm2d (sam2 modeling/sam2_utils.py): per pixel, over the channel axis of [C,HW]. */

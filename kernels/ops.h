@@ -131,6 +131,11 @@ struct samc_ops {
                          char *err);
 };
 
+/* The reference LayerNorm over rows (the cpu_ref op's arithmetic), for fast backends
+ * whose portable path is the reference itself. */
+void samc_ref_layer_norm_rows(const float *x, const float *w, const float *b, float *y, int rows, int dim,
+                              float eps);
+
 /* Fills every NULL entry of a host-memory backend's table with the reference op, so a
  * fast backend may implement a subset. */
 void samc_ops_fill_from_ref(samc_ops *o);
