@@ -14,7 +14,7 @@
  *
  * No op allocates: all scratch is per thread, sized at create for fixed block sizes, and
  * the drivers block every problem so that it fits. */
-#include "kernels/cpu_fast.h"
+#include "kernels/cpu_fast_kernels.h"
 #include "kernels/thread_pool.h"
 #include <math.h>
 #include <stdint.h>
@@ -967,7 +967,7 @@ static void layer_norm2d_span_scalar(const float *x, const float *w, const float
     }
 }
 
-const samc_fast_kernels samc_fast_kernels_scalar = {
+static const samc_fast_kernels samc_fast_kernels_scalar = {
     .isa = "scalar",
     .gemm_ukernel = ukernel_scalar,
     .pack_rows = pack_rows_scalar,

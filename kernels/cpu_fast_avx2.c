@@ -6,7 +6,7 @@
  * never a scalar remainder loop, so an element's result does not depend on where it
  * falls (pure copies such as packing may use scalar tails). Masked stores are slow on
  * AMD Zen, so full vectors use plain loads and stores. */
-#include "kernels/cpu_fast.h"
+#include "kernels/cpu_fast_kernels.h"
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #include <math.h>

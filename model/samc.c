@@ -183,15 +183,6 @@ void samc_upsample_logits(const float *low, int ls, float *out, int w, int h) {
     o->upsample_bilinear(o, low, out, 1, ls, w, h);
 }
 
-const char *samc_precision_name(samc_precision p) {
-    switch (p) {
-    case SAMC_PRECISION_FP32: return "fp32";
-    case SAMC_PRECISION_BF16: return "bf16";
-    case SAMC_PRECISION_FP16: return "fp16";
-    default: return "?";
-    }
-}
-
 int samc_cuda_device(char *buf, size_t n) { return samc_cuda_device_info(buf, n); }
 
 const char *samc_build_features(void) {

@@ -2,8 +2,10 @@
  *
  * Each tests/test_*.c is one program. CHECK() records a failure with file:line and
  * goes on; TEST_MAIN() runs the listed test functions and prints one verdict line
- * "N passed, N failed" that tests/run_tests.sh adds up. A test that needs something
- * absent (a GPU, a golden folder) calls TEST_SKIP("why"). */
+ * "N passed, N failed" that tests/run_tests.sh adds up. A test that needs hardware the
+ * machine lacks (a GPU, a CPU feature) calls TEST_SKIP("why"). Golden data is never
+ * optional: TEST_NEED_GOLDEN fails the test when it is missing, so acceptance checks
+ * cannot vanish by skipping. */
 #ifndef SAMC_TEST_H
 #define SAMC_TEST_H
 #include <math.h>
@@ -21,6 +23,13 @@ static int test_skipped_current = 0;
     fputc('\n', stderr); test_failures_in_current++; } } while (0)
 #define TEST_SKIP(...) do { fprintf(stderr, "  SKIP: "); fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); \
     test_skipped_current = 1; return; } while (0)
+
+/* Fails the current test (and returns from it) when the golden file or folder `path`
+ * is missing. */
+#define TEST_NEED_GOLDEN(ok, path) do { if (!(ok)) { \
+    fprintf(stderr, "  FAIL %s:%d: golden data missing: %s (set SAMC_GOLDEN to the golden folder, or put " \
+            "shared/golden beside the checkout as ../shared/golden)\n", __FILE__, __LINE__, (path)); \
+    test_failures_in_current++; return; } } while (0)
 
 /* Root of the golden data: $SAMC_GOLDEN or ../shared/golden beside the checkout. */
 static inline const char *test_golden_dir(void) {

@@ -158,7 +158,7 @@ static int disc_logits(void *ctx, int point, int token, float *out, samc_error *
 static void test_unit_amg_discs_golden(void) {
     char dir[1024];
     cJSON *man = load_manifest("unit_amg_discs", dir, sizeof dir);
-    if (!man) TEST_SKIP("no golden %s/manifest.json", dir);
+    TEST_NEED_GOLDEN(man != NULL, dir);
     amg_options o;
     options_from_manifest(man, &o);
     const cJSON *hw = cJSON_GetObjectItem(man, "image_hw");
@@ -287,7 +287,7 @@ static int rec_logits(void *ctx, int point, int token, float *out, samc_error *e
 static void test_micro_amg_golden(void) {
     char dir[1024], path[1400], errbuf[SAMC_ERRMSG];
     cJSON *man = load_manifest("amg", dir, sizeof dir);
-    if (!man) TEST_SKIP("no golden %s/manifest.json", dir);
+    TEST_NEED_GOLDEN(man != NULL, dir);
     amg_options o;
     options_from_manifest(man, &o);
     snprintf(path, sizeof path, "%s/%s", dir, cJSON_GetStringValue(cJSON_GetObjectItem(man, "image")));
@@ -383,7 +383,7 @@ out:
 static void test_micro_generate_samc(void) {
     char dir[1024], path[1400];
     cJSON *man = load_manifest("amg", dir, sizeof dir);
-    if (!man) TEST_SKIP("no golden %s/manifest.json", dir);
+    TEST_NEED_GOLDEN(man != NULL, dir);
     amg_options o;
     options_from_manifest(man, &o);
     snprintf(path, sizeof path, "%s/%s", dir, cJSON_GetStringValue(cJSON_GetObjectItem(man, "image")));

@@ -113,7 +113,7 @@ static int check_rounded(const st_tensor *got, const st_tensor *ref, st_dtype dt
 /* ---- tests -------------------------------------------------------------------------- */
 
 static void test_micro_f32(void) {
-    if (!have_golden()) TEST_SKIP("no golden micro weights under %s", test_golden_dir());
+    TEST_NEED_GOLDEN(have_golden(), test_golden_dir());
     const char *out = tmp_path("micro_f32.safetensors");
     samc_error e;
     int rc = samc_convert(golden("micro.pt"), out, "f32", 0, &e);
@@ -146,7 +146,7 @@ static void test_micro_f32(void) {
 }
 
 static void test_micro_half(void) {
-    if (!have_golden()) TEST_SKIP("no golden micro weights under %s", test_golden_dir());
+    TEST_NEED_GOLDEN(have_golden(), test_golden_dir());
     st_file ref;
     char err[SAMC_ERRMSG];
     if (st_open(golden("micro.safetensors"), &ref, err) != 0) { CHECKF(0, "%s", err); return; }
@@ -189,7 +189,7 @@ static void test_micro_half(void) {
 
 /* Rounding edge cases: written into one tensor of a micro safetensors copy, converted. */
 static void test_rounding_edges(void) {
-    if (!have_golden()) TEST_SKIP("no golden micro weights under %s", test_golden_dir());
+    TEST_NEED_GOLDEN(have_golden(), test_golden_dir());
     st_file ref;
     char err[SAMC_ERRMSG];
     if (st_open(golden("micro.safetensors"), &ref, err) != 0) { CHECKF(0, "%s", err); return; }
@@ -241,7 +241,7 @@ static void test_rounding_edges(void) {
 }
 
 static void test_image_only(void) {
-    if (!have_golden()) TEST_SKIP("no golden micro weights under %s", test_golden_dir());
+    TEST_NEED_GOLDEN(have_golden(), test_golden_dir());
     const char *out = tmp_path("micro_image.safetensors");
     samc_error e;
     int rc = samc_convert(golden("micro.pt"), out, "bf16", 1, &e);
@@ -313,7 +313,7 @@ static void test_not_sam21(void) {
     int rc = samc_convert(in, tmp_path("sam1.safetensors"), "f32", 0, &e);
     CHECKF(rc == -1 && e.status == SAMC_ERR_MODEL && strstr(e.msg, "not a SAM2.1 checkpoint") && strstr(e.msg, "SAM 1"),
            "SAM 1 checkpoint: %s", e.msg);
-    if (!have_golden()) TEST_SKIP("no golden micro weights under %s", test_golden_dir());
+    TEST_NEED_GOLDEN(have_golden(), test_golden_dir());
     convert_modified(1, 0, 0, "missing key 'sam_mask_decoder.iou_token.weight'", SAMC_ERR_MODEL);
     convert_modified(0, 1, 0, "'sam_mask_decoder.iou_token.weight' has shape", SAMC_ERR_MODEL);
     convert_modified(0, 0, 1, "num_batches_tracked", SAMC_ERR_UNSUPPORTED);
@@ -352,7 +352,7 @@ static void test_bad_arguments(void) {
     CHECKF(rc == -1 && e.status == SAMC_ERR_IO && strstr(e.msg, "does_not_exist.pt"), "%s", e.msg);
     rc = samc_convert(NULL, tmp_path("x.safetensors"), "f32", 0, &e);
     CHECK(rc == -1 && e.status == SAMC_ERR_ARG);
-    if (!have_golden()) TEST_SKIP("no golden micro weights under %s", test_golden_dir());
+    TEST_NEED_GOLDEN(have_golden(), test_golden_dir());
     rc = samc_convert(golden("micro.pt"), golden("micro.pt"), "f32", 0, &e);
     CHECKF(rc == -1 && e.status == SAMC_ERR_ARG && strstr(e.msg, "is the input"), "%s", e.msg);
     /* a damaged .pt that is not an official name: the loader's own message */

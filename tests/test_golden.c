@@ -307,7 +307,7 @@ static void run_config(const char *config, const char *image, samc_backend backe
     snprintf(golden_root, sizeof golden_root, "%s/%s", test_golden_dir(), config);
     char path[700];
     snprintf(path, sizeof path, "%s/index.json", golden_root);
-    if (access(path, R_OK)) TEST_SKIP("no golden data at %s", golden_root);
+    TEST_NEED_GOLDEN(access(path, R_OK) == 0, path);
     char wpath[] = "/tmp/samc_golden_XXXXXX";
     int fd = mkstemp(wpath);
     CHECK(fd >= 0);
@@ -430,7 +430,7 @@ static void run_config_lowp(const char *config, const char *image, samc_backend 
     snprintf(golden_root, sizeof golden_root, "%s/%s", test_golden_dir(), config);
     char path[700];
     snprintf(path, sizeof path, "%s/index.json", golden_root);
-    if (access(path, R_OK)) TEST_SKIP("no golden data at %s", golden_root);
+    TEST_NEED_GOLDEN(access(path, R_OK) == 0, path);
     int emulate = backend != SAMC_BACKEND_CUDA;
     char wpath[] = "/tmp/samc_golden_XXXXXX";
     int fd = mkstemp(wpath);
@@ -517,7 +517,7 @@ static void test_tiny_fp16_emulated(void) { run_config_lowp("tiny", "truck_1800x
 static void test_unit_dynamic_multimask(void) {
     snprintf(golden_root, sizeof golden_root, "%s/micro", test_golden_dir());
     golden_tensor lg, iou, stab;
-    if (golden_load("unit_dynamic_multimask", "in.all_mask_logits", &lg, 0)) TEST_SKIP("no unit_dynamic_multimask golden");
+    TEST_NEED_GOLDEN(golden_load("unit_dynamic_multimask", "in.all_mask_logits", &lg, 0) == 0, "unit_dynamic_multimask");
     CHECK(golden_load("unit_dynamic_multimask", "in.all_iou", &iou, 0) == 0);
     CHECK(golden_load("unit_dynamic_multimask", "expected.stability_token0", &stab, 0) == 0);
     golden_group *g = group_get("unit_dynamic_multimask");

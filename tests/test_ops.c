@@ -7,7 +7,7 @@
  * sample of rows / channels / queries (the reference ops have no hidden coupling
  * between rows, so a row of the reference on a sub-problem is that row of the full
  * one). SAMC_TEST_QUICK=1, or a sanitizer build, shrinks the biggest cases. */
-#include "kernels/cpu_fast.h"
+#include "kernels/cpu_fast_kernels.h"
 #include "kernels/ops.h"
 #include "tests/test.h"
 #define TEST_RNG_SEED 0x9e3779b97f4a7c15ull

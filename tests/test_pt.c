@@ -138,7 +138,7 @@ static int same_tensor(const st_tensor *a, const st_tensor *b) {
 static void test_golden_micro(void) {
     char pt_path[1024];
     snprintf(pt_path, sizeof pt_path, "%s", micro_path("micro.pt"));
-    if (access(pt_path, R_OK) != 0) TEST_SKIP("no %s", pt_path);
+    TEST_NEED_GOLDEN(access(pt_path, R_OK) == 0, pt_path);
     pt_checkpoint c;
     st_file f;
     char err[SAMC_ERRMSG] = "";
@@ -602,7 +602,7 @@ static void test_bad_containers(void) {
 static void test_micro_truncated(void) {
     size_t n;
     unsigned char *orig = read_file(micro_path("micro.pt"), &n);
-    if (!orig) TEST_SKIP("no %s", micro_path("micro.pt"));
+    TEST_NEED_GOLDEN(orig != NULL, micro_path("micro.pt"));
     unsigned char *buf = malloc(n);
     int tried = 0, failed_ok = 0;
     /* every 997 bytes; every 61 bytes through the central directory (the last ~23 KB);
@@ -622,7 +622,7 @@ static void test_micro_truncated(void) {
 static void test_micro_bit_flips(void) {
     size_t n;
     unsigned char *orig = read_file(micro_path("micro.pt"), &n);
-    if (!orig) TEST_SKIP("no %s", micro_path("micro.pt"));
+    TEST_NEED_GOLDEN(orig != NULL, micro_path("micro.pt"));
     pt_checkpoint ref;
     char err[SAMC_ERRMSG];
     int rc = pt_load_memory_ex(orig, n, "micro.pt", PT_SKIP_SHA256, &ref, err);

@@ -197,7 +197,7 @@ static void test_f16_bf16(void) {
 static void test_reproduce_micro(void) {
     char path[512];
     snprintf(path, sizeof path, "%s/micro/weights/micro.safetensors", test_golden_dir());
-    if (!file_exists(path)) TEST_SKIP("%s not found", path);
+    TEST_NEED_GOLDEN(file_exists(path), path);
     st_file f;
     char err[SAMC_ERRMSG];
     int rc = st_open(path, &f, err);
@@ -378,7 +378,7 @@ static void test_truncations_and_bit_flips(void) {
     snprintf(path, sizeof path, "%s/micro/weights/micro.safetensors", test_golden_dir());
     size_t size;
     unsigned char *orig = read_file(path, &size);
-    if (!orig) TEST_SKIP("%s not found", path);
+    TEST_NEED_GOLDEN(orig != NULL, path);
     char err[SAMC_ERRMSG];
     st_file f;
     uint64_t hlen = 0;

@@ -84,7 +84,7 @@ static void check_state_dict(const char *config) {
     char path[512];
     snprintf(path, sizeof path, "%s/%s/state_dict.json", test_golden_dir(), config);
     char *text = slurp(path);
-    if (!text) TEST_SKIP("%s not found", path);
+    TEST_NEED_GOLDEN(text != NULL, path);
     cJSON *root = cJSON_Parse(text);
     free(text);
     CHECKF(root != NULL, "cannot parse %s", path);
@@ -238,7 +238,7 @@ static void test_write_micro(void) {
     char golden[512];
     snprintf(golden, sizeof golden, "%s/micro/weights/micro.safetensors", test_golden_dir());
     struct stat sb;
-    if (stat(golden, &sb) != 0) TEST_SKIP("%s not found", golden);
+    TEST_NEED_GOLDEN(stat(golden, &sb) == 0, golden);
     char dir[] = "/tmp/samc_test_synth_XXXXXX";
     CHECK(mkdtemp(dir) != NULL);
     char path[600];
@@ -425,7 +425,7 @@ static void test_detect_golden_file(void) {
     char golden[512];
     snprintf(golden, sizeof golden, "%s/micro/weights/micro.safetensors", test_golden_dir());
     struct stat sb;
-    if (stat(golden, &sb) != 0) TEST_SKIP("%s not found", golden);
+    TEST_NEED_GOLDEN(stat(golden, &sb) == 0, golden);
     st_file f;
     char err[SAMC_ERRMSG];
     int rc = st_open(golden, &f, err);

@@ -27,8 +27,6 @@ void rt_plan_begin(samc_runtime *rt) {
     rt->ops = samc_ops_null();
 }
 
-int rt_planning(const samc_runtime *rt) { return rt->arena.planning; }
-
 int rt_plan_end(samc_runtime *rt, samc_error *err) {
     size_t peak = rt->arena.peak;
     rt->ops = rt->backend;

@@ -6,13 +6,20 @@
 
 #include "model/runtime/runtime.h"
 
-static void quiet_log(void *ctx, const char *line) { (void)ctx; (void)line; }
+/* The precision names of the API ("fp32", ...): the backend is what computes in them. */
+const char *samc_precision_name(samc_precision p) {
+    switch (p) {
+    case SAMC_PRECISION_FP32: return "fp32";
+    case SAMC_PRECISION_BF16: return "bf16";
+    case SAMC_PRECISION_FP16: return "fp16";
+    default: return "?";
+    }
+}
 
 int rt_backend_open(samc_runtime *rt, const samc_options *opt, samc_error *err) {
     char emsg[512];
     memset(rt, 0, sizeof *rt);
     if (opt) rt->opt = *opt;
-    if (!rt->opt.log) rt->opt.log = quiet_log;
     samc_precision prec = rt->opt.precision;
     if (prec != SAMC_PRECISION_FP32 && prec != SAMC_PRECISION_BF16 && prec != SAMC_PRECISION_FP16)
         return samc_error_set(err, SAMC_ERR_ARG, "unknown precision %d (fp32, bf16, fp16)", (int)prec);

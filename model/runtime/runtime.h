@@ -61,7 +61,6 @@ void rt_arena_reset(samc_runtime *rt, size_t mark);
 /* Planning (see the top of this file). */
 void rt_plan_begin(samc_runtime *rt);
 int rt_plan_end(samc_runtime *rt, samc_error *err);
-int rt_planning(const samc_runtime *rt);
 
 /* ---- backend ------------------------------------------------------------------------ */
 

@@ -17,9 +17,10 @@ void sam2_fpn_neck_bind(rt_binder *b, const sam2_config *c, sam2_fpn_neck_weight
     }
 }
 
-/* Channels 0..C/2-1 from y, C/2..C-1 from x, sin/cos interleaved. The image predictor
+/* PositionEmbeddingSine (normalize, scale 2 pi, temperature 10000): [C, H, W] on the
+ * host. Channels 0..C/2-1 from y, C/2..C-1 from x, sin/cos interleaved. The image predictor
  * does not use the vision PE: it is computed for the golden dumps only. */
-void sam2_position_embedding_sine(int C, int H, int W, float *out) {
+static void position_embedding_sine(int C, int H, int W, float *out) {
     int npf = C / 2;
     const float two_pi = 6.28318530717958647692f, eps = 1e-6f;
     for (int k = 0; k < npf; k++) {
@@ -44,7 +45,7 @@ static void dump_levels(const sam2_model *m, float *const lvl[4], const int sh[4
         if (!rt_dumping(&m->rt)) continue;
         float *pos = malloc(sizeof(float) * (size_t)C * sh[i] * sw[i]); /* debug path only */
         if (pos) {
-            sam2_position_embedding_sine(C, sh[i], sw[i], pos);
+            position_embedding_sine(C, sh[i], sw[i], pos);
             snprintf(name, sizeof name, "neck.pos%d", i);
             rt_dump_host(&m->rt, name, pos, 4, I64(1), I64(C), I64(sh[i]), I64(sw[i]));
         }

@@ -164,8 +164,6 @@ int sam2_hiera(sam2_model *m, const float *input, int B, float *const stage[4], 
                samc_error *err);
 /* FpnNeck.forward: stage maps [B, C_i, h_i, w_i] -> levels lvl[i] [B, d_model, h_i, w_i]. */
 void sam2_fpn_neck(sam2_model *m, float *const stage[4], const int sh[4], const int sw[4], float *const lvl[4], int B);
-/* PositionEmbeddingSine (normalize, scale 2 pi, temperature 10000): [C, H, W] on the host. */
-void sam2_position_embedding_sine(int C, int H, int W, float *out);
 /* SAM2Base.forward_image + set_image's no_mem_embed for B preprocessed images
  * input [B, 3, S, S] -> imgs[b]'s features. */
 int sam2_image_encoder(sam2_model *m, const float *input, sam2_image *const *imgs, int B, samc_error *err);

@@ -2,7 +2,7 @@
  * SAM2.1 shapes that dominate the image encoder, against cpu_ref and against the FMA
  * peak of this machine (measured with an independent-FMA loop on every thread).
  * Build and run: make bench-ops   (optional argument: threads, default all cores). */
-#include "kernels/cpu_fast.h"
+#include "kernels/cpu_fast_kernels.h"
 #include "kernels/ops.h"
 #include "kernels/thread_pool.h"
 #include <stdint.h>

@@ -1,5 +1,6 @@
-/* kernels/cpu_fast.h: internals shared by cpu_fast.c (drivers, threading, portable
- * kernels) and cpu_fast_avx2.c (AVX2+FMA kernels). Not part of the public interface.
+/* kernels/cpu_fast_kernels.h: the inner-kernel table each instruction set provides to
+ * cpu_fast.c (drivers, threading, portable kernels); cpu_fast_avx2.c is the AVX2+FMA one.
+ * Not part of the public interface.
  *
  * The drivers block the work and hand small pieces to a table of inner kernels; there
  * is one table per instruction set and the one the CPU supports is chosen at create
@@ -7,8 +8,8 @@
  * operations wherever that element falls in a block or a vector (edges and tails go
  * through the same vector code with masks), so results are bit-identical for any
  * thread count and any task split. */
-#ifndef SAMC_CPU_FAST_H
-#define SAMC_CPU_FAST_H
+#ifndef SAMC_CPU_FAST_KERNELS_H
+#define SAMC_CPU_FAST_KERNELS_H
 #include "kernels/ops.h"
 #include <stddef.h>
 
@@ -54,7 +55,6 @@ typedef struct {
                               int C, int HW, int p0, int p1, float eps);
 } samc_fast_kernels;
 
-extern const samc_fast_kernels samc_fast_kernels_scalar;
 #if defined(__x86_64__) || defined(__i386__)
 #define SAMC_FAST_HAVE_AVX2_BUILD 1
 extern const samc_fast_kernels samc_fast_kernels_avx2;
