@@ -143,6 +143,25 @@ void samc_ops_fill_from_ref(samc_ops *o);
 /* The null backend: every op does nothing (sizing memory by running the model). */
 const samc_ops *samc_ops_null(void);
 
+/* The sizing backend: the null backend with an allocator that only counts (fake,
+ * distinct addresses), for the memory plan of a backend that is not here. fixed_bytes:
+ * the backend's own buffers (e.g. SAMC_CUDA_FIXED_BYTES). */
+typedef struct {
+    size_t fixed;     /* the backend's own buffers */
+    size_t lowp;      /* 16-bit weight copy + conversion scratch (set_precision) */
+    size_t current;   /* held now, all included */
+    size_t peak;      /* the most ever held */
+} samc_ops_sizing;
+samc_ops *samc_ops_sizing_create(const char *name, size_t fixed_bytes);
+void samc_ops_sizing_totals(const samc_ops *o, samc_ops_sizing *out);
+void samc_ops_sizing_destroy(samc_ops *o);
+/* What the CUDA backend allocates besides the model's blocks (kernels/cuda/): the cuBLAS
+ * workspace (32 MiB on sm_90, 4 MiB before; the plan takes the larger) and, in bf16 /
+ * fp16, the activation conversion scratch. The CUDA context itself (a few hundred MiB,
+ * driver-dependent) is not counted. */
+#define SAMC_CUDA_FIXED_BYTES ((size_t)32 << 20)
+#define SAMC_CUDA_LOWP_SCRATCH_BYTES ((size_t)32 << 20)
+
 /* Backends. cpu_fast returns NULL when the CPU lacks what it needs (the caller then
  * falls back to cpu_ref); n_threads <= 0 means one per online core. */
 const samc_ops *samc_ops_cpu_ref(void);

@@ -91,3 +91,86 @@ static const samc_ops null_ops = {
 };
 
 const samc_ops *samc_ops_null(void) { return &null_ops; }
+
+/* ---- the sizing backend ------------------------------------------------------------------
+ * The null backend plus an allocator that hands out distinct fake addresses and counts
+ * the bytes: loading a model on it runs the whole load (weights "uploaded", constants,
+ * arena) and tells what a device would hold, without one (`samc info --device cuda`
+ * on a machine without a GPU). Its reduced-precision step counts the 16-bit weight copy
+ * and the activation scratch the CUDA backend allocates (kernels/ops.h). */
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SIZING_MAX_BLOCKS 256
+
+typedef struct {
+    uintptr_t next;                       /* next fake address (never dereferenced) */
+    void *ptr[SIZING_MAX_BLOCKS];
+    size_t size[SIZING_MAX_BLOCKS];
+    int n;
+    samc_ops_sizing totals;
+} sizing_state;
+
+static void *sizing_alloc(const samc_ops *o, size_t bytes) {
+    sizing_state *s = o->ctx;
+    if (s->n == SIZING_MAX_BLOCKS) return NULL;
+    bytes = (bytes + 255) & ~(size_t)255;   /* cudaMalloc's granularity */
+    void *p = (void *)s->next;
+    s->next += bytes + 256;
+    s->ptr[s->n] = p;
+    s->size[s->n++] = bytes;
+    s->totals.current += bytes;
+    if (s->totals.current > s->totals.peak) s->totals.peak = s->totals.current;
+    return p;
+}
+
+static void sizing_free(const samc_ops *o, void *p) {
+    sizing_state *s = o->ctx;
+    for (int i = 0; i < s->n; i++)
+        if (s->ptr[i] == p) {
+            s->totals.current -= s->size[i];
+            s->ptr[i] = s->ptr[s->n - 1];
+            s->size[i] = s->size[--s->n];
+            return;
+        }
+}
+
+static int sizing_set_precision(const samc_ops *o, samc_ops_precision p, const float *weights, size_t n_weights,
+                                char *err) {
+    (void)p; (void)weights; (void)err;
+    sizing_state *s = o->ctx;
+    s->totals.lowp = n_weights * 2 + SAMC_CUDA_LOWP_SCRATCH_BYTES;
+    s->totals.current += s->totals.lowp;
+    if (s->totals.current > s->totals.peak) s->totals.peak = s->totals.current;
+    return 0;
+}
+
+samc_ops *samc_ops_sizing_create(const char *name, size_t fixed_bytes) {
+    samc_ops *o = malloc(sizeof *o);
+    sizing_state *s = calloc(1, sizeof *s);
+    if (!o || !s) {
+        free(o);
+        free(s);
+        return NULL;
+    }
+    *o = null_ops;
+    o->name = name;
+    o->ctx = s;
+    o->alloc = sizing_alloc;
+    o->free = sizing_free;
+    o->set_precision = sizing_set_precision;
+    s->next = (uintptr_t)1 << 40;
+    s->totals.fixed = fixed_bytes;
+    s->totals.current = s->totals.peak = fixed_bytes;
+    return o;
+}
+
+void samc_ops_sizing_totals(const samc_ops *o, samc_ops_sizing *out) { *out = ((const sizing_state *)o->ctx)->totals; }
+
+void samc_ops_sizing_destroy(samc_ops *o) {
+    if (!o) return;
+    free(o->ctx);
+    free(o);
+}

@@ -74,6 +74,23 @@ void samc_model_get_info(const samc_model *m, samc_model_info *info) {
     info->scratch_bytes = s->rt.arena.cap;
     info->weight_bytes = s->weights.file_bytes;
     info->precision = samc_precision_name(s->rt.opt.precision);
+    int S = s->S, C = s->C;
+    info->image_bytes = sizeof(float) * ((size_t)C * (S / 16) * (S / 16) + (size_t)(C / 8) * (S / 4) * (S / 4) +
+                                         (size_t)(C / 4) * (S / 8) * (S / 8));
+    if (s->rt.sizing_ops) {
+        samc_ops_sizing t;
+        samc_ops_sizing_totals(s->rt.sizing_ops, &t);
+        info->planned = 1;
+        info->backend_bytes = t.current;
+        info->lowp_bytes = t.lowp;
+    }
+}
+
+/* A plan-only model (samc_options.plan_only) has no memory behind its buffers. */
+static int refuse_planned(const samc_model *m, const char *what, samc_error *err) {
+    if (!m->sam2->rt.sizing_ops) return 0;
+    return samc_error_set(err, SAMC_ERR_ARG, "%s: the model was loaded with plan_only (a memory plan): it cannot run",
+                          what);
 }
 
 void samc_model_get_timings(const samc_model *m, samc_timings *t) { *t = m->sam2->timings; }
@@ -115,6 +132,7 @@ static int check_size(const char *what, int w, int h, samc_error *err) {
 
 int samc_image_encode(samc_model *m, samc_image *img, const uint8_t *rgb, int w, int h, samc_error *err) {
     if (!m || !img || !rgb) return samc_error_set(err, SAMC_ERR_ARG, "samc_image_encode: NULL argument");
+    if (refuse_planned(m, "samc_image_encode", err)) return -1;
     sam2_image *s = img->sam2;
     if (s->S != m->sam2->S || s->C != m->sam2->C)
         return samc_error_set(err, SAMC_ERR_ARG,
@@ -130,6 +148,7 @@ int samc_image_encode_batch(samc_model *m, samc_image **imgs, const uint8_t *con
         return samc_error_set(err, SAMC_ERR_ARG, "samc_image_encode_batch: NULL argument (%s)",
                               !m ? "m" : !imgs ? "imgs" : !rgb ? "rgb" : !w ? "w" : "h");
     if (n < 1) return samc_error_set(err, SAMC_ERR_ARG, "samc_image_encode_batch: n = %d images (need at least 1)", n);
+    if (refuse_planned(m, "samc_image_encode_batch", err)) return -1;
     sam2_image *chunk[SAMC_MAX_ENCODE_BATCH];
     for (int i = 0; i < n; i++) {
         char what[64];
@@ -164,6 +183,7 @@ int samc_predict(samc_model *m, const samc_image *img, const samc_prompt *prompt
     static const samc_predict_options dflt = { .multimask = 0, .want_masks = 1, .want_logits = 0 };
     if (!opt) opt = &dflt;
     if (!m || !img || !out || (!prompts && n_prompts)) return samc_error_set(err, SAMC_ERR_ARG, "samc_predict: NULL argument");
+    if (refuse_planned(m, "samc_predict", err)) return -1;
     if (img->sam2->w <= 0 || img->sam2->S != m->sam2->S)
         return samc_error_set(err, SAMC_ERR_ARG, "samc_predict: the image has not been encoded by this model");
     if (n_prompts <= 0) return samc_error_set(err, SAMC_ERR_ARG, "samc_predict: no prompts");

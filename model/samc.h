@@ -77,6 +77,10 @@ typedef struct {
     int max_encode_batch;  /* images per encoder call planned at load (samc_image_encode_batch);
                               <= 0: 1; at most SAMC_MAX_ENCODE_BATCH. Scratch memory grows
                               about linearly with it. */
+    int plan_only;         /* 1: compute the memory plan of `backend` without running anything
+                              there (no device needed): the load runs on a backend that only
+                              counts bytes, samc_model_get_info reports them, and encode /
+                              predict refuse such a model */
 } samc_options;
 
 #define SAMC_MAX_ENCODE_BATCH 64
@@ -96,6 +100,11 @@ typedef struct {
     size_t scratch_bytes;     /* planned at load */
     size_t weight_bytes;
     const char *precision;    /* "fp32", "bf16", "fp16" */
+    int planned;              /* loaded with plan_only: the numbers below are a plan */
+    size_t backend_bytes;     /* plan_only: backend memory the loaded model holds (weights,
+                                 16-bit copy, constants, scratch, the backend's own buffers) */
+    size_t lowp_bytes;        /* plan_only: of which the 16-bit weight copy + its scratch */
+    size_t image_bytes;       /* one encoded image's features in backend memory */
 } samc_model_info;
 
 /* Per-stage times of the last encode / predict on this model, in milliseconds. */

@@ -15,6 +15,8 @@ void cmd_info_help(FILE *f) {
 "Loads a weight file (.safetensors or an official .pt checkpoint) as `samc segment`\n"
 "would and prints the detected SAM2.1 config, input size, parameter count, the\n"
 "tensors by dtype and by module, the file's metadata, and the memory samc plans.\n"
+"With --device cuda it prints the device-memory plan (weights, 16-bit copy, scratch,\n"
+"per image), computed without running anything there: it needs no GPU.\n"
 "\n"
 "  --tensors     also list every tensor: name, dtype, shape\n"
 "  --device D    cpu (default), cuda, or auto: CUDA when a GPU is usable, else the CPU\n"
@@ -26,7 +28,8 @@ void cmd_info_help(FILE *f) {
 "\n"
 "examples:\n"
 "  samc info sam2.1_hiera_tiny.pt\n"
-"  samc info tiny.safetensors --tensors | grep mask_decoder\n");
+"  samc info tiny.safetensors --tensors | grep mask_decoder\n"
+"  samc info sam2.1_hiera_large.safetensors --device cuda --precision bf16   # fits a 4 GB card?\n");
 }
 
 /* Tensor totals by dtype and by top-level module ("image_encoder", "memory_attention"...). */
@@ -129,6 +132,9 @@ int cmd_info(int argc, char **argv) {
         return CLI_USAGE;
     }
     if (cli_compute_resolve(&compute, &opt) != 0) return CLI_USAGE;
+    /* On CUDA, info reports the device-memory plan: computed without the device, so it
+     * answers on any machine (will this model fit that card?). */
+    opt.plan_only = opt.backend == SAMC_BACKEND_CUDA;
     samc_error err = { 0 };
     samc_model *m = samc_model_load(path, &opt, &err);
     if (!m) {
@@ -145,6 +151,11 @@ int cmd_info(int argc, char **argv) {
            (long long)info.n_tensors, (double)info.weight_bytes / (1 << 20));
     printf("backend:     %s (%s), %d threads, %.1f MiB scratch planned\n", info.backend ? info.backend : "?",
            info.precision ? info.precision : "?", info.n_threads, (double)info.scratch_bytes / (1 << 20));
+    if (info.planned)
+        printf("device plan: %.1f MiB for the model (%.1f MiB of it the 16-bit weight copy and its scratch), "
+               "+ %.1f MiB per encoded image; the CUDA context (a few hundred MiB) comes on top\n",
+               (double)info.backend_bytes / (1 << 20), (double)info.lowp_bytes / (1 << 20),
+               (double)info.image_bytes / (1 << 20));
     if (ctx.list) printf("tensors:\n");
     int rc = samc_weights_describe(path, on_tensor, on_meta, &ctx, &err);
     if (rc == 0) {

@@ -29,6 +29,14 @@ int rt_backend_open(samc_runtime *rt, const samc_options *opt, samc_error *err) 
                               "--precision %s needs the CUDA backend; the CPU backends compute in fp32",
                               samc_precision_name(prec));
     samc_backend be = rt->opt.backend;
+    if (rt->opt.plan_only) {
+        int cuda = be == SAMC_BACKEND_CUDA;
+        rt->sizing_ops = samc_ops_sizing_create(cuda ? "cuda (planned)" : "cpu (planned)",
+                                                cuda ? SAMC_CUDA_FIXED_BYTES : 0);
+        if (!rt->sizing_ops) return samc_error_set(err, SAMC_ERR_NOMEM, "out of memory");
+        rt->backend = rt->ops = rt->sizing_ops;
+        return 0;
+    }
     if (be == SAMC_BACKEND_CUDA) {
         rt->cuda_ops = samc_ops_cuda_create(0, emsg);
         if (!rt->cuda_ops) return samc_error_set(err, SAMC_ERR_UNSUPPORTED, "the CUDA backend cannot start: %s", emsg);
@@ -49,7 +57,8 @@ void rt_backend_close(samc_runtime *rt) {
     rt->arena = (rt_arena){ 0 };
     if (rt->fast_ops) samc_ops_cpu_fast_destroy(rt->fast_ops);
     if (rt->cuda_ops) samc_ops_cuda_destroy(rt->cuda_ops);
-    rt->fast_ops = rt->cuda_ops = NULL;
+    samc_ops_sizing_destroy(rt->sizing_ops);
+    rt->fast_ops = rt->cuda_ops = rt->sizing_ops = NULL;
     rt->backend = rt->ops = NULL;
 }
 

@@ -43,6 +43,7 @@ typedef struct samc_runtime {
     const samc_ops *backend;    /* the backend itself */
     samc_ops *fast_ops;         /* owned when cpu_fast is used */
     samc_ops *cuda_ops;         /* owned when cuda is used */
+    samc_ops *sizing_ops;       /* owned with opt.plan_only (kernels/ops_null.c) */
     rt_arena arena;
 } samc_runtime;
 
