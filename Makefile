@@ -4,6 +4,8 @@ CC      ?= cc
 CFLAGS  ?= -O2 -g
 override CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -I. -I/usr/include/stb -pthread
 LDLIBS  += -lm -pthread -ldl
+# zlib (zlib1g-dev): the SAM3 tokenizer reads the official gzipped BPE merges file.
+LDLIBS  += -lz
 BUILD   ?= build
 
 # Sources are found by folder so that adding a file never means editing this list.
