@@ -22,6 +22,7 @@ static const command commands[] = {
     { "bench", cmd_bench, cmd_bench_help, "time the encoder and decoder stage by stage" },
     { "synth", cmd_synth, cmd_synth_help, "write samc-synth-v1 synthetic weights for a config" },
     { "convert", cmd_convert, cmd_convert_help, "convert an official .pt checkpoint to safetensors" },
+    { "tokenize", cmd_tokenize, cmd_tokenize_help, "SAM3 text prompt to token ids (CLIP BPE)" },
 };
 #define N_COMMANDS ((int)(sizeof commands / sizeof commands[0]))
 
