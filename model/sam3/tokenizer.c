@@ -287,7 +287,16 @@ static char *read_gz(const char *path, size_t *len, samc_error *err) {
                            zerr == Z_ERRNO ? strerror(errno) : msg);
             free(buf); buf = NULL; break;
         }
-        if (got == 0) break;
+        if (got == 0) {
+            /* a truncated stream ends "early" and says so only here */
+            int zerr;
+            const char *msg = gzerror(f, &zerr);
+            if (zerr != Z_OK) {
+                samc_error_set(err, SAMC_ERR_FORMAT, "%s: not a readable gzip file: %s", path, msg);
+                free(buf); buf = NULL;
+            }
+            break;
+        }
         n += (size_t)got;
     }
     gzclose(f);
