@@ -37,7 +37,10 @@
  * Not covered (the C output can differ from Python's on such text): ftfy's heuristic
  * mojibake repair of anything else (other leads, e.g. "Ð¿Ñ€" Cyrillic or "Å¡" Czech,
  * "â„¢", sloppy Windows-1250/1251/..., MacRoman, cp437, "Ã " with a plain space,
- * replace_lossy_sequences), and the final NFC normalisation: text not already in NFC
+ * replace_lossy_sequences); ftfy's judgement of a whole line (next to characters it
+ * reads as mojibake of another code page, such as Greek capitals, "İ" or runs of
+ * accented capitals and symbols, it may leave the sequences above alone, or repair more,
+ * where the C port repairs exactly them); and the final NFC normalisation: text not already in NFC
  * (decomposed accents "e"+U+0301, Hangul jamo, singletons such as U+212B ANGSTROM SIGN,
  * halfwidth katakana followed by a voicing mark) is tokenised as it is. Plain ASCII and
  * NFC text without such sequences is unaffected by ftfy, so the port is exact there.
