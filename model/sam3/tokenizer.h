@@ -107,7 +107,7 @@ int sam3_tokenize_pieces(sam3_tokenizer *t, const char *utf8, size_t len, sam3_p
 const char *sam3_tokenizer_token(const sam3_tokenizer *t, int32_t id);
 /* The official decode: token strings joined, mapped back to bytes, decoded as UTF-8
  * with U+FFFD for invalid bytes, "</w>" -> " ". NUL-terminated in out; -1 if it does not
- * fit or an id is out of range. */
+ * fit or an id is out of range. A debugging aid: unlike tokenizing, it allocates. */
 int sam3_tokenizer_decode(const sam3_tokenizer *t, const int32_t *ids, int n, char *out, size_t out_size,
                           samc_error *err);
 

@@ -339,7 +339,7 @@ static int pass_chars(const sam3_cpbuf *in, sam3_cpbuf *out, int which) {
         uint32_t one[3] = {0, 0, 0};
         if (which == 0 && c >= 0x80 && c <= 0x9F && sam3_cp1252_high[c - 0x80] != c) {
             one[0] = sam3_cp1252_high[c - 0x80]; rep = one;
-        } else if (which == 1 && (c < 0x200 || (c >= 0xFB00 && c <= 0xFB06))) {
+        } else if (which == 1 && ((c >= 0x132 && c <= 0x1F3) || (c >= 0xFB00 && c <= 0xFB06))) {
             for (size_t k = 0; k < sizeof ligatures / sizeof ligatures[0]; k++)
                 if (ligatures[k][0] == c) rep = ligatures[k] + 1;
         } else if (which == 2 && (c == 0x3000 || (c >= 0xFF01 && c <= 0xFFEF))) {
