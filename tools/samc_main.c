@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "tools/cli_util.h"
+#include "model/sam3/tokenizer_tables.h"
 #include "tools/commands.h"
 #include "model/samc.h"
 
@@ -58,6 +59,7 @@ static int cmd_version(int argc, char **argv) {
         return CLI_USAGE;
     }
     printf("samc %s\nfeatures: %s\n", SAMC_VERSION, samc_build_features());
+    printf("sam3 tokenizer tables: %s\n", sam3_tables_versions);
     return CLI_OK;
 }
 

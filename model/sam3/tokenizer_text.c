@@ -53,7 +53,7 @@ static int in_sorted(const uint32_t *list, int n, uint32_t cp) {
     return 0;
 }
 
-int sam3_char_class(uint32_t cp) {
+static int sam3_char_class(uint32_t cp) {
     return run_value(sam3_char_class_runs, sam3_char_class_runs_n, cp);
 }
 
@@ -200,7 +200,7 @@ static size_t html_named(const uint32_t *t, size_t n, sam3_cpbuf *out) {
     return 1 + total;
 }
 
-void sam3_html_unescape(const sam3_cpbuf *in, sam3_cpbuf *out) {
+static void sam3_html_unescape(const sam3_cpbuf *in, sam3_cpbuf *out) {
     const uint32_t *t = in->p;
     size_t n = in->n, i = 0;
     out->n = 0;

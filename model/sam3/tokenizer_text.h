@@ -33,9 +33,4 @@ void sam3_text_clean(sam3_cpbuf *text, sam3_cpbuf work[3]);
  * that no alternative matches) are passed over. */
 int sam3_next_piece(const uint32_t *t, size_t n, size_t *pos, size_t *start, size_t *end);
 
-/* Exposed for the tests: the regex class of one code point (SAM3_CC_*), and
- * html.unescape of in into out. */
-int sam3_char_class(uint32_t cp);
-void sam3_html_unescape(const sam3_cpbuf *in, sam3_cpbuf *out);
-
 #endif
