@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/strict_number.h"
+
 void cli_error(const char *what, const char *fmt, ...) {
     va_list ap;
     fprintf(stderr, "samc: error: %s: ", what);
@@ -44,14 +46,9 @@ int cli_parse_long(const char *s, long min, long max, long *out) {
 }
 
 int cli_parse_float(const char *s, float *out) {
-    if (!s || !*s || isspace((unsigned char)s[0])) return -1;
-    char *end = NULL;
-    errno = 0;
-    double v = strtod(s, &end);
-    /* strtod accepts "inf", "nan" and hex floats; only finite values that fit a float
-     * make sense as pixel coordinates. */
-    if (errno || end == s || *end != '\0' || !isfinite(v) || fabs(v) > 1e30)
-        return -1;
+    double v;
+    /* only values that fit a float make sense as pixel coordinates */
+    if (strict_double(s, &v) != 0 || fabs(v) > 1e30) return -1;
     *out = (float)v;
     return 0;
 }
@@ -183,6 +180,18 @@ int cli_value_long(cli_args *a, long min, long max, long *out) {
     if (!v) return -1;
     if (cli_parse_long(v, min, max, out) != 0) {
         cli_error(flag, "'%s' is not an integer in [%ld, %ld]", v, min, max);
+        return -1;
+    }
+    return 0;
+}
+
+int cli_value_double(cli_args *a, double lo, double hi, int hi_open, double *out) {
+    const char *flag = a->flag;
+    char why[300];
+    const char *v = cli_value(a);
+    if (!v) return -1;
+    if (strict_number(NULL, v, lo, hi, hi_open ? STRICT_HI_OPEN : STRICT_REAL, out, why, sizeof why) != 0) {
+        cli_error(flag, "%s", why);
         return -1;
     }
     return 0;

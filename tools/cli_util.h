@@ -62,6 +62,8 @@ int cli_is_flag(const char *arg);
 const char *cli_value(cli_args *a);
 /* Value parsers for the current flag; print the error themselves. */
 int cli_value_long(cli_args *a, long min, long max, long *out);
+/* A strict number in [lo, hi], or [lo, hi) when hi_open (util/strict_number.h). */
+int cli_value_double(cli_args *a, double lo, double hi, int hi_open, double *out);
 /* Errors on a flag that takes no value but was given one ("--json=1"). */
 int cli_no_value(cli_args *a);
 void cli_unknown_flag(const cli_args *a);

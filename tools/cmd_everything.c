@@ -104,33 +104,6 @@ typedef struct {
     char json_path[4200], overlay_path[4200];
 } everything_args;
 
-/* A strict double (the thresholds are Python floats in the official generator): the
- * whole string one finite number. */
-static int parse_double(const char *s, double *out) {
-    if (!s || !*s || s[0] == ' ' || s[0] == '\t') return -1;
-    char *end = NULL;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end != '\0' || !isfinite(v)) return -1;
-    *out = v;
-    return 0;
-}
-
-/* The value of the current flag as a number in [lo, hi] (or [lo, hi) when hi_open). */
-static int value_double(cli_args *a, double lo, double hi, int hi_open, double *out) {
-    char flag[64];
-    snprintf(flag, sizeof flag, "%s", a->flag);
-    const char *v = cli_value(a);
-    if (!v) return -1;
-    double d;
-    if (parse_double(v, &d) != 0 || d < lo || (hi_open ? d >= hi : d > hi)) {
-        cli_error(flag, "'%s' is not a number in [%g, %g%c", v, lo, hi, hi_open ? ')' : ']');
-        return -1;
-    }
-    *out = d;
-    return 0;
-}
-
 static int value_int(cli_args *a, long lo, long hi, int *out) {
     long n;
     if (cli_value_long(a, lo, hi, &n) != 0) return -1;
@@ -160,19 +133,19 @@ static int parse_args(int argc, char **argv, everything_args *e) {
         } else if (!strcmp(arg, "--points-per-batch")) {
             rc = value_int(&a, 1, 4096, &o->points_per_batch);
         } else if (!strcmp(arg, "--pred-iou-thresh")) {
-            rc = value_double(&a, 0.0, 1.0, 0, &o->pred_iou_thresh);
+            rc = cli_value_double(&a, 0.0, 1.0, 0, &o->pred_iou_thresh);
         } else if (!strcmp(arg, "--stability-thresh")) {
-            rc = value_double(&a, 0.0, 1.0, 0, &o->stability_score_thresh);
+            rc = cli_value_double(&a, 0.0, 1.0, 0, &o->stability_score_thresh);
         } else if (!strcmp(arg, "--stability-offset")) {
-            rc = value_double(&a, 0.0, 1e6, 0, &o->stability_score_offset);
+            rc = cli_value_double(&a, 0.0, 1e6, 0, &o->stability_score_offset);
         } else if (!strcmp(arg, "--box-nms-thresh")) {
-            rc = value_double(&a, 0.0, 1.0, 0, &o->box_nms_thresh);
+            rc = cli_value_double(&a, 0.0, 1.0, 0, &o->box_nms_thresh);
         } else if (!strcmp(arg, "--crop-n-layers")) {
             rc = value_int(&a, 0, 4, &o->crop_n_layers);
         } else if (!strcmp(arg, "--crop-nms-thresh")) {
-            rc = value_double(&a, 0.0, 1.0, 0, &o->crop_nms_thresh);
+            rc = cli_value_double(&a, 0.0, 1.0, 0, &o->crop_nms_thresh);
         } else if (!strcmp(arg, "--crop-overlap-ratio")) {
-            rc = value_double(&a, 0.0, 1.0, 1, &o->crop_overlap_ratio);
+            rc = cli_value_double(&a, 0.0, 1.0, 1, &o->crop_overlap_ratio);
         } else if (!strcmp(arg, "--crop-n-points-downscale-factor")) {
             rc = value_int(&a, 1, 1024, &o->crop_n_points_downscale_factor);
         } else if (!strcmp(arg, "--min-mask-region-area")) {
