@@ -10,9 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "util/clock.h"
 #include "util/strict_number.h"
 
 void cli_error(const char *what, const char *fmt, ...) {
@@ -357,11 +357,7 @@ int cli_debug_env(void) {
     return e && *e && strcmp(e, "0") != 0;
 }
 
-double cli_now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
-}
+double cli_now_ms(void) { return monotonic_ms(); }
 
 int cli_check_writable(const char *what, const char *path) {
     char dir[4096];

@@ -109,7 +109,7 @@ void cli_log_stderr(void *ctx, const char *line);
 /* SAMC_DEBUG set to anything but "" or "0". */
 int cli_debug_env(void);
 
-/* A monotonic clock in milliseconds. */
+/* A monotonic clock in milliseconds (util/clock.h; the commands' name for it). */
 double cli_now_ms(void);
 /* Whether path's directory exists and can be written; prints the error if not. */
 int cli_check_writable(const char *what, const char *path);
