@@ -211,6 +211,17 @@ void cli_extra_arg(const cli_args *a) {
     cli_error(a->cmd, "unexpected argument '%s' (see samc %s --help)", a->argv[a->i], a->cmd);
 }
 
+int cli_refuse(const cli_args *a, const char *arg) {
+    if (cli_is_flag(arg)) cli_unknown_flag(a);
+    else cli_extra_arg(a);
+    return -1;
+}
+
+int cli_missing(const cli_args *a, const char *what) {
+    cli_error(a->cmd, "missing %s (see samc %s --help)", what, a->cmd);
+    return -1;
+}
+
 /* ---- --device, --precision, --backend ------------------------------------------------ */
 
 int cli_parse_device(const char *s, cli_device *out) {

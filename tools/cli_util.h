@@ -68,6 +68,11 @@ int cli_value_double(cli_args *a, double lo, double hi, int hi_open, double *out
 int cli_no_value(cli_args *a);
 void cli_unknown_flag(const cli_args *a);
 void cli_extra_arg(const cli_args *a);
+/* The argument no branch of a command's loop took: cli_unknown_flag for a flag, else
+ * cli_extra_arg. Returns -1. */
+int cli_refuse(const cli_args *a, const char *arg);
+/* "<cmd>: missing <what> (see samc <cmd> --help)". Returns -1. */
+int cli_missing(const cli_args *a, const char *what);
 
 /* Where a command runs and in what precision: --device, --precision and --backend, with
  * defaults from SAMC_DEVICE, SAMC_PRECISION and SAMC_BACKEND (a flag beats the

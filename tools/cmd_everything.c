@@ -17,6 +17,7 @@
 #include "pipelines/amg/amg.h"
 #include "tools/cli_util.h"
 #include "tools/commands.h"
+#include "tools/report.h"
 #include "util/image_io.h"
 #include "model/samc.h"
 
@@ -161,25 +162,15 @@ static int parse_args(int argc, char **argv, everything_args *e) {
             if (cli_no_value(&a) != 0) return -1;
             if (!strcmp(arg, "--json")) e->json = 1;
             else e->verbose = 1;
-        } else if (cli_is_flag(arg)) {
-            cli_unknown_flag(&a);
-            return -1;
-        } else if (!e->image) {
+        } else if (!cli_is_flag(arg) && !e->image) {
             e->image = arg;
         } else {
-            cli_extra_arg(&a);
-            return -1;
+            return cli_refuse(&a, arg);
         }
         if (rc != 0) return -1;
     }
-    if (!e->image) {
-        cli_error("everything", "missing IMAGE (see samc everything --help)");
-        return -1;
-    }
-    if (!e->model) {
-        cli_error("everything", "missing --model FILE (see samc everything --help)");
-        return -1;
-    }
+    if (!e->image) return cli_missing(&a, "IMAGE");
+    if (!e->model) return cli_missing(&a, "--model FILE");
     /* build_all_layer_point_grids: layer i has int(points / factor^i) points per side */
     long per_side = o->points_per_side;
     for (int i = 0; i < o->crop_n_layers && per_side > 0; i++) per_side /= o->crop_n_points_downscale_factor;
@@ -423,7 +414,7 @@ static void print_text(const everything_args *e, const amg_result *r) {
            s->encode_ms, s->decode_ms, s->masks_ms, e->total_ms);
 }
 
-static void print_json(const everything_args *e, const amg_result *r) {
+static int print_json(const everything_args *e, const amg_result *r) {
     const amg_stats *s = &r->stats;
     const amg_options *o = &e->amg;
     cJSON *root = cJSON_CreateObject();
@@ -432,10 +423,7 @@ static void print_json(const everything_args *e, const amg_result *r) {
     cJSON_AddNumberToObject(im, "width", r->width);
     cJSON_AddNumberToObject(im, "height", r->height);
     cJSON_AddStringToObject(root, "model", e->model);
-    cJSON_AddStringToObject(root, "config", e->info.config);
-    cJSON_AddStringToObject(root, "backend", e->info.backend ? e->info.backend : "");
-    cJSON_AddStringToObject(root, "precision", e->info.precision ? e->info.precision : "");
-    cJSON_AddNumberToObject(root, "threads", e->info.n_threads);
+    report_model_json(root, &e->info);
     cJSON *p = cJSON_AddObjectToObject(root, "settings");
     cJSON_AddNumberToObject(p, "points_per_side", o->points_per_side);
     cJSON_AddNumberToObject(p, "points_per_batch", o->points_per_batch);
@@ -474,10 +462,7 @@ static void print_json(const everything_args *e, const amg_result *r) {
     cJSON_AddNumberToObject(t, "small_regions_ms", e->small_ms);
     cJSON_AddNumberToObject(t, "write_ms", e->write_ms);
     cJSON_AddNumberToObject(t, "total_ms", e->total_ms);
-    char *text = cJSON_Print(root);
-    cJSON_Delete(root);
-    if (text) printf("%s\n", text);
-    free(text);
+    return report_print_json(root);
 }
 
 int cmd_everything(int argc, char **argv) {
@@ -505,9 +490,12 @@ int cmd_everything(int argc, char **argv) {
     if (write_masks_json(&e, &r) != 0 || write_overlay(&e, &img, &r) != 0) goto done;
     e.write_ms = cli_now_ms() - tw;
     e.total_ms = cli_now_ms() - t0;
-    if (e.json) print_json(&e, &r);
-    else print_text(&e, &r);
-    rc = CLI_OK;
+    if (e.json) {
+        rc = print_json(&e, &r);
+    } else {
+        print_text(&e, &r);
+        rc = CLI_OK;
+    }
 done:
     amg_result_free(&r);
     image_free(&img);

@@ -125,18 +125,11 @@ static int parse_args(int argc, char **argv, serve_config *c) {
         } else if (!strcmp(arg, "--verbose") || !strcmp(arg, "-v")) {
             if (cli_no_value(&a) != 0) return -1;
             c->log = cli_log_stderr;
-        } else if (cli_is_flag(arg)) {
-            cli_unknown_flag(&a);
-            return -1;
         } else {
-            cli_extra_arg(&a);
-            return -1;
+            return cli_refuse(&a, arg);
         }
     }
-    if (!c->model) {
-        cli_error("serve", "missing --model FILE (see samc serve --help)");
-        return -1;
-    }
+    if (!c->model) return cli_missing(&a, "--model FILE");
     char why[300];
     if (serve_check_host(c->host, why, sizeof why) != 0) {
         cli_error("--host", "%s", why);
