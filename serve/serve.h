@@ -7,9 +7,10 @@
  * back in a samc_error, and the trace of model stages and requests goes to cfg.log.
  *
  * Inside: serve_http.c (the daemon, routing, bodies, tokens), serve_metrics.c (/metrics,
- * /healthz), serve_queue.c (tasks, queue, workers, life cycle), serve_cache.c (encoded
- * images), serve_predict.c (predict answers), serve_jobs.c (jobs), serve_parse.c (request
- * bodies and routes), serve_page.c (the page). */
+ * /healthz), serve_server.c (start, stop, the work of each task kind), serve_queue.c
+ * (queue, workers), serve_task.c (answers, ids), serve_cache.c (encoded images),
+ * serve_predict.c (predict answers), serve_jobs.c (jobs), serve_parse.c (request bodies
+ * and routes), serve_page.c (the page). */
 #ifndef SAMC_SERVE_H
 #define SAMC_SERVE_H
 #include <stddef.h>

@@ -1,7 +1,8 @@
 /* serve/serve_internal.h: the shared state of the work side of `samc serve` (see
  * serve_work.h for the rules on memory and deadlines), for the files that split it:
- * serve_queue.c (tasks, queue, workers, server life cycle), serve_cache.c (encoded
- * images and the encode task), serve_predict.c (predict answers), serve_jobs.c (jobs).
+ * serve_server.c (start, stop, what a worker does with a task), serve_queue.c (queue and
+ * worker threads), serve_task.c (answers and ids), serve_cache.c (encoded images and the
+ * encode task), serve_predict.c (predict answers), serve_jobs.c (jobs).
  * One mutex (serve_server.mu) guards all of it; inference runs outside it. */
 #ifndef SAMC_SERVE_INTERNAL_H
 #define SAMC_SERVE_INTERNAL_H
@@ -83,19 +84,24 @@ struct serve_server {
     serve_job *jobs;
     int64_t timed_out, rejected, discarded;
     samc_model_info info;
+    void (*run)(serve_worker *wk, serve_task *t);   /* a task's work, outside mu (serve_server.c) */
 };
 
-/* serve_queue.c */
-/* Queues t (mu held). Returns -1 when the queue is full or the server is stopping. */
-int serve_enqueue(serve_server *s, serve_task *t);
-/* Frees a task once neither the waiter nor the worker holds it (mu held). */
-void serve_task_unref(serve_server *s, serve_task *t);
+/* serve_task.c: answers and ids */
 /* Sets t's answer to status and {"error": ...}. */
 void serve_task_fail(serve_task *t, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* The unformatted text of o, which is deleted; NULL when out of memory. */
 char *serve_json_take(cJSON *o);
 /* 16 random lower-case hex digits. */
 void serve_new_id(char out[SERVE_ID_LEN + 1]);
+
+/* serve_queue.c */
+/* Queues t (mu held). Returns -1 when the queue is full or the server is stopping. */
+int serve_enqueue(serve_server *s, serve_task *t);
+/* Starts one thread per worker, each taking tasks from the queue and running them with
+ * s->run; stops them (after their current task, the queue drained). */
+int serve_workers_start(serve_server *s, samc_error *err);
+void serve_workers_stop(serve_server *s);
 
 /* Parts of the server's start and stop (serve_server_new, serve_server_free). */
 int serve_jobs_init(serve_server *s, samc_error *err);     /* --data-dir and the job table */

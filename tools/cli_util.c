@@ -123,7 +123,9 @@ int cli_parse_backend(const char *s, samc_backend *out) {
     return -1;
 }
 
-int cli_backend_from_env(samc_backend *out) {
+/* Backend default from the SAMC_BACKEND environment variable (used by scripts that cannot
+ * pass flags, e.g. the golden checker); prints an error and returns -1 if it is invalid. */
+static int cli_backend_from_env(samc_backend *out) {
     const char *e = getenv("SAMC_BACKEND");
     *out = SAMC_BACKEND_AUTO;
     if (!e || !*e) return 0;

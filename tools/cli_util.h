@@ -38,9 +38,6 @@ int cli_inside_image(float x, float y, int w, int h);
 
 /* "auto", "ref", "fast", "cuda" (also the full names "cpu_ref", "cpu_fast"). */
 int cli_parse_backend(const char *s, samc_backend *out);
-/* Backend default from the SAMC_BACKEND environment variable (used by scripts that cannot
- * pass flags, e.g. the golden checker); prints an error and returns -1 if it is invalid. */
-int cli_backend_from_env(samc_backend *out);
 
 /* Walks argv for one command. A flag's value is the next argument or follows '='
  * ("--threads 4" or "--threads=4"). */
