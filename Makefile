@@ -10,10 +10,12 @@ BUILD   ?= build
 
 # Sources are found by folder so that adding a file never means editing this list.
 LIB_SRC  := $(sort $(wildcard util/*.c loader/*.c kernels/*.c model/*.c model/*/*.c convert/*.c pipelines/amg/*.c))
-TOOL_SRC := $(sort $(wildcard tools/*.c serve/*.c))
+TOOL_SRC := $(sort $(wildcard tools/*.c))
+SERVE_SRC := $(sort $(wildcard serve/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/%.o)
+SERVE_OBJ := $(SERVE_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
 # The fast CPU kernels are compiled for AVX2+FMA in their own files (kernels/*_avx2.c)
@@ -44,6 +46,8 @@ else
 endif
 
 LIB := $(BUILD)/libsamc.a
+# serve/ (`samc serve`'s HTTP service) is a library of its own that tools/cmd_serve.c calls.
+SERVE_LIB := $(BUILD)/libsamc_serve.a
 
 # GDAL (Debian libgdal-dev) for `samc mosaic`: raster and vector I/O of mosaic/. Found by
 # gdal-config; without it samc builds without the mosaic command, whose tests then skip.
@@ -95,8 +99,12 @@ $(MOSAIC_LIB): $(MOSAIC_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(SAMC_BIN): $(TOOL_OBJ) $(LIB) $(MOSAIC_LIB)
-	$(CC) $(CFLAGS) $(LDFLAGS) $(TOOL_OBJ) $(MOSAIC_LDLIBS) $(LIB) -o $@ $(LDLIBS) -lstb -lcjson -lmicrohttpd
+$(SERVE_LIB): $(SERVE_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(SAMC_BIN): $(TOOL_OBJ) $(SERVE_LIB) $(LIB) $(MOSAIC_LIB)
+	$(CC) $(CFLAGS) $(LDFLAGS) $(TOOL_OBJ) $(SERVE_LIB) $(MOSAIC_LDLIBS) $(LIB) -o $@ $(LDLIBS) -lstb -lcjson -lmicrohttpd
 
 $(BUILD)/tests/%: tests/%.c tests/test.h $(LIB) $(MOSAIC_LIB)
 	@mkdir -p $(dir $@)

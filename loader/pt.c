@@ -227,6 +227,23 @@ short_field:
                    z->fname, (unsigned long long)at);
 }
 
+/* The archive folder is not fixed ("archive/", "<file stem>/", ...): it is the folder of
+ * the one top-level "<folder>/data.pkl". */
+static int zip_find_prefix(zip_reader *z, char *err) {
+    for (size_t i = 0; i < z->n; i++) {
+        const zip_entry *e = &z->e[i];
+        if (e->name_len < 10 || memcmp(e->name + e->name_len - 9, "/data.pkl", 9) != 0) continue;
+        if (memchr(e->name, '/', e->name_len - 9)) continue;
+        if (z->prefix)
+            return pt_fail(err, "%s: two pickles in the archive ('%.*s' and '%.*sdata.pkl')", z->fname,
+                           (int)e->name_len, e->name, (int)z->prefix_len, z->prefix);
+        z->prefix = e->name; z->prefix_len = e->name_len - 8;
+    }
+    if (!z->prefix)
+        return pt_fail(err, "%s: zip archive has no <folder>/data.pkl entry: not a torch.save checkpoint", z->fname);
+    return 0;
+}
+
 static int zip_open(zip_reader *z, const uint8_t *buf, uint64_t size, const char *fname, char *err) {
     memset(z, 0, sizeof *z);
     z->buf = buf; z->size = size; z->fname = fname;
@@ -329,25 +346,7 @@ static int zip_open(zip_reader *z, const uint8_t *buf, uint64_t size, const char
             pt_fail(err, "%s: duplicate zip entry '%.*s'", fname, (int)z->e[i].name_len, z->e[i].name);
             goto fail;
         }
-
-    /* The archive folder is not fixed ("archive/", "<file stem>/", ...): it is the folder
-     * of the one top-level "<folder>/data.pkl". */
-    for (size_t i = 0; i < z->n; i++) {
-        const zip_entry *e = &z->e[i];
-        if (e->name_len < 10 || memcmp(e->name + e->name_len - 9, "/data.pkl", 9) != 0) continue;
-        if (memchr(e->name, '/', e->name_len - 9)) continue;
-        if (z->prefix) {
-            pt_fail(err, "%s: two pickles in the archive ('%.*s' and '%.*sdata.pkl')", fname,
-                    (int)e->name_len, e->name, (int)z->prefix_len, z->prefix);
-            goto fail;
-        }
-        z->prefix = e->name; z->prefix_len = e->name_len - 8;
-    }
-    if (!z->prefix) {
-        pt_fail(err, "%s: zip archive has no <folder>/data.pkl entry: not a torch.save checkpoint", fname);
-        goto fail;
-    }
-    return 0;
+    if (zip_find_prefix(z, err) == 0) return 0;
 fail:
     zip_close(z);
     return -1;
@@ -742,206 +741,239 @@ static int vm_appends(pvm *vm, pv *l, pv **items, size_t n) {
     return 0;
 }
 
+/* The opcodes, one function per group. Each returns 0 when it ran op, -1 on an error
+ * (vm->err filled), or OP_OTHER when op is not one of its group. */
+enum { OP_OTHER = 1 };
+
+/* PROTO, FRAME, MARK, POP, POP_MARK: framing and the stack itself. */
+static int vm_op_stack(pvm *vm, uint8_t op) {
+    const uint8_t *a = NULL;
+    pv **items = NULL;
+    size_t n = 0;
+    switch (op) {
+    case 0x80: /* PROTO */
+        if (vm_need(vm, 1, &a)) return -1;
+        if (a[0] < 2 || a[0] > 5) return vm_fail(vm, "pickle protocol %u is not supported (2..5)", a[0]);
+        return 0;
+    case 0x95: /* FRAME: a length hint only; opcodes are read the same inside */
+        return vm_need(vm, 8, &a);
+    case '(': /* MARK */
+        if (vm->n_marks == PT_MAX_MARKS) return vm_fail(vm, "more than %d nested MARKs", PT_MAX_MARKS);
+        vm->marks[vm->n_marks++] = vm->sp;
+        return 0;
+    case '0': /* POP */
+        return vm_pop(vm) ? 0 : -1;
+    case '1': /* POP_MARK */
+        return vm_pop_mark(vm, &items, &n);
+    default:
+        return OP_OTHER;
+    }
+}
+
+/* Strings and bytes: the length in 1, 4 or 8 bytes, then the data. */
+static int vm_op_text(pvm *vm, uint8_t op) {
+    const uint8_t *a = NULL;
+    switch (op) {
+    case 'X': /* BINUNICODE */
+        return vm_need(vm, 4, &a) ? -1 : vm_push_str(vm, PV_STR, rd32(a));
+    case 0x8c: /* SHORT_BINUNICODE */
+    case 'U':  /* SHORT_BINSTRING (py2 str, read as text by torch's unpickler) */
+        return vm_need(vm, 1, &a) ? -1 : vm_push_str(vm, PV_STR, a[0]);
+    case 0x8d: /* BINUNICODE8 */
+        return vm_need(vm, 8, &a) ? -1 : vm_push_str(vm, PV_STR, rd64(a));
+    case 'T': /* BINSTRING: signed 4-byte length */
+        if (vm_need(vm, 4, &a)) return -1;
+        if ((int32_t)rd32(a) < 0) return vm_fail(vm, "negative BINSTRING length");
+        return vm_push_str(vm, PV_STR, rd32(a));
+    case 'C': /* SHORT_BINBYTES */
+        return vm_need(vm, 1, &a) ? -1 : vm_push_str(vm, PV_BYTES, a[0]);
+    case 'B': /* BINBYTES */
+        return vm_need(vm, 4, &a) ? -1 : vm_push_str(vm, PV_BYTES, rd32(a));
+    case 0x8e: /* BINBYTES8 */
+        return vm_need(vm, 8, &a) ? -1 : vm_push_str(vm, PV_BYTES, rd64(a));
+    default:
+        return OP_OTHER;
+    }
+}
+
+/* LONG1, LONG4: little-endian two's complement of n bytes, n read in 1 or 4 bytes. */
+static int vm_long(pvm *vm, uint8_t op) {
+    const uint8_t *a = NULL;
+    if (vm_need(vm, op == 0x8a ? 1 : 4, &a)) return -1;
+    uint64_t len = op == 0x8a ? a[0] : rd32(a);
+    if (len > 8) return vm_fail(vm, "integer of %llu bytes does not fit in 64 bits", (unsigned long long)len);
+    if (vm_need(vm, len, &a)) return -1;
+    uint64_t u = 0;
+    for (size_t i = 0; i < len; i++) u |= (uint64_t)a[i] << (8 * i);
+    if (len > 0 && len < 8 && (a[len - 1] & 0x80)) u |= ~(uint64_t)0 << (8 * len);
+    pv *v = vm_new(vm, PV_INT);
+    if (!v) return -1;
+    memcpy(&v->u.i, &u, sizeof u);
+    return vm_push(vm, v);
+}
+
+/* None, booleans, integers and floats. */
+static int vm_op_scalar(pvm *vm, uint8_t op) {
+    const uint8_t *a = NULL;
+    pv *v;
+    switch (op) {
+    case 'N':
+        return vm_push(vm, vm_new(vm, PV_NONE));
+    case 0x88: case 0x89: /* NEWTRUE, NEWFALSE */
+        if (!(v = vm_new(vm, PV_BOOL))) return -1;
+        v->u.i = op == 0x88;
+        return vm_push(vm, v);
+    case 'J': case 'K': case 'M': { /* BININT (int32), BININT1 (u8), BININT2 (u16) */
+        size_t k = op == 'J' ? 4 : op == 'K' ? 1 : 2;
+        if (vm_need(vm, k, &a)) return -1;
+        if (!(v = vm_new(vm, PV_INT))) return -1;
+        v->u.i = op == 'J' ? (int64_t)(int32_t)rd32(a) : op == 'K' ? a[0] : rd16(a);
+        return vm_push(vm, v);
+    }
+    case 0x8a: case 0x8b:
+        return vm_long(vm, op);
+    case 'G': { /* BINFLOAT: big-endian IEEE double */
+        if (vm_need(vm, 8, &a)) return -1;
+        uint64_t u = 0;
+        for (int i = 0; i < 8; i++) u = u << 8 | a[i];
+        if (!(v = vm_new(vm, PV_FLOAT))) return -1;
+        memcpy(&v->u.f, &u, sizeof u);
+        return vm_push(vm, v);
+    }
+    default:
+        return OP_OTHER;
+    }
+}
+
+/* Tuples, lists and dicts: empty ones, ones built from the stack, and items added. */
+static int vm_op_container(pvm *vm, uint8_t op) {
+    pv *v, *w, **items = NULL, *kv[2];
+    size_t n = 0;
+    switch (op) {
+    case '}': return vm_push(vm, vm_new(vm, PV_DICT));
+    case ']': return vm_push(vm, vm_new(vm, PV_LIST));
+    case ')': return vm_push(vm, vm_new(vm, PV_TUPLE));
+    case 't': /* TUPLE */
+        if (vm_pop_mark(vm, &items, &n)) return -1;
+        return vm_push(vm, vm_make_seq(vm, PV_TUPLE, items, n));
+    case 0x85: case 0x86: case 0x87: /* TUPLE1..3 */
+        n = (size_t)(op - 0x84);
+        if (vm->sp - vm_floor(vm) < n) return vm_fail(vm, "TUPLE%zu with fewer than %zu items", n, n);
+        vm->sp -= n;
+        return vm_push(vm, vm_make_seq(vm, PV_TUPLE, vm->stack + vm->sp, n));
+    case 'l': /* LIST */
+        if (vm_pop_mark(vm, &items, &n)) return -1;
+        return vm_push(vm, vm_make_seq(vm, PV_LIST, items, n));
+    case 'd': /* DICT */
+        if (vm_pop_mark(vm, &items, &n) || !(v = vm_new(vm, PV_DICT)) || vm_setitems(vm, v, items, n)) return -1;
+        return vm_push(vm, v);
+    case 'a': /* APPEND */
+        if (!(w = vm_pop(vm)) || !(v = vm_top(vm))) return -1;
+        return vm_appends(vm, v, &w, 1);
+    case 'e': /* APPENDS */
+        if (vm_pop_mark(vm, &items, &n) || !(v = vm_top(vm))) return -1;
+        return vm_appends(vm, v, items, n);
+    case 's': /* SETITEM */
+        if (!(kv[1] = vm_pop(vm)) || !(kv[0] = vm_pop(vm)) || !(v = vm_top(vm))) return -1;
+        return vm_setitems(vm, v, kv, 2);
+    case 'u': /* SETITEMS */
+        if (vm_pop_mark(vm, &items, &n) || !(v = vm_top(vm))) return -1;
+        return vm_setitems(vm, v, items, n);
+    default:
+        return OP_OTHER;
+    }
+}
+
+/* The memo: objects stored by index (BINPUT, LONG_BINPUT, MEMOIZE) and fetched again. */
+static int vm_op_memo(pvm *vm, uint8_t op) {
+    const uint8_t *a = NULL;
+    switch (op) {
+    case 'q': /* BINPUT */
+        return vm_need(vm, 1, &a) ? -1 : memo_put(vm, a[0]);
+    case 'r': /* LONG_BINPUT */
+        return vm_need(vm, 4, &a) ? -1 : memo_put(vm, rd32(a));
+    case 0x94: /* MEMOIZE */
+        return memo_put(vm, vm->memo_len);
+    case 'h': /* BINGET */
+        return vm_need(vm, 1, &a) ? -1 : memo_get(vm, a[0]);
+    case 'j': /* LONG_BINGET */
+        return vm_need(vm, 4, &a) ? -1 : memo_get(vm, rd32(a));
+    default:
+        return OP_OTHER;
+    }
+}
+
+/* GLOBAL "module\nname\n": both names within 512 bytes. */
+static int vm_global_op(pvm *vm) {
+    const uint8_t *m = vm->p, *nl1, *nl2;
+    size_t room = (size_t)(vm->end - vm->p);
+    if (!(nl1 = memchr(m, '\n', room < 512 ? room : 512)) ||
+        !(nl2 = memchr(nl1 + 1, '\n', (size_t)(vm->end - nl1 - 1) < 512 ? (size_t)(vm->end - nl1 - 1) : 512)))
+        return vm_fail(vm, "GLOBAL without two newline-terminated names");
+    vm->p = nl2 + 1;
+    return vm_global(vm, (const char *)m, (size_t)(nl1 - m), (const char *)nl1 + 1, (size_t)(nl2 - nl1 - 1));
+}
+
+/* Objects: globals (only the allowed ones), calls of them, BUILD and persistent ids. */
+static int vm_op_object(pvm *vm, uint8_t op) {
+    pv *v, *w;
+    switch (op) {
+    case 'c':
+        return vm_global_op(vm);
+    case 0x93: /* STACK_GLOBAL */
+        if (!(w = vm_pop(vm)) || !(v = vm_pop(vm))) return -1;
+        if (v->kind != PV_STR || w->kind != PV_STR)
+            return vm_fail(vm, "STACK_GLOBAL of a %s and a %s", pv_kind_name(v->kind), pv_kind_name(w->kind));
+        return vm_global(vm, v->u.s.p, v->u.s.n, w->u.s.p, w->u.s.n);
+    case 'R': /* REDUCE */
+        if (!(w = vm_pop(vm)) || !(v = vm_pop(vm))) return -1;
+        return vm_call(vm, v, w);
+    case 0x81: /* NEWOBJ: cls.__new__(cls, *args); only OrderedDict makes sense here */
+        if (!(w = vm_pop(vm)) || !(v = vm_pop(vm))) return -1;
+        if (v->kind != PV_GLOBAL || v->u.g->kind != G_ORDERED_DICT)
+            return vm_fail(vm, "NEWOBJ is only supported for OrderedDict");
+        return vm_call(vm, v, w);
+    case 'b': /* BUILD: sets attributes. A state dict's OrderedDict carries _metadata
+                (module versions) this way; it does not change any tensor, so it is
+                dropped. Anything else would need code we refuse to run. */
+        if (!(w = vm_pop(vm)) || !(v = vm_top(vm))) return -1;
+        if (v->kind != PV_DICT) return vm_fail(vm, "BUILD on a %s is not supported", pv_kind_name(v->kind));
+        if (w->kind != PV_DICT && w->kind != PV_NONE && w->kind != PV_TUPLE)
+            return vm_fail(vm, "BUILD with a %s state", pv_kind_name(w->kind));
+        return 0;
+    case 'Q': /* BINPERSID */
+        if (!(v = vm_pop(vm))) return -1;
+        return vm_persistent(vm, v);
+    default:
+        return OP_OTHER;
+    }
+}
+
 /* Runs data.pkl to STOP and returns the result. */
 static pv *vm_run(pvm *vm) {
     for (;;) {
-        if (vm->p >= vm->end) { vm->op_pos = (size_t)(vm->p - vm->base); vm->op = 0; vm_fail(vm, "pickle ends without STOP"); return NULL; }
         vm->op_pos = (size_t)(vm->p - vm->base);
+        if (vm->p >= vm->end) {
+            vm->op = 0;
+            vm_fail(vm, "pickle ends without STOP");
+            return NULL;
+        }
         uint8_t op = vm->op = *vm->p++;
-        const uint8_t *a = NULL;
-        pv *v, *w, **items = NULL;
-        size_t n = 0;
-        int rc = 0;
-        switch (op) {
-        case 0x80: /* PROTO */
-            if (vm_need(vm, 1, &a)) return NULL;
-            if (a[0] < 2 || a[0] > 5) { vm_fail(vm, "pickle protocol %u is not supported (2..5)", a[0]); return NULL; }
-            break;
-        case 0x95: /* FRAME: a length hint only; opcodes are read the same inside */
-            if (vm_need(vm, 8, &a)) return NULL;
-            break;
-        case '.': /* STOP */
-            v = vm_pop(vm);
-            if (v && (vm->sp != 0 || vm->n_marks)) { vm_fail(vm, "STOP with %zu items left on the stack", vm->sp); return NULL; }
-            return v;
-        case '(': /* MARK */
-            if (vm->n_marks == PT_MAX_MARKS) { vm_fail(vm, "more than %d nested MARKs", PT_MAX_MARKS); return NULL; }
-            vm->marks[vm->n_marks++] = vm->sp;
-            break;
-        case '0': /* POP */
-            rc = vm_pop(vm) ? 0 : -1;
-            break;
-        case '1': /* POP_MARK */
-            rc = vm_pop_mark(vm, &items, &n);
-            break;
-        case '}': rc = vm_push(vm, vm_new(vm, PV_DICT)); break;
-        case ']': rc = vm_push(vm, vm_new(vm, PV_LIST)); break;
-        case ')': rc = vm_push(vm, vm_new(vm, PV_TUPLE)); break;
-        case 'N': rc = vm_push(vm, vm_new(vm, PV_NONE)); break;
-        case 0x88: case 0x89: /* NEWTRUE, NEWFALSE */
-            if (!(v = vm_new(vm, PV_BOOL))) return NULL;
-            v->u.i = op == 0x88;
-            rc = vm_push(vm, v);
-            break;
-        case 'X': /* BINUNICODE */
-            if (vm_need(vm, 4, &a)) return NULL;
-            rc = vm_push_str(vm, PV_STR, rd32(a));
-            break;
-        case 0x8c: /* SHORT_BINUNICODE */
-            if (vm_need(vm, 1, &a)) return NULL;
-            rc = vm_push_str(vm, PV_STR, a[0]);
-            break;
-        case 0x8d: /* BINUNICODE8 */
-            if (vm_need(vm, 8, &a)) return NULL;
-            rc = vm_push_str(vm, PV_STR, rd64(a));
-            break;
-        case 'U': /* SHORT_BINSTRING (py2 str, read as text by torch's unpickler) */
-            if (vm_need(vm, 1, &a)) return NULL;
-            rc = vm_push_str(vm, PV_STR, a[0]);
-            break;
-        case 'T': /* BINSTRING: signed 4-byte length */
-            if (vm_need(vm, 4, &a)) return NULL;
-            if ((int32_t)rd32(a) < 0) { vm_fail(vm, "negative BINSTRING length"); return NULL; }
-            rc = vm_push_str(vm, PV_STR, rd32(a));
-            break;
-        case 'C': /* SHORT_BINBYTES */
-            if (vm_need(vm, 1, &a)) return NULL;
-            rc = vm_push_str(vm, PV_BYTES, a[0]);
-            break;
-        case 'B': /* BINBYTES */
-            if (vm_need(vm, 4, &a)) return NULL;
-            rc = vm_push_str(vm, PV_BYTES, rd32(a));
-            break;
-        case 0x8e: /* BINBYTES8 */
-            if (vm_need(vm, 8, &a)) return NULL;
-            rc = vm_push_str(vm, PV_BYTES, rd64(a));
-            break;
-        case 'J': case 'K': case 'M': { /* BININT (int32), BININT1 (u8), BININT2 (u16) */
-            size_t k = op == 'J' ? 4 : op == 'K' ? 1 : 2;
-            if (vm_need(vm, k, &a)) return NULL;
-            if (!(v = vm_new(vm, PV_INT))) return NULL;
-            v->u.i = op == 'J' ? (int64_t)(int32_t)rd32(a) : op == 'K' ? a[0] : rd16(a);
-            rc = vm_push(vm, v);
-            break;
-        }
-        case 0x8a: case 0x8b: { /* LONG1, LONG4: little-endian two's complement of n bytes */
-            uint64_t len;
-            if (vm_need(vm, op == 0x8a ? 1 : 4, &a)) return NULL;
-            len = op == 0x8a ? a[0] : rd32(a);
-            if (len > 8) { vm_fail(vm, "integer of %llu bytes does not fit in 64 bits", (unsigned long long)len); return NULL; }
-            if (vm_need(vm, len, &a)) return NULL;
-            uint64_t u = 0;
-            for (size_t i = 0; i < len; i++) u |= (uint64_t)a[i] << (8 * i);
-            if (len > 0 && len < 8 && (a[len - 1] & 0x80)) u |= ~(uint64_t)0 << (8 * len);
-            if (!(v = vm_new(vm, PV_INT))) return NULL;
-            memcpy(&v->u.i, &u, sizeof u);
-            rc = vm_push(vm, v);
-            break;
-        }
-        case 'G': { /* BINFLOAT: big-endian IEEE double */
-            if (vm_need(vm, 8, &a)) return NULL;
-            uint64_t u = 0;
-            for (int i = 0; i < 8; i++) u = u << 8 | a[i];
-            if (!(v = vm_new(vm, PV_FLOAT))) return NULL;
-            memcpy(&v->u.f, &u, sizeof u);
-            rc = vm_push(vm, v);
-            break;
-        }
-        case 't': /* TUPLE */
-            if (vm_pop_mark(vm, &items, &n)) return NULL;
-            rc = vm_push(vm, vm_make_seq(vm, PV_TUPLE, items, n));
-            break;
-        case 0x85: case 0x86: case 0x87: /* TUPLE1..3 */
-            n = (size_t)(op - 0x84);
-            if (vm->sp - vm_floor(vm) < n) { vm_fail(vm, "TUPLE%zu with fewer than %zu items", n, n); return NULL; }
-            vm->sp -= n;
-            rc = vm_push(vm, vm_make_seq(vm, PV_TUPLE, vm->stack + vm->sp, n));
-            break;
-        case 'l': /* LIST */
-            if (vm_pop_mark(vm, &items, &n)) return NULL;
-            rc = vm_push(vm, vm_make_seq(vm, PV_LIST, items, n));
-            break;
-        case 'd': /* DICT */
-            if (vm_pop_mark(vm, &items, &n)) return NULL;
-            if (!(v = vm_new(vm, PV_DICT))) return NULL;
-            if (vm_setitems(vm, v, items, n)) return NULL;
-            rc = vm_push(vm, v);
-            break;
-        case 'a': /* APPEND */
-            if (!(w = vm_pop(vm)) || !(v = vm_top(vm))) return NULL;
-            rc = vm_appends(vm, v, &w, 1);
-            break;
-        case 'e': /* APPENDS */
-            if (vm_pop_mark(vm, &items, &n) || !(v = vm_top(vm))) return NULL;
-            rc = vm_appends(vm, v, items, n);
-            break;
-        case 's': { /* SETITEM */
-            pv *kv[2];
-            if (!(kv[1] = vm_pop(vm)) || !(kv[0] = vm_pop(vm)) || !(v = vm_top(vm))) return NULL;
-            rc = vm_setitems(vm, v, kv, 2);
-            break;
-        }
-        case 'u': /* SETITEMS */
-            if (vm_pop_mark(vm, &items, &n) || !(v = vm_top(vm))) return NULL;
-            rc = vm_setitems(vm, v, items, n);
-            break;
-        case 'q': /* BINPUT */
-            if (vm_need(vm, 1, &a)) return NULL;
-            rc = memo_put(vm, a[0]);
-            break;
-        case 'r': /* LONG_BINPUT */
-            if (vm_need(vm, 4, &a)) return NULL;
-            rc = memo_put(vm, rd32(a));
-            break;
-        case 0x94: /* MEMOIZE */
-            rc = memo_put(vm, vm->memo_len);
-            break;
-        case 'h': /* BINGET */
-            if (vm_need(vm, 1, &a)) return NULL;
-            rc = memo_get(vm, a[0]);
-            break;
-        case 'j': /* LONG_BINGET */
-            if (vm_need(vm, 4, &a)) return NULL;
-            rc = memo_get(vm, rd32(a));
-            break;
-        case 'c': { /* GLOBAL "module\nname\n" */
-            const uint8_t *m = vm->p, *nl1, *nl2;
-            size_t room = (size_t)(vm->end - vm->p);
-            if (!(nl1 = memchr(m, '\n', room < 512 ? room : 512)) ||
-                !(nl2 = memchr(nl1 + 1, '\n', (size_t)(vm->end - nl1 - 1) < 512 ? (size_t)(vm->end - nl1 - 1) : 512))) {
-                vm_fail(vm, "GLOBAL without two newline-terminated names");
+        if (op == '.') { /* STOP */
+            pv *v = vm_pop(vm);
+            if (v && (vm->sp != 0 || vm->n_marks)) {
+                vm_fail(vm, "STOP with %zu items left on the stack", vm->sp);
                 return NULL;
             }
-            vm->p = nl2 + 1;
-            rc = vm_global(vm, (const char *)m, (size_t)(nl1 - m), (const char *)nl1 + 1, (size_t)(nl2 - nl1 - 1));
-            break;
+            return v;
         }
-        case 0x93: /* STACK_GLOBAL */
-            if (!(w = vm_pop(vm)) || !(v = vm_pop(vm))) return NULL;
-            if (v->kind != PV_STR || w->kind != PV_STR) { vm_fail(vm, "STACK_GLOBAL of a %s and a %s", pv_kind_name(v->kind), pv_kind_name(w->kind)); return NULL; }
-            rc = vm_global(vm, v->u.s.p, v->u.s.n, w->u.s.p, w->u.s.n);
-            break;
-        case 'R': /* REDUCE */
-            if (!(w = vm_pop(vm)) || !(v = vm_pop(vm))) return NULL;
-            rc = vm_call(vm, v, w);
-            break;
-        case 0x81: /* NEWOBJ: cls.__new__(cls, *args); only OrderedDict makes sense here */
-            if (!(w = vm_pop(vm)) || !(v = vm_pop(vm))) return NULL;
-            if (v->kind != PV_GLOBAL || v->u.g->kind != G_ORDERED_DICT) { vm_fail(vm, "NEWOBJ is only supported for OrderedDict"); return NULL; }
-            rc = vm_call(vm, v, w);
-            break;
-        case 'b': /* BUILD: sets attributes. A state dict's OrderedDict carries _metadata
-                    (module versions) this way; it does not change any tensor, so it is
-                    dropped. Anything else would need code we refuse to run. */
-            if (!(w = vm_pop(vm)) || !(v = vm_top(vm))) return NULL;
-            if (v->kind != PV_DICT) { vm_fail(vm, "BUILD on a %s is not supported", pv_kind_name(v->kind)); return NULL; }
-            if (w->kind != PV_DICT && w->kind != PV_NONE && w->kind != PV_TUPLE) { vm_fail(vm, "BUILD with a %s state", pv_kind_name(w->kind)); return NULL; }
-            break;
-        case 'Q': /* BINPERSID */
-            if (!(v = vm_pop(vm))) return NULL;
-            rc = vm_persistent(vm, v);
-            break;
-        default:
+        int rc = vm_op_stack(vm, op);
+        if (rc == OP_OTHER) rc = vm_op_text(vm, op);
+        if (rc == OP_OTHER) rc = vm_op_scalar(vm, op);
+        if (rc == OP_OTHER) rc = vm_op_container(vm, op);
+        if (rc == OP_OTHER) rc = vm_op_memo(vm, op);
+        if (rc == OP_OTHER) rc = vm_op_object(vm, op);
+        if (rc == OP_OTHER) {
             if (op >= 0x20 && op < 0x7f) vm_fail(vm, "unsupported pickle opcode '%c'", op);
             else vm_fail(vm, "unsupported pickle opcode");
             return NULL;

@@ -410,9 +410,8 @@ void st_close(st_file *f) {
     memset(f, 0, sizeof *f);
 }
 
-/* Validates buf[0..size) and fills out (tensor data pointing into buf). */
-static int parse_file(const unsigned char *buf, size_t size, const char *name, st_file *out, char *err) {
-    memset(out, 0, sizeof *out);
+/* The header length: the first 8 bytes, little-endian; the header must fit the file. */
+static int header_length(const unsigned char *buf, size_t size, const char *name, uint64_t *out, char *err) {
     if (size < 8) {
         set_err(err, "%.200s: file is %zu bytes, too short for the 8-byte header length", name, size);
         return -1;
@@ -434,146 +433,189 @@ static int parse_file(const unsigned char *buf, size_t size, const char *name, s
                 "(file truncated?)", name, (unsigned long long)hlen, size - 8);
         return -1;
     }
-    size_t data_size = size - 8 - (size_t)hlen;
-    const unsigned char *data = buf + 8 + hlen;
+    *out = hlen;
+    return 0;
+}
 
-    json_in j = {.s = (const char *)buf + 8, .n = (size_t)hlen, .file = name, .err = err};
-    raw_tensor *rts = NULL;
-    int n = 0, cap = 0;
-    st_meta *meta = NULL;
-    int n_meta = 0, have_meta = 0;
-    char ***names = NULL;
-    raw_tensor **order = NULL;
-    int rc = -1;
+/* The header's entries while they are parsed and checked; owned until handed to st_file. */
+typedef struct {
+    raw_tensor *rts;
+    int n, cap;
+    st_meta *meta;
+    int n_meta, have_meta;
+} st_header;
 
-    if (expect(&j, '{')) goto done;
-    if (!accept(&j, '}')) {
+static void header_free(st_header *h) {
+    for (int i = 0; i < h->n; i++) free(h->rts[i].t.name);
+    free(h->rts);
+    for (int i = 0; i < h->n_meta; i++) { free(h->meta[i].key); free(h->meta[i].value); }
+    free(h->meta);
+    memset(h, 0, sizeof *h);
+}
+
+/* One "key": value member of the header object: __metadata__ or a tensor entry. key is
+ * taken (freed or owned by h). */
+static int parse_member(json_in *j, st_header *h, char *key, size_t key_pos) {
+    if (strcmp(key, "__metadata__") == 0) {
+        free(key);
+        if (h->have_meta) { j->pos = key_pos; return jfail(j, "duplicate key '__metadata__'"); }
+        h->have_meta = 1;
+        return parse_metadata(j, &h->meta, &h->n_meta);
+    }
+    if (h->n == h->cap) {
+        int cap = h->cap ? h->cap * 2 : 64;
+        raw_tensor *r = realloc(h->rts, (size_t)cap * sizeof *r);
+        if (!r) { free(key); return jfail(j, "out of memory"); }
+        h->rts = r;
+        h->cap = cap;
+    }
+    raw_tensor *rt = &h->rts[h->n++];
+    memset(rt, 0, sizeof *rt);
+    rt->t.name = key;
+    j->key = key;
+    if (parse_tensor_entry(j, rt)) return -1;
+    j->key = NULL;
+    return 0;
+}
+
+/* The header: one JSON object of tensor entries and an optional __metadata__, nothing
+ * after it. */
+static int parse_header(json_in *j, st_header *h) {
+    if (expect(j, '{')) return -1;
+    if (!accept(j, '}')) {
         for (;;) {
             char *key;
-            size_t key_pos;
-            skip_ws(&j);
-            key_pos = j.pos;
-            if (parse_string(&j, &key)) goto done;
-            if (expect(&j, ':')) { free(key); goto done; }
-            if (strcmp(key, "__metadata__") == 0) {
-                free(key);
-                if (have_meta) { j.pos = key_pos; jfail(&j, "duplicate key '__metadata__'"); goto done; }
-                have_meta = 1;
-                if (parse_metadata(&j, &meta, &n_meta)) goto done;
-            } else {
-                if (n == cap) {
-                    cap = cap ? cap * 2 : 64;
-                    raw_tensor *r = realloc(rts, (size_t)cap * sizeof *r);
-                    if (!r) { free(key); jfail(&j, "out of memory"); goto done; }
-                    rts = r;
-                }
-                memset(&rts[n], 0, sizeof rts[n]);
-                rts[n].t.name = key;
-                n++;
-                j.key = key;
-                if (parse_tensor_entry(&j, &rts[n - 1])) goto done;
-                j.key = NULL;
-            }
-            if (accept(&j, '}')) break;
-            if (expect(&j, ',')) goto done;
+            skip_ws(j);
+            size_t key_pos = j->pos;
+            if (parse_string(j, &key)) return -1;
+            if (expect(j, ':')) { free(key); return -1; }
+            if (parse_member(j, h, key, key_pos)) return -1;
+            if (accept(j, '}')) break;
+            if (expect(j, ',')) return -1;
         }
     }
-    skip_ws(&j);
-    if (j.pos != j.n) {
+    skip_ws(j);
+    if (j->pos != j->n) {
         char b[32];
-        jfail(&j, "unexpected %s after the header object", peek_desc(&j, b, sizeof b));
-        goto done;
+        return jfail(j, "unexpected %s after the header object", peek_desc(j, b, sizeof b));
     }
+    return 0;
+}
 
-    /* Duplicate keys: tensors, then metadata. */
-    names = malloc((size_t)(n > n_meta ? n : n_meta) * sizeof *names + 1);
-    order = malloc((size_t)n * sizeof *order + 1);
-    if (!names || !order) { set_err(err, "%.200s: out of memory", name); goto done; }
-    for (int i = 0; i < n; i++) names[i] = &rts[i].t.name;
-    const char *dup = find_duplicate(names, n);
-    if (dup) { set_err(err, "%.200s: duplicate key '%.200s' in header", name, dup); goto done; }
-    for (int i = 0; i < n_meta; i++) names[i] = &meta[i].key;
-    dup = find_duplicate(names, n_meta);
-    if (dup) { set_err(err, "%.200s: duplicate __metadata__ key '%.200s'", name, dup); goto done; }
+/* Duplicate keys: tensors, then metadata. */
+static int check_duplicates(const st_header *h, const char *name, char *err) {
+    int n = h->n > h->n_meta ? h->n : h->n_meta;
+    char ***names = malloc((size_t)n * sizeof *names + 1);
+    if (!names) { set_err(err, "%.200s: out of memory", name); return -1; }
+    for (int i = 0; i < h->n; i++) names[i] = &h->rts[i].t.name;
+    const char *dup = find_duplicate(names, h->n);
+    if (dup) set_err(err, "%.200s: duplicate key '%.200s' in header", name, dup);
+    for (int i = 0; !dup && i < h->n_meta; i++) names[i] = &h->meta[i].key;
+    if (!dup && (dup = find_duplicate(names, h->n_meta)) != NULL)
+        set_err(err, "%.200s: duplicate __metadata__ key '%.200s'", name, dup);
+    free(names);
+    return dup ? -1 : 0;
+}
 
-    /* Sizes and ranges. */
-    for (int i = 0; i < n; i++) {
-        raw_tensor *r = &rts[i];
-        st_tensor *t = &r->t;
-        uint64_t numel = 1;
-        int overflow = 0;
-        for (int d = 0; d < t->ndim; d++) {
-            uint64_t dim = (uint64_t)t->shape[d];
-            if (dim && numel > UINT64_C(0x7fffffffffffffff) / dim) overflow = 1;
-            else numel *= dim;
-        }
-        uint64_t esz = dtype_sizes[t->dtype];
-        if (overflow || numel > UINT64_C(0x7fffffffffffffff) / esz) {
-            set_err(err, "%.200s: tensor '%.200s': shape product overflows 64 bits", name, t->name);
-            goto done;
-        }
-        char shp[160];
-        size_t k = 0;
-        shp[k++] = '[';
-        for (int d = 0; d < t->ndim && k < sizeof shp - 24; d++)
-            k += (size_t)snprintf(shp + k, sizeof shp - k, d ? ",%lld" : "%lld", (long long)t->shape[d]);
-        snprintf(shp + k, sizeof shp - k, "]");
-        if (numel * esz != r->end - r->begin) {
-            set_err(err, "%.200s: tensor '%.200s': shape %s of %s needs %llu bytes but data_offsets "
-                    "[%llu, %llu] span %llu", name, t->name, shp, dtype_names[t->dtype],
-                    (unsigned long long)(numel * esz), (unsigned long long)r->begin,
-                    (unsigned long long)r->end, (unsigned long long)(r->end - r->begin));
-            goto done;
-        }
-        if (r->end > data_size) {
-            set_err(err, "%.200s: tensor '%.200s': data_offsets [%llu, %llu] run past the end of the "
-                    "%zu-byte data section (file offset %llu > file size %zu)", name, t->name,
-                    (unsigned long long)r->begin, (unsigned long long)r->end, data_size,
-                    (unsigned long long)(8 + hlen + r->end), size);
-            goto done;
-        }
-        t->numel = (int64_t)numel;
-        t->nbytes = (size_t)(numel * esz);
-        t->data = data + r->begin;
-        order[i] = r;
+/* A tensor's size from its dtype and shape, checked against its data_offsets and the data
+ * section [data, data + data_size); sets numel, nbytes and data. hlen and size only
+ * serve the message. */
+static int check_extent(raw_tensor *r, const unsigned char *data, size_t data_size, uint64_t hlen, size_t size,
+                        const char *name, char *err) {
+    st_tensor *t = &r->t;
+    uint64_t numel = 1;
+    int overflow = 0;
+    for (int d = 0; d < t->ndim; d++) {
+        uint64_t dim = (uint64_t)t->shape[d];
+        if (dim && numel > UINT64_C(0x7fffffffffffffff) / dim) overflow = 1;
+        else numel *= dim;
     }
-    qsort(order, (size_t)n, sizeof *order, cmp_begin);
-    /* Empty tensors occupy no bytes and cannot overlap anything; among the others, each
-     * must start at or after the furthest end seen so far. */
+    uint64_t esz = dtype_sizes[t->dtype];
+    if (overflow || numel > UINT64_C(0x7fffffffffffffff) / esz) {
+        set_err(err, "%.200s: tensor '%.200s': shape product overflows 64 bits", name, t->name);
+        return -1;
+    }
+    char shp[160];
+    size_t k = 0;
+    shp[k++] = '[';
+    for (int d = 0; d < t->ndim && k < sizeof shp - 24; d++)
+        k += (size_t)snprintf(shp + k, sizeof shp - k, d ? ",%lld" : "%lld", (long long)t->shape[d]);
+    snprintf(shp + k, sizeof shp - k, "]");
+    if (numel * esz != r->end - r->begin) {
+        set_err(err, "%.200s: tensor '%.200s': shape %s of %s needs %llu bytes but data_offsets "
+                "[%llu, %llu] span %llu", name, t->name, shp, dtype_names[t->dtype],
+                (unsigned long long)(numel * esz), (unsigned long long)r->begin,
+                (unsigned long long)r->end, (unsigned long long)(r->end - r->begin));
+        return -1;
+    }
+    if (r->end > data_size) {
+        set_err(err, "%.200s: tensor '%.200s': data_offsets [%llu, %llu] run past the end of the "
+                "%zu-byte data section (file offset %llu > file size %zu)", name, t->name,
+                (unsigned long long)r->begin, (unsigned long long)r->end, data_size,
+                (unsigned long long)(8 + hlen + r->end), size);
+        return -1;
+    }
+    t->numel = (int64_t)numel;
+    t->nbytes = (size_t)(numel * esz);
+    t->data = data + r->begin;
+    return 0;
+}
+
+/* No two tensors' bytes overlap. Empty tensors occupy no bytes and cannot overlap
+ * anything; among the others, in order of their start, each must start at or after the
+ * furthest end seen so far. */
+static int check_overlaps(const st_header *h, const char *name, char *err) {
+    const raw_tensor **order = malloc((size_t)h->n * sizeof *order + 1);
+    if (!order) { set_err(err, "%.200s: out of memory", name); return -1; }
+    for (int i = 0; i < h->n; i++) order[i] = &h->rts[i];
+    qsort(order, (size_t)h->n, sizeof *order, cmp_begin);
     const raw_tensor *reach = NULL;
-    for (int i = 0; i < n; i++) {
+    int rc = 0;
+    for (int i = 0; i < h->n && rc == 0; i++) {
         const raw_tensor *b = order[i];
         if (b->begin == b->end) continue;
         if (reach && b->begin < reach->end) {
             set_err(err, "%.200s: tensor '%.200s' data_offsets [%llu, %llu] overlap tensor '%.200s' [%llu, %llu]",
                     name, b->t.name, (unsigned long long)b->begin, (unsigned long long)b->end, reach->t.name,
                     (unsigned long long)reach->begin, (unsigned long long)reach->end);
-            goto done;
+            rc = -1;
         }
         if (!reach || b->end > reach->end) reach = b;
     }
+    free(order);
+    return rc;
+}
 
+/* Validates buf[0..size) and fills out (tensor data pointing into buf). */
+static int parse_file(const unsigned char *buf, size_t size, const char *name, st_file *out, char *err) {
+    memset(out, 0, sizeof *out);
+    uint64_t hlen;
+    if (header_length(buf, size, name, &hlen, err)) return -1;
+    size_t data_size = size - 8 - (size_t)hlen;
+    const unsigned char *data = buf + 8 + hlen;
+    json_in j = {.s = (const char *)buf + 8, .n = (size_t)hlen, .file = name, .err = err};
+    st_header h = { 0 };
+    int rc = -1;
+    if (parse_header(&j, &h) || check_duplicates(&h, name, err)) goto done;
+    for (int i = 0; i < h.n; i++)
+        if (check_extent(&h.rts[i], data, data_size, hlen, size, name, err)) goto done;
+    if (check_overlaps(&h, name, err)) goto done;
     out->path = strdup(name);
-    out->tensors = malloc((size_t)n * sizeof *out->tensors + 1);
+    out->tensors = malloc((size_t)h.n * sizeof *out->tensors + 1);
     if (!out->path || !out->tensors) {
         free(out->path); free(out->tensors);
         memset(out, 0, sizeof *out);
         set_err(err, "%.200s: out of memory", name);
         goto done;
     }
-    for (int i = 0; i < n; i++) out->tensors[i] = rts[i].t;
-    out->n_tensors = n;
-    out->meta = meta; out->n_meta = n_meta;
-    meta = NULL; n_meta = 0;
-    n = 0;     /* names now owned by out */
+    for (int i = 0; i < h.n; i++) out->tensors[i] = h.rts[i].t;
+    out->n_tensors = h.n;
+    out->meta = h.meta; out->n_meta = h.n_meta;
+    h.meta = NULL; h.n_meta = 0;
+    h.n = 0;     /* names now owned by out */
     rc = 0;
 done:
-    for (int i = 0; i < n; i++) free(rts[i].t.name);
-    free(rts);
-    for (int i = 0; i < n_meta; i++) { free(meta[i].key); free(meta[i].value); }
-    free(meta);
-    free(names);
-    free(order);
+    header_free(&h);
     return rc;
 }
 

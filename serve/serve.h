@@ -1,104 +1,73 @@
-/* serve/serve.h: the parts of `samc serve` behind the HTTP layer (serve/serve_work.c):
- * the bounded task queue, the worker threads (one samc_model each), the cache of encoded
- * images and the job table. serve/cmd_serve.c owns the sockets and turns requests into
- * tasks.
+/* serve/serve.h: `samc serve` as a library: an HTTP/1.1 service (libmicrohttpd) for image
+ * uploads, prompted predictions and automatic-mask / mosaic jobs, plus the
+ * click-to-segment page at `/`. docs/api.md describes the endpoints.
  *
- * Memory is planned at start: every worker's model, the cache's encoded images
- * (--cache-mb / bytes per image, allocated up front and reused), the job table (--max-jobs
- * records). A request then only allocates its own body, prompt and answer, all freed when
- * it is answered, so a long run does not grow.
+ * The CLI (tools/cmd_serve.c) fills a serve_config from its flags, calls serve_start,
+ * waits for a signal and calls serve_stop. Nothing here prints or exits: failures come
+ * back in a samc_error, and the trace of model stages and requests goes to cfg.log.
  *
- * Deadlines: a task carries the time it must be answered by. The HTTP thread waits for
- * it at most that long; on expiry it answers 504 and marks the task abandoned, and the
- * worker throws the late result away (an encode gives its cache slot back). samc.h has
- * no way to stop an encode half-way, so a worker stays busy until the call returns; a
- * task still queued at its deadline is dropped without running. Jobs are checked between
- * decoder batches (amg_options.cancelled). */
+ * Inside: serve_http.c (the daemon, routing, bodies, tokens), serve_metrics.c (/metrics,
+ * /healthz), serve_server.c (start, stop, the work of each task kind), serve_queue.c
+ * (queue, workers), serve_task.c (answers, ids), serve_cache.c (encoded images),
+ * serve_predict.c (predict answers), serve_jobs.c (jobs), serve_parse.c (request bodies
+ * and routes), serve_page.c (the page). */
 #ifndef SAMC_SERVE_H
 #define SAMC_SERVE_H
-#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "model/samc.h"
-#include "serve/serve_parse.h"
 
 typedef struct {
-    const char *model, *host, *data_dir, *token;
-    int port, workers, threads, queue_cap, max_jobs, verbose;
-    double timeout_s, job_timeout_s;
-    long cache_mb;
+    const char *model;          /* weights file */
+    const char *host;           /* IPv4 or IPv6 address, or "localhost" */
+    const char *data_dir;       /* folder jobs read from and write to; NULL: jobs refused */
+    const char *token;          /* bearer token for the /v1/ endpoints and /metrics; NULL: open */
+    int port;                   /* 0: a free one (serve_port says which) */
+    int workers;                /* inference threads, one model each */
+    int threads;                /* CPU threads per model; 0: cores / workers */
+    int queue_cap;              /* tasks waiting for a worker before 429 */
+    int max_jobs;               /* job records kept */
+    int max_connections;        /* connections served at once */
+    double timeout_s;           /* a request's deadline */
+    double job_timeout_s;       /* a job's deadline */
+    long cache_mb;              /* memory for cached encoded images */
     size_t max_body;            /* bytes of a request body */
     int64_t max_pixels;         /* of an uploaded or job image */
     int max_side;
     samc_backend backend;
     samc_precision precision;
+    /* model load and inference stages, and one line per answered request; NULL: none */
+    samc_log_fn log;
+    void *log_ctx;
 } serve_config;
 
-typedef enum { TASK_ENCODE, TASK_PREDICT, TASK_JOB } serve_task_kind;
-typedef enum { JOB_QUEUED, JOB_RUNNING, JOB_DONE, JOB_FAILED, JOB_CANCELLED, JOB_TIMED_OUT, JOB_N_STATES } serve_job_state;
+/* The defaults the CLI documents: 127.0.0.1:8080, 1 worker, queue 16, 256 jobs, 64
+ * connections, timeouts 60 s / 3600 s, 256 MB of cache, 32 MiB bodies, 2^26 pixels. */
+void serve_config_default(serve_config *c);
 
-typedef struct serve_slot serve_slot;
-typedef struct serve_job serve_job;
+/* Whether host is an address the service can listen on: 0, or -1 with why. */
+int serve_check_host(const char *host, char *why, size_t why_size);
 
-typedef struct serve_task {
-    serve_task_kind kind;
-    struct serve_task *next;
-    double deadline_ms;         /* monotonic, cli_now_ms() */
-    int refs;                   /* the waiting HTTP thread and the queue/worker */
-    int done, abandoned;
-    /* in */
-    uint8_t *body;              /* TASK_ENCODE: the image file (owned) */
-    size_t body_len;
-    serve_slot *slot;           /* TASK_PREDICT: the image, pinned while the task lives */
-    serve_predict_req req;      /* TASK_PREDICT */
-    serve_job *job;             /* TASK_JOB */
-    /* out */
-    int status;                 /* HTTP status */
-    char *response;             /* JSON text, malloc'ed */
-} serve_task;
+typedef struct serve_service serve_service;
 
-typedef struct serve_server serve_server;
+/* Loads one model per worker, plans the cache and job table, starts the workers and
+ * listens. Returns NULL with err filled on failure (bad host: SAMC_ERR_ARG). */
+serve_service *serve_start(const serve_config *cfg, samc_error *err);
+/* Stops listening (waiting for open connections), then the workers after their current
+ * task, and frees everything. */
+void serve_stop(serve_service *svc);
 
-/* Loads one model per worker, allocates the cache and job table, starts the workers.
- * Returns NULL with err filled on failure. */
-serve_server *serve_server_new(const serve_config *cfg, samc_error *err);
-/* Stops the workers (after their current task) and frees everything. */
-void serve_server_free(serve_server *s);
-
-/* Hands a task to the workers and waits for its answer until its deadline. *status and
- * *response (malloc'ed JSON, caller frees) are filled in every case: 429 when the queue
- * is full, 504 on the deadline, else the worker's answer. The task is consumed. */
-void serve_submit_wait(serve_server *s, serve_task *t, int *status, char **response);
-
-/* Builds a predict task for image `id`: 404 answer in *status / *response when the id is
- * not cached, 400 when the body is malformed; NULL then. */
-serve_task *serve_predict_task(serve_server *s, const char *id, const char *body, size_t len,
-                               int *status, char **response);
-/* Forgets a cached image: 204, or 404 / 409 (in use). */
-int serve_image_delete(serve_server *s, const char *id, char **response);
-
-/* Jobs: POST / GET / DELETE. Each answers an HTTP status and fills *response. */
-int serve_job_submit(serve_server *s, const char *body, size_t len, char **response);
-int serve_job_get(serve_server *s, const char *id, char **response);
-int serve_job_cancel(serve_server *s, const char *id, char **response);
-
-/* A malloc'ed {"error": msg} (never NULL unless out of memory). */
-char *serve_error_json(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-/* The numbers behind GET /metrics and /healthz. */
+/* What the start line tells. */
 typedef struct {
-    int queue_depth, queue_cap, workers, workers_busy;
-    int cache_slots, cache_used;
-    size_t cache_bytes_per_image;
-    int jobs[JOB_N_STATES];
-    int64_t tasks_timed_out, tasks_rejected, tasks_discarded_late;
-    const char *config;
+    int port;                   /* the port listened on (the one picked for port 0) */
+    int ipv6;                   /* host is an IPv6 address */
+    const char *config;         /* model config name */
     int image_size;
-} serve_stats;
-void serve_get_stats(serve_server *s, serve_stats *st);
-const serve_config *serve_get_config(const serve_server *s);
-
-extern const char serve_page_html[];   /* serve/serve_page.c */
+    int cache_slots;            /* encoded images the cache holds */
+    size_t cache_bytes_per_image;
+    int workers, threads, queue_cap;
+} serve_info;
+void serve_get_info(const serve_service *svc, serve_info *info);
 
 #endif

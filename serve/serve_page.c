@@ -8,7 +8,7 @@
  * image, uploads it, clicks a disc with a synthetic mouse event and writes the outcome into
  * #selftest (tests/cli_serve.sh reads it through headless Chromium).
  * Written with single quotes only, so the C literal needs no escapes. */
-#include "serve/serve.h"
+#include "serve/serve_work.h"
 
 const char serve_page_html[] =
     "<!doctype html>\n"

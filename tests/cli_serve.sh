@@ -272,6 +272,8 @@ expect traversal_inner 400 "'..'" POST /v1/jobs -d '{"type": "everything", "imag
 expect absolute_path 400 "absolute" POST /v1/jobs -d '{"type": "everything", "image": "/etc/passwd"}'
 expect symlink_escape 403 "outside the data folder" POST /v1/jobs -d '{"type": "everything", "image": "escape.png"}'
 expect output_escape 403 "outside the data folder" POST /v1/jobs -d '{"type": "everything", "image": "truck.png", "output": "outlink/x"}'
+expect output_link_out 403 "outside the data folder" POST /v1/jobs -d '{"type": "everything", "image": "truck.png", "output": "outlink"}'
+expect output_parent_missing 400 "No such file" POST /v1/jobs -d '{"type": "everything", "image": "truck.png", "output": "nosuch/x"}'
 expect output_traversal 400 "'..'" POST /v1/jobs -d '{"type": "everything", "image": "truck.png", "output": "../x"}'
 expect missing_image 404 "No such file" POST /v1/jobs -d '{"type": "everything", "image": "nope.png"}'
 expect job_type 400 "not supported" POST /v1/jobs -d '{"type": "video", "image": "truck.png"}'

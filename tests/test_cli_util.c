@@ -183,6 +183,20 @@ static void test_args(void) {
     CHECK(cli_is_flag("-h") && cli_is_flag("--x") && !cli_is_flag("-") && !cli_is_flag("-5"));
 }
 
+static void test_value_double(void) {
+    char *argv[] = { "everything", "--pred-iou-thresh", "0.5", "--crop-overlap-ratio=1", "--box-nms-thresh",
+                     "0.5x", "--crop-overlap-ratio", "0.25", NULL };
+    cli_args a;
+    cli_args_init(&a, 8, argv, "everything");
+    double d = -1;
+    CHECK(cli_next(&a) && cli_value_double(&a, 0, 1, 0, &d) == 0 && d == 0.5);
+    d = -1;
+    CHECK(cli_next(&a) && cli_value_double(&a, 0, 1, 1, &d) != 0 && d == -1);   /* 1 is not in [0, 1) */
+    CHECK(cli_next(&a) && cli_value_double(&a, 0, 1, 0, &d) != 0 && d == -1);   /* trailing junk */
+    CHECK(cli_next(&a) && cli_value_double(&a, 0, 1, 1, &d) == 0 && d == 0.25);
+    CHECK(cli_next(&a) == NULL);
+}
+
 static void test_check_writable(void) {
     CHECK(cli_check_writable("test", "/nonexistent-samc-dir/sub/mask") != 0);
     CHECK(cli_check_writable("test", "/tmp/samc_mask") == 0);
@@ -193,4 +207,4 @@ static void test_check_writable(void) {
 TEST_MAIN(TEST_CASE(test_parse_long), TEST_CASE(test_parse_float), TEST_CASE(test_parse_floats),
           TEST_CASE(test_parse_point), TEST_CASE(test_parse_box), TEST_CASE(test_inside_image),
           TEST_CASE(test_parse_backend), TEST_CASE(test_parse_device_precision), TEST_CASE(test_compute_resolve),
-          TEST_CASE(test_args), TEST_CASE(test_check_writable))
+          TEST_CASE(test_args), TEST_CASE(test_value_double), TEST_CASE(test_check_writable))

@@ -10,8 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "util/clock.h"
+#include "util/strict_number.h"
 
 void cli_error(const char *what, const char *fmt, ...) {
     va_list ap;
@@ -44,14 +46,9 @@ int cli_parse_long(const char *s, long min, long max, long *out) {
 }
 
 int cli_parse_float(const char *s, float *out) {
-    if (!s || !*s || isspace((unsigned char)s[0])) return -1;
-    char *end = NULL;
-    errno = 0;
-    double v = strtod(s, &end);
-    /* strtod accepts "inf", "nan" and hex floats; only finite values that fit a float
-     * make sense as pixel coordinates. */
-    if (errno || end == s || *end != '\0' || !isfinite(v) || fabs(v) > 1e30)
-        return -1;
+    double v;
+    /* only values that fit a float make sense as pixel coordinates */
+    if (strict_double(s, &v) != 0 || fabs(v) > 1e30) return -1;
     *out = (float)v;
     return 0;
 }
@@ -126,7 +123,9 @@ int cli_parse_backend(const char *s, samc_backend *out) {
     return -1;
 }
 
-int cli_backend_from_env(samc_backend *out) {
+/* Backend default from the SAMC_BACKEND environment variable (used by scripts that cannot
+ * pass flags, e.g. the golden checker); prints an error and returns -1 if it is invalid. */
+static int cli_backend_from_env(samc_backend *out) {
     const char *e = getenv("SAMC_BACKEND");
     *out = SAMC_BACKEND_AUTO;
     if (!e || !*e) return 0;
@@ -188,6 +187,18 @@ int cli_value_long(cli_args *a, long min, long max, long *out) {
     return 0;
 }
 
+int cli_value_double(cli_args *a, double lo, double hi, int hi_open, double *out) {
+    const char *flag = a->flag;
+    char why[300];
+    const char *v = cli_value(a);
+    if (!v) return -1;
+    if (strict_number(NULL, v, lo, hi, hi_open ? STRICT_HI_OPEN : STRICT_REAL, out, why, sizeof why) != 0) {
+        cli_error(flag, "%s", why);
+        return -1;
+    }
+    return 0;
+}
+
 int cli_no_value(cli_args *a) {
     if (!a->inline_value) return 0;
     cli_error(a->flag, "takes no value (got '%s')", a->inline_value);
@@ -200,6 +211,17 @@ void cli_unknown_flag(const cli_args *a) {
 
 void cli_extra_arg(const cli_args *a) {
     cli_error(a->cmd, "unexpected argument '%s' (see samc %s --help)", a->argv[a->i], a->cmd);
+}
+
+int cli_refuse(const cli_args *a, const char *arg) {
+    if (cli_is_flag(arg)) cli_unknown_flag(a);
+    else cli_extra_arg(a);
+    return -1;
+}
+
+int cli_missing(const cli_args *a, const char *what) {
+    cli_error(a->cmd, "missing %s (see samc %s --help)", what, a->cmd);
+    return -1;
 }
 
 /* ---- --device, --precision, --backend ------------------------------------------------ */
@@ -348,11 +370,7 @@ int cli_debug_env(void) {
     return e && *e && strcmp(e, "0") != 0;
 }
 
-double cli_now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
-}
+double cli_now_ms(void) { return monotonic_ms(); }
 
 int cli_check_writable(const char *what, const char *path) {
     char dir[4096];

@@ -38,9 +38,6 @@ int cli_inside_image(float x, float y, int w, int h);
 
 /* "auto", "ref", "fast", "cuda" (also the full names "cpu_ref", "cpu_fast"). */
 int cli_parse_backend(const char *s, samc_backend *out);
-/* Backend default from the SAMC_BACKEND environment variable (used by scripts that cannot
- * pass flags, e.g. the golden checker); prints an error and returns -1 if it is invalid. */
-int cli_backend_from_env(samc_backend *out);
 
 /* Walks argv for one command. A flag's value is the next argument or follows '='
  * ("--threads 4" or "--threads=4"). */
@@ -62,10 +59,17 @@ int cli_is_flag(const char *arg);
 const char *cli_value(cli_args *a);
 /* Value parsers for the current flag; print the error themselves. */
 int cli_value_long(cli_args *a, long min, long max, long *out);
+/* A strict number in [lo, hi], or [lo, hi) when hi_open (util/strict_number.h). */
+int cli_value_double(cli_args *a, double lo, double hi, int hi_open, double *out);
 /* Errors on a flag that takes no value but was given one ("--json=1"). */
 int cli_no_value(cli_args *a);
 void cli_unknown_flag(const cli_args *a);
 void cli_extra_arg(const cli_args *a);
+/* The argument no branch of a command's loop took: cli_unknown_flag for a flag, else
+ * cli_extra_arg. Returns -1. */
+int cli_refuse(const cli_args *a, const char *arg);
+/* "<cmd>: missing <what> (see samc <cmd> --help)". Returns -1. */
+int cli_missing(const cli_args *a, const char *what);
 
 /* Where a command runs and in what precision: --device, --precision and --backend, with
  * defaults from SAMC_DEVICE, SAMC_PRECISION and SAMC_BACKEND (a flag beats the
@@ -107,7 +111,7 @@ void cli_log_stderr(void *ctx, const char *line);
 /* SAMC_DEBUG set to anything but "" or "0". */
 int cli_debug_env(void);
 
-/* A monotonic clock in milliseconds. */
+/* A monotonic clock in milliseconds (util/clock.h; the commands' name for it). */
 double cli_now_ms(void);
 /* Whether path's directory exists and can be written; prints the error if not. */
 int cli_check_writable(const char *what, const char *path);

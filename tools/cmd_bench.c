@@ -8,6 +8,7 @@
 
 #include "tools/cli_util.h"
 #include "tools/commands.h"
+#include "tools/report.h"
 #include "util/image_io.h"
 #include "model/samc.h"
 
@@ -124,18 +125,11 @@ static int parse_args(int argc, char **argv, bench_args *b) {
             if (cli_no_value(&a) != 0) return -1;
             if (!strcmp(arg, "--json")) b->json = 1;
             else b->opt.log = cli_log_stderr;
-        } else if (cli_is_flag(arg)) {
-            cli_unknown_flag(&a);
-            return -1;
         } else {
-            cli_extra_arg(&a);
-            return -1;
+            return cli_refuse(&a, arg);
         }
     }
-    if (!b->model) {
-        cli_error("bench", "missing --model FILE (see samc bench --help)");
-        return -1;
-    }
+    if (!b->model) return cli_missing(&a, "--model FILE");
     return cli_compute_resolve(&compute, &b->opt);
 }
 
@@ -179,11 +173,11 @@ static int report(const bench_args *b, const samc_model_info *info, const image_
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double rss_mb = (double)ru.ru_maxrss / 1024.0;   /* ru_maxrss is in KiB on Linux */
-    const char *backend = info->backend ? info->backend : "?";
     if (!b->json) {
-        printf("samc bench: config %s, backend %s (%s), %d threads, image %s %dx%d, %ld iters "
-               "(+%ld warm-up)\n", info->config, backend, info->precision ? info->precision : "?", info->n_threads,
-               b->image ? b->image : "synthetic", img->w, img->h, b->iters, b->warmup);
+        char backend[128];
+        report_backend_text(info, backend, sizeof backend);
+        printf("samc bench: config %s, backend %s, image %s %dx%d, %ld iters (+%ld warm-up)\n", info->config,
+               backend, b->image ? b->image : "synthetic", img->w, img->h, b->iters, b->warmup);
         printf("  %-16s %10s %10s\n", "stage", "median ms", "min ms");
         for (int s = 0; s < ST_COUNT; s++)
             printf("  %-16s %10.2f %10.2f\n", stage_names[s], med[s], min[s]);
@@ -201,10 +195,7 @@ static int report(const bench_args *b, const samc_model_info *info, const image_
         return CLI_OK;
     }
     cJSON *root = cJSON_CreateObject();
-    cJSON_AddStringToObject(root, "config", info->config);
-    cJSON_AddStringToObject(root, "backend", backend);
-    cJSON_AddStringToObject(root, "precision", info->precision ? info->precision : "");
-    cJSON_AddNumberToObject(root, "threads", info->n_threads);
+    report_model_json(root, info);
     cJSON_AddStringToObject(root, "image", b->image ? b->image : "synthetic");
     cJSON_AddNumberToObject(root, "width", img->w);
     cJSON_AddNumberToObject(root, "height", img->h);
@@ -233,15 +224,7 @@ static int report(const bench_args *b, const samc_model_info *info, const image_
             cJSON_AddItemToArray(arr, o);
         }
     }
-    char *text = cJSON_Print(root);
-    cJSON_Delete(root);
-    if (!text) {
-        cli_error("--json", "out of memory");
-        return CLI_FAIL;
-    }
-    printf("%s\n", text);
-    free(text);
-    return CLI_OK;
+    return report_print_json(root);
 }
 
 static int run(const bench_args *b, const image_rgb *img) {

@@ -43,18 +43,15 @@ int cmd_convert(int argc, char **argv) {
         } else if (!strcmp(arg, "--image-only")) {
             if (cli_no_value(&a) != 0) return CLI_USAGE;
             image_only = 1;
-        } else if (cli_is_flag(arg)) {
-            cli_unknown_flag(&a);
-            return CLI_USAGE;
-        } else if (!in) {
+        } else if (!cli_is_flag(arg) && !in) {
             in = arg;
         } else {
-            cli_extra_arg(&a);
+            cli_refuse(&a, arg);
             return CLI_USAGE;
         }
     }
     if (!in || !out) {
-        cli_error("convert", "missing %s (see samc convert --help)", !in ? "IN.pt" : "-o OUT.safetensors");
+        cli_missing(&a, !in ? "IN.pt" : "-o OUT.safetensors");
         return CLI_USAGE;
     }
     if (cli_check_writable("-o", out) != 0) return CLI_FAIL;

@@ -17,6 +17,7 @@
 #include "pipelines/amg/amg.h"
 #include "tools/cli_util.h"
 #include "tools/commands.h"
+#include "tools/report.h"
 #include "util/image_io.h"
 #include "model/samc.h"
 
@@ -104,33 +105,6 @@ typedef struct {
     char json_path[4200], overlay_path[4200];
 } everything_args;
 
-/* A strict double (the thresholds are Python floats in the official generator): the
- * whole string one finite number. */
-static int parse_double(const char *s, double *out) {
-    if (!s || !*s || s[0] == ' ' || s[0] == '\t') return -1;
-    char *end = NULL;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end != '\0' || !isfinite(v)) return -1;
-    *out = v;
-    return 0;
-}
-
-/* The value of the current flag as a number in [lo, hi] (or [lo, hi) when hi_open). */
-static int value_double(cli_args *a, double lo, double hi, int hi_open, double *out) {
-    char flag[64];
-    snprintf(flag, sizeof flag, "%s", a->flag);
-    const char *v = cli_value(a);
-    if (!v) return -1;
-    double d;
-    if (parse_double(v, &d) != 0 || d < lo || (hi_open ? d >= hi : d > hi)) {
-        cli_error(flag, "'%s' is not a number in [%g, %g%c", v, lo, hi, hi_open ? ')' : ']');
-        return -1;
-    }
-    *out = d;
-    return 0;
-}
-
 static int value_int(cli_args *a, long lo, long hi, int *out) {
     long n;
     if (cli_value_long(a, lo, hi, &n) != 0) return -1;
@@ -160,19 +134,19 @@ static int parse_args(int argc, char **argv, everything_args *e) {
         } else if (!strcmp(arg, "--points-per-batch")) {
             rc = value_int(&a, 1, 4096, &o->points_per_batch);
         } else if (!strcmp(arg, "--pred-iou-thresh")) {
-            rc = value_double(&a, 0.0, 1.0, 0, &o->pred_iou_thresh);
+            rc = cli_value_double(&a, 0.0, 1.0, 0, &o->pred_iou_thresh);
         } else if (!strcmp(arg, "--stability-thresh")) {
-            rc = value_double(&a, 0.0, 1.0, 0, &o->stability_score_thresh);
+            rc = cli_value_double(&a, 0.0, 1.0, 0, &o->stability_score_thresh);
         } else if (!strcmp(arg, "--stability-offset")) {
-            rc = value_double(&a, 0.0, 1e6, 0, &o->stability_score_offset);
+            rc = cli_value_double(&a, 0.0, 1e6, 0, &o->stability_score_offset);
         } else if (!strcmp(arg, "--box-nms-thresh")) {
-            rc = value_double(&a, 0.0, 1.0, 0, &o->box_nms_thresh);
+            rc = cli_value_double(&a, 0.0, 1.0, 0, &o->box_nms_thresh);
         } else if (!strcmp(arg, "--crop-n-layers")) {
             rc = value_int(&a, 0, 4, &o->crop_n_layers);
         } else if (!strcmp(arg, "--crop-nms-thresh")) {
-            rc = value_double(&a, 0.0, 1.0, 0, &o->crop_nms_thresh);
+            rc = cli_value_double(&a, 0.0, 1.0, 0, &o->crop_nms_thresh);
         } else if (!strcmp(arg, "--crop-overlap-ratio")) {
-            rc = value_double(&a, 0.0, 1.0, 1, &o->crop_overlap_ratio);
+            rc = cli_value_double(&a, 0.0, 1.0, 1, &o->crop_overlap_ratio);
         } else if (!strcmp(arg, "--crop-n-points-downscale-factor")) {
             rc = value_int(&a, 1, 1024, &o->crop_n_points_downscale_factor);
         } else if (!strcmp(arg, "--min-mask-region-area")) {
@@ -188,25 +162,15 @@ static int parse_args(int argc, char **argv, everything_args *e) {
             if (cli_no_value(&a) != 0) return -1;
             if (!strcmp(arg, "--json")) e->json = 1;
             else e->verbose = 1;
-        } else if (cli_is_flag(arg)) {
-            cli_unknown_flag(&a);
-            return -1;
-        } else if (!e->image) {
+        } else if (!cli_is_flag(arg) && !e->image) {
             e->image = arg;
         } else {
-            cli_extra_arg(&a);
-            return -1;
+            return cli_refuse(&a, arg);
         }
         if (rc != 0) return -1;
     }
-    if (!e->image) {
-        cli_error("everything", "missing IMAGE (see samc everything --help)");
-        return -1;
-    }
-    if (!e->model) {
-        cli_error("everything", "missing --model FILE (see samc everything --help)");
-        return -1;
-    }
+    if (!e->image) return cli_missing(&a, "IMAGE");
+    if (!e->model) return cli_missing(&a, "--model FILE");
     /* build_all_layer_point_grids: layer i has int(points / factor^i) points per side */
     long per_side = o->points_per_side;
     for (int i = 0; i < o->crop_n_layers && per_side > 0; i++) per_side /= o->crop_n_points_downscale_factor;
@@ -450,7 +414,7 @@ static void print_text(const everything_args *e, const amg_result *r) {
            s->encode_ms, s->decode_ms, s->masks_ms, e->total_ms);
 }
 
-static void print_json(const everything_args *e, const amg_result *r) {
+static int print_json(const everything_args *e, const amg_result *r) {
     const amg_stats *s = &r->stats;
     const amg_options *o = &e->amg;
     cJSON *root = cJSON_CreateObject();
@@ -459,10 +423,7 @@ static void print_json(const everything_args *e, const amg_result *r) {
     cJSON_AddNumberToObject(im, "width", r->width);
     cJSON_AddNumberToObject(im, "height", r->height);
     cJSON_AddStringToObject(root, "model", e->model);
-    cJSON_AddStringToObject(root, "config", e->info.config);
-    cJSON_AddStringToObject(root, "backend", e->info.backend ? e->info.backend : "");
-    cJSON_AddStringToObject(root, "precision", e->info.precision ? e->info.precision : "");
-    cJSON_AddNumberToObject(root, "threads", e->info.n_threads);
+    report_model_json(root, &e->info);
     cJSON *p = cJSON_AddObjectToObject(root, "settings");
     cJSON_AddNumberToObject(p, "points_per_side", o->points_per_side);
     cJSON_AddNumberToObject(p, "points_per_batch", o->points_per_batch);
@@ -501,10 +462,7 @@ static void print_json(const everything_args *e, const amg_result *r) {
     cJSON_AddNumberToObject(t, "small_regions_ms", e->small_ms);
     cJSON_AddNumberToObject(t, "write_ms", e->write_ms);
     cJSON_AddNumberToObject(t, "total_ms", e->total_ms);
-    char *text = cJSON_Print(root);
-    cJSON_Delete(root);
-    if (text) printf("%s\n", text);
-    free(text);
+    return report_print_json(root);
 }
 
 int cmd_everything(int argc, char **argv) {
@@ -532,9 +490,12 @@ int cmd_everything(int argc, char **argv) {
     if (write_masks_json(&e, &r) != 0 || write_overlay(&e, &img, &r) != 0) goto done;
     e.write_ms = cli_now_ms() - tw;
     e.total_ms = cli_now_ms() - t0;
-    if (e.json) print_json(&e, &r);
-    else print_text(&e, &r);
-    rc = CLI_OK;
+    if (e.json) {
+        rc = print_json(&e, &r);
+    } else {
+        print_text(&e, &r);
+        rc = CLI_OK;
+    }
 done:
     amg_result_free(&r);
     image_free(&img);

@@ -5,6 +5,7 @@
 
 #include "tools/cli_util.h"
 #include "tools/commands.h"
+#include "tools/report.h"
 #include "convert/convert.h"
 #include "model/samc.h"
 
@@ -117,18 +118,15 @@ int cmd_info(int argc, char **argv) {
             opt.n_threads = (int)n;
         } else if ((rc = cli_compute_flag(&a, arg, &compute)) != 0) {
             if (rc < 0) return CLI_USAGE;
-        } else if (cli_is_flag(arg)) {
-            cli_unknown_flag(&a);
-            return CLI_USAGE;
-        } else if (!path) {
+        } else if (!cli_is_flag(arg) && !path) {
             path = arg;
         } else {
-            cli_extra_arg(&a);
+            cli_refuse(&a, arg);
             return CLI_USAGE;
         }
     }
     if (!path) {
-        cli_error("info", "missing FILE (see samc info --help)");
+        cli_missing(&a, "FILE");
         return CLI_USAGE;
     }
     if (cli_compute_resolve(&compute, &opt) != 0) return CLI_USAGE;
@@ -149,8 +147,9 @@ int cmd_info(int argc, char **argv) {
            info.image_size, info.image_size, info.embed_dim, info.d_model);
     printf("parameters:  %lld in %lld tensors (%.1f MiB as loaded)\n", (long long)info.n_params,
            (long long)info.n_tensors, (double)info.weight_bytes / (1 << 20));
-    printf("backend:     %s (%s), %d threads, %.1f MiB scratch planned\n", info.backend ? info.backend : "?",
-           info.precision ? info.precision : "?", info.n_threads, (double)info.scratch_bytes / (1 << 20));
+    char backend[128];
+    report_backend_text(&info, backend, sizeof backend);
+    printf("backend:     %s, %.1f MiB scratch planned\n", backend, (double)info.scratch_bytes / (1 << 20));
     if (info.planned)
         printf("device plan: %.1f MiB for the model (%.1f MiB of it the 16-bit weight copy and its scratch), "
                "+ %.1f MiB per encoded image; the CUDA context (a few hundred MiB) comes on top\n",

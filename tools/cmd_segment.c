@@ -119,24 +119,14 @@ static int parse_args(int argc, char **argv, segment_args *s) {
             if (cli_no_value(&a) != 0) return -1;
             if (!strcmp(arg, "--json")) s->json = 1;
             else s->verbose = 1;
-        } else if (cli_is_flag(arg)) {
-            cli_unknown_flag(&a);
-            return -1;
-        } else if (!s->image) {
+        } else if (!cli_is_flag(arg) && !s->image) {
             s->image = arg;
         } else {
-            cli_extra_arg(&a);
-            return -1;
+            return cli_refuse(&a, arg);
         }
     }
-    if (!s->image) {
-        cli_error("segment", "missing IMAGE (see samc segment --help)");
-        return -1;
-    }
-    if (!s->model) {
-        cli_error("segment", "missing --model FILE (see samc segment --help)");
-        return -1;
-    }
+    if (!s->image) return cli_missing(&a, "IMAGE");
+    if (!s->model) return cli_missing(&a, "--model FILE");
     if (s->n_points == 0 && s->n_boxes == 0) {
         cli_error("segment", "no prompt: give at least one --point X,Y or --box X0,Y0,X1,Y1 "
                   "(see samc segment --help)");

@@ -42,16 +42,13 @@ int cmd_synth(int argc, char **argv) {
             if (!(config = cli_value(&a))) return CLI_USAGE;
         } else if (!strcmp(arg, "-o") || !strcmp(arg, "--out")) {
             if (!(out = cli_value(&a))) return CLI_USAGE;
-        } else if (cli_is_flag(arg)) {
-            cli_unknown_flag(&a);
-            return CLI_USAGE;
         } else {
-            cli_extra_arg(&a);
+            cli_refuse(&a, arg);
             return CLI_USAGE;
         }
     }
     if (!config || !out) {
-        cli_error("synth", "missing %s (see samc synth --help)", !config ? "--config NAME" : "-o FILE");
+        cli_missing(&a, !config ? "--config NAME" : "-o FILE");
         return CLI_USAGE;
     }
     if (!known_config(config)) {

@@ -7,6 +7,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "tools/report.h"
 #include "util/image_io.h"
 
 typedef struct {
@@ -78,10 +79,8 @@ static cJSON *report_header(const segment_args *s, const samc_masks *out) {
     cJSON_AddNumberToObject(im, "width", out->width);
     cJSON_AddNumberToObject(im, "height", out->height);
     cJSON_AddStringToObject(root, "model", s->model);
-    cJSON_AddStringToObject(root, "config", s->info.config);
+    report_model_json(root, &s->info);
     cJSON_AddNumberToObject(root, "image_size", s->info.image_size);
-    cJSON_AddStringToObject(root, "backend", s->info.backend ? s->info.backend : "");
-    cJSON_AddNumberToObject(root, "threads", s->info.n_threads);
     cJSON_AddBoolToObject(root, "multimask", s->multimask);
     cJSON_AddNumberToObject(root, "batch", out->batch);
     cJSON_AddNumberToObject(root, "masks_per_prompt", out->n_masks);
@@ -140,13 +139,5 @@ int segment_write_outputs(const segment_args *s, const samc_masks *out) {
         cJSON_AddItemToArray(obj, cJSON_CreateNumber(out->object_score[b]));
     if (s->save_lowres) cJSON_AddStringToObject(root, "lowres_file", s->save_lowres);
     cJSON_AddItemToObject(root, "timings", timings_json(&s->timings, s->total_ms));
-    char *text = cJSON_Print(root);
-    cJSON_Delete(root);
-    if (!text) {
-        cli_error("--json", "out of memory");
-        return CLI_FAIL;
-    }
-    printf("%s\n", text);
-    free(text);
-    return CLI_OK;
+    return report_print_json(root);
 }

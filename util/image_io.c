@@ -10,19 +10,21 @@
 #include <stb_image.h>
 #include <stb_image_write.h>
 
-/* Width and height from a PNG's IHDR chunk, or 0 if f does not start like a PNG.
- * stb_image refuses PNGs above 2^30 bytes inside its header check and then reports only
- * "unknown image type"; reading IHDR here lets the error say what the file claims. */
-static int png_header_size(FILE *f, int64_t *w, int64_t *h) {
+int image_png_size(const uint8_t *b, size_t n, int64_t *w, int64_t *h) {
     static const uint8_t sig[16] = { 0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a,
                                      0, 0, 0, 13, 'I', 'H', 'D', 'R' };
-    uint8_t b[24];
-    size_t n = fread(b, 1, sizeof b, f);
-    rewind(f);
-    if (n != sizeof b || memcmp(b, sig, sizeof sig) != 0) return 0;
+    if (n < 24 || memcmp(b, sig, sizeof sig) != 0) return 0;
     *w = (int64_t)b[16] << 24 | b[17] << 16 | b[18] << 8 | b[19];
     *h = (int64_t)b[20] << 24 | b[21] << 16 | b[22] << 8 | b[23];
     return 1;
+}
+
+/* image_png_size of a file's first bytes; the file is rewound. */
+static int png_header_size(FILE *f, int64_t *w, int64_t *h) {
+    uint8_t b[24];
+    size_t n = fread(b, 1, sizeof b, f);
+    rewind(f);
+    return image_png_size(b, n, w, h);
 }
 
 int image_load_rgb(const char *path, image_rgb *out, char *err, size_t err_size) {

@@ -19,6 +19,12 @@ typedef struct {
 int image_load_rgb(const char *path, image_rgb *out, char *err, size_t err_size);
 void image_free(image_rgb *img);
 
+/* Width and height from a PNG's IHDR chunk (the first 24 bytes), or 0 if b does not
+ * start like a PNG. stb_image refuses PNGs above 2^30 bytes inside its header check and
+ * then reports only "unknown image type"; reading IHDR lets an error say what the file
+ * claims, and refuse an absurd size before anything is allocated. */
+int image_png_size(const uint8_t *b, size_t n, int64_t *w, int64_t *h);
+
 /* Writes a 0/1 mask [h][w] as an 8-bit grayscale PNG with values 0 and 255. */
 int image_write_mask_png(const char *path, const uint8_t *mask01, int w, int h,
                          char *err, size_t err_size);

@@ -11,6 +11,8 @@
 #include <cjson/cJSON.h>
 #include <yaml.h>
 
+#include "util/strict_number.h"
+
 typedef enum { S_INT, S_DOUBLE, S_BOOL, S_MAX_PASSES, S_MERGE, S_POINTS, S_STREAMING } setting_kind;
 
 typedef struct {
@@ -78,16 +80,6 @@ static int why_fail(char *why, size_t ws, const char *fmt, ...) {
     return -1;
 }
 
-static int parse_number(const char *s, double *out) {
-    if (!s || !*s || s[0] == ' ' || s[0] == '\t') return -1;
-    char *end = NULL;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end != '\0' || !isfinite(v)) return -1;
-    *out = v;
-    return 0;
-}
-
 static int apply(mosaic_options *o, const setting *s, const char *v, char *why, size_t ws) {
     char *base = (char *)o;
     double d;
@@ -99,14 +91,17 @@ static int apply(mosaic_options *o, const setting *s, const char *v, char *why, 
         }
         /* fall through */
     case S_INT:
-        if (parse_number(v, &d) != 0 || d != floor(d) || d < s->lo || d > s->hi)
-            return why_fail(why, ws, "'%s' is not an integer in [%.0f, %.0f]%s", v, s->lo, s->hi,
-                            s->kind == S_MAX_PASSES ? " (or null: no limit)" : "");
+        if (strict_number(NULL, v, s->lo, s->hi, STRICT_INTEGER, &d, why, ws) != 0) {
+            if (s->kind == S_MAX_PASSES && why && ws) {
+                size_t n = strlen(why);
+                snprintf(why + n, ws - n, " (or null: no limit)");
+            }
+            return -1;
+        }
         *(int *)(base + s->offset) = (int)d;
         return 0;
     case S_DOUBLE:
-        if (parse_number(v, &d) != 0 || d < s->lo || d > s->hi)
-            return why_fail(why, ws, "'%s' is not a number in [%g, %g]", v, s->lo, s->hi);
+        if (strict_number(NULL, v, s->lo, s->hi, STRICT_REAL, &d, why, ws) != 0) return -1;
         *(double *)(base + s->offset) = d;
         return 0;
     case S_BOOL:

@@ -1,0 +1,156 @@
+/* serve/serve_predict.c: a predict task of `samc serve` run on a worker's model, and its
+ * JSON answer: masks as uncompressed RLE (as `samc everything` writes them) or base64
+ * PNGs, the IoU and object scores, and on request each prompt's best low-res logits
+ * ready to send back as "mask_input". */
+#include "serve/serve_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <stb_image_write.h>
+
+#include "pipelines/amg/amg.h"
+
+typedef struct {
+    uint8_t *data;
+    size_t n, cap;
+    int failed;
+} byte_buf;
+
+static void buf_write(void *ctx, void *data, int size) {
+    byte_buf *b = ctx;
+    if (b->failed || size <= 0) return;
+    if (b->n + (size_t)size > b->cap) {
+        size_t cap = (b->cap ? b->cap * 2 : 4096);
+        while (cap < b->n + (size_t)size) cap *= 2;
+        uint8_t *p = realloc(b->data, cap);
+        if (!p) { b->failed = 1; return; }
+        b->data = p;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->n, data, (size_t)size);
+    b->n += (size_t)size;
+}
+
+static char *base64_of(const void *data, size_t n) {
+    char *s = malloc(4 * ((n + 2) / 3) + 1);
+    if (s) serve_base64_encode(data, n, s);
+    return s;
+}
+
+/* One mask as {"size": [h, w], "counts": [...]} (column-major runs starting with 0s, as
+ * `samc everything` writes them) or as a base64 8-bit PNG (0 / 255). */
+static cJSON *mask_json(const uint8_t *mask, int w, int h, int format, uint8_t *gray) {
+    if (format == SERVE_FMT_PNG) {
+        size_t n = (size_t)w * h;
+        for (size_t i = 0; i < n; i++) gray[i] = mask[i] ? 255 : 0;
+        byte_buf b = { 0 };
+        int ok = stbi_write_png_to_func(buf_write, &b, w, h, 1, gray, w) && !b.failed;
+        char *s = ok ? base64_of(b.data, b.n) : NULL;
+        free(b.data);
+        cJSON *v = s ? cJSON_CreateString(s) : NULL;
+        free(s);
+        return v;
+    }
+    uint32_t *counts = NULL;
+    int64_t nc = 0;
+    samc_error err = { 0 };
+    if (amg_rle_encode(mask, w, h, 0, 0, w, h, &counts, &nc, &err) != 0) return NULL;
+    /* Written as text and added raw: one cJSON number per run costs an allocation and a
+     * %1.15g print each, which made RLE answers several times slower than PNG ones. */
+    size_t cap = 64 + 11 * (size_t)nc, n = 0;
+    char *text = malloc(cap);
+    if (!text) {
+        free(counts);
+        return NULL;
+    }
+    n += (size_t)snprintf(text, cap, "{\"size\":[%d,%d],\"counts\":[", h, w);
+    for (int64_t i = 0; i < nc; i++) {
+        char digits[10];
+        int k = 0;
+        uint32_t v = counts[i];
+        do digits[k++] = (char)('0' + v % 10); while ((v /= 10) != 0);
+        if (i) text[n++] = ',';
+        while (k) text[n++] = digits[--k];
+    }
+    memcpy(text + n, "]}", 3);
+    free(counts);
+    cJSON *o = cJSON_CreateRaw(text);
+    free(text);
+    return o;
+}
+
+/* Each prompt's best mask (highest predicted IoU, first on ties) as base64 float32
+ * logits in "low_res". Returns 0, or -1 when out of memory. */
+static int add_low_res(cJSON *o, const samc_masks *out) {
+    cJSON *lr = cJSON_AddArrayToObject(o, "low_res");
+    size_t ls2 = (size_t)out->low_size * out->low_size;
+    int ok = lr != NULL;
+    for (int b = 0; b < out->batch && ok; b++) {
+        int best = 0;
+        for (int j = 1; j < out->n_masks; j++)
+            if (out->iou[b * out->n_masks + j] > out->iou[b * out->n_masks + best]) best = j;
+        char *s = base64_of(out->low_res + ls2 * ((size_t)b * out->n_masks + best), ls2 * sizeof(float));
+        ok = s != NULL;
+        if (s) cJSON_AddItemToArray(lr, cJSON_CreateString(s));
+        free(s);
+    }
+    cJSON_AddNumberToObject(o, "low_res_size", out->low_size);
+    return ok ? 0 : -1;
+}
+
+/* The masks (in format) and IoU scores of every prompt; 0, or -1 when out of memory. */
+static int add_masks(cJSON *o, const samc_masks *out, int format) {
+    int w = out->width, h = out->height, nm = out->batch * out->n_masks;
+    size_t plane = (size_t)w * h;
+    uint8_t *gray = format == SERVE_FMT_PNG ? malloc(plane) : NULL;
+    if (format == SERVE_FMT_PNG && !gray) return -1;
+    cJSON *masks = cJSON_AddArrayToObject(o, "masks");
+    cJSON *iou = cJSON_AddArrayToObject(o, "iou");
+    int ok = masks && iou;
+    for (int k = 0; k < nm && ok; k++) {
+        cJSON *m = mask_json(out->masks + plane * k, w, h, format, gray);
+        ok = m != NULL;
+        if (m) cJSON_AddItemToArray(masks, m);
+        cJSON_AddItemToArray(iou, cJSON_CreateNumber(out->iou[k]));
+    }
+    free(gray);
+    return ok ? 0 : -1;
+}
+
+void serve_run_predict(serve_worker *wk, serve_task *t) {
+    const serve_predict_req *r = &t->req;
+    int n_prompts = r->n_boxes > 0 ? r->n_boxes : 1;
+    samc_prompt prompts[SERVE_MAX_BOXES];
+    for (int b = 0; b < n_prompts; b++)
+        prompts[b] = (samc_prompt){ .points = r->n_points ? &r->points[0][0] : NULL,
+                                    .labels = r->n_points ? r->labels : NULL,
+                                    .n_points = r->n_points,
+                                    .box = r->n_boxes ? r->boxes[b] : NULL,
+                                    .mask_input = r->mask_input };
+    samc_predict_options po = { .multimask = r->multimask, .want_masks = 1 };
+    samc_error err = { 0 };
+    samc_masks *out = &wk->masks;
+    if (samc_predict(wk->model, t->slot->img, prompts, n_prompts, &po, out, &err) != 0) {
+        serve_task_fail(t, err.status == SAMC_ERR_ARG ? 400 : 500, "predict: %s", err.msg);
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    int ok = add_masks(o, out, r->format) == 0;
+    cJSON_AddNumberToObject(o, "width", out->width);
+    cJSON_AddNumberToObject(o, "height", out->height);
+    cJSON_AddNumberToObject(o, "prompts", out->batch);
+    cJSON_AddNumberToObject(o, "masks_per_prompt", out->n_masks);
+    cJSON_AddStringToObject(o, "format", r->format == SERVE_FMT_PNG ? "png" : "rle");
+    cJSON *os = cJSON_AddArrayToObject(o, "object_score");
+    for (int b = 0; b < out->batch; b++) cJSON_AddItemToArray(os, cJSON_CreateNumber(out->object_score[b]));
+    if (r->return_low_res && ok) ok = add_low_res(o, out) == 0;
+    if (!ok) {
+        cJSON_Delete(o);
+        serve_task_fail(t, 500, "out of memory encoding %d masks", out->batch * out->n_masks);
+        return;
+    }
+    t->response = serve_json_take(o);
+    t->status = t->response ? 200 : 500;
+}
