@@ -73,15 +73,6 @@ static int ends_with(const char *s, const char *suffix) {
     return n >= k && strcmp(s + n - k, suffix) == 0;
 }
 
-static int is_zip_file(const char *path) {
-    unsigned char m[4] = { 0 };
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
-    size_t n = fread(m, 1, 4, f);
-    fclose(f);
-    return n == 4 && memcmp(m, "PK\003\004", 4) == 0;
-}
-
 static const char *base_name(const char *path) {
     const char *b = strrchr(path, '/');
     return b ? b + 1 : path;
@@ -269,7 +260,7 @@ int samc_convert(const char *in_path, const char *out_path, const char *dtype, i
         return samc_error_set(err, SAMC_ERR_ARG, "samc_convert: output %s is the input file", out_path);
     /* A .pt is recognised by its zip signature or its extension (so that a damaged .pt is
      * reported by the .pt reader, not as bad safetensors). */
-    conv_source src = { .is_pt = is_zip_file(in_path) || ends_with(in_path, ".pt") || ends_with(in_path, ".pth") };
+    conv_source src = { .is_pt = pt_is_zip_file(in_path) || ends_with(in_path, ".pt") || ends_with(in_path, ".pth") };
     const official_checkpoint *official = src.is_pt ? official_checkpoint_find(in_path) : NULL;
     if (source_open(&src, in_path, (int64_t)sb.st_size, official, err) != 0) return -1;
     const sam2_config *cfg = NULL;

@@ -14,20 +14,10 @@ static void report(const st_tensor *t, samc_tensor_fn on_tensor, void *ctx) {
     on_tensor(ctx, &d);
 }
 
-/* torch.save writes a zip archive; everything else is taken as safetensors. */
-static int is_zip(const char *path) {
-    unsigned char magic[4] = { 0 };
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
-    size_t n = fread(magic, 1, 4, f);
-    fclose(f);
-    return n == 4 && memcmp(magic, "PK\003\004", 4) == 0;
-}
-
 int samc_weights_describe(const char *path, samc_tensor_fn on_tensor, samc_meta_fn on_meta,
                           void *ctx, samc_error *err) {
     char msg[SAMC_ERRMSG];
-    if (is_zip(path)) {
+    if (pt_is_zip_file(path)) {
         pt_checkpoint c;
         if (pt_load(path, &c, msg) != 0) return samc_error_set(err, SAMC_ERR_FORMAT, "%s", msg);
         for (int i = 0; on_tensor && i < c.n_tensors; i++) report(&c.tensors[i], on_tensor, ctx);

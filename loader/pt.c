@@ -1244,3 +1244,12 @@ void pt_free(pt_checkpoint *c) {
     priv_free(c->priv);
     memset(c, 0, sizeof *c);
 }
+
+int pt_is_zip_file(const char *path) {
+    unsigned char magic[4] = { 0 };
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    size_t n = fread(magic, 1, 4, f);
+    fclose(f);
+    return n == 4 && memcmp(magic, "PK\003\004", 4) == 0;
+}

@@ -39,6 +39,10 @@ int pt_load_ex(const char *path, unsigned flags, pt_checkpoint *out, char *err);
 int pt_load_memory_ex(const void *buf, size_t size, const char *name, unsigned flags,
                       pt_checkpoint *out, char *err);
 
+/* 1 if the file starts with a zip local-file header (what torch.save writes; safetensors
+ * files start with their header length), 0 if not or unreadable. */
+int pt_is_zip_file(const char *path);
+
 /* CRC-32 as used by zip (reflected polynomial 0xEDB88320); start with crc = 0 and chain. */
 uint32_t pt_crc32(uint32_t crc, const void *data, size_t n);
 

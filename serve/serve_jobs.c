@@ -291,18 +291,7 @@ static int job_write_masks(serve_server *s, serve_job *j, const amg_result *r, c
         snprintf(why, ws, "cannot write masks.json: %s", strerror(errno));
         return -1;
     }
-    fputc('[', f);
-    for (int k = 0; k < r->n_masks; k++) {
-        const amg_mask *m = &r->masks[k];
-        fprintf(f, "%s{\"segmentation\":{\"size\":[%d,%d],\"counts\":[", k ? "," : "", r->height, r->width);
-        for (int64_t i = 0; i < m->n_counts; i++) fprintf(f, i ? ",%u" : "%u", m->counts[i]);
-        fprintf(f, "]},\"area\":%lld,\"bbox\":[%d,%d,%d,%d],\"predicted_iou\":%.9g,\"point_coords\":[[%.9g,%.9g]],"
-                   "\"stability_score\":%.9g,\"crop_box\":[%d,%d,%d,%d]}",
-                (long long)m->area, m->box[0], m->box[1], m->box[2] - m->box[0], m->box[3] - m->box[1],
-                m->predicted_iou, m->point[0], m->point[1], m->stability_score, m->crop_box[0], m->crop_box[1],
-                m->crop_box[2] - m->crop_box[0], m->crop_box[3] - m->crop_box[1]);
-    }
-    fputs("]\n", f);
+    amg_write_json(f, r);
     int bad = ferror(f);
     if (fclose(f) != 0 || bad) {
         snprintf(why, ws, "cannot write masks.json: %s", strerror(errno));

@@ -257,74 +257,30 @@ static int run_generator(everything_args *e, const image_rgb *img, amg_result *r
 
 /* ---- outputs ---------------------------------------------------------------------- */
 
-static cJSON *int_array(const int *v, int n) {
-    cJSON *a = cJSON_CreateArray();
-    for (int i = 0; i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(v[i]));
-    return a;
-}
-
-/* One record of generate(): the keys and their order as the official dict. */
-static cJSON *mask_record(const amg_mask *m, int w, int h) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON *seg = cJSON_AddObjectToObject(o, "segmentation");
-    cJSON_AddItemToObject(seg, "size", int_array((const int[]){ h, w }, 2));
-    cJSON *counts = cJSON_AddArrayToObject(seg, "counts");
-    for (int64_t i = 0; i < m->n_counts; i++) cJSON_AddItemToArray(counts, cJSON_CreateNumber(m->counts[i]));
-    cJSON_AddNumberToObject(o, "area", (double)m->area);
-    const int bbox[4] = { m->box[0], m->box[1], m->box[2] - m->box[0], m->box[3] - m->box[1] };
-    cJSON_AddItemToObject(o, "bbox", int_array(bbox, 4));
-    cJSON_AddNumberToObject(o, "predicted_iou", m->predicted_iou);
-    cJSON *pc = cJSON_AddArrayToObject(o, "point_coords");
-    cJSON *p = cJSON_CreateArray();
-    cJSON_AddItemToArray(p, cJSON_CreateNumber(m->point[0]));
-    cJSON_AddItemToArray(p, cJSON_CreateNumber(m->point[1]));
-    cJSON_AddItemToArray(pc, p);
-    cJSON_AddNumberToObject(o, "stability_score", m->stability_score);
-    const int cb[4] = { m->crop_box[0], m->crop_box[1], m->crop_box[2] - m->crop_box[0],
-                        m->crop_box[3] - m->crop_box[1] };
-    cJSON_AddItemToObject(o, "crop_box", int_array(cb, 4));
-    return o;
-}
-
-/* Writes text to path through a temporary file in the same folder and a rename, so a
- * reader never sees half a file. */
-static int write_atomic(const char *path, const char *text) {
+/* masks.json through a temporary file in the same folder and a rename, so a reader never
+ * sees half a file; the records are written by pipelines/amg (amg_write_json). */
+static int write_masks_json(const everything_args *e, const amg_result *r) {
     char tmp[4300];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", e->json_path, (long)getpid());
     FILE *f = fopen(tmp, "wb");
     if (!f) {
         cli_error("--out", "cannot write '%s': %s", tmp, strerror(errno));
         return -1;
     }
-    size_t n = strlen(text);
-    int ok = fwrite(text, 1, n, f) == n && fputc('\n', f) != EOF;
-    int e = errno;
+    int ok = amg_write_json(f, r) == 0;
+    int err = errno;
     ok = fclose(f) == 0 && ok;
     if (!ok) {
-        cli_error("--out", "cannot write '%s': %s", tmp, strerror(e ? e : errno));
+        cli_error("--out", "cannot write '%s': %s", tmp, strerror(err ? err : errno));
         unlink(tmp);
         return -1;
     }
-    if (rename(tmp, path) != 0) {
-        cli_error("--out", "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
+    if (rename(tmp, e->json_path) != 0) {
+        cli_error("--out", "cannot rename '%s' to '%s': %s", tmp, e->json_path, strerror(errno));
         unlink(tmp);
         return -1;
     }
     return 0;
-}
-
-static int write_masks_json(const everything_args *e, const amg_result *r) {
-    cJSON *arr = cJSON_CreateArray();
-    for (int k = 0; k < r->n_masks; k++) cJSON_AddItemToArray(arr, mask_record(&r->masks[k], r->width, r->height));
-    char *text = cJSON_PrintUnformatted(arr);
-    cJSON_Delete(arr);
-    if (!text) {
-        cli_error("--out", "out of memory writing %d masks as JSON", r->n_masks);
-        return -1;
-    }
-    int rc = write_atomic(e->json_path, text);
-    free(text);
-    return rc;
 }
 
 /* A distinct colour per record index: hues a golden-ratio turn apart. */

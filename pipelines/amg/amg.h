@@ -24,6 +24,7 @@
 #define SAMC_AMG_H
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "model/samc.h"
 
@@ -185,5 +186,9 @@ int amg_fill_small_regions(float *logits, int w, int h, double mask_threshold, i
  * 8-connected. Sets *changed; mask[h][w] is 0/1 and edited in place. */
 int amg_remove_small_regions(uint8_t *mask, int w, int h, double area_thresh, int holes,
                              int *changed, samc_error *err);
+
+/* Writes r's records as one JSON array (the masks.json of `samc everything`) and a
+ * newline to f. Returns 0, or -1 when f reports a write error. */
+int amg_write_json(FILE *f, const amg_result *r);
 
 #endif
