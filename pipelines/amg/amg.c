@@ -5,6 +5,7 @@
  * float32 tensor with a Python float, the float is rounded to float32 first, as the
  * tensor comparison does; torchvision's NMS compares its float32 IoU with a double. */
 #include "pipelines/amg/amg.h"
+#include "util/clock.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -12,12 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
-}
 
 /* ---- options ---------------------------------------------------------------------- */
 
@@ -581,9 +576,9 @@ static int process_batch(const amg_source *src, const amg_options *o, const int 
                          amg_stats *st, samc_error *err) {
     int cw = crop[2] - crop[0], ch = crop[3] - crop[1];
     size_t npix = (size_t)cw * ch;
-    double t0 = now_ms();
+    double t0 = monotonic_ms();
     if (src->predict(src->ctx, pts, nb, buf->iou, err)) return -1;
-    double t1 = now_ms();
+    double t1 = monotonic_ms();
     st->decode_ms += t1 - t0;
     const float iou_thr = (float)o->pred_iou_thresh, stab_thr = (float)o->stability_score_thresh;
     const float mthr = (float)o->mask_threshold;
@@ -618,7 +613,7 @@ static int process_batch(const amg_source *src, const amg_options *o, const int 
             memcpy(m->crop_box, crop, sizeof m->crop_box);
         }
     }
-    st->masks_ms += now_ms() - t1;
+    st->masks_ms += monotonic_ms() - t1;
     return 0;
 }
 
@@ -630,7 +625,7 @@ int amg_generate(const amg_source *src, int w, int h, const amg_options *o, amg_
     if (amg_options_check(o, err)) return -1;
     if (w <= 0 || h <= 0 || (int64_t)w * h > ((int64_t)1 << 30))
         return samc_error_set(err, SAMC_ERR_ARG, "amg_generate: image size %dx%d is empty or too large", w, h);
-    double t_start = now_ms();
+    double t_start = monotonic_ms();
     amg_stats *st = &out->stats;
     int M = o->multimask_output ? 3 : 1;
     int n_crops = amg_crop_boxes(w, h, o->crop_n_layers, o->crop_overlap_ratio, NULL, NULL, 0);
@@ -664,13 +659,13 @@ int amg_generate(const amg_source *src, int w, int h, const amg_options *o, amg_
         /* _process_crop */
         const int *crop = crops[c];
         int cw = crop[2] - crop[0], ch = crop[3] - crop[1];
-        double t0 = now_ms();
+        double t0 = monotonic_ms();
         if (o->cancelled && o->cancelled(o->cancel_ctx)) {
             samc_error_set(err, SAMC_ERR_ARG, "amg: cancelled before crop %d of %d", c + 1, n_crops);
             goto done;
         }
         if (src->set_crop(src->ctx, crop, err)) goto done;
-        st->encode_ms += now_ms() - t0;
+        st->encode_ms += monotonic_ms() - t0;
         /* point_grids[layer] * (crop_w, crop_h) in float64, then float32 like the
          * torch.as_tensor(points, dtype=torch.float32) of _process_batch */
         int np = layer_points(o, layers[c]);
@@ -697,7 +692,7 @@ int amg_generate(const amg_source *src, int w, int h, const amg_options *o, amg_
             }
         }
         /* duplicates within the crop: batched_nms on the predicted IoUs */
-        t0 = now_ms();
+        t0 = monotonic_ms();
         int nc = list.n - from;
         free(scores);
         scores = malloc(sizeof *scores * (size_t)(nc ? nc : 1));
@@ -715,12 +710,12 @@ int amg_generate(const amg_source *src, int w, int h, const amg_options *o, amg_
             m->point[0] += (float)crop[0];
             m->point[1] += (float)crop[1];
         }
-        st->nms_ms += now_ms() - t0;
+        st->nms_ms += monotonic_ms() - t0;
     }
     if (n_crops > 1) {
         /* duplicates across crops: prefer smaller crops, score 1 / box_area(crop_box) in
          * float32; equal crops tie and keep their concatenation order */
-        double t0 = now_ms();
+        double t0 = monotonic_ms();
         free(scores);
         scores = malloc(sizeof *scores * (size_t)(list.n ? list.n : 1));
         if (!scores) {
@@ -732,7 +727,7 @@ int amg_generate(const amg_source *src, int w, int h, const amg_options *o, amg_
             scores[k] = 1.0f / (float)((int64_t)(cb[2] - cb[0]) * (cb[3] - cb[1]));
         }
         if (mask_list_nms(&list, 0, scores, o->crop_nms_thresh, err)) goto done;
-        st->nms_ms += now_ms() - t0;
+        st->nms_ms += monotonic_ms() - t0;
     }
     st->after_crop_nms = list.n;
     out->width = w;
@@ -749,7 +744,7 @@ done:
     buffers_free(&buf);
     free(crops);
     free(layers);
-    st->total_ms = now_ms() - t_start;
+    st->total_ms = monotonic_ms() - t_start;
     return rc;
 }
 
