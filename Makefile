@@ -2,7 +2,9 @@
 # `make test` builds and runs every test, `make debug` builds with ASan/UBSan.
 CC      ?= cc
 CFLAGS  ?= -O2 -g
-override CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -I. -I/usr/include/stb -pthread
+# stb's headers (Debian libstb-dev); the GPU package points this at its own copy.
+STB_CFLAGS ?= -I/usr/include/stb
+override CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -I. $(STB_CFLAGS) -pthread
 LDLIBS  += -lm -pthread -ldl
 # zlib (zlib1g-dev): the SAM3 tokenizer reads the official gzipped BPE merges file.
 LDLIBS  += -lz
@@ -36,9 +38,13 @@ ifneq ($(CUDA_SRC),)
   CUDA_SO   := $(BUILD)/libsamc_cuda.so
   override CFLAGS += -DSAMC_HAVE_CUDA=1
   CUDA_LIBS := -L$(CUDA_HOME)/lib64 -lcudart -lcublas
-  # sm_75 (Turing, T4) for --precision fp16 there; sm_80 / sm_90 and compute_80 PTX
-  NVFLAGS   ?= -O2 -std=c++17 -Xcompiler -fPIC -I. --gpu-architecture=sm_80 -gencode arch=compute_75,code=sm_75 \
+  # sm_75 (Turing, T4) for --precision fp16 there; sm_80 / sm_90 and compute_80 PTX.
+  # CUDA_ARCH picks other targets (the GPU package: sm_90 only); NVCC_CCBIN another host
+  # compiler (CUDA 11.8 accepts g++ <= 11 or clang <= 14: .ci/cuda118).
+  CUDA_ARCH ?= --gpu-architecture=sm_80 -gencode arch=compute_75,code=sm_75 \
                -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
+  NVCC_HOST := $(if $(NVCC_CCBIN),-ccbin $(NVCC_CCBIN))
+  NVFLAGS   ?= -O2 -std=c++17 -Xcompiler -fPIC -I. $(NVCC_HOST) $(CUDA_ARCH)
   $(info samc: nvcc found at $(NVCC): building the CUDA backend)
 endif
 else
@@ -48,6 +54,17 @@ endif
 LIB := $(BUILD)/libsamc.a
 # serve/ (`samc serve`'s HTTP service) is a library of its own that tools/cmd_serve.c calls.
 SERVE_LIB := $(BUILD)/libsamc_serve.a
+# SERVE=0 builds samc without `samc serve` (no libmicrohttpd): its command then only says
+# so (bench/gpu_check/no_serve.c). The GPU package (make gpu-package) is built this way.
+SERVE ?= 1
+ifeq ($(SERVE),0)
+  TOOL_SRC := $(filter-out tools/cmd_serve.c,$(TOOL_SRC)) bench/gpu_check/no_serve.c
+  TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/%.o)
+  SERVE_LIB :=
+  SERVE_LDLIBS :=
+else
+  SERVE_LDLIBS := -lmicrohttpd
+endif
 
 # GDAL (Debian libgdal-dev) for `samc mosaic`: raster and vector I/O of mosaic/. Found by
 # gdal-config; without it samc builds without the mosaic command, whose tests then skip.
@@ -86,7 +103,7 @@ $(LIB): $(LIB_OBJ) $(CUDA_SO)
 	rm -f $@ && ar rcs $@ $(LIB_OBJ)
 
 $(CUDA_SO): $(CUDA_OBJ)
-	$(NVCC) -shared -o $@ $^ $(CUDA_LIBS)
+	$(NVCC) $(NVCC_HOST) -shared -o $@ $^ $(CUDA_LIBS) $(CUDA_SO_LDFLAGS)
 
 # The CUDA op test times kernels with CUDA events itself, so it links the runtime too
 # (the same libcudart the backend library loads).
@@ -104,7 +121,7 @@ $(SERVE_LIB): $(SERVE_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
 $(SAMC_BIN): $(TOOL_OBJ) $(SERVE_LIB) $(LIB) $(MOSAIC_LIB)
-	$(CC) $(CFLAGS) $(LDFLAGS) $(TOOL_OBJ) $(SERVE_LIB) $(MOSAIC_LDLIBS) $(LIB) -o $@ $(LDLIBS) -lstb -lcjson -lmicrohttpd
+	$(CC) $(CFLAGS) $(LDFLAGS) $(TOOL_OBJ) $(SERVE_LIB) $(MOSAIC_LDLIBS) $(LIB) -o $@ $(LDLIBS) -lstb -lcjson $(SERVE_LDLIBS)
 
 $(BUILD)/tests/%: tests/%.c tests/test.h $(LIB) $(MOSAIC_LIB)
 	@mkdir -p $(dir $@)
@@ -175,3 +192,34 @@ $(BUILD)/bench/bench_mosaic: tests/bench/bench_mosaic.c tests/mosaic_oracle.h $(
 
 # the shared oracle header is not in the generic test rule's prerequisites
 $(BUILD)/tests/test_mosaic_pipeline: tests/mosaic_oracle.h
+
+# The GPU check (bench/gpu_check/, kernels/cuda/NOTES.md), kept out of `all` and `test`.
+# `make gpu-package` writes $(GPU_PKG)/: the golden cases, stb / cJSON headers and
+# libraries from Debian's .deb files, the official sam2 package from PyPI and the binaries
+# built against only those (sm_90); `make gpu-check` runs the check on a GPU machine from
+# that folder, writing report.md / report.json / logs.tar.gz into GPU_CHECK_OUT ($OUT on
+# the device machine); `make gpu-check DRY_RUN=1` packages and runs it in a clean copy here,
+# with the system's -dev packages hidden, every GPU step marked not run.
+GPU_PKG       ?= gpu-check-pkg
+GPU_CHECK_OUT ?= $(or $(OUT),build/gpu-check)
+GPU_PYTHON    ?= python3
+.PHONY: gpu-package gpu-check
+gpu-package:
+	bash bench/gpu_check/package.sh $(GPU_PKG)
+
+gpu-check:
+ifeq ($(DRY_RUN),1)
+	bash bench/gpu_check/dry_run.sh $(GPU_CHECK_OUT)
+else
+	$(GPU_PYTHON) bench/gpu_check/gpu_check.py --pkg $(GPU_PKG) --out $(GPU_CHECK_OUT)
+endif
+
+# gpu_bench: decoder batches, device memory, AMG, mosaic tiles, encode soak (GDAL-free:
+# the mosaic's multipass is linked in directly); cudaMemGetInfo with CUDA.
+GPU_BENCH := $(BUILD)/gpu_bench
+ifneq ($(CUDA_SO),)
+$(GPU_BENCH): override CFLAGS += -I$(CUDA_HOME)/include
+$(GPU_BENCH): LDLIBS += $(CUDA_LIBS)
+endif
+$(GPU_BENCH): bench/gpu_check/gpu_bench.c $(BUILD)/pipelines/mosaic/multipass.o $(LIB)
+	$(CC) $(CFLAGS) $(LDFLAGS) $< $(BUILD)/pipelines/mosaic/multipass.o $(LIB) -o $@ $(LDLIBS) -lstb -lcjson

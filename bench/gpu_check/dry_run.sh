@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# bench/gpu_check/dry_run.sh [OUT]: `make gpu-check DRY_RUN=1`. What a GPU session would
+# do, here, without a GPU:
+#
+#   1. a clean copy of what a device call sends (tracked + untracked-not-ignored files)
+#      in a fresh folder with no ../shared beside it;
+#   2. `make gpu-package` there (golden cases from this checkout's ../shared/golden);
+#   3. `make gpu-check` there, inside hidden.sh (Debian's stb / cJSON / libmicrohttpd /
+#      GDAL / libyaml packages hidden), as a dry run: every stage that needs no GPU runs,
+#      GPU results are "not run"; report.md / report.json / logs.tar.gz go to OUT
+#      (default build/gpu-check of this checkout).
+#
+# Prints the time of each part and the total, which must stay under 8 minutes (a warning
+# otherwise: the 2-core machines here are shared). Exits non-zero when any part fails.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+OUT=${1:-$ROOT/build/gpu-check}
+case $OUT in /*) ;; *) OUT=$ROOT/$OUT ;; esac
+GOLDEN=${GOLDEN:-$ROOT/../shared/golden}
+[ -d "$GOLDEN" ] || { echo "dry_run.sh: no golden data at $GOLDEN" >&2; exit 1; }
+GOLDEN=$(cd "$GOLDEN" && pwd)
+
+t0=$(date +%s)
+lap() { echo "dry_run.sh: $1 in $(( $(date +%s) - $2 )) s"; }
+TMP=$(mktemp -d /tmp/samc-gpu-dry.XXXXXX)
+trap 'rm -rf "$TMP"' EXIT
+COPY=$TMP/repo
+
+t=$(date +%s)
+mkdir -p "$COPY"
+(cd "$ROOT" && git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$COPY")
+[ -e "$COPY/../shared" ] && { echo "dry_run.sh: $COPY/../shared exists: the copy could read it" >&2; exit 1; }
+lap "clean copy ($(cd "$COPY" && find . -type f | wc -l) files, $(du -sh "$COPY" | cut -f1)) at $COPY" "$t"
+
+t=$(date +%s)
+unset MAKEFLAGS MFLAGS MAKELEVEL
+GOLDEN=$GOLDEN make -s -C "$COPY" gpu-package GPU_PKG=gpu-check-pkg
+lap "make gpu-package" "$t"
+
+t=$(date +%s)
+mkdir -p "$OUT"
+rc=0
+GPU_CHECK_DRY_RUN=1 GPU_CHECK_WORK=$TMP/work bash "$COPY/bench/gpu_check/hidden.sh" \
+    make -s -C "$COPY" gpu-check GPU_PKG=gpu-check-pkg GPU_CHECK_OUT="$OUT" || rc=$?
+lap "make gpu-check (dry run, hidden)" "$t"
+
+total=$(( $(date +%s) - t0 ))
+echo "dry_run.sh: total $total s ($(( total / 60 )) min $(( total % 60 )) s); report in $OUT"
+[ $total -le 480 ] || echo "dry_run.sh: WARNING: over the 8 minutes the dry run should take"
+exit $rc

@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# bench/gpu_check/package.sh PKG: `make gpu-package`. Writes the folder PKG (git-ignored)
+# that `make gpu-check` needs on the GPU machine, which receives only the repository's
+# files (and folders named in `carry`), has no Debian -dev packages and no network:
+#
+#   PKG/golden/     the golden cases (micro without its weights/, tiny, images) and
+#   PKG/tools/      shared/tools/golden_check.py, copied from GOLDEN (../shared/golden)
+#   PKG/sysroot/    stb and cJSON headers + libraries, unpacked from Debian's .deb files
+#                   (apt-get download + dpkg -x; their copyright files kept)
+#   PKG/sam2/       the official sam2 package (PyPI sam2==SAM2_VERSION, its sam2/ folder)
+#                   for the PyTorch baseline
+#   PKG/build/      samc (SERVE=0, no GDAL), libsamc_cuda.so (sm_90 + compute_90 PTX),
+#                   tests/test_golden, the CUDA op test, gpu_bench: built against
+#                   PKG/sysroot only, with the system's copies hidden (hidden.sh), and
+#                   audited: no header or library of those packages came from /usr
+#   PKG/manifest.json   commit, source hash, versions, sizes, what was hidden
+#
+# Downloads are cached in GPU_CHECK_CACHE (default ~/.cache/samc-gpu-check). Fails loudly
+# on any missing piece, and when the package plus the repository's files exceed 64 MiB.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT"
+PKG=${1:?usage: package.sh PKG_FOLDER}
+case $PKG in /*) ;; *) PKG=$ROOT/$PKG ;; esac
+GOLDEN=${GOLDEN:-$ROOT/../shared/golden}
+CACHE=${GPU_CHECK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/samc-gpu-check}
+JOBS=${JOBS:-$(nproc)}
+SAM2_VERSION=${SAM2_VERSION:-1.1.0}
+CUDA_ARCH_PKG=${CUDA_ARCH_PKG:-"-gencode arch=compute_90,code=[sm_90,compute_90]"}
+DEBS="libstb-dev libstb0 libcjson-dev libcjson1"
+PY=${PYTHON:-python3}
+
+die() { echo "package.sh: $*" >&2; exit 1; }
+t0=$(date +%s)
+say() { echo "package.sh: [$(( $(date +%s) - t0 )) s] $*"; }
+
+[ -d "$GOLDEN/micro" ] && [ -d "$GOLDEN/tiny" ] && [ -d "$GOLDEN/images" ] \
+    || die "golden data not found at $GOLDEN (set GOLDEN=.../shared/golden)"
+[ -f "$GOLDEN/../tools/golden_check.py" ] || die "no $GOLDEN/../tools/golden_check.py"
+rm -rf "$PKG"
+mkdir -p "$PKG" "$CACHE/debs"
+
+say "golden cases from $GOLDEN"
+mkdir -p "$PKG/golden" "$PKG/tools"
+cp -r "$GOLDEN/images" "$GOLDEN/tiny" "$PKG/golden/"
+cp -r "$GOLDEN/micro" "$PKG/golden/micro"
+rm -rf "$PKG/golden/micro/weights"          # samc synth writes them bit-identically
+cp "$GOLDEN/README.md" "$PKG/golden/"
+cp "$GOLDEN/../tools/golden_check.py" "$PKG/tools/"
+chmod -R u+w "$PKG/golden" "$PKG/tools"
+
+say "Debian packages: $DEBS"
+for p in $DEBS; do
+    if ! ls "$CACHE/debs/${p}_"*.deb > /dev/null 2>&1; then
+        (cd "$CACHE/debs" && apt-get download "$p" > /dev/null 2>&1) \
+            || die "apt-get download $p failed (run apt-get update; Debian's main archive must be reachable)"
+    fi
+    deb=$(ls "$CACHE/debs/${p}_"*.deb | tail -n 1)
+    dpkg -x "$deb" "$PKG/sysroot"
+    echo "$(basename "$deb")" >> "$PKG/sysroot/DEBS"
+done
+# Only headers, libraries and licences travel; links become copies (a carried folder
+# keeps links as links).
+find "$PKG/sysroot/usr/share" -mindepth 1 -maxdepth 1 ! -name doc -exec rm -rf {} +
+find "$PKG/sysroot/usr/share/doc" -type f ! -name copyright -delete
+for l in $(find "$PKG/sysroot" -type l); do cp --remove-destination "$(readlink -f "$l")" "$l"; done
+SYS=$PKG/sysroot
+LIBDIR=$SYS/usr/lib/x86_64-linux-gnu
+for f in "$SYS/usr/include/stb/stb_image.h" "$SYS/usr/include/cjson/cJSON.h" "$LIBDIR/libstb.so" "$LIBDIR/libcjson.so"; do
+    [ -f "$f" ] || die "$f missing after unpacking $DEBS"
+done
+
+say "official sam2 $SAM2_VERSION from PyPI"
+sdist=$CACHE/sam2-$SAM2_VERSION.tar.gz
+if [ ! -f "$sdist" ]; then
+    # An sdist only; pip prepares its metadata, which needs setuptools + wheel and (with
+    # SAM2_BUILD_CUDA=0) no torch: a small private venv, kept in the cache.
+    if [ ! -x "$CACHE/venv/bin/pip" ]; then
+        "$PY" -m venv "$CACHE/venv" || die "python3 -m venv failed"
+        "$CACHE/venv/bin/pip" install -q wheel setuptools || die "pip install wheel setuptools failed"
+    fi
+    SAM2_BUILD_CUDA=0 "$CACHE/venv/bin/pip" download -q --no-deps --no-build-isolation --no-binary :all: \
+        "sam2==$SAM2_VERSION" -d "$CACHE/sdist" || die "pip download sam2==$SAM2_VERSION failed"
+    mv "$CACHE/sdist/sam2-$SAM2_VERSION.tar.gz" "$sdist"
+fi
+mkdir -p "$PKG/sam2"
+tar -xzf "$sdist" -C "$PKG/sam2" --strip-components=1 "sam2-$SAM2_VERSION/sam2" "sam2-$SAM2_VERSION/LICENSE"
+[ -f "$PKG/sam2/sam2/sam2_image_predictor.py" ] || die "$sdist has no sam2/sam2_image_predictor.py"
+
+say "building against $SYS only (CUDA: $CUDA_ARCH_PKG)"
+TESTS=
+for t in test_golden test_cuda_ops test_backend_ops; do
+    [ -f "tests/$t.c" ] && TESTS="$TESTS $PKG/build/tests/$t"
+done
+HAVE_NVCC=0
+command -v "${NVCC:-nvcc}" > /dev/null && HAVE_NVCC=1
+CUDA_TARGET=
+[ $HAVE_NVCC = 1 ] && CUDA_TARGET=$PKG/build/libsamc_cuda.so
+# The make of the GPU machine's fallback build is the same (gpu_check.py: build_command).
+unset MAKEFLAGS MFLAGS MAKELEVEL
+bash bench/gpu_check/hidden.sh make -j"$JOBS" BUILD="$PKG/build" SAMC_BIN="$PKG/build/samc" SERVE=0 GDAL_CONFIG= \
+    STB_CFLAGS="-I$SYS/usr/include/stb" CFLAGS="-O2 -g -MD -I$SYS/usr/include" \
+    LDFLAGS="-L$LIBDIR -Wl,--trace" CUDA_ARCH="$CUDA_ARCH_PKG" \
+    "$PKG/build/samc" "$PKG/build/gpu_bench" $TESTS $CUDA_TARGET > "$PKG/build.log" 2> "$PKG/build.err" \
+    || { tail -n 30 "$PKG/build.err" >&2; die "the build against the package failed (log: $PKG/build.log, $PKG/build.err)"; }
+HIDDEN=$(grep '^hidden.sh:' "$PKG/build.err" | head -n 1)
+say "${HIDDEN#hidden.sh: }"
+
+say "audit: headers (.d files) and libraries (ld --trace)"
+forbidden='^/usr/include/(stb/|cjson/|gdal/|microhttpd\.h|yaml\.h)|^/usr/lib/x86_64-linux-gnu/lib(stb|cjson|microhttpd|gdal|yaml)'
+deps=$(find "$PKG/build" -name '*.d' -exec cat {} + | tr ' \\' '\n\n' | sed 's/:$//' | grep -v '^$' | sort -u)
+bad=$(printf '%s\n' "$deps" | grep -E "$forbidden" || true)
+[ -z "$bad" ] || die "the build read system headers it must not: $bad"
+for need in "$SYS/usr/include/stb/stb_image.h" "$SYS/usr/include/cjson/cJSON.h"; do
+    printf '%s\n' "$deps" | grep -qxF "$need" || die "no object read $need: the audit would prove nothing"
+done
+links=$(grep -E 'lib(stb|cjson|microhttpd|gdal|yaml)[^/]*\.(so|a)' "$PKG/build.log" | grep -oE '/[^ ()]*' | sort -u || true)
+bad=$(printf '%s\n' "$links" | grep -v "^$SYS/" | grep -E 'lib(stb|cjson|microhttpd|gdal|yaml)' || true)
+[ -z "$bad" ] || die "a link used a system library it must not: $bad"
+printf '%s\n' "$links" | grep -q "$LIBDIR/libcjson" || die "no link used $LIBDIR/libcjson.so: the audit would prove nothing"
+printf '%s\n' "$links" | grep -q "$LIBDIR/libstb" || die "no link used $LIBDIR/libstb.so: the audit would prove nothing"
+say "audit ok: $(printf '%s\n' "$deps" | grep -c "^$SYS/") package headers read, none of /usr's; libraries: $(printf '%s\n' "$links" | xargs -n1 basename | sort -u | tr '\n' ' ')"
+
+# Only the programs travel.
+find "$PKG/build" \( -name '*.o' -o -name '*.a' -o -name '*.d' \) -delete
+find "$PKG/build" -type d -empty -delete
+for b in "$PKG/build/samc" "$PKG/build/gpu_bench" $TESTS $CUDA_TARGET; do [ -f "$b" ] || die "$b was not built"; done
+
+say "manifest"
+SRC_HASH=$("$PY" bench/gpu_check/gpu_check.py --source-hash)
+COMMIT=$(git rev-parse HEAD 2> /dev/null || echo unknown)
+DIRTY=false
+[ -z "$(git status --porcelain --untracked-files=no 2> /dev/null)" ] || DIRTY=true
+NVCC_V=$([ $HAVE_NVCC = 1 ] && "${NVCC:-nvcc}" --version | tail -n 1 || echo none)
+PKG_BYTES=$(du -sb "$PKG" | cut -f1)
+REPO_BYTES=$(git ls-files -z 2> /dev/null | xargs -0 du -cb 2> /dev/null | tail -n 1 | cut -f1 || echo 0)
+"$PY" - "$PKG/manifest.json" <<EOF
+import json, sys
+json.dump({
+    "format": "samc-gpu-package-1",
+    "commit": "$COMMIT", "dirty": $( [ $DIRTY = true ] && echo True || echo False ),
+    "source_hash": "$SRC_HASH",
+    "created": "$(date -Iseconds)", "host": "$(hostname)",
+    "cuda_arch": "$CUDA_ARCH_PKG", "sm": [90] if $HAVE_NVCC else [],
+    "nvcc": "$NVCC_V", "cc": "$(${CC:-cc} --version | head -n 1)",
+    "glibc": "$(ldd --version | head -n 1 | awk '{print $NF}')",
+    "debs": open("$SYS/DEBS").read().split(),
+    "sam2": "$SAM2_VERSION",
+    "hidden": "${HIDDEN#hidden.sh: }",
+    "package_bytes": $PKG_BYTES, "repo_bytes": $REPO_BYTES,
+}, open(sys.argv[1], "w"), indent=1)
+EOF
+LIMIT=$((64 * 1024 * 1024))
+TOTAL=$((PKG_BYTES + REPO_BYTES))
+say "package $PKG: $((PKG_BYTES / 1024)) KiB + repository $((REPO_BYTES / 1024)) KiB = $((TOTAL * 100 / LIMIT))% of the 64 MiB a device call carries"
+[ "$TOTAL" -le "$LIMIT" ] || die "package + repository are $TOTAL bytes, over the 64 MiB limit"
+echo "package.sh: done in $(( $(date +%s) - t0 )) s: run(command=\"make gpu-check\", carry=[\"$(basename "$PKG")\"], timeout_s=540)"
