@@ -6,7 +6,7 @@
 #      in a fresh folder with no ../shared beside it;
 #   2. `make gpu-package` there (golden cases from this checkout's ../shared/golden);
 #   3. `make gpu-check` there, inside hidden.sh (Debian's stb / cJSON / libmicrohttpd /
-#      GDAL / libyaml packages hidden), as a dry run: every stage that needs no GPU runs,
+#      GDAL / libyaml -dev packages hidden), as a dry run: every stage that needs no GPU runs,
 #      GPU results are "not run"; report.md / report.json / logs.tar.gz go to OUT
 #      (default build/gpu-check of this checkout).
 #
@@ -34,15 +34,21 @@ mkdir -p "$COPY"
 lap "clean copy ($(cd "$COPY" && find . -type f | wc -l) files, $(du -sh "$COPY" | cut -f1)) at $COPY" "$t"
 
 t=$(date +%s)
-unset MAKEFLAGS MFLAGS MAKELEVEL
+unset MAKEFLAGS MFLAGS MAKELEVEL DRY_RUN
+export GPU_CHECK_COMMIT GPU_CHECK_DIRTY=false
+GPU_CHECK_COMMIT=$(git -C "$ROOT" rev-parse HEAD 2> /dev/null || echo unknown)
+[ -z "$(git -C "$ROOT" status --porcelain --untracked-files=no 2> /dev/null)" ] || GPU_CHECK_DIRTY=true
 GOLDEN=$GOLDEN make -s -C "$COPY" gpu-package GPU_PKG=gpu-check-pkg
 lap "make gpu-package" "$t"
 
 t=$(date +%s)
 mkdir -p "$OUT"
 rc=0
-GPU_CHECK_DRY_RUN=1 GPU_CHECK_WORK=$TMP/work bash "$COPY/bench/gpu_check/hidden.sh" \
-    make -s -C "$COPY" gpu-check GPU_PKG=gpu-check-pkg GPU_CHECK_OUT="$OUT" || rc=$?
+# The -dev packages hidden; their runtime libraries stay for Debian's python3-torch (the
+# build in gpu-package hid those too, and the build stage checks with ldd that the
+# programs take stb and cJSON from the package).
+HIDE_RUNTIME=0 GPU_CHECK_DRY_RUN=1 GPU_CHECK_WORK=$TMP/work bash "$COPY/bench/gpu_check/hidden.sh" \
+    make -s -C "$COPY" gpu-check DRY_RUN= GPU_PKG=gpu-check-pkg GPU_CHECK_OUT="$OUT" || rc=$?
 lap "make gpu-check (dry run, hidden)" "$t"
 
 total=$(( $(date +%s) - t0 ))

@@ -79,6 +79,27 @@ def source_hash(root=ROOT):
     return h.hexdigest()
 
 
+def repo_bytes(root=ROOT):
+    """Bytes of what a device call sends besides carried folders: the tracked and the
+    untracked-not-ignored files (git), or, in a copy without .git, every file outside the
+    build folders and the package."""
+    try:
+        r = subprocess.run(["git", "-C", root, "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                           capture_output=True, check=True)
+        files = [os.path.join(root, f.decode()) for f in r.stdout.split(b"\0") if f]
+    except (OSError, subprocess.CalledProcessError):
+        files = []
+        for dirpath, dirnames, names in os.walk(root):
+            if dirpath == root:
+                dirnames[:] = [d for d in dirnames if not d.startswith(("build", ".git", "gpu-check-pkg"))]
+            files += [os.path.join(dirpath, n) for n in names]
+    return sum(os.path.getsize(f) for f in files if os.path.isfile(f))
+
+
+# a make started from this script is not a sub-make of the one that started it
+MAKE_ENV = {"MAKEFLAGS": "", "MFLAGS": "", "MAKELEVEL": "", "DRY_RUN": ""}
+
+
 class Limit(Exception):
     pass
 
@@ -216,6 +237,18 @@ def missing_libs(c, path):
     return re.findall(r"^\s*(\S+) => not found", r.stdout, re.M)
 
 
+def package_libs_used(c, binaries):
+    """Problems: a program that takes stb or cJSON from anywhere but the package's sysroot."""
+    sysroot = os.path.join(c.pkg, "sysroot")
+    bad = []
+    for b in binaries:
+        r = subprocess.run(["ldd", b], capture_output=True, text=True, env=c.env)
+        for lib, path in re.findall(r"^\s*(lib(?:stb|cjson)\S*) => (\S+)", r.stdout, re.M):
+            if not os.path.realpath(path).startswith(os.path.realpath(sysroot) + os.sep):
+                bad.append(f"{os.path.basename(b)}: {lib} from {path}")
+    return bad
+
+
 def set_library_path(c, binaries):
     """LD_LIBRARY_PATH: the package's sysroot, then a folder for each CUDA library ldd misses."""
     dirs = [os.path.join(c.pkg, "sysroot", "usr", "lib", "x86_64-linux-gnu")]
@@ -231,18 +264,21 @@ def set_library_path(c, binaries):
     return {b: missing_libs(c, b) for b in binaries}
 
 
-def build_command(c, build, arch):
-    """The make line package.sh uses (against the package's sysroot only), for the device's arch."""
-    sysroot = os.path.join(c.pkg, "sysroot")
+def build_command(pkg, build, arch, audit=False):
+    """The one make line of the package's binaries, against the package's sysroot only, for
+    the CUDA targets in arch: package.sh runs it (audit: -MD and ld --trace, for its check of
+    what was read), and the build stage again on a device the package does not fit."""
+    sysroot = os.path.join(pkg, "sysroot")
     libdir = os.path.join(sysroot, "usr", "lib", "x86_64-linux-gnu")
     tests = [os.path.join(build, "tests", t) for t in ("test_golden", "test_cuda_ops", "test_backend_ops")
              if os.path.exists(os.path.join(ROOT, "tests", t + ".c"))]
     targets = [os.path.join(build, "samc"), os.path.join(build, "gpu_bench")] + tests
-    if shutil.which("nvcc"):
+    if shutil.which(os.environ.get("NVCC") or "nvcc"):
         targets.append(os.path.join(build, "libsamc_cuda.so"))
-    return ["make", f"-j{os.cpu_count() or 4}", f"BUILD={build}", f"SAMC_BIN={build}/samc", "SERVE=0", "GDAL_CONFIG=",
-            f"STB_CFLAGS=-I{sysroot}/usr/include/stb", f"CFLAGS=-O2 -g -I{sysroot}/usr/include", f"LDFLAGS=-L{libdir}",
-            f"CUDA_ARCH={arch}"] + targets
+    return ["make", "-C", ROOT, f"-j{os.cpu_count() or 4}", f"BUILD={build}", f"SAMC_BIN={build}/samc", "SERVE=0",
+            "GDAL_CONFIG=", f"STB_CFLAGS=-I{sysroot}/usr/include/stb",
+            f"CFLAGS=-O2 -g{' -MD' if audit else ''} -I{sysroot}/usr/include",
+            f"LDFLAGS=-L{libdir}{' -Wl,--trace' if audit else ''}", f"CUDA_ARCH={arch}"] + targets
 
 
 def fmt(v, unit="", nd=2):
@@ -307,7 +343,7 @@ def stage_build(c):
     if why:
         arch = f"-gencode arch=compute_{cc},code=[sm_{cc},compute_{cc}]" if cc else c.manifest.get("cuda_arch", "")
         build = os.path.join(c.work, "build")
-        c.run("make", build_command(c, build, arch), 600, check=True)
+        c.run("make", build_command(c.pkg, build, arch), 600, check=True, env=MAKE_ENV)
         rebuilt = True
         progs = [os.path.join(build, x) for x in ("samc", "gpu_bench")]
         missing = {b: m for b, m in set_library_path(c, progs + glob.glob(os.path.join(build, "*.so"))).items() if m}
@@ -322,6 +358,10 @@ def stage_build(c):
     if os.path.exists(c.bin["cuda_lib"]):
         c.env["SAMC_CUDA_LIB"] = c.bin["cuda_lib"]
     c.env["SAMC_GOLDEN"] = os.path.join(c.pkg, "golden")
+    progs = [c.bin[k] for k in ("samc", "gpu_bench", "test_golden", "op_test") if k in c.bin]
+    bad = package_libs_used(c, progs)
+    if bad:
+        raise RuntimeError("not the package's libraries: " + "; ".join(bad))
     rc, out, err, _ = c.run("samc_version", [c.bin["samc"], "version"], 30, check=True)
     data.update({"rebuilt": rebuilt, "why": why, "version": out.strip(), "ld_library_path": c.env["LD_LIBRARY_PATH"]})
     cuobjdump = shutil.which("cuobjdump")
@@ -519,7 +559,8 @@ def stage_bench(c):
 def stage_pytorch(c):
     py = find_python(c, ["torch", "numpy", "PIL", "yaml"])
     if not py:
-        return "not run", "no Python with torch, numpy, PIL and yaml", {}
+        return "fail", ("no Python with torch, numpy, PIL and yaml (here: apt-get install python3-torch "
+                        "python3-torchvision python3-yaml, as .ci/run does)"), {}
     pl = plan(c)
     base = [py, os.path.join(HERE, "torch_sam2.py"), "--sam2-src", os.path.join(c.pkg, "sam2"), "--device", c.device,
             "--image", image(c), "--iters", str(max(1, pl["iters"] // 2)), "--warmup", str(pl["warmup"]),
@@ -950,10 +991,18 @@ def main():
     ap.add_argument("--dry-run", action="store_true", default=os.environ.get("GPU_CHECK_DRY_RUN") == "1")
     ap.add_argument("--only", help="comma-separated stages to run (env and build always run)")
     ap.add_argument("--source-hash", action="store_true")
+    ap.add_argument("--repo-bytes", action="store_true")
+    ap.add_argument("--build", metavar="DIR", help="only build the package's binaries into DIR (package.sh)")
+    ap.add_argument("--arch", help="with --build: CUDA_ARCH")
+    ap.add_argument("--audit", action="store_true", help="with --build: -MD and ld --trace for package.sh's audit")
     a = ap.parse_args()
-    if a.source_hash:
-        print(source_hash())
+    if a.source_hash or a.repo_bytes:
+        print(source_hash() if a.source_hash else repo_bytes())
         return 0
+    if a.build:
+        env = dict(os.environ, **MAKE_ENV)
+        return subprocess.run(build_command(os.path.abspath(a.pkg), os.path.abspath(a.build), a.arch or "", a.audit),
+                              env=env).returncode
     c = Check(a)
     only = set(a.only.split(",")) if a.only else None
     print(f"gpu-check: package {c.pkg}, out {c.out}, budget {a.budget:.0f} s{', dry run' if c.dry else ''}", flush=True)

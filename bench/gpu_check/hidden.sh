@@ -2,7 +2,7 @@
 # bench/gpu_check/hidden.sh CMD [ARGS...]: runs CMD with the Debian packages that the GPU
 # machine lacks hidden (stb, cJSON, libmicrohttpd, GDAL, libyaml: headers, libraries,
 # gdal-config), so that a build or a program that still needs one of them fails here as it
-# would there. In a private mount namespace, /usr/include, /usr/lib/x86_64-linux-gnu and
+# would there (HIDE_RUNTIME=0: the -dev packages only, see below). In a private mount namespace, /usr/include, /usr/lib/x86_64-linux-gnu and
 # /usr/bin get an overlay from which those packages' files are removed; nothing outside the
 # command sees a change. Needs root (unshare, mount): elsewhere it runs CMD as it is and
 # says so on stderr (the package build's audit still checks what was read).
@@ -11,8 +11,13 @@
 # first; GPU_CHECK_HIDDEN=1 is set inside.
 set -euo pipefail
 
-PKGS="libstb-dev libstb0 libcjson-dev libcjson1 libmicrohttpd-dev libmicrohttpd12 libgdal-dev libgdal32
-      libyaml-dev libyaml-0-2 gdal-bin"
+# HIDE_RUNTIME=0 hides only the -dev packages (headers, libX.so, gdal-config) and leaves the
+# runtime libraries: Debian's python3-torch, which the dry run's PyTorch stage uses, loads
+# libcjson and libgdal through OpenCV. The build (package.sh) hides both.
+DEV_PKGS="libstb-dev libcjson-dev libmicrohttpd-dev libgdal-dev libyaml-dev gdal-bin"
+RUNTIME_PKGS="libstb0 libcjson1 libmicrohttpd12 libgdal32 libyaml-0-2"
+PKGS=$DEV_PKGS
+[ "${HIDE_RUNTIME:-1}" = 0 ] || PKGS="$DEV_PKGS $RUNTIME_PKGS"
 DIRS="/usr/include /usr/lib/x86_64-linux-gnu /usr/bin"
 
 [ $# -ge 1 ] || { echo "usage: hidden.sh CMD [ARGS...]" >&2; exit 2; }

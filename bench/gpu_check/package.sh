@@ -93,16 +93,11 @@ TESTS=
 for t in test_golden test_cuda_ops test_backend_ops; do
     [ -f "tests/$t.c" ] && TESTS="$TESTS $PKG/build/tests/$t"
 done
-HAVE_NVCC=0
-command -v "${NVCC:-nvcc}" > /dev/null && HAVE_NVCC=1
 CUDA_TARGET=
-[ $HAVE_NVCC = 1 ] && CUDA_TARGET=$PKG/build/libsamc_cuda.so
-# The make of the GPU machine's fallback build is the same (gpu_check.py: build_command).
-unset MAKEFLAGS MFLAGS MAKELEVEL
-bash bench/gpu_check/hidden.sh make -j"$JOBS" BUILD="$PKG/build" SAMC_BIN="$PKG/build/samc" SERVE=0 GDAL_CONFIG= \
-    STB_CFLAGS="-I$SYS/usr/include/stb" CFLAGS="-O2 -g -MD -I$SYS/usr/include" \
-    LDFLAGS="-L$LIBDIR -Wl,--trace" CUDA_ARCH="$CUDA_ARCH_PKG" \
-    "$PKG/build/samc" "$PKG/build/gpu_bench" $TESTS $CUDA_TARGET > "$PKG/build.log" 2> "$PKG/build.err" \
+command -v "${NVCC:-nvcc}" > /dev/null && CUDA_TARGET=$PKG/build/libsamc_cuda.so
+# The same make line as the GPU machine's fallback build (gpu_check.py: build_command).
+bash bench/gpu_check/hidden.sh "$PY" bench/gpu_check/gpu_check.py --pkg "$PKG" --build "$PKG/build" \
+    --arch "$CUDA_ARCH_PKG" --audit > "$PKG/build.log" 2> "$PKG/build.err" \
     || { tail -n 30 "$PKG/build.err" >&2; die "the build against the package failed (log: $PKG/build.log, $PKG/build.err)"; }
 HIDDEN=$(grep '^hidden.sh:' "$PKG/build.err" | head -n 1)
 say "${HIDDEN#hidden.sh: }"
@@ -122,6 +117,11 @@ printf '%s\n' "$links" | grep -q "$LIBDIR/libcjson" || die "no link used $LIBDIR
 printf '%s\n' "$links" | grep -q "$LIBDIR/libstb" || die "no link used $LIBDIR/libstb.so: the audit would prove nothing"
 say "audit ok: $(printf '%s\n' "$deps" | grep -c "^$SYS/") package headers read, none of /usr's; libraries: $(printf '%s\n' "$links" | xargs -n1 basename | sort -u | tr '\n' ' ')"
 
+for b in "$PKG/build/samc" "$PKG/build/gpu_bench" $TESTS $CUDA_TARGET; do
+    bad=$(readelf -d "$b" | grep -oE 'lib(stb|cjson|microhttpd|gdal|yaml)[^]]*' | grep -vE '^lib(stb\.so\.0|cjson\.so\.1)$' || true)
+    [ -z "$bad" ] || die "$b needs $bad"
+done
+
 # Only the programs travel.
 find "$PKG/build" \( -name '*.o' -o -name '*.a' -o -name '*.d' \) -delete
 find "$PKG/build" -type d -empty -delete
@@ -129,20 +129,23 @@ for b in "$PKG/build/samc" "$PKG/build/gpu_bench" $TESTS $CUDA_TARGET; do [ -f "
 
 say "manifest"
 SRC_HASH=$("$PY" bench/gpu_check/gpu_check.py --source-hash)
-COMMIT=$(git rev-parse HEAD 2> /dev/null || echo unknown)
-DIRTY=false
-[ -z "$(git status --porcelain --untracked-files=no 2> /dev/null)" ] || DIRTY=true
+# dry_run.sh packages a copy without .git and passes the checkout's commit and state
+COMMIT=${GPU_CHECK_COMMIT:-$(git rev-parse HEAD 2> /dev/null || echo unknown)}
+DIRTY=${GPU_CHECK_DIRTY:-false}
+[ -n "${GPU_CHECK_DIRTY:-}" ] || [ -z "$(git status --porcelain --untracked-files=no 2> /dev/null)" ] || DIRTY=true
+HAVE_NVCC=0
+[ -n "$CUDA_TARGET" ] && HAVE_NVCC=1
 NVCC_V=$([ $HAVE_NVCC = 1 ] && "${NVCC:-nvcc}" --version | tail -n 1 || echo none)
 PKG_BYTES=$(du -sb "$PKG" | cut -f1)
-REPO_BYTES=$(git ls-files -z 2> /dev/null | xargs -0 du -cb 2> /dev/null | tail -n 1 | cut -f1 || echo 0)
+REPO_BYTES=$("$PY" bench/gpu_check/gpu_check.py --repo-bytes)
 "$PY" - "$PKG/manifest.json" <<EOF
-import json, sys
+import json, re, sys
 json.dump({
     "format": "samc-gpu-package-1",
     "commit": "$COMMIT", "dirty": $( [ $DIRTY = true ] && echo True || echo False ),
     "source_hash": "$SRC_HASH",
     "created": "$(date -Iseconds)", "host": "$(hostname)",
-    "cuda_arch": "$CUDA_ARCH_PKG", "sm": [90] if $HAVE_NVCC else [],
+    "cuda_arch": "$CUDA_ARCH_PKG", "sm": sorted({int(x) for x in re.findall(r"sm_(\d+)", "$CUDA_ARCH_PKG")}) if $HAVE_NVCC else [],
     "nvcc": "$NVCC_V", "cc": "$(${CC:-cc} --version | head -n 1)",
     "glibc": "$(ldd --version | head -n 1 | awk '{print $NF}')",
     "debs": open("$SYS/DEBS").read().split(),
