@@ -333,7 +333,7 @@ def stage_build(c):
         why.append("GPU_CHECK_REBUILD=1")
     build, rebuilt, data = pb, False, {}
     if not why:
-        progs = [os.path.join(pb, x) for x in ("samc", "gpu_bench")]
+        progs = [os.path.join(pb, x) for x in ("samc", "gpu_bench")] + glob.glob(os.path.join(pb, "tests", "test_*"))
         missing = {b: m for b, m in set_library_path(c, progs + glob.glob(os.path.join(pb, "*.so"))).items() if m}
         rc, out, err, _ = c.run("samc_version", [os.path.join(pb, "samc"), "version"], 30)
         if missing:
@@ -345,7 +345,7 @@ def stage_build(c):
         build = os.path.join(c.work, "build")
         c.run("make", build_command(c.pkg, build, arch), 600, check=True, env=MAKE_ENV)
         rebuilt = True
-        progs = [os.path.join(build, x) for x in ("samc", "gpu_bench")]
+        progs = [os.path.join(build, x) for x in ("samc", "gpu_bench")] + glob.glob(os.path.join(build, "tests", "test_*"))
         missing = {b: m for b, m in set_library_path(c, progs + glob.glob(os.path.join(build, "*.so"))).items() if m}
         if missing:
             raise RuntimeError("libraries not found after the rebuild: " + str(missing))
@@ -658,7 +658,7 @@ def stage_sanitizer(c):
         cmd = [san, "--tool", tool, "--error-exitcode", "99", c.bin["samc"], "segment", img, "--model", micro,
                "--point", "160,120", "--device", "cuda", "--precision", prec, "--out", os.path.join(c.work, f"san_{tool}")]
         rc, out, err, secs = c.run(f"{tool}_{prec}", cmd, 150)
-        summ = re.search(r"ERROR SUMMARY: (\d+) error", out + err)
+        summ = re.search(r"(?:ERROR|RACECHECK) SUMMARY: (\d+) (?:error|hazard)", out + err)
         hazards = re.search(r"RACECHECK SUMMARY: (\d+) hazard", out + err)
         data[f"{tool}_{prec}"] = {"rc": rc, "errors": int(summ.group(1)) if summ else None,
                                   "hazards": int(hazards.group(1)) if hazards else None, "seconds": round(secs, 1),
