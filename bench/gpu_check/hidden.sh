@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # bench/gpu_check/hidden.sh CMD [ARGS...]: runs CMD with the Debian packages that the GPU
-# machine lacks hidden (stb, cJSON, libmicrohttpd, GDAL, libyaml: headers, libraries,
-# gdal-config), so that a build or a program that still needs one of them fails here as it
-# would there (HIDE_RUNTIME=0: the -dev packages only, see below). In a private mount namespace, /usr/include, /usr/lib/x86_64-linux-gnu and
-# /usr/bin get an overlay from which those packages' files are removed; nothing outside the
-# command sees a change. Needs root (unshare, mount): elsewhere it runs CMD as it is and
-# says so on stderr (the package build's audit still checks what was read).
+# machine lacks hidden (stb, cJSON, zlib's -dev, libmicrohttpd, GDAL, libyaml: headers,
+# libraries, gdal-config), so that a build or a program that still needs one of them fails
+# here as it would there. In a private mount namespace, /usr/include,
+# /usr/lib/x86_64-linux-gnu and /usr/bin get an overlay from which those packages' files
+# are removed; nothing outside the command sees a change. Needs root (unshare, mount):
+# elsewhere it runs CMD as it is and says so on stderr (the package build's audit still
+# checks what was read). zlib's runtime library stays (everything needs it, and the GPU
+# machine has it); HIDE_RUNTIME=0 hides only the -dev packages (see below).
 #
 # Prints "hidden.sh: hidden: N files of PKGS" (or "hidden.sh: not hidden: WHY") on stderr
 # first; GPU_CHECK_HIDDEN=1 is set inside.
@@ -14,7 +16,7 @@ set -euo pipefail
 # HIDE_RUNTIME=0 hides only the -dev packages (headers, libX.so, gdal-config) and leaves the
 # runtime libraries: Debian's python3-torch, which the dry run's PyTorch stage uses, loads
 # libcjson and libgdal through OpenCV. The build (package.sh) hides both.
-DEV_PKGS="libstb-dev libcjson-dev libmicrohttpd-dev libgdal-dev libyaml-dev gdal-bin"
+DEV_PKGS="libstb-dev libcjson-dev zlib1g-dev libmicrohttpd-dev libgdal-dev libyaml-dev gdal-bin"
 RUNTIME_PKGS="libstb0 libcjson1 libmicrohttpd12 libgdal32 libyaml-0-2"
 PKGS=$DEV_PKGS
 [ "${HIDE_RUNTIME:-1}" = 0 ] || PKGS="$DEV_PKGS $RUNTIME_PKGS"
@@ -42,7 +44,7 @@ if [ "${1:-}" = --inside ]; then
     for f in $(printf '%s\n' $files | sort -r); do
         case $f in /usr/include/?*) [ -d "$f" ] && rmdir "$f" 2>/dev/null || true ;; esac
     done
-    for probe in /usr/include/stb/stb_image.h /usr/include/cjson/cJSON.h /usr/include/microhttpd.h \
+    for probe in /usr/include/stb/stb_image.h /usr/include/cjson/cJSON.h /usr/include/microhttpd.h /usr/include/zlib.h \
                  /usr/include/gdal/gdal.h /usr/include/yaml.h /usr/bin/gdal-config; do
         [ ! -e "$probe" ] || { echo "hidden.sh: $probe is still visible" >&2; exit 1; }
     done

@@ -5,8 +5,9 @@
 #
 #   PKG/golden/     the golden cases (micro without its weights/, tiny, images) and
 #   PKG/tools/      shared/tools/golden_check.py, copied from GOLDEN (../shared/golden)
-#   PKG/sysroot/    stb and cJSON headers + libraries, unpacked from Debian's .deb files
-#                   (apt-get download + dpkg -x; their copyright files kept)
+#   PKG/sysroot/    stb and cJSON headers + libraries, zlib's header + link library (the
+#                   SAM3 tokenizer), unpacked from Debian's .deb files (apt-get download +
+#                   dpkg -x; their copyright files kept)
 #   PKG/sam2/       the official sam2 package (PyPI sam2==SAM2_VERSION, its sam2/ folder)
 #                   for the PyTorch baseline
 #   PKG/build/      samc (SERVE=0, no GDAL), libsamc_cuda.so (sm_90 + compute_90 PTX),
@@ -28,7 +29,7 @@ CACHE=${GPU_CHECK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/samc-gpu-check}
 JOBS=${JOBS:-$(nproc)}
 SAM2_VERSION=${SAM2_VERSION:-1.1.0}
 CUDA_ARCH_PKG=${CUDA_ARCH_PKG:-"-gencode arch=compute_90,code=[sm_90,compute_90]"}
-DEBS="libstb-dev libstb0 libcjson-dev libcjson1"
+DEBS="libstb-dev libstb0 libcjson-dev libcjson1 zlib1g-dev zlib1g"
 PY=${PYTHON:-python3}
 
 die() { echo "package.sh: $*" >&2; exit 1; }
@@ -67,7 +68,13 @@ find "$PKG/sysroot/usr/share/doc" -type f ! -name copyright -delete
 for l in $(find "$PKG/sysroot" -type l); do cp --remove-destination "$(readlink -f "$l")" "$l"; done
 SYS=$PKG/sysroot
 LIBDIR=$SYS/usr/lib/x86_64-linux-gnu
-for f in "$SYS/usr/include/stb/stb_image.h" "$SYS/usr/include/cjson/cJSON.h" "$LIBDIR/libstb.so" "$LIBDIR/libcjson.so"; do
+# zlib is only linked against (zlib.h, libz.so): every system has libz.so.1, and the
+# programs take the machine's own at run time (so does Python, which the check starts
+# with the package's library folder first).
+rm -f "$LIBDIR"/libz.so.* "$LIBDIR"/libz.a
+find "$SYS" -maxdepth 1 -mindepth 1 ! -name usr ! -name DEBS -exec rm -rf {} +
+for f in "$SYS/usr/include/stb/stb_image.h" "$SYS/usr/include/cjson/cJSON.h" "$SYS/usr/include/zlib.h" \
+         "$LIBDIR/libstb.so" "$LIBDIR/libcjson.so" "$LIBDIR/libz.so"; do
     [ -f "$f" ] || die "$f missing after unpacking $DEBS"
 done
 
@@ -103,18 +110,19 @@ HIDDEN=$(grep '^hidden.sh:' "$PKG/build.err" | head -n 1)
 say "${HIDDEN#hidden.sh: }"
 
 say "audit: headers (.d files) and libraries (ld --trace)"
-forbidden='^/usr/include/(stb/|cjson/|gdal/|microhttpd\.h|yaml\.h)|^/usr/lib/x86_64-linux-gnu/lib(stb|cjson|microhttpd|gdal|yaml)'
+forbidden='^/usr/include/(stb/|cjson/|gdal/|microhttpd\.h|yaml\.h|zlib\.h|zconf\.h)|^/usr/lib/x86_64-linux-gnu/lib(stb|cjson|microhttpd|gdal|yaml|z\.)'
 deps=$(find "$PKG/build" -name '*.d' -exec cat {} + | tr ' \\' '\n\n' | sed 's/:$//' | grep -v '^$' | sort -u)
 bad=$(printf '%s\n' "$deps" | grep -E "$forbidden" || true)
 [ -z "$bad" ] || die "the build read system headers it must not: $bad"
-for need in "$SYS/usr/include/stb/stb_image.h" "$SYS/usr/include/cjson/cJSON.h"; do
+for need in "$SYS/usr/include/stb/stb_image.h" "$SYS/usr/include/cjson/cJSON.h" "$SYS/usr/include/zlib.h"; do
     printf '%s\n' "$deps" | grep -qxF "$need" || die "no object read $need: the audit would prove nothing"
 done
-links=$(grep -E 'lib(stb|cjson|microhttpd|gdal|yaml)[^/]*\.(so|a)' "$PKG/build.log" | grep -oE '/[^ ()]*' | sort -u || true)
-bad=$(printf '%s\n' "$links" | grep -v "^$SYS/" | grep -E 'lib(stb|cjson|microhttpd|gdal|yaml)' || true)
+links=$(grep -E 'lib(stb|cjson|microhttpd|gdal|yaml|z)[^/]*\.(so|a)' "$PKG/build.log" | grep -oE '/[^ ()]*' | sort -u || true)
+bad=$(printf '%s\n' "$links" | grep -v "^$SYS/" | grep -E '/lib(stb|cjson|microhttpd|gdal|yaml|z)[.-]' || true)
 [ -z "$bad" ] || die "a link used a system library it must not: $bad"
 printf '%s\n' "$links" | grep -q "$LIBDIR/libcjson" || die "no link used $LIBDIR/libcjson.so: the audit would prove nothing"
 printf '%s\n' "$links" | grep -q "$LIBDIR/libstb" || die "no link used $LIBDIR/libstb.so: the audit would prove nothing"
+printf '%s\n' "$links" | grep -q "$LIBDIR/libz.so" || die "no link used $LIBDIR/libz.so: the audit would prove nothing"
 say "audit ok: $(printf '%s\n' "$deps" | grep -c "^$SYS/") package headers read, none of /usr's; libraries: $(printf '%s\n' "$links" | xargs -n1 basename | sort -u | tr '\n' ' ')"
 
 for b in "$PKG/build/samc" "$PKG/build/gpu_bench" $TESTS $CUDA_TARGET; do
