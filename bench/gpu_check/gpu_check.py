@@ -293,6 +293,11 @@ def fmt(v, unit="", nd=2):
 
 def stage_env(c):
     """What machine, what package."""
+    if not shutil.which("nvcc"):     # a CUDA image may keep its toolkit off PATH
+        for d in ["/usr/local/cuda/bin"] + sorted(glob.glob("/usr/local/cuda-*/bin")):
+            if os.path.exists(os.path.join(d, "nvcc")):
+                os.environ["PATH"] = c.env["PATH"] = d + os.pathsep + os.environ.get("PATH", "")
+                break
     info = {"gpu": gpu_info(), "cpus": os.cpu_count(), "python": sys.version.split()[0]}
     man_path = os.path.join(c.pkg, "manifest.json")
     if not os.path.exists(man_path):
