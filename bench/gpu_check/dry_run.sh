@@ -8,7 +8,10 @@
 #   3. `make gpu-check` there, inside hidden.sh (Debian's stb / cJSON / libmicrohttpd /
 #      GDAL / libyaml -dev packages hidden), as a dry run: every stage that needs no GPU runs,
 #      GPU results are "not run"; report.md / report.json / logs.tar.gz go to OUT
-#      (default build/gpu-check of this checkout).
+#      (default build/gpu-check of this checkout);
+#   4. the fallback of a device the package does not fit: gpu_check.py rebuilds from the
+#      package (GPU_CHECK_REBUILD=1) with the runtime libraries hidden too, and runs the op
+#      test from that build.
 #
 # Prints the time of each part and the total, which must stay under 8 minutes (a warning
 # otherwise: the 2-core machines here are shared). Exits non-zero when any part fails.
@@ -50,6 +53,17 @@ rc=0
 HIDE_RUNTIME=0 GPU_CHECK_DRY_RUN=1 GPU_CHECK_WORK=$TMP/work bash "$COPY/bench/gpu_check/hidden.sh" \
     make -s -C "$COPY" gpu-check DRY_RUN= GPU_PKG=gpu-check-pkg GPU_CHECK_OUT="$OUT" || rc=$?
 lap "make gpu-check (dry run, hidden)" "$t"
+
+# The device's other path: its compute capability not in the package (or other sources)
+# means a rebuild there from the package. Here with the runtime libraries hidden too, and
+# the op test run from that build (no PyTorch in this step).
+t=$(date +%s)
+GPU_CHECK_REBUILD=1 GPU_CHECK_DRY_RUN=1 GPU_CHECK_WORK=$TMP/work-rebuild bash "$COPY/bench/gpu_check/hidden.sh" \
+    python3 "$COPY/bench/gpu_check/gpu_check.py" --pkg "$COPY/gpu-check-pkg" --out "$TMP/out-rebuild" \
+    --only cuda_ops > "$TMP/rebuild.log" 2>&1 || rc=$?
+grep -E '^ +(build|cuda_ops) ' "$TMP/rebuild.log" || { tail -n 20 "$TMP/rebuild.log"; rc=1; }
+grep -qE '^ +build +ok .*rebuilt' "$TMP/rebuild.log" || { echo "dry_run.sh: the rebuild from the package failed"; rc=1; }
+lap "the device's fallback: rebuild from the package (everything hidden) + op test" "$t"
 
 total=$(( $(date +%s) - t0 ))
 echo "dry_run.sh: total $total s ($(( total / 60 )) min $(( total % 60 )) s); report in $OUT"
