@@ -749,7 +749,7 @@ def stage_extra(c):
 
 
 STAGES = [("env", stage_env, 20), ("build", stage_build, 240), ("cuda_ops", stage_cuda_ops, 240),
-          ("golden", stage_golden, 200), ("bench", stage_bench, 200), ("pytorch", stage_pytorch, 300),
+          ("golden", stage_golden, 200), ("bench", stage_bench, 200), ("pytorch", stage_pytorch, 240),
           ("amg_tiles", stage_amg_tiles, 120), ("soak", stage_soak, 110), ("sanitizer", stage_sanitizer, 150),
           ("variants", stage_variants, 90), ("extra", stage_extra, 400)]
 RESERVE = 8     # seconds kept for the report after the last stage
