@@ -15,6 +15,7 @@
 
 static int test_failures_in_current = 0;
 static int test_skipped_current = 0;
+static int test_skipped_no_gpu = 0;
 
 #define CHECK(cond) do { if (!(cond)) { \
     fprintf(stderr, "  FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond); test_failures_in_current++; } } while (0)
@@ -23,6 +24,10 @@ static int test_skipped_current = 0;
     fputc('\n', stderr); test_failures_in_current++; } } while (0)
 #define TEST_SKIP(...) do { fprintf(stderr, "  SKIP: "); fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); \
     test_skipped_current = 1; return; } while (0)
+/* A skip because no usable GPU was found. On a machine that has one (/dev/nvidia0, or
+ * SAMC_EXPECT_GPU=1) it counts as a failure: a CUDA test that cannot reach the device
+ * there is broken, not excused. */
+#define TEST_SKIP_GPU(...) do { test_skipped_no_gpu++; TEST_SKIP(__VA_ARGS__); } while (0)
 
 /* Fails the current test (and returns from it) when the golden file or folder `path`
  * is missing. */
@@ -41,9 +46,36 @@ typedef void (*test_fn)(void);
 typedef struct { const char *name; test_fn fn; } test_case;
 #define TEST_CASE(f) { #f, f }
 
-static inline int test_run_all(const char *prog, const test_case *cases, int n) {
+static inline int test_gpu_expected(void) {
+    const char *e = getenv("SAMC_EXPECT_GPU");
+    if (e && *e) return strcmp(e, "0") != 0;
+    FILE *f = fopen("/dev/nvidia0", "r");
+    if (f) fclose(f);
+    return f != NULL;
+}
+
+/* Filters: the command-line arguments, or else SAMC_TEST_FILTER (comma-separated): a test
+ * runs when its name contains one of them. Asking for tests that then all skip fails. */
+static inline int test_selected(const char *name, int argc, char **argv) {
+    if (argc > 1) {
+        for (int i = 1; i < argc; i++)
+            if (strstr(name, argv[i])) return 1;
+        return 0;
+    }
+    const char *f = getenv("SAMC_TEST_FILTER");
+    if (!f || !*f) return 1;
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", f);
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ","))
+        if (*tok && strstr(name, tok)) return 1;
+    return 0;
+}
+
+static inline int test_run_all(const char *prog, const test_case *cases, int n, int argc, char **argv) {
     int passed = 0, failed = 0, skipped = 0;
+    int filtered = argc > 1 || (getenv("SAMC_TEST_FILTER") && *getenv("SAMC_TEST_FILTER"));
     for (int i = 0; i < n; i++) {
+        if (!test_selected(cases[i].name, argc, argv)) continue;
         test_failures_in_current = 0; test_skipped_current = 0;
         cases[i].fn();
         if (test_failures_in_current) { failed++; printf("NOT OK %s.%s\n", prog, cases[i].name); }
@@ -51,9 +83,18 @@ static inline int test_run_all(const char *prog, const test_case *cases, int n) 
         else { passed++; printf("OK     %s.%s\n", prog, cases[i].name); }
         fflush(stdout);
     }
+    if (test_skipped_no_gpu && test_gpu_expected()) {
+        printf("NOT OK %s: %d test(s) skipped for lack of a GPU on a machine that has one\n", prog,
+               test_skipped_no_gpu);
+        failed++;
+    }
+    if (filtered && passed + failed == 0) {
+        printf("NOT OK %s: the selected tests all skipped or none matched the filter\n", prog);
+        failed++;
+    }
     printf("%s: %d passed, %d failed, %d skipped\n", prog, passed, failed, skipped);
     return failed ? 1 : 0;
 }
-#define TEST_MAIN(...) int main(void) { static const test_case cases[] = { __VA_ARGS__ }; \
-    return test_run_all(__FILE__, cases, (int)(sizeof cases / sizeof cases[0])); }
+#define TEST_MAIN(...) int main(int argc, char **argv) { static const test_case cases[] = { __VA_ARGS__ }; \
+    return test_run_all(__FILE__, cases, (int)(sizeof cases / sizeof cases[0]), argc, argv); }
 #endif

@@ -119,7 +119,7 @@ static void run_equality(samc_backend be, int mb, int exact) {
     samc_model *m1 = load(be, 1, &err);
     if (!m1 && be == SAMC_BACKEND_CUDA && err.status == SAMC_ERR_UNSUPPORTED) {
         unlink(model_path);
-        TEST_SKIP("%s", err.msg);
+        TEST_SKIP_GPU("%s", err.msg);
     }
     CHECKF(m1 != NULL, "%s", err.msg);
     samc_model *mb_model = m1 ? load(be, mb, &err) : NULL;

@@ -321,7 +321,7 @@ static void run_config(const char *config, const char *image, samc_backend backe
     samc_options opt = { .backend = backend, .dump = dump_hook, .dump_ctx = &c };
     samc_model *m = samc_model_load(wpath, &opt, &err);
     unlink(wpath);
-    if (!m && backend == SAMC_BACKEND_CUDA && err.status == SAMC_ERR_UNSUPPORTED) TEST_SKIP("%s", err.msg);
+    if (!m && backend == SAMC_BACKEND_CUDA && err.status == SAMC_ERR_UNSUPPORTED) TEST_SKIP_GPU("%s", err.msg);
     CHECKF(m != NULL, "%s", err.msg);
     if (!m) return;
     snprintf(path, sizeof path, "%s/images/%s", test_golden_dir(), image);
@@ -443,7 +443,7 @@ static void run_config_lowp(const char *config, const char *image, samc_backend 
     samc_model *m = samc_model_load(wpath, &opt, &err);
     unlink(wpath);
     /* no device, or one without this precision (bf16 before sm_80) */
-    if (!m && !emulate && err.status == SAMC_ERR_UNSUPPORTED) TEST_SKIP("%s", err.msg);
+    if (!m && !emulate && err.status == SAMC_ERR_UNSUPPORTED) TEST_SKIP_GPU("%s", err.msg);
     CHECKF(m != NULL, "%s", err.msg);
     if (!m) return;
     samc_model_info info;
