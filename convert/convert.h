@@ -16,8 +16,9 @@
  * named as such). */
 int samc_convert(const char *in_path, const char *out_path, const char *dtype, int image_only, samc_error *err);
 
-/* Writes every tensor of a config (micro, tiny, small, base_plus, large) with the
- * samc-synth-v1 values as F32 safetensors (convert/synth.c). */
+/* Writes every tensor of a config (SAM2.1: micro, tiny, small, base_plus, large; SAM3:
+ * sam3, sam3_micro, without the RoPE tables the model computes) with the samc-synth-v1
+ * values as F32 safetensors (convert/synth.c). */
 int samc_synth_write(const char *config, const char *path, samc_error *err);
 
 /* A weight file's tensors and metadata as stored, before any conversion (`samc info`).
