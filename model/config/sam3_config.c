@@ -287,6 +287,8 @@ int sam3_config_looks_like(const char *const *names, int n) {
 
 static int stored_required(const char *name) { return sam3_config_is_stored(name); }
 
+static int build_spec(int i, spec_entry **out, int *n, char *err) { return sam3_config_spec(&configs[i], out, n, err); }
+
 int sam3_config_detect(const char *const *names, const int64_t *const *shapes, const int *ndims, int n,
                        const sam3_config **out, char *err) {
     *out = NULL;
@@ -294,42 +296,21 @@ int sam3_config_detect(const char *const *names, const int64_t *const *shapes, c
         snprintf(err, SPEC_ERRMSG, "no tensors to match against the SAM3 configs");
         return -1;
     }
-    int best = -1;
-    spec_match_report best_r = {0};
-    spec_entry *best_spec = NULL;
-    for (int ci = 0; ci < N_CONFIGS; ci++) {
-        spec_match_report r;
-        spec_entry *spec;
-        int ns;
-        if (sam3_config_spec(&configs[ci], &spec, &ns, err) ||
-            spec_match(spec, ns, stored_required, names, shapes, ndims, n, &r, err)) {
-            spec_free(best_spec);
-            return -1;
-        }
-        if (spec_match_exact(&r)) {
-            spec_free(spec);
-            spec_free(best_spec);
-            *out = &configs[ci];
-            return 0;
-        }
-        if (best < 0 || r.matched > best_r.matched) {
-            spec_free(best_spec);
-            best = ci;
-            best_r = r;
-            best_spec = spec;
-        } else {
-            spec_free(spec);
-        }
-    }
+    int best = 0;
+    spec_match_report r = {0};
     char detail[320];
-    spec_match_details(&best_r, best_spec, shapes, ndims, detail, sizeof detail);
+    int found = spec_detect(N_CONFIGS, build_spec, stored_required, names, shapes, ndims, n, &best, &r, detail,
+                            sizeof detail, err);
+    if (found >= 0) {
+        *out = &configs[found];
+        return 0;
+    }
+    if (found == -2) return -1;
     snprintf(err, SPEC_ERRMSG,
              "%d tensors match no SAM3 config; closest is '%s' (%d of %d stored tensors match: %d missing, "
              "%d unexpected, %d wrong shape)",
-             n, configs[best].name, best_r.matched_required, best_r.n_required, best_r.missing, best_r.unexpected,
-             best_r.mismatched);
+             n, configs[best].name, r.matched_required, r.n_required, r.missing, r.unexpected, r.mismatched);
     size_t used = strlen(err);
     snprintf(err + used, SPEC_ERRMSG - used, "%s", detail);
-    spec_free(best_spec);
     return -1;
 }
