@@ -53,6 +53,31 @@ static const struct {
     { "mask_decoder_config.num_upsampling_stages", offsetof(sam3_config, pd_stages) },
 };
 
+/* Activations and LayerNorm epsilons: fixed in the official model (and in samc), so a
+ * config.json must say the same. `absent` is what transformers takes when the key is
+ * missing from its sub-config (CLIPTextConfig defaults to quick_gelu); a missing
+ * sub-config takes Sam3Config's defaults, which are the official values. */
+static const struct {
+    const char *key, *want, *absent;
+} acts[] = {
+    { "text_config.hidden_act", "gelu", "quick_gelu" },
+    { "vision_config.backbone_config.hidden_act", "gelu", "gelu" },
+    { "geometry_encoder_config.hidden_act", "relu", "relu" },
+    { "detr_encoder_config.hidden_act", "relu", "relu" },
+    { "detr_decoder_config.hidden_act", "relu", "relu" },
+};
+static const struct {
+    const char *key;
+    double want;
+} eps[] = {
+    { "text_config.layer_norm_eps", 1e-5 },
+    { "vision_config.backbone_config.layer_norm_eps", 1e-6 },
+    { "geometry_encoder_config.layer_norm_eps", 1e-6 },
+    { "detr_encoder_config.layer_norm_eps", 1e-6 },
+    { "detr_decoder_config.layer_norm_eps", 1e-6 },
+    { "mask_decoder_config.layer_norm_eps", 1e-6 },
+};
+
 static int field(const sam3_config *c, size_t off) { return *(const int *)((const char *)c + off); }
 
 /* The item at a dotted path, or NULL. */
@@ -118,6 +143,35 @@ static int check_number(const cJSON *obj, const char *key, int want, int dflt, c
                           got, v ? "" : " (absent: transformers' default)", c->name, want);
 }
 
+/* The object holding a dotted path's last component, or NULL. */
+static const cJSON *parent_of(const cJSON *obj, const char *key) {
+    char parent[128];
+    const char *dot = strrchr(key, '.');
+    if (!dot || (size_t)(dot - key) >= sizeof parent) return obj;
+    memcpy(parent, key, (size_t)(dot - key));
+    parent[dot - key] = 0;
+    return item_at(obj, parent);
+}
+
+static int check_fixed(const cJSON *obj, const char *path, samc_error *err) {
+    for (size_t i = 0; i < sizeof acts / sizeof acts[0]; i++) {
+        const cJSON *v = item_at(obj, acts[i].key);
+        if (v && !cJSON_IsString(v)) return samc_error_set(err, SAMC_ERR_FORMAT, "%s: %s is not a string", path, acts[i].key);
+        const char *got = v ? v->valuestring : parent_of(obj, acts[i].key) ? acts[i].absent : acts[i].want;
+        if (strcmp(got, acts[i].want) != 0)
+            return samc_error_set(err, SAMC_ERR_MODEL, "%s: %s is '%s'%s; SAM3 uses '%s'", path, acts[i].key, got,
+                                  v ? "" : " (absent: transformers' default)", acts[i].want);
+    }
+    for (size_t i = 0; i < sizeof eps / sizeof eps[0]; i++) {
+        const cJSON *v = item_at(obj, eps[i].key);
+        if (v && !cJSON_IsNumber(v)) return samc_error_set(err, SAMC_ERR_FORMAT, "%s: %s is not a number", path, eps[i].key);
+        if (v && fabs(v->valuedouble - eps[i].want) > 1e-6 * eps[i].want)
+            return samc_error_set(err, SAMC_ERR_MODEL, "%s: %s is %g; SAM3 uses %g", path, eps[i].key, v->valuedouble,
+                                  eps[i].want);
+    }
+    return 0;
+}
+
 static int check_global_blocks(const cJSON *obj, const sam3_config *c, const sam3_config *dflt, const char *path,
                                samc_error *err) {
     const char *key = "vision_config.backbone_config.global_attn_indexes";
@@ -152,6 +206,7 @@ int hf_sam3_config_check(const char *path, const sam3_config *c, samc_error *err
     for (size_t i = 0; !rc && i < sizeof checks / sizeof checks[0]; i++)
         rc = check_number(obj, checks[i].key, field(c, checks[i].field), field(dflt, checks[i].field), c, path, err);
     if (!rc) rc = check_global_blocks(obj, c, dflt, path, err);
+    if (!rc) rc = check_fixed(obj, path, err);
     cJSON_Delete(root);
     free(text);
     return rc;
@@ -186,7 +241,8 @@ static int put_string(cJSON *root, const char *path, const char *v) {
     return obj && cJSON_AddStringToObject(obj, leaf, v) ? 0 : -1;
 }
 
-/* The keys beyond the checked numbers that Sam3Config needs to build the same model. */
+/* The keys beyond the checked numbers that Sam3Config needs to build the same model
+ * (the sub-configs' types, activations, epsilons, the text MLP width, the neck sizes). */
 static int put_extras(cJSON *root, const sam3_config *c) {
     static const char *const types[][2] = {
         { "vision_config.model_type", "sam3_vision_model" },
@@ -199,6 +255,8 @@ static int put_extras(cJSON *root, const sam3_config *c) {
     };
     int rc = put_string(root, "model_type", "sam3");
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) rc |= put_string(root, types[i][0], types[i][1]);
+    for (size_t i = 0; i < sizeof acts / sizeof acts[0]; i++) rc |= put_string(root, acts[i].key, acts[i].want);
+    for (size_t i = 0; i < sizeof eps / sizeof eps[0]; i++) rc |= put_number(root, eps[i].key, eps[i].want);
     rc |= put_number(root, "text_config.intermediate_size", 4.0 * c->text_width);
     cJSON *arch = cJSON_AddArrayToObject(root, "architectures");
     if (!arch || !cJSON_AddItemToArray(arch, cJSON_CreateString("Sam3Model"))) rc = -1;

@@ -2,8 +2,8 @@
  * against the samc config its tensors matched.
  *
  * The tensors fix the widths and depths; the config.json also says what they cannot
- * (attention heads, window size, global blocks, image size), and samc runs the model
- * with its own config, so every architecture number there must agree. The file is what
+ * (attention heads, window size, global blocks, image size, activations, LayerNorm
+ * epsilons), and samc runs the model with its own config, so all of it must agree. The file is what
  * Sam3Model.from_pretrained reads: model_type "sam3" (Sam3Config), or "sam3_video"
  * (Sam3VideoConfig) whose detector_config is that. A number it leaves out takes
  * transformers' default, which is the official model's (samc's "sam3" config). */
@@ -17,8 +17,9 @@
 int hf_sam3_config_check(const char *path, const sam3_config *c, samc_error *err);
 
 /* Writes a config.json for config c that hf_sam3_config_check accepts and that
- * transformers' Sam3Config reads (model_type "sam3", every number checked above, the
- * sub-configs' model types and the text MLP width). For tests and hand checks. */
+ * transformers' Sam3Config reads as the same model (model_type "sam3", everything
+ * checked above, the sub-configs' model types, the text MLP width). For tests and hand
+ * checks. */
 int hf_sam3_config_write(const char *path, const sam3_config *c, samc_error *err);
 
 #endif

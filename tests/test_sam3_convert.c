@@ -682,6 +682,9 @@ static void test_bad_config_json(void) {
         { "detr_decoder_config.num_attention_heads", "8", "detr_decoder_config.num_attention_heads is 8" },
         { "vision_config.backbone_config.global_attn_indexes", "[0, 3]", "global_attn_indexes differs" },
         { "text_config.hidden_size", "\"64\"", "text_config.hidden_size is not an integer" },
+        { "text_config.hidden_act", "\"quick_gelu\"", "text_config.hidden_act is 'quick_gelu'; SAM3 uses 'gelu'" },
+        { "text_config.hidden_act", NULL, "'quick_gelu' (absent: transformers' default)" },
+        { "detr_encoder_config.layer_norm_eps", "1e-5", "detr_encoder_config.layer_norm_eps is 1e-05; SAM3 uses 1e-06" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *js = config_with(good, cases[i].key, cases[i].value);
