@@ -1,54 +1,28 @@
-/* convert/convert.c: samc_convert, an official SAM2.1 checkpoint (.pt, or safetensors) to
- * safetensors, optionally in f16/bf16 and without the memory-side (video) tensors.
+/* convert/convert.c: samc_convert_ex, a checkpoint to one samc safetensors file,
+ * optionally in f16/bf16 and without the video-side tensors.
  *
- * Steps: read the file (loader/pt.c or loader/safetensors.c); for an official file name,
- * check size and sha256 against convert/official_checkpoints.c; find the SAM2.1 config
- * whose state-dict specification (model/config/sam2_config.h) the tensors match exactly; convert
- * float tensors with round-to-nearest-even; write sorted by name, as the Python
+ * Steps: read the file (loader/pt.c or loader/safetensors.c; a transformers folder's
+ * model.safetensors); for an official SAM2.1 file name, check size and sha256 against
+ * convert/official_checkpoints.c; tell SAM3 (convert/sam3_convert.c) from SAM2.1 by the
+ * tensor names. SAM2.1: find the config whose state-dict specification
+ * (model/config/sam2_config.h) the tensors match exactly; convert float tensors with
+ * round-to-nearest-even (convert/dtype.c); write sorted by name, as the Python
  * safetensors library does, with provenance in __metadata__. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include "convert/dtype.h"
 #include "convert/official_checkpoints.h"
+#include "convert/sam3_convert.h"
 #include "loader/pt.h"
 #include "loader/safetensors.h"
 #include "convert/convert.h"
 #include "loader/sha256.h"
 #include "model/config/sam2_config.h"
-
-/* float32 -> IEEE half, round to nearest even; overflow gives inf, NaN stays NaN. */
-static uint16_t f32_to_f16(float f) {
-    uint32_t x;
-    memcpy(&x, &f, sizeof x);
-    uint16_t sign = (uint16_t)((x >> 16) & 0x8000);
-    uint32_t ax = x & 0x7fffffffu;
-    if (ax > 0x7f800000u) return sign | 0x7e00 | (uint16_t)((ax >> 13) & 0x1ff);  /* quiet NaN */
-    if (ax >= 0x477ff000u) return sign | 0x7c00;   /* >= 65520: rounds to inf (65504 is odd) */
-    uint32_t e = ax >> 23;
-    if (e < 113) {
-        /* half subnormal: value / 2^-24 rounded; e = 0..112 (below 2^-14) */
-        if (e < 102) return sign;   /* below 2^-25: rounds to +-0 */
-        uint32_t m = (ax & 0x7fffff) | 0x800000, shift = 126 - e;
-        uint32_t q = m >> shift, r = m & ((1u << shift) - 1), half = 1u << (shift - 1);
-        if (r > half || (r == half && (q & 1))) q++;
-        return sign | (uint16_t)q;
-    }
-    uint32_t h = ((e - 112) << 10) | ((ax >> 13) & 0x3ff), r = ax & 0x1fff;
-    if (r > 0x1000 || (r == 0x1000 && (h & 1))) h++;   /* a carry moves into the exponent */
-    return sign | (uint16_t)h;
-}
-
-/* float32 -> bfloat16 (the upper 16 bits), round to nearest even; NaN stays NaN. */
-static uint16_t f32_to_bf16(float f) {
-    uint32_t x;
-    memcpy(&x, &f, sizeof x);
-    if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40);
-    x += 0x7fffu + ((x >> 16) & 1);
-    return (uint16_t)(x >> 16);
-}
 
 /* sha256 of a file by streaming it (used when the loader refused the file). */
 static int file_sha256(const char *path, char hex[65]) {
@@ -78,7 +52,8 @@ static const char *base_name(const char *path) {
     return b ? b + 1 : path;
 }
 
-/* The input checkpoint as tensors, with the sha256 of its bytes for the provenance. */
+/* The input checkpoint as tensors, with the sha256 of its bytes for the provenance. A
+ * transformers checkpoint is read from its model.safetensors, with config.json beside. */
 typedef struct {
     int is_pt;
     pt_checkpoint ck;
@@ -86,11 +61,48 @@ typedef struct {
     const st_tensor *t;
     int n;
     char sha256[65];
+    char hf_model[4096];   /* the folder's model.safetensors when a folder was given */
+    char hf_config[4096];  /* config.json of a transformers checkpoint */
 } conv_source;
 
 static void source_close(conv_source *s) {
     if (s->is_pt) pt_free(&s->ck);
     else st_close(&s->sf);
+}
+
+/* A folder is a transformers checkpoint: its model.safetensors and config.json. */
+static int source_paths(conv_source *s, const char **in_path, samc_error *err) {
+    struct stat sb;
+    if (stat(*in_path, &sb) != 0 || !S_ISDIR(sb.st_mode)) return 0;
+    snprintf(s->hf_model, sizeof s->hf_model, "%s/model.safetensors", *in_path);
+    snprintf(s->hf_config, sizeof s->hf_config, "%s/config.json", *in_path);
+    if (access(s->hf_model, R_OK) != 0) {
+        snprintf(s->hf_model, sizeof s->hf_model, "%s/model.safetensors.index.json", *in_path);
+        return samc_error_set(err, SAMC_ERR_IO, "%s: no model.safetensors in this folder%s", *in_path,
+                              access(s->hf_model, R_OK) == 0 ? " (sharded checkpoints are not supported)" : "");
+    }
+    *in_path = s->hf_model;
+    return 0;
+}
+
+/* An official file name (SAM2.1) whose size is not the published one: a SAM3 checkpoint
+ * saved under that name is named as such, anything else is a damaged download. */
+static int official_size_mismatch(const char *in_path, int64_t size, const official_checkpoint *official,
+                                  samc_error *err) {
+    pt_checkpoint ck;
+    char msg[SAMC_ERRMSG];
+    if (pt_load_ex(in_path, PT_SKIP_SHA256, &ck, msg) == 0) {
+        int sam3 = sam3_layout_of(ck.tensors, ck.n_tensors, ck.skipped, ck.n_skipped) != SAM3_LAYOUT_NONE;
+        pt_free(&ck);
+        if (sam3)
+            return samc_error_set(err, SAMC_ERR_MODEL, "%s: holds a SAM3 checkpoint, but %s is the official SAM2.1 '%s' "
+                                  "file; rename it (sam3.pt) to convert it as SAM3", in_path, official->file,
+                                  official->config);
+    }
+    return samc_error_set(err, SAMC_ERR_FORMAT,
+                          "%s: corrupted or incomplete download: %lld bytes, the official %s has %lld; "
+                          "download it again (%s)", in_path, (long long)size, official->file,
+                          (long long)official->size, official->url);
 }
 
 /* Reads a .pt (with its storages' CRC-32, ~1 GB/s: conversion runs once per file, and a
@@ -99,16 +111,18 @@ static void source_close(conv_source *s) {
 static int source_open(conv_source *s, const char *in_path, int64_t size, const official_checkpoint *official,
                        samc_error *err) {
     char msg[SAMC_ERRMSG];
-    if (official && size != official->size)
-        return samc_error_set(err, SAMC_ERR_FORMAT,
-                              "%s: corrupted or incomplete download: %lld bytes, the official %s has %lld; "
-                              "download it again (%s)", in_path, (long long)size, official->file,
-                              (long long)official->size, official->url);
+    if (official && size != official->size) return official_size_mismatch(in_path, size, official, err);
     if (!s->is_pt) {
         if (st_open(in_path, &s->sf, msg) != 0) return samc_error_set(err, SAMC_ERR_FORMAT, "%s", msg);
         s->t = s->sf.tensors;
         s->n = s->sf.n_tensors;
         sha256_hex(s->sf.map, s->sf.map_size, s->sha256);
+        if (!s->hf_model[0] && sam3_layout_of(s->t, s->n, NULL, 0) == SAM3_LAYOUT_TRANSFORMERS) {
+            /* a transformers model.safetensors given by itself: its config.json is beside it */
+            const char *slash = strrchr(in_path, '/');
+            snprintf(s->hf_config, sizeof s->hf_config, "%.*s/config.json", slash ? (int)(slash - in_path) : 1,
+                     slash ? in_path : ".");
+        }
         return 0;
     }
     if (pt_load_ex(in_path, PT_VERIFY_STORAGE_CRC, &s->ck, msg) != 0) {
@@ -158,12 +172,18 @@ static int detect_config(const conv_source *s, const char *in_path, const offici
     }
     if (sam2_config_detect(names, shapes, ndims, n, SAM2_MATCH_FULL, cfg, msg) != 0 &&
         (s->is_pt || sam2_config_detect(names, shapes, ndims, n, SAM2_MATCH_IMAGE_ONLY, cfg, msg2) != 0)) {
-        samc_error_set(err, SAMC_ERR_MODEL, "%s: not a SAM2.1 checkpoint: %s", in_path, msg);
+        samc_error_set(err, SAMC_ERR_MODEL, "%s: not a SAM2.1 checkpoint (nor SAM3: no SAM3 tensor names): %s",
+                       in_path, msg);
         goto done;
     }
     if (official && strcmp((*cfg)->name, official->config) != 0) {
         samc_error_set(err, SAMC_ERR_MODEL, "%s: holds a SAM2.1 '%s' model, but the official %s is '%s'", in_path,
                        (*cfg)->name, official->file, official->config);
+        goto done;
+    }
+    if (!strcmp(base_name(in_path), "sam3.pt")) {
+        samc_error_set(err, SAMC_ERR_MODEL, "%s: holds a SAM2.1 '%s' model, not SAM3 (the official sam3.pt is the SAM3 "
+                       "checkpoint): wrong file downloaded?", in_path, (*cfg)->name);
         goto done;
     }
     rc = 0;
@@ -174,35 +194,11 @@ done:
     return rc;
 }
 
-/* t's values in the target dtype (float tensors, round to nearest even), in a new
- * buffer *buf for the caller to free. */
-static int convert_tensor(const st_tensor *t, st_dtype target, void **buf, samc_error *err) {
-    char msg[SAMC_ERRMSG];
-    size_t cnt = (size_t)t->numel;
-    float *f32 = malloc((cnt ? cnt : 1) * sizeof *f32);
-    void *dst = target == ST_F32 ? (void *)f32 : malloc((cnt ? cnt : 1) * 2);
-    if (!f32 || !dst || st_read_f32(t, f32, msg) != 0) {
-        if (!f32 || !dst) samc_error_set(err, SAMC_ERR_NOMEM, "samc_convert: out of memory converting '%s' (%zu values)",
-                                         t->name, cnt);
-        else samc_error_set(err, SAMC_ERR_FORMAT, "%s", msg);
-        free(f32);
-        if (dst != f32) free(dst);
-        return -1;
-    }
-    if (target != ST_F32) {
-        uint16_t *h = dst;
-        for (size_t k = 0; k < cnt; k++) h[k] = target == ST_F16 ? f32_to_f16(f32[k]) : f32_to_bf16(f32[k]);
-        free(f32);
-    }
-    *buf = dst;
-    return 0;
-}
-
 /* The tensors to write (all, or the image path), converted where their dtype differs,
  * sorted by name as the Python safetensors library writes them, with provenance in
  * __metadata__. */
 static int write_converted(const conv_source *s, const sam2_config *cfg, const char *in_path, const char *out_path,
-                           st_dtype target, int image_only, samc_error *err) {
+                           st_dtype target, int image_only, int *n_written, samc_error *err) {
     int n = s->n, n_out = 0, n_bufs = 0, rc = -1;
     st_tensor *out = calloc((size_t)(n > 0 ? n : 1), sizeof *out);
     void **bufs = calloc((size_t)(n > 0 ? n : 1), sizeof *bufs);
@@ -216,14 +212,18 @@ static int write_converted(const conv_source *s, const sam2_config *cfg, const c
         st_tensor *o = &out[n_out++];
         *o = *t;
         if (t->dtype == target) continue;   /* same bytes, no copy */
-        if (convert_tensor(t, target, &bufs[n_bufs], err) != 0) goto done;
+        char msg[SAMC_ERRMSG];
+        if (convert_tensor_values(t, target, &bufs[n_bufs], &o->nbytes, msg) != 0) {
+            samc_error_set(err, SAMC_ERR_FORMAT, "%s", msg);
+            goto done;
+        }
         o->data = bufs[n_bufs++];
         o->dtype = target;
-        o->nbytes = (size_t)t->numel * st_dtype_size(target);
     }
     st_sort_by_name(out, n_out);
     char image_size[16], msg[SAMC_ERRMSG];
     snprintf(image_size, sizeof image_size, "%d", cfg->image_size);
+    *n_written = n_out;
     st_meta meta[5] = {
         { "format", "pt" },
         { "source", (char *)base_name(in_path) },
@@ -243,16 +243,44 @@ done:
     return rc;
 }
 
-int samc_convert(const char *in_path, const char *out_path, const char *dtype, int image_only, samc_error *err) {
+/* SAM2.1: the names are kept; image_only drops the memory-side tensors. */
+static int convert_sam2(conv_source *src, const char *in_path, const char *out_path, const official_checkpoint *official,
+                        st_dtype target, const samc_convert_options *opt, samc_convert_report *rep, samc_error *err) {
+    const sam2_config *cfg = NULL;
+    snprintf(rep->family, sizeof rep->family, "SAM2.1");
+    snprintf(rep->layout, sizeof rep->layout, "%s", src->is_pt ? "pt" : "safetensors");
+    int rc = detect_config(src, in_path, official, &cfg, err);
+    if (rc == 0 && opt->vocab && !opt->vocab_if_sam3)
+        rc = samc_error_set(err, SAMC_ERR_ARG, "%s: holds a SAM2.1 '%s' model; a vocabulary (--vocab) belongs to "
+                            "SAM3 models only (convert it without one)", in_path, cfg->name);
+    if (rc == 0) rc = write_converted(src, cfg, in_path, out_path, target, opt->image_only, &rep->n_written, err);
+    if (rc == 0) snprintf(rep->config, sizeof rep->config, "%s", cfg->name);
+    return rc;
+}
+
+static int parse_dtype(const char *dtype, st_dtype *target, samc_error *err) {
+    if (!dtype || !strcmp(dtype, "f32")) *target = ST_F32;
+    else if (!strcmp(dtype, "f16")) *target = ST_F16;
+    else if (!strcmp(dtype, "bf16")) *target = ST_BF16;
+    else return samc_error_set(err, SAMC_ERR_ARG, "samc_convert: dtype '%s' is not one of f32, f16, bf16", dtype);
+    return 0;
+}
+
+int samc_convert_ex(const char *in_path, const char *out_path, const samc_convert_options *opt,
+                    samc_convert_report *report, samc_error *err) {
     if (err) { err->status = SAMC_OK; err->msg[0] = 0; }
+    samc_convert_report rep_local;
+    samc_convert_report *rep = report ? report : &rep_local;
+    memset(rep, 0, sizeof *rep);
+    static const samc_convert_options defaults = { 0 };
+    if (!opt) opt = &defaults;
+    st_dtype target = ST_F32;
     if (!in_path || !out_path)
         return samc_error_set(err, SAMC_ERR_ARG, "samc_convert: input and output paths are required");
-    if (!dtype) dtype = "f32";
-    st_dtype target;
-    if (!strcmp(dtype, "f32")) target = ST_F32;
-    else if (!strcmp(dtype, "f16")) target = ST_F16;
-    else if (!strcmp(dtype, "bf16")) target = ST_BF16;
-    else return samc_error_set(err, SAMC_ERR_ARG, "samc_convert: dtype '%s' is not one of f32, f16, bf16", dtype);
+    if (parse_dtype(opt->dtype, &target, err)) return -1;
+    const char *given = in_path;
+    conv_source src = { 0 };
+    if (source_paths(&src, &in_path, err)) return -1;
     struct stat sb, so;
     if (stat(in_path, &sb) != 0)
         return samc_error_set(err, SAMC_ERR_IO, "%s: cannot open: %s", in_path, strerror(errno));
@@ -260,12 +288,24 @@ int samc_convert(const char *in_path, const char *out_path, const char *dtype, i
         return samc_error_set(err, SAMC_ERR_ARG, "samc_convert: output %s is the input file", out_path);
     /* A .pt is recognised by its zip signature or its extension (so that a damaged .pt is
      * reported by the .pt reader, not as bad safetensors). */
-    conv_source src = { .is_pt = pt_is_zip_file(in_path) || ends_with(in_path, ".pt") || ends_with(in_path, ".pth") };
+    src.is_pt = !src.hf_model[0] && (pt_is_zip_file(in_path) || ends_with(in_path, ".pt") || ends_with(in_path, ".pth"));
     const official_checkpoint *official = src.is_pt ? official_checkpoint_find(in_path) : NULL;
     if (source_open(&src, in_path, (int64_t)sb.st_size, official, err) != 0) return -1;
-    const sam2_config *cfg = NULL;
-    int rc = detect_config(&src, in_path, official, &cfg, err);
-    if (rc == 0) rc = write_converted(&src, cfg, in_path, out_path, target, image_only, err);
+    int rc;
+    if (src.hf_config[0] || sam3_layout_of(src.t, src.n, src.ck.skipped, src.ck.n_skipped) != SAM3_LAYOUT_NONE) {
+        sam3_source s = { src.hf_model[0] ? given : in_path,
+                          src.hf_config[0] ? "transformers" : src.is_pt ? "pt" : "safetensors",
+                          src.t, src.n, src.ck.skipped, src.ck.n_skipped, src.sha256,
+                          src.hf_config[0] ? src.hf_config : NULL };
+        rc = sam3_convert_source(&s, out_path, target, opt->image_only, opt->vocab, rep, err);
+    } else {
+        rc = convert_sam2(&src, in_path, out_path, official, target, opt, rep, err);
+    }
     source_close(&src);
     return rc;
+}
+
+int samc_convert(const char *in_path, const char *out_path, const char *dtype, int image_only, samc_error *err) {
+    samc_convert_options opt = { .dtype = dtype, .image_only = image_only };
+    return samc_convert_ex(in_path, out_path, &opt, NULL, err);
 }

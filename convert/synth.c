@@ -9,6 +9,7 @@
 
 #include "loader/safetensors.h"
 #include "model/config/sam2_config.h"
+#include "model/config/sam3_config.h"
 
 /* splitmix64 finaliser of h + (i+1)*golden, top 24 bits mapped exactly to [-1, 1). */
 static double synth_u(uint64_t h, uint64_t i) {
@@ -76,22 +77,35 @@ static int write_spec(spec_entry *e, int n, const char *path, const st_meta *met
     return rc ? samc_error_set(err, SAMC_ERR_IO, "%s", emsg) : 0;
 }
 
+/* Drops the entries a weight file does not hold (SAM3's RoPE tables, computed at load). */
+static int keep_stored(spec_entry *e, int n) {
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (sam3_config_is_stored(e[i].name)) e[k++] = e[i];
+    return k;
+}
+
 /* The F32 safetensors file has __metadata__ {"format": "pt", "formula": "samc-synth-v1",
- * "config": NAME, "image_size": "S"}. */
+ * "config": NAME, "image_size": "S"}. NAME is a SAM2.1 config or a SAM3 one. */
 int samc_synth_write(const char *config_name, const char *path, samc_error *err) {
-    const sam2_config *c = sam2_config_get(config_name);
-    if (!c)
-        return samc_error_set(err, SAMC_ERR_ARG, "synth: unknown config '%.100s' (micro, tiny, small, base_plus, large)",
+    const sam2_config *c2 = sam2_config_get(config_name);
+    const sam3_config *c3 = sam3_config_get(config_name);
+    if (!c2 && !c3)
+        return samc_error_set(err, SAMC_ERR_ARG,
+                              "synth: unknown config '%.100s' (micro, tiny, small, base_plus, large, sam3, sam3_micro)",
                               config_name ? config_name : "(null)");
     if (!path || !*path) return samc_error_set(err, SAMC_ERR_ARG, "synth: no output path");
     spec_entry *e;
     int n;
     char emsg[SPEC_ERRMSG];
-    if (sam2_config_spec(c, &e, &n, emsg)) return samc_error_set(err, SAMC_ERR_NOMEM, "synth: %s", emsg);
+    if (c2 ? sam2_config_spec(c2, &e, &n, emsg) : sam3_config_spec(c3, &e, &n, emsg))
+        return samc_error_set(err, SAMC_ERR_NOMEM, "synth: %s", emsg);
+    if (c3) n = keep_stored(e, n);
     char size_str[16];
-    snprintf(size_str, sizeof size_str, "%d", c->image_size);
+    snprintf(size_str, sizeof size_str, "%d", c2 ? c2->image_size : c3->image_size);
     const st_meta meta[] = {
-        {"format", "pt"}, {"formula", "samc-synth-v1"}, {"config", (char *)c->name}, {"image_size", size_str},
+        {"format", "pt"}, {"formula", "samc-synth-v1"}, {"config", (char *)(c2 ? c2->name : c3->name)},
+        {"image_size", size_str},
     };
     int rc = write_spec(e, n, path, meta, 4, err);
     spec_free(e);

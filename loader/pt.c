@@ -397,10 +397,13 @@ static int zip_data(zip_reader *z, zip_entry *e, int check_crc, const uint8_t **
 
 typedef enum { G_ORDERED_DICT, G_REBUILD_TENSOR_V2, G_REBUILD_PARAMETER, G_REBUILD_PARAMETER_STATE, G_STORAGE } g_kind;
 
+#define PT_DTYPE_SKIPPED (-2)
+
 typedef struct {
     const char *module, *name;
     g_kind kind;
-    int dtype;          /* st_dtype for storages, -1 when samc has no such dtype */
+    int dtype;          /* st_dtype for storages, -1 when samc has no such dtype (refused),
+                           PT_DTYPE_SKIPPED for complex storages (listed, not loaded) */
     int elsize;
     const char *torch_dtype;
 } pt_global;
@@ -422,6 +425,10 @@ static const pt_global pt_globals[] = {
     { "torch", "CharStorage", G_STORAGE, -1, 1, "int8" },
     { "torch", "ByteStorage", G_STORAGE, ST_U8, 1, "uint8" },
     { "torch", "BoolStorage", G_STORAGE, ST_BOOL, 1, "bool" },
+    /* complex buffers (SAM3's ViT RoPE tables, freqs_cis): samc has no complex dtype; such
+     * tensors are listed in pt_checkpoint.skipped instead of tensors (see pt.h) */
+    { "torch", "ComplexFloatStorage", G_STORAGE, PT_DTYPE_SKIPPED, 8, "complex64" },
+    { "torch", "ComplexDoubleStorage", G_STORAGE, PT_DTYPE_SKIPPED, 16, "complex128" },
 };
 
 typedef enum { PV_NONE, PV_BOOL, PV_INT, PV_FLOAT, PV_STR, PV_BYTES, PV_TUPLE, PV_LIST, PV_DICT,
@@ -1015,23 +1022,35 @@ static void gather(uint8_t *dst, const uint8_t *src, const pv *t, size_t es) {
     }
 }
 
-static int name_cmp_idx(const void *a, const void *b, void *names) {
-    const st_tensor *t = names;
-    return strcmp(t[*(const int *)a].name, t[*(const int *)b].name);
+static int str_ptr_cmp(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-static int build_state_dict(pvm *vm, pv *root, pt_checkpoint *out, pt_priv *pr, uint64_t file_size, char *err) {
-    const char *f = vm->z->fname;
-    if (!root || root->kind != PV_DICT)
-        return pt_fail(err, "%s: the pickle holds a %s, not a dict", f, root ? pv_kind_name(root->kind) : "nothing");
+/* The state dict: the "model" entry of the top-level dict when present, else the dict. */
+static const pv *find_state_dict(const pv *root, pt_checkpoint *out, const char *f, char *err) {
+    if (!root || root->kind != PV_DICT) {
+        pt_fail(err, "%s: the pickle holds a %s, not a dict", f, root ? pv_kind_name(root->kind) : "nothing");
+        return NULL;
+    }
     const pv *sd = root;
     for (size_t i = 0; i + 1 < root->u.seq.n; i += 2)
         if (str_is(root->u.seq.v[i], "model")) {
             sd = root->u.seq.v[i + 1];
-            if (sd->kind != PV_DICT) return pt_fail(err, "%s: entry 'model' is a %s, not a dict", f, pv_kind_name(sd->kind));
+            if (sd->kind != PV_DICT) {
+                pt_fail(err, "%s: entry 'model' is a %s, not a dict", f, pv_kind_name(sd->kind));
+                return NULL;
+            }
             strcpy(out->dict_key, "model");
         }
-    size_t n = sd->u.seq.n / 2, names_len = 0;
+    return sd;
+}
+
+/* Checks every key and value of the state dict; counts the skipped (complex) tensors and
+ * the bytes all names need. */
+static int check_entries(const pv *sd, const pt_checkpoint *out, const char *f, size_t *n_skipped,
+                         size_t *names_len, char *err) {
+    size_t n = sd->u.seq.n / 2;
+    *n_skipped = *names_len = 0;
     if (n == 0) return pt_fail(err, "%s: the state dict is empty", f);
     /* one tensor object may be listed under many keys (memo), so bound the keys too */
     if (n > PT_MAX_TENSORS) return pt_fail(err, "%s: the state dict has %zu entries, more than %d", f, n, PT_MAX_TENSORS);
@@ -1046,80 +1065,106 @@ static int build_state_dict(pvm *vm, pv *root, pt_checkpoint *out, pt_priv *pr, 
                            out->dict_key, kn, k->u.s.p, pv_kind_name(v->kind),
                            out->dict_key[0] ? "" : " (and the top-level dict has no 'model' entry)");
         const pt_global *cls = v->u.t.storage->u.st.cls;
-        if (cls->dtype < 0)
+        if (cls->dtype == PT_DTYPE_SKIPPED) (*n_skipped)++;
+        else if (cls->dtype < 0)
             return pt_fail(err, "%s: tensor '%.*s' has dtype %s (torch.%s), which samc does not support", f, kn,
                            k->u.s.p, cls->torch_dtype, cls->name);
-        names_len += k->u.s.n + 1;
-        if (names_len > PT_MAX_NAMES_BYTES)
+        *names_len += k->u.s.n + 1;
+        if (*names_len > PT_MAX_NAMES_BYTES)
             return pt_fail(err, "%s: tensor names take more than %d bytes", f, PT_MAX_NAMES_BYTES);
     }
+    return 0;
+}
 
-    out->tensors = calloc(n, sizeof *out->tensors);
+/* Points t at the tensor's data: straight into the file when dense and aligned, else a
+ * densified copy (bounded by *copy_budget). */
+static int tensor_data(pvm *vm, const pv *v, st_tensor *t, pt_priv *pr, uint64_t *copied, uint64_t copy_budget,
+                       char *err) {
+    const pv *st = v->u.t.storage;
+    size_t es = (size_t)st->u.st.cls->elsize;
+    const uint8_t *base;
+    /* storage was resolved by vm_persistent; this only re-reads the cached offset */
+    if (zip_data(vm->z, st->u.st.e, 0, &base, err)) return -1;
+    int contiguous = 1;
+    int64_t want = 1;   /* products of a non-empty tensor's dims are <= numel: no overflow */
+    for (int d = t->ndim - 1; d >= 0 && t->numel > 0; d--) {
+        if (t->shape[d] != 1 && v->u.t.stride[d] != want) contiguous = 0;
+        want *= t->shape[d];
+    }
+    const uint8_t *src = base + v->u.t.offset * es;
+    if (t->numel == 0) {
+        t->data = base;
+    } else if (contiguous && ((uintptr_t)src % es) == 0) {
+        t->data = src;   /* straight into the file */
+    } else {
+        if (add_u64(*copied, t->nbytes, copied) || *copied > copy_budget)
+            return pt_fail(err, "%s: tensor '%s': densifying strided views would need more than %llu bytes",
+                           vm->z->fname, t->name, (unsigned long long)copy_budget);
+        uint8_t *d = malloc(t->nbytes);
+        if (!d) return pt_fail(err, "%s: tensor '%s': out of memory for %zu bytes", vm->z->fname, t->name, t->nbytes);
+        pr->bufs[pr->n_bufs++] = d;
+        if (contiguous) memcpy(d, src, t->nbytes);
+        else gather(d, base, v, es);
+        t->data = d;
+    }
+    return 0;
+}
+
+/* Fails on a name that appears twice among the loaded and the skipped tensors. */
+static int check_duplicates(const pt_checkpoint *out, const char *f, char *err) {
+    size_t n = (size_t)out->n_tensors + (size_t)out->n_skipped;
+    const char **names = malloc((n ? n : 1) * sizeof *names);
+    if (!names) return pt_fail(err, "%s: out of memory for %zu names", f, n);
+    for (int i = 0; i < out->n_tensors; i++) names[i] = out->tensors[i].name;
+    for (int i = 0; i < out->n_skipped; i++) names[out->n_tensors + i] = out->skipped[i].name;
+    qsort(names, n, sizeof *names, str_ptr_cmp);
+    int rc = 0;
+    for (size_t i = 1; i < n && !rc; i++)
+        if (strcmp(names[i - 1], names[i]) == 0) rc = pt_fail(err, "%s: tensor '%s' appears twice in the state dict", f, names[i]);
+    free(names);
+    return rc;
+}
+
+static int build_state_dict(pvm *vm, pv *root, pt_checkpoint *out, pt_priv *pr, uint64_t file_size, char *err) {
+    const char *f = vm->z->fname;
+    const pv *sd = find_state_dict(root, out, f, err);
+    size_t n_skipped, names_len;
+    if (!sd || check_entries(sd, out, f, &n_skipped, &names_len, err)) return -1;
+    size_t n = sd->u.seq.n / 2, n_loaded = n - n_skipped;
+    out->tensors = calloc(n_loaded ? n_loaded : 1, sizeof *out->tensors);
+    out->skipped = calloc(n_skipped ? n_skipped : 1, sizeof *out->skipped);
     pr->names = malloc(names_len);
     pr->bufs = calloc(n, sizeof *pr->bufs);
-    int *order = malloc(n * sizeof *order);
-    if (!out->tensors || !pr->names || !pr->bufs || !order) {
-        free(order);
+    if (!out->tensors || !out->skipped || !pr->names || !pr->bufs)
         return pt_fail(err, "%s: out of memory for %zu tensors", f, n);
-    }
-    out->n_tensors = (int)n;
     /* Densified copies are bounded so that stride-0 (expanded) views cannot make a small
      * file allocate without limit. */
     uint64_t copy_budget = 2 * file_size + ((uint64_t)64 << 20), copied = 0;
     char *np = pr->names;
     for (size_t i = 0; i < n; i++) {
         const pv *k = sd->u.seq.v[2 * i], *v = sd->u.seq.v[2 * i + 1];
-        st_tensor *t = &out->tensors[i];
         memcpy(np, k->u.s.p, k->u.s.n);
         np[k->u.s.n] = 0;
-        t->name = np;
-        np += k->u.s.n + 1;
-        const pv *st = v->u.t.storage;
-        const pt_global *cls = st->u.st.cls;
-        size_t es = (size_t)cls->elsize;
-        t->dtype = (st_dtype)cls->dtype;
-        t->ndim = v->u.t.ndim;
-        for (int d = 0; d < t->ndim; d++) t->shape[d] = v->u.t.shape[d];
-        t->numel = (int64_t)v->u.t.numel;
-        t->nbytes = (size_t)v->u.t.numel * es;
-        const uint8_t *base;
-        /* storage was resolved by vm_persistent; this only re-reads the cached offset */
-        if (zip_data(vm->z, st->u.st.e, 0, &base, err)) { free(order); return -1; }
-        int contiguous = 1;
-        int64_t want = 1;   /* products of a non-empty tensor's dims are <= numel: no overflow */
-        for (int d = t->ndim - 1; d >= 0 && t->numel > 0; d--) {
-            if (t->shape[d] != 1 && v->u.t.stride[d] != want) contiguous = 0;
-            want *= t->shape[d];
-        }
-        const uint8_t *src = base + v->u.t.offset * es;
-        if (t->numel == 0) {
-            t->data = base;
-        } else if (contiguous && ((uintptr_t)src % es) == 0) {
-            t->data = src;   /* straight into the file */
+        const pt_global *cls = v->u.t.storage->u.st.cls;
+        if (cls->dtype == PT_DTYPE_SKIPPED) {
+            pt_skipped_tensor *s = &out->skipped[out->n_skipped++];
+            s->name = np;
+            s->torch_dtype = cls->torch_dtype;
+            s->ndim = v->u.t.ndim;
+            for (int d = 0; d < s->ndim; d++) s->shape[d] = v->u.t.shape[d];
         } else {
-            if (add_u64(copied, t->nbytes, &copied) || copied > copy_budget) {
-                free(order);
-                return pt_fail(err, "%s: tensor '%s': densifying strided views would need more than %llu bytes", f,
-                               t->name, (unsigned long long)copy_budget);
-            }
-            uint8_t *d = malloc(t->nbytes);
-            if (!d) { free(order); return pt_fail(err, "%s: tensor '%s': out of memory for %zu bytes", f, t->name, t->nbytes); }
-            pr->bufs[pr->n_bufs++] = d;
-            if (contiguous) memcpy(d, src, t->nbytes);
-            else gather(d, base, v, es);
-            t->data = d;
+            st_tensor *t = &out->tensors[out->n_tensors++];
+            t->name = np;
+            t->dtype = (st_dtype)cls->dtype;
+            t->ndim = v->u.t.ndim;
+            for (int d = 0; d < t->ndim; d++) t->shape[d] = v->u.t.shape[d];
+            t->numel = (int64_t)v->u.t.numel;
+            t->nbytes = (size_t)v->u.t.numel * (size_t)cls->elsize;
+            if (tensor_data(vm, v, t, pr, &copied, copy_budget, err)) return -1;
         }
+        np += k->u.s.n + 1;
     }
-    for (size_t i = 0; i < n; i++) order[i] = (int)i;
-    qsort_r(order, n, sizeof *order, name_cmp_idx, out->tensors);
-    for (size_t i = 1; i < n; i++)
-        if (strcmp(out->tensors[order[i - 1]].name, out->tensors[order[i]].name) == 0) {
-            pt_fail(err, "%s: tensor '%s' appears twice in the state dict", f, out->tensors[order[i]].name);
-            free(order);
-            return -1;
-        }
-    free(order);
-    return 0;
+    return check_duplicates(out, f, err);
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -1195,6 +1240,7 @@ done:
     zip_close(&z);
     if (rc) {
         free(out->tensors);
+        free(out->skipped);
         priv_free(pr);
         memset(out, 0, sizeof *out);
     } else {
@@ -1241,6 +1287,7 @@ int pt_load(const char *path, pt_checkpoint *out, char *err) { return pt_load_ex
 void pt_free(pt_checkpoint *c) {
     if (!c) return;
     free(c->tensors);
+    free(c->skipped);
     priv_free(c->priv);
     memset(c, 0, sizeof *c);
 }

@@ -5,7 +5,9 @@
  * and <prefix>/.data/serialization_id. The pickle is read by a small safe interpreter that
  * knows only what torch writes for a state dict (OrderedDict, _rebuild_tensor_v2,
  * _rebuild_parameter, storage classes); any other global is refused by name, so a hostile
- * file can never run code. Sizes, memo and stack are bounded.
+ * file can never run code. Sizes, memo and stack are bounded. Tensors of a dtype samc
+ * cannot hold are refused (float64, int8, int16), except complex ones, which are listed
+ * in pt_checkpoint.skipped with their shapes so that the caller decides.
  *
  * Errors: 0 on success, -1 with a message in err (SAMC_ERRMSG bytes) naming the file,
  * entry, opcode or tensor and the byte offset.
@@ -14,10 +16,22 @@
 #define SAMC_PT_H
 #include "loader/safetensors.h"
 
+/* A tensor of a dtype samc has no type for but can safely pass over: complex64 and
+ * complex128 (SAM3's official checkpoint holds its ViT RoPE tables as complex64
+ * buffers, which samc computes instead). Its data is not read. */
+typedef struct {
+    const char *name;
+    const char *torch_dtype;   /* "complex64", "complex128" */
+    int ndim;
+    int64_t shape[SAMC_MAX_DIMS];
+} pt_skipped_tensor;
+
 typedef struct {
     int n_tensors;
     st_tensor *tensors;   /* in pickle (state-dict) order; data owned by the checkpoint,
                              always dense row-major (non-contiguous tensors are densified) */
+    int n_skipped;
+    pt_skipped_tensor *skipped;   /* complex tensors, in state-dict order (not in tensors) */
     char dict_key[64];    /* which dict was taken: "model" or "" for a bare state dict */
     char sha256[65];      /* hex sha256 of the whole file ("" with PT_SKIP_SHA256) */
     void *priv;           /* reader-owned memory */

@@ -6,6 +6,8 @@
  * - synthetic checkpoints written here (tests/pt_writer.h) in the layouts of newer torch
  *   (other folder prefix, byteorder and .data/ records, zip64), with transposed and
  *   expanded views, storages shared at offsets, Half/BFloat16/Long storages, Parameters;
+ * - complex storages (SAM3's RoPE tables): listed in `skipped` with name, dtype and
+ *   shape, not loaded; the SAM3 golden micro.pt (torch 2.15) holds 4 of them;
  * - hostile and broken inputs: truncations, bit flips, forbidden globals, absurd sizes,
  *   deep nesting, bad offsets, compression, memo errors; each must fail cleanly. */
 #include <fcntl.h>
@@ -667,7 +669,57 @@ static void test_micro_bit_flips(void) {
     free(orig);
 }
 
+/* ComplexFloatStorage / ComplexDoubleStorage tensors are passed over by name: listed in
+ * `skipped` (state-dict order), their records still bounds-checked; a name given to a
+ * complex and a float tensor is a duplicate. */
+static void test_complex_storages(void) {
+    static float data[16];
+    pk_tensor_desc td[3] = { { "ComplexFloatStorage", "0", 4, 0, 2, { 2, 2 }, { 2, 1 }, 0, 0, 0 },
+                             { "FloatStorage", "1", 4, 0, 1, { 4 }, { 1 }, 0, 0, 0 },
+                             { "ComplexDoubleStorage", "2", 1, 0, 1, { 1 }, { 1 }, 0, 0, 0 } };
+    const char *names[3] = { "blocks.0.attn.freqs_cis", "blocks.0.norm1.bias", "rope64" };
+    pw_ckpt_opts o = { "archive", 1, 0, 0, { 1, 0, 0, 0, 0 } };
+    pw_storage st[3] = { { "0", data, 32 }, { "1", data, 16 }, { "2", data, 16 } };
+    char err[SAMC_ERRMSG];
+    for (int k = 0; k < 3; k++) {   /* 0 fine, 1 complex storage too short, 2 duplicate name */
+        if (k == 1) st[0].n = 24;
+        if (k == 2) { st[0].n = 32; names[2] = names[1]; }
+        pw_buf pk = { 0 }, z = { 0 };
+        pw_state_dict_pickle(&pk, &o, names, td, 3);
+        pw_checkpoint_zip(&z, &o, &pk, st, 3);
+        pt_checkpoint c;
+        int rc = pt_load_memory(z.p, z.n, "complex.pt", &c, err);
+        if (k == 0) {
+            CHECKF(rc == 0, "%s", err);
+            CHECK(rc == 0 && c.n_tensors == 1 && !strcmp(c.tensors[0].name, names[1]) && c.n_skipped == 2);
+            CHECK(rc == 0 && c.n_skipped == 2 && !strcmp(c.skipped[0].name, names[0]) &&
+                  !strcmp(c.skipped[0].torch_dtype, "complex64") && c.skipped[0].ndim == 2 && c.skipped[0].shape[0] == 2 &&
+                  !strcmp(c.skipped[1].torch_dtype, "complex128") && c.skipped[1].shape[0] == 1);
+            if (rc == 0) pt_free(&c);
+        } else {
+            CHECKF(rc == -1 && strstr(err, k == 1 ? "declares 4 complex64 elements" : "appears twice"), "case %d: %s", k, err);
+        }
+        pw_free(&pk);
+        pw_free(&z);
+    }
+    /* the SAM3 golden checkpoint: 316 float tensors, 4 complex64 RoPE tables */
+    char path[1024];
+    snprintf(path, sizeof path, "%s/sam3/micro/weights/micro.pt", test_golden_dir());
+    TEST_NEED_GOLDEN(access(path, R_OK) == 0, path);
+    pt_checkpoint c;
+    CHECKF(pt_load_ex(path, PT_VERIFY_STORAGE_CRC, &c, err) == 0, "%s", err);
+    if (!c.tensors) return;
+    int rope = 0;
+    for (int i = 0; i < c.n_skipped; i++)
+        rope += strstr(c.skipped[i].name, ".attn.freqs_cis") && !strcmp(c.skipped[i].torch_dtype, "complex64") &&
+                c.skipped[i].ndim == 2 && c.skipped[i].shape[1] == 16 &&
+                (c.skipped[i].shape[0] == 36 || c.skipped[i].shape[0] == 324);
+    CHECKF(c.n_tensors == 316 && c.n_skipped == 4 && rope == 4, "%d tensors, %d skipped, %d RoPE tables", c.n_tensors,
+           c.n_skipped, rope);
+    pt_free(&c);
+}
+
 TEST_MAIN(TEST_CASE(test_sha256_vectors), TEST_CASE(test_crc32_vectors), TEST_CASE(test_golden_micro),
           TEST_CASE(test_synthetic_layouts), TEST_CASE(test_load_from_file), TEST_CASE(test_forbidden_globals),
           TEST_CASE(test_absurd_sizes), TEST_CASE(test_bad_pickles), TEST_CASE(test_bad_containers),
-          TEST_CASE(test_micro_truncated), TEST_CASE(test_micro_bit_flips))
+          TEST_CASE(test_micro_truncated), TEST_CASE(test_micro_bit_flips), TEST_CASE(test_complex_storages))

@@ -16,6 +16,9 @@ void cmd_info_help(FILE *f) {
 "Loads a weight file (.safetensors or an official .pt checkpoint) as `samc segment`\n"
 "would and prints the detected SAM2.1 config, input size, parameter count, the\n"
 "tensors by dtype and by module, the file's metadata, and the memory samc plans.\n"
+"For a SAM3 file (sam3.pt, a `samc convert` output, the transformers layout) it\n"
+"describes the file itself: config, parameters by module, whether the text\n"
+"vocabulary is embedded, whether point prompts can run, the video-side tensors.\n"
 "With --device cuda it prints the device-memory plan (weights, 16-bit copy, scratch,\n"
 "per image), computed without running anything there: it needs no GPU.\n"
 "\n"
@@ -29,6 +32,7 @@ void cmd_info_help(FILE *f) {
 "\n"
 "examples:\n"
 "  samc info sam2.1_hiera_tiny.pt\n"
+"  samc info sam3.safetensors\n"
 "  samc info tiny.safetensors --tensors | grep mask_decoder\n"
 "  samc info sam2.1_hiera_large.safetensors --device cuda --precision bf16   # fits a 4 GB card?\n");
 }
@@ -66,15 +70,32 @@ static void group_add(group_table *g, const char *key, size_t key_len, int64_t n
     g->numel[i] += numel;
 }
 
+/* The module of a tensor: its first name component, two for SAM3's "backbone" and
+ * "transformer" (vision / language backbone, fusion encoder / decoder). */
+static size_t module_len(const char *name) {
+    const char *dot = strchr(name, '.');
+    size_t n = dot ? (size_t)(dot - name) : strlen(name);
+    if (dot && ((n == 8 && !strncmp(name, "backbone", 8)) || (n == 11 && !strncmp(name, "transformer", 11)))) {
+        const char *dot2 = strchr(dot + 1, '.');
+        if (dot2) n = (size_t)(dot2 - name);
+    }
+    return n;
+}
+
 static void on_tensor(void *vctx, const samc_tensor_desc *t) {
     info_ctx *c = vctx;
     group_add(&c->dtypes, t->dtype, strlen(t->dtype), t->numel);
-    const char *dot = strchr(t->name, '.');
-    group_add(&c->modules, t->name, dot ? (size_t)(dot - t->name) : strlen(t->name), t->numel);
+    group_add(&c->modules, t->name, module_len(t->name), t->numel);
     if (!c->list) return;
     printf("  %-70s %-5s [", t->name, t->dtype);
     for (int i = 0; i < t->ndim; i++) printf("%s%lld", i ? ", " : "", (long long)t->shape[i]);
     printf("]\n");
+}
+
+static size_t count_lines(const char *s) {
+    size_t n = *s != 0;
+    for (; *s; s++) n += *s == '\n' && s[1];
+    return n;
 }
 
 static void on_meta(void *vctx, const char *key, const char *value) {
@@ -83,7 +104,10 @@ static void on_meta(void *vctx, const char *key, const char *value) {
     size_t n = strlen(key) + strlen(value) + 32;
     char *line = malloc(n);
     if (!line) return;
-    snprintf(line, n, "  %-20s %s", key, value);
+    if (strlen(value) > 200)   /* the SAM3 vocabulary: a summary, not half a megabyte */
+        snprintf(line, n, "  %-20s (%zu bytes, %zu lines)", key, strlen(value), count_lines(value));
+    else
+        snprintf(line, n, "  %-20s %s", key, value);
     c->meta[c->n_meta++] = line;
 }
 
@@ -92,6 +116,41 @@ static void print_groups(const char *title, const group_table *g) {
     for (int i = 0; i < g->n; i++)
         printf("  %-24s %6lld tensors %12lld values\n", g->module[i], (long long)g->count[i],
                (long long)g->numel[i]);
+}
+
+/* What samc_model_load made of the file (SAM2.1). */
+static void print_model(const char *path, samc_model *m) {
+    samc_model_info info;
+    samc_model_get_info(m, &info);
+    printf("file:        %s\n", path);
+    printf("config:      %s (image %dx%d, trunk embed dim %d, d_model %d)\n", info.config,
+           info.image_size, info.image_size, info.embed_dim, info.d_model);
+    printf("parameters:  %lld in %lld tensors (%.1f MiB as loaded)\n", (long long)info.n_params,
+           (long long)info.n_tensors, (double)info.weight_bytes / (1 << 20));
+    char backend[128];
+    report_backend_text(&info, backend, sizeof backend);
+    printf("backend:     %s, %.1f MiB scratch planned\n", backend, (double)info.scratch_bytes / (1 << 20));
+    if (info.planned)
+        printf("device plan: %.1f MiB for the model (%.1f MiB of it the 16-bit weight copy and its scratch), "
+               "+ %.1f MiB per encoded image; the CUDA context (a few hundred MiB) comes on top\n",
+               (double)info.backend_bytes / (1 << 20), (double)info.lowp_bytes / (1 << 20),
+               (double)info.image_bytes / (1 << 20));
+}
+
+/* A SAM3 file, described from its tensors and metadata. */
+static void print_sam3(const char *path, const samc_sam3_file_info *s) {
+    printf("file:        %s\n", path);
+    if (s->config[0])
+        printf("config:      SAM3 %s (image %dx%d), %s layout\n", s->config, s->image_size, s->image_size, s->layout);
+    else
+        printf("config:      SAM3, %s layout, no complete model: %s\n", s->layout, s->detail);
+    printf("parameters:  %lld in %d image-model tensors%s\n", (long long)s->n_params, s->n_image,
+           strcmp(s->layout, "official") ? "" : " (after removing 'detector.'; RoPE tables computed, not stored)");
+    if (s->n_video) printf("video side:  %d tracker tensors (unused for images; samc convert --image-only drops them)\n", s->n_video);
+    if (s->vocab > 0) printf("vocabulary:  embedded (tokenizer.bpe_merges: the official CLIP BPE merges)\n");
+    else if (s->vocab < 0) printf("vocabulary:  embedded but NOT the official CLIP BPE merges (sha256 %s)\n", s->vocab_sha256);
+    else printf("vocabulary:  none: text prompts need --vocab bpe_simple_vocab_16e6.txt.gz (or SAMC_VOCAB)\n");
+    if (!s->points) printf("points:      no point-prompt weights (converted from the transformers layout)\n");
 }
 
 int cmd_info(int argc, char **argv) {
@@ -134,27 +193,22 @@ int cmd_info(int argc, char **argv) {
      * answers on any machine (will this model fit that card?). */
     opt.plan_only = opt.backend == SAMC_BACKEND_CUDA;
     samc_error err = { 0 };
-    samc_model *m = samc_model_load(path, &opt, &err);
-    if (!m) {
+    samc_sam3_file_info s3;
+    if (samc_sam3_file_info_get(path, &s3, &err) != 0) {
         cli_lib_error("model", &err);
         return CLI_FAIL;
     }
-    samc_model_info info;
-    samc_model_get_info(m, &info);
-    samc_model_free(m);
-    printf("file:        %s\n", path);
-    printf("config:      %s (image %dx%d, trunk embed dim %d, d_model %d)\n", info.config,
-           info.image_size, info.image_size, info.embed_dim, info.d_model);
-    printf("parameters:  %lld in %lld tensors (%.1f MiB as loaded)\n", (long long)info.n_params,
-           (long long)info.n_tensors, (double)info.weight_bytes / (1 << 20));
-    char backend[128];
-    report_backend_text(&info, backend, sizeof backend);
-    printf("backend:     %s, %.1f MiB scratch planned\n", backend, (double)info.scratch_bytes / (1 << 20));
-    if (info.planned)
-        printf("device plan: %.1f MiB for the model (%.1f MiB of it the 16-bit weight copy and its scratch), "
-               "+ %.1f MiB per encoded image; the CUDA context (a few hundred MiB) comes on top\n",
-               (double)info.backend_bytes / (1 << 20), (double)info.lowp_bytes / (1 << 20),
-               (double)info.image_bytes / (1 << 20));
+    if (s3.is_sam3) {
+        print_sam3(path, &s3);
+    } else {
+        samc_model *m = samc_model_load(path, &opt, &err);
+        if (!m) {
+            cli_lib_error("model", &err);
+            return CLI_FAIL;
+        }
+        print_model(path, m);
+        samc_model_free(m);
+    }
     if (ctx.list) printf("tensors:\n");
     int rc = samc_weights_describe(path, on_tensor, on_meta, &ctx, &err);
     if (rc == 0) {

@@ -12,19 +12,22 @@ void cmd_synth_help(FILE *f) {
 "usage: samc synth --config NAME -o FILE.safetensors\n"
 "\n"
 "Writes the deterministic samc-synth-v1 weights (shared/golden/README.md, section 1) of\n"
-"one SAM2.1 config as F32 safetensors with every tensor of the official checkpoint.\n"
+"one SAM2.1 or SAM3 config as F32 safetensors with every tensor of the official\n"
+"checkpoint (SAM3: the image model's, without the RoPE tables computed at load).\n"
 "They are not trained: masks are meaningless, but every number is reproducible, which\n"
 "is what tests and benchmarks need when no real checkpoint is at hand.\n"
 "\n"
-"  --config NAME   micro (tests only, 256x256 input), tiny, small, base_plus, large\n"
+"  --config NAME   SAM2.1: micro (tests only, 256x256 input), tiny, small, base_plus, large\n"
+"                  SAM3: sam3 (official, 1008x1008, 3.4 GB), sam3_micro (tests only, 252x252)\n"
 "  -o, --out FILE  output file (written to FILE.tmp, then renamed)\n"
 "\n"
 "example:\n"
-"  samc synth --config tiny -o weights/tiny_synth.safetensors\n");
+"  samc synth --config tiny -o weights/tiny_synth.safetensors\n"
+"  samc synth --config sam3_micro -o sam3_micro.safetensors\n");
 }
 
 static int known_config(const char *name) {
-    static const char *names[] = { "micro", "tiny", "small", "base_plus", "large" };
+    static const char *names[] = { "micro", "tiny", "small", "base_plus", "large", "sam3", "sam3_micro" };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strcmp(name, names[i])) return 1;
     return 0;
@@ -52,7 +55,7 @@ int cmd_synth(int argc, char **argv) {
         return CLI_USAGE;
     }
     if (!known_config(config)) {
-        cli_error("--config", "unknown config '%s' (micro, tiny, small, base_plus, large)", config);
+        cli_error("--config", "unknown config '%s' (micro, tiny, small, base_plus, large, sam3, sam3_micro)", config);
         return CLI_USAGE;
     }
     if (cli_check_writable("-o", out) != 0) return CLI_FAIL;

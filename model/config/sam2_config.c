@@ -313,6 +313,8 @@ int sam2_config_is_image_path(const char *name) {
 
 static int image_path_required(const char *name) { return sam2_config_is_image_path(name); }
 
+static int build_spec(int i, spec_entry **out, int *n, char *err) { return sam2_config_spec(&configs[i], out, n, err); }
+
 int sam2_config_detect(const char *const *names, const int64_t *const *shapes, const int *ndims, int n,
                        sam2_match_mode mode, const sam2_config **out, char *err) {
     *out = NULL;
@@ -321,37 +323,18 @@ int sam2_config_detect(const char *const *names, const int64_t *const *shapes, c
         return -1;
     }
     int (*required)(const char *) = mode == SAM2_MATCH_IMAGE_ONLY ? image_path_required : NULL;
-    int best = -1;
+    int best = 0;
     spec_match_report best_r = {0};
-    spec_entry *best_spec = NULL;
-    for (int ci = 0; ci < N_CONFIGS; ci++) {
-        spec_match_report r;
-        spec_entry *spec;
-        int ns;
-        if (sam2_config_spec(&configs[ci], &spec, &ns, err) ||
-            spec_match(spec, ns, required, names, shapes, ndims, n, &r, err)) {
-            spec_free(best_spec);
-            return -1;
-        }
-        if (spec_match_exact(&r)) {
-            spec_free(spec);
-            spec_free(best_spec);
-            *out = &configs[ci];
-            return 0;
-        }
-        if (best < 0 || r.matched > best_r.matched) {
-            spec_free(best_spec);
-            best = ci;
-            best_r = r;
-            best_spec = spec;
-        } else {
-            spec_free(spec);
-        }
+    char detail[320];
+    int found = spec_detect(N_CONFIGS, build_spec, required, names, shapes, ndims, n, &best, &best_r, detail,
+                            sizeof detail, err);
+    if (found >= 0) {
+        *out = &configs[found];
+        return 0;
     }
+    if (found == -2) return -1;
     /* Report against the closest config: the first problem of each kind. */
     const spec_match_report *r = &best_r;
-    char detail[320];
-    spec_match_details(r, best_spec, shapes, ndims, detail, sizeof detail);
     /* A SAM 1 checkpoint has a plain ViT encoder (image_encoder.blocks.*, no trunk). */
     int sam1 = 0;
     for (int i = 0; i < n && !sam1; i++) sam1 = strncmp(names[i], "image_encoder.blocks.", 21) == 0;
@@ -365,6 +348,5 @@ int sam2_config_detect(const char *const *names, const int64_t *const *shapes, c
     /* the details go last so that a long key truncates only them */
     size_t used = strlen(err);
     snprintf(err + used, SPEC_ERRMSG - used, "%s", detail);
-    spec_free(best_spec);
     return -1;
 }

@@ -197,3 +197,37 @@ void spec_match_details(const spec_match_report *r, const spec_entry *spec, cons
     if (r->duplicated && k < size)
         snprintf(buf + k, size - k, "; duplicate key '%.100s'", r->first_duplicate);
 }
+
+int spec_detect(int n_configs, spec_build_fn build, int (*required)(const char *name), const char *const *names,
+                const int64_t *const *shapes, const int *ndims, int n, int *closest, spec_match_report *r,
+                char *detail, size_t detail_size, char *err) {
+    int best = -1;
+    spec_entry *best_spec = NULL;
+    for (int ci = 0; ci < n_configs; ci++) {
+        spec_match_report cr;
+        spec_entry *spec;
+        int ns;
+        if (build(ci, &spec, &ns, err) || spec_match(spec, ns, required, names, shapes, ndims, n, &cr, err)) {
+            spec_free(best_spec);
+            return -2;
+        }
+        if (spec_match_exact(&cr)) {
+            spec_free(spec);
+            spec_free(best_spec);
+            return ci;
+        }
+        if (best < 0 || cr.matched > r->matched) {
+            spec_free(best_spec);
+            best = ci;
+            *r = cr;
+            best_spec = spec;
+        } else {
+            spec_free(spec);
+        }
+    }
+    *closest = best;
+    detail[0] = 0;
+    if (best_spec) spec_match_details(r, best_spec, shapes, ndims, detail, detail_size);
+    spec_free(best_spec);
+    return -1;
+}

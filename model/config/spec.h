@@ -86,4 +86,13 @@ int spec_match_exact(const spec_match_report *r);
 void spec_match_details(const spec_match_report *r, const spec_entry *spec, const int64_t *const *shapes,
                         const int *ndims, char *buf, size_t size);
 
+/* Config detection over a family's configs: build(i, ...) makes config i's spec (i in
+ * [0, n_configs)). Returns the index of the first config the tensors match exactly, or
+ * -1 with, for the closest config (most matched tensors), its index in *closest, its
+ * report in *r and spec_match_details() in detail[detail_size]; -2 with err on failure. */
+typedef int (*spec_build_fn)(int index, spec_entry **out, int *n, char *err);
+int spec_detect(int n_configs, spec_build_fn build, int (*required)(const char *name), const char *const *names,
+                const int64_t *const *shapes, const int *ndims, int n, int *closest, spec_match_report *r,
+                char *detail, size_t detail_size, char *err);
+
 #endif
