@@ -13,12 +13,12 @@
  * the text encoder's 49408-row token embedding is indexed by these merges, so any other
  * list would give wrong token ids without an error. */
 #include "convert/sam3_vocab.h"
+#include "util/gzip.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
 #include "loader/sha256.h"
 
@@ -28,80 +28,6 @@
 #define OFFICIAL_MERGES_SHA256 "f61f2adf497e6f5357c347aeb4646fabe82f341e946de5bdec5d2858e41bef4a"
 #define OFFICIAL_MERGE_LINES 262144      /* merge lines of the official file after its header */
 #define VOCAB_MAX_BYTES (64u << 20)      /* the official file is 1.36 MB unpacked */
-
-/* Reads the whole file into memory. */
-static int read_file(const char *path, unsigned char **data, size_t *len, samc_error *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return samc_error_set(err, SAMC_ERR_IO, "vocabulary %s: cannot open: %s", path, strerror(errno));
-    size_t cap = 1u << 20, n = 0;
-    unsigned char *buf = malloc(cap);
-    while (buf) {
-        n += fread(buf + n, 1, cap - n, f);
-        if (n < cap) break;
-        unsigned char *nb = cap < VOCAB_MAX_BYTES ? realloc(buf, cap * 2) : NULL;
-        if (!nb) {
-            free(buf);
-            buf = NULL;
-            fclose(f);
-            return samc_error_set(err, SAMC_ERR_FORMAT, "vocabulary %s: more than %u MB, not a BPE merges file",
-                                  path, VOCAB_MAX_BYTES >> 20);
-        }
-        buf = nb;
-        cap *= 2;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (!buf) return samc_error_set(err, SAMC_ERR_NOMEM, "vocabulary %s: out of memory", path);
-    if (bad) {
-        free(buf);
-        return samc_error_set(err, SAMC_ERR_IO, "vocabulary %s: read error", path);
-    }
-    *data = buf;
-    *len = n;
-    return 0;
-}
-
-/* Inflates a gzip stream into a new buffer (bounded by VOCAB_MAX_BYTES). */
-static int gunzip(const char *path, const unsigned char *in, size_t in_len, unsigned char **out, size_t *out_len,
-                  samc_error *err) {
-    z_stream zs;
-    memset(&zs, 0, sizeof zs);
-    if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK)
-        return samc_error_set(err, SAMC_ERR_NOMEM, "vocabulary %s: cannot start zlib", path);
-    size_t cap = 4u << 20;
-    unsigned char *buf = malloc(cap);
-    if (!buf) {
-        inflateEnd(&zs);
-        return samc_error_set(err, SAMC_ERR_NOMEM, "vocabulary %s: out of memory", path);
-    }
-    zs.next_in = (unsigned char *)in;
-    zs.avail_in = (uInt)in_len;
-    int zr = Z_OK;
-    while (zr == Z_OK) {
-        if (zs.total_out == cap) {
-            unsigned char *nb = cap < VOCAB_MAX_BYTES ? realloc(buf, cap * 2) : NULL;
-            if (!nb) break;
-            buf = nb;
-            cap *= 2;
-        }
-        zs.next_out = buf + zs.total_out;
-        zs.avail_out = (uInt)(cap - zs.total_out);
-        zr = inflate(&zs, Z_NO_FLUSH);
-    }
-    size_t n = zs.total_out;
-    const char *zmsg = zs.msg;
-    inflateEnd(&zs);
-    if (zr != Z_STREAM_END) {
-        free(buf);
-        if (zr == Z_OK) return samc_error_set(err, SAMC_ERR_FORMAT, "vocabulary %s: more than %u MB unpacked, "
-                                              "not a BPE merges file", path, VOCAB_MAX_BYTES >> 20);
-        return samc_error_set(err, SAMC_ERR_FORMAT, "vocabulary %s: damaged gzip data (%s)", path,
-                              zr == Z_BUF_ERROR ? "the file ends early: truncated download?" : zmsg ? zmsg : "zlib error");
-    }
-    *out = buf;
-    *out_len = n;
-    return 0;
-}
 
 /* A merge line is two non-empty symbols separated by one space. */
 static int merge_line_ok(const char *s, size_t n) {
@@ -146,17 +72,12 @@ int sam3_vocab_check(const char *merges, size_t len, char sha_hex[65]) {
 int sam3_vocab_read(const char *path, char **merges, size_t *len, samc_error *err) {
     *merges = NULL;
     *len = 0;
-    unsigned char *raw = NULL, *text = NULL;
-    size_t raw_len = 0, text_len = 0, off = 0, n = 0;
-    if (read_file(path, &raw, &raw_len, err)) return -1;
-    if (raw_len >= 2 && raw[0] == 0x1f && raw[1] == 0x8b) {
-        int rc = gunzip(path, raw, raw_len, &text, &text_len, err);
-        free(raw);
-        if (rc) return -1;
-    } else {
-        text = raw;
-        text_len = raw_len;
-    }
+    char *text = NULL, emsg[400];
+    size_t text_len = 0, off = 0, n = 0;
+    int kind;
+    if (util_read_gz(path, VOCAB_MAX_BYTES, &text, &text_len, &kind, emsg, sizeof emsg))
+        return samc_error_set(err, kind == 1 ? SAMC_ERR_IO : kind == 3 ? SAMC_ERR_NOMEM : SAMC_ERR_FORMAT,
+                              "vocabulary %s", emsg);
     if (take_merges(path, (const char *)text, text_len, &off, &n, err)) {
         free(text);
         return -1;

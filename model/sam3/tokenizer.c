@@ -6,9 +6,9 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
 #include "model/sam3/tokenizer.h"
+#include "util/gzip.h"
 #include "model/sam3/tokenizer_text.h"
 
 #define HASH_BITS 17                   /* 131072 slots for <= 49408 strings / 48894 pairs */
@@ -259,55 +259,14 @@ sam3_tokenizer *sam3_tokenizer_load_merges(const char *text, size_t len, samc_er
     return load_lines(text, len, 0, SAM3_MERGES_META_KEY, err);
 }
 
-/* Reads a whole gzip file (zlib reads a plain file as it is). */
-static char *read_gz(const char *path, size_t *len, samc_error *err) {
-    gzFile f = gzopen(path, "rb");
-    if (!f) {
-        samc_error_set(err, SAMC_ERR_IO, "%s: cannot open: %s", path, errno ? strerror(errno) : "out of memory");
-        return NULL;
-    }
-    size_t cap = 4u << 20, n = 0;
-    char *buf = malloc(cap);
-    for (;;) {
-        if (!buf) { samc_error_set(err, SAMC_ERR_NOMEM, "%s: out of memory", path); break; }
-        if (n == cap) {
-            char *nb = cap >= GZ_MAX_BYTES ? NULL : realloc(buf, cap * 2);
-            if (!nb) {
-                samc_error_set(err, SAMC_ERR_FORMAT, "%s: more than %u MB decompressed: not the BPE merges file",
-                               path, GZ_MAX_BYTES >> 20);
-                free(buf); buf = NULL; break;
-            }
-            buf = nb; cap *= 2;
-        }
-        int got = gzread(f, buf + n, (unsigned)(cap - n));
-        if (got < 0) {
-            int zerr;
-            const char *msg = gzerror(f, &zerr);
-            samc_error_set(err, SAMC_ERR_FORMAT, "%s: not a readable gzip file: %s", path,
-                           zerr == Z_ERRNO ? strerror(errno) : msg);
-            free(buf); buf = NULL; break;
-        }
-        if (got == 0) {
-            /* a truncated stream ends "early" and says so only here */
-            int zerr;
-            const char *msg = gzerror(f, &zerr);
-            if (zerr != Z_OK) {
-                samc_error_set(err, SAMC_ERR_FORMAT, "%s: not a readable gzip file: %s", path, msg);
-                free(buf); buf = NULL;
-            }
-            break;
-        }
-        n += (size_t)got;
-    }
-    gzclose(f);
-    *len = n;
-    return buf;
-}
-
 sam3_tokenizer *sam3_tokenizer_load_gz(const char *path, samc_error *err) {
     size_t len = 0;
-    char *text = read_gz(path, &len, err);
-    if (!text) return NULL;
+    char *text, emsg[400];
+    int kind;
+    if (util_read_gz(path, GZ_MAX_BYTES, &text, &len, &kind, emsg, sizeof emsg)) {
+        samc_error_set(err, kind == 1 ? SAMC_ERR_IO : kind == 3 ? SAMC_ERR_NOMEM : SAMC_ERR_FORMAT, "%s", emsg);
+        return NULL;
+    }
     sam3_tokenizer *t = load_lines(text, len, 1, path, err);
     free(text);
     return t;
