@@ -137,6 +137,53 @@ debug:
 clean:
 	rm -rf build build-debug samc
 
+# CUDA simulator (tests/cuda_sim/, kernels/cuda/NOTES.md), kept out of `all` and `test`: the
+# real kernels/cuda/*.cu compiled as C++ against fake CUDA headers, GPU threads as fibers,
+# cuBLAS / cuBLASLt emulated on the host. Needs only a C++20 compiler (no nvcc, no GPU).
+# build/sim/libsamc_cuda_sim.so is the CUDA backend for SAMC_CUDA_LIB (kernels/cuda_stub.c);
+# `make sim-test` runs the op tests, the micro goldens and the simulator's own tests on it.
+SIM_CXX  ?= $(or $(shell command -v g++ 2>/dev/null),$(shell command -v clang++ 2>/dev/null))
+SIM_DIR  := $(BUILD)/sim
+comma    := ,
+SIM_CLANG := $(findstring clang,$(shell $(SIM_CXX) --version 2>/dev/null | head -n 1))
+# Out-of-bounds constant-size array indices and misaligned vector loads trap (SIGILL), and
+# the simulator turns the trap into a CUDA error naming the kernel, block and thread.
+SIM_TRAP := $(if $(SIM_CLANG),-fsanitize=array-bounds$(comma)alignment -fsanitize-trap=array-bounds$(comma)alignment,\
+            -fsanitize=bounds$(comma)alignment -fsanitize-undefined-trap-on-error)
+# No FMA contraction and no strict aliasing (kernels read float arrays as float4);
+# uninitialised locals start as a pattern, not as whatever the stack held.
+SIM_FLAGS ?= -std=c++20 -O2 -g
+override SIM_FLAGS += -fPIC -fno-strict-aliasing -ffp-contract=off -ftrivial-auto-var-init=pattern \
+             -Wall -Wextra -Wno-unused-parameter -Wno-unknown-pragmas -I. -Itests/cuda_sim/include $(SIM_TRAP)
+SIM_HDR  := $(wildcard tests/cuda_sim/include/*.h) tests/cuda_sim/sim.h
+SIM_RT   := $(patsubst tests/cuda_sim/%.cpp,$(SIM_DIR)/rt/%.o,$(wildcard tests/cuda_sim/*.cpp))
+SIM_CU   := $(patsubst kernels/cuda/%.cu,$(SIM_DIR)/kernels/%.o,$(sort $(wildcard kernels/cuda/*.cu)))
+SIM_LIB  := $(SIM_DIR)/libsamc_cuda_sim.so
+
+.PHONY: sim sim-test
+sim: $(SIM_LIB)
+
+$(SIM_DIR)/cu2cpp: tests/cuda_sim/cu2cpp.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -std=c11 -Wall -Wextra $< -o $@
+
+$(SIM_DIR)/kernels/%.cpp: kernels/cuda/%.cu $(SIM_DIR)/cu2cpp
+	@mkdir -p $(dir $@)
+	$(SIM_DIR)/cu2cpp $< $@
+
+$(SIM_DIR)/kernels/%.o: $(SIM_DIR)/kernels/%.cpp $(wildcard kernels/cuda/*.cuh) kernels/ops.h $(SIM_HDR)
+	$(SIM_CXX) $(SIM_FLAGS) -c $< -o $@
+
+# The simulator's own symbols stay inside the library, but for the CUDA API it provides.
+$(SIM_DIR)/rt/%.o: tests/cuda_sim/%.cpp $(SIM_HDR)
+	@mkdir -p $(dir $@)
+	$(SIM_CXX) $(SIM_FLAGS) -fvisibility=hidden -c $< -o $@
+
+# -Bsymbolic: the simulator's cudaMalloc & co. bind to themselves even in a process that
+# also has the real libcudart loaded globally.
+$(SIM_LIB): $(SIM_CU) $(SIM_RT)
+	$(SIM_CXX) -shared -Wl,-Bsymbolic -Wl,-z,defs -o $@ $^ -pthread
+
 # Fuzzing (clang + libFuzzer with ASan/UBSan), kept out of `all` and `test`:
 # `make fuzz` builds $(BUILD)/fuzz/fuzz_pt and fuzz_safetensors, tests/fuzz/run.sh runs
 # them; `make fuzz-seeds` rewrites the small seed corpora in tests/fuzz/corpus_*.
