@@ -105,13 +105,6 @@ $(LIB): $(LIB_OBJ) $(CUDA_SO)
 $(CUDA_SO): $(CUDA_OBJ)
 	$(NVCC) $(NVCC_HOST) -shared -o $@ $^ $(CUDA_LIBS) $(CUDA_SO_LDFLAGS)
 
-# The CUDA op test times kernels with CUDA events itself, so it links the runtime too
-# (the same libcudart the backend library loads).
-ifneq ($(CUDA_SO),)
-$(BUILD)/tests/test_cuda_ops: override CFLAGS += -I$(CUDA_HOME)/include
-$(BUILD)/tests/test_cuda_ops: LDLIBS += $(CUDA_LIBS)
-endif
-
 $(MOSAIC_LIB): $(MOSAIC_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^

@@ -1,0 +1,1499 @@
+/* tests/test_backend_ops.c: every op of kernels/ops.h on every available backend against
+ * cpu_ref (the idea of ggml's test-backend-ops). Backends: cpu_fast with the kernels this
+ * CPU dispatches to ("cpu_fast", e.g. avx2+fma), cpu_fast with its portable kernels
+ * ("cpu_fast_scalar"), and "cuda": the GPU, or the CUDA simulator when SAMC_CUDA_LIB
+ * names build/sim/libsamc_cuda_sim.so (make sim-test).
+ *
+ * Inputs are random from a fixed seed; outputs start as NaN, so an element an op never
+ * writes fails. Large problems run whole on the backend and the reference on a sample of
+ * rows / channels / queries (the reference ops have no coupling between rows). Compute
+ * ops pass with |got - ref| <= atol + rtol*|ref| per element; data movement, adds and
+ * ReLU must match bit for bit. One line per (op, backend, shape): OK, or NOT OK with the
+ * count out of tolerance, the first bad index and both values, and the largest error.
+ *
+ *   test_backend_ops [--op a,b] [--backend a,b] [--shape SUBSTR] [--size odd,small,sam,big]
+ *                    [--perf] [--list]
+ * Shapes come in size classes: odd (tiny, ragged), small (the SAM2.1 micro config's and
+ * 256-px shapes), sam (SAM2.1 tiny/large at 512-1024 px), big (the largest of those).
+ * SAMC_TEST_QUICK=1, or a sanitizer build, leaves out big; the portable kernels never run
+ * big. --perf also times each case (median of 20 runs after 3 warm-ups; the CUDA backend
+ * with CUDA events of the runtime it was loaded with) and prints GFLOP/s or GB/s.
+ *
+ * Without a CUDA device the cuda cases are skipped with one line; with a device present
+ * (samc_cuda_device_info succeeds) a run that selected cuda but ran none of its cases
+ * fails. */
+#include "kernels/cpu_fast_kernels.h"
+#include "kernels/cuda_stub.h"
+#include "kernels/ops.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#define TEST_RNG_SEED 0x9e3779b97f4a7c15ull
+#include "tests/test_data.h"
+#include "tests/test_lowp.h"
+#include <stdarg.h>
+#include <stdint.h>
+#include <time.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SANITIZED 1
+#endif
+#endif
+#ifndef SANITIZED
+#define SANITIZED 0
+#endif
+
+/* ------------------------------------------------------------------ options */
+
+enum { SZ_ODD = 1, SZ_SMALL = 2, SZ_SAM = 4, SZ_BIG = 8 };
+
+static struct {
+    const char *ops, *backends, *shape;
+    int sizes, perf, list;
+} g_opt = { NULL, NULL, NULL, SZ_ODD | SZ_SMALL | SZ_SAM | SZ_BIG, 0, 0 };
+
+static int quick(void) {
+    const char *q = getenv("SAMC_TEST_QUICK");
+    return SANITIZED || (q && *q && strcmp(q, "0") != 0);
+}
+
+/* `name` is one of the comma-separated words of `list` (NULL: everything). */
+static int in_list(const char *list, const char *name) {
+    if (!list) return 1;
+    size_t n = strlen(name);
+    for (const char *p = list; *p;) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len == n && !strncmp(p, name, n)) return 1;
+        p += len + (e != NULL);
+    }
+    return 0;
+}
+
+static int parse_sizes(const char *s) {
+    static const char *const names[] = { "odd", "small", "sam", "big" };
+    int m = 0;
+    for (int i = 0; i < 4; i++)
+        if (in_list(s, names[i])) m |= 1 << i;
+    return m;
+}
+
+/* ------------------------------------------------------------------ backends */
+
+typedef struct {
+    const char *name, *detail; /* "cpu_fast" / "avx2+fma"; "cuda" / the device line */
+    samc_ops *ops;
+    int is_cuda, portable;
+    int ran, skipped;          /* cases run / skipped on it */
+} backend;
+
+static backend g_be[3];
+static int g_nbe;
+static const samc_ops *g_ref;
+static int g_passed, g_failed, g_skipped;
+
+/* ------------------------------------------------------------------ backend memory */
+
+static float *nan_host(size_t n) {
+    float *h = malloc((n ? n : 1) * sizeof(float));
+    if (!h) { fprintf(stderr, "out of memory\n"); exit(2); }
+    for (size_t i = 0; i < n; i++) h[i] = NAN;
+    return h;
+}
+
+/* n floats of the backend's memory holding h (or NaN when h is NULL); NULL if the
+ * allocation failed (the case then fails). */
+static float *be_from(const backend *b, const float *h, size_t n) {
+    if (b->ops->host_memory) {
+        float *p = nan_host(n);
+        if (h && n) memcpy(p, h, n * sizeof(float));
+        return p;
+    }
+    float *d = b->ops->alloc(b->ops, (n ? n : 1) * sizeof(float));
+    if (!d) return NULL;
+    float *tmp = h ? NULL : nan_host(n);
+    if (n) b->ops->upload(b->ops, d, h ? h : tmp, n * sizeof(float));
+    free(tmp);
+    return d;
+}
+static float *be_nan(const backend *b, size_t n) { return be_from(b, NULL, n); }
+
+static float *be_to_host(const backend *b, const float *d, size_t n) {
+    float *h = nan_host(n);
+    if (d && n) {
+        if (b->ops->host_memory) memcpy(h, d, n * sizeof(float));
+        else b->ops->download(b->ops, h, d, n * sizeof(float));
+    }
+    return h;
+}
+
+static void be_free(const backend *b, void *p) {
+    if (!p) return;
+    if (b->ops->host_memory) free(p);
+    else b->ops->free(b->ops, p);
+}
+
+static int be_sync(const backend *b, char *err) {
+    err[0] = '\0';
+    return b->ops->sync ? b->ops->sync(b->ops, err) : 0;
+}
+
+/* ------------------------------------------------------------------ one case on one backend */
+
+typedef struct {
+    const backend *be;
+    char what[256];    /* "linear cuda [odd M=7 N=13 K=33 bias]" */
+    double atol, rtol, max_err;
+    size_t n, bad, worst, first_bad;
+    float worst_got, worst_ref, bad_got, bad_ref;
+    char fail[512];    /* a failure other than values (allocation, sync error) */
+} run_t;
+
+static void run_begin(run_t *r, const backend *be, double atol, double rtol, const char *op, const char *fmt, ...) {
+    memset(r, 0, sizeof *r);
+    r->be = be;
+    r->atol = atol;
+    r->rtol = rtol;
+    r->max_err = -1.0;
+    int k = snprintf(r->what, sizeof r->what, "%s %s [", op, be->name);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->what + k, sizeof r->what - (size_t)k, fmt, ap);
+    va_end(ap);
+    size_t len = strlen(r->what);
+    snprintf(r->what + len, sizeof r->what - len, "]");
+}
+
+static void run_fail(run_t *r, const char *fmt, ...) {
+    if (r->fail[0]) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->fail, sizeof r->fail, fmt, ap);
+    va_end(ap);
+}
+
+/* Adds got[i] vs ref[i]; base is the index of got[0] in the whole output. */
+static void run_cmp(run_t *r, const float *got, const float *ref, size_t n, size_t base) {
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)got[i] - (double)ref[i]);
+        int ok = r->atol == 0.0 && r->rtol == 0.0 ? memcmp(&got[i], &ref[i], sizeof(float)) == 0
+                                                   : e <= r->atol + r->rtol * fabs((double)ref[i]); /* NaN fails */
+        if (e != e || (!ok && e == 0.0)) e = INFINITY; /* NaN, or bits differ (e.g. -0 vs 0) */
+        if (e > r->max_err) { r->max_err = e; r->worst = base + i; r->worst_got = got[i]; r->worst_ref = ref[i]; }
+        if (!ok) {
+            if (!r->bad) { r->first_bad = base + i; r->bad_got = got[i]; r->bad_ref = ref[i]; }
+            r->bad++;
+        }
+    }
+    r->n += n;
+}
+
+/* The backend's first error, if any, fails the case. */
+static int run_sync(run_t *r) {
+    char err[512];
+    if (be_sync(r->be, err) == 0) return 1;
+    run_fail(r, "sync: %s", err);
+    return 0;
+}
+
+/* One verdict line; returns whether the case passed. */
+static int run_end(run_t *r) {
+    int ok = !r->fail[0] && r->n > 0 && r->bad == 0;
+    backend *be = (backend *)r->be;
+    be->ran++;
+    if (ok) {
+        g_passed++;
+        printf("OK     %s: max abs err %.3g (%zu values)\n", r->what, r->max_err, r->n);
+    } else {
+        g_failed++;
+        if (r->fail[0])
+            printf("NOT OK %s: %s\n", r->what, r->fail);
+        else if (!r->n)
+            printf("NOT OK %s: nothing compared\n", r->what);
+        else
+            printf("NOT OK %s: %zu of %zu out of tolerance (atol %.2g rtol %.2g), first at [%zu] got=%.9g ref=%.9g; "
+                   "max abs err %.3g at [%zu] got=%.9g ref=%.9g\n", r->what, r->bad, r->n, r->atol, r->rtol,
+                   r->first_bad, r->bad_got, r->bad_ref, r->max_err, r->worst, r->worst_got, r->worst_ref);
+    }
+    fflush(stdout);
+    return ok;
+}
+
+/* Compares whole arrays and ends the case. */
+static int compare(const backend *be, const float *got, const float *ref, size_t n, double atol, double rtol,
+                   const char *op, const char *fmt, ...) {
+    run_t r;
+    char shape[200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(shape, sizeof shape, fmt, ap);
+    va_end(ap);
+    run_begin(&r, be, atol, rtol, op, "%s", shape);
+    run_cmp(&r, got, ref, n, 0);
+    return run_end(&r);
+}
+
+/* A case that failed before anything could be compared. */
+static void fail_case(const backend *be, const char *op, const char *why, const char *fmt, ...) {
+    run_t r;
+    char shape[200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(shape, sizeof shape, fmt, ap);
+    va_end(ap);
+    run_begin(&r, be, 0, 0, op, "%s", shape);
+    run_fail(&r, "%s", why);
+    run_end(&r);
+}
+
+/* ------------------------------------------------------------------ perf */
+
+#define PERF_WARM 3
+#define PERF_REPS 20
+typedef int (*ev_create_fn)(void **);
+typedef int (*ev_record_fn)(void *, void *);
+typedef int (*ev_sync_fn)(void *);
+typedef int (*ev_elapsed_fn)(float *, void *, void *);
+static struct {
+    ev_record_fn record;
+    ev_sync_fn sync;
+    ev_elapsed_fn elapsed;
+    void *ev[PERF_WARM + PERF_REPS + 1];
+    int ready;
+} g_ev;
+static double g_t[PERF_WARM + PERF_REPS + 1];
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* The CUDA runtime the backend library runs on (kernels/cuda_stub.h): its events on the
+ * legacy default stream order with the backend's blocking stream. */
+static int perf_events_ready(void) {
+    if (g_ev.ready) return g_ev.ready > 0;
+    ev_create_fn create = (ev_create_fn)samc_cuda_symbol("cudaEventCreate");
+    g_ev.record = (ev_record_fn)samc_cuda_symbol("cudaEventRecord");
+    g_ev.sync = (ev_sync_fn)samc_cuda_symbol("cudaEventSynchronize");
+    g_ev.elapsed = (ev_elapsed_fn)samc_cuda_symbol("cudaEventElapsedTime");
+    g_ev.ready = create && g_ev.record && g_ev.sync && g_ev.elapsed ? 1 : -1;
+    for (int i = 0; g_ev.ready > 0 && i <= PERF_WARM + PERF_REPS; i++)
+        if (create(&g_ev.ev[i]) != 0) g_ev.ready = -1;
+    if (g_ev.ready < 0) printf("PERF   cuda: no CUDA events in the loaded runtime: no timings\n");
+    return g_ev.ready > 0;
+}
+
+static int perf_begin(const backend *be) { return g_opt.perf && (!be->is_cuda || perf_events_ready()); }
+static void perf_mark(const backend *be, int i) {
+    if (be->is_cuda) g_ev.record(g_ev.ev[i], NULL);
+    else g_t[i] = now_s();
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static void perf_end(const backend *be, const char *what, double flops, double bytes) {
+    double s[PERF_REPS];
+    int n = PERF_WARM + PERF_REPS;
+    if (be->is_cuda) {
+        g_ev.record(g_ev.ev[n], NULL);
+        if (g_ev.sync(g_ev.ev[n]) != 0) { printf("PERF   %s: event sync failed\n", what); return; }
+        for (int i = 0; i < PERF_REPS; i++) {
+            float ms = 0.0f;
+            g_ev.elapsed(&ms, g_ev.ev[PERF_WARM + i], g_ev.ev[PERF_WARM + i + 1]);
+            s[i] = ms * 1e-3;
+        }
+    } else {
+        g_t[n] = now_s();
+        for (int i = 0; i < PERF_REPS; i++) s[i] = g_t[PERF_WARM + i + 1] - g_t[PERF_WARM + i];
+    }
+    qsort(s, PERF_REPS, sizeof s[0], cmp_double);
+    double med = 0.5 * (s[PERF_REPS / 2 - 1] + s[PERF_REPS / 2]);
+    if (flops > 0)
+        printf("PERF   %-70s %9.4f ms %9.2f GFLOP/s %8.1f GB/s\n", what, med * 1e3, flops / med * 1e-9, bytes / med * 1e-9);
+    else
+        printf("PERF   %-70s %9.4f ms %8.1f GB/s\n", what, med * 1e3, bytes / med * 1e-9);
+    fflush(stdout);
+}
+
+/* Times STMT (one op call on the backend's buffers) when --perf is on. */
+#define PERF(be, what, flops, bytes, STMT) do { \
+    if (perf_begin(be)) { \
+        for (int rep_ = 0; rep_ < PERF_WARM + PERF_REPS; rep_++) { perf_mark(be, rep_); STMT; } \
+        perf_end(be, what, flops, bytes); } } while (0)
+
+/* ------------------------------------------------------------------ selection */
+
+/* Whether (op, backend, shape of size class sz and `flops`) runs: the filters, and the
+ * rule that the portable kernels never run big shapes and, in quick / sanitizer runs,
+ * nothing over 1e8 flops (every case still runs once: on the dispatched kernels). */
+static int want(const backend *be, const char *op, const char *shape, int sz, double flops) {
+    if (!in_list(g_opt.ops, op) || !(g_opt.sizes & sz)) return 0;
+    if (g_opt.shape && !strstr(shape, g_opt.shape)) return 0;
+    if (sz == SZ_BIG && (quick() || be->portable)) return 0;
+    if (quick() && be->portable && flops > 1e8) return 0;
+    if (g_opt.list) {
+        printf("LIST   %s %s [%s]\n", op, be->name, shape);
+        return 0;
+    }
+    return 1;
+}
+
+/* GEMM-like sums: rounding grows with the reduction length. */
+static double gemm_atol(int K) { return 1e-5 + 2e-7 * K; }
+#define GEMM_RTOL 1e-4
+/* Device expf / erff may differ from the host's by a few ulps. */
+#define EW_ATOL 1e-6
+#define EW_RTOL 1e-5
+
+/* Reference rows to compare: all of them for small M, else the first 7, 13 around the
+ * middle and the last 9. */
+static int sample_rows(int M, int *r0, int *len) {
+    if (M <= 64) { r0[0] = 0; len[0] = M; return 1; }
+    r0[0] = 0; len[0] = 7;
+    r0[1] = M / 2 - 3; len[1] = 13;
+    r0[2] = M - 9; len[2] = 9;
+    return 3;
+}
+
+/* ------------------------------------------------------------------ linear / matmul */
+
+typedef struct { const char *name; int sz, M, N, K, bias; } mnk;
+
+static const mnk linear_cases[] = {
+    { "odd", SZ_ODD, 1, 1, 1, 1 }, { "odd", SZ_ODD, 1, 17, 13, 0 }, { "odd", SZ_ODD, 7, 13, 17, 1 },
+    { "odd", SZ_ODD, 13, 33, 7, 1 }, { "odd", SZ_ODD, 17, 7, 33, 0 }, { "odd", SZ_ODD, 33, 1, 1, 1 },
+    { "odd", SZ_ODD, 7, 13, 33, 0 }, { "odd", SZ_ODD, 33, 7, 1, 1 }, { "odd", SZ_ODD, 5, 16, 257, 1 },
+    { "odd", SZ_ODD, 61, 47, 300, 1 }, { "odd", SZ_ODD, 97, 129, 513, 0 },
+    /* micro (embed 16, d_model 32) and tiny at 256 px */
+    { "micro hiera qkv s0", SZ_SMALL, 4096, 48, 16, 1 }, { "micro hiera mlp.1 s0", SZ_SMALL, 4096, 16, 64, 1 },
+    { "micro decoder tokens", SZ_SMALL, 7, 32, 32, 1 }, { "micro decoder mlp", SZ_SMALL, 10, 256, 32, 1 },
+    { "micro decoder k_proj", SZ_SMALL, 256, 16, 32, 0 }, { "tiny@256 hiera qkv s0", SZ_SMALL, 4096, 288, 96, 1 },
+    { "tiny@256 hiera mlp.1 s3", SZ_SMALL, 64, 768, 3072, 1 },
+    /* SAM2.1 tiny / large at 512 and 1024 px, decoder */
+    { "decoder tokens", SZ_SAM, 7, 256, 256, 1 }, { "decoder mlp", SZ_SAM, 10, 2048, 256, 1 },
+    { "decoder mlp.1", SZ_SAM, 10, 256, 2048, 0 }, { "decoder k_proj", SZ_SAM, 4096, 128, 256, 1 },
+    { "decoder no bias", SZ_SAM, 4096, 256, 128, 0 }, { "hiera qkv s2", SZ_SAM, 4096, 1152, 384, 1 },
+    { "hiera qkv s3 large", SZ_SAM, 1024, 2304, 768, 1 }, { "hiera qkv s0@512", SZ_SAM, 16384, 288, 96, 1 },
+    { "hiera mlp s0@512", SZ_SAM, 16384, 384, 96, 1 }, { "odd large", SZ_SAM, 1999, 203, 1153, 1 },
+    { "hiera qkv s1@1024", SZ_BIG, 16384, 576, 192, 0 }, { "hiera qkv s0@1024", SZ_BIG, 65536, 288, 96, 1 },
+    { "hiera mlp.1 s0@1024", SZ_BIG, 65536, 96, 384, 1 }, { "hiera mlp.1 s2", SZ_BIG, 4096, 384, 1536, 1 },
+    { "hiera mlp.1 s3", SZ_BIG, 1024, 768, 3072, 1 }, { "hiera-l qkv s3", SZ_BIG, 1024, 3456, 1152, 1 },
+    { "hiera-l mlp s3", SZ_BIG, 1024, 4608, 1152, 0 },
+};
+
+static const mnk matmul_cases[] = {
+    { "odd", SZ_ODD, 1, 1, 1, 1 }, { "odd", SZ_ODD, 7, 13, 17, 0 }, { "odd", SZ_ODD, 17, 33, 1, 1 },
+    { "odd", SZ_ODD, 13, 1, 7, 1 }, { "odd", SZ_ODD, 33, 17, 13, 0 }, { "odd", SZ_ODD, 6, 1000, 300, 1 },
+    { "odd", SZ_ODD, 7, 13, 33, 0 },
+    /* micro neck (d_model 32 <- 16..128 channels) and decoder conv_s0 / conv_s1 */
+    { "micro neck s0", SZ_SMALL, 32, 4096, 16, 1 }, { "micro neck s3", SZ_SMALL, 32, 64, 128, 1 },
+    { "micro conv_s0", SZ_SMALL, 4, 4096, 32, 1 }, { "micro conv_s1", SZ_SMALL, 8, 1024, 32, 0 },
+    { "tiny@256 neck s0", SZ_SMALL, 256, 4096, 96, 1 },
+    /* neck 1x1 convs (256 <- C at stride 4..32), decoder conv_s0 / conv_s1 */
+    { "neck s2", SZ_SAM, 256, 4096, 384, 1 }, { "neck s3", SZ_SAM, 256, 1024, 768, 1 },
+    { "conv_s1", SZ_SAM, 64, 16384, 256, 0 }, { "neck s1@1024", SZ_BIG, 256, 16384, 192, 1 },
+    { "neck s0@1024", SZ_BIG, 256, 65536, 96, 1 }, { "conv_s0@1024", SZ_BIG, 32, 65536, 256, 1 },
+};
+
+/* The same call again gives the same bits (cuBLAS may pick its algorithm per call; it
+ * must not change the result). cpu_fast's determinism has its own test. */
+static void same_again_linear(run_t *r, const mnk *s, const float *dx, const float *dw, const float *db, float *dy) {
+    size_t yn = (size_t)s->M * s->N;
+    float *y = be_to_host(r->be, dy, yn);
+    r->be->ops->linear(r->be->ops, dx, dw, db, dy, s->M, s->N, s->K);
+    float *y2 = be_to_host(r->be, dy, yn);
+    if (memcmp(y, y2, yn * sizeof(float))) run_fail(r, "a second run gave different results");
+    free(y); free(y2);
+}
+
+static void run_linear(const backend *be, const mnk *s) {
+    size_t xn = (size_t)s->M * s->K, wn = (size_t)s->N * s->K, yn = (size_t)s->M * s->N;
+    float *x = rand_buf(xn, 1.0f), *w = rand_buf(wn, 1.0f), *b = s->bias ? rand_buf((size_t)s->N, 1.0f) : NULL;
+    float *dx = be_from(be, x, xn), *dw = be_from(be, w, wn), *db = b ? be_from(be, b, (size_t)s->N) : NULL;
+    float *dy = be_nan(be, yn);
+    run_t r;
+    run_begin(&r, be, gemm_atol(s->K), GEMM_RTOL, "linear", "%s M=%d N=%d K=%d%s", s->name, s->M, s->N, s->K,
+              s->bias ? " bias" : "");
+    if (!dx || !dw || !dy || (b && !db)) run_fail(&r, "allocation failed");
+    else {
+        be->ops->linear(be->ops, dx, dw, db, dy, s->M, s->N, s->K);
+        if (run_sync(&r)) {
+            float *y = be_to_host(be, dy, yn), *yr = zero_buf((size_t)64 * s->N);
+            int r0[3], len[3], ns = sample_rows(s->M, r0, len);
+            for (int i = 0; i < ns; i++) {
+                g_ref->linear(g_ref, x + (size_t)r0[i] * s->K, w, b, yr, len[i], s->N, s->K);
+                run_cmp(&r, y + (size_t)r0[i] * s->N, yr, (size_t)len[i] * s->N, (size_t)r0[i] * s->N);
+            }
+            free(y); free(yr);
+            if (be->is_cuda) same_again_linear(&r, s, dx, dw, db, dy);
+        }
+    }
+    if (run_end(&r))
+        PERF(be, r.what, 2.0 * s->M * s->N * s->K, 4.0 * (xn + wn + yn),
+             be->ops->linear(be->ops, dx, dw, db, dy, s->M, s->N, s->K));
+    be_free(be, dx); be_free(be, dw); be_free(be, db); be_free(be, dy);
+    free(x); free(w); free(b);
+}
+
+static void run_matmul(const backend *be, const mnk *s) {
+    size_t an = (size_t)s->M * s->K, bn = (size_t)s->K * s->N, cn = (size_t)s->M * s->N;
+    float *a = rand_buf(an, 1.0f), *b = rand_buf(bn, 1.0f), *bias = s->bias ? rand_buf((size_t)s->M, 1.0f) : NULL;
+    float *da = be_from(be, a, an), *dbm = be_from(be, b, bn), *dbias = bias ? be_from(be, bias, (size_t)s->M) : NULL;
+    float *dc = be_nan(be, cn);
+    run_t r;
+    run_begin(&r, be, gemm_atol(s->K), GEMM_RTOL, "matmul", "%s M=%d N=%d K=%d%s", s->name, s->M, s->N, s->K,
+              s->bias ? " bias" : "");
+    if (!da || !dbm || !dc || (bias && !dbias)) run_fail(&r, "allocation failed");
+    else {
+        be->ops->matmul(be->ops, da, dbm, dbias, dc, s->M, s->N, s->K);
+        if (run_sync(&r)) {
+            float *c = be_to_host(be, dc, cn), *cr = zero_buf((size_t)64 * s->N);
+            int r0[3], len[3], ns = sample_rows(s->M, r0, len);
+            for (int i = 0; i < ns; i++) {
+                g_ref->matmul(g_ref, a + (size_t)r0[i] * s->K, b, bias ? bias + r0[i] : NULL, cr, len[i], s->N, s->K);
+                run_cmp(&r, c + (size_t)r0[i] * s->N, cr, (size_t)len[i] * s->N, (size_t)r0[i] * s->N);
+            }
+            free(c); free(cr);
+        }
+    }
+    if (run_end(&r))
+        PERF(be, r.what, 2.0 * s->M * s->N * s->K, 4.0 * (an + bn + cn),
+             be->ops->matmul(be->ops, da, dbm, dbias, dc, s->M, s->N, s->K));
+    be_free(be, da); be_free(be, dbm); be_free(be, dbias); be_free(be, dc);
+    free(a); free(b); free(bias);
+}
+
+static void test_gemm(const backend *be) {
+    for (size_t i = 0; i < sizeof linear_cases / sizeof linear_cases[0]; i++) {
+        const mnk *s = &linear_cases[i];
+        if (want(be, "linear", s->name, s->sz, 2.0 * s->M * s->N * s->K)) run_linear(be, s);
+    }
+    for (size_t i = 0; i < sizeof matmul_cases / sizeof matmul_cases[0]; i++) {
+        const mnk *s = &matmul_cases[i];
+        if (want(be, "matmul", s->name, s->sz, 2.0 * s->M * s->N * s->K)) run_matmul(be, s);
+    }
+}
+
+/* K == 0: the product is empty, y is the bias (or zero). */
+static void test_gemm_zero_k(const backend *be) {
+    if (!want(be, "gemm_zero_k", "K=0", SZ_ODD, 0)) return;
+    float b[3] = { 1, 2, 3 }, want_lin[6] = { 1, 2, 3, 1, 2, 3 }, want_mm[6] = { 1, 1, 2, 2, 3, 3 }, zeros[6] = { 0 };
+    float *db = be_from(be, b, 3), *dy = be_nan(be, 6);
+    if (db && dy) {
+        be->ops->linear(be->ops, NULL, NULL, db, dy, 2, 3, 0);
+        float *y = be_to_host(be, dy, 6);
+        compare(be, y, want_lin, 6, 0, 0, "gemm_zero_k", "linear M=2 N=3 K=0 bias");
+        free(y);
+        be->ops->matmul(be->ops, NULL, NULL, db, dy, 3, 2, 0);
+        y = be_to_host(be, dy, 6);
+        compare(be, y, want_mm, 6, 0, 0, "gemm_zero_k", "matmul M=3 N=2 K=0 bias");
+        free(y);
+        be->ops->matmul(be->ops, NULL, NULL, NULL, dy, 2, 3, 0);
+        y = be_to_host(be, dy, 6);
+        compare(be, y, zeros, 6, 0, 0, "gemm_zero_k", "matmul M=2 N=3 K=0");
+        free(y);
+    }
+    be_free(be, db); be_free(be, dy);
+}
+
+/* ------------------------------------------------------------------ bf16 / fp16 GEMMs */
+
+/* Backends with set_precision (cuda): a second instance with a registered weight block;
+ * the weights of the cases sit in it at 16-float slots as the model puts them, the first
+ * at an odd offset. Each case is checked against cpu_ref on the same inputs rounded to 16
+ * bits on the host (fp32-accumulation tolerance: the conversion, the operands chosen and
+ * the chunking) and against cpu_ref on the fp32 inputs (a bound from the 16-bit rounding:
+ * the size of the error). */
+typedef struct { const char *name; int sz, M, N, K, bias, x_in_block, is_matmul; } lowp_case;
+
+static const lowp_case lowp_cases[] = {
+    { "odd", SZ_ODD, 1, 1, 1, 1, 0, 0 }, { "odd", SZ_ODD, 7, 13, 33, 0, 0, 0 }, { "odd", SZ_ODD, 61, 47, 300, 1, 0, 0 },
+    { "micro hiera qkv s0", SZ_SMALL, 4096, 48, 16, 1, 0, 0 },
+    /* the decoder's tokens are weights too (iou / mask tokens): x read from the block */
+    { "decoder tokens (x in block)", SZ_SAM, 7, 256, 256, 1, 1, 0 }, { "decoder mlp", SZ_SAM, 10, 2048, 256, 1, 0, 0 },
+    { "hiera mlp.1 s3", SZ_SAM, 1024, 768, 3072, 1, 0, 0 }, { "hiera qkv s0@1024", SZ_BIG, 65536, 288, 96, 1, 0, 0 },
+    /* 65536 x 384 = 25 M activation values: more than the 16 M scratch, two row chunks */
+    { "hiera mlp.1 s0@1024 (chunked)", SZ_BIG, 65536, 96, 384, 1, 0, 0 },
+    { "hiera-l qkv s3", SZ_BIG, 1024, 3456, 1152, 1, 0, 0 },
+    { "odd", SZ_ODD, 1, 1, 1, 1, 0, 1 }, { "odd", SZ_ODD, 13, 33, 7, 0, 0, 1 },
+    { "micro neck s0", SZ_SMALL, 32, 4096, 16, 1, 0, 1 }, { "neck s3", SZ_SAM, 256, 1024, 768, 1, 0, 1 },
+    { "neck s0@1024", SZ_BIG, 256, 65536, 96, 1, 0, 1 }, { "conv_s0@1024", SZ_BIG, 32, 65536, 256, 1, 0, 1 },
+    /* at 1280 px: 256 x 102400 = 26 M activation values, two column chunks */
+    { "conv_s0@1280 (chunked)", SZ_BIG, 32, 102400, 256, 1, 0, 1 },
+};
+#define N_LOWP (sizeof lowp_cases / sizeof lowp_cases[0])
+
+static size_t slot16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+/* The reference rows of one case: on the 16-bit-rounded inputs (yr) and the fp32 ones (yf). */
+static void lowp_reference(const lowp_case *c, const float *w, const float *wr, const float *x, const float *xr,
+                           const float *bias, int r0, int len, float *yr, float *yf) {
+    int K = c->K, N = c->N;
+    if (c->is_matmul) {
+        g_ref->matmul(g_ref, wr + (size_t)r0 * K, xr, bias ? bias + r0 : NULL, yr, len, N, K);
+        g_ref->matmul(g_ref, w + (size_t)r0 * K, x, bias ? bias + r0 : NULL, yf, len, N, K);
+    } else {
+        g_ref->linear(g_ref, xr + (size_t)r0 * K, wr, bias, yr, len, N, K);
+        g_ref->linear(g_ref, x + (size_t)r0 * K, w, bias, yf, len, N, K);
+    }
+}
+
+/* Checks y of case c against both references: two verdict lines. */
+static void lowp_check(const backend *be, int prec, const char *op, const lowp_case *c, const float *y, const float *w,
+                       const float *x, const float *bias) {
+    int M = c->M, N = c->N, K = c->K;
+    size_t wn = c->is_matmul ? (size_t)M * K : (size_t)N * K, xn = c->is_matmul ? (size_t)K * N : (size_t)M * K;
+    float *wr = malloc(wn * sizeof(float)), *xr = malloc(xn * sizeof(float));
+    float *yr = zero_buf((size_t)64 * N), *yf = zero_buf((size_t)64 * N);
+    if (!wr || !xr) { fprintf(stderr, "out of memory\n"); exit(2); }
+    test_round_lowp_buf(wr, w, wn, prec);
+    test_round_lowp_buf(xr, x, xn, prec);
+    /* unit roundoff: bf16 keeps 8 significant bits (u = 2^-8), fp16 11 (u = 2^-11) */
+    double u = prec == SAMC_OPS_BF16 ? 1.0 / 256 : 1.0 / 2048;
+    run_t tight, loose;
+    run_begin(&tight, be, 2 * gemm_atol(K), 2 * GEMM_RTOL, op, "%s M=%d N=%d K=%d vs 16-bit inputs", c->name, M, N, K);
+    run_begin(&loose, be, gemm_atol(K) + 2 * u * sqrt((double)K), 0.0, op, "%s M=%d N=%d K=%d vs fp32 inputs",
+              c->name, M, N, K);
+    int r0[3], len[3], ns = sample_rows(M, r0, len);
+    for (int i = 0; i < ns; i++) {
+        lowp_reference(c, w, wr, x, xr, bias, r0[i], len[i], yr, yf);
+        run_cmp(&tight, y + (size_t)r0[i] * N, yr, (size_t)len[i] * N, (size_t)r0[i] * N);
+        run_cmp(&loose, y + (size_t)r0[i] * N, yf, (size_t)len[i] * N, (size_t)r0[i] * N);
+    }
+    run_end(&tight);
+    run_end(&loose);
+    free(wr); free(xr); free(yr); free(yf);
+}
+
+/* Runs case c on backend o (one with a registered block dblock, host copy hblock). */
+static void run_lowp_case(const backend *be, int prec, const char *op, const lowp_case *c, float *dblock,
+                          const float *hblock, size_t w_off, size_t x_off) {
+    int M = c->M, N = c->N, K = c->K;
+    size_t xn = c->is_matmul ? (size_t)K * N : (size_t)M * K, yn = (size_t)M * N;
+    size_t nbias = c->is_matmul ? (size_t)M : (size_t)N;
+    float *xo = c->x_in_block ? NULL : rand_buf(xn, 1.0f), *bias = c->bias ? rand_buf(nbias, 1.0f) : NULL;
+    const float *x = c->x_in_block ? hblock + x_off : xo;
+    float *dx = c->x_in_block ? dblock + x_off : be_from(be, x, xn);
+    float *dbias = bias ? be_from(be, bias, nbias) : NULL, *dy = be_nan(be, yn);
+    const float *dw = dblock + w_off;
+    if (dx && dy && (!bias || dbias)) {
+        if (c->is_matmul) be->ops->matmul(be->ops, dw, dx, dbias, dy, M, N, K);
+        else be->ops->linear(be->ops, dx, dw, dbias, dy, M, N, K);
+        char err[512];
+        if (be_sync(be, err) == 0) {
+            float *y = be_to_host(be, dy, yn);
+            lowp_check(be, prec, op, c, y, hblock + w_off, x, bias);
+            free(y);
+            char what[200];
+            snprintf(what, sizeof what, "%s %s [%s M=%d N=%d K=%d]", op, be->name, c->name, M, N, K);
+            double bytes = 4.0 * (xn + 2 * yn) + 2.0 * (c->is_matmul ? (size_t)M * K : (size_t)N * K) + 4.0 * xn;
+            if (c->is_matmul) PERF(be, what, 2.0 * M * N * K, bytes, be->ops->matmul(be->ops, dw, dx, dbias, dy, M, N, K));
+            else PERF(be, what, 2.0 * M * N * K, bytes, be->ops->linear(be->ops, dx, dw, dbias, dy, M, N, K));
+        } else {
+            fail_case(be, op, err, "%s M=%d N=%d K=%d", c->name, M, N, K);
+        }
+    }
+    if (!c->x_in_block) be_free(be, dx);
+    be_free(be, dbias); be_free(be, dy);
+    free(xo); free(bias);
+}
+
+/* After the 16-bit cases on instance o: a weight outside the block takes the exact fp32
+ * path; set_precision(FP32) turns the 16-bit path off again. */
+static void lowp_fp32_paths(const backend *be, const char *pname, const float *dblock, const float *hblock, size_t w_off) {
+    char err[512], op[32];
+    snprintf(op, sizeof op, "linear_%s", pname);
+    for (int again = 0; again < 2; again++) {
+        int M = 300, N = 64, K = 256;
+        if (again && be->ops->set_precision(be->ops, SAMC_OPS_FP32, NULL, 0, err) != 0) {
+            fail_case(be, op, err, "set_precision(fp32)");
+            return;
+        }
+        float *x = rand_buf((size_t)M * K, 1.0f), *w = rand_buf((size_t)N * K, 1.0f);
+        const float *hw = again ? hblock + w_off : w;
+        float *dx = be_from(be, x, (size_t)M * K), *dw = again ? NULL : be_from(be, w, (size_t)N * K);
+        float *dy = be_nan(be, (size_t)M * N);
+        if (dx && (dw || again) && dy) {
+            be->ops->linear(be->ops, dx, again ? dblock + w_off : dw, NULL, dy, M, N, K);
+            float *y = be_to_host(be, dy, (size_t)M * N), *yr = zero_buf((size_t)M * N);
+            g_ref->linear(g_ref, x, hw, NULL, yr, M, N, K);
+            compare(be, y, yr, (size_t)M * N, gemm_atol(K), GEMM_RTOL, op, again ? "after set_precision(fp32): fp32 again"
+                                                                                 : "weight outside the block: fp32");
+            free(y); free(yr);
+        }
+        be_free(be, dx); be_free(be, dw); be_free(be, dy);
+        free(x); free(w);
+    }
+}
+
+/* Per precision: a fresh instance, a block with every selected case's weight (and the
+ * decoder tokens case's activation), set_precision, the cases, then the fp32 paths. */
+static void run_lowp(const backend *be, samc_ops_precision prec) {
+    const char *pname = prec == SAMC_OPS_BF16 ? "bf16" : "fp16";
+    char err[512] = "", op_lin[32], op_mm[32];
+    snprintf(op_lin, sizeof op_lin, "linear_%s", pname);
+    snprintf(op_mm, sizeof op_mm, "matmul_%s", pname);
+    int sel[N_LOWP], nsel = 0;
+    size_t off[N_LOWP], xoff[N_LOWP], total = 3; /* the first slot starts at an odd offset */
+    for (size_t i = 0; i < N_LOWP; i++) {
+        const lowp_case *c = &lowp_cases[i];
+        sel[i] = want(be, c->is_matmul ? op_mm : op_lin, c->name, c->sz, 2.0 * c->M * c->N * c->K);
+        nsel += sel[i];
+        off[i] = total;
+        total += sel[i] ? slot16(c->is_matmul ? (size_t)c->M * c->K : (size_t)c->N * c->K) : 0;
+        xoff[i] = total;
+        total += sel[i] && c->x_in_block ? slot16((size_t)c->M * c->K) : 0;
+    }
+    int fp32_paths = want(be, op_lin, "fp32 paths", SZ_ODD, 0);
+    size_t fp32_off = total; /* the weight that set_precision(fp32) turns back to fp32 */
+    total += fp32_paths ? (size_t)64 * 256 : 0;
+    if (!nsel && !fp32_paths) return;
+    samc_ops *o = samc_ops_cuda_create(0, err);
+    if (!o) { fail_case(be, op_lin, err, "a second backend instance"); return; }
+    backend b2 = *be;
+    b2.ops = o;
+    float *hblock = rand_buf(total, 1.0f), *dblock = be_from(&b2, hblock, total);
+    int rc = dblock ? o->set_precision(o, prec, dblock, total, err) : -1;
+    if (rc != 0 && strstr(err, "compute capability")) {
+        printf("SKIP   %s %s: %s\n", op_lin, be->name, err);
+        g_skipped++;
+    } else if (rc != 0) {
+        fail_case(be, op_lin, dblock ? err : "allocation failed", "set_precision");
+    } else {
+        for (size_t i = 0; i < N_LOWP; i++)
+            if (sel[i])
+                run_lowp_case(&b2, (int)prec, lowp_cases[i].is_matmul ? op_mm : op_lin, &lowp_cases[i], dblock, hblock,
+                              off[i], xoff[i]);
+        if (fp32_paths) lowp_fp32_paths(&b2, pname, dblock, hblock, fp32_off);
+    }
+    ((backend *)be)->ran += b2.ran;
+    be_free(&b2, dblock);
+    free(hblock);
+    samc_ops_cuda_destroy(o);
+}
+
+static void test_lowp(const backend *be) {
+    if (!be->ops->set_precision) return;
+    run_lowp(be, SAMC_OPS_BF16);
+    run_lowp(be, SAMC_OPS_FP16);
+}
+
+/* ------------------------------------------------------------------ attention */
+
+typedef enum { PACKED_QKV, SEPARATE } att_layout;
+typedef struct {
+    const char *name;
+    int sz, batch, heads, n_q, n_kv, hd;
+    att_layout layout;
+    float qscale; /* > 1: a peaky softmax */
+} att_case;
+
+static const att_case att_cases[] = {
+    { "n_kv=1", SZ_ODD, 2, 3, 5, 1, 8, SEPARATE, 1.0f }, { "n_q=1", SZ_ODD, 1, 2, 1, 300, 24, SEPARATE, 1.0f },
+    { "hd=1", SZ_ODD, 2, 2, 9, 13, 1, SEPARATE, 1.0f }, { "hd=7 packed", SZ_ODD, 3, 5, 13, 13, 7, PACKED_QKV, 1.0f },
+    { "hd=13", SZ_ODD, 1, 3, 33, 17, 13, SEPARATE, 1.0f }, { "hd=17", SZ_ODD, 1, 3, 33, 17, 17, SEPARATE, 1.0f },
+    { "hd=33", SZ_ODD, 1, 1, 61, 777, 33, SEPARATE, 1.0f }, { "peaky", SZ_ODD, 1, 2, 50, 700, 64, SEPARATE, 8.0f },
+    { "n_kv=65 (tile + 1)", SZ_ODD, 2, 2, 33, 65, 40, SEPARATE, 1.0f },
+    { "hd=256 square", SZ_ODD, 1, 1, 300, 300, 256, SEPARATE, 2.0f },
+    { "wide head hd=300", SZ_ODD, 1, 2, 3, 37, 300, SEPARATE, 1.0f },
+    { "wide head hd=4100", SZ_ODD, 1, 1, 3, 5, 4100, SEPARATE, 1.0f },
+    { "n_kv=0", SZ_ODD, 1, 2, 3, 0, 8, SEPARATE, 1.0f },
+    /* micro: 8x8 windows of the 64x64 map (1 head, hd 16), global 8x8 at stage 3 (8 heads),
+     * the decoder over a 16x16 image (hd 8); tiny at 256 px */
+    { "micro hiera 8x8 windows", SZ_SMALL, 64, 1, 64, 64, 16, PACKED_QKV, 1.0f },
+    { "micro hiera global s3", SZ_SMALL, 1, 8, 64, 64, 16, PACKED_QKV, 1.0f },
+    { "micro decoder token->image", SZ_SMALL, 1, 2, 7, 256, 8, SEPARATE, 1.0f },
+    { "micro decoder image->token", SZ_SMALL, 1, 2, 256, 7, 8, SEPARATE, 1.0f },
+    { "tiny@256 hiera 8x8 windows", SZ_SMALL, 64, 1, 64, 64, 96, PACKED_QKV, 1.0f },
+    { "tiny@256 hiera global s3", SZ_SMALL, 1, 8, 64, 64, 96, PACKED_QKV, 3.0f },
+    { "tiny@256 decoder token->image", SZ_SMALL, 2, 8, 7, 256, 16, SEPARATE, 1.0f },
+    /* SAM2.1 tiny / large at 512 - 1024 px */
+    { "hiera 8x8 windows (few)", SZ_SAM, 16, 1, 64, 64, 96, PACKED_QKV, 1.0f },
+    { "hiera 4x4 windows", SZ_SAM, 256, 2, 16, 16, 96, PACKED_QKV, 1.0f },
+    { "hiera 14x14 windows", SZ_SAM, 25, 4, 196, 196, 96, PACKED_QKV, 1.0f },
+    { "hiera-l 14x14 windows hd72", SZ_SAM, 25, 8, 196, 196, 72, PACKED_QKV, 1.0f },
+    { "hiera global 32x32 peaky", SZ_SAM, 1, 8, 1024, 1024, 96, PACKED_QKV, 3.0f },
+    { "decoder token->image", SZ_SAM, 2, 8, 7, 4096, 16, SEPARATE, 1.0f },
+    { "decoder token->image hd32", SZ_SAM, 1, 8, 10, 4096, 32, SEPARATE, 1.0f },
+    { "decoder image->token", SZ_SAM, 2, 8, 4096, 7, 16, SEPARATE, 1.0f },
+    { "decoder self", SZ_SAM, 3, 8, 10, 10, 32, SEPARATE, 1.0f },
+    { "decoder token->image x64", SZ_SAM, 64, 8, 10, 4096, 16, SEPARATE, 1.0f },
+    { "decoder image->token x3", SZ_SAM, 3, 8, 4096, 10, 16, SEPARATE, 1.0f },
+    { "n_q=16384", SZ_SAM, 1, 1, 16384, 64, 32, SEPARATE, 1.0f },
+    { "n_kv=16384 hd=256", SZ_SAM, 1, 2, 33, 16384, 256, SEPARATE, 1.0f },
+    { "hiera 8x8 windows@1024", SZ_BIG, 1024, 1, 64, 64, 96, PACKED_QKV, 1.0f },
+    { "hiera 4x4 windows@1024", SZ_BIG, 1024, 2, 16, 16, 96, PACKED_QKV, 1.0f },
+    { "hiera global 64x64 hd96", SZ_BIG, 1, 4, 4096, 4096, 96, PACKED_QKV, 1.0f },
+    { "hiera global 64x64 hd144", SZ_BIG, 1, 4, 4096, 4096, 144, PACKED_QKV, 1.0f },
+};
+
+/* The views of case c over qkv (packed: one linear's [B, T, 3, heads, hd]) or q, k, v
+ * (the decoder's [B, T, heads*hd] each); out is [B, n_q, heads*hd]. */
+static void att_views(const att_case *c, samc_attention_args *a, const float *qkv, const float *q, const float *k,
+                      const float *v, float *out) {
+    int D = c->heads * c->hd;
+    *a = (samc_attention_args){ .batch = c->batch, .heads = c->heads, .n_q = c->n_q, .n_kv = c->n_kv,
+                                .head_dim = c->hd, .scale = 1.0f / sqrtf((float)c->hd) };
+    if (c->layout == PACKED_QKV) {
+        a->q = qkv; a->k = qkv + D; a->v = qkv + 2 * D;
+        a->q_sb = a->k_sb = a->v_sb = (ptrdiff_t)c->n_kv * 3 * D;
+        a->q_st = a->k_st = a->v_st = 3 * D;
+    } else {
+        a->q = q; a->k = k; a->v = v;
+        a->q_sb = (ptrdiff_t)c->n_q * D;
+        a->k_sb = a->v_sb = (ptrdiff_t)c->n_kv * D;
+        a->q_st = a->k_st = a->v_st = D;
+    }
+    a->q_sh = a->k_sh = a->v_sh = c->hd;
+    a->out = out; a->o_sb = (ptrdiff_t)c->n_q * D; a->o_sh = c->hd; a->o_st = D;
+}
+
+/* The reference on up to 3 batches x sampled query rows, against out (host). */
+static void att_compare(run_t *r, const att_case *c, const samc_attention_args *a, const float *out) {
+    int D = c->heads * c->hd, nb = c->batch <= 3 ? c->batch : 3;
+    int bsel[3] = { 0, c->batch / 2, c->batch - 1 };
+    int r0[3], len[3], ns = sample_rows(c->n_q, r0, len);
+    float *ro = zero_buf((size_t)64 * D);
+    for (int bi = 0; bi < nb; bi++) {
+        int b = c->batch <= 3 ? bi : bsel[bi];
+        for (int si = 0; si < ns; si++) {
+            samc_attention_args x = *a;
+            x.batch = 1; x.n_q = len[si];
+            x.q = a->q + b * a->q_sb + r0[si] * a->q_st;
+            x.k = a->k + b * a->k_sb;
+            x.v = a->v + b * a->v_sb;
+            x.out = ro; x.o_sb = 0; x.o_st = D; x.o_sh = c->hd;
+            g_ref->attention(g_ref, &x);
+            for (int i = 0; i < len[si]; i++) {
+                size_t off = (size_t)(b * a->o_sb + (r0[si] + i) * a->o_st);
+                run_cmp(r, out + off, ro + (size_t)i * D, (size_t)D, off);
+            }
+        }
+    }
+    free(ro);
+}
+
+static void run_attention(const backend *be, const att_case *c) {
+    int D = c->heads * c->hd;
+    size_t qn = c->layout == PACKED_QKV ? (size_t)c->batch * c->n_kv * 3 * D : (size_t)c->batch * c->n_q * D;
+    size_t kn = c->layout == PACKED_QKV ? 0 : (size_t)c->batch * c->n_kv * D, on = (size_t)c->batch * c->n_q * D;
+    float *q = rand_buf(qn, c->layout == PACKED_QKV ? 1.0f : c->qscale), *k = rand_buf(kn, 1.0f), *v = rand_buf(kn, 1.0f);
+    if (c->layout == PACKED_QKV)
+        for (size_t i = 0; i < qn; i += 3 * (size_t)D)
+            for (int j = 0; j < D; j++) q[i + j] *= c->qscale;
+    float *dq = be_from(be, q, qn), *dk = be_from(be, k, kn), *dv = be_from(be, v, kn), *dout = be_nan(be, on);
+    samc_attention_args a, d;
+    att_views(c, &a, q, q, k, v, NULL);
+    att_views(c, &d, dq, dq, dk, dv, dout);
+    run_t r;
+    run_begin(&r, be, 2e-6, be->is_cuda ? GEMM_RTOL : 2e-4, "attention", "%s B=%d H=%d nq=%d nkv=%d hd=%d", c->name,
+              c->batch, c->heads, c->n_q, c->n_kv, c->hd);
+    if (!dq || !dk || !dv || !dout) run_fail(&r, "allocation failed");
+    else {
+        be->ops->attention(be->ops, &d);
+        if (run_sync(&r)) {
+            float *out = be_to_host(be, dout, on);
+            att_compare(&r, c, &a, out);
+            if (be->is_cuda) { /* the same call again gives the same bits */
+                be->ops->attention(be->ops, &d);
+                float *out2 = be_to_host(be, dout, on);
+                if (memcmp(out, out2, on * sizeof(float))) run_fail(&r, "a second run gave different results");
+                free(out2);
+            }
+            free(out);
+        }
+    }
+    double fl = 4.0 * c->batch * c->heads * (double)c->n_q * c->n_kv * c->hd;
+    if (run_end(&r))
+        PERF(be, r.what, fl, 4.0 * c->batch * c->heads * c->hd * (2.0 * c->n_q + 2.0 * c->n_kv),
+             be->ops->attention(be->ops, &d));
+    be_free(be, dq); be_free(be, dk); be_free(be, dv); be_free(be, dout);
+    free(q); free(k); free(v);
+}
+
+static void test_attention(const backend *be) {
+    for (size_t i = 0; i < sizeof att_cases / sizeof att_cases[0]; i++) {
+        const att_case *c = &att_cases[i];
+        if (want(be, "attention", c->name, c->sz, 4.0 * c->batch * c->heads * c->n_q * c->n_kv * c->hd))
+            run_attention(be, c);
+    }
+}
+
+/* ------------------------------------------------------------------ norms */
+
+typedef struct { const char *name; int sz, a, b; float eps; } norm_case; /* rows x dim, or C x HW */
+
+static const norm_case ln_cases[] = {
+    { "odd", SZ_ODD, 1, 1, 1e-6f }, { "odd", SZ_ODD, 7, 13, 1e-5f }, { "odd", SZ_ODD, 13, 33, 1e-6f },
+    { "odd", SZ_ODD, 3, 1000, 1e-5f }, { "micro hiera s0", SZ_SMALL, 4096, 16, 1e-6f },
+    { "micro decoder", SZ_SMALL, 7, 32, 1e-5f }, { "micro hiera s3", SZ_SMALL, 64, 128, 1e-6f },
+    { "decoder tokens", SZ_SAM, 10, 256, 1e-5f }, { "decoder keys", SZ_SAM, 4096, 256, 1e-5f },
+    { "hiera s2", SZ_SAM, 4096, 384, 1e-6f }, { "hiera s3", SZ_SAM, 1024, 768, 1e-6f },
+    { "hiera-l s3", SZ_SAM, 1024, 1152, 1e-6f }, { "hiera s0@512", SZ_SAM, 16384, 96, 1e-6f },
+    { "hiera s0@1024", SZ_BIG, 65536, 96, 1e-6f },
+};
+static const norm_case ln2_cases[] = {
+    { "odd", SZ_ODD, 1, 1, 1e-6f }, { "odd", SZ_ODD, 3, 17, 1e-6f }, { "odd", SZ_ODD, 13, 33, 1e-6f },
+    { "odd", SZ_ODD, 4, 1, 1e-6f }, { "odd", SZ_ODD, 7, 100, 1e-6f }, { "odd", SZ_ODD, 256, 1023, 1e-6f },
+    { "micro upscaling", SZ_SMALL, 8, 1024, 1e-6f }, { "micro mask downscaling", SZ_SMALL, 4, 4096, 1e-6f },
+    { "neck", SZ_SAM, 256, 4096, 1e-6f }, { "upscaling", SZ_SAM, 64, 16384, 1e-6f },
+    { "upscaling@1024", SZ_BIG, 32, 65536, 1e-6f },
+};
+
+static void run_norm(const backend *be, const norm_case *c, int is2d) {
+    int rows = c->a, dim = c->b; /* 2d: C = a, HW = b; the weights have C (2d) or dim entries */
+    size_t n = (size_t)rows * dim, nw = (size_t)(is2d ? c->a : dim);
+    const char *op = is2d ? "layer_norm2d" : "layer_norm";
+    float *x = rand_buf(n, is2d ? 2.0f : 3.0f), *w = rand_buf(nw, 1.0f), *b = rand_buf(nw, 1.0f), *yr = zero_buf(n);
+    for (size_t j = 0; j < n; j++) x[j] += is2d ? -0.7f : 0.5f; /* a non-zero mean */
+    if (is2d) g_ref->layer_norm2d(g_ref, x, w, b, yr, c->a, c->b, c->eps);
+    else g_ref->layer_norm(g_ref, x, w, b, yr, rows, dim, c->eps);
+    float *dx = be_from(be, x, n), *dw = be_from(be, w, nw), *db = be_from(be, b, nw), *dy = be_nan(be, n);
+    for (int in_place = 0; in_place < 2 && dx && dw && db && dy; in_place++) {
+        float *dst = in_place ? dx : dy;
+        if (is2d) be->ops->layer_norm2d(be->ops, dx, dw, db, dst, c->a, c->b, c->eps);
+        else be->ops->layer_norm(be->ops, dx, dw, db, dst, rows, dim, c->eps);
+        float *y = be_to_host(be, dst, n);
+        compare(be, y, yr, n, 2e-5, 1e-4, op, "%s %d x %d%s", c->name, c->a, c->b, in_place ? " in place" : "");
+        free(y);
+    }
+    if (!(dx && dw && db && dy)) fail_case(be, op, "allocation failed", "%s %d x %d", c->name, c->a, c->b);
+    else if (is2d) PERF(be, op, 0, 8.0 * n, be->ops->layer_norm2d(be->ops, dx, dw, db, dy, c->a, c->b, c->eps));
+    else PERF(be, op, 0, 8.0 * n, be->ops->layer_norm(be->ops, dx, dw, db, dy, rows, dim, c->eps));
+    be_free(be, dx); be_free(be, dw); be_free(be, db); be_free(be, dy);
+    free(x); free(w); free(b); free(yr);
+}
+
+static void test_norms(const backend *be) {
+    for (size_t i = 0; i < sizeof ln_cases / sizeof ln_cases[0]; i++)
+        if (want(be, "layer_norm", ln_cases[i].name, ln_cases[i].sz, 8.0 * ln_cases[i].a * ln_cases[i].b))
+            run_norm(be, &ln_cases[i], 0);
+    for (size_t i = 0; i < sizeof ln2_cases / sizeof ln2_cases[0]; i++)
+        if (want(be, "layer_norm2d", ln2_cases[i].name, ln2_cases[i].sz, 8.0 * ln2_cases[i].a * ln2_cases[i].b))
+            run_norm(be, &ln2_cases[i], 1);
+}
+
+/* ------------------------------------------------------------------ gelu, relu, sigmoid */
+
+typedef enum { UN_GELU, UN_RELU, UN_SIGMOID } unary;
+static const char *const unary_name[] = { "gelu", "relu", "sigmoid" };
+
+static void unary_call(const samc_ops *o, unary op, float *x, size_t n) {
+    if (op == UN_GELU) o->gelu(o, x, n);
+    else if (op == UN_RELU) o->relu(o, x, n);
+    else o->sigmoid(o, x, n);
+}
+
+static void run_unary(const backend *be, unary op, const char *name, size_t n0) {
+    static const float special[] = { 0.0f, -0.0f, 1.0f, -1.0f, 1.4142135f, -1.4142135f, 5.656854f, -5.656854f,
+                                     5.6568546f, -5.6568546f, 1e-30f, -1e-30f, 1e-7f, -3.0f, -8.0f, -12.0f, -20.0f,
+                                     30.0f, 1e6f, -1e6f, 0.70710677f, -2.5f, 88.0f, -88.0f, -104.0f };
+    const size_t ns = sizeof special / sizeof special[0];
+    size_t n = n0 + ns;
+    float *x = rand_buf(n, 7.0f);
+    memcpy(x + n0, special, sizeof special);
+    float *xr = malloc(n * sizeof(float));
+    if (!xr) { fprintf(stderr, "out of memory\n"); exit(2); }
+    memcpy(xr, x, n * sizeof(float));
+    unary_call(g_ref, op, xr, n);
+    float *dx = be_from(be, x, n);
+    if (!dx) fail_case(be, unary_name[op], "allocation failed", "%s n=%zu", name, n);
+    else {
+        unary_call(be->ops, op, dx, n);
+        float *y = be_to_host(be, dx, n);
+        /* relu is exact everywhere; erff / expf: the device's may differ by ulps, cpu_fast's
+         * own gelu by 1e-6 */
+        double atol = op == UN_RELU ? 0 : be->is_cuda ? EW_ATOL : op == UN_GELU ? 1e-6 : 0;
+        double rtol = op == UN_RELU ? 0 : be->is_cuda ? EW_RTOL : op == UN_GELU ? 1e-6 : 0;
+        compare(be, y, xr, n, atol, rtol, unary_name[op], "%s n=%zu", name, n);
+        free(y);
+        PERF(be, unary_name[op], 0, 8.0 * n, unary_call(be->ops, op, dx, n));
+    }
+    be_free(be, dx);
+    free(x); free(xr);
+}
+
+static void test_unary(const backend *be) {
+    static const struct { const char *name; int sz; size_t n; } sizes[] = {
+        { "odd", SZ_ODD, 0 }, { "odd", SZ_ODD, 1 }, { "odd", SZ_ODD, 7 }, { "odd", SZ_ODD, 33 },
+        { "micro mlp", SZ_SMALL, (size_t)4096 * 64 }, { "odd large", SZ_SAM, 1000003 },
+        { "mlp s0@1024", SZ_BIG, (size_t)65536 * 384 },
+    };
+    for (int op = 0; op < 3; op++)
+        for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+            if (want(be, unary_name[op], sizes[i].name, sizes[i].sz, (double)sizes[i].n))
+                run_unary(be, (unary)op, sizes[i].name, sizes[i].n);
+}
+
+/* ------------------------------------------------------------------ copy, add, add_channel, transpose */
+
+/* copy of the whole buffer and of unaligned views into it. */
+static void run_copy(const backend *be, const char *name, size_t n) {
+    float *h = rand_buf(n, 1.0f);
+    float *d = be_from(be, h, n), *d2 = be_nan(be, n);
+    if (!d || !d2) fail_case(be, "copy", "allocation failed", "%s n=%zu", name, n);
+    else {
+        if (n > 2) be->ops->copy(be->ops, d2 + 1, d + 1, n - 2); /* unaligned views */
+        be->ops->copy(be->ops, d2, d, 1);
+        be->ops->copy(be->ops, d2 + n - 1, d + n - 1, 1);
+        be->ops->copy(be->ops, d2, d, 0);
+        float *back = be_to_host(be, d2, n);
+        compare(be, back, h, n, 0, 0, "copy", "%s n=%zu (unaligned views)", name, n);
+        free(back);
+        PERF(be, "copy", 0, 8.0 * n, be->ops->copy(be->ops, d2, d, n));
+    }
+    be_free(be, d); be_free(be, d2);
+    free(h);
+}
+
+static void run_add(const backend *be, const char *name, size_t n, size_t nb) {
+    float *a = rand_buf(n, 10.0f), *b = rand_buf(nb, 10.0f), *r = zero_buf(n);
+    g_ref->add(g_ref, r, a, b, n, nb);
+    float *da = be_from(be, a, n), *db = be_from(be, b, nb), *dd = be_nan(be, n);
+    if (!da || !db || !dd) fail_case(be, "add", "allocation failed", "%s n=%zu nb=%zu", name, n, nb);
+    else {
+        be->ops->add(be->ops, dd, da, db, n, nb);
+        float *y = be_to_host(be, dd, n);
+        compare(be, y, r, n, 0, 0, "add", "%s n=%zu nb=%zu", name, n, nb);
+        PERF(be, "add", 0, 4.0 * (2 * n + nb), be->ops->add(be->ops, dd, da, db, n, nb));
+        be->ops->add(be->ops, da, da, db, n, nb); /* dst aliases a */
+        float *y2 = be_to_host(be, da, n);
+        compare(be, y2, r, n, 0, 0, "add", "%s n=%zu nb=%zu in place", name, n, nb);
+        free(y); free(y2);
+    }
+    be_free(be, da); be_free(be, db); be_free(be, dd);
+    free(a); free(b); free(r);
+}
+
+static void run_add_channel(const backend *be, const char *name, int C, int HW) {
+    size_t n = (size_t)C * HW;
+    float *a = rand_buf(n, 1.0f), *v = rand_buf((size_t)C, 1.0f), *r = zero_buf(n), *r0 = zero_buf(n);
+    g_ref->add_channel(g_ref, r, a, v, C, HW);
+    g_ref->add_channel(g_ref, r0, NULL, v, C, HW);
+    float *da = be_from(be, a, n), *dv = be_from(be, v, (size_t)C), *dd = be_nan(be, n);
+    if (!da || !dv || !dd) fail_case(be, "add_channel", "allocation failed", "%s C=%d HW=%d", name, C, HW);
+    else {
+        be->ops->add_channel(be->ops, dd, da, dv, C, HW);
+        float *y = be_to_host(be, dd, n);
+        compare(be, y, r, n, 0, 0, "add_channel", "%s C=%d HW=%d", name, C, HW);
+        PERF(be, "add_channel", 0, 8.0 * n, be->ops->add_channel(be->ops, dd, da, dv, C, HW));
+        be->ops->add_channel(be->ops, dd, NULL, dv, C, HW);
+        float *y0 = be_to_host(be, dd, n);
+        compare(be, y0, r0, n, 0, 0, "add_channel", "%s C=%d HW=%d a=NULL", name, C, HW);
+        be->ops->add_channel(be->ops, da, da, dv, C, HW);
+        float *y2 = be_to_host(be, da, n);
+        compare(be, y2, r, n, 0, 0, "add_channel", "%s C=%d HW=%d in place", name, C, HW);
+        free(y); free(y0); free(y2);
+    }
+    be_free(be, da); be_free(be, dv); be_free(be, dd);
+    free(a); free(v); free(r); free(r0);
+}
+
+static void run_transpose(const backend *be, const char *name, int B, int R, int C) {
+    size_t n = (size_t)B * R * C;
+    float *s = rand_buf(n, 1.0f), *r = zero_buf(n);
+    g_ref->transpose(g_ref, s, r, B, R, C);
+    float *ds = be_from(be, s, n), *dd = be_nan(be, n);
+    if (!ds || !dd) fail_case(be, "transpose", "allocation failed", "%s [%d, %d, %d]", name, B, R, C);
+    else {
+        be->ops->transpose(be->ops, ds, dd, B, R, C);
+        float *y = be_to_host(be, dd, n);
+        compare(be, y, r, n, 0, 0, "transpose", "%s [%d, %d, %d]", name, B, R, C);
+        free(y);
+        PERF(be, "transpose", 0, 8.0 * n, be->ops->transpose(be->ops, ds, dd, B, R, C));
+    }
+    be_free(be, ds); be_free(be, dd);
+    free(s); free(r);
+}
+
+typedef struct { const char *name; int sz, a, b, c; } shape3;
+
+static void test_elementwise(const backend *be) {
+    static const shape3 copies[] = { { "odd", SZ_ODD, 1, 0, 0 }, { "odd", SZ_ODD, 17, 0, 0 },
+                                     { "micro map", SZ_SMALL, 65536, 0, 0 }, { "odd large", SZ_SAM, 1000003, 0, 0 } };
+    /* n, nb: positional-embedding adds over tokens, plain adds, odd broadcasts */
+    static const shape3 adds[] = { { "odd", SZ_ODD, 1, 1, 0 }, { "odd", SZ_ODD, 17, 17, 0 }, { "odd", SZ_ODD, 17, 1, 0 },
+                                   { "odd", SZ_ODD, 33, 1, 0 }, { "odd", SZ_ODD, 91, 13, 0 },
+                                   { "micro pos embed", SZ_SMALL, 65536, 16, 0 }, { "micro", SZ_SMALL, 65536, 65536, 0 },
+                                   { "decoder keys", SZ_SAM, 1048576, 256, 0 }, { "neck", SZ_SAM, 1048576, 1048576, 0 },
+                                   { "pos embed@1024", SZ_BIG, 6291456, 96, 0 }, { "odd big", SZ_BIG, 6291461, 6291461, 0 } };
+    static const shape3 chans[] = { { "odd", SZ_ODD, 1, 1, 0 }, { "odd", SZ_ODD, 33, 1, 0 }, { "odd", SZ_ODD, 7, 13, 0 },
+                                    { "odd", SZ_ODD, 1, 1000, 0 }, { "micro", SZ_SMALL, 32, 4096, 0 },
+                                    { "neck", SZ_SAM, 256, 4096, 0 }, { "neck@1024", SZ_BIG, 256, 65536, 0 } };
+    /* batch, R, C: NHWC <-> NCHW of Hiera maps, the decoder's [tokens, C] <-> [C, HW] */
+    static const shape3 trans[] = { { "odd", SZ_ODD, 3, 17, 13 }, { "odd", SZ_ODD, 1, 1, 1 }, { "odd", SZ_ODD, 8, 33, 7 },
+                                    { "odd", SZ_ODD, 3, 1, 13 }, { "odd", SZ_ODD, 2, 13, 1 }, { "odd", SZ_ODD, 5, 31, 65 },
+                                    { "micro patch embed", SZ_SMALL, 1, 16, 4096 }, { "micro", SZ_SMALL, 1, 4096, 16 },
+                                    { "decoder keys", SZ_SAM, 2, 256, 4096 }, { "decoder", SZ_SAM, 1, 4096, 256 },
+                                    { "hiera", SZ_SAM, 2, 4096, 96 }, { "patch embed@1024", SZ_BIG, 1, 96, 65536 },
+                                    { "hiera@1024", SZ_BIG, 1, 65536, 96 } };
+    for (size_t i = 0; i < sizeof copies / sizeof copies[0]; i++)
+        if (want(be, "copy", copies[i].name, copies[i].sz, copies[i].a)) run_copy(be, copies[i].name, (size_t)copies[i].a);
+    for (size_t i = 0; i < sizeof adds / sizeof adds[0]; i++)
+        if (want(be, "add", adds[i].name, adds[i].sz, adds[i].a))
+            run_add(be, adds[i].name, (size_t)adds[i].a, (size_t)adds[i].b);
+    for (size_t i = 0; i < sizeof chans / sizeof chans[0]; i++)
+        if (want(be, "add_channel", chans[i].name, chans[i].sz, (double)chans[i].a * chans[i].b))
+            run_add_channel(be, chans[i].name, chans[i].a, chans[i].b);
+    for (size_t i = 0; i < sizeof trans / sizeof trans[0]; i++)
+        if (want(be, "transpose", trans[i].name, trans[i].sz, (double)trans[i].a * trans[i].b * trans[i].c))
+            run_transpose(be, trans[i].name, trans[i].a, trans[i].b, trans[i].c);
+}
+
+/* ------------------------------------------------------------------ Hiera and neck layout ops */
+
+typedef struct { const char *name; int sz, p[5]; } shape5;
+
+static void run_window(const backend *be, const shape5 *s) {
+    int H = s->p[0], W = s->p[1], C = s->p[2], wh = s->p[3], ww = s->p[4];
+    int nwy = (H + wh - 1) / wh, nwx = (W + ww - 1) / ww;
+    size_t xn = (size_t)H * W * C, wn = (size_t)nwy * nwx * wh * ww * C;
+    float *x = rand_buf(xn, 1.0f), *win = zero_buf(wn), *w2 = rand_buf(wn, 1.0f), *r = zero_buf(xn);
+    g_ref->window_partition(g_ref, x, win, H, W, C, wh, ww);
+    g_ref->window_unpartition_add(g_ref, w2, x, r, H, W, C, wh, ww, nwx);
+    float *dx = be_from(be, x, xn), *dwin = be_nan(be, wn), *dw2 = be_from(be, w2, wn), *dout = be_nan(be, xn);
+    if (!dx || !dwin || !dw2 || !dout) {
+        fail_case(be, "window_partition", "allocation failed", "%s %dx%d C=%d window %dx%d", s->name, H, W, C, wh, ww);
+    } else {
+        be->ops->window_partition(be->ops, dx, dwin, H, W, C, wh, ww);
+        float *y = be_to_host(be, dwin, wn);
+        compare(be, y, win, wn, 0, 0, "window_partition", "%s %dx%d C=%d window %dx%d", s->name, H, W, C, wh, ww);
+        PERF(be, "window_partition", 0, 4.0 * (xn + wn), be->ops->window_partition(be->ops, dx, dwin, H, W, C, wh, ww));
+        be->ops->window_unpartition_add(be->ops, dw2, dx, dout, H, W, C, wh, ww, nwx);
+        float *u = be_to_host(be, dout, xn);
+        compare(be, u, r, xn, 0, 0, "window_unpartition_add", "%s %dx%d C=%d window %dx%d", s->name, H, W, C, wh, ww);
+        PERF(be, "window_unpartition_add", 0, 4.0 * (2 * xn + wn),
+             be->ops->window_unpartition_add(be->ops, dw2, dx, dout, H, W, C, wh, ww, nwx));
+        be->ops->window_unpartition_add(be->ops, dw2, dx, dx, H, W, C, wh, ww, nwx); /* out == shortcut */
+        float *u2 = be_to_host(be, dx, xn);
+        compare(be, u2, r, xn, 0, 0, "window_unpartition_add", "%s %dx%d C=%d window %dx%d in place", s->name, H, W,
+                C, wh, ww);
+        free(y); free(u); free(u2);
+    }
+    be_free(be, dx); be_free(be, dwin); be_free(be, dw2); be_free(be, dout);
+    free(x); free(win); free(w2); free(r);
+}
+
+static void run_maxpool(const backend *be, const shape5 *s) {
+    int n = s->p[0], H = s->p[1], W = s->p[2], C = s->p[3], ps = s->p[4];
+    size_t xn = ((size_t)n * H * W - 1) * ps + C, yn = (size_t)n * (H / 2) * (W / 2) * C;
+    float *x = rand_buf(xn, 1.0f), *r = zero_buf(yn);
+    g_ref->maxpool2x2(g_ref, x, r, n, H, W, C, ps);
+    float *dx = be_from(be, x, xn), *dy = be_nan(be, yn);
+    if (!dx || !dy) fail_case(be, "maxpool2x2", "allocation failed", "%s", s->name);
+    else {
+        be->ops->maxpool2x2(be->ops, dx, dy, n, H, W, C, ps);
+        float *y = be_to_host(be, dy, yn);
+        compare(be, y, r, yn, 0, 0, "maxpool2x2", "%s n=%d %dx%d C=%d stride %d", s->name, n, H, W, C, ps);
+        free(y);
+        PERF(be, "maxpool2x2", 0, 20.0 * yn, be->ops->maxpool2x2(be->ops, dx, dy, n, H, W, C, ps));
+    }
+    be_free(be, dx); be_free(be, dy);
+    free(x); free(r);
+}
+
+static void run_upsample_nearest(const backend *be, const shape5 *s) {
+    int C = s->p[0], h = s->p[1], w = s->p[2];
+    size_t sn = (size_t)C * h * w, dn = sn * 4;
+    float *src = rand_buf(sn, 1.0f), *d = rand_buf(dn, 1.0f), *r = malloc(dn * sizeof(float));
+    if (!r) { fprintf(stderr, "out of memory\n"); exit(2); }
+    memcpy(r, d, dn * sizeof(float));
+    g_ref->upsample_nearest2x_add(g_ref, r, src, C, h, w);
+    float *ds = be_from(be, src, sn), *dd = be_from(be, d, dn);
+    if (!ds || !dd) fail_case(be, "upsample_nearest2x_add", "allocation failed", "%s", s->name);
+    else {
+        be->ops->upsample_nearest2x_add(be->ops, dd, ds, C, h, w);
+        float *y = be_to_host(be, dd, dn);
+        compare(be, y, r, dn, 0, 0, "upsample_nearest2x_add", "%s C=%d %dx%d", s->name, C, h, w);
+        free(y);
+        PERF(be, "upsample_nearest2x_add", 0, 4.0 * (2 * dn + sn), be->ops->upsample_nearest2x_add(be->ops, dd, ds, C, h, w));
+    }
+    be_free(be, ds); be_free(be, dd);
+    free(src); free(d); free(r);
+}
+
+/* Low-res logits [n, ls, ls] -> [n, h, w]; exact on the CPU, device-rounding tolerance on CUDA. */
+static void run_upsample_bilinear(const backend *be, const shape5 *s) {
+    int n = s->p[0], ls = s->p[1], w = s->p[2], h = s->p[3];
+    size_t ln = (size_t)n * ls * ls, on = (size_t)n * w * h;
+    float *low = rand_buf(ln, 20.0f), *r = zero_buf(on);
+    g_ref->upsample_bilinear(g_ref, low, r, n, ls, w, h);
+    float *dl = be_from(be, low, ln), *dout = be_nan(be, on);
+    if (!dl || !dout) fail_case(be, "upsample_bilinear", "allocation failed", "%s", s->name);
+    else {
+        be->ops->upsample_bilinear(be->ops, dl, dout, n, ls, w, h);
+        float *y = be_to_host(be, dout, on);
+        compare(be, y, r, on, be->is_cuda ? EW_ATOL : 0, be->is_cuda ? EW_RTOL : 0, "upsample_bilinear",
+                "%s n=%d %d -> %dx%d (w x h)", s->name, n, ls, w, h);
+        free(y);
+        PERF(be, "upsample_bilinear", 0, 4.0 * (ln + on), be->ops->upsample_bilinear(be->ops, dl, dout, n, ls, w, h));
+    }
+    be_free(be, dl); be_free(be, dout);
+    free(low); free(r);
+}
+
+static const shape5 window_cases[] = {
+    { "odd", SZ_ODD, { 13, 7, 5, 4, 3 } }, { "odd", SZ_ODD, { 13, 7, 3, 5, 4 } }, { "odd", SZ_ODD, { 1, 1, 1, 1, 1 } },
+    { "one window", SZ_ODD, { 9, 5, 33, 9, 5 } },
+    { "micro s0", SZ_SMALL, { 64, 64, 16, 8, 8 } }, { "micro s2 padded", SZ_SMALL, { 16, 16, 64, 6, 6 } },
+    { "tiny block 10 padded", SZ_SAM, { 64, 64, 384, 14, 14 } }, { "s3 padded", SZ_SAM, { 32, 32, 768, 7, 7 } },
+    { "q-pooled 4x4", SZ_SAM, { 128, 128, 192, 4, 4 } }, { "s0@1024", SZ_BIG, { 256, 256, 96, 8, 8 } },
+};
+/* n, H, W, C, pixel stride: q inside packed qkv rows [tokens, 3*dim] at stage changes, dense */
+static const shape5 maxpool_cases[] = {
+    { "odd dense", SZ_ODD, { 3, 7, 5, 13, 13 } }, { "odd", SZ_ODD, { 3, 6, 10, 5, 7 } }, { "odd", SZ_ODD, { 2, 3, 5, 1, 1 } },
+    { "2x2 strided", SZ_ODD, { 2, 2, 2, 1, 3 } }, { "micro windowed q", SZ_SMALL, { 64, 8, 8, 16, 48 } },
+    { "micro q of qkv", SZ_SMALL, { 1, 64, 64, 16, 48 } }, { "windowed q", SZ_SAM, { 16, 8, 8, 96, 288 } },
+    { "q of qkv s1->s2@512", SZ_SAM, { 1, 64, 64, 384, 1152 } }, { "windowed q@1024", SZ_BIG, { 1024, 8, 8, 96, 288 } },
+    { "dense@1024", SZ_BIG, { 1, 256, 256, 96, 96 } }, { "q of qkv s0->s1@1024", SZ_BIG, { 1, 256, 256, 192, 576 } },
+};
+static const shape5 nearest_cases[] = {
+    { "odd", SZ_ODD, { 3, 5, 7 } }, { "odd", SZ_ODD, { 3, 1, 1 } }, { "odd", SZ_ODD, { 5, 3, 7 } },
+    { "micro neck", SZ_SMALL, { 32, 16, 16 } }, { "neck", SZ_SAM, { 256, 32, 32 } }, { "neck@1024", SZ_SAM, { 256, 64, 64 } },
+};
+/* n, ls, w, h: low-res masks to the image size, identity and downscaling */
+static const shape5 bilinear_cases[] = {
+    { "odd", SZ_ODD, { 2, 7, 5, 13 } }, { "odd", SZ_ODD, { 1, 1, 3, 2 } }, { "odd", SZ_ODD, { 2, 1, 7, 5 } },
+    { "odd", SZ_ODD, { 1, 13, 33, 1 } }, { "identity", SZ_ODD, { 2, 7, 7, 7 } },
+    { "micro masks", SZ_SMALL, { 3, 64, 320, 240 } }, { "downscale", SZ_SAM, { 1, 256, 64, 64 } },
+    { "odd sizes", SZ_SAM, { 1, 256, 257, 255 } }, { "1024", SZ_SAM, { 1, 256, 1024, 1024 } },
+    { "3 masks 1024", SZ_BIG, { 3, 256, 1024, 1024 } }, { "tiny golden", SZ_BIG, { 3, 256, 1800, 1200 } },
+    { "portrait", SZ_BIG, { 4, 256, 1200, 1800 } },
+};
+
+static void test_layout(const backend *be) {
+    for (size_t i = 0; i < sizeof window_cases / sizeof window_cases[0]; i++) {
+        const shape5 *s = &window_cases[i];
+        double n = (double)s->p[0] * s->p[1] * s->p[2];
+        if (want(be, "window_partition", s->name, s->sz, n) || want(be, "window_unpartition_add", s->name, s->sz, n))
+            run_window(be, s);
+    }
+    for (size_t i = 0; i < sizeof maxpool_cases / sizeof maxpool_cases[0]; i++)
+        if (want(be, "maxpool2x2", maxpool_cases[i].name, maxpool_cases[i].sz, 0)) run_maxpool(be, &maxpool_cases[i]);
+    for (size_t i = 0; i < sizeof nearest_cases / sizeof nearest_cases[0]; i++)
+        if (want(be, "upsample_nearest2x_add", nearest_cases[i].name, nearest_cases[i].sz, 0))
+            run_upsample_nearest(be, &nearest_cases[i]);
+    for (size_t i = 0; i < sizeof bilinear_cases / sizeof bilinear_cases[0]; i++)
+        if (want(be, "upsample_bilinear", bilinear_cases[i].name, bilinear_cases[i].sz, 0))
+            run_upsample_bilinear(be, &bilinear_cases[i]);
+}
+
+/* ------------------------------------------------------------------ convolutions */
+
+typedef struct { const char *name; int sz, Cin, H, W, Cout, kh, kw, stride, pad, bias; } conv_case;
+
+static const conv_case conv_cases[] = {
+    /* odd: taps over one shared-memory step (64*9 = 576 > 256), partial channel tiles */
+    { "3x3 s1 p1", SZ_ODD, 3, 5, 7, 5, 3, 3, 1, 1, 1 }, { "3x3 s2 p1", SZ_ODD, 7, 13, 9, 17, 3, 3, 2, 1, 0 },
+    { "5x5 p3 on 2x2", SZ_ODD, 2, 2, 2, 3, 5, 5, 1, 3, 1 }, { "1x1 s2", SZ_ODD, 5, 9, 9, 6, 1, 1, 2, 0, 1 },
+    { "1x1 p1", SZ_ODD, 5, 4, 3, 7, 1, 1, 1, 1, 1 }, { "1x3", SZ_ODD, 4, 6, 11, 33, 1, 3, 1, 0, 0 },
+    { "1x1x1", SZ_ODD, 1, 1, 1, 1, 1, 1, 1, 0, 1 }, { "17x17 kernel", SZ_ODD, 2, 20, 20, 3, 17, 17, 1, 8, 1 },
+    { "3x3 many taps", SZ_ODD, 64, 17, 19, 33, 3, 3, 1, 1, 1 },
+    /* micro: patch embed 3 -> 16 at 256 px, mask downscaling 1 -> 1 -> 4 channels */
+    { "micro patch embed", SZ_SMALL, 3, 256, 256, 16, 7, 7, 4, 3, 1 },
+    { "micro mask down 1", SZ_SMALL, 1, 256, 256, 1, 2, 2, 2, 0, 1 },
+    { "micro mask down 1x1", SZ_SMALL, 4, 64, 64, 32, 1, 1, 1, 0, 1 },
+    /* Hiera PatchEmbed 7x7 s4 p3, 3 -> 96 (tiny) / 144 (large); prompt encoder mask
+     * downscaling (2x2 s2 convs, then 1x1: the matmul path); a neck 1x1 */
+    { "patch embed 256 tiny", SZ_SAM, 3, 256, 256, 96, 7, 7, 4, 3, 1 },
+    { "patch embed 256 large", SZ_SAM, 3, 256, 256, 144, 7, 7, 4, 3, 1 },
+    { "mask down 1", SZ_SAM, 1, 256, 256, 4, 2, 2, 2, 0, 1 }, { "mask down 2", SZ_SAM, 4, 128, 128, 16, 2, 2, 2, 0, 1 },
+    { "mask down 1x1", SZ_SAM, 16, 64, 64, 256, 1, 1, 1, 0, 1 }, { "neck 1x1", SZ_SAM, 768, 32, 32, 256, 1, 1, 1, 0, 0 },
+    { "patch embed 1024 tiny", SZ_BIG, 3, 1024, 1024, 96, 7, 7, 4, 3, 1 },
+    { "patch embed 1024 large", SZ_BIG, 3, 1024, 1024, 144, 7, 7, 4, 3, 1 },
+};
+
+/* The reference one output channel at a time: every channel when few, else 5 (first,
+ * last, one of a partial tile). */
+static void run_conv2d(const backend *be, const conv_case *c) {
+    int Ho = (c->H + 2 * c->pad - c->kh) / c->stride + 1, Wo = (c->W + 2 * c->pad - c->kw) / c->stride + 1;
+    size_t wsz = (size_t)c->Cin * c->kh * c->kw, plane = (size_t)Ho * Wo;
+    size_t xn = (size_t)c->Cin * c->H * c->W, wn = (size_t)c->Cout * wsz, yn = (size_t)c->Cout * plane;
+    float *x = rand_buf(xn, 1.0f), *w = rand_buf(wn, 1.0f), *b = c->bias ? rand_buf((size_t)c->Cout, 1.0f) : NULL;
+    float *dx = be_from(be, x, xn), *dw = be_from(be, w, wn), *db = b ? be_from(be, b, (size_t)c->Cout) : NULL;
+    float *dy = be_nan(be, yn);
+    run_t r;
+    run_begin(&r, be, gemm_atol((int)wsz), GEMM_RTOL, "conv2d", "%s Cin=%d %dx%d Cout=%d k=%dx%d s=%d p=%d%s", c->name,
+              c->Cin, c->H, c->W, c->Cout, c->kh, c->kw, c->stride, c->pad, c->bias ? " bias" : "");
+    if (!dx || !dw || !dy || (b && !db)) run_fail(&r, "allocation failed");
+    else {
+        be->ops->conv2d(be->ops, dx, dw, db, dy, c->Cin, c->H, c->W, c->Cout, c->kh, c->kw, c->stride, c->pad);
+        if (run_sync(&r)) {
+            float *y = be_to_host(be, dy, yn), *yr = zero_buf(plane);
+            int chans[5] = { 0, c->Cout / 3, c->Cout / 2 + 1, c->Cout - 2, c->Cout - 1 };
+            for (int i = 0; i < (c->Cout <= 5 ? c->Cout : 5); i++) {
+                int co = c->Cout <= 5 ? i : chans[i];
+                g_ref->conv2d(g_ref, x, w + (size_t)co * wsz, b ? b + co : NULL, yr, c->Cin, c->H, c->W, 1, c->kh,
+                              c->kw, c->stride, c->pad);
+                run_cmp(&r, y + (size_t)co * plane, yr, plane, (size_t)co * plane);
+            }
+            free(y); free(yr);
+        }
+    }
+    if (run_end(&r))
+        PERF(be, r.what, 2.0 * yn * wsz, 4.0 * (xn + wn + yn),
+             be->ops->conv2d(be->ops, dx, dw, db, dy, c->Cin, c->H, c->W, c->Cout, c->kh, c->kw, c->stride, c->pad));
+    be_free(be, dx); be_free(be, dw); be_free(be, db); be_free(be, dy);
+    free(x); free(w); free(b);
+}
+
+static void run_convt(const backend *be, const shape5 *s) {
+    int Cin = s->p[0], H = s->p[1], W = s->p[2], Cout = s->p[3], with_bias = s->p[4];
+    size_t plane = (size_t)4 * H * W, xn = (size_t)Cin * H * W, wn = (size_t)Cin * Cout * 4, yn = (size_t)Cout * plane;
+    float *x = rand_buf(xn, 1.0f), *w = rand_buf(wn, 1.0f), *b = with_bias ? rand_buf((size_t)Cout, 1.0f) : NULL;
+    float *dx = be_from(be, x, xn), *dw = be_from(be, w, wn), *db = b ? be_from(be, b, (size_t)Cout) : NULL;
+    float *dy = be_nan(be, yn);
+    run_t r;
+    run_begin(&r, be, gemm_atol(Cin), GEMM_RTOL, "conv_transpose2x2", "%s Cin=%d %dx%d Cout=%d%s", s->name, Cin, H, W,
+              Cout, with_bias ? " bias" : "");
+    if (!dx || !dw || !dy || (b && !db)) run_fail(&r, "allocation failed");
+    else {
+        be->ops->conv_transpose2x2(be->ops, dx, dw, db, dy, Cin, H, W, Cout);
+        if (run_sync(&r)) {
+            float *y = be_to_host(be, dy, yn), *yr = zero_buf(plane), *w1 = zero_buf((size_t)Cin * 4);
+            int chans[5] = { 0, Cout / 3, Cout / 2 + 1, Cout - 2, Cout - 1 };
+            for (int i = 0; i < (Cout <= 5 ? Cout : 5); i++) {
+                int co = Cout <= 5 ? i : chans[i];
+                /* w[Cin, Cout, 2, 2] restricted to one output channel */
+                for (int ci = 0; ci < Cin; ci++)
+                    memcpy(w1 + (size_t)ci * 4, w + ((size_t)ci * Cout + co) * 4, 4 * sizeof(float));
+                g_ref->conv_transpose2x2(g_ref, x, w1, b ? b + co : NULL, yr, Cin, H, W, 1);
+                run_cmp(&r, y + (size_t)co * plane, yr, plane, (size_t)co * plane);
+            }
+            free(y); free(yr); free(w1);
+        }
+    }
+    if (run_end(&r))
+        PERF(be, r.what, 2.0 * yn * Cin, 4.0 * (xn + wn + yn), be->ops->conv_transpose2x2(be->ops, dx, dw, db, dy, Cin, H, W, Cout));
+    be_free(be, dx); be_free(be, dw); be_free(be, db); be_free(be, dy);
+    free(x); free(w); free(b);
+}
+
+/* Cin, H, W, Cout, bias: the mask decoder's output_upscaling, and odd ones */
+static const shape5 convt_cases[] = {
+    { "odd", SZ_ODD, { 1, 1, 1, 1, 1 } }, { "odd", SZ_ODD, { 7, 5, 3, 13, 0 } },
+    { "several weight steps and channel tiles", SZ_ODD, { 300, 17, 19, 70, 1 } },
+    { "micro output_upscaling[0]", SZ_SMALL, { 32, 16, 16, 8, 1 } },
+    { "micro output_upscaling[3]", SZ_SMALL, { 8, 32, 32, 4, 1 } },
+    { "output_upscaling[0]", SZ_SAM, { 256, 64, 64, 64, 1 } }, { "output_upscaling[3]", SZ_SAM, { 64, 128, 128, 32, 1 } },
+};
+
+static void test_conv(const backend *be) {
+    for (size_t i = 0; i < sizeof conv_cases / sizeof conv_cases[0]; i++) {
+        const conv_case *c = &conv_cases[i];
+        int Ho = (c->H + 2 * c->pad - c->kh) / c->stride + 1, Wo = (c->W + 2 * c->pad - c->kw) / c->stride + 1;
+        if (want(be, "conv2d", c->name, c->sz, 2.0 * c->Cout * Ho * Wo * c->Cin * c->kh * c->kw)) run_conv2d(be, c);
+    }
+    for (size_t i = 0; i < sizeof convt_cases / sizeof convt_cases[0]; i++) {
+        const shape5 *s = &convt_cases[i];
+        if (want(be, "conv_transpose2x2", s->name, s->sz, 8.0 * s->p[0] * s->p[1] * s->p[2] * s->p[3])) run_convt(be, s);
+    }
+}
+
+/* ------------------------------------------------------------------ backend-specific checks */
+
+/* cpu_fast: the same inputs through instances with 1, 2 and 7 threads, twice each, give
+ * bit-identical outputs. */
+static void test_determinism(const backend *be) {
+    if (!be->detail || be->is_cuda || !want(be, "determinism", "1, 2, 7 threads", SZ_SAM, 0)) return;
+    const int nt[3] = { 1, 2, 7 };
+    /* big enough that every op splits into many tasks at 2 and 7 threads */
+    int M = quick() ? 600 : 2000, N = 300, K = 200, B = 2, H = 3, T = quick() ? 300 : 700, hd = 40, D = H * hd;
+    int Cin = 3, S = 128, Cout = 24;
+    float *x = rand_buf((size_t)M * K, 1.0f), *w = rand_buf((size_t)N * K, 1.0f), *bias = rand_buf((size_t)N, 1.0f);
+    float *q = rand_buf((size_t)B * T * D, 2.0f), *k = rand_buf((size_t)B * T * D, 1.0f), *v = rand_buf((size_t)B * T * D, 1.0f);
+    float *img = rand_buf((size_t)Cin * S * S, 1.0f), *cw = rand_buf((size_t)Cout * Cin * 49, 1.0f);
+    float *ln = rand_buf((size_t)M * N, 1.0f), *k7 = rand_buf((size_t)B * 7 * D, 1.0f), *v7 = rand_buf((size_t)B * 7 * D, 1.0f);
+    size_t outn = (size_t)M * N + (size_t)B * T * D * 2 + (size_t)Cout * (S / 4) * (S / 4) * 2 + (size_t)M * N * 2;
+    float *first = NULL;
+    for (int ti = 0; ti < 3; ti++)
+        for (int rep = 0; rep < 2; rep++) {
+            samc_ops *o = samc_ops_cpu_fast_create_isa(nt[ti], be->detail);
+            if (!o) { fail_case(be, "determinism", "cannot create cpu_fast", "%d threads", nt[ti]); continue; }
+            float *out = zero_buf(outn), *p = out;
+            o->linear(o, x, w, bias, p, M, N, K);
+            p += (size_t)M * N;
+            samc_attention_args a = { .batch = B, .heads = H, .n_q = T, .n_kv = T, .head_dim = hd, .scale = 0.158f,
+                                      .q = q, .q_sb = (ptrdiff_t)T * D, .q_sh = hd, .q_st = D,
+                                      .k = k, .k_sb = (ptrdiff_t)T * D, .k_sh = hd, .k_st = D,
+                                      .v = v, .v_sb = (ptrdiff_t)T * D, .v_sh = hd, .v_st = D,
+                                      .out = p, .o_sb = (ptrdiff_t)T * D, .o_sh = hd, .o_st = D };
+            o->attention(o, &a);
+            p += (size_t)B * T * D;
+            a.n_kv = 7; a.k = k7; a.v = v7; a.k_sb = a.v_sb = (ptrdiff_t)7 * D; a.out = p; /* few keys */
+            o->attention(o, &a);
+            p += (size_t)B * T * D;
+            o->conv2d(o, img, cw, bias, p, Cin, S, S, Cout, 7, 7, 4, 3);
+            o->conv_transpose2x2(o, p, cw, bias, p + (size_t)Cout * (S / 4) * (S / 4), Cout, S / 8, S / 8, 12);
+            p += (size_t)Cout * (S / 4) * (S / 4) * 2;
+            memcpy(p, ln, (size_t)M * N * sizeof(float));
+            o->gelu(o, p, (size_t)M * N);
+            o->layer_norm(o, ln, bias, bias, p + (size_t)M * N, M, N, 1e-6f);
+            o->layer_norm2d(o, p, x, x, p, N, M, 1e-6f);
+            if (!first) first = out;
+            else {
+                compare(be, out, first, outn, 0, 0, "determinism", "%d threads, run %d, vs 1 thread", nt[ti], rep);
+                free(out);
+            }
+            samc_ops_cpu_fast_destroy(o);
+        }
+    free(first); free(x); free(w); free(bias); free(q); free(k); free(v); free(img); free(cw); free(ln);
+    free(k7); free(v7);
+}
+
+/* cuda: an impossible allocation returns NULL and leaves the backend usable. */
+static void test_memory(const backend *be) {
+    if (!be->is_cuda || !want(be, "memory", "alloc 2^50 bytes", SZ_ODD, 0)) return;
+    void *huge = be->ops->alloc(be->ops, (size_t)1 << 50);
+    be->ops->free(be->ops, NULL);
+    float one = 1.0f, *d = be_from(be, &one, 1), *back = d ? be_to_host(be, d, 1) : NULL;
+    char err[512];
+    int ok = !huge && d && back && *back == 1.0f && be_sync(be, err) == 0 && !strcmp(be->ops->name, "cuda") &&
+             !be->ops->host_memory;
+    float got = ok ? 1.0f : 0.0f;
+    compare(be, &got, &one, 1, 0, 0, "memory", "alloc 2^50 bytes fails, the backend still works");
+    if (huge) be->ops->free(be->ops, huge);
+    be_free(be, d);
+    free(back);
+}
+
+/* cuda, last: a fault inside an op is reported by sync, naming the op when
+ * SAMC_CUDA_SYNC=1, and it stays; nothing exits. It poisons the CUDA context for the rest
+ * of the process. */
+static void test_error_reporting(const backend *be) {
+    if (!be->is_cuda || !want(be, "error_reporting", "relu on a bogus pointer", SZ_ODD, 0)) return;
+    setenv("SAMC_CUDA_SYNC", "1", 1);
+    char err[512] = "", err2[512] = "";
+    samc_ops *o = samc_ops_cuda_create(0, err);
+    unsetenv("SAMC_CUDA_SYNC");
+    if (!o) { fail_case(be, "error_reporting", err, "a second backend instance"); return; }
+    int clean = o->sync(o, err) == 0;
+    o->relu(o, (float *)(uintptr_t)256, 1 << 20); /* an address no allocation has */
+    int failed = o->sync(o, err) == -1, stays = o->sync(o, err2) == -1;
+    printf("       reported: %s\n", err);
+    float got = clean && failed && stays && strstr(err, "relu") ? 1.0f : 0.0f, one = 1.0f;
+    compare(be, &got, &one, 1, 0, 0, "error_reporting", "relu on a bogus pointer: sync fails naming relu, and again");
+    samc_ops_cuda_destroy(o);
+}
+
+/* The host rounding the bf16 / fp16 checks compare with (tests/test_lowp.h), on values
+ * whose 16-bit forms are known. */
+static void test_lowp_rounding(void) {
+    if (!in_list(g_opt.ops, "lowp_rounding") || g_opt.list) return;
+    const struct { float got, want; } c[] = {
+        { test_round_bf16(1.0f), 1.0f }, { test_round_bf16(1.0f + 1.0f / 256), 1.0f }, /* tie: to even (down) */
+        { test_round_bf16(1.0f + 3.0f / 256), 1.0f + 4.0f / 256 },                    /* tie: to even (up) */
+        { test_round_bf16(1.0f + 1.5f / 256), 1.0f + 2.0f / 256 },
+        { test_round_bf16(-3.0e38f), ldexpf(-226.0f, 120) },                           /* 8 bits: 225.69 * 2^120 */
+        { test_round_fp16(1.0f + 1.0f / 2048), 1.0f }, { test_round_fp16(1.0f + 3.0f / 2048), 1.0f + 4.0f / 2048 },
+        { test_round_fp16(70000.0f), 65504.0f }, { test_round_fp16(-1e9f), -65504.0f }, /* clamped */
+        { test_round_fp16(65519.0f), 65504.0f }, { test_round_fp16(3.0f * 0x1p-25f), 0x1p-23f }, /* subnormal */
+        { test_round_fp16(0x1p-26f), 0.0f }, { test_round_fp16(1e-3f), 0.0010004044f },
+    };
+    float got[16], ref[16];
+    size_t n = sizeof c / sizeof c[0];
+    for (size_t i = 0; i < n; i++) got[i] = c[i].got, ref[i] = c[i].want;
+    static backend host = { "host", NULL, NULL, 0, 0, 0, 0 };
+    compare(&host, got, ref, n, 0, 0, "lowp_rounding", "tests/test_lowp.h on known values");
+}
+
+/* ------------------------------------------------------------------ setup and main */
+
+static void add_cpu_backends(void) {
+    const char *isa = samc_ops_cpu_fast_isa();
+    if (strcmp(isa, "scalar") != 0 && in_list(g_opt.backends, "cpu_fast")) {
+        backend *b = &g_be[g_nbe];
+        *b = (backend){ "cpu_fast", isa, samc_ops_cpu_fast_create_isa(2, isa), 0, 0, 0, 0 };
+        if (b->ops) g_nbe++;
+    }
+    /* the portable kernels: "cpu_fast" itself when the CPU has nothing better */
+    const char *name = strcmp(isa, "scalar") != 0 ? "cpu_fast_scalar" : "cpu_fast";
+    if (in_list(g_opt.backends, name)) {
+        backend *b = &g_be[g_nbe];
+        *b = (backend){ name, "scalar", samc_ops_cpu_fast_create_isa(2, "scalar"), 0, 1, 0, 0 };
+        if (b->ops) g_nbe++;
+        else { printf("NOT OK %s: cannot create\n", name); g_failed++; }
+    }
+}
+
+/* Without a device the cuda cases are skipped with one line; a device that is present but
+ * whose backend cannot start is a failure. */
+static void add_cuda_backend(void) {
+    if (!in_list(g_opt.backends, "cuda")) return;
+    char why[512] = "", info[512] = "";
+    samc_ops *o = samc_ops_cuda_create(0, why);
+    int device = samc_cuda_device_info(info, sizeof info) == 0;
+    if (!o && device) {
+        printf("NOT OK cuda: a CUDA device is present (%s) but the backend cannot start: %s\n", info, why);
+        g_failed++;
+    } else if (!o) {
+        printf("SKIP   cuda: no CUDA backend here (%s)\n", why);
+        g_skipped++;
+    } else {
+        printf("cuda device: %s\n", info);
+        g_be[g_nbe++] = (backend){ "cuda", NULL, o, 1, 0, 0, 0 };
+    }
+}
+
+static void usage(void) {
+    fprintf(stderr, "usage: test_backend_ops [--op a,b] [--backend cpu_fast,cpu_fast_scalar,cuda] [--shape SUBSTR]\n"
+                    "                        [--size odd,small,sam,big] [--perf] [--list]\n");
+    exit(2);
+}
+
+static void parse_args(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--perf")) g_opt.perf = 1;
+        else if (!strcmp(a, "--list")) g_opt.list = 1;
+        else if (!v) usage();
+        else if (!strcmp(a, "--op")) g_opt.ops = argv[++i];
+        else if (!strcmp(a, "--backend")) g_opt.backends = argv[++i];
+        else if (!strcmp(a, "--shape")) g_opt.shape = argv[++i];
+        else if (!strcmp(a, "--size") && (g_opt.sizes = parse_sizes(v))) i++;
+        else usage();
+    }
+}
+
+int main(int argc, char **argv) {
+    parse_args(argc, argv);
+    g_ref = samc_ops_cpu_ref();
+    test_lowp_rounding();
+    add_cpu_backends();
+    add_cuda_backend();
+    for (int i = 0; i < g_nbe; i++) {
+        const backend *be = &g_be[i];
+        test_gemm(be);
+        test_gemm_zero_k(be);
+        test_lowp(be);
+        test_attention(be);
+        test_norms(be);
+        test_unary(be);
+        test_elementwise(be);
+        test_layout(be);
+        test_conv(be);
+        test_memory(be);
+        test_determinism(be);
+    }
+    for (int i = 0; i < g_nbe; i++) test_error_reporting(&g_be[i]);
+    char info[512];
+    for (int i = 0; i < g_nbe; i++) {
+        if (g_be[i].is_cuda && !g_be[i].ran && !g_opt.ops && !g_opt.shape && !g_opt.list &&
+            samc_cuda_device_info(info, sizeof info) == 0) {
+            printf("NOT OK cuda: a CUDA device is present but no cuda case ran\n");
+            g_failed++;
+        }
+        if (g_be[i].is_cuda) samc_ops_cuda_destroy(g_be[i].ops);
+        else samc_ops_cpu_fast_destroy(g_be[i].ops);
+    }
+    printf("%s: %d passed, %d failed, %d skipped\n", __FILE__, g_passed, g_failed, g_skipped);
+    return g_failed ? 1 : 0;
+}
