@@ -154,7 +154,7 @@ SIM_CU   := $(patsubst kernels/cuda/%.cu,$(SIM_DIR)/kernels/%.o,$(sort $(wildcar
 SIM_LIB  := $(SIM_DIR)/libsamc_cuda_sim.so
 
 .PHONY: sim sim-test
-sim: $(SIM_LIB)
+sim: $(SIM_LIB) $(SIM_DIR)/test_sim
 
 $(SIM_DIR)/cu2cpp: tests/cuda_sim/cu2cpp.c
 	@mkdir -p $(dir $@)
@@ -171,6 +171,13 @@ $(SIM_DIR)/kernels/%.o: $(SIM_DIR)/kernels/%.cpp $(wildcard kernels/cuda/*.cuh) 
 $(SIM_DIR)/rt/%.o: tests/cuda_sim/%.cpp $(SIM_HDR)
 	@mkdir -p $(dir $@)
 	$(SIM_CXX) $(SIM_FLAGS) -fvisibility=hidden -c $< -o $@
+
+# The simulator's own tests (tests/cuda_sim/test_sim.cu), a program linked with its runtime.
+$(SIM_DIR)/test_sim.cpp: tests/cuda_sim/test_sim.cu $(SIM_DIR)/cu2cpp
+	$(SIM_DIR)/cu2cpp $< $@
+
+$(SIM_DIR)/test_sim: $(SIM_DIR)/test_sim.cpp $(SIM_RT) tests/test.h $(SIM_HDR)
+	$(SIM_CXX) $(SIM_FLAGS) $< $(SIM_RT) -o $@ -pthread
 
 # -Bsymbolic: the simulator's cudaMalloc & co. bind to themselves even in a process that
 # also has the real libcudart loaded globally.

@@ -206,13 +206,15 @@ void describe_device_address(const void *a, char *buf, size_t n) {
 int check_canaries(const char *kernel) {
     for (auto &kv : g_blocks) {
         const dev_block &b = kv.second;
+        size_t last = 0;
         for (size_t i = b.bytes; i < b.need; i++)
-            if ((unsigned char)b.base[i] != CANARY) {
-                set_sticky(cudaErrorIllegalAddress, "%s wrote %zu bytes past the end of a %zu-byte cudaMalloc block at %p",
-                           kernel, i - b.bytes + 1, b.bytes, (void *)b.base);
-                memset(b.base + b.bytes, CANARY, b.need - b.bytes);
-                return -1;
-            }
+            if ((unsigned char)b.base[i] != CANARY) last = i + 1;
+        if (last) {
+            set_sticky(cudaErrorIllegalAddress, "%s wrote up to %zu bytes past the end of a %zu-byte cudaMalloc block "
+                       "at %p", kernel, last - b.bytes, b.bytes, (void *)b.base);
+            memset(b.base + b.bytes, CANARY, b.need - b.bytes);
+            return -1;
+        }
     }
     return 0;
 }
@@ -422,6 +424,20 @@ cudaError_t cudaDeviceSynchronize(void) {
     }
     return g_sticky;
 }
+cudaError_t cudaDeviceReset(void) {
+    LOCK;
+    while (!g_blocks.empty()) dev_free(g_blocks.begin()->second.base);
+    for (cudaStream_t s : g_streams) {
+        delete s->graph;
+        delete s;
+    }
+    g_streams.clear();
+    func_reset_attributes();
+    g_sticky = g_last = cudaSuccess;
+    g_sticky_msg[0] = g_last_msg[0] = '\0';
+    return cudaSuccess;
+}
+
 cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes) {
     LOCK;
     if (free_bytes) *free_bytes = config().mem_cap - g_used;

@@ -130,6 +130,7 @@ size_t func_dyn_limit(const void *key) {
     return it == g_dyn_limit.end() ? (size_t)48 << 10 : it->second;
 }
 void func_set_dyn_limit(const void *key, size_t bytes) { g_dyn_limit[key] = bytes; }
+void func_reset_attributes(void) { g_dyn_limit.clear(); }
 
 static void poison_block_smem(launch_state *L) {
     for (const smem_var &v : g_smem_vars) fill_poison(v.ptr, v.bytes);

@@ -59,16 +59,11 @@ void run_launch(const char *file, int line, const launch_cfg &c, const char *nam
 /* The largest dynamic shared memory a kernel may launch with (cudaFuncSetAttribute). */
 size_t func_dyn_limit(const void *key);
 void func_set_dyn_limit(const void *key, size_t bytes);
+void func_reset_attributes(void);
 size_t func_static_smem(const void *key);
 
-/* ---- warp collectives (sched.cpp): shuffles, votes, wmma ---- */
-/* Every lane of `mask` calls this at the same site with its own `mine`; the last to arrive
- * runs complete(all, mask, ctx) with all[l] the `mine` of lane l (NULL outside mask), then
- * every lane goes on. A lane outside mask, a lane of mask that exits or waits elsewhere,
- * different sites or kinds: the launch fails with the reason. */
-typedef void (*collective_fn)(void *const all[32], unsigned mask, void *ctx);
-void warp_collective(site s, unsigned mask, int kind, void *mine, collective_fn complete, void *ctx);
-enum { COLL_SYNCWARP = 1, COLL_SHFL, COLL_VOTE, COLL_WMMA_LOAD, COLL_WMMA_STORE, COLL_WMMA_FILL, COLL_WMMA_MMA };
+/* ---- warp collectives (sched.cpp, declared in cudasim.h for mma.h) ---- */
+enum { COLL_SYNCWARP = 1, COLL_SHFL, COLL_VOTE };
 int current_lane(void);
 /* Names the running thread for messages: "kernel K (file:line) block (x,y,z) thread (x,y,z)". */
 void describe_thread(char *buf, size_t n);

@@ -111,6 +111,9 @@ CUDASIM_API cudaError_t cudaGetDevice(int *device);
 CUDASIM_API cudaError_t cudaDriverGetVersion(int *v);
 CUDASIM_API cudaError_t cudaRuntimeGetVersion(int *v);
 CUDASIM_API cudaError_t cudaDeviceSynchronize(void);
+/* Frees every allocation, stream and kernel attribute and clears the errors, sticky ones
+ * included (the simulator's tests use it to go on after a deliberate fault). */
+CUDASIM_API cudaError_t cudaDeviceReset(void);
 CUDASIM_API cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes);
 
 CUDASIM_API cudaError_t cudaMalloc(void **p, size_t bytes);

@@ -78,6 +78,15 @@ template <class T> inline T shfl_t(site s, unsigned mask, int mode, T v, int arg
     return v;
 }
 
+/* Every lane of `mask` calls this at the same site with its own `mine`; the last to arrive
+ * runs complete(all, mask, ctx) with all[l] the `mine` of lane l (NULL outside mask), then
+ * every lane goes on. A lane outside mask, a lane of mask that exits or waits elsewhere,
+ * different sites or kinds: the launch fails with the reason. Shuffles, votes and the
+ * wmma operations (mma.h) are built on it. */
+typedef void (*collective_fn)(void *const all[32], unsigned mask, void *ctx);
+CUDASIM_HIDDEN void warp_collective(site s, unsigned mask, int kind, void *mine, collective_fn complete, void *ctx);
+enum { COLL_WMMA_LOAD = 16, COLL_WMMA_STORE, COLL_WMMA_MMA };
+
 /* A kernel stops the launch with an error (a failed wmma precondition, a trap). */
 [[noreturn]] CUDASIM_HIDDEN void kernel_fail(cudaError_t code, const char *what);
 
