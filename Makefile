@@ -155,6 +155,8 @@ SIM_LIB  := $(SIM_DIR)/libsamc_cuda_sim.so
 
 .PHONY: sim sim-test
 sim: $(SIM_LIB) $(SIM_DIR)/test_sim
+# the generated C++ stays, to read what the compiler saw
+.PRECIOUS: $(SIM_DIR)/kernels/%.cpp $(SIM_DIR)/test_sim.cpp
 
 $(SIM_DIR)/cu2cpp: tests/cuda_sim/cu2cpp.c
 	@mkdir -p $(dir $@)
@@ -178,6 +180,11 @@ $(SIM_DIR)/test_sim.cpp: tests/cuda_sim/test_sim.cu $(SIM_DIR)/cu2cpp
 
 $(SIM_DIR)/test_sim: $(SIM_DIR)/test_sim.cpp $(SIM_RT) tests/test.h $(SIM_HDR)
 	$(SIM_CXX) $(SIM_FLAGS) $< $(SIM_RT) -o $@ -pthread
+
+sim-test: $(SIM_LIB) $(SIM_DIR)/test_sim $(SAMC_BIN) $(BUILD)/tests/test_backend_ops $(BUILD)/tests/test_golden \
+          $(BUILD)/tests/test_encode_batch
+	@BUILD=$(BUILD) SAMC=./$(SAMC_BIN) SIM_DIR=$(SIM_DIR) SIM_CXX="$(SIM_CXX)" SIM_FLAGS="$(SIM_FLAGS)" \
+	  bash tests/cuda_sim/sim_test.sh
 
 # -Bsymbolic: the simulator's cudaMalloc & co. bind to themselves even in a process that
 # also has the real libcudart loaded globally.

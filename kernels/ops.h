@@ -5,7 +5,7 @@
  *   cpu_ref   plain loops in PyTorch layouts: the porting reference (kernels/cpu_ref.c)
  *   cpu_fast  blocked SIMD GEMM / attention on an own pthread pool (kernels/cpu_fast*.c)
  *   cuda      kernels/cuda/ (device pointers; same signatures)
- * Every op of every backend is tested against cpu_ref (tests/test_ops.c).
+ * Every op of every backend is tested against cpu_ref (tests/test_backend_ops.c).
  *
  * Conventions: float32, row-major, shapes in comments as [dim0, dim1, ...]; "NCHW"
  * tensors are passed without the batch dim (one image) unless stated. No compute op

@@ -403,82 +403,59 @@ static const mnk matmul_cases[] = {
     { "neck s0@1024", SZ_BIG, 256, 65536, 96, 1 }, { "conv_s0@1024", SZ_BIG, 32, 65536, 256, 1 },
 };
 
-/* The same call again gives the same bits (cuBLAS may pick its algorithm per call; it
- * must not change the result). cpu_fast's determinism has its own test. */
-static void same_again_linear(run_t *r, const mnk *s, const float *dx, const float *dw, const float *db, float *dy) {
-    size_t yn = (size_t)s->M * s->N;
-    float *y = be_to_host(r->be, dy, yn);
-    r->be->ops->linear(r->be->ops, dx, dw, db, dy, s->M, s->N, s->K);
-    float *y2 = be_to_host(r->be, dy, yn);
-    if (memcmp(y, y2, yn * sizeof(float))) run_fail(r, "a second run gave different results");
-    free(y); free(y2);
+/* linear: y[M,N] = x[M,K] · w[N,K]ᵀ + b[N]; matmul: c[M,N] = a[M,K] · b[K,N] + bias[M].
+ * The first operand (x or a) is the one whose rows the reference samples. */
+static void gemm_call(const samc_ops *o, int is_matmul, const float *p, const float *q, const float *bias, float *y,
+                      int M, int N, int K) {
+    if (is_matmul) o->matmul(o, p, q, bias, y, M, N, K);
+    else o->linear(o, p, q, bias, y, M, N, K);
 }
 
-static void run_linear(const backend *be, const mnk *s) {
-    size_t xn = (size_t)s->M * s->K, wn = (size_t)s->N * s->K, yn = (size_t)s->M * s->N;
-    float *x = rand_buf(xn, 1.0f), *w = rand_buf(wn, 1.0f), *b = s->bias ? rand_buf((size_t)s->N, 1.0f) : NULL;
-    float *dx = be_from(be, x, xn), *dw = be_from(be, w, wn), *db = b ? be_from(be, b, (size_t)s->N) : NULL;
+static void run_gemm(const backend *be, const mnk *s, int is_matmul) {
+    size_t pn = (size_t)s->M * s->K, qn = (size_t)s->N * s->K, yn = (size_t)s->M * s->N;
+    size_t nb = (size_t)(is_matmul ? s->M : s->N);
+    const char *op = is_matmul ? "matmul" : "linear";
+    float *p = rand_buf(pn, 1.0f), *q = rand_buf(qn, 1.0f), *b = s->bias ? rand_buf(nb, 1.0f) : NULL;
+    float *dp = be_from(be, p, pn), *dq = be_from(be, q, qn), *db = b ? be_from(be, b, nb) : NULL;
     float *dy = be_nan(be, yn);
     run_t r;
-    run_begin(&r, be, gemm_atol(s->K), GEMM_RTOL, "linear", "%s M=%d N=%d K=%d%s", s->name, s->M, s->N, s->K,
+    run_begin(&r, be, gemm_atol(s->K), GEMM_RTOL, op, "%s M=%d N=%d K=%d%s", s->name, s->M, s->N, s->K,
               s->bias ? " bias" : "");
-    if (!dx || !dw || !dy || (b && !db)) run_fail(&r, "allocation failed");
+    if (!dp || !dq || !dy || (b && !db)) run_fail(&r, "allocation failed");
     else {
-        be->ops->linear(be->ops, dx, dw, db, dy, s->M, s->N, s->K);
+        gemm_call(be->ops, is_matmul, dp, dq, db, dy, s->M, s->N, s->K);
         if (run_sync(&r)) {
             float *y = be_to_host(be, dy, yn), *yr = zero_buf((size_t)64 * s->N);
             int r0[3], len[3], ns = sample_rows(s->M, r0, len);
             for (int i = 0; i < ns; i++) {
-                g_ref->linear(g_ref, x + (size_t)r0[i] * s->K, w, b, yr, len[i], s->N, s->K);
+                const float *bi = b && is_matmul ? b + r0[i] : b; /* matmul's bias is per row */
+                gemm_call(g_ref, is_matmul, p + (size_t)r0[i] * s->K, q, bi, yr, len[i], s->N, s->K);
                 run_cmp(&r, y + (size_t)r0[i] * s->N, yr, (size_t)len[i] * s->N, (size_t)r0[i] * s->N);
             }
-            free(y); free(yr);
-            if (be->is_cuda) same_again_linear(&r, s, dx, dw, db, dy);
-        }
-    }
-    if (run_end(&r))
-        PERF(be, r.what, 2.0 * s->M * s->N * s->K, 4.0 * (xn + wn + yn),
-             be->ops->linear(be->ops, dx, dw, db, dy, s->M, s->N, s->K));
-    be_free(be, dx); be_free(be, dw); be_free(be, db); be_free(be, dy);
-    free(x); free(w); free(b);
-}
-
-static void run_matmul(const backend *be, const mnk *s) {
-    size_t an = (size_t)s->M * s->K, bn = (size_t)s->K * s->N, cn = (size_t)s->M * s->N;
-    float *a = rand_buf(an, 1.0f), *b = rand_buf(bn, 1.0f), *bias = s->bias ? rand_buf((size_t)s->M, 1.0f) : NULL;
-    float *da = be_from(be, a, an), *dbm = be_from(be, b, bn), *dbias = bias ? be_from(be, bias, (size_t)s->M) : NULL;
-    float *dc = be_nan(be, cn);
-    run_t r;
-    run_begin(&r, be, gemm_atol(s->K), GEMM_RTOL, "matmul", "%s M=%d N=%d K=%d%s", s->name, s->M, s->N, s->K,
-              s->bias ? " bias" : "");
-    if (!da || !dbm || !dc || (bias && !dbias)) run_fail(&r, "allocation failed");
-    else {
-        be->ops->matmul(be->ops, da, dbm, dbias, dc, s->M, s->N, s->K);
-        if (run_sync(&r)) {
-            float *c = be_to_host(be, dc, cn), *cr = zero_buf((size_t)64 * s->N);
-            int r0[3], len[3], ns = sample_rows(s->M, r0, len);
-            for (int i = 0; i < ns; i++) {
-                g_ref->matmul(g_ref, a + (size_t)r0[i] * s->K, b, bias ? bias + r0[i] : NULL, cr, len[i], s->N, s->K);
-                run_cmp(&r, c + (size_t)r0[i] * s->N, cr, (size_t)len[i] * s->N, (size_t)r0[i] * s->N);
+            if (be->is_cuda) { /* the same call again gives the same bits */
+                gemm_call(be->ops, is_matmul, dp, dq, db, dy, s->M, s->N, s->K);
+                float *y2 = be_to_host(be, dy, yn);
+                if (memcmp(y, y2, yn * sizeof(float))) run_fail(&r, "a second run gave different results");
+                free(y2);
             }
-            free(c); free(cr);
+            free(y); free(yr);
         }
     }
     if (run_end(&r))
-        PERF(be, r.what, 2.0 * s->M * s->N * s->K, 4.0 * (an + bn + cn),
-             be->ops->matmul(be->ops, da, dbm, dbias, dc, s->M, s->N, s->K));
-    be_free(be, da); be_free(be, dbm); be_free(be, dbias); be_free(be, dc);
-    free(a); free(b); free(bias);
+        PERF(be, r.what, 2.0 * s->M * s->N * s->K, 4.0 * (pn + qn + yn),
+             gemm_call(be->ops, is_matmul, dp, dq, db, dy, s->M, s->N, s->K));
+    be_free(be, dp); be_free(be, dq); be_free(be, db); be_free(be, dy);
+    free(p); free(q); free(b);
 }
 
 static void test_gemm(const backend *be) {
     for (size_t i = 0; i < sizeof linear_cases / sizeof linear_cases[0]; i++) {
         const mnk *s = &linear_cases[i];
-        if (want(be, "linear", s->name, s->sz, 2.0 * s->M * s->N * s->K)) run_linear(be, s);
+        if (want(be, "linear", s->name, s->sz, 2.0 * s->M * s->N * s->K)) run_gemm(be, s, 0);
     }
     for (size_t i = 0; i < sizeof matmul_cases / sizeof matmul_cases[0]; i++) {
         const mnk *s = &matmul_cases[i];
-        if (want(be, "matmul", s->name, s->sz, 2.0 * s->M * s->N * s->K)) run_matmul(be, s);
+        if (want(be, "matmul", s->name, s->sz, 2.0 * s->M * s->N * s->K)) run_gemm(be, s, 1);
     }
 }
 
@@ -1031,6 +1008,8 @@ static void test_elementwise(const backend *be) {
     /* batch, R, C: NHWC <-> NCHW of Hiera maps, the decoder's [tokens, C] <-> [C, HW] */
     static const shape3 trans[] = { { "odd", SZ_ODD, 3, 17, 13 }, { "odd", SZ_ODD, 1, 1, 1 }, { "odd", SZ_ODD, 8, 33, 7 },
                                     { "odd", SZ_ODD, 3, 1, 13 }, { "odd", SZ_ODD, 2, 13, 1 }, { "odd", SZ_ODD, 5, 31, 65 },
+                                    /* more batches than a grid has z blocks: a block transposes two tiles */
+                                    { "batch > 65535", SZ_ODD, 65537, 2, 3 },
                                     { "micro patch embed", SZ_SMALL, 1, 16, 4096 }, { "micro", SZ_SMALL, 1, 4096, 16 },
                                     { "decoder keys", SZ_SAM, 2, 256, 4096 }, { "decoder", SZ_SAM, 1, 4096, 256 },
                                     { "hiera", SZ_SAM, 2, 4096, 96 }, { "patch embed@1024", SZ_BIG, 1, 96, 65536 },

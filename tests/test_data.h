@@ -1,5 +1,5 @@
-/* tests/test_data.h: deterministic random inputs for the op tests (test_ops.c,
- * test_cuda_ops.c). A file may #define TEST_RNG_SEED before including it. */
+/* tests/test_data.h: deterministic random inputs for the op tests
+ * (test_backend_ops.c). A file may #define TEST_RNG_SEED before including it. */
 #ifndef SAMC_TEST_DATA_H
 #define SAMC_TEST_DATA_H
 #include <stdint.h>

@@ -1,7 +1,7 @@
 /* tests/test_lowp.h: float32 -> bfloat16 / float16 -> float32 on the host, rounding to
  * nearest even as the CUDA backend's conversion does (__float2bfloat16_rn,
  * __float2half_rn after clamping to +-65504), so a test can build the exact inputs the
- * reduced-precision GEMMs multiply (test_cuda_ops.c) or emulate them on the CPU
+ * reduced-precision GEMMs multiply (test_backend_ops.c) or emulate them on the CPU
  * (test_golden.c). */
 #ifndef SAMC_TEST_LOWP_H
 #define SAMC_TEST_LOWP_H

@@ -13,9 +13,11 @@
  *
  * The callee is the expression right before <<<: names, ::, template arguments <...> and
  * subscripts [...]. `--replace FROM TO` (repeatable) first replaces text that must occur
- * exactly once in the input: tests/cuda_sim/teeth.sh uses it to build mutated kernels.
+ * exactly once in the input, and `--drop-barrier K` turns the K-th __syncthreads() call
+ * (from 1, in file order, comments skipped) into a no-op: tests/cuda_sim/teeth.sh builds
+ * mutated kernels with them.
  *
- * usage: cu2cpp [--replace FROM TO]... in.cu out.cpp */
+ * usage: cu2cpp [--replace FROM TO]... [--drop-barrier K] in.cu out.cpp */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -197,6 +199,8 @@ static const char *rewrite_dynamic_shared(const char *path, const char *src, con
     return end + 1;
 }
 
+static int g_drop_barrier, g_barriers_seen;
+
 static void rewrite(const char *path, const char *src, buf *out) {
     const char *p = src;
     while (*p) {
@@ -216,6 +220,10 @@ static void rewrite(const char *path, const char *src, buf *out) {
                 p = rewrite_dynamic_shared(path, src, after + 10, out);
             } else if (n == 10 && !strncmp(p, "__shared__", 10)) {
                 p = rewrite_shared(path, src, e, out);
+            } else if (n == 13 && !strncmp(p, "__syncthreads", 13) && !strncmp(after, "()", 2) &&
+                       ++g_barriers_seen == g_drop_barrier) {
+                puts_(out, "((void)0)");
+                p = after + 2;
             } else {
                 put(out, p, n);
                 p = e;
@@ -266,8 +274,12 @@ int main(int argc, char **argv) {
         rep[nrep][0] = argv[i + 1];
         rep[nrep++][1] = argv[i + 2];
     }
+    if (i + 1 < argc && !strcmp(argv[i], "--drop-barrier")) {
+        g_drop_barrier = atoi(argv[i + 1]);
+        i += 2;
+    }
     if (argc - i != 2) {
-        fprintf(stderr, "usage: cu2cpp [--replace FROM TO]... in.cu out.cpp\n");
+        fprintf(stderr, "usage: cu2cpp [--replace FROM TO]... [--drop-barrier K] in.cu out.cpp\n");
         return 2;
     }
     char *src = read_file(argv[i]);
@@ -277,6 +289,11 @@ int main(int argc, char **argv) {
     puts_(&out, argv[i]);
     puts_(&out, "\"\n");
     rewrite(argv[i], src, &out);
+    if (g_drop_barrier > g_barriers_seen) {
+        fprintf(stderr, "cu2cpp: --drop-barrier %d: %s has %d __syncthreads() calls\n", g_drop_barrier, argv[i],
+                g_barriers_seen);
+        return 1;
+    }
     FILE *f = fopen(argv[i + 1], "wb");
     if (!f || fwrite(out.s, 1, out.n, f) != out.n || fclose(f) != 0) {
         fprintf(stderr, "cu2cpp: cannot write %s\n", argv[i + 1]);

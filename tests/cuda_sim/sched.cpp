@@ -1,8 +1,12 @@
 /* tests/cuda_sim/sched.cpp: running one kernel launch on the host.
  *
  * Blocks run one after another, in a random order. Inside a block every thread is a fiber
- * (fiber.cpp) that runs until it reaches __syncthreads or a warp operation; the scheduler
- * then resumes another runnable thread chosen at random. A barrier releases when every
+ * (fiber.cpp) that runs until it reaches __syncthreads or a warp operation. The warps of a
+ * block get a random priority order, drawn again at every barrier: the scheduler always
+ * resumes a lane (chosen at random) of the first warp in that order that can run, so one
+ * warp races as far ahead of the others as the barriers let it, which is the schedule
+ * that exposes a missing barrier in either direction (a reader before the writer, or a
+ * writer of the next phase before the last reader). A barrier releases when every
  * thread that has not exited stands at it (the hardware rule since Volta); a warp
  * operation completes when every lane of its mask has arrived. Shared memory is poisoned
  * with a NaN pattern before each block, and sits against a PROT_NONE page so that an index
@@ -50,7 +54,7 @@ struct thread_rec {
 };
 
 struct warp_group { site at; unsigned mask, arrived; int kind; collective_fn fn; void *ctx; };
-struct warp_rec { unsigned present, exited; std::vector<warp_group> groups; };
+struct warp_rec { unsigned present, exited, runnable; std::vector<warp_group> groups; };
 
 struct launch_state {
     const char *file, *name;
@@ -61,7 +65,8 @@ struct launch_state {
     void *ctx;
     std::vector<thread_rec> th;
     std::vector<warp_rec> warps;
-    std::vector<int> runnable;
+    std::vector<int> order;        /* warp indices, highest priority first */
+    int n_runnable;
     int live, at_bar, bar_count;
     site bar_site;
     thread_rec *cur;
@@ -268,7 +273,27 @@ static void yield(launch_state *L) {
 
 static void make_runnable(launch_state *L, thread_rec *t) {
     t->st = T_RUNNABLE;
-    L->runnable.push_back(t->linear);
+    L->warps[(size_t)t->linear / 32].runnable |= 1u << (t->linear & 31);
+    L->n_runnable++;
+}
+
+static void shuffle_warp_order(launch_state *L) {
+    for (size_t i = L->order.size(); i > 1; i--) std::swap(L->order[i - 1], L->order[next_rand(&L->rng) % i]);
+}
+
+/* A random runnable lane of the first warp in priority order that has one. */
+static thread_rec *pick_next(launch_state *L) {
+    for (int w : L->order) {
+        unsigned m = L->warps[(size_t)w].runnable;
+        if (!m) continue;
+        int k = (int)(next_rand(&L->rng) % (uint64_t)__builtin_popcount(m));
+        while (k--) m &= m - 1; /* drop the k lowest set bits */
+        int lane = __builtin_ctz(m);
+        L->warps[(size_t)w].runnable &= ~(1u << lane);
+        L->n_runnable--;
+        return &L->th[(size_t)w * 32 + (size_t)lane];
+    }
+    return NULL;
 }
 
 static bool same_site(site a, site b) { return a.line == b.line && (a.file == b.file || !strcmp(a.file, b.file)); }
@@ -284,6 +309,7 @@ static void release_barrier(launch_state *L) {
             make_runnable(L, &t);
         }
     L->at_bar = 0;
+    shuffle_warp_order(L);
 }
 
 int syncthreads(site s, int kind, int pred) {
@@ -346,7 +372,7 @@ void warp_collective(site s, unsigned mask, int kind, void *mine, collective_fn 
     done.fn(all, mask, done.ctx);
     for (int l = 0; l < 32; l++)
         if ((mask & (1u << l)) && base + l != (size_t)t->linear) make_runnable(L, &L->th[base + l]);
-    make_runnable(L, t); /* the last to arrive goes on later too: a random order throughout */
+    make_runnable(L, t); /* the last to arrive goes on in a random order with the others */
     yield(L);
 }
 
@@ -437,8 +463,11 @@ static void block_init(launch_state *L) {
     const dim3 &b = L->cfg.block;
     int n = (int)(b.x * b.y * b.z);
     L->th.resize((size_t)n);
-    L->warps.assign((size_t)(n + 31) / 32, warp_rec{ 0, 0, {} });
-    L->runnable.clear();
+    L->warps.assign((size_t)(n + 31) / 32, warp_rec{ 0, 0, 0, {} });
+    L->order.resize(L->warps.size());
+    for (size_t w = 0; w < L->order.size(); w++) L->order[w] = (int)w;
+    shuffle_warp_order(L);
+    L->n_runnable = 0;
     for (int i = 0; i < n; i++) {
         thread_rec &t = L->th[(size_t)i];
         t.idx = uint3{ (unsigned)i % b.x, (unsigned)i / b.x % b.y, (unsigned)i / (b.x * b.y) };
@@ -479,11 +508,8 @@ static void report_deadlock(launch_state *L) {
 static void run_block(launch_state *L) {
     block_init(L);
     poison_block_smem(L);
-    while (!L->runnable.empty() && !L->aborted) {
-        size_t i = (size_t)(next_rand(&L->rng) % L->runnable.size());
-        thread_rec *t = &L->th[(size_t)L->runnable[i]];
-        L->runnable[i] = L->runnable.back();
-        L->runnable.pop_back();
+    while (L->n_runnable > 0 && !L->aborted) {
+        thread_rec *t = pick_next(L);
         if (!t->started) {
             t->stack = stack_get();
             fiber_init(&t->sp, t->stack, thread_entry, L);
