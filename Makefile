@@ -137,6 +137,7 @@ clean:
 # `make sim-test` runs the op tests, the micro goldens and the simulator's own tests on it.
 SIM_CXX  ?= $(or $(shell command -v g++ 2>/dev/null),$(shell command -v clang++ 2>/dev/null))
 SIM_DIR  := $(BUILD)/sim
+SIM_SWEEP ?= 1
 comma    := ,
 SIM_CLANG := $(findstring clang,$(shell $(SIM_CXX) --version 2>/dev/null | head -n 1))
 # Out-of-bounds constant-size array indices and misaligned vector loads trap (SIGILL), and
@@ -184,7 +185,7 @@ $(SIM_DIR)/test_sim: $(SIM_DIR)/test_sim.cpp $(SIM_RT) tests/test.h $(SIM_HDR)
 sim-test: $(SIM_LIB) $(SIM_DIR)/test_sim $(SAMC_BIN) $(BUILD)/tests/test_backend_ops $(BUILD)/tests/test_golden \
           $(BUILD)/tests/test_encode_batch
 	@BUILD=$(BUILD) SAMC=./$(SAMC_BIN) SIM_DIR=$(SIM_DIR) SIM_CXX="$(SIM_CXX)" SIM_FLAGS="$(SIM_FLAGS)" \
-	  bash tests/cuda_sim/sim_test.sh
+	  SIM_SWEEP=$(SIM_SWEEP) bash tests/cuda_sim/sim_test.sh
 
 # -Bsymbolic: the simulator's cudaMalloc & co. bind to themselves even in a process that
 # also has the real libcudart loaded globally.

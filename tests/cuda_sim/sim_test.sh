@@ -11,7 +11,8 @@
 #      in bf16 / fp16 (mask IoU >= 0.99) (tests/test_golden.c), and the encode-batch test
 #   4. the acceptance checker (shared/tools/golden_check.py) on the micro golden through
 #      the CLI with SAMC_BACKEND=cuda
-#   5. the mutation tests (tests/cuda_sim/teeth.sh)
+#   5. the mutation tests (tests/cuda_sim/teeth.sh), with the sweep that drops every
+#      __syncthreads of the backend in turn (SIM_SWEEP=0 leaves the sweep out)
 # Prints each step's time, the verdict lines, and a total; exit 1 on any failure.
 set -u
 : "${BUILD:=build}" "${SAMC:=./samc}"
@@ -51,7 +52,7 @@ run "op tests (30 KB shared memory)" env SAMC_CUDA_SIM_SMEM_OPTIN=30000 $OPS --o
 run "micro golden (fp32, bf16, fp16)" env SAMC_GOLDEN_CONFIGS=micro "$BUILD/tests/test_golden"
 run "encode batch" "$BUILD/tests/test_encode_batch"
 run "acceptance checker, CLI --device cuda" bash tests/cuda_sim/cli_check.sh
-run "mutations" bash tests/cuda_sim/teeth.sh
+run "mutations" env SIM_SWEEP="${SIM_SWEEP:-1}" bash tests/cuda_sim/teeth.sh
 
 echo "TOTAL: $total_p passed, $total_f failed, $total_s skipped ($(( $(date +%s) - t_start )) s)"
 [ "$total_f" -eq 0 ]

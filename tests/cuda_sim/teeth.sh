@@ -10,7 +10,7 @@
 # (cu2cpp --drop-barrier), and runs the op tests of the kernel's ops on each: a barrier
 # whose removal no test notices is reported, unless it is listed in REDUNDANT with why.
 #
-# Run by `make sim-test` (SIM_SWEEP=1 make sim-test for the sweep), which passes SIM_DIR,
+# Run by `make sim-test` (with the sweep unless SIM_SWEEP=0), which passes SIM_DIR,
 # SIM_CXX, SIM_FLAGS and BUILD.
 set -u
 : "${SIM_DIR:?}" "${SIM_CXX:?}" "${SIM_FLAGS:?}" "${BUILD:?}"
