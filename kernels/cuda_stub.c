@@ -36,11 +36,13 @@ static struct {
     destroy_fn destroy;
     info_fn info;
     void *handle;
+    char path[PATH_MAX];      /* the file loaded */
     char why[512];            /* why it could not be loaded ("" when loaded) */
 } g_cuda = { .once = PTHREAD_ONCE_INIT };
 
 static void *try_open(const char *path, char *tried, size_t tn) {
     void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (h) snprintf(g_cuda.path, sizeof g_cuda.path, "%s", path);
     if (!h) {
         size_t len = strlen(tried);
         const char *e = dlerror();
@@ -83,16 +85,15 @@ static void load_cuda_lib(void) {
     }
 #endif
     if (!h) {
-        snprintf(g_cuda.why, sizeof g_cuda.why, "the CUDA backend library could not be loaded: %s", tried);
+        snprintf(g_cuda.why, sizeof g_cuda.why, "the CUDA backend library could not be loaded: %.440s", tried);
         return;
     }
     g_cuda.create = (create_fn)dlsym(h, "samc_ops_cuda_create");
     g_cuda.destroy = (destroy_fn)dlsym(h, "samc_ops_cuda_destroy");
     g_cuda.info = (info_fn)dlsym(h, "samc_cuda_device_info");
     if (!g_cuda.create || !g_cuda.destroy || !g_cuda.info) {
-        Dl_info di;
         snprintf(g_cuda.why, sizeof g_cuda.why, "%.400s lacks the samc CUDA entry points (a different samc version?)",
-                 dladdr(dlsym(h, "_init"), &di) && di.dli_fname ? di.dli_fname : CUDA_LIB_NAME);
+                 g_cuda.path);
         g_cuda.create = NULL;
         g_cuda.destroy = NULL;
         g_cuda.info = NULL;
