@@ -421,10 +421,25 @@ typedef struct {
     fast_state *st;
     const samc_attention_args *a;
     int q_splits, rows, kvc, group;
+    const samc_attention_bias *bias;   /* attention_biased, else NULL */
 } att_job;
 
+/* attention_biased: s[j] += brow[j] after the scaling; returns the new max. A row whose
+ * keys in this chunk are all masked (-inf) gets zero weights here (exp would give NaN):
+ * the online softmax then takes its max from the other chunks. */
+static float add_bias_max(float *s, int n, const float *brow, int *all_masked) {
+    float mx = -INFINITY;
+    for (int j = 0; j < n; j++) {
+        s[j] += brow[j];
+        if (s[j] > mx) mx = s[j];
+    }
+    *all_masked = mx == -INFINITY;
+    if (*all_masked) memset(s, 0, (size_t)n * sizeof *s);
+    return mx;
+}
+
 static void att_rows(const samc_fast_kernels *kn, const samc_attention_args *a, int b, int h,
-                     int r0, int r1, int kvc, thread_scratch *ts) {
+                     int r0, int r1, int kvc, thread_scratch *ts, const samc_attention_bias *bias) {
     int hd = a->head_dim, n_kv = a->n_kv;
     const float *q = a->q + b * a->q_sb + h * a->q_sh;
     const float *kb = a->k + b * a->k_sb + h * a->k_sh;
@@ -454,7 +469,13 @@ static void att_rows(const samc_fast_kernels *kn, const samc_attention_args *a, 
                 float *s = ts->s + (size_t)i * ATT_KVC;
                 float *mi = ts->m + (i0 + i - r0), *li = ts->l + (i0 + i - r0);
                 float mx = kn->scale_max(s, L, a->scale);
-                if (first) {
+                int masked = 0;
+                if (bias)
+                    mx = add_bias_max(s, L, bias->bias + b * bias->sb + h * bias->sh + (i0 + i) * bias->sq + j0,
+                                      &masked);
+                if (masked) {
+                    if (first) { *mi = -INFINITY; *li = 0.0f; }
+                } else if (first) {
                     *mi = mx;
                     *li = kn->exp_sum(s, L, mx);
                 } else {
@@ -543,7 +564,7 @@ static void att_task(void *ctx, int task, int thread) {
             int nbh = (it + 1) / j->q_splits, nqs = (it + 1) % j->q_splits;
             att_prefetch(a, nbh / a->heads, nbh % a->heads, nqs * j->rows, imin((nqs + 1) * j->rows, a->n_q));
         }
-        if (j->kvc > 0) att_rows(j->st->k, a, b, h, r0, r1, j->kvc, &j->st->ts[thread]);
+        if (j->kvc > 0) att_rows(j->st->k, a, b, h, r0, r1, j->kvc, &j->st->ts[thread], j->bias);
         else att_rows_wide(a, b, h, r0, r1);
     }
 }
@@ -572,6 +593,9 @@ static void att_small_task(void *ctx, int task, int thread) {
     }
 }
 
+/* The blocked path for plain (bias NULL) and biased attention. */
+static void attention_blocked(fast_state *st, const samc_attention_args *a, const samc_attention_bias *bias);
+
 static void attention_fast(const samc_ops *o, const samc_attention_args *a) {
     fast_state *st = state_of(o);
     if (a->batch <= 0 || a->heads <= 0 || a->n_q <= 0 || a->head_dim <= 0) return;
@@ -585,9 +609,25 @@ static void attention_fast(const samc_ops *o, const samc_attention_args *a) {
         samc_thread_pool_parallel_for(st->pool, a->batch * j.q_splits, att_small_task, &j);
         return;
     }
+    attention_blocked(st, a, NULL);
+}
+
+/* Biased attention (SAM3: masks and the decoder's box bias) always takes the blocked
+ * path; heads too wide for it (none in SAM3) fall back to the reference. */
+static void attention_biased_fast(const samc_ops *o, const samc_attention_args *a, const samc_attention_bias *bias) {
+    fast_state *st = state_of(o);
+    if (a->batch <= 0 || a->heads <= 0 || a->n_q <= 0 || a->head_dim <= 0) return;
+    if (ATT_BUF / round_up(a->head_dim, SAMC_GEMM_NR) < SAMC_GEMM_NR) {
+        samc_ops_cpu_ref()->attention_biased(o, a, bias);
+        return;
+    }
+    attention_blocked(st, a, bias);
+}
+
+static void attention_blocked(fast_state *st, const samc_attention_args *a, const samc_attention_bias *bias) {
     int hdp = round_up(a->head_dim, SAMC_GEMM_NR);
     int kvc = imin(ATT_KVC, ATT_BUF / hdp / SAMC_GEMM_NR * SAMC_GEMM_NR);
-    att_job j = { st, a, 1, a->n_q, kvc >= SAMC_GEMM_NR ? kvc : 0, 1 };
+    att_job j = { st, a, 1, a->n_q, kvc >= SAMC_GEMM_NR ? kvc : 0, 1, bias };
     int units = a->batch * a->heads;
     double work = (double)units * a->n_q * (a->n_kv > 0 ? a->n_kv : 1) * a->head_dim;
     int T = st->n_threads == 1 || work < GEMM_SMALL ? 1 : 4 * st->n_threads;
@@ -896,6 +936,59 @@ static void upsample_bilinear_fast(const samc_ops *o, const float *low, float *o
     par_range(state_of(o), (size_t)n * h, (size_t)4 * w, upsample_bilinear_range, &m);
 }
 
+/* ---------------------------------------------------------------- SAM3 */
+
+/* The rotary embedding and GroupNorm are the reference's row / group functions (so
+ * bit-identical to cpu_ref), threaded over rows, groups and channels. */
+typedef struct {
+    float *x; const float *c, *s, *w, *b; const float *in;
+    ptrdiff_t ld;
+    int heads, hd, period, cg, HW;
+    double *mean, *inv;
+    float eps;
+} sam3_args;
+
+/* units: rows */
+static void rope_range(const void *p, size_t u0, size_t u1) {
+    const sam3_args *m = p;
+    samc_ref_rope_rows(m->x, (int)u0, (int)u1, m->ld, m->heads, m->hd, m->c, m->s, m->period);
+}
+static void rope_fast(const samc_ops *o, float *x, int rows, ptrdiff_t ld, int heads, int hd, const float *cos_t,
+                      const float *sin_t, int period) {
+    if (rows <= 0 || heads <= 0 || hd < 2 || period <= 0) return;
+    sam3_args m = { .x = x, .c = cos_t, .s = sin_t, .ld = ld, .heads = heads, .hd = hd, .period = period };
+    par_range(state_of(o), (size_t)rows, (size_t)4 * heads * hd, rope_range, &m);
+}
+
+/* units: groups */
+static void group_stats_range(const void *p, size_t u0, size_t u1) {
+    const sam3_args *m = p;
+    size_t n = (size_t)m->cg * m->HW;
+    for (size_t g = u0; g < u1; g++) samc_ref_group_stats(m->in + g * n, n, m->eps, &m->mean[g], &m->inv[g]);
+}
+/* units: channels */
+static void group_apply_range(const void *p, size_t u0, size_t u1) {
+    const sam3_args *m = p;
+    for (size_t c = u0; c < u1; c++) {
+        size_t g = c / (size_t)m->cg;
+        samc_ref_group_apply(m->in + c * m->HW, m->x + c * m->HW, m->HW, m->mean[g], m->inv[g], m->w[c], m->b[c]);
+    }
+}
+#define GN_MAX_GROUPS 64
+static void group_norm_fast(const samc_ops *o, const float *x, const float *w, const float *b, float *y, int C,
+                            int HW, int groups, float eps) {
+    if (groups > GN_MAX_GROUPS) {
+        samc_ops_cpu_ref()->group_norm(o, x, w, b, y, C, HW, groups, eps);
+        return;
+    }
+    if (C <= 0 || HW <= 0 || groups <= 0) return;
+    double mean[GN_MAX_GROUPS], inv[GN_MAX_GROUPS];
+    sam3_args m = { .x = y, .in = x, .w = w, .b = b, .cg = C / groups, .HW = HW, .mean = mean, .inv = inv,
+                    .eps = eps };
+    par_range(state_of(o), (size_t)groups, (size_t)2 * m.cg * HW, group_stats_range, &m);
+    par_range(state_of(o), (size_t)C, (size_t)HW, group_apply_range, &m);
+}
+
 /* ---------------------------------------------------------------- portable kernels */
 
 static void ukernel_scalar(int kc, const float *a, ptrdiff_t lda, const float *bp, ptrdiff_t ldb,
@@ -1025,6 +1118,7 @@ static samc_ops *create_with(int n_threads, const samc_fast_kernels *kn) {
         .sigmoid = sigmoid_fast, .transpose = transpose_fast, .window_partition = window_partition_fast,
         .window_unpartition_add = window_unpartition_add_fast, .maxpool2x2 = maxpool2x2_fast,
         .upsample_nearest2x_add = upsample_nearest2x_add_fast, .upsample_bilinear = upsample_bilinear_fast,
+        .attention_biased = attention_biased_fast, .rope = rope_fast, .group_norm = group_norm_fast,
     };
     /* host memory; alloc/free/upload/download/sync stay NULL (malloc/free/memcpy) */
     samc_ops_fill_from_ref(&st->ops);

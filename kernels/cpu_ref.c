@@ -40,27 +40,28 @@ static void matmul_ref(const samc_ops *o, const float *a, const float *b, const 
  * op allocates nothing. */
 #define REF_ATTN_ROW 8192
 
-static float ref_score(const samc_attention_args *a, const float *q, int b, int h, int j) {
+/* brow: the row's additive bias over the keys, or NULL (plain attention). */
+static float ref_score(const samc_attention_args *a, const float *q, int b, int h, int j, const float *brow) {
     const float *k = a->k + b * a->k_sb + h * a->k_sh + j * a->k_st;
     float dot = 0.0f;
     for (int d = 0; d < a->head_dim; d++) dot += q[d] * k[d];
-    return dot * a->scale;
+    return brow ? dot * a->scale + brow[j] : dot * a->scale;
 }
 
 /* One output row: out = sum_j softmax_j(s) v_j with the max-subtracted softmax of
  * PyTorch's math path (exp of each score, summed in order, each weight divided by the
- * sum). s holds the scores when n_kv <= REF_ATTN_ROW, else NULL. */
-static void ref_attention_row(const samc_attention_args *a, int b, int h, int i, float *s) {
+ * sum). s holds the scores when n_kv <= REF_ATTN_ROW, else NULL; brow as ref_score. */
+static void ref_attention_row(const samc_attention_args *a, int b, int h, int i, float *s, const float *brow) {
     const float *q = a->q + b * a->q_sb + h * a->q_sh + i * a->q_st;
     float mx = -INFINITY;
     for (int j = 0; j < a->n_kv; j++) {
-        float v = ref_score(a, q, b, h, j);
+        float v = ref_score(a, q, b, h, j, brow);
         if (s) s[j] = v;
         if (v > mx) mx = v;
     }
     float sum = 0.0f;
     for (int j = 0; j < a->n_kv; j++) {
-        float e = expf((s ? s[j] : ref_score(a, q, b, h, j)) - mx);
+        float e = expf((s ? s[j] : ref_score(a, q, b, h, j, brow)) - mx);
         if (s) s[j] = e;
         sum += e;
     }
@@ -68,7 +69,7 @@ static void ref_attention_row(const samc_attention_args *a, int b, int h, int i,
     for (int d = 0; d < a->head_dim; d++) out[d] = 0.0f;
     for (int j = 0; j < a->n_kv; j++) {
         const float *v = a->v + b * a->v_sb + h * a->v_sh + j * a->v_st;
-        float p = (s ? s[j] : expf(ref_score(a, q, b, h, j) - mx)) / sum;
+        float p = (s ? s[j] : expf(ref_score(a, q, b, h, j, brow) - mx)) / sum;
         for (int d = 0; d < a->head_dim; d++) out[d] += p * v[d];
     }
 }
@@ -78,7 +79,7 @@ static void attention_ref(const samc_ops *o, const samc_attention_args *a) {
     float *s = a->n_kv <= REF_ATTN_ROW ? row : NULL;
     for (int b = 0; b < a->batch; b++)
         for (int h = 0; h < a->heads; h++)
-            for (int i = 0; i < a->n_q; i++) ref_attention_row(a, b, h, i, s);
+            for (int i = 0; i < a->n_q; i++) ref_attention_row(a, b, h, i, s, NULL);
 }
 
 void samc_ref_layer_norm_rows(const float *x, const float *w, const float *b, float *y, int rows, int dim,
@@ -266,6 +267,148 @@ static void upsample_bilinear_ref(const samc_ops *o, const float *low, float *ou
     }
 }
 
+/* ---- SAM3 ---------------------------------------------------------------------------- */
+
+/* nn.MultiheadAttention with a float attn_mask / key_padding_mask: the plain attention
+ * with the row's bias added to each scaled score. */
+static void attention_biased_ref(const samc_ops *o, const samc_attention_args *a, const samc_attention_bias *bias) {
+    float row[REF_ATTN_ROW];
+    float *s = a->n_kv <= REF_ATTN_ROW ? row : NULL;
+    for (int b = 0; b < a->batch; b++)
+        for (int h = 0; h < a->heads; h++)
+            for (int i = 0; i < a->n_q; i++)
+                ref_attention_row(a, b, h, i, s, bias->bias + b * bias->sb + h * bias->sh + i * bias->sq);
+}
+
+/* vitdet.apply_rotary_enc: view_as_complex(pairs) * freqs_cis, per head. */
+void samc_ref_rope_rows(float *x, int r0, int r1, ptrdiff_t ld, int heads, int hd, const float *cos_t,
+                        const float *sin_t, int period) {
+    int half = hd / 2;
+    for (int r = r0; r < r1; r++) {
+        const float *c = cos_t + (size_t)(r % period) * half, *sn = sin_t + (size_t)(r % period) * half;
+        for (int h = 0; h < heads; h++) {
+            float *p = x + r * ld + (ptrdiff_t)h * hd;
+            for (int i = 0; i < half; i++) {
+                float re = p[2 * i], im = p[2 * i + 1];
+                p[2 * i] = re * c[i] - im * sn[i];
+                p[2 * i + 1] = re * sn[i] + im * c[i];
+            }
+        }
+    }
+}
+
+static void rope_ref(const samc_ops *o, float *x, int rows, ptrdiff_t ld, int heads, int hd, const float *cos_t,
+                     const float *sin_t, int period) {
+    samc_ref_rope_rows(x, 0, rows, ld, heads, hd, cos_t, sin_t, period);
+}
+
+/* nn.GroupNorm: statistics of a group (up to millions of values in SAM3's pixel
+ * decoder) are summed in double, which PyTorch's cascaded float sums also approach. */
+void samc_ref_group_stats(const float *xg, size_t n, float eps, double *mean, double *inv) {
+    double sum = 0.0, sq = 0.0;
+    for (size_t i = 0; i < n; i++) sum += xg[i];
+    *mean = sum / (double)n;
+    for (size_t i = 0; i < n; i++) sq += (xg[i] - *mean) * (xg[i] - *mean);
+    *inv = 1.0 / sqrt(sq / (double)n + eps);
+}
+
+void samc_ref_group_apply(const float *xc, float *yc, int HW, double mean, double inv, float w, float b) {
+    float m = (float)mean, s = (float)inv;
+    for (int p = 0; p < HW; p++) yc[p] = (xc[p] - m) * s * w + b;
+}
+
+static void group_norm_ref(const samc_ops *o, const float *x, const float *w, const float *b, float *y, int C,
+                           int HW, int groups, float eps) {
+    int cg = C / groups;
+    for (int g = 0; g < groups; g++) {
+        double mean, inv;
+        samc_ref_group_stats(x + (size_t)g * cg * HW, (size_t)cg * HW, eps, &mean, &inv);
+        for (int c = g * cg; c < (g + 1) * cg; c++)
+            samc_ref_group_apply(x + (size_t)c * HW, y + (size_t)c * HW, HW, mean, inv, w[c], b[c]);
+    }
+}
+
+/* torchvision's bilinear_interpolate of roi_align (CPU kernel): samples outside
+ * [-1, H] x [-1, W] are 0, coordinates clamped to the map, the last row/column repeated. */
+static float roi_bilinear(const float *x, int H, int W, float yy, float xx) {
+    if (yy < -1.0f || yy > (float)H || xx < -1.0f || xx > (float)W) return 0.0f;
+    if (yy <= 0.0f) yy = 0.0f;
+    if (xx <= 0.0f) xx = 0.0f;
+    int y0 = (int)yy, x0 = (int)xx, y1, x1;
+    if (y0 >= H - 1) { y1 = y0 = H - 1; yy = (float)y0; } else y1 = y0 + 1;
+    if (x0 >= W - 1) { x1 = x0 = W - 1; xx = (float)x0; } else x1 = x0 + 1;
+    float ly = yy - (float)y0, lx = xx - (float)x0, hy = 1.0f - ly, hx = 1.0f - lx;
+    return hy * hx * x[(size_t)y0 * W + x0] + hy * lx * x[(size_t)y0 * W + x1] + ly * hx * x[(size_t)y1 * W + x0] +
+           ly * lx * x[(size_t)y1 * W + x1];
+}
+
+/* torchvision.ops.roi_align, aligned=False: the box is at least 1x1, each of the P x P
+ * bins averages ceil(box / P) x ceil(box / P) bilinear samples (sampling_ratio -1). */
+static void roi_align_ref(const samc_ops *o, const float *x, const float *boxes, float *y, int C, int H, int W, int n,
+                          int P) {
+    for (int r = 0; r < n; r++) {
+        const float *bx = boxes + 4 * (size_t)r;
+        float x0 = bx[0], y0 = bx[1];
+        float rw = fmaxf(bx[2] - x0, 1.0f), rh = fmaxf(bx[3] - y0, 1.0f);
+        float bw = rw / (float)P, bh = rh / (float)P;
+        int gw = (int)ceilf(rw / (float)P), gh = (int)ceilf(rh / (float)P);
+        float count = (float)(gw * gh > 1 ? gw * gh : 1);
+        for (int c = 0; c < C; c++) {
+            const float *xc = x + (size_t)c * H * W;
+            for (int ph = 0; ph < P; ph++)
+                for (int pw = 0; pw < P; pw++) {
+                    float acc = 0.0f;
+                    for (int iy = 0; iy < gh; iy++) {
+                        float yy = y0 + (float)ph * bh + ((float)iy + 0.5f) * bh / (float)gh;
+                        for (int ix = 0; ix < gw; ix++) {
+                            float xx = x0 + (float)pw * bw + ((float)ix + 0.5f) * bw / (float)gw;
+                            acc += roi_bilinear(xc, H, W, yy, xx);
+                        }
+                    }
+                    y[(((size_t)r * C + c) * P + ph) * P + pw] = acc / count;
+                }
+        }
+    }
+}
+
+/* F.grid_sample, bilinear, zeros padding, align_corners=False: pixel coordinate
+ * ((g + 1) * size - 1) / 2, the four neighbours weighted by the opposite areas, those
+ * outside the map contributing 0. */
+static void grid_sample_ref(const samc_ops *o, const float *x, const float *pts, float *y, int C, int H, int W,
+                            int n) {
+    for (int i = 0; i < n; i++) {
+        float ix = ((pts[2 * i] + 1.0f) * (float)W - 1.0f) / 2.0f;
+        float iy = ((pts[2 * i + 1] + 1.0f) * (float)H - 1.0f) / 2.0f;
+        int xw = (int)floorf(ix), yn = (int)floorf(iy), xe = xw + 1, ys = yn + 1;
+        float w_nw = ((float)xe - ix) * ((float)ys - iy), w_ne = (ix - (float)xw) * ((float)ys - iy);
+        float w_sw = ((float)xe - ix) * (iy - (float)yn), w_se = (ix - (float)xw) * (iy - (float)yn);
+        int in_w = xw >= 0 && xw < W, in_e = xe >= 0 && xe < W, in_n = yn >= 0 && yn < H, in_s = ys >= 0 && ys < H;
+        for (int c = 0; c < C; c++) {
+            const float *xc = x + (size_t)c * H * W;
+            float v = 0.0f;
+            if (in_n && in_w) v += xc[(size_t)yn * W + xw] * w_nw;
+            if (in_n && in_e) v += xc[(size_t)yn * W + xe] * w_ne;
+            if (in_s && in_w) v += xc[(size_t)ys * W + xw] * w_sw;
+            if (in_s && in_e) v += xc[(size_t)ys * W + xe] * w_se;
+            y[(size_t)i * C + c] = v;
+        }
+    }
+}
+
+static void box_rpb_bias_ref(const samc_ops *o, const float *by, const float *bx, float *y, int Q, int H, int W,
+                             int nh, int r0) {
+    size_t HW = (size_t)H * W;
+    for (int h = 0; h < nh; h++) {
+        float *yh = y + (size_t)h * (r0 + Q) * HW;
+        for (size_t i = 0; i < (size_t)r0 * HW; i++) yh[i] = 0.0f;
+        for (int q = 0; q < Q; q++)
+            for (int yy = 0; yy < H; yy++)
+                for (int xx = 0; xx < W; xx++)
+                    yh[((size_t)(r0 + q) * H + yy) * W + xx] =
+                        by[((size_t)q * H + yy) * nh + h] + bx[((size_t)q * W + xx) * nh + h];
+    }
+}
+
 static const samc_ops cpu_ref_ops = {
     .name = "cpu_ref",
     .host_memory = 1,
@@ -288,6 +431,12 @@ static const samc_ops cpu_ref_ops = {
     .maxpool2x2 = maxpool2x2_ref,
     .upsample_nearest2x_add = upsample_nearest2x_add_ref,
     .upsample_bilinear = upsample_bilinear_ref,
+    .attention_biased = attention_biased_ref,
+    .rope = rope_ref,
+    .group_norm = group_norm_ref,
+    .roi_align = roi_align_ref,
+    .grid_sample = grid_sample_ref,
+    .box_rpb_bias = box_rpb_bias_ref,
 };
 
 const samc_ops *samc_ops_cpu_ref(void) { return &cpu_ref_ops; }
@@ -298,6 +447,7 @@ void samc_ops_fill_from_ref(samc_ops *o) {
     FILL(conv2d); FILL(conv_transpose2x2); FILL(copy); FILL(add); FILL(add_channel); FILL(relu);
     FILL(sigmoid); FILL(transpose); FILL(window_partition); FILL(window_unpartition_add);
     FILL(maxpool2x2); FILL(upsample_nearest2x_add); FILL(upsample_bilinear);
+    FILL(attention_biased); FILL(rope); FILL(group_norm); FILL(roi_align); FILL(grid_sample); FILL(box_rpb_bias);
 #undef FILL
     o->host_memory = 1;
 }

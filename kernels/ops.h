@@ -1,7 +1,7 @@
 /* kernels/ops.h: the small backend interface the model is written against.
  *
- * The SAM2.1 forward pass lives once, in model/, and calls the ops below through a
- * table. Each backend fills the table:
+ * The forward passes (SAM2.1, SAM3) live once, in model/, and call the ops below through
+ * a table. Each backend fills the table:
  *   cpu_ref   plain loops in PyTorch layouts: the porting reference (kernels/cpu_ref.c)
  *   cpu_fast  blocked SIMD GEMM / attention on an own pthread pool (kernels/cpu_fast*.c)
  *   cuda      kernels/cuda/ (device pointers; same signatures)
@@ -37,6 +37,16 @@ typedef struct {
     const float *v; ptrdiff_t v_sb, v_sh, v_st;
     float *out;     ptrdiff_t o_sb, o_sh, o_st;
 } samc_attention_args;
+
+/* An additive attention bias (attention_biased): element (b, h, i, j) of the bias is
+ * bias[b*sb + h*sh + i*sq + j], keys contiguous; a stride of 0 broadcasts over that dim.
+ * This covers nn.MultiheadAttention's float attn_mask [B*heads, Q, K] (SAM3's box
+ * relative-position bias), a causal mask [Q, K], and a key padding mask turned into a
+ * [B, K] row of 0 / -INFINITY (sh = sq = 0). */
+typedef struct {
+    const float *bias;
+    ptrdiff_t sb, sh, sq;
+} samc_attention_bias;
 
 struct samc_ops {
     const char *name;   /* "cpu_ref", "cpu_fast", "cuda" */
@@ -129,12 +139,51 @@ struct samc_ops {
      * err (512 bytes): a device without the precision, out of memory. */
     int (*set_precision)(const samc_ops *o, samc_ops_precision p, const float *weights, size_t n_weights,
                          char *err);
+
+    /* ---- SAM3 image model (sam3/model/ of facebookresearch/sam3) ---- */
+    /* attention with an additive bias: out[b,h,i,:] = sum_j softmax_j(scale <q_i, k_j> +
+     * bias[b,h,i,j]) v_j (PyTorch's float attn_mask / key_padding_mask semantics). -inf
+     * masks a key; a row whose keys are all masked is not supported (the model never
+     * makes one). */
+    void (*attention_biased)(const samc_ops *o, const samc_attention_args *a, const samc_attention_bias *bias);
+    /* 2-D axial rotary embedding in place (vitdet.apply_rotary_enc), on `rows` rows of x
+     * (row r at x + r*ld) holding heads*hd values: each pair (x[h*hd+2i], x[h*hd+2i+1])
+     * is multiplied as a complex number by (cos_t[t*hd/2 + i], sin_t[t*hd/2 + i]) with
+     * t = r % period (windows of `period` tokens share one table [period, hd/2]). */
+    void (*rope)(const samc_ops *o, float *x, int rows, ptrdiff_t ld, int heads, int hd, const float *cos_t,
+                 const float *sin_t, int period);
+    /* nn.GroupNorm(groups, C, eps) of x[C, HW]: each group of C/groups channels is
+     * normalised over its C/groups*HW values (biased variance), then y = x*w[c] + b[c].
+     * In place allowed. */
+    void (*group_norm)(const samc_ops *o, const float *x, const float *w, const float *b, float *y, int C, int HW,
+                       int groups, float eps);
+    /* torchvision.ops.roi_align(x, boxes, (P, P), spatial_scale=1, sampling_ratio=-1,
+     * aligned=False) on one image x[C, H, W] for n boxes[n, 4] (x0, y0, x1, y1 in pixels
+     * of x) -> y[n, C, P, P]. */
+    void (*roi_align)(const samc_ops *o, const float *x, const float *boxes, float *y, int C, int H, int W, int n,
+                      int P);
+    /* F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+     * of x[C, H, W] at n points pts[n, 2] (gx, gy in [-1, 1]) -> y[n, C]. */
+    void (*grid_sample)(const samc_ops *o, const float *x, const float *pts, float *y, int C, int H, int W, int n);
+    /* The decoder's box relative-position bias (TransformerDecoder._get_rpb_matrix) for
+     * heads nh: y[h, r0 + q, yy*W + xx] = by[q, yy, h] + bx[q, xx, h] for q < Q, and the
+     * first r0 rows of each head 0 (the presence token's row): y [nh, r0 + Q, H*W]. */
+    void (*box_rpb_bias)(const samc_ops *o, const float *by, const float *bx, float *y, int Q, int H, int W, int nh,
+                         int r0);
 };
 
 /* The reference LayerNorm over rows (the cpu_ref op's arithmetic), for fast backends
  * whose portable path is the reference itself. */
 void samc_ref_layer_norm_rows(const float *x, const float *w, const float *b, float *y, int rows, int dim,
                               float eps);
+
+/* The reference rotary embedding of rows [r0, r1) (the rope op's arithmetic) and the
+ * reference GroupNorm in two steps (statistics of one group's n values, summed in double;
+ * the affine normalisation of one channel), for fast backends that thread them. */
+void samc_ref_rope_rows(float *x, int r0, int r1, ptrdiff_t ld, int heads, int hd, const float *cos_t,
+                        const float *sin_t, int period);
+void samc_ref_group_stats(const float *xg, size_t n, float eps, double *mean, double *inv);
+void samc_ref_group_apply(const float *xc, float *yc, int HW, double mean, double inv, float w, float b);
 
 /* Fills every NULL entry of a host-memory backend's table with the reference op, so a
  * fast backend may implement a subset. */

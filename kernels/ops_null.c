@@ -61,6 +61,30 @@ static void null_upsample_bilinear(const samc_ops *o, const float *low, float *o
     (void)o; (void)low; (void)out; (void)n; (void)ls; (void)w; (void)h;
 }
 
+static void null_attention_biased(const samc_ops *o, const samc_attention_args *a, const samc_attention_bias *b) {
+    (void)o; (void)a; (void)b;
+}
+static void null_rope(const samc_ops *o, float *x, int rows, ptrdiff_t ld, int heads, int hd, const float *c,
+                      const float *s, int period) {
+    (void)o; (void)x; (void)rows; (void)ld; (void)heads; (void)hd; (void)c; (void)s; (void)period;
+}
+static void null_group_norm(const samc_ops *o, const float *x, const float *w, const float *b, float *y, int C, int HW,
+                            int groups, float eps) {
+    (void)o; (void)x; (void)w; (void)b; (void)y; (void)C; (void)HW; (void)groups; (void)eps;
+}
+static void null_roi_align(const samc_ops *o, const float *x, const float *boxes, float *y, int C, int H, int W, int n,
+                           int P) {
+    (void)o; (void)x; (void)boxes; (void)y; (void)C; (void)H; (void)W; (void)n; (void)P;
+}
+static void null_grid_sample(const samc_ops *o, const float *x, const float *pts, float *y, int C, int H, int W,
+                             int n) {
+    (void)o; (void)x; (void)pts; (void)y; (void)C; (void)H; (void)W; (void)n;
+}
+static void null_box_rpb_bias(const samc_ops *o, const float *by, const float *bx, float *y, int Q, int H, int W,
+                              int nh, int r0) {
+    (void)o; (void)by; (void)bx; (void)y; (void)Q; (void)H; (void)W; (void)nh; (void)r0;
+}
+
 static const samc_ops null_ops = {
     .name = "null",
     .host_memory = 0,
@@ -88,6 +112,12 @@ static const samc_ops null_ops = {
     .maxpool2x2 = null_maxpool,
     .upsample_nearest2x_add = null_upsample_nearest,
     .upsample_bilinear = null_upsample_bilinear,
+    .attention_biased = null_attention_biased,
+    .rope = null_rope,
+    .group_norm = null_group_norm,
+    .roi_align = null_roi_align,
+    .grid_sample = null_grid_sample,
+    .box_rpb_bias = null_box_rpb_bias,
 };
 
 const samc_ops *samc_ops_null(void) { return &null_ops; }

@@ -203,6 +203,7 @@ extern "C" samc_ops *samc_ops_cuda_create(int device, char *err) {
     o->upsample_nearest2x_add = upsample_nearest2x_add_cuda;
     o->upsample_bilinear = upsample_bilinear_cuda;
     o->set_precision = set_precision_cuda;
+    sam3_ops_cuda_register(o);
     return o;
 }
 

@@ -101,6 +101,9 @@ void maxpool2x2_cuda(const samc_ops *o, const float *x, float *y, int n, int H, 
                      ptrdiff_t pixel_stride);
 void upsample_nearest2x_add_cuda(const samc_ops *o, float *dst, const float *src, int C, int h, int w);
 void upsample_bilinear_cuda(const samc_ops *o, const float *low, float *out, int n, int ls, int w, int h);
+/* sam3_ops.cu: fills the table's SAM3 entries (attention_biased, rope, group_norm,
+ * roi_align, grid_sample, box_rpb_bias) */
+void sam3_ops_cuda_register(samc_ops *o);
 
 /* ---- device helpers ------------------------------------------------------------------ */
 __device__ __forceinline__ float warp_sum(float v) {

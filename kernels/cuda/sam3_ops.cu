@@ -1,0 +1,250 @@
+/* kernels/cuda/sam3_ops.cu: the ops SAM3's image model added to the table (kernels/ops.h,
+ * "SAM3" section); their CPU twins are the <op>_ref functions of kernels/cpu_ref.c.
+ *
+ *   attention_biased  a warp per query row: max, sum and weighted sum of v in three
+ *                     passes over the keys (scores recomputed, not stored); SAM3's
+ *                     biased attentions are the small ones (decoder, prompt cross-
+ *                     attention, text), the ViT's big ones go through attention.cu
+ *   rope              a thread per (row, head, pair)
+ *   group_norm        a block per group: double sums (as the reference), then the affine
+ *   roi_align         a thread per output bin, torchvision's sampling (aligned=False)
+ *   grid_sample       a thread per (point, channel)
+ *   box_rpb_bias      a thread per output element
+ *
+ * Written for correctness first and compiled with nvcc; not yet run on a GPU. */
+#include <math.h>
+
+#include "kernels/cuda/cuda_common.cuh"
+
+#define AB_WARPS 4
+#define AB_MAX_HD 128
+
+__global__ void __launch_bounds__(AB_WARPS * 32)
+attention_biased_kernel(samc_attention_args a, samc_attention_bias bias) {
+    __shared__ float qs[AB_WARPS][AB_MAX_HD];
+    const int lane = threadIdx.x & 31, wi = threadIdx.x >> 5;
+    const long row = (long)blockIdx.x * AB_WARPS + wi;
+    if (row >= (long)a.batch * a.heads * a.n_q) return; /* whole warps leave together */
+    const int i = (int)(row % a.n_q), h = (int)((row / a.n_q) % a.heads), b = (int)(row / ((long)a.n_q * a.heads));
+    const int hd = a.head_dim;
+    const float *q = a.q + b * a.q_sb + h * a.q_sh + i * a.q_st;
+    const float *kb = a.k + b * a.k_sb + h * a.k_sh, *vb = a.v + b * a.v_sb + h * a.v_sh;
+    const float *brow = bias.bias + b * bias.sb + h * bias.sh + i * bias.sq;
+    for (int d = lane; d < hd; d += 32) qs[wi][d] = q[d];
+    __syncwarp();
+    float mx = -INFINITY;
+    for (int j = lane; j < a.n_kv; j += 32) {
+        const float *k = kb + j * a.k_st;
+        float dot = 0.0f;
+        for (int d = 0; d < hd; d++) dot += qs[wi][d] * k[d];
+        mx = fmaxf(mx, dot * a.scale + brow[j]);
+    }
+    mx = warp_max(mx);
+    float sum = 0.0f;
+    for (int j = lane; j < a.n_kv; j += 32) {
+        const float *k = kb + j * a.k_st;
+        float dot = 0.0f;
+        for (int d = 0; d < hd; d++) dot += qs[wi][d] * k[d];
+        sum += expf(dot * a.scale + brow[j] - mx);
+    }
+    sum = warp_sum(sum);
+    float acc[AB_MAX_HD / 32] = { 0.0f, 0.0f, 0.0f, 0.0f };
+    for (int j0 = 0; j0 < a.n_kv; j0 += 32) {
+        int j = j0 + lane;
+        float p = 0.0f;
+        if (j < a.n_kv) {
+            const float *k = kb + j * a.k_st;
+            float dot = 0.0f;
+            for (int d = 0; d < hd; d++) dot += qs[wi][d] * k[d];
+            p = expf(dot * a.scale + brow[j] - mx) / sum;
+        }
+        int nt = a.n_kv - j0 < 32 ? a.n_kv - j0 : 32;
+        for (int t = 0; t < nt; t++) {
+            float pt = __shfl_sync(0xffffffffu, p, t);
+            const float *v = vb + (j0 + t) * a.v_st;
+#pragma unroll
+            for (int r = 0; r < AB_MAX_HD / 32; r++)
+                if (lane + 32 * r < hd) acc[r] += pt * v[lane + 32 * r];
+        }
+    }
+    float *out = a.out + b * a.o_sb + h * a.o_sh + i * a.o_st;
+#pragma unroll
+    for (int r = 0; r < AB_MAX_HD / 32; r++)
+        if (lane + 32 * r < hd) out[lane + 32 * r] = acc[r];
+}
+
+static void attention_biased_cuda(const samc_ops *o, const samc_attention_args *a, const samc_attention_bias *bias) {
+    samc_cuda_ctx *c = cuda_ctx(o);
+    if (a->batch <= 0 || a->heads <= 0 || a->n_q <= 0 || a->head_dim <= 0) return;
+    if (a->head_dim > AB_MAX_HD) {
+        cuda_fail(c, __FILE__, __LINE__, "attention_biased", "head_dim above 128 is not supported");
+        return;
+    }
+    long rows = (long)a->batch * a->heads * a->n_q;
+    attention_biased_kernel<<<(unsigned)((rows + AB_WARPS - 1) / AB_WARPS), AB_WARPS * 32, 0, c->stream>>>(*a, *bias);
+    CUDA_OP_DONE(c, "attention_biased");
+}
+
+__global__ void rope_kernel(float *x, int rows, ptrdiff_t ld, int heads, int hd, const float *cos_t,
+                            const float *sin_t, int period) {
+    const int half = hd / 2;
+    const size_t n = (size_t)rows * heads * half;
+    for (size_t u = blockIdx.x * (size_t)blockDim.x + threadIdx.x; u < n; u += (size_t)gridDim.x * blockDim.x) {
+        int i = (int)(u % half), h = (int)((u / half) % heads);
+        size_t r = u / ((size_t)half * heads);
+        size_t t = (r % (size_t)period) * half + i;
+        float *p = x + (ptrdiff_t)r * ld + (ptrdiff_t)h * hd + 2 * i;
+        float re = p[0], im = p[1], cs = cos_t[t], sn = sin_t[t];
+        p[0] = re * cs - im * sn;
+        p[1] = re * sn + im * cs;
+    }
+}
+
+static void rope_cuda(const samc_ops *o, float *x, int rows, ptrdiff_t ld, int heads, int hd, const float *cos_t,
+                      const float *sin_t, int period) {
+    samc_cuda_ctx *c = cuda_ctx(o);
+    if (rows <= 0 || heads <= 0 || hd < 2 || period <= 0) return;
+    size_t n = (size_t)rows * heads * (hd / 2);
+    rope_kernel<<<cuda_blocks_for(c, n, 256), 256, 0, c->stream>>>(x, rows, ld, heads, hd, cos_t, sin_t, period);
+    CUDA_OP_DONE(c, "rope");
+}
+
+#define GN_THREADS 1024
+__global__ void __launch_bounds__(GN_THREADS)
+group_norm_kernel(const float *x, const float *w, const float *b, float *y, int cg, int HW, float eps) {
+    __shared__ double red[GN_THREADS / 32];
+    __shared__ double stat[2];
+    const size_t n = (size_t)cg * HW, base = (size_t)blockIdx.x * n;
+    const int lane = threadIdx.x & 31, wi = threadIdx.x >> 5;
+    for (int pass = 0; pass < 2; pass++) {
+        double s = 0.0, mean = pass ? stat[0] : 0.0;
+        for (size_t i = threadIdx.x; i < n; i += GN_THREADS) {
+            double v = x[base + i];
+            s += pass ? (v - mean) * (v - mean) : v;
+        }
+        for (int off = 16; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
+        if (lane == 0) red[wi] = s;
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            double t = 0.0;
+            for (int k = 0; k < GN_THREADS / 32; k++) t += red[k];
+            stat[pass] = pass ? 1.0 / sqrt(t / (double)n + eps) : t / (double)n;
+        }
+        __syncthreads();
+    }
+    const float m = (float)stat[0], inv = (float)stat[1];
+    for (size_t i = threadIdx.x; i < n; i += GN_THREADS) {
+        int ch = blockIdx.x * cg + (int)(i / HW);
+        y[base + i] = (x[base + i] - m) * inv * w[ch] + b[ch];
+    }
+}
+
+static void group_norm_cuda(const samc_ops *o, const float *x, const float *w, const float *b, float *y, int C,
+                            int HW, int groups, float eps) {
+    samc_cuda_ctx *c = cuda_ctx(o);
+    if (C <= 0 || HW <= 0 || groups <= 0) return;
+    group_norm_kernel<<<(unsigned)groups, GN_THREADS, 0, c->stream>>>(x, w, b, y, C / groups, HW, eps);
+    CUDA_OP_DONE(c, "group_norm");
+}
+
+__device__ float roi_bilinear_dev(const float *x, int H, int W, float yy, float xx) {
+    if (yy < -1.0f || yy > (float)H || xx < -1.0f || xx > (float)W) return 0.0f;
+    if (yy <= 0.0f) yy = 0.0f;
+    if (xx <= 0.0f) xx = 0.0f;
+    int y0 = (int)yy, x0 = (int)xx, y1, x1;
+    if (y0 >= H - 1) { y1 = y0 = H - 1; yy = (float)y0; } else y1 = y0 + 1;
+    if (x0 >= W - 1) { x1 = x0 = W - 1; xx = (float)x0; } else x1 = x0 + 1;
+    float ly = yy - (float)y0, lx = xx - (float)x0, hy = 1.0f - ly, hx = 1.0f - lx;
+    return hy * hx * x[(size_t)y0 * W + x0] + hy * lx * x[(size_t)y0 * W + x1] + ly * hx * x[(size_t)y1 * W + x0] +
+           ly * lx * x[(size_t)y1 * W + x1];
+}
+
+__global__ void roi_align_kernel(const float *x, const float *boxes, float *y, int C, int H, int W, int n, int P) {
+    const size_t total = (size_t)n * C * P * P;
+    for (size_t u = blockIdx.x * (size_t)blockDim.x + threadIdx.x; u < total; u += (size_t)gridDim.x * blockDim.x) {
+        int pw = (int)(u % P), ph = (int)((u / P) % P), ch = (int)((u / ((size_t)P * P)) % C);
+        int r = (int)(u / ((size_t)P * P * C));
+        const float *bx = boxes + 4 * (size_t)r;
+        float x0 = bx[0], y0 = bx[1];
+        float rw = fmaxf(bx[2] - x0, 1.0f), rh = fmaxf(bx[3] - y0, 1.0f);
+        float bw = rw / (float)P, bh = rh / (float)P;
+        int gw = (int)ceilf(rw / (float)P), gh = (int)ceilf(rh / (float)P);
+        float count = (float)(gw * gh > 1 ? gw * gh : 1);
+        const float *xc = x + (size_t)ch * H * W;
+        float acc = 0.0f;
+        for (int iy = 0; iy < gh; iy++) {
+            float yy = y0 + (float)ph * bh + ((float)iy + 0.5f) * bh / (float)gh;
+            for (int ix = 0; ix < gw; ix++) {
+                float xx = x0 + (float)pw * bw + ((float)ix + 0.5f) * bw / (float)gw;
+                acc += roi_bilinear_dev(xc, H, W, yy, xx);
+            }
+        }
+        y[u] = acc / count;
+    }
+}
+
+static void roi_align_cuda(const samc_ops *o, const float *x, const float *boxes, float *y, int C, int H, int W, int n,
+                           int P) {
+    samc_cuda_ctx *c = cuda_ctx(o);
+    if (n <= 0 || C <= 0 || P <= 0) return;
+    size_t total = (size_t)n * C * P * P;
+    roi_align_kernel<<<cuda_blocks_for(c, total, 128), 128, 0, c->stream>>>(x, boxes, y, C, H, W, n, P);
+    CUDA_OP_DONE(c, "roi_align");
+}
+
+__global__ void grid_sample_kernel(const float *x, const float *pts, float *y, int C, int H, int W, int n) {
+    const size_t total = (size_t)n * C;
+    for (size_t u = blockIdx.x * (size_t)blockDim.x + threadIdx.x; u < total; u += (size_t)gridDim.x * blockDim.x) {
+        int ch = (int)(u % C), i = (int)(u / C);
+        float ix = ((pts[2 * i] + 1.0f) * (float)W - 1.0f) / 2.0f;
+        float iy = ((pts[2 * i + 1] + 1.0f) * (float)H - 1.0f) / 2.0f;
+        int xw = (int)floorf(ix), yn = (int)floorf(iy), xe = xw + 1, ys = yn + 1;
+        const float *xc = x + (size_t)ch * H * W;
+        float v = 0.0f;
+        if (yn >= 0 && yn < H && xw >= 0 && xw < W) v += xc[(size_t)yn * W + xw] * (((float)xe - ix) * ((float)ys - iy));
+        if (yn >= 0 && yn < H && xe >= 0 && xe < W) v += xc[(size_t)yn * W + xe] * ((ix - (float)xw) * ((float)ys - iy));
+        if (ys >= 0 && ys < H && xw >= 0 && xw < W) v += xc[(size_t)ys * W + xw] * (((float)xe - ix) * (iy - (float)yn));
+        if (ys >= 0 && ys < H && xe >= 0 && xe < W) v += xc[(size_t)ys * W + xe] * ((ix - (float)xw) * (iy - (float)yn));
+        y[u] = v;
+    }
+}
+
+static void grid_sample_cuda(const samc_ops *o, const float *x, const float *pts, float *y, int C, int H, int W,
+                             int n) {
+    samc_cuda_ctx *c = cuda_ctx(o);
+    if (n <= 0 || C <= 0) return;
+    grid_sample_kernel<<<cuda_blocks_for(c, (size_t)n * C, 128), 128, 0, c->stream>>>(x, pts, y, C, H, W, n);
+    CUDA_OP_DONE(c, "grid_sample");
+}
+
+__global__ void box_rpb_bias_kernel(const float *by, const float *bx, float *y, int Q, int H, int W, int nh, int r0) {
+    const size_t HW = (size_t)H * W, total = (size_t)nh * (r0 + Q) * HW;
+    for (size_t u = blockIdx.x * (size_t)blockDim.x + threadIdx.x; u < total; u += (size_t)gridDim.x * blockDim.x) {
+        size_t p = u % HW;
+        int row = (int)((u / HW) % (r0 + Q)), h = (int)(u / (HW * (r0 + Q)));
+        if (row < r0) {
+            y[u] = 0.0f;
+            continue;
+        }
+        int q = row - r0, yy = (int)(p / W), xx = (int)(p % W);
+        y[u] = by[((size_t)q * H + yy) * nh + h] + bx[((size_t)q * W + xx) * nh + h];
+    }
+}
+
+static void box_rpb_bias_cuda(const samc_ops *o, const float *by, const float *bx, float *y, int Q, int H, int W,
+                              int nh, int r0) {
+    samc_cuda_ctx *c = cuda_ctx(o);
+    size_t total = (size_t)nh * (r0 + Q) * H * W;
+    if (!total) return;
+    box_rpb_bias_kernel<<<cuda_blocks_for(c, total, 256), 256, 0, c->stream>>>(by, bx, y, Q, H, W, nh, r0);
+    CUDA_OP_DONE(c, "box_rpb_bias");
+}
+
+void sam3_ops_cuda_register(samc_ops *o) {
+    o->attention_biased = attention_biased_cuda;
+    o->rope = rope_cuda;
+    o->group_norm = group_norm_cuda;
+    o->roi_align = roi_align_cuda;
+    o->grid_sample = grid_sample_cuda;
+    o->box_rpb_bias = box_rpb_bias_cuda;
+}
