@@ -1,31 +1,40 @@
 /* model/samc.c: the public API (model/samc.h) over the model families: a weight file is
  * opened once, its family and config are found from the tensor names and shapes, and
- * every call goes to that family's code. Today: SAM2.1 (model/sam2/). */
+ * every call goes to that family's code: SAM2.1 (model/sam2/) or SAM3 (model/sam3/). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "model/config/sam2_config.h"
+#include "model/config/sam3_config.h"
 #include "model/runtime/runtime.h"
 #include "model/sam2/sam2.h"
+#include "model/sam3/sam3.h"
 #include "model/model.h"
 #include "model/samc.h"
 
-/* The SAM2.1 config the file's tensors form (image-path tensors required), or NULL with
- * the closest config and the first problem in err. */
-static const sam2_config *detect_sam2(const rt_weights *w, samc_error *err) {
+/* The file's family and config: SAM3 when its names are a SAM3 image model's (the ViT
+ * trunk or text encoder keys), else SAM2.1 (image-path tensors required). NULL with the
+ * closest config and the first problem in err. */
+static int detect(const rt_weights *w, const sam2_config **c2, const sam3_config **c3, samc_error *err) {
     const char **names;
     const int64_t **shapes;
     int *ndims;
     char emsg[SPEC_ERRMSG];
-    if (rt_weights_names(w, &names, &shapes, &ndims, err)) return NULL;
-    const sam2_config *cfg = NULL;
-    if (sam2_config_detect(names, shapes, ndims, w->n, SAM2_MATCH_IMAGE_ONLY, &cfg, emsg))
-        samc_error_set(err, SAMC_ERR_MODEL, "%s: not a SAM2.1 model: %s", w->path, emsg);
+    *c2 = NULL;
+    *c3 = NULL;
+    if (rt_weights_names(w, &names, &shapes, &ndims, err)) return -1;
+    int rc = 0;
+    if (sam3_config_looks_like(names, w->n)) {
+        if (sam3_config_detect(names, shapes, ndims, w->n, c3, emsg))
+            rc = samc_error_set(err, SAMC_ERR_MODEL, "%s: not a SAM3 image model: %s", w->path, emsg);
+    } else if (sam2_config_detect(names, shapes, ndims, w->n, SAM2_MATCH_IMAGE_ONLY, c2, emsg)) {
+        rc = samc_error_set(err, SAMC_ERR_MODEL, "%s: not a SAM2.1 model: %s", w->path, emsg);
+    }
     free(names);
     free(shapes);
     free(ndims);
-    return cfg;
+    return rc;
 }
 
 samc_model *samc_model_load(const char *path, const samc_options *opt, samc_error *err) {
@@ -43,11 +52,16 @@ samc_model *samc_model_load(const char *path, const samc_options *opt, samc_erro
         opt->log(opt->log_ctx, line);
     }
     samc_model *m = calloc(1, sizeof *m);
-    const sam2_config *cfg = m ? detect_sam2(&w, err) : NULL;
+    const sam2_config *c2 = NULL;
+    const sam3_config *c3 = NULL;
     if (!m) samc_error_set(err, SAMC_ERR_NOMEM, "out of memory");
-    if (cfg) m->sam2 = sam2_model_load(&w, cfg, opt, err);
+    else if (!detect(&w, &c2, &c3, err)) {
+        m->family = c3 ? SAMC_FAMILY_SAM3 : SAMC_FAMILY_SAM2;
+        if (c3) m->sam3 = sam3_model_load(&w, c3, opt, err);
+        else m->sam2 = sam2_model_load(&w, c2, opt, err);
+    }
     rt_weights_close(&w);
-    if (!m || !m->sam2) {
+    if (!m || (!m->sam2 && !m->sam3)) {
         free(m);
         return NULL;
     }
@@ -57,29 +71,42 @@ samc_model *samc_model_load(const char *path, const samc_options *opt, samc_erro
 void samc_model_free(samc_model *m) {
     if (!m) return;
     sam2_model_free(m->sam2);
+    sam3_model_free(m->sam3);
     free(m);
 }
 
 void samc_model_get_info(const samc_model *m, samc_model_info *info) {
-    const sam2_model *s = m->sam2;
     memset(info, 0, sizeof *info);
-    snprintf(info->config, sizeof info->config, "%s", s->cfg->name);
-    info->image_size = s->S;
-    info->embed_dim = s->cfg->embed_dim;
-    info->d_model = s->C;
-    info->n_params = s->weights.n_params;
-    info->n_tensors = s->weights.n;
-    info->backend = s->rt.backend->name;
-    info->n_threads = rt_backend_threads(&s->rt);
-    info->scratch_bytes = s->rt.arena.cap;
-    info->weight_bytes = s->weights.file_bytes;
-    info->precision = samc_precision_name(s->rt.opt.precision);
-    int S = s->S, C = s->C;
-    info->image_bytes = sizeof(float) * ((size_t)C * (S / 16) * (S / 16) + (size_t)(C / 8) * (S / 4) * (S / 4) +
-                                         (size_t)(C / 4) * (S / 8) * (S / 8));
-    if (s->rt.sizing_ops) {
+    const samc_runtime *rt = m->sam3 ? &m->sam3->rt : &m->sam2->rt;
+    const rt_weights *w = m->sam3 ? &m->sam3->weights : &m->sam2->weights;
+    if (m->sam3) {
+        const sam3_model *s = m->sam3;
+        snprintf(info->config, sizeof info->config, "%s", s->cfg->name);
+        info->image_size = s->S;
+        info->embed_dim = s->C;
+        info->d_model = s->D;
+        info->image_bytes = sizeof(float) * (size_t)s->D * 21 * s->g * s->g;   /* levels 4g, 2g, g */
+    } else {
+        const sam2_model *s = m->sam2;
+        int S = s->S, C = s->C;
+        snprintf(info->config, sizeof info->config, "%s", s->cfg->name);
+        info->image_size = S;
+        info->embed_dim = s->cfg->embed_dim;
+        info->d_model = C;
+        info->image_bytes = sizeof(float) * ((size_t)C * (S / 16) * (S / 16) + (size_t)(C / 8) * (S / 4) * (S / 4) +
+                                             (size_t)(C / 4) * (S / 8) * (S / 8));
+    }
+    info->family = m->family;
+    info->n_params = w->n_params;
+    info->n_tensors = w->n;
+    info->backend = rt->backend->name;
+    info->n_threads = rt_backend_threads(rt);
+    info->scratch_bytes = rt->arena.cap;
+    info->weight_bytes = w->file_bytes;
+    info->precision = samc_precision_name(rt->opt.precision);
+    if (rt->sizing_ops) {
         samc_ops_sizing t;
-        samc_ops_sizing_totals(s->rt.sizing_ops, &t);
+        samc_ops_sizing_totals(rt->sizing_ops, &t);
         info->planned = 1;
         info->backend_bytes = t.current;
         info->lowp_bytes = t.lowp;
@@ -88,12 +115,14 @@ void samc_model_get_info(const samc_model *m, samc_model_info *info) {
 
 /* A plan-only model (samc_options.plan_only) has no memory behind its buffers. */
 static int refuse_planned(const samc_model *m, const char *what, samc_error *err) {
-    if (!m->sam2->rt.sizing_ops) return 0;
+    if (!(m->sam3 ? m->sam3->rt.sizing_ops : m->sam2->rt.sizing_ops)) return 0;
     return samc_error_set(err, SAMC_ERR_ARG, "%s: the model was loaded with plan_only (a memory plan): it cannot run",
                           what);
 }
 
-void samc_model_get_timings(const samc_model *m, samc_timings *t) { *t = m->sam2->timings; }
+void samc_model_get_timings(const samc_model *m, samc_timings *t) {
+    *t = m->sam3 ? m->sam3->timings : m->sam2->timings;
+}
 
 samc_image *samc_image_new(samc_model *m, samc_error *err) {
     if (!m) {
@@ -105,8 +134,9 @@ samc_image *samc_image_new(samc_model *m, samc_error *err) {
         samc_error_set(err, SAMC_ERR_NOMEM, "out of memory");
         return NULL;
     }
-    img->sam2 = sam2_image_new(m->sam2, err);
-    if (!img->sam2) {
+    if (m->sam3) img->sam3 = sam3_image_new(m->sam3, err);
+    else img->sam2 = sam2_image_new(m->sam2, err);
+    if (!img->sam2 && !img->sam3) {
         free(img);
         return NULL;
     }
@@ -116,11 +146,19 @@ samc_image *samc_image_new(samc_model *m, samc_error *err) {
 void samc_image_free(samc_image *img) {
     if (!img) return;
     sam2_image_free(img->sam2);
+    sam3_image_free(img->sam3);
     free(img);
 }
 
-int samc_image_width(const samc_image *img) { return img->sam2->w; }
-int samc_image_height(const samc_image *img) { return img->sam2->h; }
+int samc_image_width(const samc_image *img) { return img->sam3 ? img->sam3->w : img->sam2->w; }
+int samc_image_height(const samc_image *img) { return img->sam3 ? img->sam3->h : img->sam2->h; }
+
+/* An image's buffers belong to the model family and config that made them. */
+static int image_of_model(const samc_model *m, const samc_image *img, const char *what, samc_error *err) {
+    int ok = m->sam3 ? img->sam3 && img->sam3->S == m->sam3->S && img->sam3->D == m->sam3->D
+                     : img->sam2 && img->sam2->S == m->sam2->S && img->sam2->C == m->sam2->C;
+    return ok ? 0 : samc_error_set(err, SAMC_ERR_ARG, "%s: the image was made for another model", what);
+}
 
 static int check_size(const char *what, int w, int h, samc_error *err) {
     if (w <= 0 || h <= 0 || w > SAM2_MAX_IMAGE_SIDE || h > SAM2_MAX_IMAGE_SIDE ||
@@ -133,12 +171,10 @@ static int check_size(const char *what, int w, int h, samc_error *err) {
 int samc_image_encode(samc_model *m, samc_image *img, const uint8_t *rgb, int w, int h, samc_error *err) {
     if (!m || !img || !rgb) return samc_error_set(err, SAMC_ERR_ARG, "samc_image_encode: NULL argument");
     if (refuse_planned(m, "samc_image_encode", err)) return -1;
-    sam2_image *s = img->sam2;
-    if (s->S != m->sam2->S || s->C != m->sam2->C)
-        return samc_error_set(err, SAMC_ERR_ARG,
-                              "samc_image_encode: image buffers were made for another model (%d/%d vs %d/%d)", s->S,
-                              s->C, m->sam2->S, m->sam2->C);
+    if (image_of_model(m, img, "samc_image_encode", err)) return -1;
     if (check_size("", w, h, err)) return -1;
+    if (m->sam3) return sam3_image_encode(m->sam3, img->sam3, rgb, w, h, err);
+    sam2_image *s = img->sam2;
     return sam2_image_encode_batch(m->sam2, &s, &rgb, &w, &h, 1, err);
 }
 
@@ -154,11 +190,8 @@ int samc_image_encode_batch(samc_model *m, samc_image **imgs, const uint8_t *con
         char what[64];
         if (!imgs[i]) return samc_error_set(err, SAMC_ERR_ARG, "samc_image_encode_batch: imgs[%d] is NULL", i);
         if (!rgb[i]) return samc_error_set(err, SAMC_ERR_ARG, "samc_image_encode_batch: rgb[%d] is NULL", i);
-        const sam2_image *s = imgs[i]->sam2;
-        if (s->S != m->sam2->S || s->C != m->sam2->C)
-            return samc_error_set(err, SAMC_ERR_ARG,
-                                  "samc_image_encode_batch: imgs[%d] was made for another model (%d/%d vs %d/%d)", i,
-                                  s->S, s->C, m->sam2->S, m->sam2->C);
+        snprintf(what, sizeof what, "samc_image_encode_batch: imgs[%d]", i);
+        if (image_of_model(m, imgs[i], what, err)) return -1;
         snprintf(what, sizeof what, "samc_image_encode_batch: w[%d] x h[%d]: ", i, i);
         if (check_size(what, w[i], h[i], err)) return -1;
         for (int j = 0; j < i; j++)
@@ -166,6 +199,13 @@ int samc_image_encode_batch(samc_model *m, samc_image **imgs, const uint8_t *con
                 return samc_error_set(err, SAMC_ERR_ARG, "samc_image_encode_batch: imgs[%d] and imgs[%d] are the same image",
                                       j, i);
     }
+    /* SAM3 encodes one image at a time (its planned batch is 1) */
+    for (int i = 0; m->sam3 && i < n; i++)
+        if (sam3_image_encode(m->sam3, imgs[i]->sam3, rgb[i], w[i], h[i], err)) {
+            for (int j = i; j < n; j++) imgs[j]->sam3->w = 0;
+            return -1;
+        }
+    if (m->sam3) return 0;
     /* the family takes its own image structs, at most SAMC_MAX_ENCODE_BATCH at a time */
     for (int i0 = 0; i0 < n; i0 += SAMC_MAX_ENCODE_BATCH) {
         int k = n - i0 < SAMC_MAX_ENCODE_BATCH ? n - i0 : SAMC_MAX_ENCODE_BATCH;
@@ -183,11 +223,68 @@ int samc_predict(samc_model *m, const samc_image *img, const samc_prompt *prompt
     static const samc_predict_options dflt = { .multimask = 0, .want_masks = 1, .want_logits = 0 };
     if (!opt) opt = &dflt;
     if (!m || !img || !out || (!prompts && n_prompts)) return samc_error_set(err, SAMC_ERR_ARG, "samc_predict: NULL argument");
+    if (m->sam3)
+        return samc_error_set(err, SAMC_ERR_UNSUPPORTED,
+                              "samc_predict: %s is a SAM3 model (concept prompts: use samc_find); point / box prompts "
+                              "to masks are SAM2.1's",
+                              m->sam3->cfg->name);
     if (refuse_planned(m, "samc_predict", err)) return -1;
-    if (img->sam2->w <= 0 || img->sam2->S != m->sam2->S)
+    if (!img->sam2 || img->sam2->w <= 0 || img->sam2->S != m->sam2->S)
         return samc_error_set(err, SAMC_ERR_ARG, "samc_predict: the image has not been encoded by this model");
     if (n_prompts <= 0) return samc_error_set(err, SAMC_ERR_ARG, "samc_predict: no prompts");
     return sam2_predict(m->sam2, img->sam2, prompts, n_prompts, opt, out, err);
+}
+
+/* The ids of the official visual-only prompt's dummy text "visual". */
+static const int32_t visual_ids[3] = { 49406, 7195, 49407 };
+
+/* The prompt's token ids: given, the dummy text, or (not in this build yet) the text
+ * through the CLIP tokenizer. */
+static int concept_ids(const samc_concept_prompt *p, int32_t *ids, samc_error *err) {
+    memset(ids, 0, sizeof(int32_t) * SAMC_CONCEPT_CONTEXT);
+    if (p->token_ids) {
+        for (int t = 0; t < SAMC_CONCEPT_CONTEXT; t++) {
+            if (p->token_ids[t] < 0 || p->token_ids[t] >= 49408)
+                return samc_error_set(err, SAMC_ERR_ARG, "samc_find: token_ids[%d] = %d is outside the vocabulary [0, 49408)",
+                                      t, p->token_ids[t]);
+            ids[t] = p->token_ids[t];
+        }
+        return 0;
+    }
+    if (p->text)
+        return samc_error_set(err, SAMC_ERR_UNSUPPORTED,
+                              "samc_find: text \"%.60s\": this build has no SAM3 tokenizer; pass token_ids", p->text);
+    if (p->n_boxes + p->n_points <= 0)
+        return samc_error_set(err, SAMC_ERR_ARG, "samc_find: empty prompt: give a text, token ids, boxes or points");
+    memcpy(ids, visual_ids, sizeof visual_ids);
+    return 0;
+}
+
+int samc_find(samc_model *m, const samc_image *img, const samc_concept_prompt *prompt, const samc_find_options *opt,
+              samc_instances *out, samc_error *err) {
+    static const samc_find_options dflt = { .threshold = 0.5f, .max_detections = 0, .want_masks = 1 };
+    if (!opt) opt = &dflt;
+    if (!m || !img || !prompt || !out) return samc_error_set(err, SAMC_ERR_ARG, "samc_find: NULL argument");
+    if (!m->sam3)
+        return samc_error_set(err, SAMC_ERR_UNSUPPORTED,
+                              "samc_find: %s is a SAM2.1 model (points / boxes to masks: use samc_predict); concept "
+                              "prompts need a SAM3 model",
+                              m->sam2->cfg->name);
+    if (refuse_planned(m, "samc_find", err) || image_of_model(m, img, "samc_find", err)) return -1;
+    if (img->sam3->w <= 0) return samc_error_set(err, SAMC_ERR_ARG, "samc_find: the image has not been encoded");
+    if (!(opt->threshold == opt->threshold))
+        return samc_error_set(err, SAMC_ERR_ARG, "samc_find: threshold is NaN");
+    sam3_prompt p;
+    if (sam3_prompt_from_api(m->sam3, prompt, img->sam3->w, img->sam3->h, &p, err) || concept_ids(prompt, p.ids, err))
+        return -1;
+    return sam3_find(m->sam3, img->sam3, &p, opt, out, err);
+}
+
+void samc_instances_free(samc_instances *out) {
+    if (!out) return;
+    free(out->query); free(out->score); free(out->box); free(out->masks); free(out->area);
+    free(out->probs); free(out->pred_logits); free(out->pred_boxes); free(out->pred_masks); free(out->prob);
+    memset(out, 0, sizeof *out);
 }
 
 void samc_masks_free(samc_masks *out) {

@@ -1,5 +1,7 @@
-/* samc.h: the public C API of samc, a pure-C inference engine for SAM2.1 images.
+/* samc.h: the public C API of samc, a pure-C inference engine for Segment Anything
+ * images: SAM2.1 (points / boxes / masks -> masks) and SAM3 (a concept -> every instance).
  *
+ * SAM2.1, promptable visual segmentation:
  *   samc_model *m = samc_model_load("sam2.1_hiera_large.safetensors", NULL, &err);
  *   samc_image *img = samc_image_new(m, &err);
  *   samc_image_encode(m, img, rgb, w, h, &err);              // once per image
@@ -9,16 +11,29 @@
  *   ... out.masks, out.iou ...
  *   samc_masks_free(&out); samc_image_free(img); samc_model_free(m);
  *
+ * SAM3, promptable concept segmentation (the family is found from the file's tensors):
+ *   samc_model *m = samc_model_load("sam3.safetensors", NULL, &err);
+ *   samc_image *img = samc_image_new(m, &err);
+ *   samc_image_encode(m, img, rgb, w, h, &err);              // once per image
+ *   samc_concept_prompt p = { .text = "truck" };             // and / or exemplar boxes
+ *   samc_instances out = {0};
+ *   samc_find(m, img, &p, NULL, &out, &err);                 // any number of prompts
+ *   for (int i = 0; i < out.n; i++) ... out.score[i], out.box + 4 * i, out.masks + i * w * h
+ *   samc_instances_free(&out); samc_image_free(img); samc_model_free(m);
+ * samc_predict on a SAM3 model and samc_find on a SAM2.1 model fail with
+ * SAMC_ERR_UNSUPPORTED.
+ *
  * Every call returns 0 on success and -1 on failure with err->msg naming what failed
  * (file, tensor key, shape got vs expected, argument). Nothing here prints or exits.
  *
  * Memory: a model owns all scratch memory, planned at load from its config; encode and
- * predict allocate nothing on the model side. A samc_masks is grown to the largest
- * request it has seen and reused, so a loop over same-size images does not grow.
+ * predict / find allocate nothing on the model side. A samc_masks or samc_instances is
+ * grown to the largest request it has seen and reused, so a loop over same-size images
+ * does not grow.
  *
  * Threads: a samc_model is used by one thread at a time (it owns scratch buffers and
- * the CPU backend's thread pool). Encoded images are read-only during predict and may be
- * shared by models loaded from the same file. Use one model per worker thread.
+ * the CPU backend's thread pool). Encoded images are read-only during predict / find and
+ * may be shared by models loaded from the same file. Use one model per worker thread.
  */
 #ifndef SAMC_H
 #define SAMC_H
@@ -31,7 +46,7 @@ typedef enum {
     SAMC_OK = 0,
     SAMC_ERR_IO,           /* file missing, unreadable, unwritable */
     SAMC_ERR_FORMAT,       /* file malformed, truncated, wrong dtype/shape */
-    SAMC_ERR_MODEL,        /* weights do not form a SAM2.1 model (missing/unexpected key) */
+    SAMC_ERR_MODEL,        /* weights do not form a SAM2.1 / SAM3 model (missing/unexpected key) */
     SAMC_ERR_ARG,          /* bad argument: prompt outside the image, inverted box, ... */
     SAMC_ERR_NOMEM,        /* allocation failed */
     SAMC_ERR_UNSUPPORTED,  /* valid but not supported (dtype, backend) */
@@ -88,11 +103,14 @@ typedef struct {
 typedef struct samc_model samc_model;
 typedef struct samc_image samc_image;
 
+typedef enum { SAMC_FAMILY_SAM2 = 0, SAMC_FAMILY_SAM3 = 1 } samc_family;
+
 typedef struct {
-    char config[16];          /* "tiny", "small", "base_plus", "large", "micro" */
+    char config[16];          /* "tiny", "small", "base_plus", "large", "micro"; "sam3", "sam3_micro" */
     int image_size;           /* S: model input is S x S */
-    int embed_dim;            /* trunk embed dim (96 for tiny) */
+    int embed_dim;            /* trunk embed dim (96 for tiny; SAM3: the ViT's 1024) */
     int d_model;              /* neck / decoder width (256) */
+    samc_family family;       /* SAMC_FAMILY_SAM2 or SAMC_FAMILY_SAM3 */
     int64_t n_params;         /* image-path + memory-side tensors in the file */
     int64_t n_tensors;
     const char *backend;      /* "cpu_ref", "cpu_fast", "cuda" */
@@ -107,10 +125,13 @@ typedef struct {
     size_t image_bytes;       /* one encoded image's features in backend memory */
 } samc_model_info;
 
-/* Per-stage times of the last encode / predict on this model, in milliseconds. */
+/* Per-stage times of the last encode / predict (find) on this model, in milliseconds.
+ * SAM3: stage_ms[0] is the ViT's blocks; prompt_ms the text and geometry encoders,
+ * decoder_ms the DETR decoder with scoring, predict_total_ms the whole samc_find. */
 typedef struct {
     double preprocess_ms, patch_embed_ms, stage_ms[4], neck_ms, encode_total_ms;
     double prompt_ms, decoder_ms, postprocess_ms, predict_total_ms;
+    double text_ms, geometry_ms, fusion_ms, seg_head_ms;   /* SAM3 only */
 } samc_timings;
 
 /* Loads .safetensors (F32/F16/BF16) or an official .pt checkpoint (converted in memory).
@@ -170,6 +191,68 @@ typedef struct {
 int samc_predict(samc_model *m, const samc_image *img, const samc_prompt *prompts, int n_prompts,
                  const samc_predict_options *opt, samc_masks *out, samc_error *err);
 void samc_masks_free(samc_masks *out);
+
+/* ---- SAM3: promptable concept segmentation ---------------------------------------------- */
+
+#define SAMC_CONCEPT_CONTEXT 32        /* token ids of a text prompt */
+#define SAMC_CONCEPT_MAX_GEOMETRY 32   /* boxes + points of one prompt */
+
+/* A concept: a noun phrase and / or exemplars. Boxes are what Sam3Processor's
+ * add_geometric_prompt takes (converted from pixels to normalised cx, cy, w, h in double,
+ * then float); points go through the geometry encoder's point branch, which the official
+ * processor cannot reach (its Sam3Image.forward ignores points). */
+typedef struct {
+    const char *text;          /* UTF-8 noun phrase ("truck"); NULL with no token_ids: a
+                                  visual-only prompt, which the official processor runs with
+                                  the dummy text "visual" (it needs at least one box or point) */
+    const int32_t *token_ids;  /* [SAMC_CONCEPT_CONTEXT] ids instead of text: start 49406, the
+                                  BPE ids, end 49407, zero padding (the official tokenizer's
+                                  output); NULL: tokenize text */
+    const float *boxes;        /* [n_boxes][4] x0, y0, x1, y1 in image pixels */
+    const int *box_labels;     /* [n_boxes] 1 = positive exemplar, 0 = negative; NULL: all 1 */
+    int n_boxes;
+    const float *points;       /* [n_points][2] x, y in image pixels */
+    const int *point_labels;   /* [n_points] 1 / 0; NULL: all 1 */
+    int n_points;
+} samc_concept_prompt;
+
+typedef struct {
+    float threshold;           /* keep the queries whose score is > threshold (strictly) */
+    int max_detections;        /* <= 0: every kept query; else at most that many, the highest
+                                  scores (ties: lower query index), still in query order */
+    int want_masks;            /* fill masks / area (one bilinear upsample per instance) */
+} samc_find_options;
+/* The official processor's defaults (opt = NULL means these). */
+#define SAMC_FIND_DEFAULTS ((samc_find_options){ .threshold = 0.5f, .max_detections = 0, .want_masks = 1 })
+
+/* The instances of one concept, as Sam3Processor reports them: kept queries in query
+ * order (no NMS), with the raw outputs of all queries for inspection. */
+typedef struct {
+    int n;                     /* kept instances */
+    int width, height;         /* original image size */
+    int n_queries;             /* Q (200; 20 for sam3_micro) */
+    int low_size;              /* side of the low-res masks (4 * S / 14: 288) */
+    int *query;                /* [n] query index */
+    float *score;              /* [n] sigmoid(pred_logit) * sigmoid(presence_logit) */
+    float *box;                /* [n][4] x0, y0, x1, y1 in image pixels (not clamped) */
+    uint8_t *masks;            /* [n][height][width] 0/1 (probability > 0.5), or NULL */
+    int64_t *area;             /* [n] mask pixels (0 without masks) */
+    float presence_logit;      /* the last decoder layer's presence logit */
+    float *probs;              /* [Q] the score of every query */
+    float *pred_logits;        /* [Q] */
+    float *pred_boxes;         /* [Q][4] normalised cx, cy, w, h */
+    float *pred_masks;         /* [Q][low_size][low_size] low-res mask logits */
+    size_t cap_n, cap_q, cap_full, cap_low;  /* allocated element counts (internal) */
+    float *prob;               /* internal: one mask's probabilities [height][width] */
+    size_t cap_prob;
+} samc_instances;
+
+/* Every instance of the concept in an image encoded by the same (SAM3) model. opt NULL:
+ * SAMC_FIND_DEFAULTS. Boxes must lie inside the image with x0 < x1, y0 < y1; points
+ * inside; labels 0 or 1; at most SAMC_CONCEPT_MAX_GEOMETRY boxes + points. */
+int samc_find(samc_model *m, const samc_image *img, const samc_concept_prompt *prompt, const samc_find_options *opt,
+              samc_instances *out, samc_error *err);
+void samc_instances_free(samc_instances *out);
 
 /* Post-processing of SAM2ImagePredictor as a standalone step: bilinear upsampling
  * (align_corners=False) of low-res logits [ls][ls] straight to [h][w]. Used by automatic
