@@ -17,210 +17,41 @@
 #include "model/samc.h"
 #include "model/model.h"
 #include "loader/safetensors.h"
+#include "tests/golden.h"
 #include "tests/test_lowp.h"
 #include <cjson/cJSON.h>
 #include <stb_image.h>
 #include <stdint.h>
 #include <unistd.h>
 
-/* ---- golden groups ---------------------------------------------------------------- */
-
-typedef struct {
-    char name[64];
-    cJSON *manifest;
-    st_file st;
-    int ok;
-} golden_group;
-
-#define MAX_GROUPS 16
-static golden_group groups[MAX_GROUPS];
-static int n_groups;
-static char golden_root[512];
-
-static char *read_text(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) { free(s); s = NULL; }
-    if (s) s[n] = 0;
-    fclose(f);
-    return s;
-}
-
-static void groups_close(void) {
-    for (int i = 0; i < n_groups; i++) {
-        cJSON_Delete(groups[i].manifest);
-        st_close(&groups[i].st);
-    }
-    n_groups = 0;
-}
-
-static golden_group *group_get(const char *name) {
-    for (int i = 0; i < n_groups; i++)
-        if (!strcmp(groups[i].name, name)) return &groups[i];
-    if (n_groups == MAX_GROUPS) return NULL;
-    golden_group *g = &groups[n_groups++];
-    memset(g, 0, sizeof *g);
-    snprintf(g->name, sizeof g->name, "%s", name);
-    char path[700], err[SAMC_ERRMSG];
-    snprintf(path, sizeof path, "%s/%s/manifest.json", golden_root, name);
-    char *txt = read_text(path);
-    g->manifest = txt ? cJSON_Parse(txt) : NULL;
-    free(txt);
-    snprintf(path, sizeof path, "%s/%s/tensors.safetensors", golden_root, name);
-    g->ok = g->manifest && st_open(path, &g->st, err) == 0;
-    if (!g->ok) fprintf(stderr, "  cannot open golden group %s\n", path);
-    return g;
-}
-
-/* Golden values of `name` in `group`, following same_as links: vals[n] at flat indices
- * idx[n] (idx NULL: the full tensor in order). Returns 0 if found. */
-typedef struct { float *vals; int32_t *idx; int64_t n, numel; } golden_tensor;
-
-static void golden_free(golden_tensor *t) { free(t->vals); free(t->idx); memset(t, 0, sizeof *t); }
-
-static int golden_load(const char *group, const char *name, golden_tensor *out, int depth) {
-    memset(out, 0, sizeof *out);
-    golden_group *g = group_get(group);
-    if (!g || !g->ok || depth > 4) return -1;
-    cJSON *e = cJSON_GetObjectItem(cJSON_GetObjectItem(g->manifest, "tensors"), name);
-    if (!e) return -1;
-    const char *stored = cJSON_GetStringValue(cJSON_GetObjectItem(e, "stored"));
-    if (!stored) return -1;
-    if (!strcmp(stored, "same_as")) {
-        char ref[200];
-        snprintf(ref, sizeof ref, "%s", cJSON_GetStringValue(cJSON_GetObjectItem(e, "same_as")));
-        char *slash = strchr(ref, '/');
-        if (!slash) return -1;
-        *slash = 0;
-        return golden_load(ref, slash + 1, out, depth + 1);
-    }
-    char err[SAMC_ERRMSG], key[200];
-    const st_tensor *tv, *ti = NULL;
-    if (!strcmp(stored, "full")) {
-        tv = st_find(&g->st, name);
-    } else {
-        snprintf(key, sizeof key, "%s.sample_val", name);
-        tv = st_find(&g->st, key);
-        snprintf(key, sizeof key, "%s.sample_idx", name);
-        ti = st_find(&g->st, key);
-        if (!ti) return -1;
-    }
-    if (!tv) return -1;
-    out->n = tv->numel;
-    out->numel = 1;
-    cJSON *sh = cJSON_GetObjectItem(e, "shape");
-    for (cJSON *d = sh ? sh->child : NULL; d; d = d->next) out->numel *= (int64_t)d->valuedouble;
-    out->vals = malloc(sizeof(float) * (size_t)out->n);
-    if (tv->dtype == ST_I32) {
-        for (int64_t i = 0; i < out->n; i++) out->vals[i] = (float)((const int32_t *)tv->data)[i];
-    } else if (st_read_f32(tv, out->vals, err)) {
-        golden_free(out);
-        return -1;
-    }
-    if (ti) {
-        out->idx = malloc(sizeof(int32_t) * (size_t)out->n);
-        memcpy(out->idx, ti->data, sizeof(int32_t) * (size_t)out->n);
-    }
-    return 0;
-}
-
-static double manifest_tol(const char *group, const char *name) {
-    golden_group *g = group_get(group);
-    cJSON *e = g ? cJSON_GetObjectItem(cJSON_GetObjectItem(g->manifest, "tensors"), name) : NULL;
-    cJSON *t = e ? cJSON_GetObjectItem(e, "suggested_tol_abs") : NULL;
-    return t ? t->valuedouble : 0.0; /* integer tensors (labels): exact */
-}
-
 /* ---- comparing dumps ---------------------------------------------------------------- */
 
-typedef struct {
-    const char *group;
-    char seen[128][64];
-    int n_seen, n_checked, n_bad;
-    double worst_ratio;
-    char worst[64];
-} compare_ctx;
-
-static int verbose(void) { const char *v = getenv("SAMC_TEST_VERBOSE"); return v && *v && *v != '0'; }
-
-static void compare_tensor(compare_ctx *c, const char *name, const float *data, int64_t numel) {
-    golden_tensor g;
-    if (golden_load(c->group, name, &g, 0)) return; /* not recorded for this group */
-    if (c->n_seen < 128) snprintf(c->seen[c->n_seen++], 64, "%s", name);
-    c->n_checked++;
-    double tol = manifest_tol(c->group, name);
-    if (g.numel != numel) {
-        fprintf(stderr, "  NOT OK %s/%s: %lld values, golden has %lld\n", c->group, name, (long long)numel, (long long)g.numel);
-        c->n_bad++;
-        test_failures_in_current++;
-        golden_free(&g);
-        return;
-    }
-    double maxerr = 0.0;
-    int64_t at = 0;
-    for (int64_t i = 0; i < g.n; i++) {
-        int64_t k = g.idx ? g.idx[i] : i;
-        double e = fabs((double)data[k] - (double)g.vals[i]);
-        if (!(e <= maxerr)) { maxerr = e; at = k; }
-    }
-    double ratio = tol > 0 ? maxerr / tol : (maxerr > 0 ? INFINITY : 0.0);
-    int ok = maxerr <= tol;
-    if (ratio > c->worst_ratio) { c->worst_ratio = ratio; snprintf(c->worst, sizeof c->worst, "%s", name); }
-    if (!ok || verbose())
-        fprintf(stderr, "  %s %s/%s: max |err| %.3g at %lld (got %.9g) tol %.3g%s\n", ok ? "OK    " : "NOT OK", c->group,
-                name, maxerr, (long long)at, (double)data[at], tol, g.idx ? " (sampled)" : "");
-    if (!ok) { c->n_bad++; test_failures_in_current++; }
-    golden_free(&g);
-}
+typedef golden_compare compare_ctx;
 
 static void dump_hook(void *ctx, const char *name, const float *data, int ndim, const int64_t *shape) {
     int64_t n = 1;
     for (int i = 0; i < ndim; i++) n *= shape[i];
-    compare_tensor(ctx, name, data, n);
+    golden_compare_tensor(ctx, name, data, n);
     /* g_point_multimask_logits records what predict() returned as out.masks_logits */
-    if (!strcmp(name, "post.masks_logits")) compare_tensor(ctx, "out.masks_logits", data, n);
+    if (!strcmp(name, "post.masks_logits")) golden_compare_tensor(ctx, "out.masks_logits", data, n);
 }
 
-/* Every tensor the golden group records must have been produced by the engine. */
-static void check_all_seen(compare_ctx *c) {
-    golden_group *g = group_get(c->group);
-    cJSON *ts = g ? cJSON_GetObjectItem(g->manifest, "tensors") : NULL;
-    for (cJSON *e = ts ? ts->child : NULL; e; e = e->next) {
-        if (!strcmp(e->string, "inputs.mask_input")) continue; /* an input, not an output */
-        int seen = 0;
-        for (int i = 0; i < c->n_seen && !seen; i++) seen = !strcmp(c->seen[i], e->string);
-        CHECKF(seen, "%s/%s was never produced by the engine", c->group, e->string);
-    }
-}
+static int is_input(const char *name) { return !strcmp(name, "inputs.mask_input"); } /* an input, not an output */
 
-static void report(compare_ctx *c) {
-    printf("  %-6s %s: %d tensors compared, worst %s at %.2f x tol\n", c->n_bad ? "NOT OK" : "OK", c->group,
-           c->n_checked, c->worst[0] ? c->worst : "-", c->worst_ratio);
-}
+static void check_all_seen(compare_ctx *c) { golden_check_all_seen(c, is_input); }
+
+static void report(compare_ctx *c) { golden_report(c, NULL); }
 
 /* ---- running a config ---------------------------------------------------------------- */
 
-static int read_floats(cJSON *a, float *out, int max) {
-    int n = 0;
-    for (cJSON *x = a ? a->child : NULL; x && n < max; x = x->next) {
-        if (cJSON_IsArray(x)) n += read_floats(x, out + n, max - n);
-        else out[n++] = (float)x->valuedouble;
-    }
-    return n;
-}
-
 static void check_masks_png(compare_ctx *c, const samc_masks *out, cJSON *manifest) {
     cJSON *list = cJSON_GetObjectItem(manifest, "masks_png");
-    double tol = manifest_tol(c->group, "post.masks_logits");
+    double tol = golden_tol(c->group, "post.masks_logits");
     size_t full = (size_t)out->width * out->height;
     for (cJSON *e = list ? list->child : NULL; e; e = e->next) {
         const char *file = cJSON_GetStringValue(cJSON_GetObjectItem(e, "file"));
         float idx[2];
-        int ni = read_floats(cJSON_GetObjectItem(e, "index"), idx, 2);
+        int ni = golden_floats(cJSON_GetObjectItem(e, "index"), idx, 2);
         int b = ni == 2 ? (int)idx[0] : 0, j = ni == 2 ? (int)idx[1] : (int)idx[0];
         char path[800];
         snprintf(path, sizeof path, "%s/%s/%s", golden_root, c->group, file);
@@ -238,7 +69,7 @@ static void check_masks_png(compare_ctx *c, const samc_masks *out, cJSON *manife
                 if (fabsf(lg[i]) > tol) hard++;
             }
         int ok = hard == 0 && flips <= 1 + full / 100000;
-        if (!ok || verbose())
+        if (!ok || golden_verbose())
             fprintf(stderr, "  %s %s/%s: %zu of %zu pixels differ (%zu with |logit| > %.2g)\n", ok ? "OK    " : "NOT OK",
                     c->group, file, flips, full, hard, tol);
         CHECKF(ok, "mask %s/%s", c->group, file);
@@ -249,12 +80,12 @@ static void check_masks_png(compare_ctx *c, const samc_masks *out, cJSON *manife
 /* Runs the predict call golden group `group` records (its predict_args), with masks and
  * logits. Returns samc_predict's status. */
 static int predict_case(samc_model *m, const samc_image *img, const char *group, samc_masks *out) {
-    golden_group *g = group_get(group);
+    golden_group *g = golden_group_get(group);
     cJSON *args = cJSON_GetObjectItem(g->manifest, "predict_args");
     float pts[64], box[64], lab_f[32];
-    int n_pts = read_floats(cJSON_GetObjectItem(args, "point_coords"), pts, 64) / 2;
-    int n_lab = read_floats(cJSON_GetObjectItem(args, "point_labels"), lab_f, 32);
-    int n_box = read_floats(cJSON_GetObjectItem(args, "box"), box, 64) / 4;
+    int n_pts = golden_floats(cJSON_GetObjectItem(args, "point_coords"), pts, 64) / 2;
+    int n_lab = golden_floats(cJSON_GetObjectItem(args, "point_labels"), lab_f, 32);
+    int n_box = golden_floats(cJSON_GetObjectItem(args, "box"), box, 64) / 4;
     int labels[32];
     for (int i = 0; i < n_lab; i++) labels[i] = (int)lab_f[i];
     CHECK(n_lab == n_pts);
@@ -279,7 +110,7 @@ static int predict_case(samc_model *m, const samc_image *img, const char *group,
 }
 
 static void run_case(samc_model *m, const samc_image *img, const char *group, compare_ctx *c) {
-    golden_group *g = group_get(group);
+    golden_group *g = golden_group_get(group);
     CHECKF(g && g->ok, "golden group %s missing", group);
     if (!g || !g->ok) return;
     samc_masks out = { 0 };
@@ -342,7 +173,7 @@ static void run_config(const char *config, const char *image, samc_backend backe
     stbi_image_free(rgb);
     samc_image_free(img);
     samc_model_free(m);
-    groups_close();
+    golden_groups_close();
 }
 
 /* ---- reduced precision ----------------------------------------------------------- */
@@ -388,14 +219,14 @@ static void emu_matmul(const samc_ops *o, const float *a, const float *b, const 
 
 /* IoU of every golden mask of `group` with ours; the smallest, or -1 when none was read. */
 static double masks_min_iou(const char *group, const samc_masks *out) {
-    golden_group *g = group_get(group);
+    golden_group *g = golden_group_get(group);
     cJSON *list = cJSON_GetObjectItem(g->manifest, "masks_png");
     size_t full = (size_t)out->width * out->height;
     double worst = -1.0;
     for (cJSON *e = list ? list->child : NULL; e; e = e->next) {
         const char *file = cJSON_GetStringValue(cJSON_GetObjectItem(e, "file"));
         float idx[2];
-        int ni = read_floats(cJSON_GetObjectItem(e, "index"), idx, 2);
+        int ni = golden_floats(cJSON_GetObjectItem(e, "index"), idx, 2);
         int b = ni == 2 ? (int)idx[0] : 0, j = ni == 2 ? (int)idx[1] : (int)idx[0];
         char path[800];
         snprintf(path, sizeof path, "%s/%s/%s", golden_root, group, file);
@@ -413,7 +244,7 @@ static double masks_min_iou(const char *group, const samc_masks *out) {
                 uni += gp || op;
             }
             double iou = uni ? (double)inter / (double)uni : 1.0; /* both empty: the same mask */
-            if (verbose()) fprintf(stderr, "    %s/%s: IoU %.5f (%zu of %zu)\n", group, file, iou, inter, uni);
+            if (golden_verbose()) fprintf(stderr, "    %s/%s: IoU %.5f (%zu of %zu)\n", group, file, iou, inter, uni);
             if (worst < 0 || iou < worst) worst = iou;
         }
         stbi_image_free(png);
@@ -471,7 +302,7 @@ static void run_config_lowp(const char *config, const char *image, samc_backend 
         int rc = samc_image_encode(m, img, rgb, w, h, &err);
         CHECKF(rc == 0, "%s", err.msg);
         for (size_t i = 0; rc == 0 && i < sizeof cases / sizeof cases[0]; i++) {
-            golden_group *g = group_get(cases[i]);
+            golden_group *g = golden_group_get(cases[i]);
             CHECKF(g && g->ok, "golden group %s missing", cases[i]);
             if (!g || !g->ok) continue;
             samc_masks out = { 0 };
@@ -491,7 +322,7 @@ static void run_config_lowp(const char *config, const char *image, samc_backend 
     samc_image_free(img);
     rt->ops = saved;
     samc_model_free(m);
-    groups_close();
+    golden_groups_close();
 }
 
 static void test_micro_reference(void) { run_config("micro", "truck_320x240.png", SAMC_BACKEND_CPU_REF); }
@@ -520,9 +351,9 @@ static void test_unit_dynamic_multimask(void) {
     TEST_NEED_GOLDEN(golden_load("unit_dynamic_multimask", "in.all_mask_logits", &lg, 0) == 0, "unit_dynamic_multimask");
     CHECK(golden_load("unit_dynamic_multimask", "in.all_iou", &iou, 0) == 0);
     CHECK(golden_load("unit_dynamic_multimask", "expected.stability_token0", &stab, 0) == 0);
-    golden_group *g = group_get("unit_dynamic_multimask");
+    golden_group *g = golden_group_get("unit_dynamic_multimask");
     float chosen[8];
-    int nc = read_floats(cJSON_GetObjectItem(g->manifest, "chosen_token"), chosen, 8);
+    int nc = golden_floats(cJSON_GetObjectItem(g->manifest, "chosen_token"), chosen, 8);
     int n = (int)(lg.numel / 12);
     CHECK(nc == 3 && lg.numel == 3 * 4 * n);
     for (int b = 0; b < 3 && iou.vals && stab.vals; b++) {
@@ -532,7 +363,7 @@ static void test_unit_dynamic_multimask(void) {
         CHECKF(fabsf(s - stab.vals[b]) <= 1e-6f, "item %d: stability %.9g, golden %.9g", b, s, stab.vals[b]);
     }
     golden_free(&lg); golden_free(&iou); golden_free(&stab);
-    groups_close();
+    golden_groups_close();
 }
 
 TEST_MAIN(TEST_CASE(test_unit_dynamic_multimask), TEST_CASE(test_micro_reference), TEST_CASE(test_micro_fast),

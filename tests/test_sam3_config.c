@@ -15,24 +15,12 @@
 #include "model/config/sam2_config.h"
 #include "model/config/sam3_config.h"
 #include "tests/test.h"
-
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) { free(b); b = NULL; }
-    if (b) b[n] = 0;
-    fclose(f);
-    return b;
-}
+#include "tests/golden.h"
 
 static cJSON *load_state_dict(const char *folder) {
     char path[512];
     snprintf(path, sizeof path, "%s/sam3/%s/state_dict.json", test_golden_dir(), folder);
-    char *text = slurp(path);
+    char *text = golden_read_text(path);
     CHECKF(text != NULL, "golden file %s is missing", path);
     cJSON *root = text ? cJSON_Parse(text) : NULL;
     free(text);

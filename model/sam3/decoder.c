@@ -123,27 +123,24 @@ static int decoder_layer(sam3_model *m, const sam3_decoder_layer_weights *w, flo
                          const float *prompt, int S, const samc_attention_bias *prompt_bias, const float *mem_k,
                          const float *memory, const samc_attention_bias *rpb, samc_error *err) {
     const samc_ops *o = m->rt.ops;
-    int d = m->D, T = 1 + m->Q, HW = m->g * m->g, ffn = m->cfg->dec_ffn;
+    int d = m->D, T = 1 + m->Q, HW = m->g * m->g;
     size_t n = (size_t)T * d, mark = rt_arena_mark(&m->rt);
-    float *qp, *a, *h;
+    float *qp, *a;
     RT_ALLOC(&m->rt, qp, n);
     RT_ALLOC(&m->rt, a, n);
-    RT_ALLOC(&m->rt, h, (size_t)T * ffn);
-    o->add(o, qp, tgt, pos, n, n);
-    if (sam3_multihead_attention(m, &w->self_attn, qp, qp, tgt, T, T, NULL, a, err)) return -1;
-    o->add(o, tgt, tgt, a, n, n);
-    o->layer_norm(o, tgt, w->norm2.w, w->norm2.b, tgt, T, d, 1e-5f);
-    o->add(o, qp, tgt, pos, n, n);
-    if (sam3_multihead_attention(m, &w->ca_text, qp, prompt, prompt, T, S, prompt_bias, a, err)) return -1;
-    o->add(o, tgt, tgt, a, n, n);
-    o->layer_norm(o, tgt, w->catext_norm.w, w->catext_norm.b, tgt, T, d, 1e-5f);
-    o->add(o, qp, tgt, pos, n, n);
-    if (sam3_multihead_attention(m, &w->cross_attn, qp, mem_k, memory, T, HW, rpb, a, err)) return -1;
-    o->add(o, tgt, tgt, a, n, n);
-    o->layer_norm(o, tgt, w->norm1.w, w->norm1.b, tgt, T, d, 1e-5f);
-    o->linear(o, tgt, w->linear1.w, w->linear1.b, h, T, ffn, d);
-    o->relu(o, h, (size_t)T * ffn);
-    o->linear(o, h, w->linear2.w, w->linear2.b, a, T, d, ffn);
+    /* the three attentions: module, keys, values, count, mask, then the post-norm */
+    const sam3_mha_weights *att[3] = { &w->self_attn, &w->ca_text, &w->cross_attn };
+    const float *keys[3] = { qp, prompt, mem_k }, *vals[3] = { tgt, prompt, memory };
+    const int nk[3] = { T, S, HW };
+    const samc_attention_bias *bias[3] = { NULL, prompt_bias, rpb };
+    const rt_norm *norm[3] = { &w->norm2, &w->catext_norm, &w->norm1 };
+    for (int i = 0; i < 3; i++) {
+        o->add(o, qp, tgt, pos, n, n);
+        if (sam3_multihead_attention(m, att[i], qp, keys[i], vals[i], T, nk[i], bias[i], a, err)) return -1;
+        o->add(o, tgt, tgt, a, n, n);
+        o->layer_norm(o, tgt, norm[i]->w, norm[i]->b, tgt, T, d, 1e-5f);
+    }
+    if (sam3_ffn(m, &w->linear1, &w->linear2, tgt, T, m->cfg->dec_ffn, a, err)) return -1;
     o->add(o, tgt, tgt, a, n, n);
     o->layer_norm(o, tgt, w->norm3.w, w->norm3.b, tgt, T, d, 1e-5f);
     rt_arena_reset(&m->rt, mark);

@@ -39,11 +39,10 @@ int sam3_encoder_layer(sam3_model *m, const sam3_encoder_layer_weights *w, float
     const samc_ops *o = m->rt.ops;
     int d = m->D;
     size_t n = (size_t)T * d, mark = rt_arena_mark(&m->rt);
-    float *t2, *qk = NULL, *a, *h;
+    float *t2, *qk = NULL, *a;
     RT_ALLOC(&m->rt, t2, n);
     if (query_pos) RT_ALLOC(&m->rt, qk, n);
     RT_ALLOC(&m->rt, a, n);
-    RT_ALLOC(&m->rt, h, (size_t)T * ffn);
     o->layer_norm(o, tgt, w->norm1.w, w->norm1.b, t2, T, d, 1e-5f);
     const float *q = t2;
     if (query_pos) {
@@ -56,9 +55,7 @@ int sam3_encoder_layer(sam3_model *m, const sam3_encoder_layer_weights *w, float
     if (sam3_multihead_attention(m, &w->cross_attn_image, t2, mem_k, mem_v, T, M, mem_bias, a, err)) return -1;
     o->add(o, tgt, tgt, a, n, n);
     o->layer_norm(o, tgt, w->norm3.w, w->norm3.b, t2, T, d, 1e-5f);
-    o->linear(o, t2, w->linear1.w, w->linear1.b, h, T, ffn, d);
-    o->relu(o, h, (size_t)T * ffn);
-    o->linear(o, h, w->linear2.w, w->linear2.b, a, T, d, ffn);
+    if (sam3_ffn(m, &w->linear1, &w->linear2, t2, T, ffn, a, err)) return -1;
     o->add(o, tgt, tgt, a, n, n);
     rt_arena_reset(&m->rt, mark);
     return 0;

@@ -96,16 +96,8 @@ static int load_weights(sam3_model *m, samc_error *err) {
     return bind_all(m, err);
 }
 
-sam3_model *sam3_model_load(rt_weights *w, const sam3_config *cfg, const samc_options *opt, samc_error *err) {
-    double t0 = rt_now_ms();
-    sam3_model *m = calloc(1, sizeof *m);
-    if (!m) {
-        rt_weights_close(w);
-        samc_error_set(err, SAMC_ERR_NOMEM, "out of memory");
-        return NULL;
-    }
-    m->weights = *w;
-    memset(w, 0, sizeof *w);
+/* The dimensions the forward code reads, from the config. */
+static void set_dims(sam3_model *m, const sam3_config *cfg) {
     m->cfg = cfg;
     m->S = cfg->image_size;
     m->g = sam3_config_grid(cfg);
@@ -113,6 +105,20 @@ sam3_model *sam3_model_load(rt_weights *w, const sam3_config *cfg, const samc_op
     m->D = cfg->d_model;
     m->Q = cfg->num_queries;
     m->dec.layers = cfg->dec_layers;
+}
+
+sam3_model *sam3_model_load(rt_weights *w, const sam3_config *cfg, const samc_options *opt, samc_error *err) {
+    double t0 = rt_now_ms();
+    sam3_model *m = calloc(1, sizeof *m);
+    if (m) {
+        m->weights = *w;  /* the model owns the file from here, whatever happens */
+        memset(w, 0, sizeof *w);
+    } else {
+        rt_weights_close(w);
+        samc_error_set(err, SAMC_ERR_NOMEM, "out of memory for a %s model", cfg->name);
+        return NULL;
+    }
+    set_dims(m, cfg);
     if (m->S > SAM3_MAX_S || m->Q > 256 || cfg->dec_layers > SAM3_MAX_LAYERS || cfg->enc_layers > SAM3_MAX_LAYERS) {
         samc_error_set(err, SAMC_ERR_UNSUPPORTED, "config %s is larger than this build supports", cfg->name);
         goto fail;

@@ -101,6 +101,22 @@ int sam3_mlp(sam3_model *m, const rt_mlp *w, const float *x, int N, int in, int 
     return 0;
 }
 
+/* The transformer layers' feed-forward block (linear1, ReLU, linear2; dropout is off):
+ * x [T, d] -> out [T, d]. */
+int sam3_ffn(sam3_model *m, const rt_linear *linear1, const rt_linear *linear2, const float *x, int T, int ffn,
+             float *out, samc_error *err) {
+    const samc_ops *o = m->rt.ops;
+    int d = m->D;
+    size_t mark = rt_arena_mark(&m->rt);
+    float *h;
+    RT_ALLOC(&m->rt, h, (size_t)T * ffn);
+    o->linear(o, x, linear1->w, linear1->b, h, T, ffn, d);
+    o->relu(o, h, (size_t)T * ffn);
+    o->linear(o, h, linear2->w, linear2->b, out, T, d, ffn);
+    rt_arena_reset(&m->rt, mark);
+    return 0;
+}
+
 /* x clamped to [0, 1], then log(max(x, eps) / max(1 - x, eps)). */
 float sam3_inverse_sigmoid(float x) {
     const float eps = 1e-3f;

@@ -248,6 +248,9 @@ int sam3_multihead_attention(sam3_model *m, const sam3_mha_weights *w, const flo
 /* model_misc.MLP: x [N, in] -> y [N, out], ReLU between layers. */
 int sam3_mlp(sam3_model *m, const rt_mlp *w, const float *x, int N, int in, int hidden, int out, float *y,
              samc_error *err);
+/* A transformer layer's FFN: linear2(relu(linear1(x))), x [T, d] -> out [T, d]. */
+int sam3_ffn(sam3_model *m, const rt_linear *linear1, const rt_linear *linear2, const float *x, int T, int ffn,
+             float *out, samc_error *err);
 /* model_misc.inverse_sigmoid (eps 1e-3), in float as the official code. */
 float sam3_inverse_sigmoid(float x);
 /* The sine code of one coordinate (gen_sineembed_for_position, _encode_xy): out[n],
