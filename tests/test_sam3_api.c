@@ -1,0 +1,233 @@
+/* tests/test_sam3_api.c: the public SAM3 API around the model (model/samc.h): family
+ * detection and model info, the find options (threshold, max_detections, masks),
+ * reused result buffers, determinism across thread counts, the clear errors (SAM2.1 calls
+ * on a SAM3 model and back, bad prompts, an image not yet encoded, truncated and
+ * incomplete weight files). The numbers themselves are checked against the official code
+ * by tests/test_sam3_golden.c. Missing golden data is a failure. */
+#include <stb_image.h>
+#include <unistd.h>
+
+#include "convert/convert.h"
+#include "loader/safetensors.h"
+#include "model/samc.h"
+#include "tests/test.h"
+
+/* "truck" as the official tokenizer gives it */
+static const int32_t truck_ids[SAMC_CONCEPT_CONTEXT] = { 49406, 4629, 49407 };
+
+static char micro_path[600];
+static samc_model *model;
+static samc_image *image;
+static unsigned char *rgb;
+static int W, H;
+
+static int setup(void) {
+    if (model) return 0;
+    snprintf(micro_path, sizeof micro_path, "%s/sam3/micro/weights/micro.safetensors", test_golden_dir());
+    samc_options opt = { .backend = SAMC_BACKEND_CPU_FAST, .n_threads = 2 };
+    samc_error err = { 0 };
+    model = samc_model_load(micro_path, &opt, &err);
+    CHECKF(model != NULL, "%s", err.msg);
+    char path[700];
+    snprintf(path, sizeof path, "%s/images/truck_320x240.png", test_golden_dir());
+    int ch;
+    rgb = stbi_load(path, &W, &H, &ch, 3);
+    CHECKF(rgb != NULL, "cannot read %s", path);
+    if (!model || !rgb) return -1;
+    image = samc_image_new(model, &err);
+    CHECKF(image && samc_image_encode(model, image, rgb, W, H, &err) == 0, "%s", err.msg);
+    return image ? 0 : -1;
+}
+
+static void test_info(void) {
+    if (setup()) return;
+    samc_model_info info;
+    samc_model_get_info(model, &info);
+    CHECK(info.family == SAMC_FAMILY_SAM3 && !strcmp(info.config, "sam3_micro"));
+    CHECK(info.image_size == 252 && info.embed_dim == 64 && info.d_model == 32);
+    CHECK(info.n_tensors == 316 && info.n_params == 3813258 && info.scratch_bytes > 0);
+    CHECK(!strcmp(info.backend, "cpu_fast") && !strcmp(info.precision, "fp32"));
+    CHECK(samc_image_width(image) == W && samc_image_height(image) == H);
+    samc_timings t;
+    samc_model_get_timings(model, &t);
+    CHECK(t.encode_total_ms > 0 && t.stage_ms[0] > 0 && t.neck_ms > 0);
+}
+
+static void test_options(void) {
+    if (setup()) return;
+    samc_concept_prompt p = { .token_ids = truck_ids };
+    samc_instances all = { 0 }, top = { 0 };
+    samc_error err = { 0 };
+    /* threshold -1 keeps every query, in query order */
+    samc_find_options o = { .threshold = -1.0f, .want_masks = 1 };
+    CHECKF(samc_find(model, image, &p, &o, &all, &err) == 0, "%s", err.msg);
+    CHECK(all.n == all.n_queries && all.n_queries == 20 && all.low_size == 72);
+    for (int i = 0; i < all.n; i++) {
+        CHECK(all.query[i] == i && all.score[i] == all.probs[i]);
+        int64_t area = 0;
+        for (size_t k = 0; k < (size_t)W * H; k++) area += all.masks[(size_t)i * W * H + k];
+        CHECK(area == all.area[i]);
+    }
+    /* max_detections: the 3 highest scores, still in query order */
+    o.max_detections = 3;
+    o.want_masks = 0;
+    CHECKF(samc_find(model, image, &p, &o, &top, &err) == 0, "%s", err.msg);
+    CHECK(top.n == 3 && top.query[0] < top.query[1] && top.query[1] < top.query[2]);
+    for (int i = 0; i < 3; i++) CHECK(top.area[i] == 0);
+    float third = fminf(top.score[0], fminf(top.score[1], top.score[2]));
+    int above = 0;
+    for (int q = 0; q < all.n; q++) above += all.probs[q] > third;
+    CHECK(above == 2);
+    /* the default threshold 0.5 (NULL options): the synthetic scores are ~0.3, so nothing */
+    CHECKF(samc_find(model, image, &p, NULL, &top, &err) == 0, "%s", err.msg);
+    CHECK(top.n == 0 && top.n_queries == 20);
+    samc_instances_free(&all);
+    samc_instances_free(&top);
+}
+
+/* The same call twice gives the same bits into the same buffers (nothing reallocated),
+ * and cpu_fast with 1 thread gives the bits of 2 threads. */
+static void test_reuse_determinism(void) {
+    if (setup()) return;
+    samc_concept_prompt p = { .token_ids = truck_ids };
+    samc_find_options o = { .threshold = 0.25f, .want_masks = 1 };
+    samc_instances a = { 0 }, b = { 0 };
+    samc_error err = { 0 };
+    CHECK(samc_find(model, image, &p, &o, &a, &err) == 0);
+    float *logits0 = malloc(sizeof(float) * 20), *masks_ptr = a.pred_masks;
+    memcpy(logits0, a.pred_logits, sizeof(float) * 20);
+    uint8_t *m0 = a.masks;
+    CHECK(samc_find(model, image, &p, &o, &a, &err) == 0);
+    CHECK(a.masks == m0 && a.pred_masks == masks_ptr && memcmp(logits0, a.pred_logits, sizeof(float) * 20) == 0);
+    samc_options one = { .backend = SAMC_BACKEND_CPU_FAST, .n_threads = 1 };
+    samc_model *m1 = samc_model_load(micro_path, &one, &err);
+    samc_image *i1 = m1 ? samc_image_new(m1, &err) : NULL;
+    CHECKF(i1 && samc_image_encode(m1, i1, rgb, W, H, &err) == 0 && samc_find(m1, i1, &p, &o, &b, &err) == 0, "%s",
+           err.msg);
+    if (i1) {
+        CHECK(b.n == a.n && memcmp(b.pred_masks, a.pred_masks, sizeof(float) * 20 * 72 * 72) == 0);
+        CHECK(memcmp(b.masks, a.masks, (size_t)a.n * W * H) == 0);
+    }
+    samc_image_free(i1);
+    samc_model_free(m1);
+    free(logits0);
+    samc_instances_free(&a);
+    samc_instances_free(&b);
+}
+
+static void expect_find_error(const samc_concept_prompt *p, samc_status st, const char *needle) {
+    samc_instances out = { 0 };
+    samc_error err = { 0 };
+    CHECK(samc_find(model, image, p, NULL, &out, &err) == -1);
+    CHECKF(err.status == st && strstr(err.msg, needle), "status %d, message: %s (expected '%s')", err.status, err.msg,
+           needle);
+    samc_instances_free(&out);
+}
+
+static void test_bad_prompts(void) {
+    if (setup()) return;
+    float outside[4] = { 10, 10, 400, 100 }, inverted[4] = { 50, 50, 40, 60 }, box[4] = { 10, 10, 50, 50 };
+    float far_point[2] = { 321, 5 };
+    int bad_label = 2;
+    int32_t bad_ids[SAMC_CONCEPT_CONTEXT] = { 49406, 49408, 49407 };
+    expect_find_error(&(samc_concept_prompt){ .boxes = outside, .n_boxes = 1 }, SAMC_ERR_ARG, "outside the 320x240");
+    expect_find_error(&(samc_concept_prompt){ .boxes = inverted, .n_boxes = 1 }, SAMC_ERR_ARG, "inverted");
+    expect_find_error(&(samc_concept_prompt){ .boxes = box, .box_labels = &bad_label, .n_boxes = 1 }, SAMC_ERR_ARG,
+                      "label 2");
+    expect_find_error(&(samc_concept_prompt){ .points = far_point, .n_points = 1 }, SAMC_ERR_ARG, "point 0");
+    expect_find_error(&(samc_concept_prompt){ .boxes = box, .n_boxes = 33 }, SAMC_ERR_ARG, "at most 32");
+    expect_find_error(&(samc_concept_prompt){ 0 }, SAMC_ERR_ARG, "empty prompt");
+    expect_find_error(&(samc_concept_prompt){ .token_ids = bad_ids }, SAMC_ERR_ARG, "token_ids[1]");
+    expect_find_error(&(samc_concept_prompt){ .text = "truck" }, SAMC_ERR_UNSUPPORTED, "tokenizer");
+    /* a visual-only prompt is fine: the dummy text "visual" */
+    samc_instances out = { 0 };
+    samc_error err = { 0 };
+    CHECKF(samc_find(model, image, &(samc_concept_prompt){ .boxes = box, .n_boxes = 1 }, NULL, &out, &err) == 0, "%s",
+           err.msg);
+    samc_instances_free(&out);
+}
+
+static void test_family_errors(void) {
+    if (setup()) return;
+    samc_error err = { 0 };
+    samc_masks masks = { 0 };
+    float pt[2] = { 10, 10 };
+    int lab = 1;
+    samc_prompt sp = { .points = pt, .labels = &lab, .n_points = 1 };
+    CHECK(samc_predict(model, image, &sp, 1, NULL, &masks, &err) == -1);
+    CHECKF(err.status == SAMC_ERR_UNSUPPORTED && strstr(err.msg, "SAM3") && strstr(err.msg, "samc_find"), "%s", err.msg);
+    /* a SAM2.1 model: samc_find is unsupported, and images do not cross families */
+    char path[] = "/tmp/samc_sam3_api_XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    close(fd);
+    CHECK(samc_synth_write("micro", path, &err) == 0);
+    samc_model *m2 = samc_model_load(path, NULL, &err);
+    unlink(path);
+    CHECKF(m2 != NULL, "%s", err.msg);
+    if (!m2) return;
+    samc_instances out = { 0 };
+    CHECK(samc_find(m2, image, &(samc_concept_prompt){ .token_ids = truck_ids }, NULL, &out, &err) == -1);
+    CHECKF(err.status == SAMC_ERR_UNSUPPORTED && strstr(err.msg, "SAM2.1"), "%s", err.msg);
+    CHECK(samc_image_encode(m2, image, rgb, W, H, &err) == -1 && strstr(err.msg, "another model"));
+    samc_model_free(m2);
+    /* not yet encoded */
+    samc_image *fresh = samc_image_new(model, &err);
+    CHECK(samc_find(model, fresh, &(samc_concept_prompt){ .token_ids = truck_ids }, NULL, &out, &err) == -1);
+    CHECKF(strstr(err.msg, "not been encoded"), "%s", err.msg);
+    samc_image_free(fresh);
+}
+
+/* A copy of micro.safetensors without one tensor, with one wrong shape, and cut short. */
+static void test_bad_files(void) {
+    char err[SAMC_ERRMSG];
+    snprintf(micro_path, sizeof micro_path, "%s/sam3/micro/weights/micro.safetensors", test_golden_dir());
+    st_file f;
+    int rc = st_open(micro_path, &f, err);
+    CHECKF(rc == 0, "golden weights: %s", err);
+    if (rc) return;
+    char dir[] = "/tmp/samc_sam3_bad_XXXXXX", path[600];
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof path, "%s/w.safetensors", dir);
+    st_tensor *t = malloc(sizeof *t * (size_t)f.n_tensors);
+    memcpy(t, f.tensors, sizeof *t * (size_t)f.n_tensors);
+    int drop = 0;
+    while (strcmp(t[drop].name, "transformer.decoder.presence_token.weight")) drop++;
+    t[drop] = t[f.n_tensors - 1];
+    samc_error se = { 0 };
+    CHECK(st_write(path, t, f.n_tensors - 1, NULL, 0, err) == 0);
+    CHECK(samc_model_load(path, NULL, &se) == NULL);
+    CHECKF(se.status == SAMC_ERR_MODEL && strstr(se.msg, "not a SAM3 image model") &&
+               strstr(se.msg, "missing key 'transformer.decoder.presence_token.weight'"),
+           "%s", se.msg);
+    memcpy(t, f.tensors, sizeof *t * (size_t)f.n_tensors);
+    t[drop].shape[1] = 16;
+    t[drop].numel = 16;
+    t[drop].nbytes = 64;
+    CHECK(st_write(path, t, f.n_tensors, NULL, 0, err) == 0);
+    CHECK(samc_model_load(path, NULL, &se) == NULL);
+    CHECKF(strstr(se.msg, "presence_token.weight' has shape [1, 16], expected [1, 32]"), "%s", se.msg);
+    /* truncated: the file format's error */
+    FILE *in = fopen(micro_path, "rb"), *out = fopen(path, "wb");
+    char buf[65536];
+    size_t total = 0, n;
+    while (in && out && total < 4000000 && (n = fread(buf, 1, sizeof buf, in)) > 0) total += fwrite(buf, 1, n, out);
+    if (in) fclose(in);
+    if (out) fclose(out);
+    CHECK(samc_model_load(path, NULL, &se) == NULL);
+    CHECKF(se.status == SAMC_ERR_FORMAT && strstr(se.msg, "w.safetensors"), "%d %s", se.status, se.msg);
+    unlink(path);
+    rmdir(dir);
+    free(t);
+    st_close(&f);
+}
+
+static void test_cleanup(void) {
+    samc_image_free(image);
+    samc_model_free(model);
+    stbi_image_free(rgb);
+    model = NULL;
+}
+
+TEST_MAIN(TEST_CASE(test_info), TEST_CASE(test_options), TEST_CASE(test_reuse_determinism), TEST_CASE(test_bad_prompts),
+          TEST_CASE(test_family_errors), TEST_CASE(test_bad_files), TEST_CASE(test_cleanup))
