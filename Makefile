@@ -234,6 +234,16 @@ $(BUILD)/bench/bench_gemm: tests/bench/bench_gemm.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $< $(LIB) -o $@ $(LDLIBS)
 
+# SAM3 per-stage times, peak RSS and arena, kept out of `all` and `test`:
+# make bench-sam3 CONFIG=sam3 BACKEND=fast THREADS=2 [WEIGHTS=file] [IMAGE=png] [ITERS=n]
+.PHONY: bench-sam3
+bench-sam3: $(BUILD)/bench/bench_sam3
+	$(BUILD)/bench/bench_sam3 $(or $(CONFIG),sam3_micro) $(or $(BACKEND),fast) $(or $(THREADS),2) "$(WEIGHTS)" "$(IMAGE)" $(or $(ITERS),1)
+
+$(BUILD)/bench/bench_sam3: tests/bench/bench_sam3.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) $< $(LIB) -o $@ $(LDLIBS) -lstb
+
 # Mosaic scale benchmark, kept out of `all` and `test`: `samc mosaic`'s pipeline with the
 # oracle mask source on a generated SIZE x SIZE GeoTIFF of Voronoi cells (time, peak RSS,
 # stats.json timings). make bench-mosaic SIZE=20000 TILE=1000 DIR=/tmp/samc_bench_mosaic
