@@ -238,9 +238,9 @@ int samc_predict(samc_model *m, const samc_image *img, const samc_prompt *prompt
 /* The ids of the official visual-only prompt's dummy text "visual". */
 static const int32_t visual_ids[3] = { 49406, 7195, 49407 };
 
-/* The prompt's token ids: given, the dummy text, or (not in this build yet) the text
- * through the CLIP tokenizer. */
-static int concept_ids(const samc_concept_prompt *p, int32_t *ids, samc_error *err) {
+/* The prompt's token ids: given, the text through the model's tokenizer, or the dummy
+ * text of a visual-only prompt. */
+static int concept_ids(sam3_model *m, const samc_concept_prompt *p, int32_t *ids, samc_error *err) {
     memset(ids, 0, sizeof(int32_t) * SAMC_CONCEPT_CONTEXT);
     if (p->token_ids) {
         for (int t = 0; t < SAMC_CONCEPT_CONTEXT; t++) {
@@ -251,9 +251,7 @@ static int concept_ids(const samc_concept_prompt *p, int32_t *ids, samc_error *e
         }
         return 0;
     }
-    if (p->text)
-        return samc_error_set(err, SAMC_ERR_UNSUPPORTED,
-                              "samc_find: text \"%.60s\": this build has no SAM3 tokenizer; pass token_ids", p->text);
+    if (p->text) return sam3_text_ids(m, p->text, ids, err);
     if (p->n_boxes + p->n_points <= 0)
         return samc_error_set(err, SAMC_ERR_ARG, "samc_find: empty prompt: give a text, token ids, boxes or points");
     memcpy(ids, visual_ids, sizeof visual_ids);
@@ -275,7 +273,7 @@ int samc_find(samc_model *m, const samc_image *img, const samc_concept_prompt *p
     if (!(opt->threshold == opt->threshold))
         return samc_error_set(err, SAMC_ERR_ARG, "samc_find: threshold is NaN");
     sam3_prompt p;
-    if (sam3_prompt_from_api(m->sam3, prompt, img->sam3->w, img->sam3->h, &p, err) || concept_ids(prompt, p.ids, err))
+    if (sam3_prompt_from_api(m->sam3, prompt, img->sam3->w, img->sam3->h, &p, err) || concept_ids(m->sam3, prompt, p.ids, err))
         return -1;
     return sam3_find(m->sam3, img->sam3, &p, opt, out, err);
 }

@@ -96,6 +96,10 @@ typedef struct {
                               there (no device needed): the load runs on a backend that only
                               counts bytes, samc_model_get_info reports them, and encode /
                               predict refuse such a model */
+    const char *vocab_path;   /* SAM3 text prompts: the official bpe_simple_vocab_16e6.txt.gz (or
+                                 its plain text), read at load when the weight file's metadata
+                                 has no tokenizer.bpe_merges; NULL: the metadata only (without
+                                 either, samc_find takes token_ids, not text) */
 } samc_options;
 
 #define SAMC_MAX_ENCODE_BATCH 64
@@ -202,12 +206,14 @@ void samc_masks_free(samc_masks *out);
  * then float); points go through the geometry encoder's point branch, which the official
  * processor cannot reach (its Sam3Image.forward ignores points). */
 typedef struct {
-    const char *text;          /* UTF-8 noun phrase ("truck"); NULL with no token_ids: a
-                                  visual-only prompt, which the official processor runs with
-                                  the dummy text "visual" (it needs at least one box or point) */
+    const char *text;          /* UTF-8 noun phrase ("truck"), through the CLIP tokenizer of
+                                  model/sam3/tokenizer.h (vocabulary: samc_options.vocab_path
+                                  or the file's metadata); NULL with no token_ids: a visual-only
+                                  prompt, which the official processor runs with the dummy text
+                                  "visual" (it needs at least one box or point) */
     const int32_t *token_ids;  /* [SAMC_CONCEPT_CONTEXT] ids instead of text: start 49406, the
-                                  BPE ids, end 49407, zero padding (the official tokenizer's
-                                  output); NULL: tokenize text */
+                                  BPE ids, end 49407, zero padding (the tokenizer's output);
+                                  NULL: tokenize text */
     const float *boxes;        /* [n_boxes][4] x0, y0, x1, y1 in image pixels */
     const int *box_labels;     /* [n_boxes] 1 = positive exemplar, 0 = negative; NULL: all 1 */
     int n_boxes;

@@ -138,13 +138,46 @@ static void test_bad_prompts(void) {
     expect_find_error(&(samc_concept_prompt){ .boxes = box, .n_boxes = 33 }, SAMC_ERR_ARG, "at most 32");
     expect_find_error(&(samc_concept_prompt){ 0 }, SAMC_ERR_ARG, "empty prompt");
     expect_find_error(&(samc_concept_prompt){ .token_ids = bad_ids }, SAMC_ERR_ARG, "token_ids[1]");
-    expect_find_error(&(samc_concept_prompt){ .text = "truck" }, SAMC_ERR_UNSUPPORTED, "tokenizer");
+    expect_find_error(&(samc_concept_prompt){ .text = "truck" }, SAMC_ERR_UNSUPPORTED, "needs a vocabulary");
     /* a visual-only prompt is fine: the dummy text "visual" */
     samc_instances out = { 0 };
     samc_error err = { 0 };
     CHECKF(samc_find(model, image, &(samc_concept_prompt){ .boxes = box, .n_boxes = 1 }, NULL, &out, &err) == 0, "%s",
            err.msg);
     samc_instances_free(&out);
+}
+
+/* A text prompt through the tokenizer (vocabulary from samc_options.vocab_path) is the
+ * same as its ids; "a red car" as the golden f_two_texts recorded it. */
+static void test_text_prompt(void) {
+    if (setup()) return;
+    char vocab[700];
+    snprintf(vocab, sizeof vocab, "%s/sam3/assets/bpe_simple_vocab_16e6.txt.gz", test_golden_dir());
+    samc_options opt = { .backend = SAMC_BACKEND_CPU_FAST, .n_threads = 2, .vocab_path = vocab };
+    samc_error err = { 0 };
+    samc_model *m = samc_model_load(micro_path, &opt, &err);
+    CHECKF(m != NULL, "%s", err.msg);
+    samc_image *img = m ? samc_image_new(m, &err) : NULL;
+    CHECKF(img && samc_image_encode(m, img, rgb, W, H, &err) == 0, "%s", err.msg);
+    samc_instances a = { 0 }, b = { 0 };
+    samc_find_options o = { .threshold = -1.0f };
+    static const int32_t red_car[SAMC_CONCEPT_CONTEXT] = { 49406, 320, 736, 1615, 49407 };
+    const char *texts[] = { "truck", "A  Red car" };
+    const int32_t *ids[] = { truck_ids, red_car };
+    for (int i = 0; img && i < 2; i++) {
+        CHECKF(samc_find(m, img, &(samc_concept_prompt){ .text = texts[i] }, &o, &a, &err) == 0, "%s", err.msg);
+        CHECKF(samc_find(m, img, &(samc_concept_prompt){ .token_ids = ids[i] }, &o, &b, &err) == 0, "%s", err.msg);
+        CHECK(a.n == b.n && memcmp(a.pred_logits, b.pred_logits, sizeof(float) * 20) == 0);
+        CHECK(memcmp(a.pred_masks, b.pred_masks, sizeof(float) * 20 * 72 * 72) == 0);
+    }
+    samc_instances_free(&a);
+    samc_instances_free(&b);
+    samc_image_free(img);
+    samc_model_free(m);
+    /* a vocabulary that is not there: the load says so */
+    opt.vocab_path = "/nonexistent/vocab.txt.gz";
+    CHECK(samc_model_load(micro_path, &opt, &err) == NULL);
+    CHECKF(strstr(err.msg, "/nonexistent/vocab.txt.gz"), "%s", err.msg);
 }
 
 static void test_family_errors(void) {
@@ -230,4 +263,4 @@ static void test_cleanup(void) {
 }
 
 TEST_MAIN(TEST_CASE(test_info), TEST_CASE(test_options), TEST_CASE(test_reuse_determinism), TEST_CASE(test_bad_prompts),
-          TEST_CASE(test_family_errors), TEST_CASE(test_bad_files), TEST_CASE(test_cleanup))
+          TEST_CASE(test_text_prompt), TEST_CASE(test_family_errors), TEST_CASE(test_bad_files), TEST_CASE(test_cleanup))

@@ -83,6 +83,26 @@ static int load_constants(sam3_model *m, const float *pos_embed, const float *re
 
 static int used(const char *name) { return sam3_config_is_stored(name); }
 
+/* The tokenizer of the text prompts: the merges in the file's metadata (the key
+ * tokenizer.bpe_merges), else the vocabulary file of samc_options.vocab_path, else none
+ * (token ids only). */
+static int load_tokenizer(sam3_model *m, samc_error *err) {
+    const char *merges = rt_weights_meta(&m->weights, SAM3_MERGES_META_KEY);
+    if (merges) m->tokenizer = sam3_tokenizer_load_merges(merges, strlen(merges), err);
+    else if (m->rt.opt.vocab_path) m->tokenizer = sam3_tokenizer_load_gz(m->rt.opt.vocab_path, err);
+    else return 0;
+    return m->tokenizer ? 0 : -1;
+}
+
+int sam3_text_ids(sam3_model *m, const char *text, int32_t *ids, samc_error *err) {
+    if (!m->tokenizer)
+        return samc_error_set(err, SAMC_ERR_UNSUPPORTED,
+                              "samc_find: text \"%.60s\" needs a vocabulary: %s has no %s metadata and "
+                              "samc_options.vocab_path is not set (or pass token_ids)",
+                              text, m->weights.path, SAM3_MERGES_META_KEY);
+    return sam3_tokenize(m->tokenizer, text, strlen(text), SAM3_CTX, ids, NULL, NULL, err);
+}
+
 /* Weights bound on the host (the constants read pos_embed and reference_points there),
  * then, for a device backend, uploaded once and bound again to their device copies. */
 static int load_weights(sam3_model *m, samc_error *err) {
@@ -125,7 +145,7 @@ sam3_model *sam3_model_load(rt_weights *w, const sam3_config *cfg, const samc_op
     }
     if (rt_backend_open(&m->rt, opt, err)) goto fail;
     rt_log(&m->rt, "load: SAM3 config %s, image size %d", cfg->name, m->S);
-    if (alloc_host(m, err) || load_weights(m, err)) goto fail;
+    if (alloc_host(m, err) || load_tokenizer(m, err) || load_weights(m, err)) goto fail;
     rt_plan_begin(&m->rt);
     int rc = sam3_processor_plan(m, err);
     if (rt_plan_end(&m->rt, err) || rc) goto fail;
@@ -142,6 +162,7 @@ void sam3_model_free(sam3_model *m) {
     free(m->h_resized); free(m->h_input); free(m->h_dec); free(m->h_small);
     free(m->h_logits); free(m->h_refs); free(m->h_ref_init);
     sam3_transforms_free(m);
+    sam3_tokenizer_free(m->tokenizer);
     if (m->rt.backend) {
         float *dev[] = { m->rope_win_cos, m->rope_win_sin, m->rope_glob_cos, m->rope_glob_sin, m->pos_tiled,
                          m->pe_tok, m->causal, m->zeros, m->dev_full };

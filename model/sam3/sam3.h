@@ -28,6 +28,7 @@
 #include "kernels/ops.h"
 #include "model/config/sam3_config.h"
 #include "model/runtime/runtime.h"
+#include "model/sam3/tokenizer.h"
 #include "model/samc.h"
 
 #define SAM3_MAX_VIT_BLOCKS 64
@@ -179,6 +180,7 @@ typedef struct sam3_model {
     float *h_ref_init;            /* host: sigmoid(reference_points) [Q, 4] */
 
     float *zeros;                 /* [D] zeros (the presence token's position) */
+    sam3_tokenizer *tokenizer;    /* the text prompts' (NULL: no vocabulary; token ids only) */
 
     /* Host buffers, sized at load. */
     struct sam3_resize_plan *resize;
@@ -329,6 +331,8 @@ int sam3_processor_plan(sam3_model *m, samc_error *err);
 
 /* ---- the model (load.c) ---------------------------------------------------------------- */
 
+/* The ids of a text prompt through the model's tokenizer: ids[SAM3_CTX]. */
+int sam3_text_ids(sam3_model *m, const char *text, int32_t *ids, samc_error *err);
 /* Takes the opened weights (w is left empty on success and on failure). */
 sam3_model *sam3_model_load(rt_weights *w, const sam3_config *cfg, const samc_options *opt, samc_error *err);
 void sam3_model_free(sam3_model *m);
