@@ -262,14 +262,21 @@ static void run_config(const char *config_dir, const char *weights, samc_backend
     golden_groups_close();
 }
 
-/* SAMC_GOLDEN_CONFIGS (as for tests/test_golden.c) limits the configs run: "sam3_micro". */
+/* SAMC_GOLDEN_CONFIGS (as for tests/test_golden.c; `make debug` in .ci/run sets "micro")
+ * limits the configs run: the word "micro" or "sam3_micro" selects sam3_micro, "sam3"
+ * the full config. */
+static int has_word(const char *sel, const char *word) {
+    size_t n = strlen(word);
+    for (const char *p = strstr(sel, word); p; p = strstr(p + 1, word))
+        if ((p == sel || p[-1] == ' ' || p[-1] == ',') && (!p[n] || p[n] == ' ' || p[n] == ','))
+            return 1;
+    return 0;
+}
+
 static int config_selected(const char *config) {
     const char *sel = getenv("SAMC_GOLDEN_CONFIGS");
     if (!sel || !*sel) return 1;
-    for (const char *p = strstr(sel, config); p; p = strstr(p + 1, config))
-        if ((p == sel || p[-1] == ' ' || p[-1] == ',') && (!p[strlen(config)] || p[strlen(config)] == ' ' || p[strlen(config)] == ','))
-            return 1;
-    return 0;
+    return has_word(sel, config) || (!strcmp(config, "sam3_micro") && has_word(sel, "micro"));
 }
 
 static void micro(samc_backend backend) {

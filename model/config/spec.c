@@ -124,7 +124,7 @@ static int table_find(const int *table, size_t cap, const spec_entry *e, const c
     return -1;
 }
 
-int spec_match(const spec_entry *e, int ne, int (*required)(const char *name), const char *const *names,
+static int spec_match(const spec_entry *e, int ne, int (*required)(const char *name), const char *const *names,
                const int64_t *const *shapes, const int *ndims, int n, spec_match_report *r, char *err) {
     memset(r, 0, sizeof *r);
     size_t cap;
@@ -167,7 +167,7 @@ int spec_match(const spec_entry *e, int ne, int (*required)(const char *name), c
     return 0;
 }
 
-int spec_match_exact(const spec_match_report *r) {
+static int spec_match_exact(const spec_match_report *r) {
     return !r->missing && !r->unexpected && !r->mismatched && !r->duplicated;
 }
 
@@ -178,7 +178,7 @@ static void fmt_shape(char *buf, size_t size, int ndim, const int64_t *shape) {
     if (k < size) snprintf(buf + k, size - k, "]");
 }
 
-void spec_match_details(const spec_match_report *r, const spec_entry *spec, const int64_t *const *shapes,
+static void spec_match_details(const spec_match_report *r, const spec_entry *spec, const int64_t *const *shapes,
                         const int *ndims, char *buf, size_t size) {
     size_t k = 0;
     buf[0] = 0;

@@ -65,9 +65,7 @@ void spec_free(spec_entry *e);
 /* FNV-1a 64 of a tensor name: the matcher's hash, and the seed of samc-synth-v1. */
 uint64_t spec_fnv1a64(const char *s);
 
-/* How a file's tensors compare with one specification. `required` says which entries a
- * file must have (NULL: all); the others may be present or absent (e.g. the video-only
- * tensors that `samc convert --image-only` drops). */
+/* How a file's tensors compare with one specification (spec_detect's report). */
 typedef struct {
     int matched, missing, unexpected, mismatched, duplicated;
     int n_required, matched_required;
@@ -77,19 +75,13 @@ typedef struct {
     int mismatch_input;         /* input index of first_mismatch */
 } spec_match_report;
 
-int spec_match(const spec_entry *spec, int n_spec, int (*required)(const char *name), const char *const *names,
-               const int64_t *const *shapes, const int *ndims, int n, spec_match_report *r, char *err);
-/* 1 when nothing is missing, unexpected, duplicated or of the wrong shape. */
-int spec_match_exact(const spec_match_report *r);
-/* "; tensor 'x' has shape [..], expected [..]; missing key 'y'; ..." for the first
- * problem of each kind, into buf. */
-void spec_match_details(const spec_match_report *r, const spec_entry *spec, const int64_t *const *shapes,
-                        const int *ndims, char *buf, size_t size);
-
 /* Config detection over a family's configs: build(i, ...) makes config i's spec (i in
- * [0, n_configs)). Returns the index of the first config the tensors match exactly, or
+ * [0, n_configs)); `required` says which entries a file must have (NULL: all), the others
+ * may be present or absent (the video-only tensors `samc convert --image-only` drops,
+ * SAM3's computed RoPE tables). Returns the index of the first config the tensors match exactly, or
  * -1 with, for the closest config (most matched tensors), its index in *closest, its
- * report in *r and spec_match_details() in detail[detail_size]; -2 with err on failure. */
+ * report in *r and "; tensor 'x' has shape [..], expected [..]; missing key 'y'; ..."
+ * (the first problem of each kind) in detail[detail_size]; -2 with err on failure. */
 typedef int (*spec_build_fn)(int index, spec_entry **out, int *n, char *err);
 int spec_detect(int n_configs, spec_build_fn build, int (*required)(const char *name), const char *const *names,
                 const int64_t *const *shapes, const int *ndims, int n, int *closest, spec_match_report *r,
