@@ -147,6 +147,30 @@ static void test_bad_prompts(void) {
     samc_instances_free(&out);
 }
 
+/* Images smaller, thinner and larger than the input side (upsampled, stretched, shrunk):
+ * encoded and searched; boxes and masks come back at the image's own size. */
+static void test_odd_images(void) {
+    if (setup()) return;
+    static const int sizes[][2] = { { 1, 1 }, { 17, 300 }, { 700, 9 }, { 252, 252 }, { 600, 501 } };
+    samc_instances out = { 0 };
+    samc_error err = { 0 };
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        int w = sizes[k][0], h = sizes[k][1];
+        uint8_t *px = malloc((size_t)w * h * 3);
+        for (size_t i = 0; i < (size_t)w * h * 3; i++) px[i] = (uint8_t)(i * 2654435761u >> 24);
+        samc_image *img = samc_image_new(model, &err);
+        CHECKF(img && samc_image_encode(model, img, px, w, h, &err) == 0, "%dx%d: %s", w, h, err.msg);
+        samc_find_options o = { .threshold = -1.0f, .max_detections = 2, .want_masks = 1 };
+        CHECKF(img && samc_find(model, img, &(samc_concept_prompt){ .token_ids = truck_ids }, &o, &out, &err) == 0,
+               "%dx%d: %s", w, h, err.msg);
+        CHECK(out.n == 2 && out.width == w && out.height == h);
+        for (int i = 0; i < out.n * 4; i++) CHECK(isfinite(out.box[i]));
+        samc_image_free(img);
+        free(px);
+    }
+    samc_instances_free(&out);
+}
+
 /* A text prompt through the tokenizer (vocabulary from samc_options.vocab_path) is the
  * same as its ids; "a red car" as the golden f_two_texts recorded it. */
 static void test_text_prompt(void) {
@@ -263,4 +287,4 @@ static void test_cleanup(void) {
 }
 
 TEST_MAIN(TEST_CASE(test_info), TEST_CASE(test_options), TEST_CASE(test_reuse_determinism), TEST_CASE(test_bad_prompts),
-          TEST_CASE(test_text_prompt), TEST_CASE(test_family_errors), TEST_CASE(test_bad_files), TEST_CASE(test_cleanup))
+          TEST_CASE(test_text_prompt), TEST_CASE(test_odd_images), TEST_CASE(test_family_errors), TEST_CASE(test_bad_files), TEST_CASE(test_cleanup))
