@@ -26,7 +26,17 @@ static int detect(const rt_weights *w, const sam2_config **c2, const sam3_config
     if (rt_weights_names(w, &names, &shapes, &ndims, err)) return -1;
     int rc = 0;
     if (sam3_config_looks_like(names, w->n)) {
-        if (sam3_config_detect(names, shapes, ndims, w->n, c3, emsg))
+        /* `samc convert` keeps the video side of sam3.pt (tracker.*, and detector.* keys the
+         * image model has no use for) under their original names unless --image-only: no
+         * image-model name starts so, so they are left out of the match. */
+        int k = 0;
+        for (int i = 0; i < w->n; i++) {
+            if (!strncmp(names[i], "tracker.", 8) || !strncmp(names[i], "detector.", 9)) continue;
+            names[k] = names[i];
+            shapes[k] = shapes[i];
+            ndims[k++] = ndims[i];
+        }
+        if (sam3_config_detect(names, shapes, ndims, k, c3, emsg))
             rc = samc_error_set(err, SAMC_ERR_MODEL, "%s: not a SAM3 image model: %s", w->path, emsg);
     } else if (sam2_config_detect(names, shapes, ndims, w->n, SAM2_MATCH_IMAGE_ONLY, c2, emsg)) {
         rc = samc_error_set(err, SAMC_ERR_MODEL, "%s: not a SAM2.1 model: %s", w->path, emsg);

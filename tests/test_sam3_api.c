@@ -273,6 +273,20 @@ static void test_bad_files(void) {
     if (out) fclose(out);
     CHECK(samc_model_load(path, NULL, &se) == NULL);
     CHECKF(se.status == SAMC_ERR_FORMAT && strstr(se.msg, "w.safetensors"), "%d %s", se.status, se.msg);
+    /* the video side that `samc convert` keeps by default (tracker.*, unused detector.*)
+     * is no obstacle to loading the image model */
+    st_tensor *tv = malloc(sizeof *tv * (size_t)(f.n_tensors + 2));
+    memcpy(tv, f.tensors, sizeof *tv * (size_t)f.n_tensors);
+    static const float extra[4] = { 1, 2, 3, 4 };
+    tv[f.n_tensors] = (st_tensor){ .name = "tracker.maskmem_tpos_enc", .dtype = ST_F32, .ndim = 1, .shape = { 4 },
+                                   .numel = 4, .data = extra, .nbytes = sizeof extra };
+    tv[f.n_tensors + 1] = tv[f.n_tensors];
+    tv[f.n_tensors + 1].name = "detector.backbone.vision_backbone.sam2_convs.0.weight";
+    CHECK(st_write(path, tv, f.n_tensors + 2, NULL, 0, err) == 0);
+    samc_model *mv = samc_model_load(path, NULL, &se);
+    CHECKF(mv != NULL, "with tracker.* / detector.* tensors: %s", se.msg);
+    samc_model_free(mv);
+    free(tv);
     unlink(path);
     rmdir(dir);
     free(t);
