@@ -15,6 +15,7 @@
  * No op allocates: all scratch is per thread, sized at create for fixed block sizes, and
  * the drivers block every problem so that it fits. */
 #include "kernels/cpu_fast_kernels.h"
+#include "util/half.h"
 #include "kernels/thread_pool.h"
 #include <math.h>
 #include <stdint.h>
@@ -85,7 +86,29 @@ typedef struct {
     float *c; ptrdiff_t ldc;
     /* im2col geometry for conv2d */
     int cin, h, w, kh, kw, stride, pad, wo;
+    /* weights kept in 16 bits (ops.h, weights16): A, or B of B_COLS, read from these
+     * instead (a / b are then stand-ins, never read) */
+    const uint16_t *a16, *b16;
+    samc_w16_dtype a16_t, b16_t;
 } gemm_desc;
+
+static inline float w16_value(const uint16_t *p, samc_w16_dtype t) {
+    return t == SAMC_W16_BF16 ? util_bf16_to_float(*p) : util_half_to_float(*p);
+}
+
+/* pack_cols of a 16-bit B: the same panels, the values converted on the way. */
+static void pack_cols_w16(const uint16_t *b, samc_w16_dtype t, ptrdiff_t ldb, int kc, int nc, float *dst) {
+    for (int p = 0; p < nc; p += SAMC_GEMM_NR) {
+        int nr = imin(SAMC_GEMM_NR, nc - p);
+        for (int j = 0; j < nr; j++) {
+            const uint16_t *src = b + (ptrdiff_t)(p + j) * ldb;
+            for (int k = 0; k < kc; k++) dst[(size_t)k * SAMC_GEMM_NR + j] = w16_value(src + k, t);
+        }
+        for (int j = nr; j < SAMC_GEMM_NR; j++)
+            for (int k = 0; k < kc; k++) dst[(size_t)k * SAMC_GEMM_NR + j] = 0.0f;
+        dst += (size_t)kc * SAMC_GEMM_NR;
+    }
+}
 
 /* Portable packers (see samc_fast_kernels.pack_rows / pack_cols). */
 static void pack_rows_scalar(const float *b, ptrdiff_t ldb, int kc, int nc, float *dst) {
@@ -177,7 +200,10 @@ static void pack_im2col(const gemm_desc *g, int k0, int kc, int n0, int nc, floa
 static void pack_b(const samc_fast_kernels *kn, const gemm_desc *g, int k0, int kc, int n0, int nc, float *dst) {
     switch (g->b_kind) {
     case B_ROWS: kn->pack_rows(g->b + (ptrdiff_t)k0 * g->ldb + n0, g->ldb, kc, nc, dst); break;
-    case B_COLS: kn->pack_cols(g->b + (ptrdiff_t)n0 * g->ldb + k0, g->ldb, kc, nc, dst); break;
+    case B_COLS:
+        if (g->b16) pack_cols_w16(g->b16 + (ptrdiff_t)n0 * g->ldb + k0, g->b16_t, g->ldb, kc, nc, dst);
+        else kn->pack_cols(g->b + (ptrdiff_t)n0 * g->ldb + k0, g->ldb, kc, nc, dst);
+        break;
     case B_IM2COL: pack_im2col(g, k0, kc, n0, nc, dst); break;
     }
 }
@@ -229,7 +255,14 @@ static void gemm_rect(const samc_fast_kernels *kn, const gemm_desc *g, int m0, i
                     const float *bblk = ts->bp + (size_t)(kb - kb0) * kcb * ncp;
                     const float *ablk;
                     ptrdiff_t lda;
-                    if (g->a_cs == 1) {
+                    if (g->a16) { /* 16-bit A: converted into the A block */
+                        for (int i = 0; i < mc; i++)
+                            for (int k = 0; k < kc; k++)
+                                ts->ap[(size_t)i * kc + k] = w16_value(
+                                    g->a16 + (ptrdiff_t)(mc0 + i) * g->a_rs + (ptrdiff_t)(pc + k) * g->a_cs, g->a16_t);
+                        ablk = ts->ap;
+                        lda = kc;
+                    } else if (g->a_cs == 1) {
                         ablk = g->a + (ptrdiff_t)mc0 * g->a_rs + pc;
                         lda = g->a_rs;
                     } else if (g->a_rs == 1) { /* column-major A: transpose the block */
@@ -253,7 +286,7 @@ static void gemm_rect(const samc_fast_kernels *kn, const gemm_desc *g, int m0, i
                     for (int jp = 0; jp < nc; jp += SAMC_GEMM_NR) {
                         int nr = imin(SAMC_GEMM_NR, nc - jp);
                         const float *bpanel = bblk + (size_t)(jp / SAMC_GEMM_NR) * kc * SAMC_GEMM_NR;
-                        if (g->a_cs == 1 && nmc > 0) {
+                        if (g->a_cs == 1 && nmc > 0 && !g->a16) {
                             int p = jp / SAMC_GEMM_NR, i0 = p * nmc / np, i1 = (p + 1) * nmc / np;
                             for (int i = i0; i < i1; i++) {
                                 const char *row = (const char *)(g->a + (ptrdiff_t)(nm0 + i) * g->a_rs + npc);
@@ -323,6 +356,7 @@ static void linear_fast(const samc_ops *o, const float *x, const float *w, const
     gemm_desc g = { .M = M, .N = N, .K = K, .a = x, .a_rs = K, .a_cs = 1,
                     .b = w, .ldb = K, .b_kind = B_COLS,
                     .bias_n = b, .c = y, .ldc = N };
+    g.b16 = samc_w16_find(w, &g.b16_t);
     gemm_run(state_of(o), &g);
 }
 
@@ -331,6 +365,7 @@ static void matmul_fast(const samc_ops *o, const float *a, const float *b, const
     gemm_desc g = { .M = M, .N = N, .K = K, .a = a, .a_rs = K, .a_cs = 1,
                     .b = b, .ldb = N, .b_kind = B_ROWS,
                     .bias_m = bias, .c = c, .ldc = N };
+    g.a16 = samc_w16_find(a, &g.a16_t);
     gemm_run(state_of(o), &g);
 }
 
@@ -345,6 +380,7 @@ static void conv2d_fast(const samc_ops *o, const float *x, const float *w, const
                     .b = x, .bias_m = b, .c = y, .ldc = (ptrdiff_t)Ho * Wo,
                     .cin = Cin, .h = H, .w = W, .kh = kh, .kw = kw, .stride = stride,
                     .pad = pad, .wo = Wo };
+    g.a16 = samc_w16_find(w, &g.a16_t);
     if (kh == 1 && kw == 1 && stride == 1 && pad == 0) {
         g.ldb = (ptrdiff_t)H * W;
         g.b_kind = B_ROWS;
@@ -398,6 +434,7 @@ static void conv_transpose2x2_fast(const samc_ops *o, const float *x, const floa
     convt_job j = { .st = st, .bias = b, .y = y, .H = H, .W = W, .Cout = Cout };
     j.g = (gemm_desc){ .M = Cout * 4, .N = H * W, .K = Cin, .a = w, .a_rs = 1, .a_cs = (ptrdiff_t)Cout * 4,
                        .b = x, .ldb = (ptrdiff_t)H * W, .b_kind = B_ROWS };
+    j.g.a16 = samc_w16_find(w, &j.g.a16_t);
     if (j.g.M <= 0 || j.g.N <= 0) return;
     j.tiles_n = ceil_div(j.g.N, CT_N);
     int n_tasks = ceil_div(j.g.M, CT_M) * j.tiles_n;
@@ -1119,6 +1156,7 @@ static samc_ops *create_with(int n_threads, const samc_fast_kernels *kn) {
         .window_unpartition_add = window_unpartition_add_fast, .maxpool2x2 = maxpool2x2_fast,
         .upsample_nearest2x_add = upsample_nearest2x_add_fast, .upsample_bilinear = upsample_bilinear_fast,
         .attention_biased = attention_biased_fast, .rope = rope_fast, .group_norm = group_norm_fast,
+        .weights16 = 1,
     };
     /* host memory; alloc/free/upload/download/sync stay NULL (malloc/free/memcpy) */
     samc_ops_fill_from_ref(&st->ops);

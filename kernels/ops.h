@@ -140,6 +140,13 @@ struct samc_ops {
     int (*set_precision)(const samc_ops *o, samc_ops_precision p, const float *weights, size_t n_weights,
                          char *err);
 
+    /* ---- 16-bit weight storage (host backends; 0: fp32 weights only) ---- */
+    /* 1: the weight operand of linear (w), matmul (a), conv2d (w) and conv_transpose2x2
+     * (w) may be a stand-in registered with samc_w16_register; the backend reads the
+     * 16-bit values behind it and converts them to fp32 as it packs them, so the products
+     * are those of the fp32-converted weights, bit for bit (kernels/weights16.c). */
+    int weights16;
+
     /* ---- SAM3 image model (sam3/model/ of facebookresearch/sam3) ---- */
     /* attention with an additive bias: out[b,h,i,:] = sum_j softmax_j(scale <q_i, k_j> +
      * bias[b,h,i,j]) v_j (PyTorch's float attn_mask / key_padding_mask semantics). -inf
@@ -188,6 +195,18 @@ void samc_ref_group_apply(const float *xc, float *yc, int HW, double mean, doubl
 /* Fills every NULL entry of a host-memory backend's table with the reference op, so a
  * fast backend may implement a subset. */
 void samc_ops_fill_from_ref(samc_ops *o);
+
+/* 16-bit weight storage (see weights16 above). A stand-in is an address in a range
+ * reserved with samc_w16_reserve (never readable: PROT_NONE); samc_w16_register ties
+ * n floats of stand-in to n 16-bit values; samc_w16_find gives the 16-bit value behind
+ * any address inside a registered range (and its type), or NULL for ordinary memory.
+ * Thread-safe; several models may register at once. */
+typedef enum { SAMC_W16_F16 = 1, SAMC_W16_BF16 = 2 } samc_w16_dtype;
+float *samc_w16_reserve(size_t n_floats);
+/* Unregisters every stand-in inside the range and unmaps it. */
+void samc_w16_release(float *base, size_t n_floats);
+int samc_w16_register(const float *standin, size_t n, const uint16_t *data, samc_w16_dtype dtype);
+const uint16_t *samc_w16_find(const float *p, samc_w16_dtype *dtype);
 
 /* The null backend: every op does nothing (sizing memory by running the model). */
 const samc_ops *samc_ops_null(void);

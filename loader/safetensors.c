@@ -8,6 +8,7 @@
 #define _POSIX_C_SOURCE 200809L
 #endif
 #include "loader/safetensors.h"
+#include "util/half.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -665,29 +666,6 @@ const char *st_meta_get(const st_file *f, const char *key) {
     return NULL;
 }
 
-/* IEEE binary16 -> binary32, exact for every input (subnormals, inf, nan keep their
- * meaning; a nan keeps its payload in the top mantissa bits). */
-static float half_to_float(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
-    uint32_t exp = (h >> 10) & 0x1f, mant = h & 0x3ff, bits;
-    if (exp == 0) {
-        if (mant == 0) bits = sign;
-        else {
-            /* subnormal: normalise, value = mant * 2^-24 */
-            int e = -1;
-            do { e++; mant <<= 1; } while (!(mant & 0x400));
-            bits = sign | ((uint32_t)(127 - 15 - e) << 23) | ((mant & 0x3ff) << 13);
-        }
-    } else if (exp == 31) {
-        bits = sign | 0x7f800000u | (mant << 13);
-    } else {
-        bits = sign | ((exp - 15 + 127) << 23) | (mant << 13);
-    }
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-
 int st_read_f32(const st_tensor *t, float *dst, char *err) {
     const unsigned char *p = t->data;
     size_t n = (size_t)t->numel;
@@ -700,7 +678,7 @@ int st_read_f32(const st_tensor *t, float *dst, char *err) {
         if (n) memcpy(dst, p, n * 4);
         return 0;
     case ST_F16:
-        for (size_t i = 0; i < n; i++) dst[i] = half_to_float((uint16_t)(p[2 * i] | (p[2 * i + 1] << 8)));
+        for (size_t i = 0; i < n; i++) dst[i] = util_half_to_float((uint16_t)(p[2 * i] | (p[2 * i + 1] << 8)));
         return 0;
     case ST_BF16:
         for (size_t i = 0; i < n; i++) {

@@ -98,7 +98,15 @@ void rt_dump_host(const samc_runtime *rt, const char *name, const float *data, i
 /* A weight file's tensors: a mmap'd safetensors file, or an official .pt checkpoint read
  * into memory. f32[i] is a float32 view of tensor i for the tensors a family uses (the
  * mapping itself when it is aligned F32, else one converted copy); after rt_weights_upload
- * the views point into one device block instead. */
+ * the views point into one device block instead.
+ *
+ * 16-bit files on a backend with weights16 (cpu_fast): a matrix weight (bound with
+ * rt_bind_linear / rt_bind_conv / rt_bind_matrix: an operand of linear, matmul, conv2d or
+ * conv_transpose2x2 only) stays in 16 bits in the mapping and is bound to a stand-in
+ * (w16[i], kernels/ops.h "16-bit weight storage"); only weights bound with rt_bind (read
+ * by other ops or on the host) get a float32 copy, made when first bound. A model stored
+ * in f16 / bf16 then takes half the memory of fp32, with the same results as the fp32
+ * file holding the same (16-bit-rounded) values. */
 typedef struct {
     char path[512];
     st_file file;
@@ -106,6 +114,10 @@ typedef struct {
     const st_tensor *tensors;
     int n;
     const float **f32;
+    const float **w16;          /* stand-ins of 16-bit matrix weights, or NULL per tensor */
+    float *standin;             /* their reserved range (samc_w16_reserve) */
+    size_t standin_floats;
+    float **copies;             /* float32 copies of 16-bit tensors made when bound with rt_bind */
     float *owned;               /* converted host copies */
     float *device;              /* device copy of the used tensors (device backends) */
     size_t device_floats;
@@ -121,8 +133,9 @@ const char *rt_weights_meta(const rt_weights *w, const char *key);
 /* Names, shapes and ndims of all tensors (pointers into w), for config detection. */
 int rt_weights_names(const rt_weights *w, const char ***names, const int64_t ***shapes, int **ndims,
                      samc_error *err);
-/* Makes the float32 host views of the tensors `used` accepts. */
-int rt_weights_host_views(rt_weights *w, int (*used)(const char *name), samc_error *err);
+/* Makes the host views of the tensors `used` accepts: float32, or 16-bit stand-ins where
+ * rt's backend has weights16 (see above). */
+int rt_weights_host_views(rt_weights *w, const samc_runtime *rt, int (*used)(const char *name), samc_error *err);
 /* Device backends: copies the used tensors into one block of backend memory (each in a
  * 64-byte slot) and points the views there; with a reduced precision the backend then
  * makes its 16-bit copy of the block. A no-op on host-memory backends. */
@@ -137,14 +150,17 @@ typedef struct { rt_linear layers[RT_MLP_MAX_LAYERS]; int n_layers; } rt_mlp; /*
 /* Binding by state-dict key with a shape check. The first failure sticks (later binds
  * return NULL and do nothing), so a module binds all its weights and checks once. */
 typedef struct {
-    const rt_weights *w;
+    rt_weights *w;
     samc_error *err;
     int ok;
 } rt_binder;
 
-rt_binder rt_binder_start(const rt_weights *w, samc_error *err);
+rt_binder rt_binder_start(rt_weights *w, samc_error *err);
 /* The float32 view of tensor `key` of exactly ndim dims (-1: any size), or NULL. */
 const float *rt_bind(rt_binder *b, const char *key, int ndim, ...);
+/* The same for a weight that is only ever the weight operand of linear, matmul, conv2d or
+ * conv_transpose2x2 (at any offset inside it): a 16-bit stand-in where there is one. */
+const float *rt_bind_matrix(rt_binder *b, const char *key, int ndim, ...);
 /* <prefix>.weight [out, in] and, when bias, <prefix>.bias [out]. */
 void rt_bind_linear(rt_binder *b, rt_linear *l, const char *prefix, int out, int in, int bias);
 /* <prefix>.weight [d0, d1, kh, kw] and, when nbias > 0, <prefix>.bias [nbias]: Conv2d

@@ -41,7 +41,9 @@ int rt_weights_open(rt_weights *w, const char *path, samc_error *err) {
         w->file_bytes += w->tensors[i].nbytes;
     }
     w->f32 = calloc((size_t)(w->n ? w->n : 1), sizeof *w->f32);
-    if (!w->f32) {
+    w->w16 = calloc((size_t)(w->n ? w->n : 1), sizeof *w->w16);
+    w->copies = calloc((size_t)(w->n ? w->n : 1), sizeof *w->copies);
+    if (!w->f32 || !w->w16 || !w->copies) {
         rt_weights_close(w);
         return samc_error_set(err, SAMC_ERR_NOMEM, "out of memory");
     }
@@ -54,6 +56,10 @@ void rt_weights_close(rt_weights *w) {
         free(w->pt);
     }
     st_close(&w->file);
+    samc_w16_release(w->standin, w->standin_floats);
+    for (int i = 0; w->copies && i < w->n; i++) free(w->copies[i]);
+    free(w->copies);
+    free(w->w16);
     free(w->f32);
     free(w->owned);
     if (w->device_ops) rt_free(w->device_ops, w->device);
@@ -85,11 +91,43 @@ int rt_weights_names(const rt_weights *w, const char ***names, const int64_t ***
 
 static int is_direct(const st_tensor *t) { return t->dtype == ST_F32 && ((uintptr_t)t->data & 3) == 0; }
 
-int rt_weights_host_views(rt_weights *w, int (*used)(const char *name), samc_error *err) {
-    char emsg[SAMC_ERRMSG];
-    size_t extra = 0;
+/* A tensor kept in 16 bits behind a stand-in: F16 / BF16, 2-byte aligned, a matrix or
+ * larger (norm weights and biases are read by other ops). */
+static int keeps_16bit(const st_tensor *t) {
+    return (t->dtype == ST_F16 || t->dtype == ST_BF16) && ((uintptr_t)t->data & 1) == 0 && t->ndim >= 2;
+}
+
+/* Stand-ins for every 16-bit matrix among the used tensors, in one reserved range. */
+static int make_standins(rt_weights *w, int (*used)(const char *name), samc_error *err) {
+    size_t total = 0;
     for (int i = 0; i < w->n; i++)
-        if (used(w->tensors[i].name) && !is_direct(&w->tensors[i])) extra += (size_t)w->tensors[i].numel;
+        if (used(w->tensors[i].name) && keeps_16bit(&w->tensors[i])) total += (size_t)w->tensors[i].numel;
+    if (!total) return 0;
+    w->standin = samc_w16_reserve(total);
+    if (!w->standin) return samc_error_set(err, SAMC_ERR_NOMEM, "cannot reserve address space for 16-bit weights");
+    w->standin_floats = total;
+    float *next = w->standin;
+    for (int i = 0; i < w->n; i++) {
+        const st_tensor *t = &w->tensors[i];
+        if (!used(t->name) || !keeps_16bit(t)) continue;
+        samc_w16_dtype dt = t->dtype == ST_BF16 ? SAMC_W16_BF16 : SAMC_W16_F16;
+        if (samc_w16_register(next, (size_t)t->numel, t->data, dt))
+            return samc_error_set(err, SAMC_ERR_NOMEM, "out of memory registering 16-bit weights");
+        w->w16[i] = next;
+        next += t->numel;
+    }
+    return 0;
+}
+
+int rt_weights_host_views(rt_weights *w, const samc_runtime *rt, int (*used)(const char *name), samc_error *err) {
+    char emsg[SAMC_ERRMSG];
+    int allow16 = rt->backend->host_memory && rt->backend->weights16;
+    if (allow16 && make_standins(w, used, err)) return -1;
+    size_t extra = 0;
+    for (int i = 0; i < w->n; i++) {
+        const st_tensor *t = &w->tensors[i];
+        if (used(t->name) && !is_direct(t) && !w->w16[i]) extra += (size_t)t->numel;
+    }
     float *buf = NULL;
     if (extra) {
         buf = malloc(extra * sizeof(float));
@@ -100,7 +138,7 @@ int rt_weights_host_views(rt_weights *w, int (*used)(const char *name), samc_err
     for (int i = 0; i < w->n; i++) {
         const st_tensor *t = &w->tensors[i];
         w->f32[i] = NULL;
-        if (!used(t->name)) continue;
+        if (!used(t->name) || w->w16[i]) continue;
         if (is_direct(t)) {
             w->f32[i] = t->data;
             continue;
@@ -155,7 +193,7 @@ int rt_weights_upload(rt_weights *w, const samc_runtime *rt, int (*used)(const c
 
 /* ---- binding ------------------------------------------------------------------------ */
 
-rt_binder rt_binder_start(const rt_weights *w, samc_error *err) { return (rt_binder){ .w = w, .err = err, .ok = 1 }; }
+rt_binder rt_binder_start(rt_weights *w, samc_error *err) { return (rt_binder){ .w = w, .err = err, .ok = 1 }; }
 
 static void fmt_dims(char *buf, size_t size, int ndim, const int64_t *d) {
     buf[0] = 0;
@@ -163,14 +201,28 @@ static void fmt_dims(char *buf, size_t size, int ndim, const int64_t *d) {
         snprintf(buf + strlen(buf), size - strlen(buf), "%s%lld", i ? "," : "", (long long)d[i]);
 }
 
-const float *rt_bind(rt_binder *b, const char *key, int ndim, ...) {
+/* A float32 view of a 16-bit tensor bound with rt_bind: converted once, when bound. */
+static const float *f32_copy(rt_binder *b, int i) {
+    rt_weights *w = b->w;
+    char emsg[SAMC_ERRMSG];
+    if (w->f32[i]) return w->f32[i];
+    const st_tensor *t = &w->tensors[i];
+    w->copies[i] = malloc(sizeof(float) * (size_t)(t->numel ? t->numel : 1));
+    if (!w->copies[i] || st_read_f32(t, w->copies[i], emsg)) {
+        b->ok = 0;
+        samc_error_set(b->err, w->copies[i] ? SAMC_ERR_UNSUPPORTED : SAMC_ERR_NOMEM, "%s: %s", w->path,
+                       w->copies[i] ? emsg : "out of memory");
+        return NULL;
+    }
+    w->f32[i] = w->copies[i];
+    return w->f32[i];
+}
+
+static const float *bind_va(rt_binder *b, const char *key, int matrix, int ndim, va_list ap) {
     if (!b->ok) return NULL;
     int64_t want[SAMC_MAX_DIMS];
-    va_list ap;
-    va_start(ap, ndim);
     for (int i = 0; i < ndim && i < SAMC_MAX_DIMS; i++) want[i] = va_arg(ap, int64_t);
-    va_end(ap);
-    const rt_weights *w = b->w;
+    rt_weights *w = b->w;
     for (int i = 0; i < w->n; i++) {
         const st_tensor *t = &w->tensors[i];
         if (strcmp(t->name, key) != 0) continue;
@@ -185,6 +237,7 @@ const float *rt_bind(rt_binder *b, const char *key, int ndim, ...) {
                            exp);
             return NULL;
         }
+        if (w->w16[i]) return matrix ? w->w16[i] : f32_copy(b, i);
         if (!w->f32[i]) {
             b->ok = 0;
             samc_error_set(b->err, SAMC_ERR_INTERNAL, "%s: tensor %s was not prepared for binding", w->path, key);
@@ -197,12 +250,28 @@ const float *rt_bind(rt_binder *b, const char *key, int ndim, ...) {
     return NULL;
 }
 
+const float *rt_bind(rt_binder *b, const char *key, int ndim, ...) {
+    va_list ap;
+    va_start(ap, ndim);
+    const float *p = bind_va(b, key, 0, ndim, ap);
+    va_end(ap);
+    return p;
+}
+
+const float *rt_bind_matrix(rt_binder *b, const char *key, int ndim, ...) {
+    va_list ap;
+    va_start(ap, ndim);
+    const float *p = bind_va(b, key, 1, ndim, ap);
+    va_end(ap);
+    return p;
+}
+
 #define I64(x) ((int64_t)(x))
 
 void rt_bind_linear(rt_binder *b, rt_linear *l, const char *prefix, int out, int in, int bias) {
     char k[256];
     snprintf(k, sizeof k, "%s.weight", prefix);
-    l->w = rt_bind(b, k, 2, I64(out), I64(in));
+    l->w = rt_bind_matrix(b, k, 2, I64(out), I64(in));
     l->b = NULL;
     if (!bias) return;
     snprintf(k, sizeof k, "%s.bias", prefix);
@@ -212,7 +281,7 @@ void rt_bind_linear(rt_binder *b, rt_linear *l, const char *prefix, int out, int
 void rt_bind_conv(rt_binder *b, rt_linear *l, const char *prefix, int d0, int d1, int kh, int kw, int nbias) {
     char k[256];
     snprintf(k, sizeof k, "%s.weight", prefix);
-    l->w = rt_bind(b, k, 4, I64(d0), I64(d1), I64(kh), I64(kw));
+    l->w = rt_bind_matrix(b, k, 4, I64(d0), I64(d1), I64(kh), I64(kw));
     l->b = NULL;
     if (nbias <= 0) return;
     snprintf(k, sizeof k, "%s.bias", prefix);

@@ -85,7 +85,7 @@ static int image_size(const sam2_model *m, int *S, samc_error *err) {
 /* Weights bound on the host (the constants read them there), then, for a device
  * backend, uploaded once and bound again to their device copies. */
 static int load_weights(sam2_model *m, samc_error *err) {
-    if (rt_weights_host_views(&m->weights, sam2_config_is_image_path, err)) return -1;
+    if (rt_weights_host_views(&m->weights, &m->rt, sam2_config_is_image_path, err)) return -1;
     if (bind_all(m, err)) return -1;
     m->pe_host = m->pe;
     if (load_constants(m, err)) return -1;

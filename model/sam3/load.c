@@ -106,7 +106,7 @@ int sam3_text_ids(sam3_model *m, const char *text, int32_t *ids, samc_error *err
 /* Weights bound on the host (the constants read pos_embed and reference_points there),
  * then, for a device backend, uploaded once and bound again to their device copies. */
 static int load_weights(sam3_model *m, samc_error *err) {
-    if (rt_weights_host_views(&m->weights, used, err)) return -1;
+    if (rt_weights_host_views(&m->weights, &m->rt, used, err)) return -1;
     if (bind_all(m, err)) return -1;
     rt_binder b = rt_binder_start(&m->weights, err);
     const float *ref = rt_bind(&b, "transformer.decoder.reference_points.weight", 2, (int64_t)m->Q, (int64_t)4);

@@ -14,7 +14,7 @@
 void sam3_mha_bind(rt_binder *b, sam3_mha_weights *w, const char *prefix, int d, int heads) {
     char k[256];
     snprintf(k, sizeof k, "%s.in_proj_weight", prefix);
-    w->in_w = rt_bind(b, k, 2, I64(3 * d), I64(d));
+    w->in_w = rt_bind_matrix(b, k, 2, I64(3 * d), I64(d));
     snprintf(k, sizeof k, "%s.in_proj_bias", prefix);
     w->in_b = rt_bind(b, k, 1, I64(3 * d));
     snprintf(k, sizeof k, "%s.out_proj", prefix);
