@@ -9,6 +9,7 @@
  *     georeferencing is kept, and two runs give the same labels;
  *   - cancel and bad inputs leave no output and no temporary folder. */
 #include <dirent.h>
+#include <ftw.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -33,10 +34,15 @@ static const char *tmp_root(void) {
     return g_tmp;
 }
 
-static void rm_rf(const char *path) {
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
-    if (system(cmd) != 0) fprintf(stderr, "  (could not remove %s)\n", path);
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st;
+    (void)ftw;
+    return flag == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+/* rm -rf path; 0 when it is gone. */
+static int rm_rf(const char *path) {
+    return nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS) == 0 && access(path, F_OK) != 0 ? 0 : -1;
 }
 
 /* A georeferenced GeoTIFF: UTM 33N, 0.5 m pixels, origin (500000, 4600000). values[b][h][w]
@@ -469,8 +475,13 @@ static void test_bad_inputs(void) {
     oracle_ctx_free(&oc);
 }
 
+/* The tests' folder (inputs and outputs of every test above) is removed: nothing of the
+ * runs is left read-only or held open that would keep it from going. */
 static void test_cleanup_tmp(void) {
-    if (tmp_root()[0]) rm_rf(tmp_root());
+    if (!g_tmp[0]) TEST_SKIP("no temporary folder was made");
+    CHECKF(access(g_tmp, F_OK) == 0, "%s vanished before the clean-up", g_tmp);
+    CHECKF(rm_rf(g_tmp) == 0, "cannot remove %s", g_tmp);
+    CHECKF(access(g_tmp, F_OK) != 0, "%s is still there", g_tmp);
 }
 
 TEST_MAIN(TEST_CASE(test_oracle_reproduces_regions), TEST_CASE(test_micro_u16_nodata),

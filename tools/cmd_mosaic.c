@@ -150,11 +150,8 @@ static int parse_list(cli_args *a, double *v, int n) {
     return 0;
 }
 
-static int parse_args(int argc, char **argv, mosaic_args *m) {
-    mosaic_options_default(&m->opt);
-    if (cli_compute_init(&m->compute) != 0) return -1;
-    m->verbose = cli_debug_env();
-    /* --config first, wherever it stands, so that every flag overrides the file */
+/* --config first, wherever it stands on the line, so that every flag overrides the file. */
+static int load_config(int argc, char **argv, mosaic_args *m) {
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
         if (!strcmp(s, "--config") || !strcmp(s, "-c")) {
@@ -167,94 +164,82 @@ static int parse_args(int argc, char **argv, mosaic_args *m) {
             m->config = s + 9;
         }
     }
+    if (!m->config) return 0;
     char why[1400];
-    if (m->config) {
-        if (mosaic_config_load_yaml(m->config, &m->opt, m->checkpoint, sizeof m->checkpoint, why, sizeof why) != 0) {
-            cli_error("--config", "%s", why);
-            return -1;
-        }
-        if (m->checkpoint[0]) m->model = m->checkpoint;
+    if (mosaic_config_load_yaml(m->config, &m->opt, m->checkpoint, sizeof m->checkpoint, why, sizeof why) != 0) {
+        cli_error("--config", "%s", why);
+        return -1;
     }
+    if (m->checkpoint[0]) m->model = m->checkpoint;
+    return 0;
+}
 
-    cli_args a;
-    cli_args_init(&a, argc, argv, "mosaic");
-    const char *arg, *v;
-    int rc;
-    while ((arg = cli_next(&a)) != NULL) {
-        if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
-            cmd_mosaic_help(stdout);
-            return 1;
-        }
-        if (!mosaic_config_switch(&m->opt, arg)) {
-            if (cli_no_value(&a) != 0) return -1;
-            continue;
-        }
-        if (mosaic_config_has(MOSAIC_NAME_FLAG, arg)) {
-            /* a setting with a value: --tile-size 500 */
-            char flag[64];
-            snprintf(flag, sizeof flag, "%s", a.flag);
-            if (!(v = cli_value(&a))) return -1;
-            if (mosaic_config_set(&m->opt, MOSAIC_NAME_FLAG, flag, v, why, sizeof why) != 0) {
-                cli_error(flag, "%s", why);
+/* --bands R,G,B and --scale MIN,MAX: 1 done, 0 neither, -1 bad value (printed). */
+static int parse_input_flag(cli_args *a, const char *arg, mosaic_args *m) {
+    if (!strcmp(arg, "--bands")) {
+        double b[3];
+        if (parse_list(a, b, 3) != 0) return -1;
+        for (int i = 0; i < 3; i++) {
+            if (b[i] < 1 || b[i] > 65535 || b[i] != floor(b[i])) {
+                cli_error("--bands", "band %g is not a band number (1, 2, ...)", b[i]);
                 return -1;
             }
-            continue;
+            m->opt.bands[i] = (int)b[i];
         }
-        if (!strcmp(arg, "--config") || !strcmp(arg, "-c")) {
-            if (!cli_value(&a)) return -1;  /* read above */
-        } else if (!strcmp(arg, "--model") || !strcmp(arg, "--checkpoint")) {
-            if (!(m->model = cli_value(&a))) return -1;
-        } else if (!strcmp(arg, "--bands")) {
-            double b[3];
-            if (parse_list(&a, b, 3) != 0) return -1;
-            for (int i = 0; i < 3; i++) {
-                if (b[i] < 1 || b[i] > 65535 || b[i] != floor(b[i])) {
-                    cli_error("--bands", "band %g is not a band number (1, 2, ...)", b[i]);
-                    return -1;
-                }
-                m->opt.bands[i] = (int)b[i];
-            }
-            m->opt.has_bands = 1;
-        } else if (!strcmp(arg, "--scale")) {
-            if (parse_list(&a, m->opt.scale, 2) != 0) return -1;
-            if (!(m->opt.scale[1] > m->opt.scale[0])) {
-                cli_error("--scale", "MAX %g must be greater than MIN %g", m->opt.scale[1], m->opt.scale[0]);
-                return -1;
-            }
-            m->opt.has_scale = 1;
-        } else if (!strcmp(arg, "--threads")) {
-            long n;
-            if (cli_value_long(&a, 1, 4096, &n) != 0) return -1;
-            m->threads = (int)n;
-        } else if ((rc = cli_compute_flag(&a, arg, &m->compute)) != 0) {
-            if (rc < 0) return -1;
-        } else if (!strcmp(arg, "--progress")) {
-            if (!(v = cli_value(&a))) return -1;
-            if (!strcmp(v, "auto")) m->progress = PROGRESS_AUTO;
-            else if (!strcmp(v, "json")) m->progress = PROGRESS_JSON;
-            else if (!strcmp(v, "none")) m->progress = PROGRESS_NONE;
-            else {
-                cli_error("--progress", "'%s' is not one of auto, json, none", v);
-                return -1;
-            }
-        } else if (!strcmp(arg, "--json") || !strcmp(arg, "--quiet") || !strcmp(arg, "-q") ||
-                   !strcmp(arg, "--verbose") || !strcmp(arg, "-v")) {
-            if (cli_no_value(&a) != 0) return -1;
-            if (!strcmp(arg, "--json")) m->json = 1;
-            else if (!strcmp(arg, "--verbose") || !strcmp(arg, "-v")) m->verbose = 1;
-            else m->quiet = 1;
-        } else if (cli_is_flag(arg)) {
-            cli_unknown_flag(&a);
-            return -1;
-        } else if (!m->in) {
-            m->in = arg;
-        } else if (!m->out_dir) {
-            m->out_dir = arg;
-        } else {
-            cli_extra_arg(&a);
-            return -1;
-        }
+        m->opt.has_bands = 1;
+        return 1;
     }
+    if (!strcmp(arg, "--scale")) {
+        if (parse_list(a, m->opt.scale, 2) != 0) return -1;
+        if (!(m->opt.scale[1] > m->opt.scale[0])) {
+            cli_error("--scale", "MAX %g must be greater than MIN %g", m->opt.scale[1], m->opt.scale[0]);
+            return -1;
+        }
+        m->opt.has_scale = 1;
+        return 1;
+    }
+    return 0;
+}
+
+/* The flags of the run itself (model, threads, device, progress, output style): 1 done,
+ * 0 not one of them, -1 bad value (printed). */
+static int parse_run_flag(cli_args *a, const char *arg, mosaic_args *m) {
+    const char *v;
+    int rc;
+    if (!strcmp(arg, "--config") || !strcmp(arg, "-c")) return cli_value(a) ? 1 : -1;  /* read before */
+    if (!strcmp(arg, "--model") || !strcmp(arg, "--checkpoint")) return (m->model = cli_value(a)) ? 1 : -1;
+    if (!strcmp(arg, "--threads")) {
+        long n;
+        if (cli_value_long(a, 1, 4096, &n) != 0) return -1;
+        m->threads = (int)n;
+        return 1;
+    }
+    if ((rc = cli_compute_flag(a, arg, &m->compute)) != 0) return rc;
+    if (!strcmp(arg, "--progress")) {
+        if (!(v = cli_value(a))) return -1;
+        if (!strcmp(v, "auto")) m->progress = PROGRESS_AUTO;
+        else if (!strcmp(v, "json")) m->progress = PROGRESS_JSON;
+        else if (!strcmp(v, "none")) m->progress = PROGRESS_NONE;
+        else {
+            cli_error("--progress", "'%s' is not one of auto, json, none", v);
+            return -1;
+        }
+        return 1;
+    }
+    if (!strcmp(arg, "--json") || !strcmp(arg, "--quiet") || !strcmp(arg, "-q") || !strcmp(arg, "--verbose") ||
+        !strcmp(arg, "-v")) {
+        if (cli_no_value(a) != 0) return -1;
+        if (!strcmp(arg, "--json")) m->json = 1;
+        else if (!strcmp(arg, "--verbose") || !strcmp(arg, "-v")) m->verbose = 1;
+        else m->quiet = 1;
+        return 1;
+    }
+    return 0;
+}
+
+/* What the flags cannot check one by one: positionals, the model, threshold order, the
+ * options as a whole, the input. */
+static int check_args(mosaic_args *m) {
     if (m->quiet && m->progress == PROGRESS_AUTO) m->progress = PROGRESS_NONE;
     if (!m->in || !m->out_dir) {
         cli_error("mosaic", "missing %s (see samc mosaic --help)", !m->in ? "IN and OUTDIR" : "OUTDIR");
@@ -288,6 +273,54 @@ static int parse_args(int argc, char **argv, mosaic_args *m) {
         return -1;
     }
     return 0;
+}
+
+static int parse_args(int argc, char **argv, mosaic_args *m) {
+    mosaic_options_default(&m->opt);
+    if (cli_compute_init(&m->compute) != 0) return -1;
+    m->verbose = cli_debug_env();
+    if (load_config(argc, argv, m) != 0) return -1;
+    cli_args a;
+    cli_args_init(&a, argc, argv, "mosaic");
+    const char *arg;
+    char why[1400];
+    int rc;
+    while ((arg = cli_next(&a)) != NULL) {
+        if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
+            cmd_mosaic_help(stdout);
+            return 1;
+        }
+        if (!mosaic_config_switch(&m->opt, arg)) {
+            if (cli_no_value(&a) != 0) return -1;
+            continue;
+        }
+        if (mosaic_config_has(MOSAIC_NAME_FLAG, arg)) {
+            /* a setting with a value: --tile-size 500 */
+            char flag[64];
+            snprintf(flag, sizeof flag, "%s", a.flag);
+            const char *v = cli_value(&a);
+            if (!v) return -1;
+            if (mosaic_config_set(&m->opt, MOSAIC_NAME_FLAG, flag, v, why, sizeof why) != 0) {
+                cli_error(flag, "%s", why);
+                return -1;
+            }
+            continue;
+        }
+        if ((rc = parse_input_flag(&a, arg, m)) != 0 || (rc = parse_run_flag(&a, arg, m)) != 0) {
+            if (rc < 0) return -1;
+        } else if (cli_is_flag(arg)) {
+            cli_unknown_flag(&a);
+            return -1;
+        } else if (!m->in) {
+            m->in = arg;
+        } else if (!m->out_dir) {
+            m->out_dir = arg;
+        } else {
+            cli_extra_arg(&a);
+            return -1;
+        }
+    }
+    return check_args(m);
 }
 
 /* ---- progress and Ctrl-C ---------------------------------------------------------- */

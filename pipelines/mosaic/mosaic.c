@@ -164,6 +164,40 @@ typedef struct {
     double read_s, segment_s, cleanup_s, merge_s, spill_s, labels_s, vectors_s;
 } stage_times;
 
+/* Everything one mosaic_run holds, so that the phases below share it and one cleanup
+ * (run_free) releases it whichever phase failed. */
+typedef struct {
+    const mosaic_options *opt;
+    const mosaic_callbacks *cb;
+    const char *in_path, *out_dir;
+    double t_start, t_tiles;
+    /* open / plan */
+    mosaic_raster *raster;
+    const mosaic_raster_info *info;
+    mosaic_grid g;
+    char tmp_dir[1100], raw_path[1200], labels_tmp[1200], gpkg_tmp[1200], shp_tmp[1200], stats_tmp[1200];
+    int raw_fd;
+    /* the tile loop: buffers sized once for the largest tile */
+    mosaic_multipass *mp;
+    mosaic_mask_source src;
+    int have_src;
+    uint8_t *rgb, *valid;
+    uint32_t *tile_labels, *useful, *left_col, *bottom_row;
+    mosaic_tile_stats ts;
+    mosaic_uf uf;
+    uint32_t next_id;
+    int64_t valid_total, labelled_total;
+    int tiles_total, tiles_done, tiles_skipped;
+    cJSON *tiles_json;
+    /* labels.tif: the union-find as a LUT, segment areas, one strip */
+    uint32_t *lut, *strip, n_ids_total, n_final;
+    uint64_t *areas;
+    stage_times tm;
+    mosaic_merge_stats ms;
+    mosaic_cleanup_stats cs;
+    mosaic_vector_stats vs;
+} run_ctx;
+
 static int cmp_u64(const void *a, const void *b) {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
     return x < y ? -1 : x > y;
@@ -214,402 +248,453 @@ static int is_cancelled(const mosaic_callbacks *cb) {
     return cb && cb->cancelled && cb->cancelled(cb->cancel_ctx);
 }
 
+static double run_coverage(const run_ctx *c) {
+    return c->valid_total ? 100.0 * (double)c->labelled_total / (double)c->valid_total : 0.0;
+}
+
+/* A progress report of a phase after the tiles ("labels", "vectors", "done"). */
+static void report_phase(run_ctx *c, const char *phase, double eta_s) {
+    if (!c->cb || !c->cb->progress) return;
+    mosaic_progress p = { .phase = phase, .tiles_done = c->tiles_done, .tiles_total = c->tiles_total,
+                          .tiles_skipped = c->tiles_skipped, .segments = c->n_final, .coverage = run_coverage(c),
+                          .elapsed_s = now_s() - c->t_start, .eta_s = eta_s };
+    c->cb->progress(c->cb->progress_ctx, &p);
+}
+
+/* Opens the raster, plans the grid, and makes the temporary folder in out_dir with the
+ * raw label file (4 bytes per pixel, sparse where tiles are empty). */
+static int run_open(run_ctx *c, samc_error *err) {
+    const mosaic_options *opt = c->opt;
+    if (mosaic_raster_open(c->in_path, opt->has_bands ? opt->bands : NULL, opt->has_scale ? opt->scale : NULL,
+                           &c->raster, err))
+        return -1;
+    c->info = mosaic_raster_get_info(c->raster);
+    if (mosaic_grid_init(&c->g, c->info->width, c->info->height, opt->tile_size, opt->padding, err)) return -1;
+    if (make_dirs(c->out_dir, err)) return -1;
+    if (snprintf(c->tmp_dir, sizeof c->tmp_dir, "%s/.samc-mosaic-XXXXXX", c->out_dir) >= (int)sizeof c->tmp_dir) {
+        c->tmp_dir[0] = 0;
+        return samc_error_set(err, SAMC_ERR_ARG, "mosaic: output folder path is too long: %s", c->out_dir);
+    }
+    if (!mkdtemp(c->tmp_dir)) {
+        c->tmp_dir[0] = 0;
+        return samc_error_set(err, SAMC_ERR_IO, "mosaic: cannot write in the output folder %s: %s", c->out_dir,
+                              strerror(errno));
+    }
+    snprintf(c->raw_path, sizeof c->raw_path, "%s/labels.raw", c->tmp_dir);
+    snprintf(c->labels_tmp, sizeof c->labels_tmp, "%s/labels.tif", c->tmp_dir);
+    snprintf(c->gpkg_tmp, sizeof c->gpkg_tmp, "%s/segments.gpkg", c->tmp_dir);
+    snprintf(c->shp_tmp, sizeof c->shp_tmp, "%s/segments.shp", c->tmp_dir);
+    snprintf(c->stats_tmp, sizeof c->stats_tmp, "%s/stats.json", c->tmp_dir);
+
+    /* The labels.tif is compressed and smaller than the raw file: refuse early rather
+     * than fill the disk. */
+    uint64_t raw_bytes = (uint64_t)c->g.width * (uint64_t)c->g.height * 4u;
+    struct statvfs fs;
+    if (statvfs(c->tmp_dir, &fs) == 0) {
+        uint64_t avail = (uint64_t)fs.f_bavail * (uint64_t)fs.f_frsize;
+        if (avail < raw_bytes + (raw_bytes >> 2))
+            return samc_error_set(err, SAMC_ERR_IO,
+                                  "mosaic: %s has %.1f GiB free; a %dx%d raster needs about %.1f GiB of temporary "
+                                  "label space there", c->out_dir, (double)avail / 1073741824.0, c->g.width,
+                                  c->g.height, (double)(raw_bytes + (raw_bytes >> 2)) / 1073741824.0);
+    }
+    c->raw_fd = open(c->raw_path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    if (c->raw_fd < 0 || ftruncate(c->raw_fd, (off_t)raw_bytes) != 0)
+        return samc_error_set(err, SAMC_ERR_IO, "mosaic: cannot create the temporary label file %s: %s", c->raw_path,
+                              strerror(errno));
+    return 0;
+}
+
+/* Every buffer of the tile loop, sized once for the largest tile; the pass planner and
+ * the mask source; the union-find. */
+static int run_alloc(run_ctx *c, samc_model *model, samc_error *err) {
+    const mosaic_grid *g = &c->g;
+    size_t rpix = (size_t)g->read_w * g->read_h;
+    int umax_w = g->tile_size < g->width ? g->tile_size : g->width;
+    int umax_h = g->tile_size < g->height ? g->tile_size : g->height;
+    size_t upix = (size_t)umax_w * umax_h;
+    c->rgb = malloc(rpix * 3);
+    c->valid = malloc(rpix);
+    c->tile_labels = malloc(rpix * sizeof *c->tile_labels);
+    c->useful = malloc(upix * sizeof *c->useful);
+    c->left_col = calloc((size_t)umax_h, sizeof *c->left_col);
+    c->bottom_row = calloc((size_t)g->width, sizeof *c->bottom_row);
+    c->tiles_json = cJSON_CreateArray();
+    if (!c->rgb || !c->valid || !c->tile_labels || !c->useful || !c->left_col || !c->bottom_row || !c->tiles_json)
+        return samc_error_set(err, SAMC_ERR_NOMEM, "mosaic: out of memory for the buffers of a %dx%d tile", g->read_w,
+                              g->read_h);
+    c->mp = mosaic_multipass_new(g->read_w, g->read_h, &c->opt->mp, err);
+    if (!c->mp) return -1;
+    if (c->cb && c->cb->mask_source) {
+        c->src = *c->cb->mask_source;
+    } else {
+        if (mosaic_samc_source_new(model, &c->opt->mp, &c->src, err)) return -1;
+        c->have_src = 1;
+    }
+    return mosaic_uf_init(&c->uf, 1, err);
+}
+
+/* Segments the tile of useful area u and read window rd into c->useful (uw x uh, global ids from c->next_id, 0 where
+ * nothing); *uvalid gets its valid pixels, *skipped whether it was left out, *n_ids the
+ * ids it took. */
+static int tile_segment(run_ctx *c, const mosaic_rect *u, const mosaic_rect *rd, int64_t *uvalid, int *skipped,
+                        uint32_t *n_ids, samc_error *err) {
+    const mosaic_options *opt = c->opt;
+    int rw = rd->x1 - rd->x0, rh = rd->y1 - rd->y0, uw = u->x1 - u->x0, uh = u->y1 - u->y0;
+    double t0 = now_s();
+    if (mosaic_raster_read_rgb(c->raster, rd->x0, rd->y0, rw, rh, c->rgb, c->valid, err) < 0) return -1;
+    c->tm.read_s += now_s() - t0;
+    /* a tile with no valid pixel in its useful area, or all black (a gap of the mosaic,
+     * as the tool skips), is not segmented */
+    int64_t nvalid = 0;
+    int any_colour = 0;
+    for (int y = u->y0; y < u->y1; y++)
+        for (int x = u->x0; x < u->x1; x++) nvalid += c->valid[(size_t)(y - rd->y0) * rw + (x - rd->x0)];
+    for (size_t k = 0; k < (size_t)rw * rh * 3 && !any_colour; k++) any_colour = c->rgb[k] != 0;
+    *uvalid = nvalid;
+    *skipped = nvalid == 0 || !any_colour;
+    *n_ids = 0;
+    mosaic_tile_stats_free(&c->ts);
+    if (*skipped) {
+        memset(c->useful, 0, (size_t)uw * uh * sizeof *c->useful);
+        return 0;
+    }
+    const mosaic_callbacks *cb = c->cb;
+    t0 = now_s();
+    if (mosaic_multipass_run(c->mp, &c->src, c->rgb, c->valid, rw, rh, c->tile_labels, &c->ts,
+                             cb ? cb->cancelled : NULL, cb ? cb->cancel_ctx : NULL, err))
+        return -1;
+    c->tm.segment_s += now_s() - t0;
+    t0 = now_s();
+    for (int y = 0; y < uh; y++)
+        memcpy(c->useful + (size_t)y * uw, c->tile_labels + (size_t)(y + u->y0 - rd->y0) * rw + (u->x0 - rd->x0),
+               (size_t)uw * sizeof *c->useful);
+    if (mosaic_cleanup_fragments(c->useful, uw, uh, opt->mp.min_area, opt->merge_enclosed_max_area, &c->cs, err))
+        return -1;
+    if (mosaic_labels_compact(c->useful, (int64_t)uw * uh, c->next_id, n_ids, err)) return -1;
+    if ((uint64_t)c->next_id + *n_ids >= UINT32_MAX)
+        return samc_error_set(err, SAMC_ERR_UNSUPPORTED, "mosaic: more than 4 billion segments before the merge");
+    c->next_id += *n_ids;
+    if (mosaic_uf_grow(&c->uf, c->next_id, err)) return -1;
+    c->tm.cleanup_s += now_s() - t0;
+    return 0;
+}
+
+/* The labels of tile (r, col), in c->useful, go to the raw file; the segments across its
+ * borders with the left and upper neighbours are joined on the facing pixels. */
+static int tile_commit(run_ctx *c, int r, int col, const mosaic_rect *u, samc_error *err) {
+    const mosaic_options *opt = c->opt;
+    int uw = u->x1 - u->x0, uh = u->y1 - u->y0;
+    double t0 = now_s();
+    for (int y = 0; y < uh; y++)
+        if (write_all(c->raw_fd, c->useful + (size_t)y * uw, (size_t)uw * 4,
+                      ((off_t)(u->y0 + y) * c->g.width + u->x0) * 4) != 0)
+            return samc_error_set(err, SAMC_ERR_IO, "mosaic: cannot write the temporary label file %s: %s",
+                                  c->raw_path, strerror(errno));
+    c->tm.spill_s += now_s() - t0;
+
+    t0 = now_s();
+    if (opt->merge != MOSAIC_MERGE_NONE) {
+        if (col > 0) {
+            for (int y = 0; y < uh; y++) c->tile_labels[y] = c->useful[(size_t)y * uw];
+            if (mosaic_merge_boundary(c->left_col, c->tile_labels, uh, opt->merge, opt->min_contact, &c->uf, &c->ms,
+                                      err))
+                return -1;
+        }
+        if (r > 0 && mosaic_merge_boundary(c->bottom_row + u->x0, c->useful, uw, opt->merge, opt->min_contact, &c->uf,
+                                           &c->ms, err))
+            return -1;
+    }
+    for (int y = 0; y < uh; y++) c->left_col[y] = c->useful[(size_t)y * uw + uw - 1];
+    memcpy(c->bottom_row + u->x0, c->useful + (size_t)(uh - 1) * uw, (size_t)uw * sizeof *c->useful);
+    c->tm.merge_s += now_s() - t0;
+    return 0;
+}
+
+/* One tile: segment, store, merge at its borders, account, report. */
+static int run_tile(run_ctx *c, int r, int col, samc_error *err) {
+    double t_tile = now_s();
+    mosaic_rect u, rd;
+    mosaic_tile_rects(&c->g, r, col, &u, &rd);
+    int64_t uvalid;
+    int skipped;
+    uint32_t n_ids;
+    if (tile_segment(c, &u, &rd, &uvalid, &skipped, &n_ids, err)) return -1;
+    c->tiles_skipped += skipped;
+    int64_t ulab = 0;
+    for (size_t k = 0; k < (size_t)(u.x1 - u.x0) * (u.y1 - u.y0); k++) ulab += c->useful[k] != 0;
+    c->valid_total += uvalid;
+    c->labelled_total += ulab;
+    if (tile_commit(c, r, col, &u, err)) return -1;
+
+    double cov_u = uvalid ? 100.0 * (double)ulab / (double)uvalid : 0.0;
+    cJSON_AddItemToArray(c->tiles_json, tile_json(r, col, &u, skipped, &c->ts, cov_u, (int)n_ids, now_s() - t_tile));
+    c->tiles_done++;
+    const mosaic_callbacks *cb = c->cb;
+    if (cb && cb->progress) {
+        mosaic_progress p = { .phase = "tiles", .tiles_done = c->tiles_done, .tiles_total = c->tiles_total,
+                              .tiles_skipped = c->tiles_skipped, .tile_row = r, .tile_col = col,
+                              .tile_passes = skipped ? 0 : c->ts.n_passes, .coverage = run_coverage(c),
+                              .segments = c->next_id - 1, .elapsed_s = now_s() - c->t_start };
+        double per = (now_s() - c->t_tiles) / c->tiles_done;
+        p.eta_s = per * (c->tiles_total - c->tiles_done);
+        cb->progress(cb->progress_ctx, &p);
+    }
+    return 0;
+}
+
+static int run_tiles(run_ctx *c, samc_error *err) {
+    c->next_id = 1;
+    c->tiles_total = c->g.n_rows * c->g.n_cols;
+    c->t_tiles = now_s();
+    for (int r = 0; r < c->g.n_rows; r++)
+        for (int col = 0; col < c->g.n_cols; col++) {
+            if (is_cancelled(c->cb))
+                return samc_error_set(err, SAMC_ERR_ARG, "mosaic: cancelled after %d of %d tiles", c->tiles_done,
+                                      c->tiles_total);
+            if (run_tile(c, r, col, err)) return -1;
+        }
+    return 0;
+}
+
+/* The union-find as one LUT: roots (the smallest id of each merged set) numbered in id
+ * order, every id mapped to its root's number. The union-find is freed. */
+static int run_lut(run_ctx *c, samc_error *err) {
+    c->n_ids_total = c->next_id - 1;
+    c->n_final = 0;
+    c->lut = malloc(((size_t)c->n_ids_total + 1) * sizeof *c->lut);
+    if (!c->lut)
+        return samc_error_set(err, SAMC_ERR_NOMEM, "mosaic: out of memory for the LUT of %u segments", c->n_ids_total);
+    c->lut[0] = 0;
+    for (uint32_t id = 1; id <= c->n_ids_total; id++) {
+        uint32_t root = mosaic_uf_find(&c->uf, id);
+        c->lut[id] = root == id ? ++c->n_final : c->lut[root];
+    }
+    mosaic_uf_free(&c->uf);
+    memset(&c->uf, 0, sizeof c->uf);
+    c->areas = calloc((size_t)c->n_final + 1, sizeof *c->areas);
+    c->strip = malloc((size_t)c->g.width * STRIP_ROWS * sizeof *c->strip);
+    if (!c->areas || !c->strip)
+        return samc_error_set(err, SAMC_ERR_NOMEM, "mosaic: out of memory for a %d-row strip of a %d-pixel-wide raster",
+                              STRIP_ROWS, c->g.width);
+    return 0;
+}
+
+/* Raw file -> LUT -> labels.tif (also needed, as a temporary, for the polygons), strip
+ * by strip, counting each final segment's area. */
+static int write_label_strips(run_ctx *c, mosaic_label_writer *lw, samc_error *err) {
+    for (int y0 = 0; y0 < c->g.height; y0 += STRIP_ROWS) {
+        int n = c->g.height - y0 < STRIP_ROWS ? c->g.height - y0 : STRIP_ROWS;
+        size_t cnt = (size_t)n * c->g.width;
+        if (read_all(c->raw_fd, c->strip, cnt * 4, (off_t)y0 * c->g.width * 4) != 0)
+            return samc_error_set(err, SAMC_ERR_IO, "mosaic: cannot read the temporary label file %s: %s", c->raw_path,
+                                  strerror(errno));
+        for (size_t k = 0; k < cnt; k++) {
+            uint32_t v = c->strip[k];
+            if (v > c->n_ids_total)
+                return samc_error_set(err, SAMC_ERR_INTERNAL, "mosaic: label %u in %s is beyond the %u ids given", v,
+                                      c->raw_path, c->n_ids_total);
+            c->strip[k] = c->lut[v];
+            c->areas[c->strip[k]]++;
+        }
+        if (lw && mosaic_label_writer_write(lw, y0, n, c->strip, err)) return -1;
+        if (is_cancelled(c->cb)) return samc_error_set(err, SAMC_ERR_ARG, "mosaic: cancelled while writing the labels");
+    }
+    return 0;
+}
+
+static int run_labels(run_ctx *c, samc_error *err) {
+    const mosaic_options *opt = c->opt;
+    double t0 = now_s();
+    report_phase(c, "labels", -1);
+    mosaic_label_writer *lw = NULL;
+    if ((opt->save_labels || opt->save_geopackage || opt->save_shapefile) &&
+        mosaic_label_writer_create(c->labels_tmp, c->g.width, c->g.height, c->n_final, c->info, &lw, err))
+        return -1;
+    if (write_label_strips(c, lw, err)) {
+        if (lw) mosaic_label_writer_close(lw, NULL);
+        return -1;
+    }
+    if (lw && mosaic_label_writer_close(lw, err)) return -1;
+    close(c->raw_fd);
+    c->raw_fd = -1;
+    unlink(c->raw_path);
+    c->tm.labels_s = now_s() - t0;
+    return 0;
+}
+
+static int run_vectors(run_ctx *c, samc_error *err) {
+    const mosaic_options *opt = c->opt;
+    if (opt->save_geopackage || opt->save_shapefile) {
+        report_phase(c, "vectors", -1);
+        double t0 = now_s();
+        const mosaic_callbacks *cb = c->cb;
+        if (mosaic_polygonize(c->labels_tmp, opt->save_geopackage ? c->gpkg_tmp : NULL,
+                              opt->save_shapefile ? c->shp_tmp : NULL, opt->simplify_tolerance, &c->vs,
+                              cb ? cb->cancelled : NULL, cb ? cb->cancel_ctx : NULL, err))
+            return -1;
+        c->tm.vectors_s = now_s() - t0;
+    }
+    if (!opt->save_labels) unlink(c->labels_tmp);
+    return 0;
+}
+
+static void stats_input(cJSON *stats, const char *in_path, const mosaic_raster_info *info) {
+    cJSON *in = cJSON_AddObjectToObject(stats, "input");
+    cJSON_AddStringToObject(in, "path", in_path);
+    cJSON_AddNumberToObject(in, "width", info->width);
+    cJSON_AddNumberToObject(in, "height", info->height);
+    cJSON_AddNumberToObject(in, "bands", info->n_bands);
+    cJSON_AddStringToObject(in, "dtype", info->dtype);
+    cJSON *bu = cJSON_AddArrayToObject(in, "bands_used");
+    for (int i = 0; i < 3; i++) cJSON_AddItemToArray(bu, cJSON_CreateNumber(info->bands_used[i]));
+    cJSON *sc = cJSON_AddArrayToObject(in, "scale_min_max");
+    cJSON_AddItemToArray(sc, cJSON_CreateNumber(info->scale_min));
+    cJSON_AddItemToArray(sc, cJSON_CreateNumber(info->scale_max));
+    if (info->has_nodata) cJSON_AddNumberToObject(in, "nodata", info->nodata);
+    cJSON_AddBoolToObject(in, "georeferenced", info->has_geotransform);
+}
+
+/* Segment sizes: areas[1..n], sorted in place for the median. */
+static void stats_sizes(cJSON *stats, uint64_t *areas, uint32_t n) {
+    if (n == 0) return;
+    uint64_t *a = areas + 1, sum = 0;
+    qsort(a, n, sizeof *a, cmp_u64);
+    for (uint32_t k = 0; k < n; k++) sum += a[k];
+    cJSON *sz = cJSON_AddObjectToObject(stats, "segment_pixels");
+    cJSON_AddNumberToObject(sz, "min", (double)a[0]);
+    cJSON_AddNumberToObject(sz, "median", (double)a[n / 2]);
+    cJSON_AddNumberToObject(sz, "mean", (double)sum / n);
+    cJSON_AddNumberToObject(sz, "max", (double)a[n - 1]);
+}
+
+static void stats_timings(cJSON *stats, const stage_times *tm, double total_s) {
+    cJSON *tj = cJSON_AddObjectToObject(stats, "timings_s");
+    cJSON_AddNumberToObject(tj, "read", tm->read_s);
+    cJSON_AddNumberToObject(tj, "segment", tm->segment_s);
+    cJSON_AddNumberToObject(tj, "cleanup_and_ids", tm->cleanup_s);
+    cJSON_AddNumberToObject(tj, "spill_to_disk", tm->spill_s);
+    cJSON_AddNumberToObject(tj, "border_merge", tm->merge_s);
+    cJSON_AddNumberToObject(tj, "labels_tif", tm->labels_s);
+    cJSON_AddNumberToObject(tj, "vectors", tm->vectors_s);
+    cJSON_AddNumberToObject(tj, "total", total_s);
+}
+
+static int write_json_file(const char *path, const cJSON *j, samc_error *err) {
+    char *text = cJSON_Print(j);
+    FILE *f = text ? fopen(path, "w") : NULL;
+    int ok = f && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
+    if (f && fclose(f) != 0) ok = 0;
+    free(text);
+    return ok ? 0 : samc_error_set(err, SAMC_ERR_IO, "mosaic: cannot write %s", path);
+}
+
+/* stats.json: the input, grid, counts, merge and clean-up, timings, config, tiles. */
+static int run_stats(run_ctx *c, samc_error *err) {
+    const mosaic_options *opt = c->opt;
+    if (!opt->save_stats) return 0;
+    cJSON *stats = cJSON_CreateObject();
+    if (!stats) return samc_error_set(err, SAMC_ERR_NOMEM, "mosaic: out of memory for stats.json");
+    cJSON_AddStringToObject(stats, "tool", "samc mosaic " SAMC_VERSION);
+    stats_input(stats, c->in_path, c->info);
+    cJSON *grid = cJSON_AddObjectToObject(stats, "grid");
+    cJSON_AddNumberToObject(grid, "cols", c->g.n_cols);
+    cJSON_AddNumberToObject(grid, "rows", c->g.n_rows);
+    cJSON_AddNumberToObject(grid, "tiles", c->tiles_total);
+    cJSON_AddNumberToObject(grid, "tiles_skipped", c->tiles_skipped);
+    cJSON_AddNumberToObject(stats, "coverage", run_coverage(c));
+    cJSON_AddNumberToObject(stats, "valid_pixels", (double)c->valid_total);
+    cJSON_AddNumberToObject(stats, "labelled_pixels", (double)c->labelled_total);
+    cJSON_AddNumberToObject(stats, "segments", (double)c->n_final);
+    cJSON_AddNumberToObject(stats, "segments_before_merge", (double)c->n_ids_total);
+    stats_sizes(stats, c->areas, c->n_final);
+    cJSON *mj = cJSON_AddObjectToObject(stats, "merge");
+    cJSON_AddStringToObject(mj, "strategy", mosaic_merge_strategy_name(opt->merge));
+    cJSON_AddNumberToObject(mj, "pairs_found", (double)c->ms.pairs_found);
+    cJSON_AddNumberToObject(mj, "pairs_joined", (double)c->ms.pairs_joined);
+    cJSON_AddNumberToObject(mj, "labels_merged", (double)(c->n_ids_total - c->n_final));
+    cJSON *cj = cJSON_AddObjectToObject(stats, "cleanup");
+    cJSON_AddNumberToObject(cj, "fragments", (double)c->cs.fragments);
+    cJSON_AddNumberToObject(cj, "merged_enclosed", (double)c->cs.merged_enclosed);
+    cJSON_AddNumberToObject(cj, "removed_small", (double)c->cs.removed_small);
+    cJSON_AddNumberToObject(cj, "pixels_removed", (double)c->cs.pixels_removed);
+    if (opt->save_geopackage || opt->save_shapefile) {
+        cJSON *vj = cJSON_AddObjectToObject(stats, "vectors");
+        cJSON_AddNumberToObject(vj, "polygons", (double)c->vs.n_polygons);
+        cJSON_AddNumberToObject(vj, "made_valid", (double)c->vs.n_made_valid);
+        cJSON_AddNumberToObject(vj, "dropped_empty", (double)c->vs.n_dropped_empty);
+    }
+    stats_timings(stats, &c->tm, now_s() - c->t_start);
+    cJSON_AddNumberToObject(stats, "peak_rss_mib", peak_rss_mib());
+    char *own = opt->config_json ? NULL : mosaic_config_json(opt, NULL, NULL);
+    cJSON *cfg = cJSON_Parse(opt->config_json ? opt->config_json : own ? own : "{}");
+    free(own);
+    cJSON_AddItemToObject(stats, "config", cfg ? cfg : cJSON_CreateObject());
+    cJSON_AddItemToObject(stats, "tiles", c->tiles_json);
+    c->tiles_json = NULL;
+    int rc = write_json_file(c->stats_tmp, stats, err);
+    cJSON_Delete(stats);
+    return rc;
+}
+
+/* Everything is written: the results, and the files under their final names. */
+static int run_finish(run_ctx *c, mosaic_result *res, samc_error *err) {
+    const mosaic_options *opt = c->opt;
+    res->segments = c->n_final;
+    res->segments_before_merge = c->n_ids_total;
+    res->valid_pixels = c->valid_total;
+    res->labelled_pixels = c->labelled_total;
+    res->coverage = run_coverage(c);
+    res->tiles = c->tiles_total;
+    res->tiles_skipped = c->tiles_skipped;
+    res->total_s = now_s() - c->t_start;
+    if (run_stats(c, err)) return -1;
+    if (opt->save_labels && move_outputs(c->tmp_dir, c->out_dir, "labels.tif", err)) return -1;
+    if ((opt->save_geopackage || opt->save_shapefile) && move_outputs(c->tmp_dir, c->out_dir, "segments.", err))
+        return -1;
+    if (opt->save_stats && move_outputs(c->tmp_dir, c->out_dir, "stats.json", err)) return -1;
+    if (opt->save_labels) snprintf(res->labels_path, sizeof res->labels_path, "%s/labels.tif", c->out_dir);
+    if (opt->save_geopackage) snprintf(res->gpkg_path, sizeof res->gpkg_path, "%s/segments.gpkg", c->out_dir);
+    if (opt->save_shapefile) snprintf(res->shp_path, sizeof res->shp_path, "%s/segments.shp", c->out_dir);
+    if (opt->save_stats) snprintf(res->stats_path, sizeof res->stats_path, "%s/stats.json", c->out_dir);
+    report_phase(c, "done", 0);
+    return 0;
+}
+
+static void run_free(run_ctx *c) {
+    if (c->raw_fd >= 0) close(c->raw_fd);
+    if (c->tmp_dir[0]) remove_tmp_dir(c->tmp_dir);
+    mosaic_tile_stats_free(&c->ts);
+    if (c->have_src) mosaic_samc_source_free(&c->src);
+    if (c->mp) mosaic_multipass_free(c->mp);
+    if (c->raster) mosaic_raster_close(c->raster);
+    if (c->uf.parent) mosaic_uf_free(&c->uf);
+    free(c->rgb);
+    free(c->valid);
+    free(c->tile_labels);
+    free(c->useful);
+    free(c->left_col);
+    free(c->bottom_row);
+    free(c->strip);
+    free(c->lut);
+    free(c->areas);
+    cJSON_Delete(c->tiles_json);
+}
+
 int mosaic_run(samc_model *model, const char *in_path, const char *out_dir, const mosaic_options *opt,
                const mosaic_callbacks *cb, mosaic_result *res, samc_error *err) {
-    double t_start = now_s();
+    run_ctx c;
+    memset(&c, 0, sizeof c);
+    c.t_start = now_s();
+    c.opt = opt;
+    c.cb = cb;
+    c.in_path = in_path;
+    c.out_dir = out_dir;
+    c.raw_fd = -1;
     memset(res, 0, sizeof *res);
     if (mosaic_options_check(opt, err)) return -1;
-
-    mosaic_raster *raster = NULL;
-    mosaic_multipass *mp = NULL;
-    mosaic_mask_source src = { 0 };
-    int have_src = 0;
-    mosaic_uf uf = { 0 };
-    mosaic_tile_stats ts = { 0 };
-    uint8_t *rgb = NULL, *valid = NULL;
-    uint32_t *tile_labels = NULL, *useful = NULL, *left_col = NULL, *bottom_row = NULL, *strip = NULL;
-    uint32_t *lut = NULL;
-    uint64_t *areas = NULL;
-    cJSON *stats = NULL, *tiles_json = NULL;
-    int raw_fd = -1, rc = -1;
-    char tmp_dir[1100] = "", raw_path[1200], labels_tmp[1200], gpkg_tmp[1200], shp_tmp[1200], stats_tmp[1200];
-    stage_times tm = { 0 };
-    mosaic_merge_stats ms = { 0 };
-    mosaic_cleanup_stats cs = { 0 };
-    mosaic_vector_stats vs = { 0 };
-
-    if (mosaic_raster_open(in_path, opt->has_bands ? opt->bands : NULL, opt->has_scale ? opt->scale : NULL,
-                           &raster, err))
-        goto done;
-    const mosaic_raster_info *info = mosaic_raster_get_info(raster);
-    mosaic_grid g;
-    if (mosaic_grid_init(&g, info->width, info->height, opt->tile_size, opt->padding, err)) goto done;
-
-    if (make_dirs(out_dir, err)) goto done;
-    if (snprintf(tmp_dir, sizeof tmp_dir, "%s/.samc-mosaic-XXXXXX", out_dir) >= (int)sizeof tmp_dir) {
-        samc_error_set(err, SAMC_ERR_ARG, "mosaic: output folder path is too long: %s", out_dir);
-        tmp_dir[0] = 0;
-        goto done;
-    }
-    if (!mkdtemp(tmp_dir)) {
-        samc_error_set(err, SAMC_ERR_IO, "mosaic: cannot write in the output folder %s: %s", out_dir, strerror(errno));
-        tmp_dir[0] = 0;
-        goto done;
-    }
-    snprintf(raw_path, sizeof raw_path, "%s/labels.raw", tmp_dir);
-    snprintf(labels_tmp, sizeof labels_tmp, "%s/labels.tif", tmp_dir);
-    snprintf(gpkg_tmp, sizeof gpkg_tmp, "%s/segments.gpkg", tmp_dir);
-    snprintf(shp_tmp, sizeof shp_tmp, "%s/segments.shp", tmp_dir);
-    snprintf(stats_tmp, sizeof stats_tmp, "%s/stats.json", tmp_dir);
-
-    /* The raw label file holds 4 bytes per pixel (sparse where tiles are empty); the
-     * labels.tif is compressed and smaller. Refuse early rather than fill the disk. */
-    uint64_t raw_bytes = (uint64_t)g.width * (uint64_t)g.height * 4u;
-    struct statvfs fs;
-    if (statvfs(tmp_dir, &fs) == 0) {
-        uint64_t avail = (uint64_t)fs.f_bavail * (uint64_t)fs.f_frsize;
-        if (avail < raw_bytes + (raw_bytes >> 2)) {
-            samc_error_set(err, SAMC_ERR_IO,
-                  "mosaic: %s has %.1f GiB free; a %dx%d raster needs about %.1f GiB of temporary "
-                  "label space there", out_dir, (double)avail / 1073741824.0, g.width, g.height,
-                  (double)(raw_bytes + (raw_bytes >> 2)) / 1073741824.0);
-            goto done;
-        }
-    }
-    raw_fd = open(raw_path, O_RDWR | O_CREAT | O_TRUNC, 0644);
-    if (raw_fd < 0 || ftruncate(raw_fd, (off_t)raw_bytes) != 0) {
-        samc_error_set(err, SAMC_ERR_IO, "mosaic: cannot create the temporary label file %s: %s", raw_path, strerror(errno));
-        goto done;
-    }
-
-    /* every buffer of the tile loop, sized once for the largest tile */
-    size_t rpix = (size_t)g.read_w * g.read_h;
-    int umax_w = g.tile_size < g.width ? g.tile_size : g.width;
-    int umax_h = g.tile_size < g.height ? g.tile_size : g.height;
-    size_t upix = (size_t)umax_w * umax_h;
-    rgb = malloc(rpix * 3);
-    valid = malloc(rpix);
-    tile_labels = malloc(rpix * sizeof *tile_labels);
-    useful = malloc(upix * sizeof *useful);
-    left_col = calloc((size_t)umax_h, sizeof *left_col);
-    bottom_row = calloc((size_t)g.width, sizeof *bottom_row);
-    if (!rgb || !valid || !tile_labels || !useful || !left_col || !bottom_row) {
-        samc_error_set(err, SAMC_ERR_NOMEM, "mosaic: out of memory for the buffers of a %dx%d tile", g.read_w, g.read_h);
-        goto done;
-    }
-    mp = mosaic_multipass_new(g.read_w, g.read_h, &opt->mp, err);
-    if (!mp) goto done;
-    if (cb && cb->mask_source) {
-        src = *cb->mask_source;
-    } else {
-        if (mosaic_samc_source_new(model, &opt->mp, &src, err)) goto done;
-        have_src = 1;
-    }
-    if (mosaic_uf_init(&uf, 1, err)) goto done;
-
-    stats = cJSON_CreateObject();
-    tiles_json = cJSON_CreateArray();
-    uint32_t next_id = 1;
-    int64_t valid_total = 0, labelled_total = 0;
-    int tiles_total = g.n_rows * g.n_cols, tiles_done = 0, tiles_skipped = 0;
-    double t_tiles = now_s();
-    for (int r = 0; r < g.n_rows; r++) {
-        for (int c = 0; c < g.n_cols; c++) {
-            if (is_cancelled(cb)) {
-                samc_error_set(err, SAMC_ERR_ARG, "mosaic: cancelled after %d of %d tiles", tiles_done, tiles_total);
-                goto done;
-            }
-            double t_tile = now_s();
-            mosaic_rect u, rd;
-            mosaic_tile_rects(&g, r, c, &u, &rd);
-            int rw = rd.x1 - rd.x0, rh = rd.y1 - rd.y0, uw = u.x1 - u.x0, uh = u.y1 - u.y0;
-            double t0 = now_s();
-            if (mosaic_raster_read_rgb(raster, rd.x0, rd.y0, rw, rh, rgb, valid, err) < 0) goto done;
-            tm.read_s += now_s() - t0;
-            /* a tile with no valid pixel in its useful area, or all black (a gap of the
-             * mosaic, as the tool skips), is not segmented */
-            int64_t uvalid = 0;
-            int any_colour = 0;
-            for (int y = u.y0; y < u.y1; y++)
-                for (int x = u.x0; x < u.x1; x++) uvalid += valid[(size_t)(y - rd.y0) * rw + (x - rd.x0)];
-            for (size_t k = 0; k < (size_t)rw * rh * 3 && !any_colour; k++) any_colour = rgb[k] != 0;
-            int skipped = uvalid == 0 || !any_colour;
-            uint32_t n_ids = 0;
-            mosaic_tile_stats_free(&ts);
-            if (skipped) {
-                memset(useful, 0, (size_t)uw * uh * sizeof *useful);
-                tiles_skipped++;
-            } else {
-                t0 = now_s();
-                if (mosaic_multipass_run(mp, &src, rgb, valid, rw, rh, tile_labels, &ts,
-                                         cb ? cb->cancelled : NULL, cb ? cb->cancel_ctx : NULL, err))
-                    goto done;
-                tm.segment_s += now_s() - t0;
-                t0 = now_s();
-                for (int y = 0; y < uh; y++)
-                    memcpy(useful + (size_t)y * uw, tile_labels + (size_t)(y + u.y0 - rd.y0) * rw + (u.x0 - rd.x0),
-                           (size_t)uw * sizeof *useful);
-                if (mosaic_cleanup_fragments(useful, uw, uh, opt->mp.min_area, opt->merge_enclosed_max_area, &cs, err))
-                    goto done;
-                if (mosaic_labels_compact(useful, (int64_t)uw * uh, next_id, &n_ids, err)) goto done;
-                if ((uint64_t)next_id + n_ids >= UINT32_MAX) {
-                    samc_error_set(err, SAMC_ERR_UNSUPPORTED, "mosaic: more than 4 billion segments before the merge");
-                    goto done;
-                }
-                next_id += n_ids;
-                if (mosaic_uf_grow(&uf, next_id, err)) goto done;
-                tm.cleanup_s += now_s() - t0;
-            }
-            int64_t ulab = 0;
-            for (size_t k = 0; k < (size_t)uw * uh; k++) ulab += useful[k] != 0;
-            valid_total += uvalid;
-            labelled_total += ulab;
-
-            t0 = now_s();
-            for (int y = 0; y < uh; y++)
-                if (write_all(raw_fd, useful + (size_t)y * uw, (size_t)uw * 4,
-                              ((off_t)(u.y0 + y) * g.width + u.x0) * 4) != 0) {
-                    samc_error_set(err, SAMC_ERR_IO, "mosaic: cannot write the temporary label file %s: %s", raw_path,
-                          strerror(errno));
-                    goto done;
-                }
-            tm.spill_s += now_s() - t0;
-
-            /* the border merge with the left and upper neighbours, on the facing pixels */
-            t0 = now_s();
-            if (opt->merge != MOSAIC_MERGE_NONE) {
-                if (c > 0) {
-                    for (int y = 0; y < uh; y++) tile_labels[y] = useful[(size_t)y * uw];
-                    if (mosaic_merge_boundary(left_col, tile_labels, uh, opt->merge, opt->min_contact, &uf, &ms, err))
-                        goto done;
-                }
-                if (r > 0 && mosaic_merge_boundary(bottom_row + u.x0, useful, uw, opt->merge, opt->min_contact,
-                                                   &uf, &ms, err))
-                    goto done;
-            }
-            for (int y = 0; y < uh; y++) left_col[y] = useful[(size_t)y * uw + uw - 1];
-            memcpy(bottom_row + u.x0, useful + (size_t)(uh - 1) * uw, (size_t)uw * sizeof *useful);
-            tm.merge_s += now_s() - t0;
-
-            double cov_u = uvalid ? 100.0 * (double)ulab / (double)uvalid : 0.0;
-            cJSON_AddItemToArray(tiles_json, tile_json(r, c, &u, skipped, &ts, cov_u, (int)n_ids, now_s() - t_tile));
-            tiles_done++;
-            if (cb && cb->progress) {
-                mosaic_progress p = { .phase = "tiles", .tiles_done = tiles_done, .tiles_total = tiles_total,
-                                      .tiles_skipped = tiles_skipped, .tile_row = r, .tile_col = c,
-                                      .tile_passes = skipped ? 0 : ts.n_passes,
-                                      .coverage = valid_total ? 100.0 * (double)labelled_total / (double)valid_total : 0,
-                                      .segments = next_id - 1, .elapsed_s = now_s() - t_start };
-                double per = (now_s() - t_tiles) / tiles_done;
-                p.eta_s = per * (tiles_total - tiles_done);
-                cb->progress(cb->progress_ctx, &p);
-            }
-        }
-    }
-
-    /* the union-find as one LUT: roots (the smallest id of each merged set) numbered in
-     * id order, every id mapped to its root's number */
-    uint32_t n_ids_total = next_id - 1, n_final = 0;
-    lut = malloc(((size_t)n_ids_total + 1) * sizeof *lut);
-    if (!lut) {
-        samc_error_set(err, SAMC_ERR_NOMEM, "mosaic: out of memory for the LUT of %u segments", n_ids_total);
-        goto done;
-    }
-    lut[0] = 0;
-    for (uint32_t id = 1; id <= n_ids_total; id++) {
-        uint32_t root = mosaic_uf_find(&uf, id);
-        lut[id] = root == id ? ++n_final : lut[root];
-    }
-    mosaic_uf_free(&uf);
-    memset(&uf, 0, sizeof uf);
-    areas = calloc((size_t)n_final + 1, sizeof *areas);
-    strip = malloc((size_t)g.width * STRIP_ROWS * sizeof *strip);
-    if (!areas || !strip) {
-        samc_error_set(err, SAMC_ERR_NOMEM, "mosaic: out of memory for a %d-row strip of a %d-pixel-wide raster", STRIP_ROWS,
-              g.width);
-        goto done;
-    }
-
-    /* labels.tif, strip by strip (also needed, as a temporary, for the polygons) */
-    int want_vectors = opt->save_geopackage || opt->save_shapefile;
-    double t0 = now_s();
-    if (cb && cb->progress) {
-        mosaic_progress p = { .phase = "labels", .tiles_done = tiles_done, .tiles_total = tiles_total,
-                              .tiles_skipped = tiles_skipped, .segments = n_final, .elapsed_s = now_s() - t_start,
-                              .eta_s = -1,
-                              .coverage = valid_total ? 100.0 * (double)labelled_total / (double)valid_total : 0 };
-        cb->progress(cb->progress_ctx, &p);
-    }
-    mosaic_label_writer *lw = NULL;
-    if ((opt->save_labels || want_vectors) &&
-        mosaic_label_writer_create(labels_tmp, g.width, g.height, n_final, info, &lw, err))
-        goto done;
-    for (int y0 = 0; y0 < g.height; y0 += STRIP_ROWS) {
-        int n = g.height - y0 < STRIP_ROWS ? g.height - y0 : STRIP_ROWS;
-        size_t cnt = (size_t)n * g.width;
-        if (read_all(raw_fd, strip, cnt * 4, (off_t)y0 * g.width * 4) != 0) {
-            samc_error_set(err, SAMC_ERR_IO, "mosaic: cannot read the temporary label file %s: %s", raw_path, strerror(errno));
-            if (lw) mosaic_label_writer_close(lw, NULL);
-            goto done;
-        }
-        for (size_t k = 0; k < cnt; k++) {
-            uint32_t v = strip[k];
-            if (v > n_ids_total) {
-                samc_error_set(err, SAMC_ERR_INTERNAL, "mosaic: label %u in %s is beyond the %u ids given", v, raw_path, n_ids_total);
-                if (lw) mosaic_label_writer_close(lw, NULL);
-                goto done;
-            }
-            strip[k] = lut[v];
-            areas[strip[k]]++;
-        }
-        if (lw && mosaic_label_writer_write(lw, y0, n, strip, err)) {
-            mosaic_label_writer_close(lw, NULL);
-            goto done;
-        }
-        if (is_cancelled(cb)) {
-            samc_error_set(err, SAMC_ERR_ARG, "mosaic: cancelled while writing the labels");
-            if (lw) mosaic_label_writer_close(lw, NULL);
-            goto done;
-        }
-    }
-    if (lw && mosaic_label_writer_close(lw, err)) goto done;
-    close(raw_fd);
-    raw_fd = -1;
-    unlink(raw_path);
-    tm.labels_s = now_s() - t0;
-
-    if (want_vectors) {
-        if (cb && cb->progress) {
-            mosaic_progress p = { .phase = "vectors", .tiles_done = tiles_done, .tiles_total = tiles_total,
-                                  .tiles_skipped = tiles_skipped, .segments = n_final,
-                                  .elapsed_s = now_s() - t_start, .eta_s = -1,
-                                  .coverage = valid_total ? 100.0 * (double)labelled_total / (double)valid_total : 0 };
-            cb->progress(cb->progress_ctx, &p);
-        }
-        t0 = now_s();
-        if (mosaic_polygonize(labels_tmp, opt->save_geopackage ? gpkg_tmp : NULL, opt->save_shapefile ? shp_tmp : NULL,
-                              opt->simplify_tolerance, &vs, cb ? cb->cancelled : NULL, cb ? cb->cancel_ctx : NULL, err))
-            goto done;
-        tm.vectors_s = now_s() - t0;
-    }
-    if (!opt->save_labels) unlink(labels_tmp);
-
-    /* results */
-    res->segments = n_final;
-    res->segments_before_merge = n_ids_total;
-    res->valid_pixels = valid_total;
-    res->labelled_pixels = labelled_total;
-    res->coverage = valid_total ? 100.0 * (double)labelled_total / (double)valid_total : 0.0;
-    res->tiles = tiles_total;
-    res->tiles_skipped = tiles_skipped;
-    res->total_s = now_s() - t_start;
-
-    if (opt->save_stats) {
-        cJSON_AddStringToObject(stats, "tool", "samc mosaic " SAMC_VERSION);
-        cJSON *in = cJSON_AddObjectToObject(stats, "input");
-        cJSON_AddStringToObject(in, "path", in_path);
-        cJSON_AddNumberToObject(in, "width", info->width);
-        cJSON_AddNumberToObject(in, "height", info->height);
-        cJSON_AddNumberToObject(in, "bands", info->n_bands);
-        cJSON_AddStringToObject(in, "dtype", info->dtype);
-        cJSON *bu = cJSON_AddArrayToObject(in, "bands_used");
-        for (int i = 0; i < 3; i++) cJSON_AddItemToArray(bu, cJSON_CreateNumber(info->bands_used[i]));
-        cJSON *sc = cJSON_AddArrayToObject(in, "scale_min_max");
-        cJSON_AddItemToArray(sc, cJSON_CreateNumber(info->scale_min));
-        cJSON_AddItemToArray(sc, cJSON_CreateNumber(info->scale_max));
-        if (info->has_nodata) cJSON_AddNumberToObject(in, "nodata", info->nodata);
-        cJSON_AddBoolToObject(in, "georeferenced", info->has_geotransform);
-        cJSON *grid = cJSON_AddObjectToObject(stats, "grid");
-        cJSON_AddNumberToObject(grid, "cols", g.n_cols);
-        cJSON_AddNumberToObject(grid, "rows", g.n_rows);
-        cJSON_AddNumberToObject(grid, "tiles", tiles_total);
-        cJSON_AddNumberToObject(grid, "tiles_skipped", tiles_skipped);
-        cJSON_AddNumberToObject(stats, "coverage", res->coverage);
-        cJSON_AddNumberToObject(stats, "valid_pixels", (double)valid_total);
-        cJSON_AddNumberToObject(stats, "labelled_pixels", (double)labelled_total);
-        cJSON_AddNumberToObject(stats, "segments", (double)n_final);
-        cJSON_AddNumberToObject(stats, "segments_before_merge", (double)n_ids_total);
-        if (n_final > 0) {
-            /* segment sizes: areas[1..n_final], sorted in place for the median */
-            uint64_t *a = areas + 1, sum = 0;
-            qsort(a, n_final, sizeof *a, cmp_u64);
-            for (uint32_t k = 0; k < n_final; k++) sum += a[k];
-            cJSON *sz = cJSON_AddObjectToObject(stats, "segment_pixels");
-            cJSON_AddNumberToObject(sz, "min", (double)a[0]);
-            cJSON_AddNumberToObject(sz, "median", (double)a[n_final / 2]);
-            cJSON_AddNumberToObject(sz, "mean", (double)sum / n_final);
-            cJSON_AddNumberToObject(sz, "max", (double)a[n_final - 1]);
-        }
-        cJSON *mj = cJSON_AddObjectToObject(stats, "merge");
-        cJSON_AddStringToObject(mj, "strategy", mosaic_merge_strategy_name(opt->merge));
-        cJSON_AddNumberToObject(mj, "pairs_found", (double)ms.pairs_found);
-        cJSON_AddNumberToObject(mj, "pairs_joined", (double)ms.pairs_joined);
-        cJSON_AddNumberToObject(mj, "labels_merged", (double)(n_ids_total - n_final));
-        cJSON *cj = cJSON_AddObjectToObject(stats, "cleanup");
-        cJSON_AddNumberToObject(cj, "fragments", (double)cs.fragments);
-        cJSON_AddNumberToObject(cj, "merged_enclosed", (double)cs.merged_enclosed);
-        cJSON_AddNumberToObject(cj, "removed_small", (double)cs.removed_small);
-        cJSON_AddNumberToObject(cj, "pixels_removed", (double)cs.pixels_removed);
-        if (want_vectors) {
-            cJSON *vj = cJSON_AddObjectToObject(stats, "vectors");
-            cJSON_AddNumberToObject(vj, "polygons", (double)vs.n_polygons);
-            cJSON_AddNumberToObject(vj, "made_valid", (double)vs.n_made_valid);
-            cJSON_AddNumberToObject(vj, "dropped_empty", (double)vs.n_dropped_empty);
-        }
-        cJSON *tj = cJSON_AddObjectToObject(stats, "timings_s");
-        cJSON_AddNumberToObject(tj, "read", tm.read_s);
-        cJSON_AddNumberToObject(tj, "segment", tm.segment_s);
-        cJSON_AddNumberToObject(tj, "cleanup_and_ids", tm.cleanup_s);
-        cJSON_AddNumberToObject(tj, "spill_to_disk", tm.spill_s);
-        cJSON_AddNumberToObject(tj, "border_merge", tm.merge_s);
-        cJSON_AddNumberToObject(tj, "labels_tif", tm.labels_s);
-        cJSON_AddNumberToObject(tj, "vectors", tm.vectors_s);
-        cJSON_AddNumberToObject(tj, "total", now_s() - t_start);
-        cJSON_AddNumberToObject(stats, "peak_rss_mib", peak_rss_mib());
-        char *own = opt->config_json ? NULL : mosaic_config_json(opt, NULL, NULL);
-        cJSON *cfg = cJSON_Parse(opt->config_json ? opt->config_json : own ? own : "{}");
-        free(own);
-        cJSON_AddItemToObject(stats, "config", cfg ? cfg : cJSON_CreateObject());
-        cJSON_AddItemToObject(stats, "tiles", tiles_json);
-        tiles_json = NULL;
-        char *text = cJSON_Print(stats);
-        FILE *f = text ? fopen(stats_tmp, "w") : NULL;
-        int ok = f && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
-        if (f && fclose(f) != 0) ok = 0;
-        free(text);
-        if (!ok) {
-            samc_error_set(err, SAMC_ERR_IO, "mosaic: cannot write %s", stats_tmp);
-            goto done;
-        }
-    }
-
-    /* everything is written: give the files their final names */
-    if (opt->save_labels && move_outputs(tmp_dir, out_dir, "labels.tif", err)) goto done;
-    if (want_vectors && move_outputs(tmp_dir, out_dir, "segments.", err)) goto done;
-    if (opt->save_stats && move_outputs(tmp_dir, out_dir, "stats.json", err)) goto done;
-    if (opt->save_labels) snprintf(res->labels_path, sizeof res->labels_path, "%s/labels.tif", out_dir);
-    if (opt->save_geopackage) snprintf(res->gpkg_path, sizeof res->gpkg_path, "%s/segments.gpkg", out_dir);
-    if (opt->save_shapefile) snprintf(res->shp_path, sizeof res->shp_path, "%s/segments.shp", out_dir);
-    if (opt->save_stats) snprintf(res->stats_path, sizeof res->stats_path, "%s/stats.json", out_dir);
-    if (cb && cb->progress) {
-        mosaic_progress p = { .phase = "done", .tiles_done = tiles_done, .tiles_total = tiles_total,
-                              .tiles_skipped = tiles_skipped, .segments = n_final, .coverage = res->coverage,
-                              .elapsed_s = now_s() - t_start, .eta_s = 0 };
-        cb->progress(cb->progress_ctx, &p);
-    }
-    rc = 0;
-
-done:
-    if (raw_fd >= 0) close(raw_fd);
-    if (tmp_dir[0]) remove_tmp_dir(tmp_dir);
-    mosaic_tile_stats_free(&ts);
-    if (have_src) mosaic_samc_source_free(&src);
-    if (mp) mosaic_multipass_free(mp);
-    if (raster) mosaic_raster_close(raster);
-    if (uf.parent) mosaic_uf_free(&uf);
-    free(rgb); free(valid); free(tile_labels); free(useful); free(left_col); free(bottom_row); free(strip);
-    free(lut); free(areas);
-    cJSON_Delete(tiles_json);
-    cJSON_Delete(stats);
+    int rc = run_open(&c, err) || run_alloc(&c, model, err) || run_tiles(&c, err) || run_lut(&c, err) ||
+             run_labels(&c, err) || run_vectors(&c, err) || run_finish(&c, res, err) ? -1 : 0;
+    run_free(&c);
     return rc;
 }
