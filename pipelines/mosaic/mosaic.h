@@ -18,6 +18,7 @@
  */
 #ifndef SAMC_MOSAIC_H
 #define SAMC_MOSAIC_H
+#include <stddef.h>
 #include <stdint.h>
 
 #include "pipelines/mosaic/labels.h"
@@ -37,6 +38,9 @@ typedef struct {
     double scale[2]; int has_scale;/* explicit stretch min, max */
     const char *config_json;       /* optional: the effective configuration, stored in
                                       stats.json under "config" (a JSON object text) */
+    const char *model_json;        /* optional: the model's identity (a JSON object text,
+                                      e.g. file name, size, config, precision), stored in
+                                      shard manifests; the merge requires it equal */
 } mosaic_options;
 
 void mosaic_options_default(mosaic_options *o);
@@ -58,12 +62,18 @@ typedef struct {
     int tiles, tiles_skipped;
     double total_s;
     char labels_path[1024], gpkg_path[1024], shp_path[1024], stats_path[1024];
+    /* a shard run: its folder, and whether it was there already (nothing was done) */
+    char shard_dir[1024];
+    int already_complete;
+    int shards;              /* the merge: how many shards it joined */
 } mosaic_result;
 
 typedef struct {
     void (*progress)(void *ctx, const mosaic_progress *p);
     void *progress_ctx;
-    int (*cancelled)(void *ctx);   /* non-zero: stop cleanly, remove the temporary folder */
+    int (*cancelled)(void *ctx);   /* non-zero: stop cleanly, remove the temporary folder;
+                                      with several workers it is also asked from their
+                                      threads, so it must be thread-safe */
     void *cancel_ctx;
     /* The mask generator of the passes; NULL: SAM2's automatic mask generator on the
      * model (tests put an oracle here to check the pipeline against known objects). */
@@ -74,5 +84,54 @@ typedef struct {
  * Fails with err naming the file or option: unreadable raster, unwritable out_dir, ... */
 int mosaic_run(samc_model *model, const char *in_path, const char *out_dir, const mosaic_options *opt,
                const mosaic_callbacks *cb, mosaic_result *res, samc_error *err);
+
+/* ---- several workers in one process ---------------------------------------------------
+ * Tiles spread over n_workers threads, each with its own mask generator (one model copy
+ * per device): the calling thread reads the tiles in order and takes the results back in
+ * order (ids, raw labels, border merge), so the output is that of one worker. */
+typedef struct {
+    int n_workers;                        /* >= 1 */
+    /* Worker i's generator: sources[i] (tests), else SAM's automatic mask generator on
+     * load(ctx, i, err), called in worker i's own thread before its first tile (a GPU
+     * backend binds its device to the thread that loads it), released by unload. */
+    const mosaic_mask_source *sources;
+    samc_model *(*load)(void *ctx, int worker, samc_error *err);
+    void (*unload)(void *ctx, int worker, samc_model *m);
+    void *ctx;
+} mosaic_workers;
+
+/* ---- shards: one raster over several processes or machines -----------------------------
+ * Shard K of N segments the tile rows [K * R / N, (K + 1) * R / N) of the R rows of tiles
+ * (a contiguous band, so it reads the raster sequentially) and writes into
+ * OUTDIR/shards/K/: labels.tif (the band's labels before any merge across the band's
+ * upper and lower edges, ids 1..n local to the shard), top.u32 and bottom.u32 (the band's
+ * first and last rows of labels, little-endian uint32), unions.u32 (pairs (id, root) of
+ * the merges inside the band), and manifest.json (input, model, every option, K and N,
+ * tile range, counts, the tiles' passes, each file's size and FNV-1a 64 checksum). All of
+ * it is byte-identical when the shard runs again; it is written in a temporary folder
+ * renamed to shards/K when complete. Timings go beside it, to shards/K.timing.json.
+ * A shard whose complete output is there already, made with the same input path,
+ * options, model and K/N, does nothing and succeeds (res->already_complete); one made
+ * otherwise is an error naming what differs. */
+typedef struct {
+    int index, count;                     /* K in [0, N), N >= 1 */
+} mosaic_shard;
+
+/* "K/N" -> shard; -1 (why filled) when not two integers with 0 <= K < N <= 100000. */
+int mosaic_shard_parse(const char *s, mosaic_shard *out, char *why, size_t why_size);
+
+/* mosaic_run with several workers (NULL: the calling thread with model or
+ * cb->mask_source) and / or as one shard (NULL: the whole raster into out_dir). */
+int mosaic_run_ex(samc_model *model, const mosaic_workers *workers, const mosaic_shard *shard, const char *in_path,
+                  const char *out_dir, const mosaic_options *opt, const mosaic_callbacks *cb, mosaic_result *res,
+                  samc_error *err);
+
+/* Joins the shards under out_dir/shards into the outputs a single run with the same
+ * options writes (labels.tif, segments.gpkg / .shp, stats.json with each shard's timings):
+ * the same labels and polygons. Every shard 0..N-1 must be there, complete (sizes and
+ * checksums), and made from the same input, options and model; otherwise it fails naming
+ * the missing or mismatched shard, and writes nothing. Shards are only read. Outputs are
+ * renamed into place when complete, so a merge that was stopped can simply run again. */
+int mosaic_merge(const char *out_dir, const mosaic_callbacks *cb, mosaic_result *res, samc_error *err);
 
 #endif

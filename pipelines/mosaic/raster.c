@@ -485,6 +485,69 @@ int mosaic_label_writer_close(mosaic_label_writer *lw, samc_error *err) {
     return rc;
 }
 
+struct mosaic_label_reader {
+    GDALDatasetH ds;
+    GDALRasterBandH band;
+    int w, h;
+    char *path;
+};
+
+int mosaic_label_reader_open(const char *path, mosaic_label_reader **out, int *w, int *h, samc_error *err) {
+    *out = NULL;
+    mosaic_label_reader *lr = calloc(1, sizeof *lr);
+    if (!lr || !(lr->path = strdup(path))) {
+        free(lr);
+        return samc_error_set(err, SAMC_ERR_NOMEM, "%s: out of memory", path);
+    }
+    gdal_enter();
+    int rc = 0;
+    lr->ds = GDALOpenEx(path, GDAL_OF_RASTER | GDAL_OF_READONLY, NULL, NULL, NULL);
+    lr->band = lr->ds && GDALGetRasterCount(lr->ds) > 0 ? GDALGetRasterBand(lr->ds, 1) : NULL;
+    if (!lr->band) {
+        rc = samc_error_set(err, SAMC_ERR_FORMAT, "%s: cannot open the label raster: %s", path, cpl_msg());
+    } else {
+        GDALDataType t = GDALGetRasterDataType(lr->band);
+        if (t != GDT_Byte && t != GDT_UInt16 && t != GDT_UInt32)
+            rc = samc_error_set(err, SAMC_ERR_FORMAT, "%s: labels must be Byte, UInt16 or UInt32, band 1 is %s", path,
+                                GDALGetDataTypeName(t));
+        lr->w = GDALGetRasterXSize(lr->ds);
+        lr->h = GDALGetRasterYSize(lr->ds);
+    }
+    gdal_leave();
+    if (rc) {
+        mosaic_label_reader_close(lr);
+        return -1;
+    }
+    *w = lr->w;
+    *h = lr->h;
+    *out = lr;
+    return 0;
+}
+
+int mosaic_label_reader_read(mosaic_label_reader *lr, int y0, int n_rows, uint32_t *rows, samc_error *err) {
+    if (y0 < 0 || n_rows <= 0 || (int64_t)y0 + n_rows > lr->h)
+        return samc_error_set(err, SAMC_ERR_ARG, "%s: rows %d..%d are outside its %d rows", lr->path, y0,
+                              y0 + n_rows - 1, lr->h);
+    gdal_enter();
+    CPLErr e = GDALRasterIO(lr->band, GF_Read, 0, y0, lr->w, n_rows, rows, lr->w, n_rows, GDT_UInt32, 0, 0);
+    int rc = e == CE_None ? 0
+                          : samc_error_set(err, SAMC_ERR_IO, "%s: reading rows %d..%d failed: %s", lr->path, y0,
+                                           y0 + n_rows - 1, cpl_msg());
+    gdal_leave();
+    return rc;
+}
+
+void mosaic_label_reader_close(mosaic_label_reader *lr) {
+    if (!lr) return;
+    if (lr->ds) {
+        gdal_enter();
+        GDALClose(lr->ds);
+        gdal_leave();
+    }
+    free(lr->path);
+    free(lr);
+}
+
 /* ---- vectors ------------------------------------------------------------------------- */
 
 typedef struct {

@@ -63,6 +63,13 @@ int mosaic_label_writer_write(mosaic_label_writer *lw, int y0, int n_rows, const
  * Always frees lw. */
 int mosaic_label_writer_close(mosaic_label_writer *lw, samc_error *err);
 
+/* Reads back a label raster (band 1 of any unsigned integer type) as uint32 rows. */
+typedef struct mosaic_label_reader mosaic_label_reader;
+int mosaic_label_reader_open(const char *path, mosaic_label_reader **out, int *w, int *h, samc_error *err);
+/* rows[n_rows][w] = rows y0 .. y0 + n_rows - 1 */
+int mosaic_label_reader_read(mosaic_label_reader *lr, int y0, int n_rows, uint32_t *rows, samc_error *err);
+void mosaic_label_reader_close(mosaic_label_reader *lr);
+
 /* ---- vectors ----------------------------------------------------------------------- */
 typedef struct {
     int64_t n_polygons;          /* features written (a label in k separate pieces gives k) */
