@@ -255,8 +255,8 @@ $(BUILD)/bench/bench_mosaic: tests/bench/bench_mosaic.c tests/mosaic_oracle.h $(
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $< $(MOSAIC_LDLIBS) $(LIB) -o $@ $(LDLIBS) -lcjson
 
-# the shared oracle header is not in the generic test rule's prerequisites
-$(BUILD)/tests/test_mosaic_pipeline: tests/mosaic_oracle.h
+# the shared oracle and test-data headers are not in the generic test rule's prerequisites
+$(BUILD)/tests/test_mosaic_pipeline $(BUILD)/tests/test_mosaic_shard: tests/mosaic_oracle.h tests/mosaic_testdata.h
 
 # The GPU check (bench/gpu_check/, kernels/cuda/NOTES.md), kept out of `all` and `test`.
 # `make gpu-package` writes $(GPU_PKG)/: the golden cases, stb / cJSON headers and
