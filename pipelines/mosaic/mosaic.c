@@ -538,7 +538,7 @@ static int run_stats(run_ctx *c, samc_error *err) {
     cJSON *stats = cJSON_CreateObject();
     if (!stats) return samc_error_set(err, SAMC_ERR_NOMEM, "mosaic: out of memory for stats.json");
     cJSON_AddStringToObject(stats, "tool", "samc mosaic " SAMC_VERSION);
-    cJSON_AddItemToObject(stats, "input", run_input_json(c->in_path, c->info));
+    cJSON_AddItemToObject(stats, "input", run_input_json(c->in_shown, c->info));
     cJSON *grid = cJSON_AddObjectToObject(stats, "grid");
     cJSON_AddNumberToObject(grid, "cols", c->g.n_cols);
     cJSON_AddNumberToObject(grid, "rows", c->g.n_rows);
@@ -618,6 +618,7 @@ static void run_init(run_ctx *c, const mosaic_options *opt, const mosaic_callbac
     c->opt = opt;
     c->cb = cb;
     c->in_path = in_path;
+    if (in_path) mosaic_redact_urls(in_path, c->in_shown, sizeof c->in_shown);
     c->out_dir = out_dir;
     c->raw_fd = -1;
     c->read_rows = read_rows_raw;

@@ -75,6 +75,49 @@ static double now_ms(void) {
     return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
 }
 
+/* ---- secrets out of paths ------------------------------------------------------------ */
+
+void mosaic_redact_urls(const char *in, char *out, size_t n) {
+    size_t o = 0;
+    const char *p = in;
+    out[0] = 0;
+    while (*p && o + 1 < n) {
+        const char *u = strstr(p, "://");
+        if (!u) {
+            o += (size_t)snprintf(out + o, n - o, "%s", p);
+            break;
+        }
+        u += 3;
+        /* up to the host as it is; then the URL without user:password@, and its query
+         * (where signed URLs keep their signature) hidden */
+        o += (size_t)snprintf(out + o, n - o, "%.*s", (int)(u - p), p);
+        if (o + 1 >= n) break;
+        const char *end = u + strcspn(u, " \t\n'\"");
+        if (end > u && end[-1] == ':') end--;   /* "URL: message" */
+        const char *slash = memchr(u, '/', (size_t)(end - u));
+        const char *at = memchr(u, '@', (size_t)((slash ? slash : end) - u));
+        if (at) u = at + 1;
+        const char *q = memchr(u, '?', (size_t)(end - u));
+        o += (size_t)snprintf(out + o, n - o, "%.*s%s", (int)((q ? q : end) - u), u, q ? "?<hidden>" : "");
+        p = end;
+    }
+}
+
+/* Where a remote file is "not found", the network or the credentials are the usual cause. */
+static const char *remote_hint(const char *path) {
+    if (strncmp(path, "/vsi", 4) != 0 || !strncmp(path, "/vsimem/", 8)) return "no such file";
+    return "not found or not reachable (check the URL or bucket path, the network, and the credentials in "
+           "GDAL's environment variables; GDAL_HTTP_MAX_RETRY retries failed reads)";
+}
+
+/* err->msg with mosaic_redact_urls applied */
+static void redact_error(samc_error *err) {
+    if (!err) return;
+    char tmp[sizeof err->msg];
+    mosaic_redact_urls(err->msg, tmp, sizeof tmp);
+    snprintf(err->msg, sizeof err->msg, "%s", tmp);
+}
+
 /* ---- reading ------------------------------------------------------------------------- */
 
 struct mosaic_raster {
@@ -286,9 +329,11 @@ int mosaic_raster_open(const char *path, const int *bands, const double *scale, 
     *out = NULL;
     if (!path || !*path) return samc_error_set(err, SAMC_ERR_ARG, "mosaic_raster_open: empty path");
     mosaic_raster *r = calloc(1, sizeof *r);
-    if (!r || !(r->path = strdup(path))) {
+    char shown[2048];
+    mosaic_redact_urls(path, shown, sizeof shown);
+    if (!r || !(r->path = strdup(shown))) {
         free(r);
-        return samc_error_set(err, SAMC_ERR_NOMEM, "%s: out of memory", path);
+        return samc_error_set(err, SAMC_ERR_NOMEM, "%s: out of memory", shown);
     }
     gdal_enter();
     r->ds = GDALOpenEx(path, GDAL_OF_RASTER | GDAL_OF_READONLY, NULL, NULL, NULL);
@@ -296,14 +341,15 @@ int mosaic_raster_open(const char *path, const int *bands, const double *scale, 
     if (!r->ds) {
         VSIStatBufL st;
         if (VSIStatExL(path, &st, VSI_STAT_EXISTS_FLAG) != 0)
-            rc = samc_error_set(err, SAMC_ERR_IO, "%s: no such file", path);
+            rc = samc_error_set(err, SAMC_ERR_IO, "%s: %s", r->path, remote_hint(path));
         else
-            rc = samc_error_set(err, SAMC_ERR_FORMAT, "%s: not a raster GDAL can read: %s", path, cpl_msg());
+            rc = samc_error_set(err, SAMC_ERR_FORMAT, "%s: not a raster GDAL can read: %s", r->path, cpl_msg());
     } else {
         rc = raster_setup(r, bands, scale, err);
     }
     gdal_leave();
     if (rc) {
+        redact_error(err);
         mosaic_raster_close(r);
         return -1;
     }
@@ -328,6 +374,7 @@ int64_t mosaic_raster_read_rgb(mosaic_raster *r, int x0, int y0, int w, int h, u
         int nr = rows < h - y ? rows : h - y;
         if (read_planes(r, x0, y0 + y, w, nr, err)) {
             gdal_leave();
+            redact_error(err);
             return -1;
         }
         size_t n = (size_t)w * (size_t)nr, base = (size_t)y * (size_t)w;

@@ -6,6 +6,7 @@
  */
 #ifndef SAMC_MOSAIC_RASTER_H
 #define SAMC_MOSAIC_RASTER_H
+#include <stddef.h>
 #include <stdint.h>
 
 #include "model/samc.h"
@@ -44,6 +45,11 @@ const mosaic_raster_info *mosaic_raster_get_info(const mosaic_raster *r);
 int64_t mosaic_raster_read_rgb(mosaic_raster *r, int x0, int y0, int w, int h, uint8_t *rgb,
                                uint8_t *valid, samc_error *err);
 void mosaic_raster_close(mosaic_raster *r);
+
+/* in with secrets taken out, into out[n]: a URL's user:password@ is dropped and its query
+ * string (where signed URLs carry their signature) hidden. For paths in messages and
+ * outputs; GDAL gets the real one. */
+void mosaic_redact_urls(const char *in, char *out, size_t n);
 
 /* ---- the label raster -------------------------------------------------------------- */
 typedef struct mosaic_label_writer mosaic_label_writer;

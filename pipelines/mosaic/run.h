@@ -35,6 +35,7 @@ struct run_ctx {
     const mosaic_options *opt;
     const mosaic_callbacks *cb;
     const char *in_path, *out_dir;
+    char in_shown[2048];                /* in_path for messages and outputs (mosaic_redact_urls) */
     double t_start, t_tiles;
     /* what the mask generators run on */
     samc_model *model;

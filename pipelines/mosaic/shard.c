@@ -163,7 +163,7 @@ int shard_already_done(run_ctx *c, mosaic_result *res, samc_error *err) {
                               "shard again", dir);
     cJSON *m = mosaic_read_json_file(path, err);
     if (!m) return -1;
-    cJSON *want = shard_identity(c->opt, c->in_path, c->shard->index, c->shard->count);
+    cJSON *want = shard_identity(c->opt, c->in_shown, c->shard->index, c->shard->count);
     cJSON *have = manifest_identity(m);
     char diff[400];
     json_difference(have, want, "shard", diff, sizeof diff);
@@ -250,7 +250,7 @@ static cJSON *manifest_grid(const run_ctx *c) {
 
 /* The input as stats.json has it, plus what the merge's labels.tif needs (georeferencing). */
 static cJSON *manifest_input(const run_ctx *c) {
-    cJSON *in = run_input_json(c->in_path, c->info);
+    cJSON *in = run_input_json(c->in_shown, c->info);
     cJSON *gt = cJSON_AddArrayToObject(in, "geotransform");
     for (int i = 0; i < 6; i++) cJSON_AddItemToArray(gt, cJSON_CreateNumber(c->info->geotransform[i]));
     cJSON_AddStringToObject(in, "crs_wkt", c->info->crs_wkt ? c->info->crs_wkt : "");
@@ -266,7 +266,7 @@ static void add_pair(cJSON *o, const char *name, double a, double b) {
 /* manifest.json: what the shard is made from, what it holds, and its files' checksums. */
 static cJSON *manifest_json(run_ctx *c, cJSON *files) {
     const mosaic_options *opt = c->opt;
-    cJSON *m = cJSON_CreateObject(), *id = shard_identity(opt, c->in_path, c->shard->index, c->shard->count);
+    cJSON *m = cJSON_CreateObject(), *id = shard_identity(opt, c->in_shown, c->shard->index, c->shard->count);
     cJSON_AddStringToObject(m, "format", SHARD_FORMAT);
     cJSON_AddStringToObject(m, "tool", "samc mosaic " SAMC_VERSION);
     cJSON_AddNumberToObject(m, "shard", c->shard->index);
@@ -447,9 +447,10 @@ static int merge_setup(run_ctx *c, merge_state *ms, const cJSON *m, const char *
     info->nodata = num(in, "nodata");
     info->crs_wkt = ms->crs_wkt;
     c->opt = &ms->opt;
-    c->in_path = ms->in_path;
     c->info = info;
     if (!ms->in_path || !ms->crs_wkt) return samc_error_set(err, SAMC_ERR_NOMEM, "mosaic: out of memory");
+    c->in_path = ms->in_path;
+    snprintf(c->in_shown, sizeof c->in_shown, "%s", ms->in_path);
     return mosaic_grid_init(&c->g, (int)num(grid, "width"), (int)num(grid, "height"), (int)num(grid, "tile_size"),
                             (int)num(grid, "padding"), err);
 }
