@@ -16,6 +16,25 @@
 #include <gdal.h>
 #include <ogr_srs_api.h>
 
+/* A scratch folder /tmp/PREFIX_XXXXXX made on first use into buf[n] ("" if it cannot be). */
+static inline const char *test_tmp_root(char *buf, size_t n, const char *prefix) {
+    if (!buf[0]) {
+        snprintf(buf, n, "/tmp/%s_XXXXXX", prefix);
+        if (!mkdtemp(buf)) buf[0] = 0;
+    }
+    return buf;
+}
+
+/* UTM 33N, 0.5 m pixels, origin (500000, 4600000): the test rasters' georeferencing. */
+static inline void set_test_georef(GDALDatasetH ds) {
+    double gt[6] = { 500000.0, 0.5, 0, 4600000.0, 0, -0.5 };
+    GDALSetGeoTransform(ds, gt);
+    OGRSpatialReferenceH srs = OSRNewSpatialReference(NULL);
+    OSRImportFromEPSG(srs, 32633);
+    GDALSetSpatialRef(ds, srs);
+    OSRDestroySpatialReference(srs);
+}
+
 static inline int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
     (void)st;
     (void)ftw;
@@ -36,12 +55,7 @@ static inline int write_raster(const char *path, int w, int h, int bands, GDALDa
     char *opts[] = { "TILED=YES", NULL };
     GDALDatasetH ds = GDALCreate(drv, path, w, h, bands, type, opts);
     if (!ds) return -1;
-    double gt[6] = { 500000.0, 0.5, 0, 4600000.0, 0, -0.5 };
-    GDALSetGeoTransform(ds, gt);
-    OGRSpatialReferenceH srs = OSRNewSpatialReference(NULL);
-    OSRImportFromEPSG(srs, 32633);
-    GDALSetSpatialRef(ds, srs);
-    OSRDestroySpatialReference(srs);
+    set_test_georef(ds);
     int rc = 0;
     for (int b = 0; b < bands; b++) {
         GDALRasterBandH band = GDALGetRasterBand(ds, b + 1);

@@ -24,13 +24,7 @@
 
 static char g_tmp[256];
 
-static const char *tmp_root(void) {
-    if (!g_tmp[0]) {
-        snprintf(g_tmp, sizeof g_tmp, "/tmp/samc_test_mosaic_XXXXXX");
-        if (!mkdtemp(g_tmp)) g_tmp[0] = 0;
-    }
-    return g_tmp;
-}
+static const char *tmp_root(void) { return test_tmp_root(g_tmp, sizeof g_tmp, "samc_test_mosaic"); }
 
 static void test_oracle_reproduces_regions(void) {
     const int W = 530, H = 410;

@@ -22,13 +22,7 @@
 
 static char g_tmp[256], g_in[400];
 
-static const char *tmp_root(void) {
-    if (!g_tmp[0]) {
-        snprintf(g_tmp, sizeof g_tmp, "/tmp/samc_test_shard_XXXXXX");
-        if (!mkdtemp(g_tmp)) g_tmp[0] = 0;
-    }
-    return g_tmp;
-}
+static const char *tmp_root(void) { return test_tmp_root(g_tmp, sizeof g_tmp, "samc_test_shard"); }
 
 /* the regions raster, written once */
 static const char *input(void) {

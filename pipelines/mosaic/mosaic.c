@@ -228,6 +228,14 @@ static int cmp_u64(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
+static void add_pass_times(cJSON *o, const mosaic_pass_stats *p) {
+    cJSON_AddNumberToObject(o, "generate_ms", p->generate_ms);
+    cJSON_AddNumberToObject(o, "accept_ms", p->accept_ms);
+    cJSON_AddNumberToObject(o, "encode_ms", p->encode_ms);
+    cJSON_AddNumberToObject(o, "decode_ms", p->decode_ms);
+    cJSON_AddNumberToObject(o, "masks_ms", p->masks_ms);
+}
+
 cJSON *run_tile_json(int row, int col, const mosaic_rect *u, int skipped, const mosaic_tile_stats *ts,
                      double useful_coverage, int n_ids, double seconds, int timings) {
     cJSON *t = cJSON_CreateObject();
@@ -258,13 +266,7 @@ cJSON *run_tile_json(int row, int col, const mosaic_rect *u, int skipped, const 
             cJSON_AddNumberToObject(o, "filtered_small", p->filtered_small);
             cJSON_AddNumberToObject(o, "filtered_overlap", p->filtered_overlap);
             cJSON_AddNumberToObject(o, "coverage", p->coverage);
-            if (timings) {
-                cJSON_AddNumberToObject(o, "generate_ms", p->generate_ms);
-                cJSON_AddNumberToObject(o, "accept_ms", p->accept_ms);
-                cJSON_AddNumberToObject(o, "encode_ms", p->encode_ms);
-                cJSON_AddNumberToObject(o, "decode_ms", p->decode_ms);
-                cJSON_AddNumberToObject(o, "masks_ms", p->masks_ms);
-            }
+            if (timings) add_pass_times(o, p);
             cJSON_AddItemToArray(passes, o);
         }
     }
@@ -279,13 +281,8 @@ cJSON *run_tile_timing_json(int row, int col, const mosaic_tile_stats *ts, int s
     cJSON_AddNumberToObject(t, "seconds", seconds);
     cJSON *passes = cJSON_AddArrayToObject(t, "passes");
     for (int k = 0; !skipped && k < ts->n_passes; k++) {
-        const mosaic_pass_stats *p = &ts->pass[k];
         cJSON *o = cJSON_CreateObject();
-        cJSON_AddNumberToObject(o, "generate_ms", p->generate_ms);
-        cJSON_AddNumberToObject(o, "accept_ms", p->accept_ms);
-        cJSON_AddNumberToObject(o, "encode_ms", p->encode_ms);
-        cJSON_AddNumberToObject(o, "decode_ms", p->decode_ms);
-        cJSON_AddNumberToObject(o, "masks_ms", p->masks_ms);
+        add_pass_times(o, &ts->pass[k]);
         cJSON_AddItemToArray(passes, o);
     }
     return t;

@@ -389,6 +389,8 @@ typedef struct {
     int r0, r1, y0, y1;          /* tile rows and pixel rows of the band */
     uint32_t n_ids, offset;      /* local ids 1..n_ids are offset + 1 .. offset + n_ids */
     mosaic_label_reader *lr;     /* opened while the strips pass over the band */
+    uint32_t *rows;              /* one block row of its labels.tif, decoded once */
+    int rows_y0, rows_n;         /* band-local rows held in rows (rows_n 0: none) */
 } merge_shard;
 
 typedef struct {
@@ -658,6 +660,45 @@ static int merge_join(run_ctx *c, merge_state *ms, samc_error *err) {
     return 0;
 }
 
+/* Band-local rows [a, b) of shard s into dst. Its labels.tif is read one whole block row
+ * (256 rows: its tiling) at a time into s->rows: the merge's strips do not line up with
+ * a band that starts at a multiple of the tile size, and reading across block rows
+ * would have GDAL decode each block again for every row when its cache is small. */
+static int shard_rows(run_ctx *c, merge_shard *s, int k, int a, int b, uint32_t *dst, samc_error *err) {
+    int w = c->g.width, h = s->y1 - s->y0;
+    if (!s->lr) {
+        char path[1300];
+        int lw, lh;
+        shard_path(path, sizeof path, c->out_dir, k, "labels.tif");
+        if (mosaic_label_reader_open(path, &s->lr, &lw, &lh, err)) return -1;
+        if (lw != w || lh != h)
+            return samc_error_set(err, SAMC_ERR_FORMAT, "mosaic: %s is %dx%d, not the band's %dx%d", path, lw, lh, w, h);
+        s->rows = malloc((size_t)w * STRIP_ROWS * sizeof *s->rows);
+        if (!s->rows) return samc_error_set(err, SAMC_ERR_NOMEM, "mosaic: out of memory for a %d-pixel strip", w);
+        s->rows_n = 0;
+    }
+    for (int y = a; y < b;) {
+        int y0 = y / STRIP_ROWS * STRIP_ROWS;
+        if (s->rows_n == 0 || s->rows_y0 != y0) {
+            s->rows_y0 = y0;
+            s->rows_n = h - y0 < STRIP_ROWS ? h - y0 : STRIP_ROWS;
+            if (mosaic_label_reader_read(s->lr, y0, s->rows_n, s->rows, err)) return -1;
+        }
+        int n = (y0 + s->rows_n < b ? y0 + s->rows_n : b) - y;
+        memcpy(dst + (size_t)(y - a) * w, s->rows + (size_t)(y - y0) * w, (size_t)n * w * sizeof *dst);
+        y += n;
+    }
+    return 0;
+}
+
+static void shard_rows_close(merge_shard *s) {
+    mosaic_label_reader_close(s->lr);
+    free(s->rows);
+    s->lr = NULL;
+    s->rows = NULL;
+    s->rows_n = 0;
+}
+
 /* read_rows of the merge: the shards' labels.tif with their offsets. */
 static int read_rows_shards(run_ctx *c, int y0, int n, uint32_t *rows, samc_error *err) {
     merge_state *ms = c->merge;
@@ -665,22 +706,10 @@ static int read_rows_shards(run_ctx *c, int y0, int n, uint32_t *rows, samc_erro
     for (int k = 0; k < ms->n; k++) {
         merge_shard *s = &ms->sh[k];
         int a = y0 > s->y0 ? y0 : s->y0, b = y0 + n < s->y1 ? y0 + n : s->y1;
-        if (s->lr && s->y1 <= y0) {   /* passed: its GDAL cache goes too */
-            mosaic_label_reader_close(s->lr);
-            s->lr = NULL;
-        }
+        if (s->lr && s->y1 <= y0) shard_rows_close(s);   /* passed: its buffers go */
         if (a >= b) continue;
-        if (!s->lr) {
-            char path[1300];
-            int lw, lh;
-            shard_path(path, sizeof path, c->out_dir, k, "labels.tif");
-            if (mosaic_label_reader_open(path, &s->lr, &lw, &lh, err)) return -1;
-            if (lw != w || lh != s->y1 - s->y0)
-                return samc_error_set(err, SAMC_ERR_FORMAT, "mosaic: %s is %dx%d, not the band's %dx%d", path, lw, lh, w,
-                                      s->y1 - s->y0);
-        }
         uint32_t *dst = rows + (size_t)(a - y0) * w;
-        if (mosaic_label_reader_read(s->lr, a - s->y0, b - a, dst, err)) return -1;
+        if (shard_rows(c, s, k, a - s->y0, b - s->y0, dst, err)) return -1;
         for (size_t i = 0; i < (size_t)(b - a) * w; i++) {
             if (dst[i] > s->n_ids)
                 return samc_error_set(err, SAMC_ERR_FORMAT, "mosaic: shard %d: label %u beyond its %u ids", k, dst[i],
@@ -768,7 +797,7 @@ int shard_merge_plan(run_ctx *c, samc_error *err) {
 void shard_merge_free(run_ctx *c) {
     merge_state *ms = c->merge;
     if (!ms) return;
-    for (int k = 0; ms->sh && k < ms->n; k++) mosaic_label_reader_close(ms->sh[k].lr);
+    for (int k = 0; ms->sh && k < ms->n; k++) shard_rows_close(&ms->sh[k]);
     free(ms->sh);
     free(ms->config_json);
     free(ms->model_json);

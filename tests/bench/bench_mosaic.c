@@ -2,7 +2,7 @@
  * pipeline (pipelines/mosaic/mosaic.h) keeps its memory bounded and shows where the time goes when
  * a tile holds many segments, which the micro SAM model (a few giant masks) cannot.
  *
- *   build/bench/bench_mosaic [SIZE=20000] [TILE=1000] [DIR=/tmp/samc_bench_mosaic] [keep] [merge=NAME]
+ *   build/bench/bench_mosaic [SIZE=20000] [TILE=1000] [DIR=/tmp/samc_bench_mosaic] [keep] [merge=NAME] [shards=N]
  *   make bench-mosaic SIZE=4000
  * (GDAL_CACHEMAX=64 in the environment bounds GDAL's block cache, 5 % of RAM by default,
  * which is part of the run's peak RSS.)
@@ -24,6 +24,11 @@
  *    2 % of the pixels are wrong: a missed merge or broken ids would be far beyond both.
  *    These bounds fit tiles much larger than the cells (the default 1000 against 120):
  *    with small tiles most cells meet a border and the merge's misses grow with that.
+ * 4. With shards=N, first (so that the parent process is still small when it forks): the
+ *    same run as N shards, each in its own child process, one after the other, then the
+ *    merge in another child: wall time and peak RSS (ru_maxrss of each child) of each,
+ *    into DIR/sharded; after step 2, its labels.tif must equal the single run's byte for
+ *    byte (exit status 1 if not).
  * Prints a table and, last, one JSON line. DIR/input.tif and DIR/out are removed at the
  * end unless "keep" is given; "merge=NAME" picks the border merge strategy. */
 #include <errno.h>
@@ -34,6 +39,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -43,6 +49,7 @@
 
 #include "pipelines/mosaic/mosaic.h"
 #include "tests/mosaic_oracle.h"
+#include "tests/mosaic_testdata.h"
 
 /* Seed spacing. Seeds are jittered within [CELL/4, 3 CELL/4) of their grid cell, so the
  * nearest seed of any pixel is in the 3 x 3 grid cells around it: its own seed is at most
@@ -152,12 +159,7 @@ static int write_voronoi_tif(const voronoi *v, const char *path, char *msg, size
         snprintf(msg, msg_n, "cannot create %s: %s", path, CPLGetLastErrorMsg());
         return -1;
     }
-    double gt[6] = { 500000.0, 0.5, 0, 4600000.0, 0, -0.5 };
-    GDALSetGeoTransform(ds, gt);
-    OGRSpatialReferenceH srs = OSRNewSpatialReference(NULL);
-    OSRImportFromEPSG(srs, 32633);
-    GDALSetSpatialRef(ds, srs);
-    OSRDestroySpatialReference(srs);
+    set_test_georef(ds);
     uint8_t *rows = malloc((size_t)s * STRIP * 3);
     int rc = rows ? 0 : -1;
     if (!rows) snprintf(msg, msg_n, "out of memory for a %d-row strip", STRIP);
@@ -329,22 +331,6 @@ static void on_progress(void *ctx, const mosaic_progress *p) {
             maxrss_mib(RUSAGE_SELF));
 }
 
-static cJSON *read_json(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    size_t got = s ? fread(s, 1, (size_t)n, f) : 0;
-    fclose(f);
-    if (!s) return NULL;
-    s[got] = 0;
-    cJSON *j = cJSON_Parse(s);
-    free(s);
-    return j;
-}
-
 static double num(const cJSON *o, const char *key) {
     const cJSON *v = cJSON_GetObjectItem(o, key);
     return cJSON_IsNumber(v) ? v->valuedouble : -1.0;
@@ -360,10 +346,20 @@ static const char *const phases[] = { "read", "segment", "cleanup_and_ids", "spi
 enum { N_PHASES = sizeof phases / sizeof *phases };
 
 /* The benchmark's settings and everything it measured. */
+#define MAX_SHARDS 64
+
+/* one child process: wall time and peak RSS */
 typedef struct {
-    int size, tile, keep;
+    double wall_s, rss_mib;
+    int ok;
+} child_run;
+
+typedef struct {
+    int size, tile, keep, n_shards;
     const char *dir;
-    char in_path[1200], out_dir[1200];
+    char in_path[1200], out_dir[1200], shard_dir[1200];
+    child_run shard[MAX_SHARDS], merge;
+    int sharded_same;
     mosaic_options o;
     double rss_start, gen_s, gen_rss, run_s, rss_before, rss_after;
     int64_t in_bytes, labels_bytes, gpkg_bytes;
@@ -388,11 +384,13 @@ static int parse_bench_args(int argc, char **argv, bench *b) {
     for (int i = 4; i < argc; i++) {
         if (!strcmp(argv[i], "keep")) b->keep = 1;
         else if (!strncmp(argv[i], "merge=", 6) && mosaic_merge_strategy_parse(argv[i] + 6, &b->o.merge) == 0) continue;
+        else if (!strncmp(argv[i], "shards=", 7) && (b->n_shards = atoi(argv[i] + 7)) >= 1 && b->n_shards <= MAX_SHARDS)
+            continue;
         else bad_arg = 1;
     }
     if (bad_arg) {
-        fprintf(stderr, "usage: %s [SIZE>=%d] [TILE>=64] [DIR] [keep] [merge=best_match|mutual_best|min_contact|none]\n",
-                argv[0], 2 * CELL);
+        fprintf(stderr, "usage: %s [SIZE>=%d] [TILE>=64] [DIR] [keep] [merge=best_match|mutual_best|min_contact|none] "
+                "[shards=1..%d]\n", argv[0], 2 * CELL, MAX_SHARDS);
         return -1;
     }
     if (mkdir(b->dir, 0755) != 0 && errno != EEXIST) {
@@ -401,14 +399,80 @@ static int parse_bench_args(int argc, char **argv, bench *b) {
     }
     snprintf(b->in_path, sizeof b->in_path, "%s/input.tif", b->dir);
     snprintf(b->out_dir, sizeof b->out_dir, "%s/out", b->dir);
-    char cmd[1300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", b->out_dir);
+    snprintf(b->shard_dir, sizeof b->shard_dir, "%s/sharded", b->dir);
+    char cmd[2600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s'", b->out_dir, b->shard_dir);
     if (system(cmd) != 0) fprintf(stderr, "could not clear %s\n", b->out_dir);
     b->o.tile_size = b->tile;
     b->o.mp.points_per_side = 16;
     b->o.save_geopackage = 1;
     b->o.save_shapefile = 0;
     return 0;
+}
+
+/* Shard k (k < 0: the merge) in a child process, which exits 0 on success. */
+static int child_main(bench *b, int k) {
+    samc_error err = { 0 };
+    mosaic_result res;
+    int rc;
+    if (k < 0) {
+        rc = mosaic_merge(b->shard_dir, NULL, &res, &err);
+    } else {
+        oracle_ctx oc = { 0 };
+        mosaic_mask_source src = oracle_source(&oc);
+        mosaic_callbacks cb = { .mask_source = &src };
+        mosaic_shard sh = { k, b->n_shards };
+        rc = mosaic_run_ex(NULL, NULL, &sh, b->in_path, b->shard_dir, &b->o, &cb, &res, &err);
+        oracle_ctx_free(&oc);
+    }
+    if (rc) fprintf(stderr, "%s %d failed: %s\n", k < 0 ? "merge" : "shard", k, err.msg);
+    return rc ? 1 : 0;
+}
+
+static void run_child(bench *b, int k, child_run *cr) {
+    double t0 = now_s();
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) _exit(child_main(b, k));
+    int status = 0;
+    struct rusage ru;
+    memset(&ru, 0, sizeof ru);
+    cr->ok = pid > 0 && wait4(pid, &status, 0, &ru) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    cr->wall_s = now_s() - t0;
+    cr->rss_mib = (double)ru.ru_maxrss / 1024.0;
+    fprintf(stderr, "  [%s %d] %.1f s, peak rss %.0f MiB%s\n", k < 0 ? "merge" : "shard", k, cr->wall_s, cr->rss_mib,
+            cr->ok ? "" : " FAILED");
+}
+
+static int bench_sharded(bench *b) {
+    for (int k = 0; k < b->n_shards; k++) run_child(b, k, &b->shard[k]);
+    run_child(b, -1, &b->merge);
+    int ok = b->merge.ok;
+    for (int k = 0; k < b->n_shards; k++) ok &= b->shard[k].ok;
+    return ok ? 0 : -1;
+}
+
+/* the merged labels.tif has the single run's pixels (read back strip by strip) */
+static int same_labels(const bench *b) {
+    char p[1300], q[1300];
+    snprintf(p, sizeof p, "%s/labels.tif", b->out_dir);
+    snprintf(q, sizeof q, "%s/labels.tif", b->shard_dir);
+    GDALDatasetH da = GDALOpen(p, GA_ReadOnly), db = GDALOpen(q, GA_ReadOnly);
+    int same = da && db && GDALGetRasterXSize(da) == GDALGetRasterXSize(db) &&
+               GDALGetRasterYSize(da) == GDALGetRasterYSize(db);
+    int w = same ? GDALGetRasterXSize(da) : 0, h = same ? GDALGetRasterYSize(da) : 0;
+    uint32_t *x = malloc((size_t)w * STRIP * 4 + 4), *y = malloc((size_t)w * STRIP * 4 + 4);
+    for (int y0 = 0; same && x && y && y0 < h; y0 += STRIP) {
+        int n = h - y0 < STRIP ? h - y0 : STRIP;
+        same = GDALRasterIO(GDALGetRasterBand(da, 1), GF_Read, 0, y0, w, n, x, w, n, GDT_UInt32, 0, 0) == CE_None &&
+               GDALRasterIO(GDALGetRasterBand(db, 1), GF_Read, 0, y0, w, n, y, w, n, GDT_UInt32, 0, 0) == CE_None &&
+               memcmp(x, y, (size_t)w * n * 4) == 0;
+    }
+    free(x);
+    free(y);
+    if (da) GDALClose(da);
+    if (db) GDALClose(db);
+    return same && w > 0;
 }
 
 /* mosaic_run with the oracle, timed, with its peak RSS before and after. */
@@ -506,6 +570,20 @@ static void print_table(const bench *b) {
     printf("    %-32s %12lld unlabelled, %lld impure, %lld split (%.4f %% in all)\n", "pixels",
            (long long)cr->px_unlabelled, (long long)cr->px_impure, (long long)cr->px_split, b->bad_px);
     printf("    %-32s %12s\n", "verdict", b->check_ok ? "ok" : "MISMATCH");
+    if (!b->n_shards) return;
+    double sum = 0, max = 0, rss = 0;
+    printf("  %d shards (one child process each, one after the other), then the merge:\n", b->n_shards);
+    for (int k = 0; k < b->n_shards; k++) {
+        const child_run *c = &b->shard[k];
+        printf("    shard %-26d %12.1f s   peak rss %8.1f MiB\n", k, c->wall_s, c->rss_mib);
+        sum += c->wall_s;
+        if (c->wall_s > max) max = c->wall_s;
+        if (c->rss_mib > rss) rss = c->rss_mib;
+    }
+    printf("    %-32s %12.1f s   peak rss %8.1f MiB\n", "merge", b->merge.wall_s, b->merge.rss_mib);
+    printf("    %-32s %12.1f s (sum), %.1f s (slowest shard) + merge %.1f s; largest shard peak rss %.1f MiB\n",
+           "shards", sum, max, b->merge.wall_s, rss);
+    printf("    %-32s %12s\n", "labels.tif pixels vs the single run", b->sharded_same ? "identical" : "DIFFERENT");
 }
 
 /* one JSON line for scripts */
@@ -542,6 +620,19 @@ static void print_json(const bench *b) {
     cJSON_AddNumberToObject(j, "labels_impure", (double)b->cr.labels_impure);
     cJSON_AddNumberToObject(j, "bad_pixels_pct", b->bad_px);
     cJSON_AddBoolToObject(j, "check_ok", b->check_ok);
+    if (b->n_shards) {
+        cJSON *sh = cJSON_AddArrayToObject(j, "shards");
+        for (int k = 0; k < b->n_shards; k++) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddNumberToObject(o, "wall_s", b->shard[k].wall_s);
+            cJSON_AddNumberToObject(o, "peak_rss_mib", b->shard[k].rss_mib);
+            cJSON_AddItemToArray(sh, o);
+        }
+        cJSON *m = cJSON_AddObjectToObject(j, "merge_run");
+        cJSON_AddNumberToObject(m, "wall_s", b->merge.wall_s);
+        cJSON_AddNumberToObject(m, "peak_rss_mib", b->merge.rss_mib);
+        cJSON_AddBoolToObject(j, "sharded_equals_single", b->sharded_same);
+    }
     char *line = cJSON_PrintUnformatted(j);
     printf("%s\n", line ? line : "{}");
     free(line);
@@ -566,7 +657,9 @@ int main(int argc, char **argv) {
     b.in_bytes = file_size(b.in_path);
     fprintf(stderr, "  generated %s (%.1f MiB) in %.1f s, peak rss %.0f MiB\n", b.in_path, b.in_bytes / 1048576.0,
             b.gen_s, b.gen_rss);
+    if (b.n_shards && bench_sharded(&b) != 0) return 1;
     if (bench_run(&b) != 0) return 1;
+    if (b.n_shards) b.sharded_same = same_labels(&b);
     read_stats(&b);
     check_against_cells(&b, &v);
     print_table(&b);
@@ -574,10 +667,10 @@ int main(int argc, char **argv) {
     cJSON_Delete(b.st);
     voronoi_free(&v);
     if (!b.keep) {
-        char cmd[2600];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s'", b.out_dir, b.in_path);
+        char cmd[4000];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s' '%s'", b.out_dir, b.shard_dir, b.in_path);
         if (system(cmd) != 0) fprintf(stderr, "could not remove %s and %s\n", b.out_dir, b.in_path);
         rmdir(b.dir);   /* only when nothing else is in it */
     }
-    return b.check_ok ? 0 : 1;
+    return b.check_ok && (!b.n_shards || b.sharded_same) ? 0 : 1;
 }
