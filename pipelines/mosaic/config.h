@@ -7,7 +7,7 @@
 #define SAMC_MOSAIC_CONFIG_H
 #include <stddef.h>
 
-#include "pipelines/mosaic/mosaic.h"
+#include "pipelines/mosaic/options.h"
 
 typedef enum { MOSAIC_NAME_FLAG, MOSAIC_NAME_YAML, MOSAIC_NAME_FLAT } mosaic_name_style;
 

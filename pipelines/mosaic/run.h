@@ -3,7 +3,9 @@
  * Not a public header: mosaic.h is the API.
  *
  * A run is a context (run_ctx) and phases over it, each a function that returns 0 or -1
- * with err filled; run_free releases whatever the phases made, whichever one failed:
+ * with err filled; run_free (mosaic.c) releases whatever the phases made, whichever one
+ * failed. Files: run.c (shared phases and helpers) <- tiles.c, shard.c <- mosaic.c (the
+ * runs), so that no two of them use each other:
  *   single run:  open -> alloc -> tiles -> lut -> labels -> vectors -> finish
  *   shard K/N:   open -> alloc -> tiles (its band) -> shard_write_outputs
  *   merge:       shard_merge_plan (manifests, union-find) -> lut -> labels -> vectors -> finish
@@ -17,7 +19,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "pipelines/mosaic/mosaic.h"
+#include "pipelines/mosaic/options.h"
 #include "pipelines/mosaic/raster.h"
 #include "pipelines/mosaic/tiling.h"
 
@@ -72,20 +74,16 @@ struct run_ctx {
     cJSON *stats_extra;                 /* added to stats.json (the merge's "shards") */
 };
 
-/* ---- files (mosaic.c) ---- */
+/* ---- files (run.c) ---- */
 int mosaic_write_all(int fd, const void *buf, size_t n, off_t off);
 int mosaic_read_all(int fd, void *buf, size_t n, off_t off);
-int mosaic_make_dirs(const char *path, samc_error *err);
-void mosaic_remove_tmp_dir(const char *dir);
-int mosaic_move_outputs(const char *tmp, const char *out, const char *prefix, samc_error *err);
 int mosaic_write_json_file(const char *path, const cJSON *j, int formatted, samc_error *err);
 cJSON *mosaic_read_json_file(const char *path, samc_error *err);
 double mosaic_now_s(void);
 double mosaic_peak_rss_mib(void);
 
-/* ---- phases (mosaic.c) ---- */
+/* ---- phases (run.c) ---- */
 int run_is_cancelled(const run_ctx *c);
-void run_report_phase(run_ctx *c, const char *phase, double eta_s);
 int run_lut(run_ctx *c, samc_error *err);
 int run_labels(run_ctx *c, samc_error *err);
 int run_vectors(run_ctx *c, samc_error *err);
