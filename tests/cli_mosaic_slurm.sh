@@ -16,13 +16,13 @@ GOLDEN=${SAMC_GOLDEN:-../shared/golden}
 pass=0; fail=0; skip=0
 TMP=$(mktemp -d /tmp/samc_cli_slurm.XXXXXX)
 chmod 755 "$TMP"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+PIDS=()   # the daemons this test started, stopped by their ids at the end
+stop_cluster() {
+  [ "${#PIDS[@]}" -gt 0 ] && kill "${PIDS[@]}" 2>/dev/null
+  wait 2>/dev/null
   rm -rf "$TMP"
 }
-trap cleanup EXIT
+trap stop_cluster EXIT
 SUITE=cli_mosaic_slurm
 . "$HERE/lib_cli.sh"
 finish() { echo "cli_mosaic_slurm.sh: $pass passed, $fail failed, $skip skipped"; [ "$fail" -eq 0 ]; exit $?; }
