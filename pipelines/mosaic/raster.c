@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <cpl_conv.h>
 #include <cpl_error.h>
@@ -30,6 +29,8 @@
 #include <gdal_alg.h>
 #include <ogr_api.h>
 #include <ogr_srs_api.h>
+
+#include "util/clock.h"
 
 /* A read is cut into row chunks of at most this many doubles (32 MiB), so the scratch
  * buffer stays small even for large windows with four planes. */
@@ -68,12 +69,6 @@ static const char *cpl_msg(void) {
 }
 
 static int cpl_failed(void) { return CPLGetLastErrorType() >= CE_Failure; }
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
-}
 
 /* ---- secrets out of paths ------------------------------------------------------------ */
 
@@ -918,12 +913,12 @@ int mosaic_polygonize(const char *labels_tif, const char *gpkg_path, const char 
     gdal_enter();
     p.gpkg_drv = GDALGetDriverByName("GPKG");
     int rc = poly_open_labels(&p, err);
-    double t0 = now_ms();
+    double t0 = monotonic_ms();
     if (!rc) rc = poly_scan(&p, err);
-    double t1 = now_ms();
+    double t1 = monotonic_ms();
     p.st->polygonize_ms = t1 - t0;
     if (!rc) rc = poly_write(&p, err);
-    if (!rc) p.st->write_ms = now_ms() - t1;
+    if (!rc) p.st->write_ms = monotonic_ms() - t1;
     poly_free(&p, rc != 0);
     gdal_leave();
     return rc ? -1 : 0;

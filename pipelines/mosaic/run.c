@@ -9,16 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "pipelines/mosaic/config.h"
+#include "util/clock.h"
 
-double mosaic_now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
+double mosaic_now_s(void) { return 1e-3 * monotonic_ms(); }
 
 double mosaic_peak_rss_mib(void) {
     struct rusage ru;
