@@ -251,7 +251,7 @@ $(BUILD)/bench/bench_sam3: tests/bench/bench_sam3.c $(LIB)
 bench-mosaic: $(BUILD)/bench/bench_mosaic
 	$(BUILD)/bench/bench_mosaic $(or $(SIZE),20000) $(or $(TILE),1000) $(or $(DIR),/tmp/samc_bench_mosaic)
 
-$(BUILD)/bench/bench_mosaic: tests/bench/bench_mosaic.c tests/mosaic_oracle.h $(LIB) $(MOSAIC_LIB)
+$(BUILD)/bench/bench_mosaic: tests/bench/bench_mosaic.c tests/mosaic_oracle.h tests/mosaic_testdata.h $(LIB) $(MOSAIC_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $< $(MOSAIC_LDLIBS) $(LIB) -o $@ $(LDLIBS) -lcjson
 
