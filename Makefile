@@ -251,12 +251,12 @@ $(BUILD)/bench/bench_sam3: tests/bench/bench_sam3.c $(LIB)
 bench-mosaic: $(BUILD)/bench/bench_mosaic
 	$(BUILD)/bench/bench_mosaic $(or $(SIZE),20000) $(or $(TILE),1000) $(or $(DIR),/tmp/samc_bench_mosaic)
 
-$(BUILD)/bench/bench_mosaic: tests/bench/bench_mosaic.c tests/mosaic_oracle.h $(LIB) $(MOSAIC_LIB)
+$(BUILD)/bench/bench_mosaic: tests/bench/bench_mosaic.c tests/mosaic_oracle.h tests/mosaic_testdata.h $(LIB) $(MOSAIC_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $< $(MOSAIC_LDLIBS) $(LIB) -o $@ $(LDLIBS) -lcjson
 
-# the shared oracle header is not in the generic test rule's prerequisites
-$(BUILD)/tests/test_mosaic_pipeline: tests/mosaic_oracle.h
+# the shared oracle and test-data headers are not in the generic test rule's prerequisites
+$(BUILD)/tests/test_mosaic_pipeline $(BUILD)/tests/test_mosaic_shard: tests/mosaic_oracle.h tests/mosaic_testdata.h
 
 # The GPU check (bench/gpu_check/, kernels/cuda/NOTES.md), kept out of `all` and `test`.
 # `make gpu-package` writes $(GPU_PKG)/: the golden cases, stb / cJSON headers and

@@ -100,6 +100,8 @@ typedef struct {
                                  its plain text), read at load when the weight file's metadata
                                  has no tokenizer.bpe_merges; NULL: the metadata only (without
                                  either, samc_find takes token_ids, not text) */
+    int device;            /* CUDA device index (0 unless set). The CUDA runtime's current
+                              device is per thread: use the model in the thread that loaded it */
 } samc_options;
 
 #define SAMC_MAX_ENCODE_BATCH 64

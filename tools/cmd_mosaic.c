@@ -90,7 +90,10 @@ void cmd_mosaic_help(FILE *f) {
 "  --model FILE             weights (.safetensors or official .pt); also --checkpoint\n"
 "  --threads N              CPU threads (default: one per core)\n"
 "  --device D               cpu (default), cuda, or auto (CUDA when a GPU is usable,\n"
-"                           else the CPU with a notice)\n"
+"                           else the CPU with a notice); cuda:0,cuda:1,... spreads the\n"
+"                           tiles over those GPUs, one model copy on each\n"
+"  --workers N              CPU: N model copies segment tiles side by side, each with\n"
+"                           threads/N threads (default 1); same output as one\n"
 "  --precision P            fp32 (default); bf16 (CUDA, sm_80+) or fp16 (CUDA, sm_75+)\n"
 "  --backend B              auto (default), ref, fast, cuda\n"
 "  --progress MODE          auto (default: a live line on a terminal, a line per few\n"
@@ -99,13 +102,24 @@ void cmd_mosaic_help(FILE *f) {
 "  -q, --quiet              no progress, only errors and the final line\n"
 "  --json                   final summary as one JSON object on stdout\n"
 "  --verbose                trace model stages on stderr\n"
+"several machines (docs/mosaic-cluster.md: Slurm, Kubernetes, Dask recipes):\n"
+"  --shard K/N              segment only shard K of N (K = 0..N-1: contiguous bands of\n"
+"                           tile rows) into OUTDIR/shards/K/; a shard already complete\n"
+"                           there is left as it is (exit 0), so retries are safe\n"
+"  samc mosaic merge OUTDIR joins shards 0..N-1 into the outputs above, the same as one\n"
+"                           run with those options (they come from the shards)\n"
+"IN may be any GDAL path: /vsicurl/https://..., /vsis3/bucket/key.tif, /vsigs/...,\n"
+"/vsiaz/... (credentials from GDAL's usual environment variables).\n"
 "\n"
 "examples:\n"
 "  samc mosaic ortho.tif out/ --model sam2.1_hiera_large.safetensors\n"
 "  samc mosaic ortho.tif out/ --config sam_mosaic.yaml --geopackage --progress json\n"
 "  # urban scenes: dense grid, quicker test run\n"
 "  samc mosaic city.tif out/ --model tiny.safetensors --point-strategy dense_grid \\\n"
-"      --erosion 5 --max-passes 3\n");
+"      --erosion 5 --max-passes 3\n"
+"  # four machines, then the merge\n"
+"  samc mosaic big.tif out/ --model large.safetensors --shard 2/4\n"
+"  samc mosaic merge out/\n");
 }
 
 #ifndef SAMC_HAVE_GDAL
@@ -121,6 +135,8 @@ int cmd_mosaic(int argc, char **argv) {
 
 typedef enum { PROGRESS_AUTO, PROGRESS_JSON, PROGRESS_NONE } progress_mode;
 
+#define MAX_DEVICES 64
+
 typedef struct {
     const char *in, *out_dir, *model, *config;
     mosaic_options opt;
@@ -128,6 +144,11 @@ typedef struct {
     int threads, json, quiet, verbose;
     progress_mode progress;
     cli_compute compute;          /* --device, --precision, --backend */
+    mosaic_shard shard;           /* --shard K/N */
+    int has_shard;
+    int workers;                  /* --workers N (CPU) */
+    int devices[MAX_DEVICES];     /* --device cuda:I,cuda:J,... */
+    int n_devices;
 } mosaic_args;
 
 /* One error line for a library failure; mosaic/'s messages start with "mosaic: " already. */
@@ -150,11 +171,8 @@ static int parse_list(cli_args *a, double *v, int n) {
     return 0;
 }
 
-static int parse_args(int argc, char **argv, mosaic_args *m) {
-    mosaic_options_default(&m->opt);
-    if (cli_compute_init(&m->compute) != 0) return -1;
-    m->verbose = cli_debug_env();
-    /* --config first, wherever it stands, so that every flag overrides the file */
+/* --config first, wherever it stands on the line, so that every flag overrides the file. */
+static int load_config(int argc, char **argv, mosaic_args *m) {
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
         if (!strcmp(s, "--config") || !strcmp(s, "-c")) {
@@ -167,94 +185,136 @@ static int parse_args(int argc, char **argv, mosaic_args *m) {
             m->config = s + 9;
         }
     }
+    if (!m->config) return 0;
     char why[1400];
-    if (m->config) {
-        if (mosaic_config_load_yaml(m->config, &m->opt, m->checkpoint, sizeof m->checkpoint, why, sizeof why) != 0) {
-            cli_error("--config", "%s", why);
-            return -1;
-        }
-        if (m->checkpoint[0]) m->model = m->checkpoint;
+    if (mosaic_config_load_yaml(m->config, &m->opt, m->checkpoint, sizeof m->checkpoint, why, sizeof why) != 0) {
+        cli_error("--config", "%s", why);
+        return -1;
     }
+    if (m->checkpoint[0]) m->model = m->checkpoint;
+    return 0;
+}
 
-    cli_args a;
-    cli_args_init(&a, argc, argv, "mosaic");
-    const char *arg, *v;
-    int rc;
-    while ((arg = cli_next(&a)) != NULL) {
-        if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
-            cmd_mosaic_help(stdout);
-            return 1;
-        }
-        if (!mosaic_config_switch(&m->opt, arg)) {
-            if (cli_no_value(&a) != 0) return -1;
-            continue;
-        }
-        if (mosaic_config_has(MOSAIC_NAME_FLAG, arg)) {
-            /* a setting with a value: --tile-size 500 */
-            char flag[64];
-            snprintf(flag, sizeof flag, "%s", a.flag);
-            if (!(v = cli_value(&a))) return -1;
-            if (mosaic_config_set(&m->opt, MOSAIC_NAME_FLAG, flag, v, why, sizeof why) != 0) {
-                cli_error(flag, "%s", why);
+/* --bands R,G,B and --scale MIN,MAX: 1 done, 0 neither, -1 bad value (printed). */
+static int parse_input_flag(cli_args *a, const char *arg, mosaic_args *m) {
+    if (!strcmp(arg, "--bands")) {
+        double b[3];
+        if (parse_list(a, b, 3) != 0) return -1;
+        for (int i = 0; i < 3; i++) {
+            if (b[i] < 1 || b[i] > 65535 || b[i] != floor(b[i])) {
+                cli_error("--bands", "band %g is not a band number (1, 2, ...)", b[i]);
                 return -1;
             }
-            continue;
+            m->opt.bands[i] = (int)b[i];
         }
-        if (!strcmp(arg, "--config") || !strcmp(arg, "-c")) {
-            if (!cli_value(&a)) return -1;  /* read above */
-        } else if (!strcmp(arg, "--model") || !strcmp(arg, "--checkpoint")) {
-            if (!(m->model = cli_value(&a))) return -1;
-        } else if (!strcmp(arg, "--bands")) {
-            double b[3];
-            if (parse_list(&a, b, 3) != 0) return -1;
-            for (int i = 0; i < 3; i++) {
-                if (b[i] < 1 || b[i] > 65535 || b[i] != floor(b[i])) {
-                    cli_error("--bands", "band %g is not a band number (1, 2, ...)", b[i]);
-                    return -1;
-                }
-                m->opt.bands[i] = (int)b[i];
-            }
-            m->opt.has_bands = 1;
-        } else if (!strcmp(arg, "--scale")) {
-            if (parse_list(&a, m->opt.scale, 2) != 0) return -1;
-            if (!(m->opt.scale[1] > m->opt.scale[0])) {
-                cli_error("--scale", "MAX %g must be greater than MIN %g", m->opt.scale[1], m->opt.scale[0]);
-                return -1;
-            }
-            m->opt.has_scale = 1;
-        } else if (!strcmp(arg, "--threads")) {
-            long n;
-            if (cli_value_long(&a, 1, 4096, &n) != 0) return -1;
-            m->threads = (int)n;
-        } else if ((rc = cli_compute_flag(&a, arg, &m->compute)) != 0) {
-            if (rc < 0) return -1;
-        } else if (!strcmp(arg, "--progress")) {
-            if (!(v = cli_value(&a))) return -1;
-            if (!strcmp(v, "auto")) m->progress = PROGRESS_AUTO;
-            else if (!strcmp(v, "json")) m->progress = PROGRESS_JSON;
-            else if (!strcmp(v, "none")) m->progress = PROGRESS_NONE;
-            else {
-                cli_error("--progress", "'%s' is not one of auto, json, none", v);
-                return -1;
-            }
-        } else if (!strcmp(arg, "--json") || !strcmp(arg, "--quiet") || !strcmp(arg, "-q") ||
-                   !strcmp(arg, "--verbose") || !strcmp(arg, "-v")) {
-            if (cli_no_value(&a) != 0) return -1;
-            if (!strcmp(arg, "--json")) m->json = 1;
-            else if (!strcmp(arg, "--verbose") || !strcmp(arg, "-v")) m->verbose = 1;
-            else m->quiet = 1;
-        } else if (cli_is_flag(arg)) {
-            cli_unknown_flag(&a);
-            return -1;
-        } else if (!m->in) {
-            m->in = arg;
-        } else if (!m->out_dir) {
-            m->out_dir = arg;
-        } else {
-            cli_extra_arg(&a);
-            return -1;
-        }
+        m->opt.has_bands = 1;
+        return 1;
     }
+    if (!strcmp(arg, "--scale")) {
+        if (parse_list(a, m->opt.scale, 2) != 0) return -1;
+        if (!(m->opt.scale[1] > m->opt.scale[0])) {
+            cli_error("--scale", "MAX %g must be greater than MIN %g", m->opt.scale[1], m->opt.scale[0]);
+            return -1;
+        }
+        m->opt.has_scale = 1;
+        return 1;
+    }
+    return 0;
+}
+
+/* The value of the current flag without taking it. */
+static const char *peek_value(const cli_args *a) {
+    return a->inline_value ? a->inline_value : a->i + 1 < a->argc ? a->argv[a->i + 1] : NULL;
+}
+
+/* --device cuda:I,cuda:J,...: one worker per listed GPU. */
+static int parse_device_list(cli_args *a, mosaic_args *m) {
+    const char *v = cli_value(a);
+    if (!v) return -1;
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", v);
+    m->n_devices = 0;
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        long d;
+        if (strncmp(t, "cuda:", 5) != 0 || cli_parse_long(t + 5, 0, 1023, &d) != 0 || m->n_devices == MAX_DEVICES) {
+            cli_error("--device", "'%s' is not a list of CUDA devices like cuda:0,cuda:1 (at most %d)", v, MAX_DEVICES);
+            return -1;
+        }
+        m->devices[m->n_devices++] = (int)d;
+    }
+    if (m->n_devices == 0) {
+        cli_error("--device", "'%s' names no device", v);
+        return -1;
+    }
+    m->compute.device = CLI_DEVICE_CUDA;
+    m->compute.device_from = CLI_FROM_FLAG;
+    return 1;
+}
+
+/* --shard K/N, --workers N and --device with a device list: 1 done, 0 none of these, -1
+ * bad value (printed). */
+static int parse_spread_flag(cli_args *a, const char *arg, mosaic_args *m) {
+    if (!strcmp(arg, "--shard")) {
+        const char *v = cli_value(a);
+        char why[200];
+        if (!v) return -1;
+        if (mosaic_shard_parse(v, &m->shard, why, sizeof why) != 0) {
+            cli_error("--shard", "%s", why);
+            return -1;
+        }
+        m->has_shard = 1;
+        return 1;
+    }
+    if (!strcmp(arg, "--workers")) {
+        long n;
+        if (cli_value_long(a, 1, 256, &n) != 0) return -1;
+        m->workers = (int)n;
+        return 1;
+    }
+    const char *pv = !strcmp(arg, "--device") ? peek_value(a) : NULL;
+    if (pv && strchr(pv, ':')) return parse_device_list(a, m);
+    return 0;
+}
+
+/* The flags of the run itself (model, threads, device, progress, output style): 1 done,
+ * 0 not one of them, -1 bad value (printed). */
+static int parse_run_flag(cli_args *a, const char *arg, mosaic_args *m) {
+    const char *v;
+    int rc;
+    if (!strcmp(arg, "--config") || !strcmp(arg, "-c")) return cli_value(a) ? 1 : -1;  /* read before */
+    if (!strcmp(arg, "--model") || !strcmp(arg, "--checkpoint")) return (m->model = cli_value(a)) ? 1 : -1;
+    if (!strcmp(arg, "--threads")) {
+        long n;
+        if (cli_value_long(a, 1, 4096, &n) != 0) return -1;
+        m->threads = (int)n;
+        return 1;
+    }
+    if ((rc = cli_compute_flag(a, arg, &m->compute)) != 0) return rc;
+    if (!strcmp(arg, "--progress")) {
+        if (!(v = cli_value(a))) return -1;
+        if (!strcmp(v, "auto")) m->progress = PROGRESS_AUTO;
+        else if (!strcmp(v, "json")) m->progress = PROGRESS_JSON;
+        else if (!strcmp(v, "none")) m->progress = PROGRESS_NONE;
+        else {
+            cli_error("--progress", "'%s' is not one of auto, json, none", v);
+            return -1;
+        }
+        return 1;
+    }
+    if (!strcmp(arg, "--json") || !strcmp(arg, "--quiet") || !strcmp(arg, "-q") || !strcmp(arg, "--verbose") ||
+        !strcmp(arg, "-v")) {
+        if (cli_no_value(a) != 0) return -1;
+        if (!strcmp(arg, "--json")) m->json = 1;
+        else if (!strcmp(arg, "--verbose") || !strcmp(arg, "-v")) m->verbose = 1;
+        else m->quiet = 1;
+        return 1;
+    }
+    return 0;
+}
+
+/* What the flags cannot check one by one: positionals, the model, threshold order, the
+ * options as a whole, the input. */
+static int check_args(mosaic_args *m) {
     if (m->quiet && m->progress == PROGRESS_AUTO) m->progress = PROGRESS_NONE;
     if (!m->in || !m->out_dir) {
         cli_error("mosaic", "missing %s (see samc mosaic --help)", !m->in ? "IN and OUTDIR" : "OUTDIR");
@@ -278,6 +338,16 @@ static int parse_args(int argc, char **argv, mosaic_args *m) {
         mosaic_error(&err);
         return -1;
     }
+    if (m->n_devices > 0 && m->workers > 0) {
+        cli_error("--workers", "is for CPU workers; with --device cuda:I,cuda:J,... each GPU is a worker");
+        return -1;
+    }
+    if (m->workers > 0 && m->compute.device == CLI_DEVICE_CUDA) {
+        cli_error("--workers", "is for CPU workers; for GPUs list them: --device cuda:0,cuda:1");
+        return -1;
+    }
+    /* GDAL paths to remote or virtual files (/vsicurl/, /vsis3/, ...) are GDAL's to open */
+    if (!strncmp(m->in, "/vsi", 4) || strstr(m->in, "://")) return 0;
     struct stat st;
     if (stat(m->in, &st) != 0) {
         cli_error("IN", "cannot open '%s': %s", m->in, strerror(errno));
@@ -288,6 +358,55 @@ static int parse_args(int argc, char **argv, mosaic_args *m) {
         return -1;
     }
     return 0;
+}
+
+static int parse_args(int argc, char **argv, mosaic_args *m) {
+    mosaic_options_default(&m->opt);
+    if (cli_compute_init(&m->compute) != 0) return -1;
+    m->verbose = cli_debug_env();
+    if (load_config(argc, argv, m) != 0) return -1;
+    cli_args a;
+    cli_args_init(&a, argc, argv, "mosaic");
+    const char *arg;
+    char why[1400];
+    int rc;
+    while ((arg = cli_next(&a)) != NULL) {
+        if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
+            cmd_mosaic_help(stdout);
+            return 1;
+        }
+        if (!mosaic_config_switch(&m->opt, arg)) {
+            if (cli_no_value(&a) != 0) return -1;
+            continue;
+        }
+        if (mosaic_config_has(MOSAIC_NAME_FLAG, arg)) {
+            /* a setting with a value: --tile-size 500 */
+            char flag[64];
+            snprintf(flag, sizeof flag, "%s", a.flag);
+            const char *v = cli_value(&a);
+            if (!v) return -1;
+            if (mosaic_config_set(&m->opt, MOSAIC_NAME_FLAG, flag, v, why, sizeof why) != 0) {
+                cli_error(flag, "%s", why);
+                return -1;
+            }
+            continue;
+        }
+        if ((rc = parse_input_flag(&a, arg, m)) != 0 || (rc = parse_spread_flag(&a, arg, m)) != 0 ||
+            (rc = parse_run_flag(&a, arg, m)) != 0) {
+            if (rc < 0) return -1;
+        } else if (cli_is_flag(arg)) {
+            cli_unknown_flag(&a);
+            return -1;
+        } else if (!m->in) {
+            m->in = arg;
+        } else if (!m->out_dir) {
+            m->out_dir = arg;
+        } else {
+            cli_extra_arg(&a);
+            return -1;
+        }
+    }
+    return check_args(m);
 }
 
 /* ---- progress and Ctrl-C ---------------------------------------------------------- */
@@ -348,7 +467,164 @@ static void show_progress(void *ctx, const mosaic_progress *p) {
     fflush(stderr);
 }
 
+/* ---- models: one, or one per worker ----------------------------------------------------- */
+
+typedef struct {
+    const char *path;
+    samc_options base;
+    const int *devices;          /* NULL: CPU workers */
+} worker_models;
+
+/* mosaic_workers.load: in the worker's own thread, so a GPU model binds its device there. */
+static samc_model *load_worker_model(void *ctx, int worker, samc_error *err) {
+    const worker_models *wm = ctx;
+    samc_options o = wm->base;
+    if (wm->devices) o.device = wm->devices[worker];
+    samc_model *m = samc_model_load(wm->path, &o, err);
+    if (!m && wm->devices) {
+        char msg[sizeof err->msg];
+        snprintf(msg, sizeof msg, "%s", err->msg);
+        samc_error_set(err, err->status, "model %s on cuda:%d: %s", wm->path, o.device, msg);
+    }
+    return m;
+}
+
+static void unload_worker_model(void *ctx, int worker, samc_model *m) {
+    (void)ctx;
+    (void)worker;
+    samc_model_free(m);
+}
+
+/* What the shards record of the model and the merge compares: the file's name and size
+ * (paths differ between machines) and the precision (it changes the masks). */
+static char *model_identity(const char *path, const samc_options *mo) {
+    struct stat st;
+    const char *base = strrchr(path, '/');
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "file", base ? base + 1 : path);
+    cJSON_AddNumberToObject(j, "bytes", stat(path, &st) == 0 ? (double)st.st_size : -1.0);
+    cJSON_AddStringToObject(j, "precision", samc_precision_name(mo->precision));
+    char *t = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    return t;
+}
+
+static int online_cores(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+/* ---- the summary line ------------------------------------------------------------------ */
+
+static void print_summary(const mosaic_args *m, const mosaic_result *res) {
+    if (m->json || m->progress == PROGRESS_JSON) {
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "phase", "summary");
+        if (m->has_shard) {
+            cJSON_AddNumberToObject(j, "shard", m->shard.index);
+            cJSON_AddNumberToObject(j, "shards", m->shard.count);
+            cJSON_AddBoolToObject(j, "already_complete", res->already_complete);
+            cJSON_AddStringToObject(j, "shard_dir", res->shard_dir);
+        } else {
+            cJSON_AddNumberToObject(j, "segments", (double)res->segments);
+        }
+        cJSON_AddNumberToObject(j, "segments_before_merge", (double)res->segments_before_merge);
+        cJSON_AddNumberToObject(j, "coverage", res->coverage);
+        cJSON_AddNumberToObject(j, "tiles", res->tiles);
+        cJSON_AddNumberToObject(j, "tiles_skipped", res->tiles_skipped);
+        cJSON_AddNumberToObject(j, "seconds", res->total_s);
+        if (res->shards) cJSON_AddNumberToObject(j, "shards", res->shards);
+        cJSON *files = cJSON_AddObjectToObject(j, "files");
+        if (res->labels_path[0]) cJSON_AddStringToObject(files, "labels", res->labels_path);
+        if (res->shp_path[0]) cJSON_AddStringToObject(files, "shapefile", res->shp_path);
+        if (res->gpkg_path[0]) cJSON_AddStringToObject(files, "geopackage", res->gpkg_path);
+        if (res->stats_path[0]) cJSON_AddStringToObject(files, "stats", res->stats_path);
+        char *t = cJSON_PrintUnformatted(j);
+        printf("%s\n", t);
+        free(t);
+        cJSON_Delete(j);
+    } else if (m->has_shard && res->already_complete) {
+        printf("samc: mosaic: shard %d/%d is already complete in %s: nothing to do\n", m->shard.index, m->shard.count,
+               res->shard_dir);
+    } else if (m->has_shard) {
+        printf("samc: mosaic: shard %d/%d: %lld segments before the merge, coverage %.1f%%, %d tiles (%d skipped), "
+               "%.1f s -> %s\n", m->shard.index, m->shard.count, (long long)res->segments_before_merge, res->coverage,
+               res->tiles, res->tiles_skipped, res->total_s, res->shard_dir);
+    } else {
+        printf("samc: mosaic: %s%lld segments (%lld before the border merge), coverage %.1f%%, %d tiles "
+               "(%d skipped), %.1f s -> %s\n", res->shards ? "merged shards: " : "", (long long)res->segments,
+               (long long)res->segments_before_merge, res->coverage, res->tiles, res->tiles_skipped, res->total_s,
+               m->out_dir);
+    }
+}
+
+/* SIGINT / SIGTERM set a flag the run polls: it stops cleanly and leaves no output. */
+static void catch_signals(struct sigaction *old_int, struct sigaction *old_term) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, old_int);
+    sigaction(SIGTERM, &sa, old_term);
+    g_interrupted = 0;
+}
+
+static int run_failed(const mosaic_args *m, const samc_error *err) {
+    if (g_interrupted) {
+        fprintf(stderr, "\nsamc: mosaic: interrupted: no output was written to %s\n", m->out_dir);
+        return 130;
+    }
+    mosaic_error(err);
+    return CLI_FAIL;
+}
+
+/* `samc mosaic merge OUTDIR`: the settings come from the shards' manifests. */
+static int cmd_mosaic_merge(int argc, char **argv) {
+    mosaic_args m;
+    memset(&m, 0, sizeof m);
+    cli_args a;
+    cli_args_init(&a, argc, argv, "mosaic merge");
+    const char *arg;
+    int rc;
+    while ((arg = cli_next(&a)) != NULL) {
+        if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
+            cmd_mosaic_help(stdout);
+            return CLI_OK;
+        }
+        if (!strcmp(arg, "--progress") || !strcmp(arg, "--json") || !strcmp(arg, "--quiet") || !strcmp(arg, "-q") ||
+            !strcmp(arg, "--verbose") || !strcmp(arg, "-v")) {
+            if ((rc = parse_run_flag(&a, arg, &m)) < 0) return CLI_USAGE;
+        } else if (cli_is_flag(arg)) {
+            cli_unknown_flag(&a);
+            return CLI_USAGE;
+        } else if (!m.out_dir) {
+            m.out_dir = arg;
+        } else {
+            cli_extra_arg(&a);
+            return CLI_USAGE;
+        }
+    }
+    if (!m.out_dir) {
+        cli_error("mosaic merge", "missing OUTDIR (the folder the shards wrote into; see samc mosaic --help)");
+        return CLI_USAGE;
+    }
+    if (m.quiet && m.progress == PROGRESS_AUTO) m.progress = PROGRESS_NONE;
+    struct sigaction old_int, old_term;
+    catch_signals(&old_int, &old_term);
+    progress_state ps = { .mode = m.progress, .tty = isatty(2) };
+    mosaic_callbacks cb = { .progress = show_progress, .progress_ctx = &ps, .cancelled = interrupted };
+    mosaic_result res;
+    samc_error err = { 0 };
+    rc = mosaic_merge(m.out_dir, &cb, &res, &err);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    if (rc != 0) return run_failed(&m, &err);
+    print_summary(&m, &res);
+    return CLI_OK;
+}
+
 int cmd_mosaic(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "merge")) return cmd_mosaic_merge(argc - 1, argv + 1);
     mosaic_args m;
     memset(&m, 0, sizeof m);
     int pr = parse_args(argc, argv, &m);
@@ -359,62 +635,42 @@ int cmd_mosaic(int argc, char **argv) {
     samc_options mo = { .n_threads = m.threads, .max_batch = m.opt.mp.points_per_batch };
     if (cli_compute_resolve(&m.compute, &mo) != 0) return CLI_USAGE;
     if (m.verbose) mo.log = cli_log_stderr;
-    if (m.progress == PROGRESS_AUTO && isatty(2)) fprintf(stderr, "samc: mosaic: loading %s ...\n", m.model);
-    samc_model *model = samc_model_load(m.model, &mo, &err);
-    if (!model) {
-        cli_lib_error("model", &err);
-        return CLI_FAIL;
+    int n_workers = m.n_devices > 0 ? m.n_devices : m.workers > 1 ? m.workers : 1;
+    if (n_workers > 1 && m.n_devices == 0) {
+        int t = (m.threads > 0 ? m.threads : online_cores()) / n_workers;
+        mo.n_threads = t > 0 ? t : 1;
+    }
+    worker_models wm = { .path = m.model, .base = mo, .devices = m.n_devices ? m.devices : NULL };
+    mosaic_workers workers = { .n_workers = n_workers, .load = load_worker_model, .unload = unload_worker_model,
+                               .ctx = &wm };
+    samc_model *model = NULL;
+    if (n_workers == 1) {
+        if (m.n_devices) mo.device = m.devices[0];
+        if (m.progress == PROGRESS_AUTO && isatty(2)) fprintf(stderr, "samc: mosaic: loading %s ...\n", m.model);
+        if (!(model = samc_model_load(m.model, &mo, &err))) {
+            cli_lib_error("model", &err);
+            return CLI_FAIL;
+        }
     }
     char *cfg = mosaic_config_json(&m.opt, m.model, m.config);
+    char *mid = model_identity(m.model, &mo);
     m.opt.config_json = cfg;
+    m.opt.model_json = mid;
 
-    struct sigaction sa, old_int, old_term;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
-    g_interrupted = 0;
-
+    struct sigaction old_int, old_term;
+    catch_signals(&old_int, &old_term);
     progress_state ps = { .mode = m.progress, .tty = isatty(2) };
     mosaic_callbacks cb = { .progress = show_progress, .progress_ctx = &ps, .cancelled = interrupted };
     mosaic_result res;
-    int rc = mosaic_run(model, m.in, m.out_dir, &m.opt, &cb, &res, &err);
+    int rc = mosaic_run_ex(model, n_workers > 1 ? &workers : NULL, m.has_shard ? &m.shard : NULL, m.in, m.out_dir,
+                           &m.opt, &cb, &res, &err);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
     free(cfg);
+    free(mid);
     samc_model_free(model);
-    if (rc != 0) {
-        if (g_interrupted) {
-            fprintf(stderr, "\nsamc: mosaic: interrupted: no output was written to %s\n", m.out_dir);
-            return 130;
-        }
-        mosaic_error(&err);
-        return CLI_FAIL;
-    }
-    if (m.json || m.progress == PROGRESS_JSON) {
-        cJSON *j = cJSON_CreateObject();
-        cJSON_AddStringToObject(j, "phase", "summary");
-        cJSON_AddNumberToObject(j, "segments", (double)res.segments);
-        cJSON_AddNumberToObject(j, "segments_before_merge", (double)res.segments_before_merge);
-        cJSON_AddNumberToObject(j, "coverage", res.coverage);
-        cJSON_AddNumberToObject(j, "tiles", res.tiles);
-        cJSON_AddNumberToObject(j, "tiles_skipped", res.tiles_skipped);
-        cJSON_AddNumberToObject(j, "seconds", res.total_s);
-        cJSON *files = cJSON_AddObjectToObject(j, "files");
-        if (res.labels_path[0]) cJSON_AddStringToObject(files, "labels", res.labels_path);
-        if (res.shp_path[0]) cJSON_AddStringToObject(files, "shapefile", res.shp_path);
-        if (res.gpkg_path[0]) cJSON_AddStringToObject(files, "geopackage", res.gpkg_path);
-        if (res.stats_path[0]) cJSON_AddStringToObject(files, "stats", res.stats_path);
-        char *t = cJSON_PrintUnformatted(j);
-        printf("%s\n", t);
-        free(t);
-        cJSON_Delete(j);
-    } else {
-        printf("samc: mosaic: %lld segments (%lld before the border merge), coverage %.1f%%, %d tiles "
-               "(%d skipped), %.1f s -> %s\n", (long long)res.segments, (long long)res.segments_before_merge,
-               res.coverage, res.tiles, res.tiles_skipped, res.total_s, m.out_dir);
-    }
+    if (rc != 0) return run_failed(&m, &err);
+    print_summary(&m, &res);
     return CLI_OK;
 }
 #endif

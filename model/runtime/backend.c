@@ -38,7 +38,7 @@ int rt_backend_open(samc_runtime *rt, const samc_options *opt, samc_error *err) 
         return 0;
     }
     if (be == SAMC_BACKEND_CUDA) {
-        rt->cuda_ops = samc_ops_cuda_create(0, emsg);
+        rt->cuda_ops = samc_ops_cuda_create(rt->opt.device, emsg);
         if (!rt->cuda_ops) return samc_error_set(err, SAMC_ERR_UNSUPPORTED, "the CUDA backend cannot start: %s", emsg);
     }
     if (be == SAMC_BACKEND_AUTO || be == SAMC_BACKEND_CPU_FAST) {

@@ -289,3 +289,70 @@ char *mosaic_config_json(const mosaic_options *o, const char *checkpoint, const 
     cJSON_Delete(c);
     return text;
 }
+
+/* One value of the JSON as the text mosaic_config_set reads. */
+static int json_value_text(const cJSON *v, char *buf, size_t n) {
+    if (cJSON_IsBool(v)) snprintf(buf, n, "%s", cJSON_IsTrue(v) ? "true" : "false");
+    else if (cJSON_IsNull(v)) snprintf(buf, n, "null");
+    else if (cJSON_IsNumber(v)) snprintf(buf, n, "%.17g", v->valuedouble);
+    else if (cJSON_IsString(v)) snprintf(buf, n, "%s", v->valuestring);
+    else return -1;
+    return 0;
+}
+
+/* bands [3] / scale [2]: numbers into out */
+static int json_numbers(const cJSON *a, double *out, int n) {
+    if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != n) return -1;
+    for (int i = 0; i < n; i++) {
+        const cJSON *v = cJSON_GetArrayItem(a, i);
+        if (!cJSON_IsNumber(v)) return -1;
+        out[i] = v->valuedouble;
+    }
+    return 0;
+}
+
+int mosaic_config_from_json(mosaic_options *o, const char *json, char *why, size_t ws) {
+    cJSON *root = json ? cJSON_Parse(json) : NULL;
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return why_fail(why, ws, "the options are not a JSON object");
+    }
+    int rc = 0;
+    const cJSON *sec;
+    cJSON_ArrayForEach(sec, root) {
+        double v[3];
+        if (!strcmp(sec->string, "bands") || !strcmp(sec->string, "scale")) {
+            int is_bands = !strcmp(sec->string, "bands");
+            if (json_numbers(sec, v, is_bands ? 3 : 2) != 0) {
+                rc = why_fail(why, ws, "options.%s is not a list of %d numbers", sec->string, is_bands ? 3 : 2);
+                break;
+            }
+            for (int i = 0; i < (is_bands ? 3 : 2); i++) {
+                if (is_bands) o->bands[i] = (int)v[i];
+                else o->scale[i] = v[i];
+            }
+            *(is_bands ? &o->has_bands : &o->has_scale) = 1;
+            continue;
+        }
+        if (!strcmp(sec->string, "sam_checkpoint") || !strcmp(sec->string, "config_file")) continue;
+        if (!cJSON_IsObject(sec)) {
+            rc = why_fail(why, ws, "unknown option section '%s'", sec->string);
+            break;
+        }
+        const cJSON *item;
+        cJSON_ArrayForEach(item, sec) {
+            char key[256], val[64] = "", sub[300] = "";
+            snprintf(key, sizeof key, "%s.%s", sec->string, item->string);
+            int r = json_value_text(item, val, sizeof val) != 0 ? -1
+                                                              : mosaic_config_set(o, MOSAIC_NAME_YAML, key, val, sub,
+                                                                                  sizeof sub);
+            if (r != 0) {
+                rc = why_fail(why, ws, "option %s: %s", key, r > 0 ? "unknown" : r < 0 && val[0] ? sub : "bad value");
+                break;
+            }
+        }
+        if (rc) break;
+    }
+    cJSON_Delete(root);
+    return rc;
+}

@@ -7,7 +7,7 @@
 #define SAMC_MOSAIC_CONFIG_H
 #include <stddef.h>
 
-#include "pipelines/mosaic/mosaic.h"
+#include "pipelines/mosaic/options.h"
 
 typedef enum { MOSAIC_NAME_FLAG, MOSAIC_NAME_YAML, MOSAIC_NAME_FLAT } mosaic_name_style;
 
@@ -29,6 +29,9 @@ int mosaic_config_load_yaml(const char *path, mosaic_options *o, char *checkpoin
 /* The effective settings under the YAML names as a JSON object text (malloc'ed; NULL
  * when out of memory), with sam_checkpoint and config_file when given. */
 char *mosaic_config_json(const mosaic_options *o, const char *checkpoint, const char *config_file);
+/* The inverse of mosaic_config_json(o, NULL, NULL): o (defaults first) gets every
+ * setting of the JSON object text, bands and scale. Unknown keys are errors. 0 or -1. */
+int mosaic_config_from_json(mosaic_options *o, const char *json, char *why, size_t why_size);
 /* Help text lines "  tile_size, padding, ..." of the flat names, for error messages. */
 const char *mosaic_config_flat_names(void);
 

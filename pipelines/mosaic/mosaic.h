@@ -18,61 +18,26 @@
  */
 #ifndef SAMC_MOSAIC_H
 #define SAMC_MOSAIC_H
-#include <stdint.h>
-
-#include "pipelines/mosaic/labels.h"
-#include "pipelines/mosaic/multipass.h"
+#include "pipelines/mosaic/options.h"
 #include "model/samc.h"
-
-typedef struct {
-    int tile_size;                 /* 1000: useful pixels per tile side */
-    int padding;                   /* 50: context pixels on each side */
-    mosaic_multipass_options mp;   /* the passes (points, thresholds, min_area, ...) */
-    mosaic_merge_strategy merge;   /* best_match */
-    int min_contact;               /* 5: for min_contact */
-    int merge_enclosed_max_area;   /* 500 */
-    int save_labels, save_shapefile, save_geopackage, save_stats;  /* 1, 1, 0, 1 */
-    double simplify_tolerance;     /* 1.0 map units; 0 = none */
-    int bands[3]; int has_bands;   /* explicit 1-based R, G, B bands */
-    double scale[2]; int has_scale;/* explicit stretch min, max */
-    const char *config_json;       /* optional: the effective configuration, stored in
-                                      stats.json under "config" (a JSON object text) */
-} mosaic_options;
-
-void mosaic_options_default(mosaic_options *o);
-int mosaic_options_check(const mosaic_options *o, samc_error *err);
-
-typedef struct {
-    const char *phase;       /* "tiles", "labels", "vectors", "done" */
-    int tiles_done, tiles_total, tiles_skipped;
-    int tile_row, tile_col, tile_passes;   /* of the last tile */
-    double coverage;         /* percent of valid pixels segmented so far */
-    int64_t segments;        /* ids given so far (before the border merge) */
-    double elapsed_s, eta_s; /* eta < 0: unknown */
-} mosaic_progress;
-
-typedef struct {
-    int64_t segments, segments_before_merge;
-    double coverage;             /* percent of valid (non-nodata) pixels with a label */
-    int64_t valid_pixels, labelled_pixels;
-    int tiles, tiles_skipped;
-    double total_s;
-    char labels_path[1024], gpkg_path[1024], shp_path[1024], stats_path[1024];
-} mosaic_result;
-
-typedef struct {
-    void (*progress)(void *ctx, const mosaic_progress *p);
-    void *progress_ctx;
-    int (*cancelled)(void *ctx);   /* non-zero: stop cleanly, remove the temporary folder */
-    void *cancel_ctx;
-    /* The mask generator of the passes; NULL: SAM2's automatic mask generator on the
-     * model (tests put an oracle here to check the pipeline against known objects). */
-    const mosaic_mask_source *mask_source;
-} mosaic_callbacks;
 
 /* Segments the raster at in_path into out_dir (created if missing) with the loaded model.
  * Fails with err naming the file or option: unreadable raster, unwritable out_dir, ... */
 int mosaic_run(samc_model *model, const char *in_path, const char *out_dir, const mosaic_options *opt,
                const mosaic_callbacks *cb, mosaic_result *res, samc_error *err);
+
+/* mosaic_run with several workers (NULL: the calling thread with model or
+ * cb->mask_source) and / or as one shard (NULL: the whole raster into out_dir). */
+int mosaic_run_ex(samc_model *model, const mosaic_workers *workers, const mosaic_shard *shard, const char *in_path,
+                  const char *out_dir, const mosaic_options *opt, const mosaic_callbacks *cb, mosaic_result *res,
+                  samc_error *err);
+
+/* Joins the shards under out_dir/shards into the outputs a single run with the same
+ * options writes (labels.tif, segments.gpkg / .shp, stats.json with each shard's timings):
+ * the same labels and polygons. Every shard 0..N-1 must be there, complete (sizes and
+ * checksums), and made from the same input, options and model; otherwise it fails naming
+ * the missing or mismatched shard, and writes nothing. Shards are only read. Outputs are
+ * renamed into place when complete, so a merge that was stopped can simply run again. */
+int mosaic_merge(const char *out_dir, const mosaic_callbacks *cb, mosaic_result *res, samc_error *err);
 
 #endif

@@ -14,7 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+
+#include "util/clock.h"
 
 /* make_kmeans_points: max_samples, seed, and the batches of _sample_valid_coords */
 #define KMEANS_MAX_SAMPLES 10000
@@ -27,12 +28,6 @@
 /* run_multipass_segmentation: a pass raising coverage by less than this (percentage
  * points) counts as no progress */
 #define MIN_COVERAGE_GAIN 0.1
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
-}
 
 /* ---- options ---------------------------------------------------------------------- */
 
@@ -618,16 +613,16 @@ int mosaic_multipass_run(mosaic_multipass *mp, const mosaic_mask_source *src, co
         ps->iou = iou;
         ps->stability = stab;
 
-        double t0 = now_ms();
+        double t0 = monotonic_ms();
         if (src->generate(src->ctx, image, w, h, mp->pts01, n, iou, stab, image_changed, cancelled, cancel_ctx, &res,
                           err))
             goto done;
-        ps->generate_ms = now_ms() - t0;
+        ps->generate_ms = monotonic_ms() - t0;
         /* the generator's own split (zero from sources that do not fill amg_stats) */
         ps->encode_ms = res.stats.encode_ms;
         ps->decode_ms = res.stats.decode_ms;
         ps->masks_ms = res.stats.masks_ms + res.stats.nms_ms;
-        t0 = now_ms();
+        t0 = monotonic_ms();
         ps->masks_generated = res.n_masks;
         if (res.n_masks > 0 && (res.width != w || res.height != h)) {
             samc_error_set(err, SAMC_ERR_INTERNAL, "multipass: the mask source returned %dx%d masks for a %dx%d tile",
@@ -661,7 +656,7 @@ int mosaic_multipass_run(mosaic_multipass *mp, const mosaic_mask_source *src, co
         added_last = ps->components_added;
         coverage = n_valid ? (double)ts.covered_count / (double)n_valid * 100.0 : 0.0;
         ps->coverage = coverage;
-        ps->accept_ms = now_ms() - t0;
+        ps->accept_ms = monotonic_ms() - t0;
 
         if (coverage >= o->target_coverage) break;
         /* Little or no progress: lower both thresholds by step (clamped at their ends), or

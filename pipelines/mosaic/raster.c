@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <cpl_conv.h>
 #include <cpl_error.h>
@@ -30,6 +29,8 @@
 #include <gdal_alg.h>
 #include <ogr_api.h>
 #include <ogr_srs_api.h>
+
+#include "util/clock.h"
 
 /* A read is cut into row chunks of at most this many doubles (32 MiB), so the scratch
  * buffer stays small even for large windows with four planes. */
@@ -69,10 +70,47 @@ static const char *cpl_msg(void) {
 
 static int cpl_failed(void) { return CPLGetLastErrorType() >= CE_Failure; }
 
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+/* ---- secrets out of paths ------------------------------------------------------------ */
+
+void mosaic_redact_urls(const char *in, char *out, size_t n) {
+    size_t o = 0;
+    const char *p = in;
+    out[0] = 0;
+    while (*p && o + 1 < n) {
+        const char *u = strstr(p, "://");
+        if (!u) {
+            o += (size_t)snprintf(out + o, n - o, "%s", p);
+            break;
+        }
+        u += 3;
+        /* up to the host as it is; then the URL without user:password@, and its query
+         * (where signed URLs keep their signature) hidden */
+        o += (size_t)snprintf(out + o, n - o, "%.*s", (int)(u - p), p);
+        if (o + 1 >= n) break;
+        const char *end = u + strcspn(u, " \t\n'\"");
+        if (end > u && end[-1] == ':') end--;   /* "URL: message" */
+        const char *slash = memchr(u, '/', (size_t)(end - u));
+        const char *at = memchr(u, '@', (size_t)((slash ? slash : end) - u));
+        if (at) u = at + 1;
+        const char *q = memchr(u, '?', (size_t)(end - u));
+        o += (size_t)snprintf(out + o, n - o, "%.*s%s", (int)((q ? q : end) - u), u, q ? "?<hidden>" : "");
+        p = end;
+    }
+}
+
+/* Where a remote file is "not found", the network or the credentials are the usual cause. */
+static const char *remote_hint(const char *path) {
+    if (strncmp(path, "/vsi", 4) != 0 || !strncmp(path, "/vsimem/", 8)) return "no such file";
+    return "not found or not reachable (check the URL or bucket path, the network, and the credentials in "
+           "GDAL's environment variables; GDAL_HTTP_MAX_RETRY retries failed reads)";
+}
+
+/* err->msg with mosaic_redact_urls applied */
+static void redact_error(samc_error *err) {
+    if (!err) return;
+    char tmp[sizeof err->msg];
+    mosaic_redact_urls(err->msg, tmp, sizeof tmp);
+    snprintf(err->msg, sizeof err->msg, "%s", tmp);
 }
 
 /* ---- reading ------------------------------------------------------------------------- */
@@ -286,9 +324,11 @@ int mosaic_raster_open(const char *path, const int *bands, const double *scale, 
     *out = NULL;
     if (!path || !*path) return samc_error_set(err, SAMC_ERR_ARG, "mosaic_raster_open: empty path");
     mosaic_raster *r = calloc(1, sizeof *r);
-    if (!r || !(r->path = strdup(path))) {
+    char shown[2048];
+    mosaic_redact_urls(path, shown, sizeof shown);
+    if (!r || !(r->path = strdup(shown))) {
         free(r);
-        return samc_error_set(err, SAMC_ERR_NOMEM, "%s: out of memory", path);
+        return samc_error_set(err, SAMC_ERR_NOMEM, "%s: out of memory", shown);
     }
     gdal_enter();
     r->ds = GDALOpenEx(path, GDAL_OF_RASTER | GDAL_OF_READONLY, NULL, NULL, NULL);
@@ -296,14 +336,15 @@ int mosaic_raster_open(const char *path, const int *bands, const double *scale, 
     if (!r->ds) {
         VSIStatBufL st;
         if (VSIStatExL(path, &st, VSI_STAT_EXISTS_FLAG) != 0)
-            rc = samc_error_set(err, SAMC_ERR_IO, "%s: no such file", path);
+            rc = samc_error_set(err, SAMC_ERR_IO, "%s: %s", r->path, remote_hint(path));
         else
-            rc = samc_error_set(err, SAMC_ERR_FORMAT, "%s: not a raster GDAL can read: %s", path, cpl_msg());
+            rc = samc_error_set(err, SAMC_ERR_FORMAT, "%s: not a raster GDAL can read: %s", r->path, cpl_msg());
     } else {
         rc = raster_setup(r, bands, scale, err);
     }
     gdal_leave();
     if (rc) {
+        redact_error(err);
         mosaic_raster_close(r);
         return -1;
     }
@@ -328,6 +369,7 @@ int64_t mosaic_raster_read_rgb(mosaic_raster *r, int x0, int y0, int w, int h, u
         int nr = rows < h - y ? rows : h - y;
         if (read_planes(r, x0, y0 + y, w, nr, err)) {
             gdal_leave();
+            redact_error(err);
             return -1;
         }
         size_t n = (size_t)w * (size_t)nr, base = (size_t)y * (size_t)w;
@@ -485,6 +527,69 @@ int mosaic_label_writer_close(mosaic_label_writer *lw, samc_error *err) {
     return rc;
 }
 
+struct mosaic_label_reader {
+    GDALDatasetH ds;
+    GDALRasterBandH band;
+    int w, h;
+    char *path;
+};
+
+int mosaic_label_reader_open(const char *path, mosaic_label_reader **out, int *w, int *h, samc_error *err) {
+    *out = NULL;
+    mosaic_label_reader *lr = calloc(1, sizeof *lr);
+    if (!lr || !(lr->path = strdup(path))) {
+        free(lr);
+        return samc_error_set(err, SAMC_ERR_NOMEM, "%s: out of memory", path);
+    }
+    gdal_enter();
+    int rc = 0;
+    lr->ds = GDALOpenEx(path, GDAL_OF_RASTER | GDAL_OF_READONLY, NULL, NULL, NULL);
+    lr->band = lr->ds && GDALGetRasterCount(lr->ds) > 0 ? GDALGetRasterBand(lr->ds, 1) : NULL;
+    if (!lr->band) {
+        rc = samc_error_set(err, SAMC_ERR_FORMAT, "%s: cannot open the label raster: %s", path, cpl_msg());
+    } else {
+        GDALDataType t = GDALGetRasterDataType(lr->band);
+        if (t != GDT_Byte && t != GDT_UInt16 && t != GDT_UInt32)
+            rc = samc_error_set(err, SAMC_ERR_FORMAT, "%s: labels must be Byte, UInt16 or UInt32, band 1 is %s", path,
+                                GDALGetDataTypeName(t));
+        lr->w = GDALGetRasterXSize(lr->ds);
+        lr->h = GDALGetRasterYSize(lr->ds);
+    }
+    gdal_leave();
+    if (rc) {
+        mosaic_label_reader_close(lr);
+        return -1;
+    }
+    *w = lr->w;
+    *h = lr->h;
+    *out = lr;
+    return 0;
+}
+
+int mosaic_label_reader_read(mosaic_label_reader *lr, int y0, int n_rows, uint32_t *rows, samc_error *err) {
+    if (y0 < 0 || n_rows <= 0 || (int64_t)y0 + n_rows > lr->h)
+        return samc_error_set(err, SAMC_ERR_ARG, "%s: rows %d..%d are outside its %d rows", lr->path, y0,
+                              y0 + n_rows - 1, lr->h);
+    gdal_enter();
+    CPLErr e = GDALRasterIO(lr->band, GF_Read, 0, y0, lr->w, n_rows, rows, lr->w, n_rows, GDT_UInt32, 0, 0);
+    int rc = e == CE_None ? 0
+                          : samc_error_set(err, SAMC_ERR_IO, "%s: reading rows %d..%d failed: %s", lr->path, y0,
+                                           y0 + n_rows - 1, cpl_msg());
+    gdal_leave();
+    return rc;
+}
+
+void mosaic_label_reader_close(mosaic_label_reader *lr) {
+    if (!lr) return;
+    if (lr->ds) {
+        gdal_enter();
+        GDALClose(lr->ds);
+        gdal_leave();
+    }
+    free(lr->path);
+    free(lr);
+}
+
 /* ---- vectors ------------------------------------------------------------------------- */
 
 typedef struct {
@@ -637,6 +742,150 @@ static int emit_polygonal(vec_writer *vw, int64_t label, OGRGeometryH g, int sim
     return rc;
 }
 
+/* One polygonize call: the label raster, the temporary layer GDALPolygonize fills, the
+ * outputs; released by poly_free whichever step failed. */
+typedef struct {
+    const char *labels_tif;
+    GDALDatasetH src, tmp_ds;
+    GDALRasterBandH band;
+    GDALDataType band_type;
+    OGRLayerH tmp_layer;
+    OGRSpatialReferenceH srs;
+    GDALDriverH gpkg_drv;
+    char *tmp_path;
+    cancel_state cs;
+    vec_writer vw;
+    mosaic_vector_stats *st;
+} poly_ctx;
+
+/* The label raster: band 1 of an integer type, and its CRS. */
+static int poly_open_labels(poly_ctx *p, samc_error *err) {
+    const char *path = p->labels_tif;
+    p->src = GDALOpenEx(path, GDAL_OF_RASTER | GDAL_OF_READONLY, NULL, NULL, NULL);
+    if (!p->src) return samc_error_set(err, SAMC_ERR_IO, "%s: cannot open the label raster: %s", path, cpl_msg());
+    p->band = GDALGetRasterCount(p->src) > 0 ? GDALGetRasterBand(p->src, 1) : NULL;
+    if (!p->band) return samc_error_set(err, SAMC_ERR_FORMAT, "%s: the label raster has no band", path);
+    p->band_type = GDALGetRasterDataType(p->band);
+    if (!GDALDataTypeIsInteger(p->band_type) || GDALDataTypeIsComplex(p->band_type))
+        return samc_error_set(err, SAMC_ERR_FORMAT, "%s: labels must be integers, band 1 is %s", path,
+                              GDALGetDataTypeName(p->band_type));
+    const char *wkt = GDALGetProjectionRef(p->src);
+    if (wkt && *wkt) {
+        p->srs = OSRNewSpatialReference(wkt);
+        if (!p->srs)
+            return samc_error_set(err, SAMC_ERR_FORMAT, "%s: the CRS of the label raster cannot be parsed: %s", path,
+                                  cpl_msg());
+        OSRSetAxisMappingStrategy(p->srs, OAMS_TRADITIONAL_GIS_ORDER);
+    }
+    return 0;
+}
+
+/* GDALPolygonize writes into a layer as it scans; a GeoPackage on disk beside the output
+ * keeps that off the heap for rasters with millions of segments. */
+static int poly_scan(poly_ctx *p, samc_error *err) {
+    if (!p->gpkg_drv) return samc_error_set(err, SAMC_ERR_UNSUPPORTED, "%s: GDAL has no GPKG driver", p->tmp_path);
+    remove_existing(p->gpkg_drv, p->tmp_path);
+    p->tmp_ds = GDALCreate(p->gpkg_drv, p->tmp_path, 0, 0, 0, GDT_Unknown, NULL);
+    if (!p->tmp_ds)
+        return samc_error_set(err, SAMC_ERR_IO, "%s: cannot create the temporary GeoPackage: %s", p->tmp_path,
+                              cpl_msg());
+    char **lopts = CSLSetNameValue(NULL, "SPATIAL_INDEX", "NO");
+    p->tmp_layer = GDALDatasetCreateLayer(p->tmp_ds, "polygonize", p->srs, wkbPolygon, lopts);
+    CSLDestroy(lopts);
+    if (!p->tmp_layer)
+        return samc_error_set(err, SAMC_ERR_IO, "%s: cannot create the temporary layer: %s", p->tmp_path, cpl_msg());
+    OGRFieldDefnH fd = OGR_Fld_Create("label_id", OFTInteger64);
+    OGRErr oe = OGR_L_CreateField(p->tmp_layer, fd, TRUE);
+    OGR_Fld_Destroy(fd);
+    if (oe != OGRERR_NONE)
+        return samc_error_set(err, SAMC_ERR_IO, "%s: cannot create the temporary field: %s", p->tmp_path, cpl_msg());
+    if (GDALDatasetStartTransaction(p->tmp_ds, FALSE) != OGRERR_NONE)
+        return samc_error_set(err, SAMC_ERR_IO, "%s: cannot start a transaction: %s", p->tmp_path, cpl_msg());
+    /* The band is its own mask: label 0 (background) is not polygonized. No "8CONNECTED"
+     * option: pieces are 4-connected. */
+    CPLErr pe = GDALPolygonize(p->band, p->band, p->tmp_layer, 0, NULL, polygonize_progress, &p->cs);
+    if (pe != CE_None || p->cs.was_cancelled) {
+        GDALDatasetRollbackTransaction(p->tmp_ds);
+        return p->cs.was_cancelled
+                   ? samc_error_set(err, SAMC_ERR_ARG, "%s: cancelled while polygonizing", p->labels_tif)
+                   : samc_error_set(err, SAMC_ERR_IO, "%s: polygonize failed: %s", p->labels_tif, cpl_msg());
+    }
+    if (GDALDatasetCommitTransaction(p->tmp_ds) != OGRERR_NONE)
+        return samc_error_set(err, SAMC_ERR_IO, "%s: committing the polygons failed: %s", p->tmp_path, cpl_msg());
+    return 0;
+}
+
+/* One polygon of the scan: made valid if needed, simplified, written to every output. */
+static int poly_emit_feature(poly_ctx *p, OGRFeatureH feat, samc_error *err) {
+    int64_t label = OGR_F_GetFieldAsInteger64(feat, 0);
+    OGRGeometryH g = OGR_F_GetGeometryRef(feat);
+    if (!g) return 0;
+    OGRGeometryH fixed = NULL;
+    if (!OGR_G_IsValid(g)) {
+        fixed = OGR_G_MakeValid(g);
+        if (!fixed)
+            return samc_error_set(err, SAMC_ERR_INTERNAL, "%s: MakeValid failed on the polygon of label %lld: %s",
+                                  p->labels_tif, (long long)label, cpl_msg());
+        p->st->n_made_valid++;
+    }
+    int e = emit_polygonal(&p->vw, label, fixed ? fixed : g, 1, err);
+    if (fixed) OGR_G_DestroyGeometry(fixed);
+    return e ? -1 : 0;
+}
+
+/* The scanned polygons -> the GeoPackage and / or Shapefile, closed when complete. */
+static int poly_write(poly_ctx *p, samc_error *err) {
+    vec_writer *vw = &p->vw;
+    /* 2^31 and beyond need the 64-bit field of a Shapefile too. */
+    GDALDataType bt = p->band_type;
+    OGRFieldType id_type = bt == GDT_Byte || bt == GDT_UInt16 || bt == GDT_Int16 ? OFTInteger : OFTInteger64;
+    for (int k = 0; k < vw->n_out; k++) {
+        OGRFieldType t = strcmp(vw->out[k].driver_name, "GPKG") == 0 ? OFTInteger64 : id_type;
+        if (vec_out_create(&vw->out[k], p->srs, t, err)) return -1;
+    }
+    if (vec_begin(vw, err)) return -1;
+    OGR_L_ResetReading(p->tmp_layer);
+    int64_t n_read = 0;
+    OGRFeatureH feat;
+    while ((feat = OGR_L_GetNextFeature(p->tmp_layer)) != NULL) {
+        int rc = 0;
+        if (++n_read % VEC_CANCEL_EVERY == 0 && is_cancelled(&p->cs))
+            rc = samc_error_set(err, SAMC_ERR_ARG, "%s: cancelled after writing %lld polygons", p->labels_tif,
+                                (long long)p->st->n_polygons);
+        else
+            rc = poly_emit_feature(p, feat, err);
+        OGR_F_Destroy(feat);
+        if (rc) return -1;
+    }
+    if (vec_commit(vw, err)) return -1;
+    for (int k = 0; k < vw->n_out; k++) {
+        CPLErrorReset();
+        GDALClose(vw->out[k].ds);
+        vw->out[k].ds = NULL;
+        if (cpl_failed())
+            return samc_error_set(err, SAMC_ERR_IO, "%s: closing failed: %s", vw->out[k].path, cpl_msg());
+    }
+    return 0;
+}
+
+static void poly_free(poly_ctx *p, int failed) {
+    for (int k = 0; k < p->vw.n_out; k++) {
+        vec_out *o = &p->vw.out[k];
+        if (o->ds) {
+            if (o->in_transaction) GDALDatasetRollbackTransaction(o->ds);
+            GDALClose(o->ds);
+        }
+        /* A half-written output is no result: the caller finds no file rather than a
+         * truncated one. */
+        if (failed && o->drv) remove_existing(o->drv, o->path);
+    }
+    if (p->tmp_ds) GDALClose(p->tmp_ds);
+    if (p->tmp_path) remove_existing(p->gpkg_drv, p->tmp_path);
+    if (p->srs) OSRDestroySpatialReference(p->srs);
+    if (p->src) GDALClose(p->src);
+    free(p->tmp_path);
+}
+
 int mosaic_polygonize(const char *labels_tif, const char *gpkg_path, const char *shp_path,
                       double simplify_tolerance, mosaic_vector_stats *stats,
                       int (*cancelled)(void *ctx), void *cancel_ctx, samc_error *err) {
@@ -646,178 +895,31 @@ int mosaic_polygonize(const char *labels_tif, const char *gpkg_path, const char 
     if (!isfinite(simplify_tolerance) || simplify_tolerance < 0)
         return samc_error_set(err, SAMC_ERR_ARG, "%s: simplify tolerance %g must be finite and >= 0", labels_tif, simplify_tolerance);
     mosaic_vector_stats local;
-    mosaic_vector_stats *st = stats ? stats : &local;
-    memset(st, 0, sizeof *st);
-    cancel_state cs = {cancelled, cancel_ctx, 0};
-    vec_writer vw;
-    memset(&vw, 0, sizeof vw);
-    vw.tol = simplify_tolerance;
-    vw.st = st;
-    if (gpkg_path && *gpkg_path) vw.out[vw.n_out++] = (vec_out){.path = gpkg_path, .driver_name = "GPKG"};
-    if (shp_path && *shp_path) vw.out[vw.n_out++] = (vec_out){.path = shp_path, .driver_name = "ESRI Shapefile"};
-
-    const char *tmp_base = vw.out[0].path;
-    size_t tmp_len = strlen(tmp_base) + sizeof ".polygonize.tmp.gpkg";
-    char *tmp_path = malloc(tmp_len);
-    if (!tmp_path) return samc_error_set(err, SAMC_ERR_NOMEM, "%s: out of memory", labels_tif);
-    snprintf(tmp_path, tmp_len, "%s.polygonize.tmp.gpkg", tmp_base);
+    poly_ctx p;
+    memset(&p, 0, sizeof p);
+    p.labels_tif = labels_tif;
+    p.st = stats ? stats : &local;
+    memset(p.st, 0, sizeof *p.st);
+    p.cs = (cancel_state){cancelled, cancel_ctx, 0};
+    p.vw.tol = simplify_tolerance;
+    p.vw.st = p.st;
+    if (gpkg_path && *gpkg_path) p.vw.out[p.vw.n_out++] = (vec_out){.path = gpkg_path, .driver_name = "GPKG"};
+    if (shp_path && *shp_path) p.vw.out[p.vw.n_out++] = (vec_out){.path = shp_path, .driver_name = "ESRI Shapefile"};
+    size_t tmp_len = strlen(p.vw.out[0].path) + sizeof ".polygonize.tmp.gpkg";
+    p.tmp_path = malloc(tmp_len);
+    if (!p.tmp_path) return samc_error_set(err, SAMC_ERR_NOMEM, "%s: out of memory", labels_tif);
+    snprintf(p.tmp_path, tmp_len, "%s.polygonize.tmp.gpkg", p.vw.out[0].path);
 
     gdal_enter();
-    int rc = 0;
-    GDALDatasetH src = NULL, tmp_ds = NULL;
-    OGRSpatialReferenceH srs = NULL;
-    OGRFeatureH feat = NULL;
-    GDALDriverH gpkg_drv = GDALGetDriverByName("GPKG");
-
-    src = GDALOpenEx(labels_tif, GDAL_OF_RASTER | GDAL_OF_READONLY, NULL, NULL, NULL);
-    if (!src) {
-        rc = samc_error_set(err, SAMC_ERR_IO, "%s: cannot open the label raster: %s", labels_tif, cpl_msg());
-        goto done;
-    }
-    GDALRasterBandH band = GDALGetRasterCount(src) > 0 ? GDALGetRasterBand(src, 1) : NULL;
-    if (!band) {
-        rc = samc_error_set(err, SAMC_ERR_FORMAT, "%s: the label raster has no band", labels_tif);
-        goto done;
-    }
-    GDALDataType bt = GDALGetRasterDataType(band);
-    if (!GDALDataTypeIsInteger(bt) || GDALDataTypeIsComplex(bt)) {
-        rc = samc_error_set(err, SAMC_ERR_FORMAT, "%s: labels must be integers, band 1 is %s", labels_tif, GDALGetDataTypeName(bt));
-        goto done;
-    }
-    const char *wkt = GDALGetProjectionRef(src);
-    if (wkt && *wkt) {
-        srs = OSRNewSpatialReference(wkt);
-        if (!srs) {
-            rc = samc_error_set(err, SAMC_ERR_FORMAT, "%s: the CRS of the label raster cannot be parsed: %s", labels_tif, cpl_msg());
-            goto done;
-        }
-        OSRSetAxisMappingStrategy(srs, OAMS_TRADITIONAL_GIS_ORDER);
-    }
-    if (!gpkg_drv) {
-        rc = samc_error_set(err, SAMC_ERR_UNSUPPORTED, "%s: GDAL has no GPKG driver", tmp_path);
-        goto done;
-    }
-
-    /* GDALPolygonize writes into a layer as it scans; a GeoPackage on disk beside the
-     * output keeps that off the heap for rasters with millions of segments. */
-    remove_existing(gpkg_drv, tmp_path);
-    tmp_ds = GDALCreate(gpkg_drv, tmp_path, 0, 0, 0, GDT_Unknown, NULL);
-    if (!tmp_ds) {
-        rc = samc_error_set(err, SAMC_ERR_IO, "%s: cannot create the temporary GeoPackage: %s", tmp_path, cpl_msg());
-        goto done;
-    }
-    char **lopts = CSLSetNameValue(NULL, "SPATIAL_INDEX", "NO");
-    OGRLayerH tmp_layer = GDALDatasetCreateLayer(tmp_ds, "polygonize", srs, wkbPolygon, lopts);
-    CSLDestroy(lopts);
-    if (!tmp_layer) {
-        rc = samc_error_set(err, SAMC_ERR_IO, "%s: cannot create the temporary layer: %s", tmp_path, cpl_msg());
-        goto done;
-    }
-    OGRFieldDefnH fd = OGR_Fld_Create("label_id", OFTInteger64);
-    OGRErr oe = OGR_L_CreateField(tmp_layer, fd, TRUE);
-    OGR_Fld_Destroy(fd);
-    if (oe != OGRERR_NONE) {
-        rc = samc_error_set(err, SAMC_ERR_IO, "%s: cannot create the temporary field: %s", tmp_path, cpl_msg());
-        goto done;
-    }
-
-    double t0 = now_ms();
-    if (GDALDatasetStartTransaction(tmp_ds, FALSE) != OGRERR_NONE) {
-        rc = samc_error_set(err, SAMC_ERR_IO, "%s: cannot start a transaction: %s", tmp_path, cpl_msg());
-        goto done;
-    }
-    /* The band is its own mask: label 0 (background) is not polygonized. No "8CONNECTED"
-     * option: pieces are 4-connected. */
-    CPLErr pe = GDALPolygonize(band, band, tmp_layer, 0, NULL, polygonize_progress, &cs);
-    if (pe != CE_None || cs.was_cancelled) {
-        GDALDatasetRollbackTransaction(tmp_ds);
-        rc = cs.was_cancelled ? samc_error_set(err, SAMC_ERR_ARG, "%s: cancelled while polygonizing", labels_tif)
-                              : samc_error_set(err, SAMC_ERR_IO, "%s: polygonize failed: %s", labels_tif, cpl_msg());
-        goto done;
-    }
-    if (GDALDatasetCommitTransaction(tmp_ds) != OGRERR_NONE) {
-        rc = samc_error_set(err, SAMC_ERR_IO, "%s: committing the polygons failed: %s", tmp_path, cpl_msg());
-        goto done;
-    }
-    double t1 = now_ms();
-    st->polygonize_ms = t1 - t0;
-
-    /* 2^31 and beyond need the 64-bit field of a Shapefile too. */
-    OGRFieldType id_type = bt == GDT_Byte || bt == GDT_UInt16 || bt == GDT_Int16 ? OFTInteger : OFTInteger64;
-    for (int k = 0; k < vw.n_out; k++) {
-        OGRFieldType t = strcmp(vw.out[k].driver_name, "GPKG") == 0 ? OFTInteger64 : id_type;
-        if (vec_out_create(&vw.out[k], srs, t, err)) {
-            rc = -1;
-            goto done;
-        }
-    }
-    if (vec_begin(&vw, err)) {
-        rc = -1;
-        goto done;
-    }
-    OGR_L_ResetReading(tmp_layer);
-    int64_t n_read = 0;
-    while ((feat = OGR_L_GetNextFeature(tmp_layer)) != NULL) {
-        if (++n_read % VEC_CANCEL_EVERY == 0 && is_cancelled(&cs)) {
-            rc = samc_error_set(err, SAMC_ERR_ARG, "%s: cancelled after writing %lld polygons", labels_tif,
-                      (long long)st->n_polygons);
-            goto done;
-        }
-        int64_t label = OGR_F_GetFieldAsInteger64(feat, 0);
-        OGRGeometryH g = OGR_F_GetGeometryRef(feat);
-        if (g) {
-            OGRGeometryH fixed = NULL;
-            if (!OGR_G_IsValid(g)) {
-                fixed = OGR_G_MakeValid(g);
-                if (!fixed) {
-                    rc = samc_error_set(err, SAMC_ERR_INTERNAL, "%s: MakeValid failed on the polygon of label %lld: %s", labels_tif,
-                              (long long)label, cpl_msg());
-                    goto done;
-                }
-                st->n_made_valid++;
-            }
-            int e = emit_polygonal(&vw, label, fixed ? fixed : g, 1, err);
-            if (fixed) OGR_G_DestroyGeometry(fixed);
-            if (e) {
-                rc = -1;
-                goto done;
-            }
-        }
-        OGR_F_Destroy(feat);
-        feat = NULL;
-    }
-    if (vec_commit(&vw, err)) {
-        rc = -1;
-        goto done;
-    }
-    for (int k = 0; k < vw.n_out; k++) {
-        CPLErrorReset();
-        GDALClose(vw.out[k].ds);
-        vw.out[k].ds = NULL;
-        if (cpl_failed()) {
-            rc = samc_error_set(err, SAMC_ERR_IO, "%s: closing failed: %s", vw.out[k].path, cpl_msg());
-            goto done;
-        }
-    }
-    st->write_ms = now_ms() - t1;
-
-done:
-    if (feat) OGR_F_Destroy(feat);
-    for (int k = 0; k < vw.n_out; k++) {
-        vec_out *o = &vw.out[k];
-        if (o->ds) {
-            if (o->in_transaction) GDALDatasetRollbackTransaction(o->ds);
-            GDALClose(o->ds);
-        }
-        /* A half-written output is no result: the caller finds no file rather than a
-         * truncated one. */
-        if (rc && o->drv) remove_existing(o->drv, o->path);
-    }
-    if (tmp_ds) GDALClose(tmp_ds);
-    remove_existing(gpkg_drv, tmp_path);
-    if (srs) OSRDestroySpatialReference(srs);
-    if (src) GDALClose(src);
+    p.gpkg_drv = GDALGetDriverByName("GPKG");
+    int rc = poly_open_labels(&p, err);
+    double t0 = monotonic_ms();
+    if (!rc) rc = poly_scan(&p, err);
+    double t1 = monotonic_ms();
+    p.st->polygonize_ms = t1 - t0;
+    if (!rc) rc = poly_write(&p, err);
+    if (!rc) p.st->write_ms = monotonic_ms() - t1;
+    poly_free(&p, rc != 0);
     gdal_leave();
-    free(tmp_path);
-    return rc;
+    return rc ? -1 : 0;
 }

@@ -6,6 +6,7 @@
  */
 #ifndef SAMC_MOSAIC_RASTER_H
 #define SAMC_MOSAIC_RASTER_H
+#include <stddef.h>
 #include <stdint.h>
 
 #include "model/samc.h"
@@ -45,6 +46,11 @@ int64_t mosaic_raster_read_rgb(mosaic_raster *r, int x0, int y0, int w, int h, u
                                uint8_t *valid, samc_error *err);
 void mosaic_raster_close(mosaic_raster *r);
 
+/* in with secrets taken out, into out[n]: a URL's user:password@ is dropped and its query
+ * string (where signed URLs carry their signature) hidden. For paths in messages and
+ * outputs; GDAL gets the real one. */
+void mosaic_redact_urls(const char *in, char *out, size_t n);
+
 /* ---- the label raster -------------------------------------------------------------- */
 typedef struct mosaic_label_writer mosaic_label_writer;
 
@@ -62,6 +68,13 @@ int mosaic_label_writer_write(mosaic_label_writer *lw, int y0, int n_rows, const
 /* Flushes and closes; on failure the file may be incomplete (the caller removes it).
  * Always frees lw. */
 int mosaic_label_writer_close(mosaic_label_writer *lw, samc_error *err);
+
+/* Reads back a label raster (band 1 of any unsigned integer type) as uint32 rows. */
+typedef struct mosaic_label_reader mosaic_label_reader;
+int mosaic_label_reader_open(const char *path, mosaic_label_reader **out, int *w, int *h, samc_error *err);
+/* rows[n_rows][w] = rows y0 .. y0 + n_rows - 1 */
+int mosaic_label_reader_read(mosaic_label_reader *lr, int y0, int n_rows, uint32_t *rows, samc_error *err);
+void mosaic_label_reader_close(mosaic_label_reader *lr);
 
 /* ---- vectors ----------------------------------------------------------------------- */
 typedef struct {
