@@ -57,25 +57,9 @@ static cJSON *mask_json(const uint8_t *mask, int w, int h, int format, uint8_t *
     int64_t nc = 0;
     samc_error err = { 0 };
     if (amg_rle_encode(mask, w, h, 0, 0, w, h, &counts, &nc, &err) != 0) return NULL;
-    /* Written as text and added raw: one cJSON number per run costs an allocation and a
-     * %1.15g print each, which made RLE answers several times slower than PNG ones. */
-    size_t cap = 64 + 11 * (size_t)nc, n = 0;
-    char *text = malloc(cap);
-    if (!text) {
-        free(counts);
-        return NULL;
-    }
-    n += (size_t)snprintf(text, cap, "{\"size\":[%d,%d],\"counts\":[", h, w);
-    for (int64_t i = 0; i < nc; i++) {
-        char digits[10];
-        int k = 0;
-        uint32_t v = counts[i];
-        do digits[k++] = (char)('0' + v % 10); while ((v /= 10) != 0);
-        if (i) text[n++] = ',';
-        while (k) text[n++] = digits[--k];
-    }
-    memcpy(text + n, "]}", 3);
+    char *text = amg_rle_json(counts, nc, w, h);
     free(counts);
+    if (!text) return NULL;
     cJSON *o = cJSON_CreateRaw(text);
     free(text);
     return o;

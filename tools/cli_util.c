@@ -108,8 +108,48 @@ int cli_parse_box(const char *s, float box[4], char *why, size_t why_size) {
     return 0;
 }
 
+int cli_parse_box_label(const char *s, float box[4], int *label, char *why, size_t why_size) {
+    float v[5];
+    int got = 0, n = count_items(s);
+    if ((n != 4 && n != 5) || cli_parse_floats(s, v, n, &got) != 0) {
+        snprintf(why, why_size, "'%s' is not X0,Y0,X1,Y1 or X0,Y0,X1,Y1,L (numbers separated by commas)", s);
+        return -1;
+    }
+    if (n == 5 && v[4] != 0.0f && v[4] != 1.0f) {
+        snprintf(why, why_size, "label in '%s' must be 1 (positive exemplar) or 0 (negative)", s);
+        return -1;
+    }
+    if (v[2] <= v[0] || v[3] <= v[1]) {
+        snprintf(why, why_size, "'%s' is inverted or empty: need X1 > X0 and Y1 > Y0", s);
+        return -1;
+    }
+    memcpy(box, v, 4 * sizeof *box);
+    *label = n == 5 ? (int)v[4] : 1;
+    return 0;
+}
+
 int cli_inside_image(float x, float y, int w, int h) {
     return x >= 0.0f && y >= 0.0f && x <= (float)w && y <= (float)h;
+}
+
+int cli_check_inside(const cli_point *points, int n_points, const float (*boxes)[4], int n_boxes, int w, int h) {
+    for (int i = 0; i < n_points; i++) {
+        const cli_point *p = &points[i];
+        if (!cli_inside_image(p->x, p->y, w, h)) {
+            cli_error("--point", "%g,%g is outside the %dx%d image (x must be in [0, %d], "
+                      "y in [0, %d])", p->x, p->y, w, h, w, h);
+            return -1;
+        }
+    }
+    for (int b = 0; b < n_boxes; b++) {
+        const float *x = boxes[b];
+        if (!cli_inside_image(x[0], x[1], w, h) || !cli_inside_image(x[2], x[3], w, h)) {
+            cli_error("--box", "%g,%g,%g,%g is outside the %dx%d image (x must be in [0, %d], "
+                      "y in [0, %d])", x[0], x[1], x[2], x[3], w, h, w, h);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 int cli_parse_backend(const char *s, samc_backend *out) {
@@ -401,6 +441,92 @@ int cli_check_writable(const char *what, const char *path) {
         return -1;
     }
     return 0;
+}
+
+int cli_prepare_out_dir(const char *what, const char *dir) {
+    struct stat st;
+    if (strlen(dir) > 4000) {
+        cli_error(what, "path too long (%zu bytes)", strlen(dir));
+        return -1;
+    }
+    if (stat(dir, &st) != 0) {
+        if (errno != ENOENT || mkdir(dir, 0777) != 0) {
+            cli_error(what, "cannot create folder '%s': %s", dir, strerror(errno));
+            return -1;
+        }
+        return 0;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        cli_error(what, "'%s' exists and is not a folder", dir);
+        return -1;
+    }
+    if (access(dir, W_OK | X_OK) != 0) {
+        cli_error(what, "cannot write into folder '%s': %s", dir, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int cli_write_atomic(const char *what, const char *path, int (*write)(FILE *f, void *ctx), void *ctx) {
+    char tmp[4300];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        cli_error(what, "cannot write '%s': %s", tmp, strerror(errno));
+        return -1;
+    }
+    errno = 0;
+    int ok = write(f, ctx) == 0 && !ferror(f);
+    int err = errno;
+    ok = fclose(f) == 0 && ok;
+    if (!ok) {
+        cli_error(what, "cannot write '%s': %s", tmp, strerror(err ? err : errno ? errno : EIO));
+        unlink(tmp);
+        return -1;
+    }
+    if (rename(tmp, path) != 0) {
+        cli_error(what, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+/* Length of the well-formed UTF-8 character at s (2 to 4 bytes), else 0. */
+static int utf8_char_len(const unsigned char *s) {
+    int n = s[0] >= 0xC2 && s[0] <= 0xDF ? 2 : s[0] >= 0xE0 && s[0] <= 0xEF ? 3 : s[0] >= 0xF0 && s[0] <= 0xF4 ? 4 : 0;
+    for (int i = 1; i < n; i++)
+        if ((s[i] & 0xC0) != 0x80) return 0;
+    if ((s[0] == 0xE0 && s[1] < 0xA0) || (s[0] == 0xED && s[1] > 0x9F) || (s[0] == 0xF0 && s[1] < 0x90) ||
+        (s[0] == 0xF4 && s[1] > 0x8F))
+        return 0;   /* overlong, surrogate or beyond U+10FFFF */
+    return n;
+}
+
+void cli_quote(const char *s, char *out, size_t size) {
+    size_t n = 0, shown = 0;
+    if (size < 16) {
+        if (size) out[0] = '\0';
+        return;
+    }
+    const unsigned char *p = (const unsigned char *)s;
+    out[n++] = '\'';
+    while (*p && shown < 48 && n + 10 < size) {
+        int len = *p >= 0x80 ? utf8_char_len(p) : 0;
+        if (len) {
+            memcpy(out + n, p, (size_t)len);
+            n += (size_t)len;
+            p += len;
+        } else {
+            if (*p >= 32 && *p < 127) out[n++] = (char)*p;
+            else n += (size_t)snprintf(out + n, size - n, "\\x%02x", *p);
+            p++;
+        }
+        shown++;
+    }
+    out[n++] = '\'';
+    if (*p) n += (size_t)snprintf(out + n, size - n, "...");
+    out[n] = '\0';
 }
 
 void cli_default_name(const char *image, const char *suffix, char *out, size_t size) {

@@ -9,6 +9,7 @@
 #ifndef SAMC_CLI_UTIL_H
 #define SAMC_CLI_UTIL_H
 #include <stddef.h>
+#include <stdio.h>
 #include "model/samc.h"
 
 /* Exit codes: 0 success, 1 runtime failure (file, model, inference), 2 bad usage. */
@@ -33,8 +34,13 @@ typedef struct {
 int cli_parse_point(const char *s, cli_point *p, char *why, size_t why_size);
 /* "X0,Y0,X1,Y1" with X1 > X0 and Y1 > Y0. */
 int cli_parse_box(const char *s, float box[4], char *why, size_t why_size);
+/* "X0,Y0,X1,Y1" or "X0,Y0,X1,Y1,L" with L 1 (default) or 0, for exemplar boxes. */
+int cli_parse_box_label(const char *s, float box[4], int *label, char *why, size_t why_size);
 /* Whether (x, y) is inside a w x h image (edges included, as samc_predict requires). */
 int cli_inside_image(float x, float y, int w, int h);
+/* Every point and box corner inside the w x h image, else one error line naming --point
+ * or --box and the allowed ranges. boxes: [n_boxes][4]. 0 or -1. */
+int cli_check_inside(const cli_point *points, int n_points, const float (*boxes)[4], int n_boxes, int w, int h);
 
 /* "auto", "ref", "fast", "cuda" (also the full names "cpu_ref", "cpu_fast"). */
 int cli_parse_backend(const char *s, samc_backend *out);
@@ -115,6 +121,18 @@ int cli_debug_env(void);
 double cli_now_ms(void);
 /* Whether path's directory exists and can be written; prints the error if not. */
 int cli_check_writable(const char *what, const char *path);
+
+/* DIR exists as a writable folder afterwards (created if missing), or one error line
+ * names it (as `what`). 0 or -1. */
+int cli_prepare_out_dir(const char *what, const char *dir);
+/* Writes path through path.tmp.<pid> and a rename, so that a reader never sees half a
+ * file: write(f, ctx) returns 0 or -1 (a write error is also found by ferror). 0, or -1
+ * with one error line naming `what`. */
+int cli_write_atomic(const char *what, const char *path, int (*write)(FILE *f, void *ctx), void *ctx);
+/* Text for a message: at most 48 characters of s in single quotes, control characters
+ * and bytes that are not UTF-8 as \xHH, "..." after it when cut. size >= 16; 220 bytes
+ * always hold it. */
+void cli_quote(const char *s, char *out, size_t size);
 
 /* "<image name without directory and extension><suffix>" in the current directory, the
  * default output name of segment ("_mask") and everything ("_masks"). */
