@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdint.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -398,6 +399,47 @@ int cli_compute_resolve(const cli_compute *c, samc_options *opt) {
     }
     }
     return 0;
+}
+
+int cli_check_weights_file(const char *path) {
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        cli_error("--model", "cannot open '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    if (S_ISDIR(st.st_mode)) return 0;
+    unsigned char b[9] = { 0 };
+    FILE *f = fopen(path, "rb");
+    size_t n = f ? fread(b, 1, sizeof b, f) : 0;
+    if (f) fclose(f);
+    if (!f) {
+        cli_error("--model", "cannot open '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    uint64_t len = 0;
+    for (int i = 7; i >= 0; i--) len = len << 8 | b[i];
+    int zip = n >= 4 && !memcmp(b, "PK\3\4", 4);
+    int st_file = n == 9 && len >= 2 && len <= (uint64_t)st.st_size - 8 && b[8] == '{';
+    if (zip || st_file) return 0;
+    char start[40] = "";
+    for (size_t i = 0; i < n && i < 8; i++) snprintf(start + 3 * i, sizeof start - 3 * i, i ? " %02x" : "%02x", b[i]);
+    cli_error("--model", "'%s' is not a weight file: neither safetensors (an 8-byte header length, then "
+              "'{') nor a PyTorch .pt checkpoint (a zip); it is %lld bytes and starts with %s", path,
+              (long long)st.st_size, n ? start : "nothing (empty)");
+    return -1;
+}
+
+int cli_check_family(const char *cmd, const char *model, const samc_model_info *info, samc_family want) {
+    if (info->family == want) return 0;
+    if (want == SAMC_FAMILY_SAM3)
+        cli_error("--model", "%s is a SAM2.1 model (config %s): samc %s needs SAM3 weights (samc convert sam3.pt, "
+                  "or samc synth --config sam3_micro for a test model); points and boxes on SAM2.1 are samc segment's",
+                  model, info->config, cmd);
+    else
+        cli_error("--model", "%s is a SAM3 model (config %s): samc %s needs SAM2.1 weights; SAM3 finds every "
+                  "instance of a concept with samc find IMAGE --text \"...\"%s", model, info->config, cmd,
+                  strcmp(cmd, "mosaic") ? "" : " or samc mosaic --text");
+    return -1;
 }
 
 void cli_log_stderr(void *ctx, const char *line) {

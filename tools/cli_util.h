@@ -112,6 +112,15 @@ int cli_compute_flag(cli_args *a, const char *arg, cli_compute *c);
  * --device and --backend contradict each other (cpu with cuda, cuda with ref / fast). */
 int cli_compute_resolve(const cli_compute *c, samc_options *opt);
 
+/* A first look at a weight file before loading it: a safetensors file (its 8-byte header
+ * length then '{') or a PyTorch .pt zip; a folder is left to the loader. If not, one
+ * error line names --model, what the file starts with and what was expected. 0 or -1. */
+int cli_check_weights_file(const char *path);
+/* Whether the loaded model is of the family a command needs (SAM2.1 for segment,
+ * everything, the automatic mosaic; SAM3 for find); if not, one error line naming
+ * --model says which command takes such weights. 0 or -1. */
+int cli_check_family(const char *cmd, const char *model, const samc_model_info *info, samc_family want);
+
 /* Trace hook for samc_options.log: one line per call on stderr. */
 void cli_log_stderr(void *ctx, const char *line);
 /* SAMC_DEBUG set to anything but "" or "0". */

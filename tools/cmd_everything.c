@@ -199,6 +199,10 @@ static int run_generator(everything_args *e, const image_rgb *img, amg_result *r
         return CLI_FAIL;
     }
     samc_model_get_info(m, &e->info);
+    if (cli_check_family("everything", e->model, &e->info, SAMC_FAMILY_SAM2) != 0) {
+        samc_model_free(m);
+        return CLI_FAIL;
+    }
     e->load_ms = cli_now_ms() - t0;
     if (e->progress) {
         e->amg.progress = show_progress;

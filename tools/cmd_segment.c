@@ -154,6 +154,7 @@ static int run_model(segment_args *s, const image_rgb *img, samc_masks *out) {
         return CLI_FAIL;
     }
     samc_model_get_info(m, &s->info);
+    if (cli_check_family("segment", s->model, &s->info, SAMC_FAMILY_SAM2) != 0) goto done;
     if (s->mask_input) {
         int ls = s->info.image_size / 4;
         mask_in = malloc((size_t)ls * ls * sizeof *mask_in);

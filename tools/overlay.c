@@ -1,11 +1,9 @@
 /* tools/overlay.c: colour overlays with labels (see overlay.h). */
 #include "tools/overlay.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <stb_image_write.h>
 
@@ -63,8 +61,11 @@ static const uint64_t font5x7[95] = {
 };
 
 void overlay_label(uint8_t *rgb, int w, int h, int x, int y, const char *text, const uint8_t c[3]) {
-    int len = (int)strlen(text), s = (w < h ? w : h) / 320 + 1;   /* scale */
-    if (len > 60) len = 60;
+    char shown[61];   /* one glyph per character: a UTF-8 sequence shows as one '?' */
+    int len = 0, s = (w < h ? w : h) / 320 + 1;   /* scale */
+    for (const unsigned char *p = (const unsigned char *)text; *p && len < 60; p++)
+        if ((*p & 0xC0) != 0x80) shown[len++] = *p >= 32 && *p < 127 ? (char)*p : '?';
+    shown[len] = '\0';
     int bw = (6 * len + 1) * s, bh = 9 * s;
     if (x + bw > w) x = w - bw;
     if (y + bh > h) y = h - bh;
@@ -76,8 +77,7 @@ void overlay_label(uint8_t *rgb, int w, int h, int x, int y, const char *text, c
             for (int ch = 0; ch < 3; ch++) p[ch] = (uint8_t)(c[ch] / 2);
         }
     for (int i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)text[i];
-        uint64_t g = font5x7[(ch >= 32 && ch < 127 ? ch : '?') - 32];
+        uint64_t g = font5x7[shown[i] - 32];
         for (int r = 0; r < 7; r++)
             for (int col = 0; col < 5; col++) {
                 if (!((g >> ((6 - r) * 5 + (4 - col))) & 1)) continue;
@@ -89,21 +89,19 @@ void overlay_label(uint8_t *rgb, int w, int h, int x, int y, const char *text, c
     }
 }
 
+typedef struct {
+    const uint8_t *rgb;
+    int w, h;
+} png_job;
+
+static void put_bytes(void *ctx, void *data, int size) { fwrite(data, 1, (size_t)size, ctx); }
+
+static int write_png(FILE *f, void *ctx) {
+    const png_job *j = ctx;
+    return stbi_write_png_to_func(put_bytes, f, j->w, j->h, 3, j->rgb, j->w * 3) ? 0 : -1;
+}
+
 int overlay_write_png(const char *what, const char *path, const uint8_t *rgb, int w, int h) {
-    char tmp[4300];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    errno = 0;
-    int ok = stbi_write_png(tmp, w, h, 3, rgb, w * 3);
-    int err = errno;
-    if (!ok) {
-        cli_error(what, "cannot write '%s': %s", tmp, err ? strerror(err) : "stb_image_write failed");
-        unlink(tmp);
-        return -1;
-    }
-    if (rename(tmp, path) != 0) {
-        cli_error(what, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
+    png_job j = { rgb, w, h };
+    return cli_write_atomic(what, path, write_png, &j);
 }

@@ -11,7 +11,7 @@ void overlay_colour(int k, uint8_t c[3]);
 void overlay_paint_rle(uint8_t *rgb, int w, int h, const uint32_t *counts, int64_t n_counts, const uint8_t c[3]);
 /* ... or a 0/1 mask[h][w]. */
 void overlay_paint_mask(uint8_t *rgb, int w, int h, const uint8_t *mask, const uint8_t c[3]);
-/* Writes text (printable ASCII; any other byte shows as '?') in a 5x7 bitmap font scaled
+/* Writes text (printable ASCII; any other character shows as '?') in a 5x7 bitmap font scaled
  * so that it reads on images of any size, white on a box of colour c, with its top-left
  * corner at (x, y) moved inside the image where needed. */
 void overlay_label(uint8_t *rgb, int w, int h, int x, int y, const char *text, const uint8_t c[3]);
