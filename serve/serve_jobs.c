@@ -191,6 +191,11 @@ int serve_job_submit(serve_server *s, const char *body, size_t len, char **respo
         *response = serve_error_json("%s", why);
         return 400;
     }
+    if (req.type == SERVE_JOB_EVERYTHING && s->info.family == SAMC_FAMILY_SAM3) {
+        *response = serve_error_json("the loaded model (%s) is SAM3: \"everything\" jobs need SAM2.1 weights; "
+                                     "find every instance of a concept with POST /v1/images/{id}/find", s->info.config);
+        return 400;
+    }
     int st = check_image(s, req.image, image_path, why, sizeof why);
     if (st == 0 && req.output[0]) st = check_output(s, req.output, why, sizeof why);
     if (st != 0) {
