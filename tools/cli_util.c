@@ -442,6 +442,80 @@ int cli_check_family(const char *cmd, const char *model, const samc_model_info *
     return -1;
 }
 
+/* Length of the well-formed UTF-8 character at s (2 to 4 bytes), else 0. */
+static int utf8_char_len(const unsigned char *s) {
+    int n = s[0] >= 0xC2 && s[0] <= 0xDF ? 2 : s[0] >= 0xE0 && s[0] <= 0xEF ? 3 : s[0] >= 0xF0 && s[0] <= 0xF4 ? 4 : 0;
+    for (int i = 1; i < n; i++)
+        if ((s[i] & 0xC0) != 0x80) return 0;
+    if ((s[0] == 0xE0 && s[1] < 0xA0) || (s[0] == 0xED && s[1] > 0x9F) || (s[0] == 0xF0 && s[1] < 0x90) ||
+        (s[0] == 0xF4 && s[1] > 0x8F))
+        return 0;   /* overlong, surrogate or beyond U+10FFFF */
+    return n;
+}
+
+/* Text for a message: at most 48 characters of s in single quotes, control characters
+ * and bytes that are not UTF-8 as \xHH, "..." after it when cut. size >= 16; 220 bytes
+ * always hold it. */
+static void cli_quote(const char *s, char *out, size_t size) {
+    size_t n = 0, shown = 0;
+    if (size < 16) {
+        if (size) out[0] = '\0';
+        return;
+    }
+    const unsigned char *p = (const unsigned char *)s;
+    out[n++] = '\'';
+    while (*p && shown < 48 && n + 10 < size) {
+        int len = *p >= 0x80 ? utf8_char_len(p) : 0;
+        if (len) {
+            memcpy(out + n, p, (size_t)len);
+            n += (size_t)len;
+            p += len;
+        } else {
+            if (*p >= 32 && *p < 127) out[n++] = (char)*p;
+            else n += (size_t)snprintf(out + n, size - n, "\\x%02x", *p);
+            p++;
+        }
+        shown++;
+    }
+    out[n++] = '\'';
+    if (*p) n += (size_t)snprintf(out + n, size - n, "...");
+    out[n] = '\0';
+}
+
+int cli_check_texts(const char *model_path, samc_model *m, const char *const *texts, int n,
+                    int32_t (*ids)[SAMC_CONCEPT_CONTEXT]) {
+    for (int i = 0; i < n; i++) {
+        samc_error err = { 0 };
+        samc_text_tokens tok;
+        char q[220];
+        cli_quote(texts[i], q, sizeof q);
+        if (samc_text_tokenize(m, texts[i], &tok, &err) != 0) {
+            if (err.status == SAMC_ERR_UNSUPPORTED)
+                cli_error("--vocab", "%s has no vocabulary inside (no tokenizer.bpe_merges metadata), so --text needs "
+                          "one: pass --vocab bpe_simple_vocab_16e6.txt.gz (the official CLIP merges, "
+                          "weights/download.sh sam3 fetches it) or set SAMC_VOCAB, or embed it with samc convert "
+                          "--vocab", model_path);
+            else
+                cli_lib_error("--text", &err);
+            return -1;
+        }
+        const char *why = tok.invalid_utf8 ? "is not valid UTF-8"
+                          : tok.n_tokens <= 2 ? "is empty (or only spaces): give a noun phrase such as \"roof\", or "
+                                                "only --box exemplars for a visual prompt"
+                          : tok.n_words == 0 ? "has no letter or digit: give a noun phrase such as \"roof\""
+                          : NULL;
+        if (why) {
+            cli_error("--text", "%s %s", q, why);
+            return -1;
+        }
+        if (tok.truncated)
+            fprintf(stderr, "samc: notice: --text %s is %d tokens: cut to %d as the official tokenizer does "
+                    "(the last kept id becomes <end_of_text>)\n", q, tok.n_tokens, SAMC_CONCEPT_CONTEXT);
+        if (ids) memcpy(ids[i], tok.ids, sizeof tok.ids);
+    }
+    return 0;
+}
+
 void cli_log_stderr(void *ctx, const char *line) {
     (void)ctx;
     fprintf(stderr, "samc: %s\n", line);
@@ -532,43 +606,6 @@ int cli_write_atomic(const char *what, const char *path, int (*write)(FILE *f, v
         return -1;
     }
     return 0;
-}
-
-/* Length of the well-formed UTF-8 character at s (2 to 4 bytes), else 0. */
-static int utf8_char_len(const unsigned char *s) {
-    int n = s[0] >= 0xC2 && s[0] <= 0xDF ? 2 : s[0] >= 0xE0 && s[0] <= 0xEF ? 3 : s[0] >= 0xF0 && s[0] <= 0xF4 ? 4 : 0;
-    for (int i = 1; i < n; i++)
-        if ((s[i] & 0xC0) != 0x80) return 0;
-    if ((s[0] == 0xE0 && s[1] < 0xA0) || (s[0] == 0xED && s[1] > 0x9F) || (s[0] == 0xF0 && s[1] < 0x90) ||
-        (s[0] == 0xF4 && s[1] > 0x8F))
-        return 0;   /* overlong, surrogate or beyond U+10FFFF */
-    return n;
-}
-
-void cli_quote(const char *s, char *out, size_t size) {
-    size_t n = 0, shown = 0;
-    if (size < 16) {
-        if (size) out[0] = '\0';
-        return;
-    }
-    const unsigned char *p = (const unsigned char *)s;
-    out[n++] = '\'';
-    while (*p && shown < 48 && n + 10 < size) {
-        int len = *p >= 0x80 ? utf8_char_len(p) : 0;
-        if (len) {
-            memcpy(out + n, p, (size_t)len);
-            n += (size_t)len;
-            p += len;
-        } else {
-            if (*p >= 32 && *p < 127) out[n++] = (char)*p;
-            else n += (size_t)snprintf(out + n, size - n, "\\x%02x", *p);
-            p++;
-        }
-        shown++;
-    }
-    out[n++] = '\'';
-    if (*p) n += (size_t)snprintf(out + n, size - n, "...");
-    out[n] = '\0';
 }
 
 void cli_default_name(const char *image, const char *suffix, char *out, size_t size) {

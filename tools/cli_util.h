@@ -121,6 +121,14 @@ int cli_check_weights_file(const char *path);
  * --model says which command takes such weights. 0 or -1. */
 int cli_check_family(const char *cmd, const char *model, const samc_model_info *info, samc_family want);
 
+/* SAM3 text prompts checked through the model's tokenizer before any (long) encode:
+ * refused with one error line naming --text when empty, only spaces or punctuation, or
+ * not UTF-8, or naming --vocab when the model has no vocabulary (how to give one); a
+ * notice on stderr when one is cut to the context length. ids[n] (may be NULL) gets the
+ * token ids samc_find will see. 0 or -1. */
+int cli_check_texts(const char *model_path, samc_model *m, const char *const *texts, int n,
+                    int32_t (*ids)[SAMC_CONCEPT_CONTEXT]);
+
 /* Trace hook for samc_options.log: one line per call on stderr. */
 void cli_log_stderr(void *ctx, const char *line);
 /* SAMC_DEBUG set to anything but "" or "0". */
@@ -138,10 +146,6 @@ int cli_prepare_out_dir(const char *what, const char *dir);
  * file: write(f, ctx) returns 0 or -1 (a write error is also found by ferror). 0, or -1
  * with one error line naming `what`. */
 int cli_write_atomic(const char *what, const char *path, int (*write)(FILE *f, void *ctx), void *ctx);
-/* Text for a message: at most 48 characters of s in single quotes, control characters
- * and bytes that are not UTF-8 as \xHH, "..." after it when cut. size >= 16; 220 bytes
- * always hold it. */
-void cli_quote(const char *s, char *out, size_t size);
 
 /* "<image name without directory and extension><suffix>" in the current directory, the
  * default output name of segment ("_mask") and everything ("_masks"). */

@@ -196,41 +196,6 @@ static const char *vocab_path(const find_args *f, int *bad) {
     return v;
 }
 
-/* Every --text through the model's tokenizer before the (long) image encode: refused
- * when empty, only punctuation or not UTF-8, a notice when cut. ids[n_texts][ctx]. */
-static int check_texts(const find_args *f, samc_model *m, int32_t (*ids)[SAMC_CONCEPT_CONTEXT]) {
-    for (int i = 0; i < f->n_texts; i++) {
-        samc_error err = { 0 };
-        samc_text_tokens tok;
-        char q[220];
-        cli_quote(f->texts[i], q, sizeof q);
-        if (samc_text_tokenize(m, f->texts[i], &tok, &err) != 0) {
-            if (err.status == SAMC_ERR_UNSUPPORTED)
-                cli_error("--vocab", "%s has no vocabulary inside (no tokenizer.bpe_merges metadata), so --text needs "
-                          "one: pass --vocab bpe_simple_vocab_16e6.txt.gz (the official CLIP merges, "
-                          "weights/download.sh sam3 fetches it) or set SAMC_VOCAB, or embed it with samc convert "
-                          "--vocab", f->model);
-            else
-                cli_lib_error("--text", &err);
-            return -1;
-        }
-        const char *why = tok.invalid_utf8 ? "is not valid UTF-8"
-                          : tok.n_tokens <= 2 ? "is empty (or only spaces): give a noun phrase such as \"roof\", or "
-                                                "only --box exemplars for a visual prompt"
-                          : tok.n_words == 0 ? "has no letter or digit: give a noun phrase such as \"roof\""
-                          : NULL;
-        if (why) {
-            cli_error("--text", "%s %s", q, why);
-            return -1;
-        }
-        if (tok.truncated)
-            fprintf(stderr, "samc: find: notice: --text %s is %d tokens: cut to %d as the official tokenizer does "
-                    "(the last kept id becomes <end_of_text>)\n", q, tok.n_tokens, SAMC_CONCEPT_CONTEXT);
-        memcpy(ids[i], tok.ids, sizeof tok.ids);
-    }
-    return 0;
-}
-
 static samc_model *load_model(find_args *f, samc_error *err) {
     samc_options opt = { .n_threads = f->threads };
     int bad = 0;
@@ -274,7 +239,7 @@ static int run_search(find_args *f, const image_rgb *img) {
         cli_error("find", "out of memory");
         goto done;
     }
-    if (check_texts(f, m, ids) != 0) {
+    if (cli_check_texts(f->model, m, f->texts, f->n_texts, ids) != 0) {
         rc = CLI_USAGE;
         goto done;
     }
