@@ -335,12 +335,37 @@ static int parse_mosaic_options(const cJSON *opts, mosaic_options *o, char *why,
 #endif
 }
 
+/* A mosaic job's SAM3 classes: "text": "roof" or ["roof", "tree"], "threshold": 0.5. */
+static int parse_mosaic_classes(const cJSON *root, const cJSON *text, mosaic_options *o, char *why, size_t ws) {
+#ifdef SAMC_HAVE_GDAL
+    double t = o->score_threshold;
+    if (get_number(root, "", "threshold", -1, 1, 0, &t, why, ws)) return -1;
+    if (!text) {
+        if (cJSON_GetObjectItemCaseSensitive(root, "threshold")) return failf(why, ws, "\"threshold\" without \"text\"");
+        return 0;
+    }
+    o->score_threshold = t;
+    if (!cJSON_IsString(text) && !(cJSON_IsArray(text) && cJSON_GetArraySize(text) > 0))
+        return failf(why, ws, "\"text\" must be a class text (\"roof\") or a non-empty list of them");
+    const cJSON *item = cJSON_IsString(text) ? text : text->child;
+    for (; item; item = cJSON_IsString(text) ? NULL : item->next) {
+        char sub[200];
+        if (!cJSON_IsString(item)) return failf(why, ws, "\"text\" must hold only strings");
+        if (mosaic_options_add_class(o, item->valuestring, sub, sizeof sub) != 0) return failf(why, ws, "\"text\": %s", sub);
+    }
+    return 0;
+#else
+    (void)root, (void)text, (void)o;
+    return failf(why, ws, "this samc was built without GDAL: mosaic jobs are not available");
+#endif
+}
+
 int serve_parse_job(const char *body, size_t len, serve_job_req *req, char *why, size_t ws) {
     memset(req, 0, sizeof *req);
     amg_options_default(&req->amg);
     cJSON *root = parse_object(body, len, why, ws);
     if (!root) return -1;
-    static const char *const keys[] = { "type", "image", "output", "timeout_s", "options", NULL };
+    static const char *const keys[] = { "type", "image", "output", "timeout_s", "options", "text", "threshold", NULL };
     static const char *const opt_keys[] = {
         "points_per_side", "points_per_batch", "pred_iou_thresh", "stability_score_thresh",
         "stability_score_offset", "box_nms_thresh", "crop_n_layers", "crop_nms_thresh",
@@ -367,8 +392,13 @@ int serve_parse_job(const char *body, size_t len, serve_job_req *req, char *why,
         failf(why, ws, "\"options\" must be an object");
         goto done;
     }
+    const cJSON *text = cJSON_GetObjectItemCaseSensitive(root, "text");
+    if (req->type != SERVE_JOB_MOSAIC && (text || cJSON_GetObjectItemCaseSensitive(root, "threshold"))) {
+        failf(why, ws, "\"text\" and \"threshold\" are for mosaic jobs (SAM3 classes)");
+        goto done;
+    }
     if (req->type == SERVE_JOB_MOSAIC) {
-        rc = parse_mosaic_options(opts, &req->mosaic, why, ws);
+        rc = parse_mosaic_options(opts, &req->mosaic, why, ws) || parse_mosaic_classes(root, text, &req->mosaic, why, ws);
         goto done;
     }
     if (opts) {

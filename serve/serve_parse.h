@@ -61,7 +61,8 @@ int serve_parse_find(const char *body, size_t len, int w, int h, serve_find_req 
 void serve_find_req_free(serve_find_req *req);
 
 /* A job body: {"type": "everything" | "mosaic", "image": "rel/path.png", "output":
- * "rel/dir", "timeout_s": n, "options": {...}}: for everything the option names of
+ * "rel/dir", "timeout_s": n, "options": {...}, and for a mosaic on a SAM3 model "text":
+ * "roof" or ["roof", "tree"] with "threshold": 0.5 (mosaic_options.classes)}: for everything the option names of
  * amg_options ("points_per_side": 32, ...), for mosaic sam-mosaic's names ("tile_size":
  * 1000, "iou_start": 0.93, ...; see docs/api.md). Paths are checked for shape only here
  * (relative, no "..", no empty or odd components); the server resolves them against

@@ -198,6 +198,8 @@ if command -v gdal_translate >/dev/null && gdal_translate -q -a_srs EPSG:32633 -
   expect mosaic_option_name 400 "unknown mosaic option" POST /v1/jobs -d '{"type": "mosaic", "image": "truck.tif", "options": {"tile": 3}}'
   expect mosaic_option_value 400 "tile_size" POST /v1/jobs -d '{"type": "mosaic", "image": "truck.tif", "options": {"tile_size": 2}}'
   expect mosaic_option_type 400 "use_black_mask" POST /v1/jobs -d '{"type": "mosaic", "image": "truck.tif", "options": {"use_black_mask": [1]}}'
+  expect mosaic_text_on_sam2 400 "need SAM3" POST /v1/jobs -d '{"type": "mosaic", "image": "truck.tif", "text": "roof"}'
+  expect everything_text 400 "for mosaic jobs" POST /v1/jobs -d '{"type": "everything", "image": "truck.png", "text": "roof"}'
 else
   skipped mosaic_job "no gdal_translate (Debian gdal-bin) to make a GeoTIFF"
 fi
@@ -482,6 +484,21 @@ EOF2
   expect find_unknown_key 400 "unknown key" POST "$F" -d '{"txt": "roof"}'
   expect predict_on_sam3 400 "is SAM3" POST "/v1/images/$SID/predict" -d '{"points": [[10, 10]]}'
   expect everything_on_sam3 400 "is SAM3" POST /v1/jobs -d '{"type": "everything", "image": "truck.png"}'
+  if [ -f "$DATA/truck.tif" ]; then
+    C_OPTS='"options": {"tile_size": 128, "padding": 16, "min_mask_area": 10, "save_geopackage": true}'
+    req POST /v1/jobs -d "{\"type\": \"mosaic\", \"image\": \"truck.tif\", \"output\": \"sub/cmos\", \"text\": [\"truck\", \"a red car\"], \"threshold\": 0.25, $C_OPTS}"
+    CJ=$(field id); wait_job "$CJ"
+    check mosaic_text_job "state '$STATE' ($(field error))" test "$STATE" = done -a -s "$DATA/sub/cmos/segments.gpkg"
+    check mosaic_text_classes "the job does not list its classes, or stats.json has no class table" bash -c "
+      grep -q '\"classes\":\[\"truck\",\"a red car\"\]' '$TMP/body' && grep -q '\"class\":[[:space:]]*\"a red car\"' '$DATA/sub/cmos/stats.json'"
+    expect mosaic_sam3_no_text 400 "give the classes" POST /v1/jobs -d '{"type": "mosaic", "image": "truck.tif"}'
+    expect mosaic_text_type 400 "text" POST /v1/jobs -d '{"type": "mosaic", "image": "truck.tif", "text": [3]}'
+    req POST /v1/jobs -d '{"type": "mosaic", "image": "truck.tif", "output": "sub/cbad", "text": "?!"}'
+    CB=$(field id); wait_job "$CB"
+    check mosaic_text_refused "state '$STATE' ($(field error))" bash -c "[ '$STATE' = failed ] && grep -q 'no letter or digit' '$TMP/body'"
+  else
+    skipped mosaic_text_job "no GeoTIFF (gdal_translate) for a mosaic job"
+  fi
   if [ "${SAMC_SKIP_BROWSER:-0}" != 1 ] && [ -n "$CHROME" ]; then
     timeout 90 "$CHROME" --headless --disable-gpu --no-sandbox --user-data-dir="$TMP/chrome3" \
       --virtual-time-budget=20000 --dump-dom "$U/?selftest=1" >"$TMP/dom3.html" 2>"$TMP/chrome3.err"
