@@ -103,7 +103,8 @@ typedef struct {
  * OUTDIR/shards/K/: labels.tif (the band's labels before any merge across the band's
  * upper and lower edges, ids 1..n local to the shard), top.u32 and bottom.u32 (the band's
  * first and last rows of labels, little-endian uint32), unions.u32 (pairs (id, root) of
- * the merges inside the band), and manifest.json (input, model, every option, K and N,
+ * the merges inside the band), with classes (n_classes > 0) classes.u32 and scores.f32
+ * (class index and score of ids 1..n), and manifest.json (input, model, every option, K and N,
  * tile range, counts, the tiles' passes, each file's size and FNV-1a 64 checksum). All of
  * it is byte-identical when the shard runs again; it is written in a temporary folder
  * renamed to shards/K when complete. Timings go beside it, to shards/K.timing.json.
