@@ -10,6 +10,7 @@
 #include "model/runtime/runtime.h"
 #include "model/sam2/sam2.h"
 #include "model/sam3/sam3.h"
+#include "model/sam3/tokenizer_tables.h"
 #include "model/model.h"
 #include "model/samc.h"
 
@@ -286,6 +287,48 @@ int samc_find(samc_model *m, const samc_image *img, const samc_concept_prompt *p
     if (sam3_prompt_from_api(m->sam3, prompt, img->sam3->w, img->sam3->h, &p, err) || concept_ids(m->sam3, prompt, p.ids, err))
         return -1;
     return sam3_find(m->sam3, img->sam3, &p, opt, out, err);
+}
+
+/* Whether a piece of the tokenizer's regex holds a letter or digit: its pieces are
+ * letters, one digit, a contraction ("'s") or a run of other characters, so the class of
+ * the last code point decides. */
+static int piece_is_word(void *ctx, const char *piece, size_t len, const int32_t *ids, int n_ids) {
+    const uint8_t *p = (const uint8_t *)piece;
+    size_t i = len;
+    while (i > 0 && (p[i - 1] & 0xC0) == 0x80) i--;
+    if (i == 0) return 0;
+    uint32_t cp = p[i - 1];
+    int extra = cp >= 0xF0 ? 3 : cp >= 0xE0 ? 2 : cp >= 0xC0 ? 1 : 0;
+    cp &= extra ? 0x3Fu >> extra : 0x7Fu;
+    for (size_t k = i; k < len && k < i + (size_t)extra; k++) cp = (cp << 6) | (p[k] & 0x3Fu);
+    int lo = 0, hi = sam3_char_class_runs_n - 1;   /* the run holding cp */
+    while (lo < hi) {
+        int mid = lo + (hi - lo + 1) / 2;
+        if (sam3_char_class_runs[mid].first > cp) hi = mid - 1;
+        else lo = mid;
+    }
+    int cls = sam3_char_class_runs[lo].value;
+    *(int *)ctx += cls == SAM3_CC_LETTER || cls == SAM3_CC_NUMBER;
+    return 0;
+}
+
+int samc_text_tokenize(samc_model *m, const char *text, samc_text_tokens *out, samc_error *err) {
+    if (!m || !text || !out) return samc_error_set(err, SAMC_ERR_ARG, "samc_text_tokenize: NULL argument");
+    memset(out, 0, sizeof *out);
+    if (!m->sam3)
+        return samc_error_set(err, SAMC_ERR_ARG, "samc_text_tokenize: %s is a SAM2.1 model: it takes no text",
+                              m->sam2->cfg->name);
+    sam3_tokenizer *t = m->sam3->tokenizer;
+    if (!t) return sam3_text_ids(m->sam3, text, out->ids, err);   /* the missing-vocabulary error */
+    unsigned flags = 0, piece_flags = 0;
+    size_t len = strlen(text);
+    if (sam3_tokenize(t, text, len, SAMC_CONCEPT_CONTEXT, out->ids, &out->n_tokens, &flags, err) ||
+        sam3_tokenize_pieces(t, text, len, piece_is_word, &out->n_words, &piece_flags, err) < 0)
+        return -1;
+    out->truncated = (flags & SAM3_TOK_TRUNCATED) != 0;
+    out->invalid_utf8 = (flags & SAM3_TOK_BAD_UTF8) != 0;
+    out->input_cut = (flags & SAM3_TOK_INPUT_CUT) != 0;
+    return 0;
 }
 
 void samc_instances_free(samc_instances *out) {

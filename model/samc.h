@@ -262,6 +262,21 @@ int samc_find(samc_model *m, const samc_image *img, const samc_concept_prompt *p
               samc_instances *out, samc_error *err);
 void samc_instances_free(samc_instances *out);
 
+/* SAM3: what samc_find makes of a text, so that a caller can check a prompt before the
+ * search (the CLI and the service refuse text that is empty or only punctuation and say
+ * when a long one is cut). Uses the model's tokenizer (the vocabulary of samc_find);
+ * fails with SAMC_ERR_UNSUPPORTED when the model has none, SAMC_ERR_ARG for a SAM2.1 model. */
+typedef struct {
+    int32_t ids[SAMC_CONCEPT_CONTEXT];  /* what samc_find gives the text encoder for it */
+    int n_tokens;          /* start + BPE tokens + end before the cut to SAMC_CONCEPT_CONTEXT */
+    int truncated;         /* n_tokens > SAMC_CONCEPT_CONTEXT: cut as the official tokenizer
+                              cuts (the last id becomes 49407) */
+    int invalid_utf8;      /* bytes that are not UTF-8 were read as U+FFFD */
+    int input_cut;         /* longer than the 8192 bytes the tokenizer reads: cut */
+    int n_words;           /* pieces with a letter or digit; 0: only spaces / punctuation */
+} samc_text_tokens;
+int samc_text_tokenize(samc_model *m, const char *text, samc_text_tokens *out, samc_error *err);
+
 /* Post-processing of SAM2ImagePredictor as a standalone step: bilinear upsampling
  * (align_corners=False) of low-res logits [ls][ls] straight to [h][w]. Used by automatic
  * mask generation to go mask by mask. */

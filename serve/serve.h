@@ -20,6 +20,7 @@
 
 typedef struct {
     const char *model;          /* weights file */
+    const char *vocab;          /* SAM3: the CLIP vocabulary when the weights carry none, or NULL */
     const char *host;           /* IPv4 or IPv6 address, or "localhost" */
     const char *data_dir;       /* folder jobs read from and write to; NULL: jobs refused */
     const char *token;          /* bearer token for the /v1/ endpoints and /metrics; NULL: open */
@@ -63,6 +64,7 @@ typedef struct {
     int port;                   /* the port listened on (the one picked for port 0) */
     int ipv6;                   /* host is an IPv6 address */
     const char *config;         /* model config name */
+    samc_family family;
     int image_size;
     int cache_slots;            /* encoded images the cache holds */
     size_t cache_bytes_per_image;

@@ -163,8 +163,17 @@ void serve_run_encode(serve_worker *wk, serve_task *t) {
     t->status = t->response ? 201 : 500;
 }
 
-serve_task *serve_predict_task(serve_server *s, const char *id, const char *body, size_t len, double deadline_ms,
-                               int *status, char **response) {
+serve_task *serve_predict_task(serve_server *s, const char *id, int find, const char *body, size_t len,
+                               double deadline_ms, int *status, char **response) {
+    if (find != (s->info.family == SAMC_FAMILY_SAM3)) {
+        *status = 400;
+        *response = serve_error_json(find ? "the loaded model (%s) is SAM2.1: find needs SAM3 weights; use predict "
+                                            "for points and boxes"
+                                          : "the loaded model (%s) is SAM3: use POST /v1/images/{id}/find with a "
+                                            "\"text\" and / or exemplar \"boxes\"; predict needs SAM2.1 weights",
+                                     s->info.config);
+        return NULL;
+    }
     pthread_mutex_lock(&s->mu);
     serve_slot *slot = slot_find(s, id);
     int w = 0, h = 0;
@@ -182,17 +191,20 @@ serve_task *serve_predict_task(serve_server *s, const char *id, const char *body
     }
     serve_task *t = calloc(1, sizeof *t);
     char why[300];
-    if (!t || serve_parse_predict(body, len, w, h, s->info.image_size / 4, &t->req, why, sizeof why) != 0) {
+    int bad = !t || (find ? serve_parse_find(body, len, w, h, &t->find, why, sizeof why)
+                          : serve_parse_predict(body, len, w, h, s->info.image_size / 4, &t->req, why, sizeof why));
+    if (bad) {
         *status = t ? 400 : 500;
         *response = t ? serve_error_json("%s", why) : serve_error_json("out of memory");
         pthread_mutex_lock(&s->mu);
         slot->pins--;
         pthread_mutex_unlock(&s->mu);
         if (t) serve_predict_req_free(&t->req);
+        if (t) serve_find_req_free(&t->find);
         free(t);
         return NULL;
     }
-    t->kind = TASK_PREDICT;
+    t->kind = find ? TASK_FIND : TASK_PREDICT;
     t->slot = slot;
     t->deadline_ms = deadline_ms;
     return t;

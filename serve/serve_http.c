@@ -127,8 +127,10 @@ static enum MHD_Result dispatch(serve_service *h, struct MHD_Connection *c, conn
         serve_submit_wait(h->srv, t, &status, &resp);
         return send_json(h, c, cs, status, resp);
     }
-    case ROUTE_PREDICT: {
-        serve_task *t = serve_predict_task(h->srv, r->id, cs->body, cs->len, deadline, &status, &resp);
+    case ROUTE_PREDICT:
+    case ROUTE_FIND: {
+        serve_task *t = serve_predict_task(h->srv, r->id, r->kind == ROUTE_FIND, cs->body, cs->len, deadline, &status,
+                                           &resp);
         if (t) serve_submit_wait(h->srv, t, &status, &resp);
         return send_json(h, c, cs, status, resp);
     }
@@ -326,7 +328,8 @@ void serve_stop(serve_service *h) {
 void serve_get_info(const serve_service *h, serve_info *info) {
     serve_stats st;
     serve_get_stats(h->srv, &st);
-    *info = (serve_info){ .port = h->port, .ipv6 = h->ipv6, .config = st.config, .image_size = st.image_size,
+    *info = (serve_info){ .port = h->port, .ipv6 = h->ipv6, .config = st.config, .family = st.family,
+                          .image_size = st.image_size,
                           .cache_slots = st.cache_slots, .cache_bytes_per_image = st.cache_bytes_per_image,
                           .workers = st.workers, .threads = st.threads, .queue_cap = st.queue_cap };
 }

@@ -15,7 +15,7 @@
 #include "serve/serve_parse.h"
 #include "serve/serve_work.h"
 
-typedef enum { TASK_ENCODE, TASK_PREDICT, TASK_JOB } serve_task_kind;
+typedef enum { TASK_ENCODE, TASK_PREDICT, TASK_FIND, TASK_JOB } serve_task_kind;
 
 /* An encoded image of the cache. FREE slots have no id; WRITING ones are being encoded
  * (not findable); READY ones are found by id and evicted least recently used first,
@@ -53,8 +53,9 @@ struct serve_task {
     /* in */
     uint8_t *body;              /* TASK_ENCODE: the image file (owned) */
     size_t body_len;
-    serve_slot *slot;           /* TASK_PREDICT: the image, pinned while the task lives */
+    serve_slot *slot;           /* TASK_PREDICT, TASK_FIND: the image, pinned while the task lives */
     serve_predict_req req;      /* TASK_PREDICT */
+    serve_find_req find;        /* TASK_FIND */
     serve_job *job;             /* TASK_JOB */
     /* out */
     int status;                 /* HTTP status */
@@ -67,6 +68,7 @@ typedef struct {
     int started;
     samc_model *model;
     samc_masks masks;          /* grown to the largest request, reused */
+    samc_instances inst;       /* SAM3 finds: the same */
 } serve_worker;
 
 struct serve_server {
@@ -112,6 +114,7 @@ void serve_cache_free(serve_server *s);
  * t->response. */
 void serve_run_encode(serve_worker *wk, serve_task *t);    /* serve_cache.c */
 void serve_run_predict(serve_worker *wk, serve_task *t);   /* serve_predict.c */
+void serve_run_find(serve_worker *wk, serve_task *t);      /* serve_predict.c */
 void serve_run_job(serve_worker *wk, serve_task *t);       /* serve_jobs.c */
 
 #endif

@@ -63,6 +63,13 @@ static cJSON *job_json(const serve_job *j) {
             snprintf(res, sizeof res, "%s/%s", j->out_rel, j->req.mosaic.save_stats ? "stats.json" : "");
             cJSON_AddStringToObject(o, "result", res);
             cJSON_AddNumberToObject(o, "segments", (double)j->segments);
+#ifdef SAMC_HAVE_GDAL
+            if (j->req.mosaic.n_classes > 0) {
+                cJSON *cl = cJSON_AddArrayToObject(o, "classes");
+                for (int i = 0; i < j->req.mosaic.n_classes; i++)
+                    cJSON_AddItemToArray(cl, cJSON_CreateString(mosaic_class_name(&j->req.mosaic, i)));
+            }
+#endif
         } else {
             snprintf(res, sizeof res, "%s/masks.json", j->out_rel);
             cJSON_AddStringToObject(o, "result", res);
@@ -189,6 +196,21 @@ int serve_job_submit(serve_server *s, const char *body, size_t len, char **respo
     char why[400], image_path[PATH_MAX];
     if (serve_parse_job(body, len, &req, why, sizeof why) != 0) {
         *response = serve_error_json("%s", why);
+        return 400;
+    }
+#ifdef SAMC_HAVE_GDAL
+    int classes = req.type == SERVE_JOB_MOSAIC && req.mosaic.n_classes > 0;
+    if (req.type == SERVE_JOB_MOSAIC && classes != (s->info.family == SAMC_FAMILY_SAM3)) {
+        *response = serve_error_json(classes ? "the loaded model (%s) is SAM2.1: \"text\" classes need SAM3 weights; "
+                                               "without \"text\" the mosaic segments everything"
+                                             : "the loaded model (%s) is SAM3: give the classes to find with \"text\" "
+                                               "(\"roof\" or [\"roof\", \"tree\"])", s->info.config);
+        return 400;
+    }
+#endif
+    if (req.type == SERVE_JOB_EVERYTHING && s->info.family == SAMC_FAMILY_SAM3) {
+        *response = serve_error_json("the loaded model (%s) is SAM3: \"everything\" jobs need SAM2.1 weights; "
+                                     "find every instance of a concept with POST /v1/images/{id}/find", s->info.config);
         return 400;
     }
     int st = check_image(s, req.image, image_path, why, sizeof why);
@@ -320,6 +342,19 @@ static int run_mosaic_job(serve_worker *wk, serve_job *j, char *why, size_t ws) 
                             .cancel_ctx = j };
     mosaic_result res;
     samc_error err = { 0 };
+    for (int i = 0; i < j->req.mosaic.n_classes; i++) {   /* the texts, on the worker that has the tokenizer */
+        samc_text_tokens tok;
+        const char *text = mosaic_class_name(&j->req.mosaic, i);
+        const char *bad = samc_text_tokenize(wk->model, text, &tok, &err) ? err.msg
+                          : tok.invalid_utf8 ? "not valid UTF-8"
+                          : tok.n_tokens <= 2 ? "empty (or only spaces)"
+                          : tok.n_words == 0 ? "no letter or digit" : NULL;
+        if (bad) {
+            snprintf(why, ws, "text \"%.80s\": %.250s%s", text, bad,
+                     err.status == SAMC_ERR_UNSUPPORTED ? " (start samc serve with --vocab)" : "");
+            return -1;
+        }
+    }
     if (mosaic_run(wk->model, j->image_path, dir, &j->req.mosaic, &cb, &res, &err) != 0) {
         snprintf(why, ws, "mosaic: %.300s", err.msg);
         return -1;

@@ -12,8 +12,8 @@
 #include "util/clock.h"
 
 static const char *const route_names[] = { "none", "page", "healthz", "metrics", "images", "predict",
-                                           "image", "jobs", "job" };
-#define N_ROUTES 9
+                                           "image", "jobs", "job", "find" };
+#define N_ROUTES 10
 static const int codes[] = { 200, 201, 202, 204, 400, 401, 403, 404, 405, 409, 413, 415, 429, 500, 503, 504 };
 #define N_CODES ((int)(sizeof codes / sizeof codes[0]))
 static const double buckets_s[] = { 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60 };
@@ -191,9 +191,9 @@ char *serve_healthz_json(serve_server *srv) {
     serve_get_stats(srv, &st);
     char buf[512];
     snprintf(buf, sizeof buf,
-             "{\"status\":\"ok\",\"version\":\"%s\",\"model\":\"%s\",\"image_size\":%d,\"workers\":%d,"
+             "{\"status\":\"ok\",\"version\":\"%s\",\"model\":\"%s\",\"family\":\"%s\",\"image_size\":%d,\"workers\":%d,"
              "\"queue_depth\":%d,\"queue_capacity\":%d,\"cache_images\":%d,\"cache_slots\":%d}",
-             SAMC_VERSION, st.config, st.image_size, st.workers, st.queue_depth, st.queue_cap, st.cache_used,
+             SAMC_VERSION, st.config, st.family == SAMC_FAMILY_SAM3 ? "sam3" : "sam2.1", st.image_size, st.workers, st.queue_depth, st.queue_cap, st.cache_used,
              st.cache_slots);
     return strdup(buf);
 }

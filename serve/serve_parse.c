@@ -53,6 +53,43 @@ static int inside(float x, float y, int w, int h) {
     return x >= 0.0f && y >= 0.0f && x <= (float)w && y <= (float)h;
 }
 
+/* Every box inside the w x h image and not inverted. */
+static int check_boxes(const float (*boxes)[4], int n, int w, int h, char *why, size_t ws) {
+    for (int b = 0; b < n; b++) {
+        const float *x = boxes[b];
+        if (!inside(x[0], x[1], w, h) || !inside(x[2], x[3], w, h))
+            return failf(why, ws, "box %d (%g, %g, %g, %g) is outside the %dx%d image", b, x[0], x[1], x[2], x[3], w, h);
+        if (x[2] <= x[0] || x[3] <= x[1]) return failf(why, ws, "box %d is inverted or empty: need x1 > x0 and y1 > y0", b);
+    }
+    return 0;
+}
+
+/* "labels": one 0 or 1 per entry of `what` (n of them), into out; all 1 when absent. */
+static int get_labels(const cJSON *labels, int n, const char *what, int *out, char *why, size_t ws) {
+    if (!labels) {
+        for (int i = 0; i < n; i++) out[i] = 1;
+        return 0;
+    }
+    if (!cJSON_IsArray(labels) || cJSON_GetArraySize(labels) != n)
+        return failf(why, ws, "\"labels\" must be an array with one 0 or 1 per %s (%d %ss)", what, n, what);
+    for (int i = 0; i < n; i++) {
+        const cJSON *l = cJSON_GetArrayItem(labels, i);
+        if (!cJSON_IsNumber(l) || (l->valuedouble != 0.0 && l->valuedouble != 1.0))
+            return failf(why, ws, "\"labels\"[%d] must be 1 (%s) or 0 (%s)", i, !strcmp(what, "box") ? "positive" : "foreground",
+                         !strcmp(what, "box") ? "negative" : "background");
+        out[i] = (int)l->valuedouble;
+    }
+    return 0;
+}
+
+static int get_format(const cJSON *format, int *out, char *why, size_t ws) {
+    if (!format) return 0;
+    if (cJSON_IsString(format) && !strcmp(format->valuestring, "rle")) *out = SERVE_FMT_RLE;
+    else if (cJSON_IsString(format) && !strcmp(format->valuestring, "png")) *out = SERVE_FMT_PNG;
+    else return failf(why, ws, "\"format\" must be \"rle\" or \"png\"");
+    return 0;
+}
+
 static int get_bool(const cJSON *root, const char *key, int *out, char *why, size_t ws) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
     if (!v) return 0;
@@ -113,39 +150,14 @@ int serve_parse_predict(const char *body, size_t len, int w, int h, int low_size
     const cJSON *format = cJSON_GetObjectItemCaseSensitive(root, "format");
     if (pts && get_tuples(pts, "points", 2, SERVE_MAX_POINTS, &req->points[0][0], &req->n_points, why, ws)) goto done;
     if (boxes && get_tuples(boxes, "boxes", 4, SERVE_MAX_BOXES, &req->boxes[0][0], &req->n_boxes, why, ws)) goto done;
-    if (labels) {
-        if (!cJSON_IsArray(labels) || cJSON_GetArraySize(labels) != req->n_points) {
-            failf(why, ws, "\"labels\" must be an array with one 0 or 1 per point (%d points)", req->n_points);
-            goto done;
-        }
-        for (int i = 0; i < req->n_points; i++) {
-            const cJSON *l = cJSON_GetArrayItem(labels, i);
-            if (!cJSON_IsNumber(l) || (l->valuedouble != 0.0 && l->valuedouble != 1.0)) {
-                failf(why, ws, "\"labels\"[%d] must be 1 (foreground) or 0 (background)", i);
-                goto done;
-            }
-            req->labels[i] = (int)l->valuedouble;
-        }
-    } else {
-        for (int i = 0; i < req->n_points; i++) req->labels[i] = 1;
-    }
+    if (get_labels(labels, req->n_points, "point", req->labels, why, ws)) goto done;
     for (int i = 0; i < req->n_points; i++)
         if (!inside(req->points[i][0], req->points[i][1], w, h)) {
             failf(why, ws, "point %d (%g, %g) is outside the %dx%d image", i, req->points[i][0],
                   req->points[i][1], w, h);
             goto done;
         }
-    for (int b = 0; b < req->n_boxes; b++) {
-        const float *x = req->boxes[b];
-        if (!inside(x[0], x[1], w, h) || !inside(x[2], x[3], w, h)) {
-            failf(why, ws, "box %d (%g, %g, %g, %g) is outside the %dx%d image", b, x[0], x[1], x[2], x[3], w, h);
-            goto done;
-        }
-        if (x[2] <= x[0] || x[3] <= x[1]) {
-            failf(why, ws, "box %d is inverted or empty: need x1 > x0 and y1 > y0", b);
-            goto done;
-        }
-    }
+    if (check_boxes(req->boxes, req->n_boxes, w, h, why, ws) != 0) goto done;
     if (mask) {
         size_t bytes = (size_t)low_size * low_size * sizeof(float);
         if (!cJSON_IsString(mask) || low_size <= 0) {
@@ -171,14 +183,7 @@ int serve_parse_predict(const char *body, size_t len, int w, int h, int low_size
     }
     if (get_bool(root, "multimask", &multimask, why, ws)) goto done;
     if (get_bool(root, "return_low_res", &req->return_low_res, why, ws)) goto done;
-    if (format) {
-        if (cJSON_IsString(format) && !strcmp(format->valuestring, "rle")) req->format = SERVE_FMT_RLE;
-        else if (cJSON_IsString(format) && !strcmp(format->valuestring, "png")) req->format = SERVE_FMT_PNG;
-        else {
-            failf(why, ws, "\"format\" must be \"rle\" or \"png\"");
-            goto done;
-        }
-    }
+    if (get_format(format, &req->format, why, ws)) goto done;
     if (req->n_points == 0 && req->n_boxes == 0 && !req->mask_input) {
         failf(why, ws, "no prompt: give \"points\", \"boxes\" or \"mask_input\"");
         goto done;
@@ -189,6 +194,77 @@ int serve_parse_predict(const char *body, size_t len, int w, int h, int low_size
 done:
     cJSON_Delete(root);
     if (rc) serve_predict_req_free(req);
+    return rc;
+}
+
+/* A number of obj in [lo, hi], integral when is_int; left as it is when absent. where
+ * prefixes the key in the message ("\"options\"." for a job's options). */
+static int get_number(const cJSON *obj, const char *where, const char *key, double lo, double hi, int is_int,
+                      double *out, char *why, size_t ws) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!v) return 0;
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble < lo || v->valuedouble > hi ||
+        (is_int && v->valuedouble != floor(v->valuedouble)))
+        return failf(why, ws, "%s\"%s\" must be %s in [%g, %g]", where, key, is_int ? "an integer" : "a number", lo, hi);
+    *out = v->valuedouble;
+    return 0;
+}
+
+static int get_option(const cJSON *opts, const char *key, double lo, double hi, int is_int, double *out,
+                      char *why, size_t ws) {
+    return get_number(opts, "\"options\".", key, lo, hi, is_int, out, why, ws);
+}
+
+void serve_find_req_free(serve_find_req *req) {
+    free(req->text);
+    req->text = NULL;
+}
+
+int serve_parse_find(const char *body, size_t len, int w, int h, serve_find_req *req, char *why, size_t ws) {
+    memset(req, 0, sizeof *req);
+    req->threshold = 0.5f;
+    cJSON *root = parse_object(body, len, why, ws);
+    if (!root) return -1;
+    static const char *const keys[] = { "text", "boxes", "labels", "threshold", "max_detections", "format", NULL };
+    int rc = -1;
+    double v;
+    if (check_keys(root, keys, "the find body", why, ws) != 0) goto done;
+    const cJSON *text = cJSON_GetObjectItemCaseSensitive(root, "text");
+    const cJSON *boxes = cJSON_GetObjectItemCaseSensitive(root, "boxes");
+    if (text && !cJSON_IsNull(text)) {
+        if (!cJSON_IsString(text)) {
+            failf(why, ws, "\"text\" must be a string (a noun phrase such as \"roof\") or null");
+            goto done;
+        }
+        size_t n = strlen(text->valuestring);
+        if (n == 0 || n > SERVE_MAX_TEXT) {
+            failf(why, ws, "\"text\" is %s: give a noun phrase such as \"roof\"%s", n ? "longer than 8192 bytes" : "empty",
+                  n ? "" : ", or only \"boxes\" for a visual prompt");
+            goto done;
+        }
+        if (!(req->text = strdup(text->valuestring))) {
+            failf(why, ws, "out of memory");
+            goto done;
+        }
+    }
+    if (boxes && get_tuples(boxes, "boxes", 4, SAMC_CONCEPT_MAX_GEOMETRY, &req->boxes[0][0], &req->n_boxes, why, ws))
+        goto done;
+    if (check_boxes(req->boxes, req->n_boxes, w, h, why, ws) ||
+        get_labels(cJSON_GetObjectItemCaseSensitive(root, "labels"), req->n_boxes, "box", req->labels, why, ws) ||
+        get_format(cJSON_GetObjectItemCaseSensitive(root, "format"), &req->format, why, ws))
+        goto done;
+    if (get_number(root, "", "threshold", -1, 1, 0, &req->threshold, why, ws)) goto done;
+    v = 0;
+    if (get_number(root, "", "max_detections", 0, 1000000, 1, &v, why, ws)) goto done;
+    req->max_detections = (int)v;
+    if (!req->text && req->n_boxes == 0) {
+        failf(why, ws, "no prompt: give \"text\" (what to find) and / or \"boxes\" (examples of it)");
+        goto done;
+    }
+    rc = 0;
+done:
+    cJSON_Delete(root);
+    if (rc) serve_find_req_free(req);
     return rc;
 }
 
@@ -230,18 +306,6 @@ static int get_path(const cJSON *root, const char *key, int required, char *out,
     return 0;
 }
 
-/* An option of the job: a number in [lo, hi], integral when is_int. */
-static int get_option(const cJSON *opts, const char *key, double lo, double hi, int is_int, double *out,
-                      char *why, size_t ws) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(opts, key);
-    if (!v) return 0;
-    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble < lo || v->valuedouble > hi ||
-        (is_int && v->valuedouble != floor(v->valuedouble)))
-        return failf(why, ws, "\"options\".\"%s\" must be %s in [%g, %g]", key, is_int ? "an integer" : "a number", lo, hi);
-    *out = v->valuedouble;
-    return 0;
-}
-
 /* The options of a mosaic job, by sam-mosaic's flat names (pipelines/mosaic/config.h): numbers,
  * booleans, strings, and null for max_passes. */
 static int parse_mosaic_options(const cJSON *opts, mosaic_options *o, char *why, size_t ws) {
@@ -271,12 +335,37 @@ static int parse_mosaic_options(const cJSON *opts, mosaic_options *o, char *why,
 #endif
 }
 
+/* A mosaic job's SAM3 classes: "text": "roof" or ["roof", "tree"], "threshold": 0.5. */
+static int parse_mosaic_classes(const cJSON *root, const cJSON *text, mosaic_options *o, char *why, size_t ws) {
+#ifdef SAMC_HAVE_GDAL
+    double t = o->score_threshold;
+    if (get_number(root, "", "threshold", -1, 1, 0, &t, why, ws)) return -1;
+    if (!text) {
+        if (cJSON_GetObjectItemCaseSensitive(root, "threshold")) return failf(why, ws, "\"threshold\" without \"text\"");
+        return 0;
+    }
+    o->score_threshold = t;
+    if (!cJSON_IsString(text) && !(cJSON_IsArray(text) && cJSON_GetArraySize(text) > 0))
+        return failf(why, ws, "\"text\" must be a class text (\"roof\") or a non-empty list of them");
+    const cJSON *item = cJSON_IsString(text) ? text : text->child;
+    for (; item; item = cJSON_IsString(text) ? NULL : item->next) {
+        char sub[200];
+        if (!cJSON_IsString(item)) return failf(why, ws, "\"text\" must hold only strings");
+        if (mosaic_options_add_class(o, item->valuestring, sub, sizeof sub) != 0) return failf(why, ws, "\"text\": %s", sub);
+    }
+    return 0;
+#else
+    (void)root, (void)text, (void)o;
+    return failf(why, ws, "this samc was built without GDAL: mosaic jobs are not available");
+#endif
+}
+
 int serve_parse_job(const char *body, size_t len, serve_job_req *req, char *why, size_t ws) {
     memset(req, 0, sizeof *req);
     amg_options_default(&req->amg);
     cJSON *root = parse_object(body, len, why, ws);
     if (!root) return -1;
-    static const char *const keys[] = { "type", "image", "output", "timeout_s", "options", NULL };
+    static const char *const keys[] = { "type", "image", "output", "timeout_s", "options", "text", "threshold", NULL };
     static const char *const opt_keys[] = {
         "points_per_side", "points_per_batch", "pred_iou_thresh", "stability_score_thresh",
         "stability_score_offset", "box_nms_thresh", "crop_n_layers", "crop_nms_thresh",
@@ -297,14 +386,19 @@ int serve_parse_job(const char *body, size_t len, serve_job_req *req, char *why,
     }
     if (get_path(root, "image", 1, req->image, sizeof req->image, why, ws)) goto done;
     if (get_path(root, "output", 0, req->output, sizeof req->output, why, ws)) goto done;
-    if (get_option(root, "timeout_s", 0.001, 1e6, 0, &req->timeout_s, why, ws)) goto done;
+    if (get_number(root, "", "timeout_s", 0.001, 1e6, 0, &req->timeout_s, why, ws)) goto done;
     const cJSON *opts = cJSON_GetObjectItemCaseSensitive(root, "options");
     if (opts && !cJSON_IsObject(opts)) {
         failf(why, ws, "\"options\" must be an object");
         goto done;
     }
+    const cJSON *text = cJSON_GetObjectItemCaseSensitive(root, "text");
+    if (req->type != SERVE_JOB_MOSAIC && (text || cJSON_GetObjectItemCaseSensitive(root, "threshold"))) {
+        failf(why, ws, "\"text\" and \"threshold\" are for mosaic jobs (SAM3 classes)");
+        goto done;
+    }
     if (req->type == SERVE_JOB_MOSAIC) {
-        rc = parse_mosaic_options(opts, &req->mosaic, why, ws);
+        rc = parse_mosaic_options(opts, &req->mosaic, why, ws) || parse_mosaic_classes(root, text, &req->mosaic, why, ws);
         goto done;
     }
     if (opts) {
@@ -386,6 +480,8 @@ void serve_parse_route(const char *method, const char *url, serve_route *r) {
         const char *rest = take_id(url + 11, r);
         if (!strcmp(rest, "/predict")) {
             r->kind = ROUTE_PREDICT; r->method_ok = post; r->allow = "POST";
+        } else if (!strcmp(rest, "/find")) {
+            r->kind = ROUTE_FIND; r->method_ok = post; r->allow = "POST";
         } else if (!*rest) {
             r->kind = ROUTE_IMAGE; r->method_ok = del; r->allow = "DELETE";
         } else {

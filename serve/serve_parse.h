@@ -41,8 +41,28 @@ int serve_parse_predict(const char *body, size_t len, int w, int h, int low_size
                         serve_predict_req *req, char *why, size_t why_size);
 void serve_predict_req_free(serve_predict_req *req);
 
+/* A find body (SAM3): {"text": "roof", "boxes": [[x0, y0, x1, y1], ...], "labels": [1, 0,
+ * ...], "threshold": 0.5, "max_detections": 0, "format": "rle"|"png"}: a text and / or
+ * exemplar boxes (labels one per box, 1 positive, 0 negative; default all 1), as
+ * `samc find`. The text is checked here only for presence and length; its tokens are
+ * checked by the worker, which has the tokenizer. */
+#define SERVE_MAX_TEXT 8192
+typedef struct {
+    char *text;              /* malloc'ed, or NULL for an exemplar-only prompt */
+    float boxes[SAMC_CONCEPT_MAX_GEOMETRY][4];
+    int labels[SAMC_CONCEPT_MAX_GEOMETRY];
+    int n_boxes;
+    double threshold;        /* keep scores > threshold (default 0.5; compared as a float) */
+    int max_detections;      /* 0: all */
+    int format;              /* SERVE_FMT_* */
+} serve_find_req;
+
+int serve_parse_find(const char *body, size_t len, int w, int h, serve_find_req *req, char *why, size_t why_size);
+void serve_find_req_free(serve_find_req *req);
+
 /* A job body: {"type": "everything" | "mosaic", "image": "rel/path.png", "output":
- * "rel/dir", "timeout_s": n, "options": {...}}: for everything the option names of
+ * "rel/dir", "timeout_s": n, "options": {...}, and for a mosaic on a SAM3 model "text":
+ * "roof" or ["roof", "tree"] with "threshold": 0.5 (mosaic_options.classes)}: for everything the option names of
  * amg_options ("points_per_side": 32, ...), for mosaic sam-mosaic's names ("tile_size":
  * 1000, "iou_start": 0.93, ...; see docs/api.md). Paths are checked for shape only here
  * (relative, no "..", no empty or odd components); the server resolves them against
@@ -75,6 +95,7 @@ typedef enum {
     ROUTE_IMAGE,             /* DELETE /v1/images/{id} */
     ROUTE_JOBS,              /* POST /v1/jobs */
     ROUTE_JOB,               /* GET or DELETE /v1/jobs/{id} */
+    ROUTE_FIND,              /* POST /v1/images/{id}/find */
 } serve_route_kind;
 
 typedef struct {

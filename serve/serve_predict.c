@@ -4,6 +4,7 @@
  * ready to send back as "mask_input". */
 #include "serve/serve_internal.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,25 +58,9 @@ static cJSON *mask_json(const uint8_t *mask, int w, int h, int format, uint8_t *
     int64_t nc = 0;
     samc_error err = { 0 };
     if (amg_rle_encode(mask, w, h, 0, 0, w, h, &counts, &nc, &err) != 0) return NULL;
-    /* Written as text and added raw: one cJSON number per run costs an allocation and a
-     * %1.15g print each, which made RLE answers several times slower than PNG ones. */
-    size_t cap = 64 + 11 * (size_t)nc, n = 0;
-    char *text = malloc(cap);
-    if (!text) {
-        free(counts);
-        return NULL;
-    }
-    n += (size_t)snprintf(text, cap, "{\"size\":[%d,%d],\"counts\":[", h, w);
-    for (int64_t i = 0; i < nc; i++) {
-        char digits[10];
-        int k = 0;
-        uint32_t v = counts[i];
-        do digits[k++] = (char)('0' + v % 10); while ((v /= 10) != 0);
-        if (i) text[n++] = ',';
-        while (k) text[n++] = digits[--k];
-    }
-    memcpy(text + n, "]}", 3);
+    char *text = amg_rle_json(counts, nc, w, h);
     free(counts);
+    if (!text) return NULL;
     cJSON *o = cJSON_CreateRaw(text);
     free(text);
     return o;
@@ -149,6 +134,93 @@ void serve_run_predict(serve_worker *wk, serve_task *t) {
     if (!ok) {
         cJSON_Delete(o);
         serve_task_fail(t, 500, "out of memory encoding %d masks", out->batch * out->n_masks);
+        return;
+    }
+    t->response = serve_json_take(o);
+    t->status = t->response ? 200 : 500;
+}
+
+/* The text's tokens as samc_find will see them: 0, or -1 with a 400 (or 500) answer for
+ * text that is empty, only punctuation or not UTF-8, or a model without vocabulary. A
+ * text cut to the context length gets a notice in the answer. */
+static int check_text(serve_worker *wk, serve_task *t, samc_text_tokens *tok, cJSON *notices) {
+    samc_error err = { 0 };
+    if (samc_text_tokenize(wk->model, t->find.text, tok, &err) != 0) {
+        if (err.status == SAMC_ERR_UNSUPPORTED)
+            serve_task_fail(t, 400, "the model has no vocabulary for \"text\": start samc serve with --vocab "
+                            "bpe_simple_vocab_16e6.txt.gz (or SAMC_VOCAB), or give only \"boxes\"");
+        else
+            serve_task_fail(t, 500, "text: %s", err.msg);
+        return -1;
+    }
+    const char *why = tok->invalid_utf8 ? "is not valid UTF-8"
+                      : tok->n_tokens <= 2 ? "is empty (or only spaces): give a noun phrase such as \"roof\""
+                      : tok->n_words == 0 ? "has no letter or digit: give a noun phrase such as \"roof\"" : NULL;
+    if (why) {
+        serve_task_fail(t, 400, "\"text\" %s", why);
+        return -1;
+    }
+    if (tok->truncated) {
+        char note[160];
+        snprintf(note, sizeof note, "text is %d tokens: cut to %d as the official tokenizer does", tok->n_tokens,
+                 SAMC_CONCEPT_CONTEXT);
+        cJSON_AddItemToArray(notices, cJSON_CreateString(note));
+    }
+    return 0;
+}
+
+/* The instances as `samc find` writes them, the mask as "segmentation" (RLE) or "png". */
+static int add_instances(cJSON *o, const serve_find_req *r, const samc_instances *in) {
+    cJSON *arr = cJSON_AddArrayToObject(o, "instances");
+    uint8_t *gray = r->format == SERVE_FMT_PNG ? malloc((size_t)in->width * in->height) : NULL;
+    int ok = arr && (r->format != SERVE_FMT_PNG || gray);
+    for (int k = 0; k < in->n && ok; k++) {
+        cJSON *inst = amg_instance_json(in, k, r->text, 0, r->format == SERVE_FMT_RLE);
+        ok = inst && cJSON_AddItemToArray(arr, inst);
+        if (ok && r->format == SERVE_FMT_PNG) {
+            cJSON *png = mask_json(in->masks + (size_t)in->width * in->height * k, in->width, in->height,
+                                   SERVE_FMT_PNG, gray);
+            ok = png && cJSON_AddItemToObject(inst, "png", png);
+        }
+    }
+    free(gray);
+    return ok ? 0 : -1;
+}
+
+void serve_run_find(serve_worker *wk, serve_task *t) {
+    const serve_find_req *r = &t->find;
+    samc_text_tokens tok;
+    cJSON *o = cJSON_CreateObject(), *notices = cJSON_CreateArray();
+    if (!o || !notices || (r->text && check_text(wk, t, &tok, notices) != 0)) {
+        if (!t->response) serve_task_fail(t, 500, "out of memory");
+        cJSON_Delete(o);
+        cJSON_Delete(notices);
+        return;
+    }
+    samc_concept_prompt p = { .token_ids = r->text ? tok.ids : NULL, .boxes = r->n_boxes ? &r->boxes[0][0] : NULL,
+                              .box_labels = r->labels, .n_boxes = r->n_boxes };
+    samc_find_options fo = { .threshold = (float)r->threshold, .max_detections = r->max_detections, .want_masks = 1 };
+    samc_error err = { 0 };
+    samc_instances *in = &wk->inst;
+    if (samc_find(wk->model, t->slot->img, &p, &fo, in, &err) != 0) {
+        serve_task_fail(t, err.status == SAMC_ERR_ARG ? 400 : 500, "find: %s", err.msg);
+        cJSON_Delete(o);
+        cJSON_Delete(notices);
+        return;
+    }
+    int ok = add_instances(o, r, in) == 0;
+    if (r->text) cJSON_AddStringToObject(o, "text", r->text);
+    else cJSON_AddNullToObject(o, "text");
+    cJSON_AddNumberToObject(o, "width", in->width);
+    cJSON_AddNumberToObject(o, "height", in->height);
+    cJSON_AddNumberToObject(o, "threshold", r->threshold);
+    cJSON_AddNumberToObject(o, "queries", in->n_queries);
+    cJSON_AddNumberToObject(o, "presence", 1.0 / (1.0 + exp(-(double)in->presence_logit)));
+    cJSON_AddStringToObject(o, "format", r->format == SERVE_FMT_PNG ? "png" : "rle");
+    cJSON_AddItemToObject(o, "notices", notices);
+    if (!ok) {
+        cJSON_Delete(o);
+        serve_task_fail(t, 500, "out of memory encoding %d instances", in->n);
         return;
     }
     t->response = serve_json_take(o);

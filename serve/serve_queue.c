@@ -20,6 +20,7 @@ static void task_unref(serve_server *s, serve_task *t) {
     free(t->body);
     free(t->response);
     serve_predict_req_free(&t->req);
+    serve_find_req_free(&t->find);
     free(t);
 }
 

@@ -25,6 +25,7 @@ void serve_get_stats(serve_server *s, serve_stats *st) {
     st->tasks_discarded_late = s->discarded;
     pthread_mutex_unlock(&s->mu);
     st->config = s->info.config;
+    st->family = s->info.family;
     st->image_size = s->info.image_size;
 }
 
@@ -36,7 +37,7 @@ static int load_models(serve_server *s, samc_error *err) {
     s->workers = calloc((size_t)cfg->workers, sizeof *s->workers);
     if (!s->workers) return samc_error_set(err, SAMC_ERR_NOMEM, "out of memory for %d workers", cfg->workers);
     samc_options opt = { .backend = cfg->backend, .precision = cfg->precision, .n_threads = cfg->threads,
-                         .log = cfg->log, .log_ctx = cfg->log_ctx };
+                         .log = cfg->log, .log_ctx = cfg->log_ctx, .vocab_path = cfg->vocab };
     for (int i = 0; i < cfg->workers; i++) {
         s->workers[i].srv = s;
         if (!(s->workers[i].model = samc_model_load(cfg->model, &opt, err))) return -1;
@@ -49,6 +50,7 @@ static int load_models(serve_server *s, samc_error *err) {
 static void run_task(serve_worker *wk, serve_task *t) {
     if (t->kind == TASK_ENCODE) serve_run_encode(wk, t);
     else if (t->kind == TASK_PREDICT) serve_run_predict(wk, t);
+    else if (t->kind == TASK_FIND) serve_run_find(wk, t);
     else serve_run_job(wk, t);
 }
 
@@ -83,6 +85,7 @@ void serve_server_free(serve_server *s) {
     serve_cache_free(s);
     for (int i = 0; s->workers && i < s->cfg.workers; i++) {
         samc_masks_free(&s->workers[i].masks);
+        samc_instances_free(&s->workers[i].inst);
         samc_model_free(s->workers[i].model);
     }
     free(s->workers);

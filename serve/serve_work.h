@@ -38,10 +38,11 @@ void serve_server_free(serve_server *s);
 /* An upload to encode: takes body (malloc'ed, freed with the task). NULL when out of
  * memory (body is freed then too). deadline_ms is on util/clock.h's clock. */
 serve_task *serve_encode_task(uint8_t *body, size_t len, double deadline_ms);
-/* A predict on image `id`: 404 answer in *status / *response when the id is not cached,
- * 400 when the body is malformed; NULL then. */
-serve_task *serve_predict_task(serve_server *s, const char *id, const char *body, size_t len, double deadline_ms,
-                               int *status, char **response);
+/* A predict (find = 0) or, for a SAM3 model, a find (find = 1) on image `id`: 404 answer
+ * in *status / *response when the id is not cached, 400 when the body is malformed or
+ * the loaded model is of the other family; NULL then. */
+serve_task *serve_predict_task(serve_server *s, const char *id, int find, const char *body, size_t len,
+                               double deadline_ms, int *status, char **response);
 /* Hands a task to the workers and waits for its answer until its deadline. *status and
  * *response (malloc'ed JSON, caller frees) are filled in every case: 429 when the queue
  * is full, 504 on the deadline, else the worker's answer. The task is consumed. */
@@ -66,6 +67,7 @@ typedef struct {
     int jobs[JOB_N_STATES];
     int64_t tasks_timed_out, tasks_rejected, tasks_discarded_late;
     const char *config;
+    samc_family family;
     int image_size;
 } serve_stats;
 void serve_get_stats(serve_server *s, serve_stats *st);

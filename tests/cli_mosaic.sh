@@ -4,6 +4,9 @@
 # outputs exist under their final names with the input's CRS and size, progress in JSON
 # lines parses, a sam-mosaic YAML config is read and overridden by flags, Ctrl-C stops
 # cleanly with no output left, and bad inputs fail with one "samc: error:" line.
+# SAM3 classes (--text with sam3_micro and the golden vocabulary): the GeoPackage's
+# label_id / class / score / area / perimeter, stats.json's class table, the
+# georeferencing, bad class arguments, and 2 shards + merge equal to the single run.
 #
 # Runs $SAMC (set by tests/run_tests.sh; default ./samc). Needs gdal-bin (gdal_translate,
 # gdalinfo, ogrinfo); skips what needs it otherwise. Prints "N passed, N failed, N skipped".
@@ -157,6 +160,76 @@ if [ "$RC" -eq 130 ] && grep -q 'interrupted' "$TMP/int_err" && [ ! -e "$OUT3/la
   ok ctrl_c
 else
   cp "$TMP/int_err" "$TMP/err"; bad ctrl_c "exit $RC (want 130), or output / temporary folder left"
+fi
+
+# ---- SAM3 classes: --text on the synthetic sam3_micro model (masks mean nothing; the
+# plumbing, the classes, the georeferencing and the shards are what is checked) --------
+VOCAB=$GOLDEN/sam3/assets/bpe_simple_vocab_16e6.txt.gz
+M3=$TMP/sam3_micro.safetensors
+if [ ! -f "$VOCAB" ]; then
+  bad concept_vocab "golden vocabulary missing: $VOCAB"
+elif [ ! -x "$PY" ]; then
+  bad concept_python "$PY is needed to read the GeoPackage (sqlite3) and stats.json"
+elif ! "$SAMC" synth --config sam3_micro -o "$M3" >/dev/null 2>"$TMP/err"; then
+  bad concept_synth "samc synth --config sam3_micro failed"
+else
+  C=(--model "$M3" --vocab "$VOCAB" --text truck --text "a red car" --threshold 0.25 --tile-size 64 --padding 16
+     --min-area 10 --geopackage -q)
+  expect_fail concept_sam3_no_text "--text" "$SAMC" mosaic "$TIF" "$TMP/c0" --model "$M3" --vocab "$VOCAB" -q
+  expect_fail concept_sam2_text "SAM2.1" "$SAMC" mosaic "$TIF" "$TMP/c0" --model "$MODEL" --text roof -q
+  expect_fail concept_empty_text "empty" "$SAMC" mosaic "$TIF" "$TMP/c0" --model "$M3" --vocab "$VOCAB" --text "" -q
+  expect_fail concept_punct_text "no letter or digit" "$SAMC" mosaic "$TIF" "$TMP/c0" --model "$M3" --vocab "$VOCAB" --text "?!" -q
+  expect_fail concept_twice "twice" "$SAMC" mosaic "$TIF" "$TMP/c0" --model "$M3" --text roof --text roof
+  expect_fail concept_threshold "--threshold" "$SAMC" mosaic "$TIF" "$TMP/c0" --model "$M3" --text roof --threshold 2
+  expect_fail concept_no_vocab "SAMC_VOCAB" env -u SAMC_VOCAB "$SAMC" mosaic "$TIF" "$TMP/c0" --model "$M3" --text roof -q
+  check concept_errors_left_nothing "a refused run left files" bash -c "[ ! -e '$TMP/c0' ] || [ -z \"\$(ls -A '$TMP/c0')\" ]"
+  CO=$TMP/concept
+  if expect_ok concept_run "$SAMC" mosaic "$TIF" "$CO" "${C[@]}"; then
+    gdalinfo "$CO/labels.tif" >"$TMP/cinfo" 2>&1
+    check concept_georef "labels.tif lost the CRS, size or geotransform" bash -c "
+      grep -q 'Size is 320, 240' '$TMP/cinfo' && grep -q 'ID\[\"EPSG\",32633\]' '$TMP/cinfo' &&
+      grep -q 'Origin = (500000.000000000000000,4600120.000000000000000)' '$TMP/cinfo' &&
+      grep -q 'Pixel Size = (0.500000000000000,-0.500000000000000)' '$TMP/cinfo'"
+    ogrinfo -so -al "$CO/segments.gpkg" >"$TMP/cogr" 2>&1
+    check concept_gpkg_fields "segments.gpkg lacks label_id, class, score, area, perimeter or the CRS" bash -c "
+      grep -q 'label_id: Integer64' '$TMP/cogr' && grep -q 'class: String' '$TMP/cogr' && grep -q 'score: Real' '$TMP/cogr' &&
+      grep -q 'area: Real' '$TMP/cogr' && grep -q 'perimeter: Real' '$TMP/cogr' && grep -q 'EPSG\",32633' '$TMP/cogr' &&
+      grep -Eq 'Extent: \(500000\.[0-9]*, 4600000\.[0-9]*\) - \(500160\.[0-9]*, 4600120\.[0-9]*\)' '$TMP/cogr'"
+    check concept_classes "the polygons' classes and scores or stats.json's class table are wrong" "$PY" -c "
+import json, sqlite3
+rows = sqlite3.connect('$CO/segments.gpkg').execute('select label_id, class, score, area, perimeter from segments').fetchall()
+s = json.load(open('$CO/stats.json'))
+assert rows and {r[1] for r in rows} <= {'truck', 'a red car'}, set(r[1] for r in rows)
+assert all(0.25 < r[2] < 1 and r[3] > 0 and r[4] > 0 for r in rows)
+assert len({(r[0], r[1], r[2]) for r in rows}) == len({r[0] for r in rows}) == s['segments']
+cl = s['classes']
+assert [c['class'] for c in cl] == ['truck', 'a red car'] and [c['class_id'] for c in cl] == [1, 2]
+assert sum(c['segments'] for c in cl) == s['segments'] and sum(c['pixels'] for c in cl) == s['labelled_pixels']
+assert s['config']['concept'] == {'classes': ['truck', 'a red car'], 'score_threshold': 0.25}
+"
+  fi
+  # two shards and the merge give the single run's labels, classes and scores
+  for k in 0 1; do "$SAMC" mosaic "$TIF" "$TMP/cshards" "${C[@]}" --shard "$k/2" >/dev/null 2>"$TMP/err" || bad "concept_shard_$k" "exit $?"; done
+  if expect_ok concept_merge "$SAMC" mosaic merge "$TMP/cshards" -q && [ -d "$CO" ]; then
+    check concept_shards_labels "labels.tif of 2 shards + merge differs from the single run's" \
+      cmp -s "$CO/labels.tif" "$TMP/cshards/labels.tif"
+    check concept_shards_classes "classes or scores of 2 shards + merge differ from the single run's" "$PY" -c "
+import json, sqlite3
+q = 'select label_id, class, score, area, perimeter from segments order by fid'
+a, b = (sqlite3.connect(p + '/segments.gpkg').execute(q).fetchall() for p in ('$CO', '$TMP/cshards'))
+assert a and a == b, (len(a), len(b))
+sa, sb = (json.load(open(p + '/stats.json')) for p in ('$CO', '$TMP/cshards'))
+assert sa['classes'] == sb['classes'] and sa['segments'] == sb['segments']
+"
+    check concept_joins_within_class "a shard joined segments of two classes" "$PY" -c "
+import struct
+for k in (0, 1):
+    d = '$TMP/cshards/shards/%d/' % k
+    cls = open(d + 'classes.u32', 'rb').read(); u = open(d + 'unions.u32', 'rb').read()
+    c = struct.unpack('<%dI' % (len(cls) // 4), cls); p = struct.unpack('<%dI' % (len(u) // 4), u)
+    assert len(p) > 0 and all(c[p[i] - 1] == c[p[i + 1] - 1] for i in range(0, len(p), 2)), k
+"
+  fi
 fi
 
 finish

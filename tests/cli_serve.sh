@@ -9,11 +9,14 @@
 # 4) with resident memory measured after warm-up and at the end (fail above 1% growth;
 # not checked in a sanitized build), and the page in headless
 # Chromium when it is installed (SAMC_SKIP_BROWSER=1 skips it).
+# SAM3 (sam3_micro, the golden CLIP vocabulary): find answers equal to `samc find`'s, its
+# bad requests, the family refusals both ways, the page's text box, and a soak of
+# SAMC_SOAK_FINDS finds (default 1000; 300) with the same memory check.
 #
 # Runs $SAMC (default ./samc); golden folder $SAMC_GOLDEN or ../shared/golden.
 # Prints "N passed, N failed, N skipped" last.
 set -u
-unset SAMC_DEBUG SAMC_BACKEND SAMC_SERVE_TOKEN
+unset SAMC_DEBUG SAMC_BACKEND SAMC_SERVE_TOKEN SAMC_VOCAB
 SAMC=${SAMC:-./samc}
 case "$SAMC" in /*) ;; *) SAMC="$(cd "$(dirname "$SAMC")" && pwd)/$(basename "$SAMC")" ;; esac
 GOLDEN=${SAMC_GOLDEN:-../shared/golden}
@@ -24,6 +27,7 @@ SANITIZED=0
 grep -q '__asan_init' "$SAMC" 2>/dev/null && SANITIZED=1
 SOAK_PREDICTS=${SAMC_SOAK_PREDICTS:-$([ "$SANITIZED" = 1 ] && echo 300 || echo 1000)}
 SOAK_JOBS=${SAMC_SOAK_JOBS:-$([ "$SANITIZED" = 1 ] && echo 4 || echo 10)}
+SOAK_FINDS=${SAMC_SOAK_FINDS:-$([ "$SANITIZED" = 1 ] && echo 300 || echo 1000)}
 PY=/usr/bin/python3
 pass=0; fail=0; skip=0
 TMP=$(mktemp -d /tmp/samc_cli_serve.XXXXXX)
@@ -59,10 +63,11 @@ cp "$IMG" "$TMP/outside/secret.png"
 ln -s "$TMP/outside/secret.png" "$DATA/escape.png"
 ln -s "$TMP/outside" "$DATA/outlink"
 
-# start NAME ARGS...: runs `samc serve --port 0 ARGS` in the background; sets PORT, PID, U.
+# start NAME ARGS...: runs `samc serve --port 0 ARGS` in the background (the model is
+# $START_MODEL if set, else $MODEL); sets PORT, PID, U.
 start() {
   local name=$1; shift
-  "$SAMC" serve --model "$MODEL" --port 0 --threads 1 "$@" >"$TMP/$name.log" 2>&1 &
+  "$SAMC" serve --model "${START_MODEL:-$MODEL}" --port 0 --threads 1 "$@" >"$TMP/$name.log" 2>&1 &
   PID=$!
   PIDS+=("$PID")
   PORT=""
@@ -109,7 +114,7 @@ fi
 MAIN=$PID
 
 req GET /healthz
-check healthz "HTTP $CODE or no status ok" test "$CODE" = 200 -a "$(field status)" = ok
+check healthz "HTTP $CODE or no status ok" test "$CODE" = 200 -a "$(field status)" = ok -a "$(field family)" = sam2.1
 req GET /
 check page "HTTP $CODE or not the page" grep -q 'click to segment' "$TMP/body"
 req POST /v1/images --data-binary "@$IMG"
@@ -193,6 +198,8 @@ if command -v gdal_translate >/dev/null && gdal_translate -q -a_srs EPSG:32633 -
   expect mosaic_option_name 400 "unknown mosaic option" POST /v1/jobs -d '{"type": "mosaic", "image": "truck.tif", "options": {"tile": 3}}'
   expect mosaic_option_value 400 "tile_size" POST /v1/jobs -d '{"type": "mosaic", "image": "truck.tif", "options": {"tile_size": 2}}'
   expect mosaic_option_type 400 "use_black_mask" POST /v1/jobs -d '{"type": "mosaic", "image": "truck.tif", "options": {"use_black_mask": [1]}}'
+  expect mosaic_text_on_sam2 400 "need SAM3" POST /v1/jobs -d '{"type": "mosaic", "image": "truck.tif", "text": "roof"}'
+  expect everything_text 400 "for mosaic jobs" POST /v1/jobs -d '{"type": "everything", "image": "truck.png", "text": "roof"}'
 else
   skipped mosaic_job "no gdal_translate (Debian gdal-bin) to make a GeoTIFF"
 fi
@@ -284,6 +291,8 @@ check no_escape_written "something was written outside the data folder" test ! -
 req DELETE "/v1/images/$ID"
 check image_delete "HTTP $CODE" test "$CODE" = 204
 expect deleted_image 404 "no image" POST "/v1/images/$ID/predict" -d '{"points": [[1, 2]]}'
+req POST /v1/images --data-binary "@$IMG"
+expect find_on_sam2 400 "find needs SAM3" POST "/v1/images/$(field id)/find" -d '{"text": "truck"}'
 
 req GET /healthz
 check alive_after_hostile "HTTP $CODE" test "$CODE" = 200
@@ -318,12 +327,12 @@ fi
 # ---- soak: many predicts and jobs against one process, resident memory flat -----------
 req POST /v1/images --data-binary "@$IMG"; SID=$(field id)
 printf '{"points": [[100, 100], [220, 90]], "labels": [1, 0], "format": "rle"}' >"$TMP/soak.json"
-burst() {  # burst N: N predicts over keep-alive connections, 4 clients; codes to $TMP/codes
-  local n=$1 per=$(( ($1 + 3) / 4 ))
+burst() {  # burst N [ENDPOINT BODY]: N predicts (or finds) over keep-alive connections, 4 clients; codes to $TMP/codes
+  local n=$1 per=$(( ($1 + 3) / 4 )) ep=${2:-predict} body=${3:-$TMP/soak.json}
   : >"$TMP/codes"
   for c in 1 2 3 4; do
-    yes "$U/v1/images/$SID/predict" | head -n "$per" |
-      xargs curl -s -w '%{stderr}%{http_code}\n' -d "@$TMP/soak.json" >/dev/null 2>>"$TMP/codes.$c" &
+    yes "$U/v1/images/$SID/$ep" | head -n "$per" |
+      xargs curl -s -w '%{stderr}%{http_code}\n' -d "@$body" >/dev/null 2>>"$TMP/codes.$c" &
   done
   wait_clients
   cat "$TMP"/codes.? >"$TMP/codes"; rm -f "$TMP"/codes.?
@@ -414,6 +423,120 @@ if start multi --workers 2 --queue 32; then
   check workers_2_parallel_20 "a client did not get 200 or an answer differs from the one-worker server's" multi_ok
   stop "$PID" multi
 else bad multi.start "did not start"; fi
+
+# ---- SAM3: find, its errors, the page, a soak ------------------------------------------
+VOCAB=$GOLDEN/sam3/assets/bpe_simple_vocab_16e6.txt.gz
+case "$VOCAB" in /*) ;; *) VOCAB="$(pwd)/$VOCAB" ;; esac
+M3=$TMP/sam3_micro.safetensors
+if [ ! -f "$VOCAB" ]; then
+  bad sam3 "golden vocabulary missing: $VOCAB"
+elif ! "$SAMC" synth --config sam3_micro -o "$M3" >/dev/null 2>&1; then
+  bad sam3 "samc synth --config sam3_micro failed"
+elif ! START_MODEL=$M3 start sam3 --vocab "$VOCAB" --data-dir "$DATA"; then
+  bad sam3.start "did not start"; cat "$TMP/sam3.log"
+else
+  S3=$PID
+  req GET /healthz
+  check sam3_healthz "family is not sam3" test "$(field family)" = sam3 -a "$(field model)" = sam3_micro
+  req POST /v1/images --data-binary "@$IMG"; SID=$(field id)
+  check sam3_upload "HTTP $CODE" test "$CODE" = 201 -a "${#SID}" = 16
+  req POST "/v1/images/$SID/find" -d '{"text": "truck", "threshold": 0.25}'
+  cp "$TMP/body" "$TMP/find_rle.json"
+  (cd "$TMP" && "$SAMC" find "$IMG" --model "$M3" --vocab "$VOCAB" --threads 1 --text truck --threshold 0.25 \
+     --out "$TMP/cli_find" --json >"$TMP/cli_find.json" 2>/dev/null)
+  if [ -x "$PY" ]; then
+    same_find() {
+      "$PY" - "$TMP/find_rle.json" "$TMP/cli_find/instances.json" <<'EOF2'
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+keys = ("text", "query", "score", "box", "area", "segmentation")
+sys.exit(0 if a["instances"] and len(a["instances"]) == len(b["instances"]) and
+         all(x[k] == y[k] for x, y in zip(a["instances"], b["instances"]) for k in keys) else 1)
+EOF2
+    }
+    check find_matches_cli "HTTP $CODE or the instances differ from samc find's" same_find
+  else
+    bad find_matches_cli "no $PY to compare JSON"
+  fi
+  req POST "/v1/images/$SID/find" -d '{"text": "truck", "threshold": 0.3, "format": "png"}'
+  sed -nE 's/.*"png":"([^"]*)".*/\1/p' "$TMP/body" | head -n 1 | base64 -d >"$TMP/served_find.png" 2>/dev/null
+  check find_png_matches_cli "HTTP $CODE or the PNG differs from samc find's" cmp -s "$TMP/served_find.png" "$TMP"/cli_find/t0_k*_q8.png
+  req POST "/v1/images/$SID/find" -d '{"boxes": [[248, 110, 292, 155], [10, 10, 60, 60]], "labels": [1, 0], "threshold": -1, "max_detections": 3}'
+  check find_boxes "HTTP $CODE or not 3 exemplar-only instances" test "$CODE" = 200 -a "$(grep -o '"query":' "$TMP/body" | wc -l)" = 3 -a "$(field text)" = null
+  req POST "/v1/images/$SID/find" -d '{"text": "truck", "threshold": 0.99}'
+  check find_nothing "HTTP $CODE or not an empty list" grep -q '^{"instances":\[\],' "$TMP/body"
+  req POST "/v1/images/$SID/find" -d "{\"text\": \"$(printf 'red %.0s' {1..40})\"}"
+  check find_long_notice "HTTP $CODE or no notice of the cut" grep -q '"notices":\["text is 42 tokens: cut to 32' "$TMP/body"
+  F=/v1/images/$SID/find
+  expect find_empty 400 "empty" POST "$F" -d '{"text": ""}'
+  expect find_spaces 400 "empty" POST "$F" -d '{"text": " \t "}'
+  expect find_punct 400 "no letter or digit" POST "$F" -d '{"text": "?!"}'
+  printf '{"text": "ro\xffof"}' >"$TMP/bad_utf8.json"
+  expect find_not_utf8 400 "UTF-8" POST "$F" --data-binary "@$TMP/bad_utf8.json"
+  expect find_text_type 400 "must be a string" POST "$F" -d '{"text": 3}'
+  expect find_no_prompt 400 "no prompt" POST "$F" -d '{"threshold": 0.2}'
+  expect find_box_outside 400 "outside" POST "$F" -d '{"text": "roof", "boxes": [[0, 0, 400, 10]]}'
+  expect find_box_inverted 400 "inverted" POST "$F" -d '{"boxes": [[50, 50, 10, 60]]}'
+  expect find_labels 400 "labels" POST "$F" -d '{"boxes": [[5, 5, 50, 50]], "labels": [1, 0]}'
+  expect find_label_value 400 "labels" POST "$F" -d '{"boxes": [[5, 5, 50, 50]], "labels": [3]}'
+  expect find_threshold 400 "threshold" POST "$F" -d '{"text": "roof", "threshold": 2}'
+  expect find_max_det 400 "max_detections" POST "$F" -d '{"text": "roof", "max_detections": 1.5}'
+  expect find_unknown_key 400 "unknown key" POST "$F" -d '{"txt": "roof"}'
+  expect predict_on_sam3 400 "is SAM3" POST "/v1/images/$SID/predict" -d '{"points": [[10, 10]]}'
+  expect everything_on_sam3 400 "is SAM3" POST /v1/jobs -d '{"type": "everything", "image": "truck.png"}'
+  if [ -f "$DATA/truck.tif" ]; then
+    C_OPTS='"options": {"tile_size": 128, "padding": 16, "min_mask_area": 10, "save_geopackage": true}'
+    req POST /v1/jobs -d "{\"type\": \"mosaic\", \"image\": \"truck.tif\", \"output\": \"sub/cmos\", \"text\": [\"truck\", \"a red car\"], \"threshold\": 0.25, $C_OPTS}"
+    CJ=$(field id); wait_job "$CJ"
+    check mosaic_text_job "state '$STATE' ($(field error))" test "$STATE" = done -a -s "$DATA/sub/cmos/segments.gpkg"
+    check mosaic_text_classes "the job does not list its classes, or stats.json has no class table" bash -c "
+      grep -q '\"classes\":\[\"truck\",\"a red car\"\]' '$TMP/body' && grep -q '\"class\":[[:space:]]*\"a red car\"' '$DATA/sub/cmos/stats.json'"
+    expect mosaic_sam3_no_text 400 "give the classes" POST /v1/jobs -d '{"type": "mosaic", "image": "truck.tif"}'
+    expect mosaic_text_type 400 "text" POST /v1/jobs -d '{"type": "mosaic", "image": "truck.tif", "text": [3]}'
+    req POST /v1/jobs -d '{"type": "mosaic", "image": "truck.tif", "output": "sub/cbad", "text": "?!"}'
+    CB=$(field id); wait_job "$CB"
+    check mosaic_text_refused "state '$STATE' ($(field error))" bash -c "[ '$STATE' = failed ] && grep -q 'no letter or digit' '$TMP/body'"
+  else
+    skipped mosaic_text_job "no GeoTIFF (gdal_translate) for a mosaic job"
+  fi
+  if [ "${SAMC_SKIP_BROWSER:-0}" != 1 ] && [ -n "$CHROME" ]; then
+    timeout 90 "$CHROME" --headless --disable-gpu --no-sandbox --user-data-dir="$TMP/chrome3" \
+      --virtual-time-budget=20000 --dump-dom "$U/?selftest=1" >"$TMP/dom3.html" 2>"$TMP/chrome3.err"
+    line=$(grep -o 'selftest: [^<]*' "$TMP/dom3.html" | head -n 1)
+    echo "    $line"
+    check browser_sam3 "page self-test did not pass: '${line:-no result}'" grep -q 'selftest: ok sam3 .* instances=20 drawn=[1-9]' "$TMP/dom3.html"
+    check page_text_box "the page has no visible text box" grep -q '<span id="findbar">' "$TMP/dom3.html"
+  else
+    skipped browser_sam3 "no chromium or SAMC_SKIP_BROWSER=1"
+  fi
+  # soak: finds against one process, resident memory flat (as the predict soak above)
+  printf '{"text": "truck", "boxes": [[248, 110, 292, 155]], "threshold": 0.2, "format": "rle"}' >"$TMP/soak_find.json"
+  t0=$(date +%s.%N)
+  warm=$(( SOAK_FINDS / 10 )); [ "$warm" -lt 100 ] && warm=100
+  burst "$warm" find "$TMP/soak_find.json"; burst "$warm" find "$TMP/soak_find.json"
+  rss0=$(rss_kb "$S3")
+  burst "$SOAK_FINDS" find "$TMP/soak_find.json"
+  n200=$(grep -c '^200$' "$TMP/codes")
+  rss1=$(rss_kb "$S3")
+  t1=$(date +%s.%N)
+  growth=$(awk -v a="$rss0" -v b="$rss1" 'BEGIN { printf "%.3f", (b - a) * 100 / a }')
+  echo "    find soak: $n200 of $(wc -l <"$TMP/codes") finds 200, $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s; RSS after warm-up ${rss0} kB, at end ${rss1} kB (${growth}%)"
+  check find_soak_answers "$n200 of $SOAK_FINDS finds got 200" test "$n200" -ge "$SOAK_FINDS"
+  if [ "$SANITIZED" = 1 ]; then
+    skipped find_soak_rss "sanitized build: resident memory includes the sanitizer's quarantine"
+  else
+    check find_soak_rss "resident memory grew ${growth}% (> 1%)" awk -v g="$growth" 'BEGIN { exit !(g <= 1) }'
+  fi
+  stop "$S3" sam3
+fi
+# without a vocabulary: text is refused with how to give one, boxes still work
+if [ -f "$M3" ] && START_MODEL=$M3 start sam3_novocab; then
+  req POST /v1/images --data-binary "@$IMG"; NID=$(field id)
+  expect find_no_vocab 400 "--vocab" POST "/v1/images/$NID/find" -d '{"text": "truck"}'
+  req POST "/v1/images/$NID/find" -d '{"boxes": [[248, 110, 292, 155]]}'
+  check find_no_vocab_boxes "HTTP $CODE" test "$CODE" = 200
+  stop "$PID" sam3_novocab
+else bad sam3_novocab.start "did not start"; fi
 
 # ---- command line ----------------------------------------------------------------------
 "$SAMC" serve --model "$MODEL" --host nowhere >/dev/null 2>"$TMP/err"; rc=$?

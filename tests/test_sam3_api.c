@@ -194,6 +194,24 @@ static void test_text_prompt(void) {
         CHECK(a.n == b.n && memcmp(a.pred_logits, b.pred_logits, sizeof(float) * 20) == 0);
         CHECK(memcmp(a.pred_masks, b.pred_masks, sizeof(float) * 20 * 72 * 72) == 0);
     }
+    /* samc_text_tokenize: what samc_find will see, and what a caller should refuse */
+    samc_text_tokens tok;
+    CHECKF(m && samc_text_tokenize(m, "A  Red car", &tok, &err) == 0, "%s", err.msg);
+    CHECK(memcmp(tok.ids, red_car, sizeof red_car) == 0 && tok.n_tokens == 5 && tok.n_words == 3);
+    CHECK(!tok.truncated && !tok.invalid_utf8 && !tok.input_cut);
+    static const struct { const char *text; int n_tokens, n_words, truncated, invalid_utf8; } cases[] = {
+        { "", 2, 0, 0, 0 }, { " \t\xc2\xa0\n", 2, 0, 0, 0 }, { "?!...", 4, 0, 0, 0 }, { "!", 3, 0, 0, 0 },
+        { "ro\xffof", 5, 2, 0, 1 }, { "caf\xc3\xa9's 2", 5, 3, 0, 0 },
+        { "a b c d e f g h i j k l m n o p q r s t u v w x y z a b c d e", 33, 31, 1, 0 },
+    };
+    for (size_t i = 0; m && i < sizeof cases / sizeof cases[0]; i++) {
+        CHECKF(samc_text_tokenize(m, cases[i].text, &tok, &err) == 0, "%s", err.msg);
+        CHECKF(tok.n_tokens == cases[i].n_tokens && tok.n_words == cases[i].n_words &&
+               tok.truncated == cases[i].truncated && tok.invalid_utf8 == cases[i].invalid_utf8,
+               "'%s': %d tokens, %d words, truncated %d, invalid %d", cases[i].text, tok.n_tokens, tok.n_words,
+               tok.truncated, tok.invalid_utf8);
+    }
+    CHECK(m && tok.ids[SAMC_CONCEPT_CONTEXT - 1] == 49407);
     samc_instances_free(&a);
     samc_instances_free(&b);
     samc_image_free(img);
@@ -226,6 +244,9 @@ static void test_family_errors(void) {
     samc_instances out = { 0 };
     CHECK(samc_find(m2, image, &(samc_concept_prompt){ .token_ids = truck_ids }, NULL, &out, &err) == -1);
     CHECKF(err.status == SAMC_ERR_UNSUPPORTED && strstr(err.msg, "SAM2.1"), "%s", err.msg);
+    samc_text_tokens tok;
+    CHECK(samc_text_tokenize(m2, "truck", &tok, &err) == -1 && err.status == SAMC_ERR_ARG && strstr(err.msg, "SAM2.1"));
+    CHECK(samc_text_tokenize(model, "truck", &tok, &err) == -1 && err.status == SAMC_ERR_UNSUPPORTED);
     CHECK(samc_image_encode(m2, image, rgb, W, H, &err) == -1 && strstr(err.msg, "another model"));
     samc_model_free(m2);
     /* not yet encoded */

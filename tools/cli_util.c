@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdint.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -108,8 +109,48 @@ int cli_parse_box(const char *s, float box[4], char *why, size_t why_size) {
     return 0;
 }
 
+int cli_parse_box_label(const char *s, float box[4], int *label, char *why, size_t why_size) {
+    float v[5];
+    int got = 0, n = count_items(s);
+    if ((n != 4 && n != 5) || cli_parse_floats(s, v, n, &got) != 0) {
+        snprintf(why, why_size, "'%s' is not X0,Y0,X1,Y1 or X0,Y0,X1,Y1,L (numbers separated by commas)", s);
+        return -1;
+    }
+    if (n == 5 && v[4] != 0.0f && v[4] != 1.0f) {
+        snprintf(why, why_size, "label in '%s' must be 1 (positive exemplar) or 0 (negative)", s);
+        return -1;
+    }
+    if (v[2] <= v[0] || v[3] <= v[1]) {
+        snprintf(why, why_size, "'%s' is inverted or empty: need X1 > X0 and Y1 > Y0", s);
+        return -1;
+    }
+    memcpy(box, v, 4 * sizeof *box);
+    *label = n == 5 ? (int)v[4] : 1;
+    return 0;
+}
+
 int cli_inside_image(float x, float y, int w, int h) {
     return x >= 0.0f && y >= 0.0f && x <= (float)w && y <= (float)h;
+}
+
+int cli_check_inside(const cli_point *points, int n_points, const float (*boxes)[4], int n_boxes, int w, int h) {
+    for (int i = 0; i < n_points; i++) {
+        const cli_point *p = &points[i];
+        if (!cli_inside_image(p->x, p->y, w, h)) {
+            cli_error("--point", "%g,%g is outside the %dx%d image (x must be in [0, %d], "
+                      "y in [0, %d])", p->x, p->y, w, h, w, h);
+            return -1;
+        }
+    }
+    for (int b = 0; b < n_boxes; b++) {
+        const float *x = boxes[b];
+        if (!cli_inside_image(x[0], x[1], w, h) || !cli_inside_image(x[2], x[3], w, h)) {
+            cli_error("--box", "%g,%g,%g,%g is outside the %dx%d image (x must be in [0, %d], "
+                      "y in [0, %d])", x[0], x[1], x[2], x[3], w, h, w, h);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 int cli_parse_backend(const char *s, samc_backend *out) {
@@ -360,6 +401,121 @@ int cli_compute_resolve(const cli_compute *c, samc_options *opt) {
     return 0;
 }
 
+int cli_check_weights_file(const char *path) {
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        cli_error("--model", "cannot open '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    if (S_ISDIR(st.st_mode)) return 0;
+    unsigned char b[9] = { 0 };
+    FILE *f = fopen(path, "rb");
+    size_t n = f ? fread(b, 1, sizeof b, f) : 0;
+    if (f) fclose(f);
+    if (!f) {
+        cli_error("--model", "cannot open '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    uint64_t len = 0;
+    for (int i = 7; i >= 0; i--) len = len << 8 | b[i];
+    int zip = n >= 4 && !memcmp(b, "PK\3\4", 4);
+    int st_file = n == 9 && len >= 2 && len <= (uint64_t)st.st_size - 8 && b[8] == '{';
+    if (zip || st_file) return 0;
+    char start[40] = "";
+    for (size_t i = 0; i < n && i < 8; i++) snprintf(start + 3 * i, sizeof start - 3 * i, i ? " %02x" : "%02x", b[i]);
+    cli_error("--model", "'%s' is not a weight file: neither safetensors (an 8-byte header length, then "
+              "'{') nor a PyTorch .pt checkpoint (a zip); it is %lld bytes and starts with %s", path,
+              (long long)st.st_size, n ? start : "nothing (empty)");
+    return -1;
+}
+
+int cli_check_family(const char *cmd, const char *model, const samc_model_info *info, samc_family want) {
+    if (info->family == want) return 0;
+    if (want == SAMC_FAMILY_SAM3)
+        cli_error("--model", "%s is a SAM2.1 model (config %s): samc %s needs SAM3 weights (samc convert sam3.pt, "
+                  "or samc synth --config sam3_micro for a test model); points and boxes on SAM2.1 are samc segment's",
+                  model, info->config, cmd);
+    else
+        cli_error("--model", "%s is a SAM3 model (config %s): samc %s needs SAM2.1 weights; SAM3 finds every "
+                  "instance of a concept with samc find IMAGE --text \"...\"%s", model, info->config, cmd,
+                  strcmp(cmd, "mosaic") ? "" : " or samc mosaic --text");
+    return -1;
+}
+
+/* Length of the well-formed UTF-8 character at s (2 to 4 bytes), else 0. */
+static int utf8_char_len(const unsigned char *s) {
+    int n = s[0] >= 0xC2 && s[0] <= 0xDF ? 2 : s[0] >= 0xE0 && s[0] <= 0xEF ? 3 : s[0] >= 0xF0 && s[0] <= 0xF4 ? 4 : 0;
+    for (int i = 1; i < n; i++)
+        if ((s[i] & 0xC0) != 0x80) return 0;
+    if ((s[0] == 0xE0 && s[1] < 0xA0) || (s[0] == 0xED && s[1] > 0x9F) || (s[0] == 0xF0 && s[1] < 0x90) ||
+        (s[0] == 0xF4 && s[1] > 0x8F))
+        return 0;   /* overlong, surrogate or beyond U+10FFFF */
+    return n;
+}
+
+/* Text for a message: at most 48 characters of s in single quotes, control characters
+ * and bytes that are not UTF-8 as \xHH, "..." after it when cut. size >= 16; 220 bytes
+ * always hold it. */
+static void cli_quote(const char *s, char *out, size_t size) {
+    size_t n = 0, shown = 0;
+    if (size < 16) {
+        if (size) out[0] = '\0';
+        return;
+    }
+    const unsigned char *p = (const unsigned char *)s;
+    out[n++] = '\'';
+    while (*p && shown < 48 && n + 10 < size) {
+        int len = *p >= 0x80 ? utf8_char_len(p) : 0;
+        if (len) {
+            memcpy(out + n, p, (size_t)len);
+            n += (size_t)len;
+            p += len;
+        } else {
+            if (*p >= 32 && *p < 127) out[n++] = (char)*p;
+            else n += (size_t)snprintf(out + n, size - n, "\\x%02x", *p);
+            p++;
+        }
+        shown++;
+    }
+    out[n++] = '\'';
+    if (*p) n += (size_t)snprintf(out + n, size - n, "...");
+    out[n] = '\0';
+}
+
+int cli_check_texts(const char *model_path, samc_model *m, const char *const *texts, int n,
+                    int32_t (*ids)[SAMC_CONCEPT_CONTEXT]) {
+    for (int i = 0; i < n; i++) {
+        samc_error err = { 0 };
+        samc_text_tokens tok;
+        char q[220];
+        cli_quote(texts[i], q, sizeof q);
+        if (samc_text_tokenize(m, texts[i], &tok, &err) != 0) {
+            if (err.status == SAMC_ERR_UNSUPPORTED)
+                cli_error("--vocab", "%s has no vocabulary inside (no tokenizer.bpe_merges metadata), so --text needs "
+                          "one: pass --vocab bpe_simple_vocab_16e6.txt.gz (the official CLIP merges, "
+                          "weights/download.sh sam3 fetches it) or set SAMC_VOCAB, or embed it with samc convert "
+                          "--vocab", model_path);
+            else
+                cli_lib_error("--text", &err);
+            return -1;
+        }
+        const char *why = tok.invalid_utf8 ? "is not valid UTF-8"
+                          : tok.n_tokens <= 2 ? "is empty (or only spaces): give a noun phrase such as \"roof\", or "
+                                                "only --box exemplars for a visual prompt"
+                          : tok.n_words == 0 ? "has no letter or digit: give a noun phrase such as \"roof\""
+                          : NULL;
+        if (why) {
+            cli_error("--text", "%s %s", q, why);
+            return -1;
+        }
+        if (tok.truncated)
+            fprintf(stderr, "samc: notice: --text %s is %d tokens: cut to %d as the official tokenizer does "
+                    "(the last kept id becomes <end_of_text>)\n", q, tok.n_tokens, SAMC_CONCEPT_CONTEXT);
+        if (ids) memcpy(ids[i], tok.ids, sizeof tok.ids);
+    }
+    return 0;
+}
+
 void cli_log_stderr(void *ctx, const char *line) {
     (void)ctx;
     fprintf(stderr, "samc: %s\n", line);
@@ -398,6 +554,55 @@ int cli_check_writable(const char *what, const char *path) {
     }
     if (access(dir, W_OK) != 0) {
         cli_error(what, "cannot write '%s': directory '%s': %s", path, dir, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int cli_prepare_out_dir(const char *what, const char *dir) {
+    struct stat st;
+    if (strlen(dir) > 4000) {
+        cli_error(what, "path too long (%zu bytes)", strlen(dir));
+        return -1;
+    }
+    if (stat(dir, &st) != 0) {
+        if (errno != ENOENT || mkdir(dir, 0777) != 0) {
+            cli_error(what, "cannot create folder '%s': %s", dir, strerror(errno));
+            return -1;
+        }
+        return 0;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        cli_error(what, "'%s' exists and is not a folder", dir);
+        return -1;
+    }
+    if (access(dir, W_OK | X_OK) != 0) {
+        cli_error(what, "cannot write into folder '%s': %s", dir, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int cli_write_atomic(const char *what, const char *path, int (*write)(FILE *f, void *ctx), void *ctx) {
+    char tmp[4300];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        cli_error(what, "cannot write '%s': %s", tmp, strerror(errno));
+        return -1;
+    }
+    errno = 0;
+    int ok = write(f, ctx) == 0 && !ferror(f);
+    int err = errno;
+    ok = fclose(f) == 0 && ok;
+    if (!ok) {
+        cli_error(what, "cannot write '%s': %s", tmp, strerror(err ? err : errno ? errno : EIO));
+        unlink(tmp);
+        return -1;
+    }
+    if (rename(tmp, path) != 0) {
+        cli_error(what, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
+        unlink(tmp);
         return -1;
     }
     return 0;

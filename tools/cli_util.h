@@ -9,6 +9,7 @@
 #ifndef SAMC_CLI_UTIL_H
 #define SAMC_CLI_UTIL_H
 #include <stddef.h>
+#include <stdio.h>
 #include "model/samc.h"
 
 /* Exit codes: 0 success, 1 runtime failure (file, model, inference), 2 bad usage. */
@@ -33,8 +34,13 @@ typedef struct {
 int cli_parse_point(const char *s, cli_point *p, char *why, size_t why_size);
 /* "X0,Y0,X1,Y1" with X1 > X0 and Y1 > Y0. */
 int cli_parse_box(const char *s, float box[4], char *why, size_t why_size);
+/* "X0,Y0,X1,Y1" or "X0,Y0,X1,Y1,L" with L 1 (default) or 0, for exemplar boxes. */
+int cli_parse_box_label(const char *s, float box[4], int *label, char *why, size_t why_size);
 /* Whether (x, y) is inside a w x h image (edges included, as samc_predict requires). */
 int cli_inside_image(float x, float y, int w, int h);
+/* Every point and box corner inside the w x h image, else one error line naming --point
+ * or --box and the allowed ranges. boxes: [n_boxes][4]. 0 or -1. */
+int cli_check_inside(const cli_point *points, int n_points, const float (*boxes)[4], int n_boxes, int w, int h);
 
 /* "auto", "ref", "fast", "cuda" (also the full names "cpu_ref", "cpu_fast"). */
 int cli_parse_backend(const char *s, samc_backend *out);
@@ -106,6 +112,23 @@ int cli_compute_flag(cli_args *a, const char *arg, cli_compute *c);
  * --device and --backend contradict each other (cpu with cuda, cuda with ref / fast). */
 int cli_compute_resolve(const cli_compute *c, samc_options *opt);
 
+/* A first look at a weight file before loading it: a safetensors file (its 8-byte header
+ * length then '{') or a PyTorch .pt zip; a folder is left to the loader. If not, one
+ * error line names --model, what the file starts with and what was expected. 0 or -1. */
+int cli_check_weights_file(const char *path);
+/* Whether the loaded model is of the family a command needs (SAM2.1 for segment,
+ * everything, the automatic mosaic; SAM3 for find); if not, one error line naming
+ * --model says which command takes such weights. 0 or -1. */
+int cli_check_family(const char *cmd, const char *model, const samc_model_info *info, samc_family want);
+
+/* SAM3 text prompts checked through the model's tokenizer before any (long) encode:
+ * refused with one error line naming --text when empty, only spaces or punctuation, or
+ * not UTF-8, or naming --vocab when the model has no vocabulary (how to give one); a
+ * notice on stderr when one is cut to the context length. ids[n] (may be NULL) gets the
+ * token ids samc_find will see. 0 or -1. */
+int cli_check_texts(const char *model_path, samc_model *m, const char *const *texts, int n,
+                    int32_t (*ids)[SAMC_CONCEPT_CONTEXT]);
+
 /* Trace hook for samc_options.log: one line per call on stderr. */
 void cli_log_stderr(void *ctx, const char *line);
 /* SAMC_DEBUG set to anything but "" or "0". */
@@ -115,6 +138,14 @@ int cli_debug_env(void);
 double cli_now_ms(void);
 /* Whether path's directory exists and can be written; prints the error if not. */
 int cli_check_writable(const char *what, const char *path);
+
+/* DIR exists as a writable folder afterwards (created if missing), or one error line
+ * names it (as `what`). 0 or -1. */
+int cli_prepare_out_dir(const char *what, const char *dir);
+/* Writes path through path.tmp.<pid> and a rename, so that a reader never sees half a
+ * file: write(f, ctx) returns 0 or -1 (a write error is also found by ferror). 0, or -1
+ * with one error line naming `what`. */
+int cli_write_atomic(const char *what, const char *path, int (*write)(FILE *f, void *ctx), void *ctx);
 
 /* "<image name without directory and extension><suffix>" in the current directory, the
  * default output name of segment ("_mask") and everything ("_masks"). */

@@ -234,6 +234,12 @@ static int run(const bench_args *b, const image_rgb *img) {
         cli_lib_error("model", &err);
         return CLI_FAIL;
     }
+    samc_model_info mi;   /* it times a point prompt: SAM2.1's (SAM3's stages: make bench-sam3) */
+    samc_model_get_info(m, &mi);
+    if (cli_check_family("bench", b->model, &mi, SAMC_FAMILY_SAM2) != 0) {
+        samc_model_free(m);
+        return CLI_FAIL;
+    }
     int rc = CLI_FAIL;
     samc_masks out = { 0 };
     samc_image *many[SAMC_MAX_ENCODE_BATCH] = { 0 };

@@ -3,20 +3,17 @@
  * What SAM2AutomaticMaskGenerator(model, ...).generate(image) does with
  * output_mode="uncompressed_rle" (pipelines/amg/amg.h does the work): the records go to
  * DIR/masks.json with the official keys, and DIR/overlay.png shows them over the image. */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
-#include <stb_image_write.h>
-
 #include "pipelines/amg/amg.h"
 #include "tools/cli_util.h"
 #include "tools/commands.h"
+#include "tools/overlay.h"
 #include "tools/report.h"
 #include "util/image_io.h"
 #include "model/samc.h"
@@ -183,31 +180,6 @@ static int parse_args(int argc, char **argv, everything_args *e) {
     return 0;
 }
 
-/* DIR exists as a writable folder afterwards (created if missing), or an error names it. */
-static int prepare_out_dir(const char *dir) {
-    struct stat st;
-    if (strlen(dir) > 4000) {
-        cli_error("--out", "path too long (%zu bytes)", strlen(dir));
-        return -1;
-    }
-    if (stat(dir, &st) != 0) {
-        if (errno != ENOENT || mkdir(dir, 0777) != 0) {
-            cli_error("--out", "cannot create folder '%s': %s", dir, strerror(errno));
-            return -1;
-        }
-        return 0;
-    }
-    if (!S_ISDIR(st.st_mode)) {
-        cli_error("--out", "'%s' exists and is not a folder", dir);
-        return -1;
-    }
-    if (access(dir, W_OK | X_OK) != 0) {
-        cli_error("--out", "cannot write into folder '%s': %s", dir, strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
 static void show_progress(void *ctx, int done, int total) {
     (void)ctx;
     fprintf(stderr, "\rsamc: everything: batch %d/%d", done, total);
@@ -227,6 +199,10 @@ static int run_generator(everything_args *e, const image_rgb *img, amg_result *r
         return CLI_FAIL;
     }
     samc_model_get_info(m, &e->info);
+    if (cli_check_family("everything", e->model, &e->info, SAMC_FAMILY_SAM2) != 0) {
+        samc_model_free(m);
+        return CLI_FAIL;
+    }
     e->load_ms = cli_now_ms() - t0;
     if (e->progress) {
         e->amg.progress = show_progress;
@@ -257,40 +233,7 @@ static int run_generator(everything_args *e, const image_rgb *img, amg_result *r
 
 /* ---- outputs ---------------------------------------------------------------------- */
 
-/* masks.json through a temporary file in the same folder and a rename, so a reader never
- * sees half a file; the records are written by pipelines/amg (amg_write_json). */
-static int write_masks_json(const everything_args *e, const amg_result *r) {
-    char tmp[4300];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", e->json_path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        cli_error("--out", "cannot write '%s': %s", tmp, strerror(errno));
-        return -1;
-    }
-    int ok = amg_write_json(f, r) == 0;
-    int err = errno;
-    ok = fclose(f) == 0 && ok;
-    if (!ok) {
-        cli_error("--out", "cannot write '%s': %s", tmp, strerror(err ? err : errno));
-        unlink(tmp);
-        return -1;
-    }
-    if (rename(tmp, e->json_path) != 0) {
-        cli_error("--out", "cannot rename '%s' to '%s': %s", tmp, e->json_path, strerror(errno));
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
-}
-
-/* A distinct colour per record index: hues a golden-ratio turn apart. */
-static void mask_colour(int k, uint8_t c[3]) {
-    double hue = fmod(k * 0.6180339887498949, 1.0) * 6.0, s = 0.85, v = 0.95;
-    int sector = (int)hue;
-    double f = hue - sector, p = v * (1 - s), q = v * (1 - s * f), t = v * (1 - s * (1 - f));
-    double rgb[6][3] = { { v, t, p }, { q, v, p }, { p, v, t }, { p, q, v }, { t, p, v }, { v, p, q } };
-    for (int i = 0; i < 3; i++) c[i] = (uint8_t)lrint(rgb[sector % 6][i] * 255.0);
-}
+static int write_records(FILE *f, void *ctx) { return amg_write_json(f, ctx); }
 
 static int by_area_desc(const void *pa, const void *pb, void *ctx) {
     const amg_result *r = ctx;
@@ -302,53 +245,26 @@ static int by_area_desc(const void *pa, const void *pb, void *ctx) {
 /* Every mask blended over the image in its colour, largest first so small ones stay
  * visible on top. */
 static int write_overlay(const everything_args *e, const image_rgb *img, const amg_result *r) {
-    int w = img->w, h = img->h;
-    size_t n = (size_t)w * h;
+    size_t n = (size_t)img->w * img->h;
     uint8_t *out = malloc(n * 3);
     int *order = malloc(sizeof *order * (size_t)(r->n_masks ? r->n_masks : 1));
     if (!out || !order) {
         free(out); free(order);
-        cli_error("--out", "out of memory for a %dx%d overlay", w, h);
+        cli_error("--out", "out of memory for a %dx%d overlay", img->w, img->h);
         return -1;
     }
     memcpy(out, img->rgb, n * 3);
     for (int k = 0; k < r->n_masks; k++) order[k] = k;
     qsort_r(order, (size_t)r->n_masks, sizeof *order, by_area_desc, (void *)r);
     for (int o = 0; o < r->n_masks; o++) {
-        const amg_mask *m = &r->masks[order[o]];
         uint8_t c[3];
-        mask_colour(order[o], c);
-        size_t idx = 0;
-        for (int64_t j = 0; j < m->n_counts; j++) {
-            size_t end = idx + m->counts[j];
-            if (end > n) end = n;
-            if (j & 1)
-                for (size_t i = idx; i < end; i++) {
-                    /* column-major index i: x = i / h, y = i % h; 55 % colour */
-                    uint8_t *p = out + ((i % (size_t)h) * w + i / (size_t)h) * 3;
-                    for (int ch = 0; ch < 3; ch++) p[ch] = (uint8_t)((p[ch] * 115 + c[ch] * 141 + 128) >> 8);
-                }
-            idx = end;
-        }
+        overlay_colour(order[o], c);
+        overlay_paint_rle(out, img->w, img->h, r->masks[order[o]].counts, r->masks[order[o]].n_counts, c);
     }
     free(order);
-    char tmp[4300];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", e->overlay_path, (long)getpid());
-    errno = 0;
-    int ok = stbi_write_png(tmp, w, h, 3, out, w * 3);
-    int err = errno;
+    int rc = overlay_write_png("--out", e->overlay_path, out, img->w, img->h);
     free(out);
-    if (!ok) {
-        cli_error("--out", "cannot write '%s': %s", tmp, err ? strerror(err) : "stb_image_write failed");
-        unlink(tmp);
-        return -1;
-    }
-    if (rename(tmp, e->overlay_path) != 0) {
-        cli_error("--out", "cannot rename '%s' to '%s': %s", tmp, e->overlay_path, strerror(errno));
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
+    return rc;
 }
 
 static void print_text(const everything_args *e, const amg_result *r) {
@@ -437,13 +353,13 @@ int cmd_everything(int argc, char **argv) {
     }
     if (!e.out) cli_default_name(e.image, "_masks", e.default_out, sizeof e.default_out);
     const char *dir = e.out ? e.out : e.default_out;
-    if (prepare_out_dir(dir) != 0) goto done;
+    if (cli_prepare_out_dir("--out", dir) != 0) goto done;
     snprintf(e.json_path, sizeof e.json_path, "%s/masks.json", dir);
     snprintf(e.overlay_path, sizeof e.overlay_path, "%s/overlay.png", dir);
     e.progress = isatty(STDERR_FILENO) && !e.verbose;
     if (run_generator(&e, &img, &r) != CLI_OK) goto done;
     double tw = cli_now_ms();
-    if (write_masks_json(&e, &r) != 0 || write_overlay(&e, &img, &r) != 0) goto done;
+    if (cli_write_atomic("--out", e.json_path, write_records, &r) != 0 || write_overlay(&e, &img, &r) != 0) goto done;
     e.write_ms = cli_now_ms() - tw;
     e.total_ms = cli_now_ms() - t0;
     if (e.json) {

@@ -73,6 +73,16 @@ void cmd_mosaic_help(FILE *f) {
 "                           joins its largest-contact partner), mutual_best, min_contact,\n"
 "                           none\n"
 "  --min-contact N          pixels of contact for min_contact (default 5)\n"
+"concepts (SAM3 weights: every instance of a class instead of everything):\n"
+"  --text PHRASE            a class to find in every tile (\"roof\"); repeat it for\n"
+"                           several classes. Each tile is encoded once and searched for\n"
+"                           each text (samc find); a pixel goes to the instance of highest\n"
+"                           score covering it; instances cut by tile borders are joined\n"
+"                           within their class. The polygons get the fields label_id,\n"
+"                           class, score, area, perimeter; stats.json a \"classes\" table.\n"
+"                           The pass and point settings above do not apply.\n"
+"  --threshold T            keep instances with score > T, in [-1, 1] (default 0.5)\n"
+"  --vocab FILE             the CLIP vocabulary when the weights carry none (SAMC_VOCAB)\n"
 "input:\n"
 "  --bands R,G,B            1-based bands to use as RGB (default: 1,2,3; one band is\n"
 "                           used as gray)\n"
@@ -117,6 +127,8 @@ void cmd_mosaic_help(FILE *f) {
 "  # urban scenes: dense grid, quicker test run\n"
 "  samc mosaic city.tif out/ --model tiny.safetensors --point-strategy dense_grid \\\n"
 "      --erosion 5 --max-passes 3\n"
+"  # SAM3: every roof and tree, classes in the GeoPackage\n"
+"  samc mosaic ortho.tif out/ --model sam3.safetensors --text roof --text tree --geopackage\n"
 "  # four machines, then the merge\n"
 "  samc mosaic big.tif out/ --model large.safetensors --shard 2/4\n"
 "  samc mosaic merge out/\n");
@@ -149,6 +161,7 @@ typedef struct {
     int workers;                  /* --workers N (CPU) */
     int devices[MAX_DEVICES];     /* --device cuda:I,cuda:J,... */
     int n_devices;
+    const char *vocab;            /* --vocab (SAM3 texts) */
 } mosaic_args;
 
 /* One error line for a library failure; mosaic/'s messages start with "mosaic: " already. */
@@ -276,6 +289,23 @@ static int parse_spread_flag(cli_args *a, const char *arg, mosaic_args *m) {
     return 0;
 }
 
+/* --text, --threshold, --vocab (SAM3 concept mode): 1 done, 0 none of these, -1 bad value. */
+static int parse_concept_flag(cli_args *a, const char *arg, mosaic_args *m) {
+    char why[300];
+    const char *v;
+    if (!strcmp(arg, "--text")) {
+        if (!(v = cli_value(a))) return -1;
+        if (mosaic_options_add_class(&m->opt, v, why, sizeof why) != 0) {
+            cli_error("--text", "%s", why);
+            return -1;
+        }
+        return 1;
+    }
+    if (!strcmp(arg, "--threshold")) return cli_value_double(a, -1.0, 1.0, 0, &m->opt.score_threshold) ? -1 : 1;
+    if (!strcmp(arg, "--vocab")) return (m->vocab = cli_value(a)) ? 1 : -1;
+    return 0;
+}
+
 /* The flags of the run itself (model, threads, device, progress, output style): 1 done,
  * 0 not one of them, -1 bad value (printed). */
 static int parse_run_flag(cli_args *a, const char *arg, mosaic_args *m) {
@@ -392,7 +422,7 @@ static int parse_args(int argc, char **argv, mosaic_args *m) {
             continue;
         }
         if ((rc = parse_input_flag(&a, arg, m)) != 0 || (rc = parse_spread_flag(&a, arg, m)) != 0 ||
-            (rc = parse_run_flag(&a, arg, m)) != 0) {
+            (rc = parse_run_flag(&a, arg, m)) != 0 || (rc = parse_concept_flag(&a, arg, m)) != 0) {
             if (rc < 0) return -1;
         } else if (cli_is_flag(arg)) {
             cli_unknown_flag(&a);
@@ -512,6 +542,26 @@ static char *model_identity(const char *path, const samc_options *mo) {
 static int online_cores(void) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (int)n : 1;
+}
+
+/* The model's family against the mode (SAM3 finds --text classes, SAM2.1 segments
+ * everything), and the texts through its tokenizer, before any tile. */
+static int check_model(const mosaic_args *m, samc_model *model) {
+    samc_model_info info;
+    samc_model_get_info(model, &info);
+    if (m->opt.n_classes > 0 && info.family != SAMC_FAMILY_SAM3) {
+        cli_error("--text", "classes need SAM3 weights; %s is a SAM2.1 model (config %s): without --text it "
+                  "segments everything", m->model, info.config);
+        return -1;
+    }
+    if (m->opt.n_classes == 0 && info.family == SAMC_FAMILY_SAM3) {
+        cli_error("--model", "%s is a SAM3 model (config %s): give the classes to find with --text PHRASE (e.g. "
+                  "--text roof); segmenting everything needs SAM2.1 weights", m->model, info.config);
+        return -1;
+    }
+    const char *texts[MOSAIC_MAX_CLASSES];
+    for (int i = 0; i < m->opt.n_classes; i++) texts[i] = mosaic_class_name(&m->opt, i);
+    return cli_check_texts(m->model, model, texts, m->opt.n_classes, NULL);
 }
 
 /* ---- the summary line ------------------------------------------------------------------ */
@@ -635,6 +685,8 @@ int cmd_mosaic(int argc, char **argv) {
     samc_options mo = { .n_threads = m.threads, .max_batch = m.opt.mp.points_per_batch };
     if (cli_compute_resolve(&m.compute, &mo) != 0) return CLI_USAGE;
     if (m.verbose) mo.log = cli_log_stderr;
+    mo.vocab_path = m.vocab ? m.vocab : getenv("SAMC_VOCAB");
+    if (mo.vocab_path && !*mo.vocab_path) mo.vocab_path = NULL;
     int n_workers = m.n_devices > 0 ? m.n_devices : m.workers > 1 ? m.workers : 1;
     if (n_workers > 1 && m.n_devices == 0) {
         int t = (m.threads > 0 ? m.threads : online_cores()) / n_workers;
@@ -650,6 +702,10 @@ int cmd_mosaic(int argc, char **argv) {
         if (!(model = samc_model_load(m.model, &mo, &err))) {
             cli_lib_error("model", &err);
             return CLI_FAIL;
+        }
+        if (check_model(&m, model) != 0) {
+            samc_model_free(model);
+            return CLI_USAGE;
         }
     }
     char *cfg = mosaic_config_json(&m.opt, m.model, m.config);

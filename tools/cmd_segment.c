@@ -137,28 +137,6 @@ static int parse_args(int argc, char **argv, segment_args *s) {
     return 0;
 }
 
-/* Prompts must lie inside the decoded image, as samc_predict requires; say so in the
- * user's terms before loading any model. */
-static int check_prompts(const segment_args *s, int w, int h) {
-    for (int i = 0; i < s->n_points; i++) {
-        const cli_point *p = &s->points[i];
-        if (!cli_inside_image(p->x, p->y, w, h)) {
-            cli_error("--point", "%g,%g is outside the %dx%d image (x must be in [0, %d], "
-                      "y in [0, %d])", p->x, p->y, w, h, w, h);
-            return -1;
-        }
-    }
-    for (int b = 0; b < s->n_boxes; b++) {
-        const float *x = s->boxes[b];
-        if (!cli_inside_image(x[0], x[1], w, h) || !cli_inside_image(x[2], x[3], w, h)) {
-            cli_error("--box", "%g,%g,%g,%g is outside the %dx%d image (x must be in [0, %d], "
-                      "y in [0, %d])", x[0], x[1], x[2], x[3], w, h, w, h);
-            return -1;
-        }
-    }
-    return 0;
-}
-
 static int run_model(segment_args *s, const image_rgb *img, samc_masks *out) {
     samc_error err = { 0 };
     samc_options opt = { .n_threads = s->threads };
@@ -176,6 +154,7 @@ static int run_model(segment_args *s, const image_rgb *img, samc_masks *out) {
         return CLI_FAIL;
     }
     samc_model_get_info(m, &s->info);
+    if (cli_check_family("segment", s->model, &s->info, SAMC_FAMILY_SAM2) != 0) goto done;
     if (s->mask_input) {
         int ls = s->info.image_size / 4;
         mask_in = malloc((size_t)ls * ls * sizeof *mask_in);
@@ -256,7 +235,8 @@ int cmd_segment(int argc, char **argv) {
         cli_error(s.image, "%s", why);
         goto done;
     }
-    if (check_prompts(&s, img.w, img.h) != 0) goto done;
+    /* prompts inside the decoded image, as samc_predict requires, said before any load */
+    if (cli_check_inside(s.points, s.n_points, (const float (*)[4])s.boxes, s.n_boxes, img.w, img.h) != 0) goto done;
     if (!s.out) cli_default_name(s.image, "_mask", s.default_out, sizeof s.default_out);
     if (cli_check_writable("--out", s.out ? s.out : s.default_out) != 0) goto done;
     if (s.save_lowres && cli_check_writable("--save-lowres", s.save_lowres) != 0) goto done;

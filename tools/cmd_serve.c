@@ -16,9 +16,12 @@ void cmd_serve_help(FILE *f) {
     fprintf(f,
 "usage: samc serve --model FILE [options]\n"
 "\n"
-"Serves SAM2.1 over HTTP/1.1: upload an image once (it is encoded and cached), then ask\n"
-"for masks from clicks and boxes as often as you like; run automatic mask generation on\n"
-"files of a data folder as background jobs. A click-to-segment page is served at /.\n"
+"Serves SAM2.1 or SAM3 over HTTP/1.1: upload an image once (it is encoded and cached),\n"
+"then ask for masks from clicks and boxes (SAM2.1: predict) or for every instance of a\n"
+"concept (SAM3: find, a text and / or exemplar boxes) as often as you like; run\n"
+"automatic mask generation (SAM2.1) or mosaics (SAM3: of \"text\" classes) on files of a\n"
+"data folder as background jobs. A click-to-segment page (with a text box for SAM3) is\n"
+"served at /.\n"
 "Endpoints and curl examples: docs/api.md.\n"
 "\n"
 "network:\n"
@@ -29,7 +32,10 @@ void cmd_serve_help(FILE *f) {
 "                       page and /healthz stay open); also SAMC_SERVE_TOKEN\n"
 "  --max-connections N  connections served at once (default 64)\n"
 "work:\n"
-"  --model FILE         weights (.safetensors or official .pt)\n"
+"  --model FILE         weights (.safetensors or official .pt): SAM2.1 or SAM3\n"
+"  --vocab FILE         SAM3: the CLIP vocabulary bpe_simple_vocab_16e6.txt.gz when the\n"
+"                       weights carry none (also SAMC_VOCAB); without either, find takes\n"
+"                       exemplar boxes only\n"
 "  --workers N          inference threads, one model each (default 1)\n"
 "  --threads N          CPU threads per model (default: cores / workers)\n"
 "  --queue N            tasks waiting for a worker before 429 (default 16)\n"
@@ -55,7 +61,8 @@ void cmd_serve_help(FILE *f) {
 "\n"
 "examples:\n"
 "  samc serve --model sam2.1_hiera_tiny.safetensors            # then open http://127.0.0.1:8080/\n"
-"  samc serve --model tiny.safetensors --port 9000 --workers 2 --data-dir /srv/images\n");
+"  samc serve --model tiny.safetensors --port 9000 --workers 2 --data-dir /srv/images\n"
+"  samc serve --model sam3.safetensors --data-dir /srv/ortho     # find \"roof\" on the page\n");
 }
 
 /* The flags of serve_config. Returns 1 when a flag was one of them (0 not, -1 bad value,
@@ -65,6 +72,8 @@ static int config_flag(cli_args *a, const char *arg, serve_config *c) {
     int rc = 0;
     if (!strcmp(arg, "--model")) {
         rc = (c->model = cli_value(a)) ? 0 : -1;
+    } else if (!strcmp(arg, "--vocab")) {
+        rc = (c->vocab = cli_value(a)) ? 0 : -1;
     } else if (!strcmp(arg, "--host")) {
         rc = (c->host = cli_value(a)) ? 0 : -1;
     } else if (!strcmp(arg, "--port")) {
@@ -147,6 +156,8 @@ int cmd_serve(int argc, char **argv) {
     serve_config_default(&cfg);
     const char *env_token = getenv("SAMC_SERVE_TOKEN");
     if (env_token && *env_token) cfg.token = env_token;
+    const char *env_vocab = getenv("SAMC_VOCAB");
+    if (env_vocab && *env_vocab) cfg.vocab = env_vocab;
     int rc = parse_args(argc, argv, &cfg);
     if (rc != 0) return rc > 0 ? CLI_OK : CLI_USAGE;
     /* Connection threads come and go; few malloc arenas keep their freed memory reusable
@@ -169,9 +180,9 @@ int cmd_serve(int argc, char **argv) {
     }
     serve_info in;
     serve_get_info(svc, &in);
-    printf("samc serve: listening on http://%s%s%s:%d/ (model %s, %d worker%s, %d cached images of %.1f MiB, "
+    printf("samc serve: listening on http://%s%s%s:%d/ (model %s%s, %d worker%s, %d cached images of %.1f MiB, "
            "queue %d, timeout %g s%s)\n", in.ipv6 ? "[" : "", cfg.host, in.ipv6 ? "]" : "", in.port, in.config,
-           in.workers, in.workers == 1 ? "" : "s", in.cache_slots, in.cache_bytes_per_image / 1048576.0, in.queue_cap,
+           in.family == SAMC_FAMILY_SAM3 ? " (SAM3)" : "", in.workers, in.workers == 1 ? "" : "s", in.cache_slots, in.cache_bytes_per_image / 1048576.0, in.queue_cap,
            cfg.timeout_s, cfg.token ? ", token required" : "");
     fflush(stdout);
     int sig = 0;

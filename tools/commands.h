@@ -13,6 +13,7 @@ int cmd_everything(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_mosaic(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
+int cmd_find(int argc, char **argv);
 
 void cmd_segment_help(FILE *f);
 void cmd_info_help(FILE *f);
@@ -23,5 +24,6 @@ void cmd_everything_help(FILE *f);
 void cmd_serve_help(FILE *f);
 void cmd_mosaic_help(FILE *f);
 void cmd_tokenize_help(FILE *f);
+void cmd_find_help(FILE *f);
 
 #endif

@@ -16,6 +16,7 @@ typedef struct {
 
 static const command commands[] = {
     { "segment", cmd_segment, cmd_segment_help, "masks for point / box / mask prompts on one image" },
+    { "find", cmd_find, cmd_find_help, "SAM3: every instance of a concept (\"roof\") or exemplar box" },
     { "everything", cmd_everything, cmd_everything_help, "all objects of an image: automatic mask generation" },
     { "mosaic", cmd_mosaic, cmd_mosaic_help, "segment a huge GeoTIFF in tiles: labels.tif, polygons, stats" },
     { "serve", cmd_serve, cmd_serve_help, "HTTP service and click-to-segment page (docs/api.md)" },
@@ -29,7 +30,7 @@ static const command commands[] = {
 
 static void usage(FILE *f) {
     fprintf(f,
-        "samc %s: SAM2.1 (Segment Anything 2.1) image segmentation in C\n"
+        "samc %s: Segment Anything (SAM2.1, SAM3) image segmentation in C\n"
         "\n"
         "usage: samc <command> [options]     samc <command> --help for details\n"
         "\n"

@@ -26,6 +26,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <cjson/cJSON.h>
+
 #include "model/samc.h"
 
 /* Called after each decoder batch: batches done so far out of the total over all crops. */
@@ -186,6 +188,16 @@ int amg_fill_small_regions(float *logits, int w, int h, double mask_threshold, i
  * 8-connected. Sets *changed; mask[h][w] is 0/1 and edited in place. */
 int amg_remove_small_regions(uint8_t *mask, int w, int h, double area_thresh, int holes,
                              int *changed, samc_error *err);
+
+/* An uncompressed RLE as the JSON text {"size":[h,w],"counts":[...]} (malloc'ed; NULL
+ * when out of memory): what masks.json, `samc find` and the service write. */
+char *amg_rle_json(const uint32_t *counts, int64_t n_counts, int w, int h);
+
+/* Instance k of a SAM3 search as the record `samc find` and the service write:
+ * {"text": text (null for an exemplar-only prompt), "text_index", "query", "score",
+ * "box": [x0, y0, x1, y1] (image pixels, not clamped), "area", and with with_rle the
+ * mask as "segmentation" (amg_rle_json; needs in->masks)}. NULL when out of memory. */
+cJSON *amg_instance_json(const samc_instances *in, int k, const char *text, int text_index, int with_rle);
 
 /* Writes r's records as one JSON array (the masks.json of `samc everything`) and a
  * newline to f. Returns 0, or -1 when f reports a write error. */

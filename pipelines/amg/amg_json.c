@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "pipelines/amg/amg.h"
 
@@ -63,4 +64,52 @@ int amg_write_json(FILE *f, const amg_result *r) {
     }
     fputs("]\n", f);
     return ferror(f) ? -1 : 0;
+}
+
+char *amg_rle_json(const uint32_t *counts, int64_t n_counts, int w, int h) {
+    /* Written as text: one cJSON number per run costs an allocation and a %1.15g print
+     * each, which made RLE answers several times slower than PNG ones. */
+    size_t cap = 64 + 11 * (size_t)n_counts, n = 0;
+    char *text = malloc(cap);
+    if (!text) return NULL;
+    n += (size_t)snprintf(text, cap, "{\"size\":[%d,%d],\"counts\":[", h, w);
+    for (int64_t i = 0; i < n_counts; i++) {
+        char digits[10];
+        int k = 0;
+        uint32_t v = counts[i];
+        do digits[k++] = (char)('0' + v % 10); while ((v /= 10) != 0);
+        if (i) text[n++] = ',';
+        while (k) text[n++] = digits[--k];
+    }
+    memcpy(text + n, "]}", 3);
+    return text;
+}
+
+cJSON *amg_instance_json(const samc_instances *in, int k, const char *text, int text_index, int with_rle) {
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return NULL;
+    int ok = (text ? cJSON_AddStringToObject(o, "text", text) : cJSON_AddNullToObject(o, "text")) != NULL;
+    ok = ok && cJSON_AddNumberToObject(o, "text_index", text_index);
+    ok = ok && cJSON_AddNumberToObject(o, "query", in->query[k]);
+    ok = ok && cJSON_AddNumberToObject(o, "score", in->score[k]);
+    cJSON *box = cJSON_AddArrayToObject(o, "box");
+    for (int i = 0; i < 4 && box; i++) ok = ok && cJSON_AddItemToArray(box, cJSON_CreateNumber(in->box[4 * k + i]));
+    ok = ok && box && cJSON_AddNumberToObject(o, "area", (double)in->area[k]);
+    if (ok && with_rle && in->masks) {
+        size_t plane = (size_t)in->width * in->height;
+        uint32_t *counts = NULL;
+        int64_t nc = 0;
+        char *rle = NULL;
+        if (amg_rle_encode(in->masks + plane * k, in->width, in->height, 0, 0, in->width, in->height, &counts, &nc,
+                           NULL) == 0)
+            rle = amg_rle_json(counts, nc, in->width, in->height);
+        ok = rle && cJSON_AddRawToObject(o, "segmentation", rle);
+        free(counts);
+        free(rle);
+    }
+    if (!ok) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
 }

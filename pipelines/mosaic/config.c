@@ -283,6 +283,12 @@ char *mosaic_config_json(const mosaic_options *o, const char *checkpoint, const 
         cJSON *b = cJSON_AddArrayToObject(c, "scale");
         for (int i = 0; i < 2; i++) cJSON_AddItemToArray(b, cJSON_CreateNumber(o->scale[i]));
     }
+    if (o->n_classes > 0) {
+        cJSON *cc = cJSON_AddObjectToObject(c, "concept");
+        cJSON *names = cJSON_AddArrayToObject(cc, "classes");
+        for (int i = 0; i < o->n_classes; i++) cJSON_AddItemToArray(names, cJSON_CreateString(mosaic_class_name(o, i)));
+        cJSON_AddNumberToObject(cc, "score_threshold", o->score_threshold);
+    }
     if (checkpoint) cJSON_AddStringToObject(c, "sam_checkpoint", checkpoint);
     if (config_file) cJSON_AddStringToObject(c, "config_file", config_file);
     char *text = cJSON_PrintUnformatted(c);
@@ -297,6 +303,21 @@ static int json_value_text(const cJSON *v, char *buf, size_t n) {
     else if (cJSON_IsNumber(v)) snprintf(buf, n, "%.17g", v->valuedouble);
     else if (cJSON_IsString(v)) snprintf(buf, n, "%s", v->valuestring);
     else return -1;
+    return 0;
+}
+
+/* "concept": {"classes": [...], "score_threshold": t} into o. */
+static int concept_from_json(mosaic_options *o, const cJSON *cc, char *why, size_t ws) {
+    const cJSON *names = cJSON_GetObjectItem(cc, "classes"), *t = cJSON_GetObjectItem(cc, "score_threshold"), *n;
+    if (!cJSON_IsObject(cc) || !cJSON_IsArray(names) || !cJSON_IsNumber(t))
+        return why_fail(why, ws, "options.concept must be {\"classes\": [texts], \"score_threshold\": number}");
+    o->n_classes = 0;
+    cJSON_ArrayForEach(n, names) {
+        char sub[200];
+        if (!cJSON_IsString(n) || mosaic_options_add_class(o, n->valuestring, sub, sizeof sub) != 0)
+            return why_fail(why, ws, "options.concept.classes: %s", cJSON_IsString(n) ? sub : "not a list of texts");
+    }
+    o->score_threshold = t->valuedouble;
     return 0;
 }
 
@@ -335,6 +356,10 @@ int mosaic_config_from_json(mosaic_options *o, const char *json, char *why, size
             continue;
         }
         if (!strcmp(sec->string, "sam_checkpoint") || !strcmp(sec->string, "config_file")) continue;
+        if (!strcmp(sec->string, "concept")) {
+            if ((rc = concept_from_json(o, sec, why, ws)) != 0) break;
+            continue;
+        }
         if (!cJSON_IsObject(sec)) {
             rc = why_fail(why, ws, "unknown option section '%s'", sec->string);
             break;

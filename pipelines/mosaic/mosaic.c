@@ -150,6 +150,7 @@ static void run_free(run_ctx *c) {
     free(c->strip);
     free(c->lut);
     free(c->areas);
+    run_attrs_free(c);
     cJSON_Delete(c->tiles_json);
     cJSON_Delete(c->tiles_timing);
     cJSON_Delete(c->stats_extra);

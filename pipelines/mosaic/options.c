@@ -20,6 +20,35 @@ void mosaic_options_default(mosaic_options *o) {
     o->save_geopackage = 0;
     o->save_stats = 1;
     o->simplify_tolerance = 1.0;
+    o->score_threshold = 0.5;
+}
+
+int mosaic_options_add_class(mosaic_options *o, const char *text, char *why, size_t ws) {
+    size_t used = 0, n = text ? strlen(text) : 0;
+    for (int i = 0; i < o->n_classes; i++) {
+        const char *c = o->classes + used;
+        if (!strcmp(c, text ? text : "")) {
+            if (why && ws) snprintf(why, ws, "'%.80s' is given twice", text);
+            return -1;
+        }
+        used += strlen(c) + 1;
+    }
+    if (n == 0 || o->n_classes >= MOSAIC_MAX_CLASSES || used + n + 1 > sizeof o->classes) {
+        if (why && ws)
+            snprintf(why, ws, n == 0 ? "empty class text" : "more than %d classes or %d bytes of class texts",
+                     MOSAIC_MAX_CLASSES, (int)sizeof o->classes);
+        return -1;
+    }
+    memcpy(o->classes + used, text, n + 1);
+    o->n_classes++;
+    return 0;
+}
+
+const char *mosaic_class_name(const mosaic_options *o, int i) {
+    if (i < 0 || i >= o->n_classes) return NULL;
+    const char *c = o->classes;
+    while (i-- > 0) c += strlen(c) + 1;
+    return c;
 }
 
 int mosaic_options_check(const mosaic_options *o, samc_error *err) {
@@ -40,6 +69,8 @@ int mosaic_options_check(const mosaic_options *o, samc_error *err) {
                      o->scale[1]);
     for (int i = 0; o->has_bands && i < 3; i++)
         if (o->bands[i] < 1) return samc_error_set(err, SAMC_ERR_ARG, "mosaic: --bands: band %d is not >= 1", o->bands[i]);
+    if (!(o->score_threshold >= -1 && o->score_threshold <= 1))
+        return samc_error_set(err, SAMC_ERR_ARG, "mosaic: --threshold %g is not in [-1, 1]", o->score_threshold);
     if (!o->save_labels && !o->save_shapefile && !o->save_geopackage && !o->save_stats)
         return samc_error_set(err, SAMC_ERR_ARG, "mosaic: every output is switched off: nothing to write");
     return mosaic_multipass_options_check(&o->mp, err);

@@ -10,6 +10,11 @@
 #include "pipelines/mosaic/multipass.h"
 #include "model/samc.h"
 
+/* SAM3 concept mode: the classes (texts) of a run, NUL-separated in one buffer so that
+ * the options stay a plain value (copied into jobs, rebuilt from a shard's manifest). */
+#define MOSAIC_MAX_CLASSES 64
+#define MOSAIC_CLASSES_BYTES 4096
+
 typedef struct {
     int tile_size;                 /* 1000: useful pixels per tile side */
     int padding;                   /* 50: context pixels on each side */
@@ -21,6 +26,13 @@ typedef struct {
     double simplify_tolerance;     /* 1.0 map units; 0 = none */
     int bands[3]; int has_bands;   /* explicit 1-based R, G, B bands */
     double scale[2]; int has_scale;/* explicit stretch min, max */
+    /* SAM3 concept mode (n_classes > 0): every tile is searched for each class text with
+     * samc_find on a SAM3 model instead of SAM2's automatic masks; an instance's pixels
+     * go to the instance of highest score that covers them, segments keep their class
+     * and score, and joins across tile borders are made only within a class. */
+    char classes[MOSAIC_CLASSES_BYTES];   /* the texts, each NUL-terminated, in order */
+    int n_classes;
+    double score_threshold;        /* 0.5: keep instances whose score is > this */
     const char *config_json;       /* optional: the effective configuration, stored in
                                       stats.json under "config" (a JSON object text) */
     const char *model_json;        /* optional: the model's identity (a JSON object text,
@@ -30,6 +42,11 @@ typedef struct {
 
 void mosaic_options_default(mosaic_options *o);
 int mosaic_options_check(const mosaic_options *o, samc_error *err);
+/* Adds a class text (non-empty, no NUL, at most MOSAIC_MAX_CLASSES, the buffer not
+ * full; a text already there is refused). 0, or -1 with why filled. */
+int mosaic_options_add_class(mosaic_options *o, const char *text, char *why, size_t why_size);
+/* The text of class i (0-based), NULL past the last. */
+const char *mosaic_class_name(const mosaic_options *o, int i);
 
 typedef struct {
     const char *phase;       /* "tiles", "labels", "vectors", "done" */
@@ -86,7 +103,8 @@ typedef struct {
  * OUTDIR/shards/K/: labels.tif (the band's labels before any merge across the band's
  * upper and lower edges, ids 1..n local to the shard), top.u32 and bottom.u32 (the band's
  * first and last rows of labels, little-endian uint32), unions.u32 (pairs (id, root) of
- * the merges inside the band), and manifest.json (input, model, every option, K and N,
+ * the merges inside the band), with classes (n_classes > 0) classes.u32 and scores.f32
+ * (class index and score of ids 1..n), and manifest.json (input, model, every option, K and N,
  * tile range, counts, the tiles' passes, each file's size and FNV-1a 64 checksum). All of
  * it is byte-identical when the shard runs again; it is written in a temporary folder
  * renamed to shards/K when complete. Timings go beside it, to shards/K.timing.json.

@@ -622,6 +622,7 @@ typedef struct {
     double tol;
     int64_t since_commit;
     mosaic_vector_stats *st;
+    const mosaic_vector_attrs *attrs;   /* NULL: label_id, area, perimeter only */
 } vec_writer;
 
 /* Removes whatever dataset (or plain file) is at path; quiet when there is none. */
@@ -632,7 +633,8 @@ static void remove_existing(GDALDriverH drv, const char *path) {
     CPLErrorReset();
 }
 
-static int vec_out_create(vec_out *o, OGRSpatialReferenceH srs, OGRFieldType id_type, samc_error *err) {
+static int vec_out_create(vec_out *o, OGRSpatialReferenceH srs, OGRFieldType id_type, int with_class,
+                          samc_error *err) {
     o->drv = GDALGetDriverByName(o->driver_name);
     if (!o->drv) return samc_error_set(err, SAMC_ERR_UNSUPPORTED, "%s: GDAL has no %s driver", o->path, o->driver_name);
     remove_existing(o->drv, o->path);
@@ -642,9 +644,11 @@ static int vec_out_create(vec_out *o, OGRSpatialReferenceH srs, OGRFieldType id_
     o->layer = GDALDatasetCreateLayer(o->ds, "segments", srs, wkbPolygon, NULL);
     if (!o->layer)
         return samc_error_set(err, SAMC_ERR_IO, "%s: cannot create layer \"segments\": %s", o->path, cpl_msg());
-    static const char *const names[3] = {"label_id", "area", "perimeter"};
-    const OGRFieldType types[3] = {id_type, OFTReal, OFTReal};
-    for (int i = 0; i < 3; i++) {
+    static const char *const plain[3] = {"label_id", "area", "perimeter"};
+    static const char *const classed[5] = {"label_id", "class", "score", "area", "perimeter"};
+    const char *const *names = with_class ? classed : plain;
+    const OGRFieldType types[5] = {id_type, with_class ? OFTString : OFTReal, OFTReal, OFTReal, OFTReal};
+    for (int i = 0; i < (with_class ? 5 : 3); i++) {
         OGRFieldDefnH fd = OGR_Fld_Create(names[i], types[i]);
         OGRErr e = OGR_L_CreateField(o->layer, fd, TRUE);
         OGR_Fld_Destroy(fd);
@@ -697,8 +701,15 @@ static int write_polygon(vec_writer *vw, int64_t label, OGRGeometryH poly, samc_
         OGRFeatureH f = OGR_F_Create(OGR_L_GetLayerDefn(o->layer));
         if (!f) return samc_error_set(err, SAMC_ERR_NOMEM, "%s: cannot create a feature", o->path);
         OGR_F_SetFieldInteger64(f, 0, label);
-        OGR_F_SetFieldDouble(f, 1, area);
-        OGR_F_SetFieldDouble(f, 2, perimeter);
+        const mosaic_vector_attrs *a = vw->attrs;
+        int k = 1;
+        if (a) {
+            int in = label > 0 && (uint64_t)label <= a->n_segments && a->seg_class[label] < (uint32_t)a->n_classes;
+            OGR_F_SetFieldString(f, k++, in ? a->class_names[a->seg_class[label]] : "");
+            OGR_F_SetFieldDouble(f, k++, in ? a->seg_score[label] : 0.0);
+        }
+        OGR_F_SetFieldDouble(f, k++, area);
+        OGR_F_SetFieldDouble(f, k, perimeter);
         OGRErr e = OGR_F_SetGeometry(f, poly);
         if (e == OGRERR_NONE) e = OGR_L_CreateFeature(o->layer, f);
         OGR_F_Destroy(f);
@@ -841,7 +852,7 @@ static int poly_write(poly_ctx *p, samc_error *err) {
     OGRFieldType id_type = bt == GDT_Byte || bt == GDT_UInt16 || bt == GDT_Int16 ? OFTInteger : OFTInteger64;
     for (int k = 0; k < vw->n_out; k++) {
         OGRFieldType t = strcmp(vw->out[k].driver_name, "GPKG") == 0 ? OFTInteger64 : id_type;
-        if (vec_out_create(&vw->out[k], p->srs, t, err)) return -1;
+        if (vec_out_create(&vw->out[k], p->srs, t, vw->attrs != NULL, err)) return -1;
     }
     if (vec_begin(vw, err)) return -1;
     OGR_L_ResetReading(p->tmp_layer);
@@ -889,6 +900,13 @@ static void poly_free(poly_ctx *p, int failed) {
 int mosaic_polygonize(const char *labels_tif, const char *gpkg_path, const char *shp_path,
                       double simplify_tolerance, mosaic_vector_stats *stats,
                       int (*cancelled)(void *ctx), void *cancel_ctx, samc_error *err) {
+    return mosaic_polygonize_ex(labels_tif, gpkg_path, shp_path, simplify_tolerance, NULL, stats, cancelled, cancel_ctx,
+                                err);
+}
+
+int mosaic_polygonize_ex(const char *labels_tif, const char *gpkg_path, const char *shp_path,
+                         double simplify_tolerance, const mosaic_vector_attrs *attrs, mosaic_vector_stats *stats,
+                         int (*cancelled)(void *ctx), void *cancel_ctx, samc_error *err) {
     if (!labels_tif || !*labels_tif) return samc_error_set(err, SAMC_ERR_ARG, "mosaic_polygonize: empty label raster path");
     if ((!gpkg_path || !*gpkg_path) && (!shp_path || !*shp_path))
         return samc_error_set(err, SAMC_ERR_ARG, "%s: polygonize needs a GeoPackage or a Shapefile path", labels_tif);
@@ -903,6 +921,7 @@ int mosaic_polygonize(const char *labels_tif, const char *gpkg_path, const char 
     p.cs = (cancel_state){cancelled, cancel_ctx, 0};
     p.vw.tol = simplify_tolerance;
     p.vw.st = p.st;
+    p.vw.attrs = attrs;
     if (gpkg_path && *gpkg_path) p.vw.out[p.vw.n_out++] = (vec_out){.path = gpkg_path, .driver_name = "GPKG"};
     if (shp_path && *shp_path) p.vw.out[p.vw.n_out++] = (vec_out){.path = shp_path, .driver_name = "ESRI Shapefile"};
     size_t tmp_len = strlen(p.vw.out[0].path) + sizeof ".polygonize.tmp.gpkg";

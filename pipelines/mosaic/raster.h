@@ -96,4 +96,19 @@ int mosaic_polygonize(const char *labels_tif, const char *gpkg_path, const char 
                       double simplify_tolerance, mosaic_vector_stats *stats,
                       int (*cancelled)(void *ctx), void *cancel_ctx, samc_error *err);
 
+/* What a concept-mode mosaic knows of each label: its class and score. The polygons then
+ * have the fields label_id, class (the class text), score, area, perimeter. */
+typedef struct {
+    const char *const *class_names;   /* [n_classes] */
+    int n_classes;
+    const uint32_t *seg_class;        /* [n_segments + 1]: class index of label 1..n */
+    const float *seg_score;           /* [n_segments + 1] */
+    uint32_t n_segments;
+} mosaic_vector_attrs;
+
+/* mosaic_polygonize with the labels' classes and scores (attrs NULL: without). */
+int mosaic_polygonize_ex(const char *labels_tif, const char *gpkg_path, const char *shp_path,
+                         double simplify_tolerance, const mosaic_vector_attrs *attrs, mosaic_vector_stats *stats,
+                         int (*cancelled)(void *ctx), void *cancel_ctx, samc_error *err);
+
 #endif

@@ -210,6 +210,69 @@ void run_stats_timings(cJSON *parent, const char *name, const stage_times *tm, d
     cJSON_AddNumberToObject(tj, "total", total_s);
 }
 
+/* ---- concept mode ----------------------------------------------------------------- */
+
+int run_attrs_grow(run_ctx *c, uint32_t n, samc_error *err) {
+    if (!c->side_a) {
+        c->side_a = malloc((size_t)c->g.tile_size * sizeof *c->side_a);
+        c->side_b = malloc((size_t)c->g.tile_size * sizeof *c->side_b);
+        if (!c->side_a || !c->side_b)
+            return samc_error_set(err, SAMC_ERR_NOMEM, "mosaic: out of memory for a %d-pixel border", c->g.tile_size);
+    }
+    if (n <= c->attr_cap) return 0;
+    uint32_t cap = c->attr_cap ? c->attr_cap : 4096;
+    while (cap < n) cap = cap > UINT32_MAX / 2 ? UINT32_MAX : cap * 2;
+    uint32_t *cls = realloc(c->id_class, (size_t)cap * sizeof *cls);
+    if (cls) c->id_class = cls;
+    float *sc = cls ? realloc(c->id_score, (size_t)cap * sizeof *sc) : NULL;
+    if (sc) c->id_score = sc;
+    if (!cls || !sc) return samc_error_set(err, SAMC_ERR_NOMEM, "mosaic: out of memory for the classes of %u segments", n);
+    memset(c->id_class + c->attr_cap, 0, (size_t)(cap - c->attr_cap) * sizeof *cls);
+    memset(c->id_score + c->attr_cap, 0, (size_t)(cap - c->attr_cap) * sizeof *sc);
+    c->attr_cap = cap;
+    return 0;
+}
+
+int run_merge_boundary(run_ctx *c, const uint32_t *side1, const uint32_t *side2, int64_t n, samc_error *err) {
+    const mosaic_options *opt = c->opt;
+    if (!c->id_class) return mosaic_merge_boundary(side1, side2, n, opt->merge, opt->min_contact, &c->uf, &c->ms, err);
+    if (n > c->g.tile_size)
+        return samc_error_set(err, SAMC_ERR_INTERNAL, "mosaic: a border of %lld pixels is longer than a tile",
+                              (long long)n);
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t a = side1[i], b = side2[i];
+        int same = a && b && a < c->attr_cap && b < c->attr_cap && c->id_class[a] == c->id_class[b];
+        c->side_a[i] = same ? a : 0;
+        c->side_b[i] = same ? b : 0;
+    }
+    return mosaic_merge_boundary(c->side_a, c->side_b, n, opt->merge, opt->min_contact, &c->uf, &c->ms, err);
+}
+
+void run_attrs_free(run_ctx *c) {
+    free(c->id_class);
+    free(c->id_score);
+    free(c->side_a);
+    free(c->side_b);
+    free(c->seg_class);
+    free(c->seg_score);
+}
+
+/* The class and score of every final segment: all its pieces share one class (joins are
+ * made within a class); its score is the highest of theirs. */
+static int run_segment_attrs(run_ctx *c, samc_error *err) {
+    if (!c->id_class) return 0;
+    c->seg_class = calloc((size_t)c->n_final + 1, sizeof *c->seg_class);
+    c->seg_score = calloc((size_t)c->n_final + 1, sizeof *c->seg_score);
+    if (!c->seg_class || !c->seg_score)
+        return samc_error_set(err, SAMC_ERR_NOMEM, "mosaic: out of memory for the classes of %u segments", c->n_final);
+    for (uint32_t id = 1; id <= c->n_ids_total && id < c->attr_cap; id++) {
+        uint32_t f = c->lut[id];
+        if (c->seg_score[f] == 0.0f || c->id_score[id] > c->seg_score[f]) c->seg_score[f] = c->id_score[id];
+        c->seg_class[f] = c->id_class[id];
+    }
+    return 0;
+}
+
 /* ---- the phases ------------------------------------------------------------------- */
 
 int run_is_cancelled(const run_ctx *c) {
@@ -249,7 +312,7 @@ int run_lut(run_ctx *c, samc_error *err) {
     if (!c->areas || !c->strip)
         return samc_error_set(err, SAMC_ERR_NOMEM, "mosaic: out of memory for a %d-row strip of a %d-pixel-wide raster",
                               STRIP_ROWS, c->g.width);
-    return 0;
+    return run_segment_attrs(c, err);
 }
 
 /* Pre-merge ids -> LUT -> labels.tif (also needed, as a temporary, for the polygons),
@@ -301,14 +364,46 @@ int run_vectors(run_ctx *c, samc_error *err) {
         run_report_phase(c, "vectors", -1);
         double t0 = mosaic_now_s();
         const mosaic_callbacks *cb = c->cb;
-        if (mosaic_polygonize(c->labels_tmp, opt->save_geopackage ? c->gpkg_tmp : NULL,
-                              opt->save_shapefile ? c->shp_tmp : NULL, opt->simplify_tolerance, &c->vs,
-                              cb ? cb->cancelled : NULL, cb ? cb->cancel_ctx : NULL, err))
+        const char *names[MOSAIC_MAX_CLASSES];
+        for (int i = 0; i < opt->n_classes; i++) names[i] = mosaic_class_name(opt, i);
+        mosaic_vector_attrs attrs = { .class_names = names, .n_classes = opt->n_classes, .seg_class = c->seg_class,
+                                      .seg_score = c->seg_score, .n_segments = c->n_final };
+        if (mosaic_polygonize_ex(c->labels_tmp, opt->save_geopackage ? c->gpkg_tmp : NULL,
+                                 opt->save_shapefile ? c->shp_tmp : NULL, opt->simplify_tolerance,
+                                 c->seg_class ? &attrs : NULL, &c->vs, cb ? cb->cancelled : NULL,
+                                 cb ? cb->cancel_ctx : NULL, err))
             return -1;
         c->tm.vectors_s = mosaic_now_s() - t0;
     }
     if (!opt->save_labels) unlink(c->labels_tmp);
     return 0;
+}
+
+/* Concept mode: "classes", one entry per class text: its segments, pixels and mean score
+ * (before stats_sizes sorts the areas). */
+static void stats_classes(cJSON *stats, const run_ctx *c) {
+    const mosaic_options *opt = c->opt;
+    if (!c->seg_class) return;
+    cJSON *arr = cJSON_AddArrayToObject(stats, "classes");
+    for (int k = 0; k < opt->n_classes; k++) {
+        int64_t segs = 0;
+        uint64_t pixels = 0;
+        double score = 0;
+        for (uint32_t f = 1; f <= c->n_final; f++) {
+            if (c->seg_class[f] != (uint32_t)k) continue;
+            segs++;
+            pixels += c->areas[f];
+            score += c->seg_score[f];
+        }
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "class_id", k + 1);
+        cJSON_AddStringToObject(o, "class", mosaic_class_name(opt, k));
+        cJSON_AddNumberToObject(o, "segments", (double)segs);
+        cJSON_AddNumberToObject(o, "pixels", (double)pixels);
+        cJSON_AddNumberToObject(o, "mean_score", segs ? score / (double)segs : 0.0);
+        cJSON_AddItemToArray(arr, o);
+    }
+    cJSON_AddNumberToObject(stats, "score_threshold", opt->score_threshold);
 }
 
 /* Segment sizes: areas[1..n], sorted in place for the median. */
@@ -362,6 +457,7 @@ static int run_stats(run_ctx *c, samc_error *err) {
     cJSON_AddNumberToObject(stats, "labelled_pixels", (double)c->labelled_total);
     cJSON_AddNumberToObject(stats, "segments", (double)c->n_final);
     cJSON_AddNumberToObject(stats, "segments_before_merge", (double)c->n_ids_total);
+    stats_classes(stats, c);
     stats_sizes(stats, c->areas, c->n_final);
     stats_counts(stats, c);
     run_stats_timings(stats, "timings_s", &c->tm, mosaic_now_s() - c->t_start);

@@ -56,6 +56,14 @@ struct run_ctx {
     uint32_t *left_col, *bottom_row, *edge;   /* the neighbours' facing labels; scratch */
     mosaic_uf uf;
     uint32_t next_id;
+    /* concept mode (opt->n_classes > 0): class index and score of every pre-merge id
+     * (grown with the ids), scratch for the class-filtered border rows, and after the
+     * LUT the class and score of every final segment (the highest score of its pieces) */
+    uint32_t *id_class, attr_cap;
+    float *id_score;
+    uint32_t *side_a, *side_b;
+    uint32_t *seg_class;
+    float *seg_score;
     int64_t valid_total, labelled_total;
     int tiles_total, tiles_done, tiles_skipped;
     cJSON *tiles_json;                  /* the tiles' passes, as in stats.json */
@@ -81,6 +89,14 @@ int mosaic_write_json_file(const char *path, const cJSON *j, int formatted, samc
 cJSON *mosaic_read_json_file(const char *path, samc_error *err);
 double mosaic_now_s(void);
 double mosaic_peak_rss_mib(void);
+
+/* ---- concept mode (run.c) ---- */
+/* Room for the class and score of ids < n (and the border scratch on the first call). */
+int run_attrs_grow(run_ctx *c, uint32_t n, samc_error *err);
+/* mosaic_merge_boundary with the run's strategy; in concept mode only pairs of one class
+ * touch (pixels facing a segment of another class count as no contact). n <= tile size. */
+int run_merge_boundary(run_ctx *c, const uint32_t *side1, const uint32_t *side2, int64_t n, samc_error *err);
+void run_attrs_free(run_ctx *c);
 
 /* ---- phases (run.c) ---- */
 int run_is_cancelled(const run_ctx *c);

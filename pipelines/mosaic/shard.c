@@ -27,8 +27,13 @@
 #include "pipelines/mosaic/run.h"
 
 #define SHARD_FORMAT "samc-mosaic-shard/1"
-#define SHARD_FILES 4
-static const char *const shard_files[SHARD_FILES] = { "labels.tif", "top.u32", "bottom.u32", "unions.u32" };
+/* The band's files; in concept mode also the class index and score of its ids 1..n
+ * (little-endian uint32 and float32), so that the merge joins within a class and the
+ * polygons carry both. */
+#define SHARD_FILES_MAX 6
+static const char *const shard_files[SHARD_FILES_MAX] = { "labels.tif", "top.u32", "bottom.u32", "unions.u32",
+                                                         "classes.u32", "scores.f32" };
+static int shard_n_files(const mosaic_options *o) { return o->n_classes > 0 ? 6 : 4; }
 
 /* ---- files and checksums ------------------------------------------------------------ */
 
@@ -234,7 +239,12 @@ static int write_band_edges(run_ctx *c, samc_error *err) {
         }
     }
     if (close(fd) != 0) rc = -1;
-    return rc ? samc_error_set(err, SAMC_ERR_IO, "mosaic: cannot write %s: %s", path, strerror(errno)) : 0;
+    if (rc) return samc_error_set(err, SAMC_ERR_IO, "mosaic: cannot write %s: %s", path, strerror(errno));
+    if (!c->id_class) return 0;
+    snprintf(path, sizeof path, "%s/classes.u32", c->tmp_dir);
+    if (write_u32_file(path, c->id_class + 1, (size_t)c->next_id - 1, err)) return -1;
+    snprintf(path, sizeof path, "%s/scores.f32", c->tmp_dir);
+    return write_u32_file(path, (const uint32_t *)(const void *)(c->id_score + 1), (size_t)c->next_id - 1, err);
 }
 
 static cJSON *manifest_grid(const run_ctx *c) {
@@ -301,7 +311,7 @@ static cJSON *manifest_json(run_ctx *c, cJSON *files) {
 
 /* files: {"labels.tif": {"bytes": n, "fnv1a64": "hex"}, ...} of what the band wrote */
 static int file_entries(const run_ctx *c, cJSON *files, samc_error *err) {
-    for (int i = 0; i < SHARD_FILES && c->band_y1 > c->band_y0; i++) {
+    for (int i = 0; i < shard_n_files(c->opt) && c->band_y1 > c->band_y0; i++) {
         char path[1300], hex[24];
         uint64_t h;
         int64_t bytes;
@@ -459,9 +469,9 @@ static int merge_setup(run_ctx *c, merge_state *ms, const cJSON *m, const char *
 
 /* Every file the manifest lists has its size and checksum: nothing truncated, nothing
  * damaged since the shard wrote it. */
-static int verify_files(const cJSON *m, const char *out_dir, int k, int band_rows, samc_error *err) {
+static int verify_files(const cJSON *m, const char *out_dir, int k, int band_rows, int n_files, samc_error *err) {
     const cJSON *files = cJSON_GetObjectItem(m, "files");
-    for (int i = 0; i < SHARD_FILES && band_rows > 0; i++) {
+    for (int i = 0; i < n_files && band_rows > 0; i++) {
         char path[1300], hex[24];
         shard_path(path, sizeof path, out_dir, k, shard_files[i]);
         const cJSON *f = cJSON_GetObjectItem(files, shard_files[i]);
@@ -512,7 +522,7 @@ static int check_shard(run_ctx *c, merge_state *ms, const cJSON *m, int k, samc_
     if (n_ids < 0 || n_ids > UINT32_MAX - 2)
         return samc_error_set(err, SAMC_ERR_FORMAT, "mosaic: shard %d: segments_before_merge %.0f is not valid", k, n_ids);
     s->n_ids = (uint32_t)n_ids;
-    return verify_files(m, c->out_dir, k, s->y1 - s->y0, err);
+    return verify_files(m, c->out_dir, k, s->y1 - s->y0, shard_n_files(c->opt), err);
 }
 
 /* The shard's times (shards/K.timing.json) into its tiles, as a single run has them in
@@ -629,11 +639,35 @@ static int join_edge(run_ctx *c, const merge_shard *sa, int a, const merge_shard
     }
     for (int x0 = 0; !rc && x0 < c->g.width; x0 += c->g.tile_size) {
         int w = c->g.width - x0 < c->g.tile_size ? c->g.width - x0 : c->g.tile_size;
-        rc = mosaic_merge_boundary(lo + x0, hi + x0, w, c->opt->merge, c->opt->min_contact, &c->uf, &c->ms, err);
+        rc = run_merge_boundary(c, lo + x0, hi + x0, w, err);
     }
     free(lo);
     free(hi);
     return rc;
+}
+
+/* Concept mode: every shard's classes and scores at its ids' offset. */
+static int read_attrs(run_ctx *c, merge_state *ms, uint32_t total, samc_error *err) {
+    if (c->opt->n_classes == 0) return 0;
+    if (run_attrs_grow(c, total + 1, err)) return -1;
+    for (int k = 0; k < ms->n; k++) {
+        const merge_shard *s = &ms->sh[k];
+        if (s->y1 == s->y0) continue;
+        uint32_t *cls = read_u32_file(c->out_dir, k, "classes.u32", s->n_ids, NULL, err);
+        uint32_t *sc = cls ? read_u32_file(c->out_dir, k, "scores.f32", s->n_ids, NULL, err) : NULL;
+        int rc = sc ? 0 : -1;
+        for (uint32_t i = 0; !rc && i < s->n_ids; i++) {
+            if (cls[i] >= (uint32_t)c->opt->n_classes)
+                rc = samc_error_set(err, SAMC_ERR_FORMAT, "mosaic: shard %d: classes.u32 holds class %u of %d", k,
+                                    cls[i], c->opt->n_classes);
+            c->id_class[s->offset + 1 + i] = cls[i];
+            memcpy(&c->id_score[s->offset + 1 + i], &sc[i], sizeof(float));
+        }
+        free(cls);
+        free(sc);
+        if (rc) return -1;
+    }
+    return 0;
 }
 
 /* Offsets, then one union-find over every shard's ids. */
@@ -645,7 +679,7 @@ static int merge_join(run_ctx *c, merge_state *ms, samc_error *err) {
         if (total >= UINT32_MAX - 1)
             return samc_error_set(err, SAMC_ERR_UNSUPPORTED, "mosaic: more than 4 billion segments before the merge");
     }
-    if (mosaic_uf_init(&c->uf, (uint32_t)total + 1, err)) return -1;
+    if (mosaic_uf_init(&c->uf, (uint32_t)total + 1, err) || read_attrs(c, ms, (uint32_t)total, err)) return -1;
     c->next_id = (uint32_t)total + 1;
     double t0 = mosaic_now_s();
     int prev = -1;

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pipelines/mosaic/concept.h"
 #include "pipelines/mosaic/run.h"
 
 typedef enum { JOB_FREE = 0, JOB_READY, JOB_DONE } job_state;
@@ -30,6 +31,11 @@ typedef struct {
     int skipped;
     mosaic_tile_stats ts;
     mosaic_cleanup_stats cs;
+    /* concept mode: class and score of the tile's labels 1..n_local, and a scratch of
+     * ranks by first appearance (the order mosaic_labels_compact numbers them in) */
+    uint32_t *lcls, *rank;
+    float *lscore;
+    int n_local;
     double t_start, segment_s, cleanup_s;
     job_state state;
     int rc;
@@ -43,6 +49,7 @@ typedef struct {
     mosaic_mask_source src;
     int have_src;
     samc_model *model;           /* loaded by this worker (workers->load) */
+    mosaic_concept *concept;     /* concept mode: SAM3 searches instead of the passes */
     uint32_t *tile_labels;       /* [read_h][read_w] */
     pthread_t thread;
     int started;
@@ -84,6 +91,12 @@ static int worker_init(tile_worker *w, samc_error *err) {
     if (!w->tile_labels)
         return samc_error_set(err, SAMC_ERR_NOMEM, "mosaic: out of memory for the labels of a %dx%d tile", g->read_w,
                               g->read_h);
+    if (c->opt->n_classes > 0) {   /* concept mode: the worker's SAM3 model searches each tile */
+        samc_model *m = c->model;
+        if (ws && !ws->sources && !(m = w->model = ws->load(ws->ctx, w->index, err))) return -1;
+        if (!m) return samc_error_set(err, SAMC_ERR_ARG, "mosaic: class texts need a SAM3 model, not a mask source");
+        return (w->concept = mosaic_concept_new(m, g->read_w, g->read_h, err)) ? 0 : -1;
+    }
     w->mp = mosaic_multipass_new(g->read_w, g->read_h, &c->opt->mp, err);
     if (!w->mp) return -1;
     if (ws && ws->sources) {
@@ -106,6 +119,7 @@ static int worker_init(tile_worker *w, samc_error *err) {
 
 static void worker_free(run_ctx *c, tile_worker *w) {
     if (w->have_src) mosaic_samc_source_free(&w->src);
+    mosaic_concept_free(w->concept);
     if (w->model && c->workers && c->workers->unload) c->workers->unload(c->workers->ctx, w->index, w->model);
     if (w->mp) mosaic_multipass_free(w->mp);
     free(w->tile_labels);
@@ -148,11 +162,16 @@ static void job_segment(run_ctx *c, tile_worker *w, tile_job *job) {
     const mosaic_rect *u = &job->u, *rd = &job->rd;
     int rw = rd->x1 - rd->x0, rh = rd->y1 - rd->y0, uw = u->x1 - u->x0, uh = u->y1 - u->y0;
     double t0 = mosaic_now_s();
-    if (mosaic_multipass_run(w->mp, &w->src, job->rgb, job->valid, rw, rh, w->tile_labels, &job->ts, pool_cancelled,
-                             c, &job->err)) {
+    int rc = w->concept ? mosaic_concept_run(w->concept, opt, job->rgb, job->valid, rw, rh, w->tile_labels, job->lcls,
+                                             job->lscore, MOSAIC_CONCEPT_MAX_LABELS(opt->n_classes), &job->ts,
+                                             pool_cancelled, c, &job->err)
+                        : mosaic_multipass_run(w->mp, &w->src, job->rgb, job->valid, rw, rh, w->tile_labels, &job->ts,
+                                               pool_cancelled, c, &job->err);
+    if (rc) {
         job->rc = -1;
         return;
     }
+    job->n_local = job->ts.n_labels;
     job->segment_s = mosaic_now_s() - t0;
     t0 = mosaic_now_s();
     for (int y = 0; y < uh; y++)
@@ -183,16 +202,33 @@ static int tile_commit(run_ctx *c, const tile_job *job, samc_error *err) {
     if (opt->merge != MOSAIC_MERGE_NONE) {
         if (job->col > 0) {
             for (int y = 0; y < uh; y++) c->edge[y] = useful[(size_t)y * uw];
-            if (mosaic_merge_boundary(c->left_col, c->edge, uh, opt->merge, opt->min_contact, &c->uf, &c->ms, err))
-                return -1;
+            if (run_merge_boundary(c, c->left_col, c->edge, uh, err)) return -1;
         }
-        if (job->row > c->r0 && mosaic_merge_boundary(c->bottom_row + u->x0, useful, uw, opt->merge, opt->min_contact,
-                                                      &c->uf, &c->ms, err))
-            return -1;
+        if (job->row > c->r0 && run_merge_boundary(c, c->bottom_row + u->x0, useful, uw, err)) return -1;
     }
     for (int y = 0; y < uh; y++) c->left_col[y] = useful[(size_t)y * uw + uw - 1];
     memcpy(c->bottom_row + u->x0, useful + (size_t)(uh - 1) * uw, (size_t)uw * sizeof *useful);
     c->tm.merge_s += mosaic_now_s() - t0;
+    return 0;
+}
+
+/* Concept mode: the class and score of the ids the tile's labels are about to get
+ * (mosaic_labels_compact numbers them first_id, first_id + 1, ... by first appearance). */
+static int job_attrs(run_ctx *c, tile_job *job, size_t upix, samc_error *err) {
+    if (!job->lcls) return 0;
+    if (run_attrs_grow(c, c->next_id + (uint32_t)job->n_local + 1, err)) return -1;
+    uint32_t count = 0;
+    for (size_t p = 0; p < upix; p++) {
+        uint32_t v = job->useful[p];
+        if (!v || job->rank[v]) continue;
+        if (v > (uint32_t)job->n_local)
+            return samc_error_set(err, SAMC_ERR_INTERNAL, "mosaic: label %u beyond the tile's %d", v, job->n_local);
+        job->rank[v] = ++count;
+        uint32_t id = c->next_id + count - 1;
+        c->id_class[id] = job->lcls[v - 1];
+        c->id_score[id] = job->lscore[v - 1];
+    }
+    memset(job->rank, 0, ((size_t)job->n_local + 1) * sizeof *job->rank);
     return 0;
 }
 
@@ -209,7 +245,8 @@ static int job_finish(run_ctx *c, tile_job *job, samc_error *err) {
     c->cs.pixels_removed += job->cs.pixels_removed;
     if (!job->skipped) {
         double t0 = mosaic_now_s();
-        if (mosaic_labels_compact(job->useful, (int64_t)upix, c->next_id, &n_ids, err)) return -1;
+        if (job_attrs(c, job, upix, err) || mosaic_labels_compact(job->useful, (int64_t)upix, c->next_id, &n_ids, err))
+            return -1;
         if ((uint64_t)c->next_id + n_ids >= UINT32_MAX)
             return samc_error_set(err, SAMC_ERR_UNSUPPORTED, "mosaic: more than 4 billion segments before the merge");
         c->next_id += n_ids;
@@ -292,7 +329,16 @@ static int jobs_alloc(run_ctx *c, tile_pool *p, samc_error *err) {
         if (!j->rgb || !j->valid || !j->useful)
             return samc_error_set(err, SAMC_ERR_NOMEM, "mosaic: out of memory for the buffers of a %dx%d tile",
                                   g->read_w, g->read_h);
+        if (c->opt->n_classes > 0) {
+            size_t cap = (size_t)MOSAIC_CONCEPT_MAX_LABELS(c->opt->n_classes) + 1;
+            j->lcls = malloc(cap * sizeof *j->lcls);
+            j->lscore = malloc(cap * sizeof *j->lscore);
+            j->rank = calloc(cap, sizeof *j->rank);
+            if (!j->lcls || !j->lscore || !j->rank)
+                return samc_error_set(err, SAMC_ERR_NOMEM, "mosaic: out of memory for the classes of a tile");
+        }
     }
+    if (c->opt->n_classes > 0 && run_attrs_grow(c, 1, err)) return -1;
     c->left_col = calloc((size_t)umax_h, sizeof *c->left_col);
     c->edge = calloc((size_t)umax_h, sizeof *c->edge);
     c->bottom_row = calloc((size_t)g->width, sizeof *c->bottom_row);
@@ -361,6 +407,9 @@ void run_pool_free(run_ctx *c) {
         free(p->jobs[i].rgb);
         free(p->jobs[i].valid);
         free(p->jobs[i].useful);
+        free(p->jobs[i].lcls);
+        free(p->jobs[i].lscore);
+        free(p->jobs[i].rank);
         mosaic_tile_stats_free(&p->jobs[i].ts);
     }
     free(p->jobs);

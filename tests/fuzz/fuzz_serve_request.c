@@ -4,6 +4,7 @@
  *   1: a job body
  *   2: a route: "METHOD URL" up to the first space
  *   3: base64 decoding
+ *   4: a find body (SAM3), against an image size from the next four bytes
  * and whatever a parser accepts is checked against the promises of serve_parse.h. */
 #include <math.h>
 #include <stdint.h>
@@ -32,14 +33,34 @@ static void check_predict(const serve_predict_req *r, int w, int h, int low) {
     if (r->format != SERVE_FMT_RLE && r->format != SERVE_FMT_PNG) __builtin_trap();
 }
 
+static void check_find(const serve_find_req *r, int w, int h) {
+    if (r->n_boxes < 0 || r->n_boxes > SAMC_CONCEPT_MAX_GEOMETRY || (!r->text && r->n_boxes == 0)) __builtin_trap();
+    if (r->text && (!r->text[0] || strlen(r->text) > SERVE_MAX_TEXT)) __builtin_trap();
+    for (int b = 0; b < r->n_boxes; b++) {
+        const float *x = r->boxes[b];
+        if (!(x[0] >= 0 && x[1] >= 0 && x[2] <= (float)w && x[3] <= (float)h && x[2] > x[0] && x[3] > x[1]))
+            __builtin_trap();
+        if (r->labels[b] != 0 && r->labels[b] != 1) __builtin_trap();
+    }
+    if (!(r->threshold >= -1 && r->threshold <= 1) || r->max_detections < 0) __builtin_trap();
+    if (r->format != SERVE_FMT_RLE && r->format != SERVE_FMT_PNG) __builtin_trap();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1) return 0;
-    int mode = data[0] & 3;
+    int mode = data[0] % 5;
     data++;
     size--;
     char why[300];
     why[0] = '\0';
-    if (mode == 0) {
+    if (mode == 4) {
+        if (size < 4) return 0;
+        int w = 1 + (data[0] | data[1] << 8) % 4096, h = 1 + (data[2] | data[3] << 8) % 4096;
+        serve_find_req r;
+        if (serve_parse_find((const char *)data + 4, size - 4, w, h, &r, why, sizeof why) == 0) check_find(&r, w, h);
+        else if (!why[0] || r.text) __builtin_trap();
+        serve_find_req_free(&r);
+    } else if (mode == 0) {
         if (size < 4) return 0;
         int w = 1 + (data[0] | data[1] << 8) % 4096, h = 1 + (data[2] | data[3] << 8) % 4096, low = 4;
         serve_predict_req r;
@@ -71,7 +92,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         serve_route r;
         serve_parse_route(method, url, &r);
         if (r.kind != ROUTE_NONE && !r.allow) __builtin_trap();
-        if ((r.kind == ROUTE_PREDICT || r.kind == ROUTE_JOB || r.kind == ROUTE_IMAGE) && !r.bad_id &&
+        if ((r.kind == ROUTE_PREDICT || r.kind == ROUTE_FIND || r.kind == ROUTE_JOB || r.kind == ROUTE_IMAGE) && !r.bad_id &&
             strlen(r.id) != SERVE_ID_LEN)
             __builtin_trap();
     } else {

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# tests/cli_sam3_golden.sh: the SAM3 acceptance check from outside. Runs
+# tests/sam3_golden_check.py (the SAM3 twin of shared/tools/golden_check.py) against the
+# built samc: the six micro cases through `samc find` (raw outputs of every query, kept
+# instances, scores, boxes, mask PNGs and RLEs against the golden data), with the default
+# backend and with the plain-C reference (through SAMC_BACKEND: the checker passes no
+# backend flag). One verdict line per case in the log, one OK / NOT OK per backend here.
+#
+# Fails (and says why) when the golden data, the vocabulary, python3, numpy or Pillow are
+# missing: the acceptance check cannot vanish. Prints "N passed, N failed, N skipped" last.
+set -u
+SAMC=${SAMC:-./samc}
+case "$SAMC" in /*) ;; *) SAMC="$(cd "$(dirname "$SAMC")" && pwd)/$(basename "$SAMC")" ;; esac
+GOLDEN=${SAMC_GOLDEN:-../shared/golden}/sam3
+CHECKER=$(dirname "$0")/sam3_golden_check.py
+PY=/usr/bin/python3
+pass=0; fail=0; skip=0
+
+why_fail=""
+if [ ! -x "$PY" ]; then why_fail="$PY not found"
+elif ! "$PY" -c 'import numpy, PIL' 2>/dev/null; then why_fail="python3 numpy or Pillow missing (apt-get install python3-numpy python3-pil)"
+elif [ ! -d "$GOLDEN/micro" ]; then why_fail="golden data missing: no folder $GOLDEN/micro"
+elif [ ! -f "$GOLDEN/assets/bpe_simple_vocab_16e6.txt.gz" ]; then why_fail="golden vocabulary missing: $GOLDEN/assets/bpe_simple_vocab_16e6.txt.gz"
+fi
+
+TMP=$(mktemp -d /tmp/samc_cli_sam3_golden.XXXXXX)
+trap 'rm -rf "$TMP"' EXIT
+if [ -x "$SAMC" ]; then cp "$SAMC" "$TMP/samc" && SAMC=$TMP/samc; fi
+
+for backend in auto ref; do
+  name="cli_sam3_golden.micro_$backend"
+  if [ -n "$why_fail" ]; then echo "NOT OK $name: $why_fail"; fail=$((fail+1)); continue; fi
+  start=$(date +%s)
+  SAMC_BACKEND=$backend "$PY" "$CHECKER" --samc "$SAMC" --golden "$GOLDEN/micro" \
+    --vocab "$GOLDEN/assets/bpe_simple_vocab_16e6.txt.gz" --work "$TMP/gc_$backend" >"$TMP/log" 2>&1
+  rc=$?
+  sed 's/^/    /' "$TMP/log"
+  if [ "$rc" -eq 0 ] && grep -q '^VERDICT sam3_micro: 6/6' "$TMP/log"; then
+    echo "OK     $name ($(( $(date +%s) - start )) s)"; pass=$((pass+1))
+  else
+    echo "NOT OK $name (checker exit $rc)"; fail=$((fail+1))
+  fi
+  rm -rf "$TMP/gc_$backend"
+done
+
+echo "tests/cli_sam3_golden.sh: $pass passed, $fail failed, $skip skipped"
+[ "$fail" -eq 0 ]
