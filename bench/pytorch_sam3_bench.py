@@ -370,6 +370,8 @@ def main():
     import sam3.model_builder as mb
     from sam3.model.sam3_image_processor import Sam3Processor
     apply_cpu_patches(torch)
+    # What importing torch (and, on a CUDA wheel, its CUDA libraries) costs before any model.
+    rss_import = rss_mb()
     bpe = args.bpe or os.path.join(args.sam3_src, "sam3", "assets", "bpe_simple_vocab_16e6.txt.gz")
 
     t0 = time.perf_counter()
@@ -477,6 +479,7 @@ def main():
         "n_params": n_params,
         "build_s": round(build_s, 2),
         "load_s": round(load_s, 2),
+        "rss_after_import_mb": rss_import,
         "rss_after_load_mb": rss_loaded,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
         "weights": os.path.basename(args.weights),

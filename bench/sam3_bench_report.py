@@ -65,8 +65,8 @@ def main():
     elif meta.get("skip_torch"):
         p("PyTorch: not run (SKIP_TORCH=1)")
     pr = get(s32 or s16 or pt or {}, "prompts") or {}
-    p("Image: %s; weights: samc-synth-v1 (%s); prompts: \"%s\"%s%s; threshold %s; median of %s rounds after %s "
-      "warm-up (each round: set_image, then every prompt on that encoding)"
+    p("Image: %s; weights: samc-synth-v1 (%s); prompts: \"%s\"%s%s; threshold %s; median of %s timed round(s) "
+      "after %s warm-up round(s) (a round: set_image, then every prompt on that encoding)"
       % (meta.get("image", "?"), main_cfg, pr.get("text"),
          ", then \"%s\" on the same encoding" % pr["text2"] if pr.get("text2") else "",
          ", then \"%s\" + positive box %s" % (pr.get("box_after"), pr.get("box_px")) if pr.get("box_px") else "",
@@ -113,6 +113,7 @@ def main():
 
     plain_row("load (s)", ("load_s",), ("load_s",), lambda v: "-" if v is None else "%.1f" % v)
     plain_row("weights held (MiB) [2]", ("weight_mb",), ("weights_fp32_mb",), fmt_mb)
+    plain_row("RSS at start, before the model (MiB) [3]", ("rss_at_start_mb",), ("rss_after_import_mb",), fmt_mb)
     plain_row("RSS after load (MiB) [2]", ("rss_after_load_mb",), ("rss_after_load_mb",), fmt_mb)
     plain_row("peak RSS (MiB)", ("peak_rss_mb",), ("peak_rss_mb",), fmt_mb)
     p("")
@@ -120,6 +121,8 @@ def main():
       "text again (its text time is in the per-stage table), so the second line subtracts it.")
     p("[2] samc maps the weight file (pages count towards RSS once touched; 16-bit files stay 16-bit on "
       "cpu_fast); PyTorch holds a float32 copy of every parameter (read tensor by tensor, no mmap).")
+    p("[3] PyTorch: the process after importing torch and sam3, before building the model (PyPI's default "
+      "torch wheel is the CUDA build; its libraries are part of this); samc: the process before loading.")
     p("")
 
     # Per-stage table of samc.
@@ -148,7 +151,7 @@ def main():
     # Same answers?
     p("What each side found (kept instances, presence logit, best query: score):")
     p("")
-    p("| prompt | " + " | ".join(n for n, _ in cols) + (" | max abs diff samc fp32 vs PyTorch |" if pt and s32 else " |"))
+    p("| prompt | " + " | ".join(n for n, _ in cols) + (" | max abs diff samc fp32 vs PyTorch (of the 6-digit values) |" if pt and s32 else " |"))
     p("|---|" + "---|" * (len(cols) + (1 if pt and s32 else 0)))
     for prompt in ("text", "text2", "box"):
         cells = []

@@ -186,6 +186,7 @@ int main(int argc, char **argv) {
     }
     char weights[256];
     int synth = !*pos[3];
+    double rss_start = rss_mb();
     samc_error err = { 0 };
     if (synth) {
         struct stat sb;
@@ -269,10 +270,10 @@ int main(int argc, char **argv) {
         fprintf(f, ",\"tokens\":\"%s\"},\"threshold\":%.9g,\"weights\":", vocab ? "text (samc tokenizer)" : "fixed ids",
                 threshold);
         json_str(f, synth ? "(synthetic, temporary)" : weights);
-        fprintf(f, ",\"n_params\":%lld,\"weight_mb\":%.1f,\"scratch_mb\":%.1f,\"load_ms\":%.1f,\"rss_after_load_mb\":%.1f,"
+        fprintf(f, ",\"n_params\":%lld,\"weight_mb\":%.1f,\"scratch_mb\":%.1f,\"load_ms\":%.1f,\"rss_at_start_mb\":%.1f,\"rss_after_load_mb\":%.1f,"
                    "\"peak_rss_mb\":%.1f,\"image\":",
                 (long long)info.n_params, info.weight_bytes / 1048576.0, info.scratch_bytes / 1048576.0, load_ms,
-                rss_loaded, ru.ru_maxrss / 1024.0);
+                rss_start, rss_loaded, ru.ru_maxrss / 1024.0);
         const char *base = strrchr(image, '/');
         json_str(f, base ? base + 1 : image);
         fprintf(f, ",\"width\":%d,\"height\":%d,\"samc_version\":\"%s\"}\n", w, h, SAMC_VERSION);
