@@ -105,7 +105,7 @@ CPU_ID=$(lscpu 2>/dev/null | awk -F: '/^CPU family:/ { gsub(/ /, "", $2); f = $2
     END { if (f != "") printf "family %s model %s%s", f, m, h }')
 [ -n "$CPU_ID" ] && CPU="$CPU ($CPU_ID)"
 NPROC=$(nproc 2>/dev/null || echo '?')
-SAMC_VERSION=$("$SAMC" version 2>/dev/null | head -n 1)
+SAMC_VERSION=$("$SAMC" version 2>/dev/null | tr "\n" " " | sed "s/ *$//")
 GIT_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 git -C "$ROOT" diff --quiet HEAD -- 2>/dev/null || GIT_REV="$GIT_REV+dirty"
 SAM3_REV=${SAM3_REV:-}
