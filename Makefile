@@ -236,9 +236,11 @@ $(BUILD)/bench/bench_gemm: tests/bench/bench_gemm.c $(LIB)
 
 # SAM3 per-stage times, peak RSS and arena, kept out of `all` and `test`:
 # make bench-sam3 CONFIG=sam3 BACKEND=fast THREADS=2 [WEIGHTS=file] [IMAGE=png] [ITERS=n]
+#                 [SAM3_BENCH_ARGS="--warmup 1 --text2 wheel --box X0,Y0,X1,Y1 --vocab F --json F"]
+# (options: tests/bench/bench_sam3.c; the side-by-side with PyTorch: bench/run_sam3_bench.sh)
 .PHONY: bench-sam3
 bench-sam3: $(BUILD)/bench/bench_sam3
-	$(BUILD)/bench/bench_sam3 $(or $(CONFIG),sam3_micro) $(or $(BACKEND),fast) $(or $(THREADS),2) "$(WEIGHTS)" "$(IMAGE)" $(or $(ITERS),1)
+	$(BUILD)/bench/bench_sam3 $(or $(CONFIG),sam3_micro) $(or $(BACKEND),fast) $(or $(THREADS),2) "$(WEIGHTS)" "$(IMAGE)" $(or $(ITERS),1) $(SAM3_BENCH_ARGS)
 
 $(BUILD)/bench/bench_sam3: tests/bench/bench_sam3.c $(LIB)
 	@mkdir -p $(dir $@)

@@ -12,15 +12,18 @@ It prints one JSON line:
   {"config", "threads", "set_image_ms_median", "predict_ms_median", "torch_version",
    "peak_rss_mb", ...}
 
-Environment shims, all for Debian 12's python3-torch 1.13.1 (see
-shared/golden/README.md, sections 3 and 9, which produced the goldens the same way):
+It runs on Debian 12's python3-torch 1.13.1 and on torch 2.x from PyPI (MKL + oneDNN).
+Environment shims, needed only on the old stack (see shared/golden/README.md, sections 3
+and 9, which produced the goldens the same way):
   * hydra, iopath and tqdm are imported by the package but not needed for inference;
     tiny stand-in modules are installed when the real ones are missing.
   * torch 1.13 has no F.scaled_dot_product_attention: a plain softmax(q kT / sqrt(d)) v
-    is installed when it is missing (it is what a 1.13 user would have to write).
+    is installed when it is missing (it is what a 1.13 user would have to write). torch
+    2.x uses its own.
   * torchvision 0.14's tensor Resize does not antialias while torchvision >= 0.17 (and
-    samc) do; by default the predictor's resize+normalise is replaced by the antialiased
-    F.interpolate. --stock-resize keeps the torchvision transform instead.
+    samc) do. --resize auto (default) keeps the predictor's own torchvision transform on
+    torchvision >= 0.17 and replaces it by the antialiased F.interpolate on older ones;
+    --resize torchvision / antialias force one or the other.
 
 Checking that it is the same model as samc's:
   samc segment IMG --model W --point X,Y --multimask --save-lowres samc_lowres.safetensors
@@ -62,8 +65,10 @@ def parse_args():
     p.add_argument("--iters", type=int, default=3, help="timed runs of set_image and predict (default 3)")
     p.add_argument("--warmup", type=int, default=1, help="untimed runs first (default 1)")
     p.add_argument("--point", help="X,Y prompt in image pixels (default: the image centre, as samc bench)")
-    p.add_argument("--stock-resize", action="store_true",
-                   help="keep the predictor's torchvision Resize (no antialias on torchvision < 0.17)")
+    p.add_argument("--resize", choices=("auto", "torchvision", "antialias"), default="auto",
+                   help="auto (default): the predictor's torchvision Resize where it antialiases "
+                        "(torchvision >= 0.17), else the antialiased F.interpolate")
+    p.add_argument("--stock-resize", action="store_true", help="the same as --resize torchvision")
     p.add_argument("--compare-lowres",
                    help="samc --save-lowres file: report max |diff| of the low-res logits of --point")
     p.add_argument("--save-lowres", help="write this run's low-res logits (M,S/4,S/4) as .npy")
@@ -225,29 +230,50 @@ def antialiased_transform(torch, size):
     return AntialiasedResizeNormalize()
 
 
-def loaded_blas():
-    """The BLAS library actually mapped into this process: Debian's torch links the
-    libblas.so.3 alternative, which is the slow netlib reference BLAS unless an
-    optimised one (libopenblas0-pthread) is installed."""
+def loaded_blas(torch):
+    """The BLAS torch computes with. Debian's torch links the libblas.so.3 alternative,
+    which is the slow netlib reference BLAS unless an optimised one (libopenblas0-pthread)
+    is installed: then the library mapped into the process says which. PyPI's torch has
+    MKL linked in statically (its build config says BLAS_INFO=mkl)."""
+    config = torch.__config__.show()
+    info = next((w.split("=", 1)[1].rstrip(",") for w in config.split() if w.startswith("BLAS_INFO=")), None)
     libs = set()
     try:
         with open("/proc/self/maps") as f:
             for line in f:
                 path = line.split()[-1]
                 base = os.path.basename(path)
-                if "blas" in base or "mkl_rt" in base:
+                # numpy's own OpenBLAS and CUDA's cuBLAS are not what torch's CPU ops use.
+                if ("blas" in base or "mkl_rt" in base) and "cublas" not in base and "numpy" not in path:
                     libs.add(os.path.realpath(path))
     except OSError:
-        return "unknown"
-    return ",".join(sorted(libs)) or "none"
+        pass
+    if libs:
+        return ",".join(sorted(libs))
+    return "built-in %s" % info if info else "unknown"
 
 
-def debian_version(package):
+def debian_version(package, torch):
+    """The Debian package version, when the torch imported is the Debian one."""
+    if not os.path.realpath(torch.__file__).startswith("/usr/lib/python3/"):
+        return None
     try:
         return subprocess.run(["dpkg-query", "-W", "-f", "${Version}", package], capture_output=True,
                               text=True, check=True).stdout.strip() or None
     except (OSError, subprocess.CalledProcessError):
         return None
+
+
+def rss_mb():
+    """Resident set size now (MiB), from /proc/self/status."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return round(int(line.split()[1]) / 1024.0, 1)
+    except OSError:
+        pass
+    return None
 
 
 def median(v):
@@ -270,6 +296,8 @@ def main():
     install_shims()
     sdpa = install_sdpa_polyfill(torch)
     from sam2.sam2_image_predictor import SAM2ImagePredictor
+    # What importing torch (and, on a CUDA wheel, its CUDA libraries) costs before any model.
+    rss_import = rss_mb()
 
     t0 = time.perf_counter()
     cfg = model_config(args)
@@ -285,7 +313,12 @@ def main():
     s = model.image_size
     # The predictor hard-codes the feature sizes of a 1024 input; they are S/4, S/8, S/16.
     predictor._bb_feat_sizes = [(s // 4, s // 4), (s // 8, s // 8), (s // 16, s // 16)]
-    if not args.stock_resize:
+    resize = "torchvision" if args.stock_resize else args.resize
+    if resize == "auto":
+        import torchvision
+        tv = tuple(int(x) for x in torchvision.__version__.split("+")[0].split(".")[:2])
+        resize = "torchvision" if tv >= (0, 17) else "antialias"
+    if resize == "antialias":
         predictor._transforms.transforms = antialiased_transform(torch, s)
 
     image = np.array(Image.open(args.image).convert("RGB"))
@@ -321,17 +354,21 @@ def main():
         "iters": args.iters,
         "warmup": args.warmup,
         "torch_version": torch.__version__,
-        "torch_package": debian_version("python3-torch"),
+        "torch_package": debian_version("python3-torch", torch),
         "torch_num_threads": torch.get_num_threads(),
-        "blas": loaded_blas(),
+        "torch_cpu_capability": (torch.backends.cpu.get_cpu_capability()
+                                 if hasattr(torch.backends, "cpu") else None),
+        "mkldnn": torch.backends.mkldnn.is_available(),
+        "blas": loaded_blas(torch),
         "sdpa": sdpa,
-        "resize": "torchvision" if args.stock_resize else "antialias",
+        "resize": resize,
         "image": os.path.basename(args.image),
         "width": w,
         "height": h,
         "point": [px, py],
         "n_params": n_params,
         "load_s": round(load_s, 2),
+        "rss_after_import_mb": rss_import,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
     }
     if args.save_lowres:

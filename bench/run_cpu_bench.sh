@@ -17,7 +17,9 @@
 #   SKIP_TORCH=1  no PyTorch runs (no Python needed then)
 #   SAM2_SRC      a facebookresearch/sam2 checkout (the directory holding sam2/)
 #   PYTHON        interpreter with torch 1.13+, torchvision, yaml, numpy, PIL
-#                 (default /usr/bin/python3: Debian 12's python3-torch)
+#                 (default /usr/bin/python3: Debian 12's python3-torch 1.13; or a venv with
+#                 torch 2.x from PyPI, e.g. PYTHON=/work/venv-torch/bin/python: bench/README.md)
+#   SAM2_REV      the official commit, for the report when SAM2_SRC is not a git checkout
 #   IMAGE         image to encode (default: the golden truck, 1800x1200)
 #   SAMC          samc binary (default ./samc of this checkout)
 #   WEIGHTS_DIR   where synthetic weights go (default /tmp); KEEP_WEIGHTS=1 keeps them
@@ -50,7 +52,7 @@ if [ "$SKIP_TORCH" != 1 ]; then
     [ -n "$SAM2_SRC" ] || die "set SAM2_SRC to a facebookresearch/sam2 checkout (or SKIP_TORCH=1)"
     [ -f "$SAM2_SRC/sam2/sam2_image_predictor.py" ] || die "$SAM2_SRC has no sam2/sam2_image_predictor.py"
     "$PYTHON" -c 'import torch, torchvision, yaml, numpy, PIL' 2>/dev/null \
-        || die "$PYTHON lacks torch/torchvision/yaml/numpy/PIL (Debian: apt-get install python3-torch python3-torchvision python3-yaml)"
+        || die "$PYTHON lacks torch/torchvision/yaml/numpy/PIL (Debian: apt-get install python3-torch python3-torchvision python3-yaml; PyPI: bench/README.md)"
 fi
 
 # samc bench may predate --backend: then only the default backend (auto = fast) is run.
@@ -74,8 +76,8 @@ NPROC=$(nproc 2>/dev/null || echo '?')
 SAMC_VERSION=$("$SAMC" version 2>/dev/null | tr '\n' ' ' | sed 's/ *$//')
 GIT_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 git -C "$ROOT" diff --quiet HEAD -- 2>/dev/null || GIT_REV="$GIT_REV+dirty"
-TORCH_SRC_REV=
-[ -n "$SAM2_SRC" ] && TORCH_SRC_REV=$(git -C "$SAM2_SRC" rev-parse --short HEAD 2>/dev/null || echo "not a git checkout")
+TORCH_SRC_REV=${SAM2_REV:-}
+[ -z "$TORCH_SRC_REV" ] && [ -n "$SAM2_SRC" ] && TORCH_SRC_REV=$(git -C "$SAM2_SRC" rev-parse --short HEAD 2>/dev/null || echo "not a git checkout (set SAM2_REV)")
 
 json_escape() { printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g'; }
 printf '{"run":"meta","date":"%s","cpu":"%s","nproc":"%s","threads":%s,"samc":"%s","samc_git":"%s","sam2_src_rev":"%s","image":"%s"}\n' \
@@ -148,14 +150,18 @@ for cfg in $CONFIGS; do
 done
 
 TORCH_VERSION=
+TORCH_DETAIL=
 if [ "$SKIP_TORCH" != 1 ]; then
-    TORCH_VERSION=$(sed -n 's/.*"torch_version":[[:space:]]*"\([^"]*\)".*/\1/p' "$RESULTS" | head -n 1)
+    json_str() { sed -n "s/.*\"$1\":[[:space:]]*\"\([^\"]*\)\".*/\\1/p" "$RESULTS" | head -n 1; }
+    TORCH_VERSION=$(json_str torch_version)
+    TORCH_PKG=$(json_str torch_package)
+    TORCH_DETAIL="${TORCH_PKG:+ (Debian python3-torch $TORCH_PKG)}; BLAS: $(json_str blas); CPU capability: $(json_str torch_cpu_capability); resize: $(json_str resize); attention: $(json_str sdpa)"
 fi
 
 {
     echo "CPU: ${CPU:-unknown}, $NPROC logical CPUs, $THREADS threads; $(date -Iseconds)"
     echo "samc: $SAMC_VERSION, git $GIT_REV"
-    [ "$SKIP_TORCH" = 1 ] || echo "PyTorch: torch ${TORCH_VERSION:-?}, official sam2 at ${TORCH_SRC_REV:-?}"
+    [ "$SKIP_TORCH" = 1 ] || echo "PyTorch: torch ${TORCH_VERSION:-?}$TORCH_DETAIL; official sam2 at ${TORCH_SRC_REV:-?}"
     echo "Image: $IMAGE; weights: samc-synth-v1; samc fast: median of $ITERS (+$WARMUP warm-up), ref: $REF_ITERS run, PyTorch: median of $TORCH_ITERS (+$TORCH_WARMUP warm-up)"
     [ $HAVE_BACKEND = 1 ] || echo "Note: this samc bench has no --backend: the fast column is the default backend and ref was not run."
     echo
@@ -165,11 +171,18 @@ fi
     echo
     echo "Encoder = samc image encode incl. preprocessing (wall) vs SAM2ImagePredictor.set_image;"
     echo "decoder = one centre point, three masks, upsampled to the image size, vs predict(multimask_output=True)."
+    if [ "$SKIP_TORCH" != 1 ]; then
+        IMPORT_RSS=$(json_num rss_after_import_mb "$(grep -m 1 rss_after_import_mb "$RESULTS")")
+        [ -n "$IMPORT_RSS" ] && echo "PyTorch's RSS after importing torch and sam2, before any model: $(fmt "$IMPORT_RSS") MiB (part of its peak)."
+    fi
     echo
     echo "Commands:"
     echo '```'
     printf '%s\n' "${COMMANDS[@]}"
     echo '```'
-    echo "Raw JSON lines: $RESULTS"
+    echo "Raw JSON lines ($RESULTS):"
+    echo '```json'
+    cat "$RESULTS"
+    echo '```'
 } | tee "$REPORT"
 echo "report: $REPORT" >&2
