@@ -1328,6 +1328,230 @@ static void test_determinism(const backend *be) {
     free(k7); free(v7);
 }
 
+/* ------------------------------------------------------------------ SAM3's ops */
+
+/* The ops SAM3's image model added (kernels/ops.h): attention with an additive bias, the
+ * ViT's axial RoPE, GroupNorm, roi_align, grid_sample and the decoder's box bias. Inputs
+ * are uploaded, the op runs on the backend, the whole output is compared with cpu_ref.
+ * cpu_fast runs the reference arithmetic for all but attention_biased (bit for bit);
+ * cuda within a few roundings. */
+
+typedef struct {
+    const char *name;
+    int sz, batch, heads, n_q, n_kv, hd;
+    int kind; /* 0: [B*heads, Q, K] bias; 1: key padding row per batch; 2: causal [Q, K] */
+} biased_case;
+
+static const biased_case biased_cases[] = {
+    { "odd 3 x 5 heads, 13 x 19, hd 7", SZ_ODD, 3, 5, 13, 19, 7, 0 },
+    { "key padding over chunks 2 x 37 x 700", SZ_ODD, 2, 3, 37, 700, 24, 1 },
+    { "micro decoder image cross-attention", SZ_SMALL, 1, 2, 21, 324, 16, 0 },
+    { "text causal 32 x 32, hd 64", SZ_SMALL, 1, 16, 32, 32, 64, 2 },
+    { "decoder image cross-attention 201 x 5184", SZ_SAM, 1, 8, 201, 5184, 32, 0 },
+    { "prompt key padding 5184 x 33", SZ_SAM, 1, 8, 5184, 33, 32, 1 },
+};
+
+/* The bias of case c: random (kind 0), or 0 / -inf masks that keep at least one key. */
+static float *biased_bias(const biased_case *c, samc_attention_bias *b, size_t *n) {
+    float *bb;
+    if (c->kind == 0) {
+        *n = (size_t)c->batch * c->heads * c->n_q * c->n_kv;
+        bb = rand_buf(*n, 2.0f);
+        *b = (samc_attention_bias){ NULL, (ptrdiff_t)c->heads * c->n_q * c->n_kv, (ptrdiff_t)c->n_q * c->n_kv, c->n_kv };
+    } else if (c->kind == 1) { /* masked keys everywhere, whole leading chunks of 256 too */
+        *n = (size_t)c->batch * c->n_kv;
+        bb = zero_buf(*n);
+        for (int i = 0; i < c->batch; i++)
+            for (int j = 0; j < c->n_kv; j++)
+                if ((j < 300 && j != 9) || j % 3 == 1) bb[(size_t)i * c->n_kv + j] = -INFINITY;
+        *b = (samc_attention_bias){ NULL, c->n_kv, 0, 0 };
+    } else {
+        *n = (size_t)c->n_q * c->n_kv;
+        bb = zero_buf(*n);
+        for (int i = 0; i < c->n_q; i++)
+            for (int j = i + 1; j < c->n_kv; j++) bb[(size_t)i * c->n_kv + j] = -INFINITY;
+        *b = (samc_attention_bias){ NULL, 0, 0, c->n_kv };
+    }
+    return bb;
+}
+
+static void run_attention_biased(const backend *be, const biased_case *c) {
+    int D = c->heads * c->hd;
+    size_t nq = (size_t)c->batch * c->n_q * D, nk = (size_t)c->batch * c->n_kv * D, nb;
+    samc_attention_bias bias, dbias;
+    float *q = rand_buf(nq, 1.0f), *k = rand_buf(nk, 1.0f), *v = rand_buf(nk, 1.0f), *want = nan_host(nq);
+    float *bb = biased_bias(c, &bias, &nb);
+    float *dq = be_from(be, q, nq), *dk = be_from(be, k, nk), *dv = be_from(be, v, nk), *db = be_from(be, bb, nb);
+    float *dout = be_nan(be, nq);
+    samc_attention_args a = {
+        .batch = c->batch, .heads = c->heads, .n_q = c->n_q, .n_kv = c->n_kv, .head_dim = c->hd,
+        .scale = 1.0f / sqrtf((float)c->hd), .q = q, .q_sb = (ptrdiff_t)c->n_q * D, .q_sh = c->hd, .q_st = D,
+        .k = k, .k_sb = (ptrdiff_t)c->n_kv * D, .k_sh = c->hd, .k_st = D,
+        .v = v, .v_sb = (ptrdiff_t)c->n_kv * D, .v_sh = c->hd, .v_st = D,
+        .out = want, .o_sb = (ptrdiff_t)c->n_q * D, .o_sh = c->hd, .o_st = D,
+    };
+    bias.bias = bb;
+    g_ref->attention_biased(g_ref, &a, &bias);
+    samc_attention_args d = a;
+    d.q = dq, d.k = dk, d.v = dv, d.out = dout;
+    dbias = bias;
+    dbias.bias = db;
+    run_t r;
+    run_begin(&r, be, 2e-6, be->is_cuda ? GEMM_RTOL : 2e-4, "attention_biased", "%s B=%d H=%d nq=%d nkv=%d hd=%d",
+              c->name, c->batch, c->heads, c->n_q, c->n_kv, c->hd);
+    if (!dq || !dk || !dv || !db || !dout) run_fail(&r, "allocation failed");
+    else {
+        be->ops->attention_biased(be->ops, &d, &dbias);
+        if (run_sync(&r)) {
+            float *out = be_to_host(be, dout, nq);
+            run_cmp(&r, out, want, nq, 0);
+            free(out);
+        }
+    }
+    double fl = 4.0 * c->batch * c->heads * (double)c->n_q * c->n_kv * c->hd;
+    if (run_end(&r)) PERF(be, r.what, fl, 4.0 * (2.0 * nq + 2.0 * nk + nb), be->ops->attention_biased(be->ops, &d, &dbias));
+    be_free(be, dq); be_free(be, dk); be_free(be, dv); be_free(be, db); be_free(be, dout);
+    free(q); free(k); free(v); free(bb); free(want);
+}
+
+/* rope on the ViT's packed qkv rows [rows, 3C] (q at 0, k at C): in place, windows of
+ * `period` rows sharing one table; the v third must stay as it was. */
+static void run_rope(const backend *be, const char *name, int sz, int rows, int C, int heads, int period) {
+    if (!want(be, "rope", name, sz, 6.0 * rows * 2 * C)) return;
+    int hd = C / heads;
+    size_t n = (size_t)rows * 3 * C, nt = (size_t)period * hd / 2;
+    float *x = rand_buf(n, 1.0f), *ang = rand_buf(nt, 3.0f), *ct = nan_host(nt), *st = nan_host(nt);
+    for (size_t i = 0; i < nt; i++) ct[i] = cosf(ang[i]), st[i] = sinf(ang[i]);
+    float *dx = be_from(be, x, n), *dct = be_from(be, ct, nt), *dst = be_from(be, st, nt);
+    g_ref->rope(g_ref, x, rows, 3 * C, heads, hd, ct, st, period);
+    run_t r;
+    run_begin(&r, be, be->is_cuda ? 1e-6 : 0, be->is_cuda ? 1e-5 : 0, "rope", "%s rows=%d C=%d heads=%d period=%d", name,
+              rows, C, heads, period);
+    if (!dx || !dct || !dst) run_fail(&r, "allocation failed");
+    else {
+        /* q and k rotated: one call per third, as the model does (rows of ld 3C) */
+        be->ops->rope(be->ops, dx, rows, 3 * C, heads, hd, dct, dst, period);
+        be->ops->rope(be->ops, dx + C, rows, 3 * C, heads, hd, dct, dst, period);
+        g_ref->rope(g_ref, x + C, rows, 3 * C, heads, hd, ct, st, period);
+        if (run_sync(&r)) {
+            float *out = be_to_host(be, dx, n);
+            run_cmp(&r, out, x, n, 0);
+            free(out);
+        }
+    }
+    run_end(&r);
+    be_free(be, dx); be_free(be, dct); be_free(be, dst);
+    free(x); free(ang); free(ct); free(st);
+}
+
+static void run_group_norm(const backend *be, const char *name, int sz, int C, int HW, int G) {
+    if (!want(be, "group_norm", name, sz, 8.0 * C * HW)) return;
+    size_t n = (size_t)C * HW;
+    float *x = rand_buf(n, 3.0f), *w = rand_buf((size_t)C, 1.0f), *b = rand_buf((size_t)C, 1.0f), *y = nan_host(n);
+    for (size_t i = 0; i < n; i++) x[i] += 5.0f; /* an offset: the variance must not cancel */
+    g_ref->group_norm(g_ref, x, w, b, y, C, HW, G, 1e-5f);
+    float *dx = be_from(be, x, n), *dw = be_from(be, w, (size_t)C), *db = be_from(be, b, (size_t)C), *dy = be_nan(be, n);
+    run_t r;
+    run_begin(&r, be, be->is_cuda ? 1e-5 : 0, be->is_cuda ? 1e-5 : 0, "group_norm", "%s C=%d HW=%d groups=%d", name, C,
+              HW, G);
+    if (!dx || !dw || !db || !dy) run_fail(&r, "allocation failed");
+    else {
+        be->ops->group_norm(be->ops, dx, dw, db, dy, C, HW, G, 1e-5f);
+        be->ops->group_norm(be->ops, dx, dw, db, dx, C, HW, G, 1e-5f); /* in place too */
+        if (run_sync(&r)) {
+            float *out = be_to_host(be, dy, n), *inplace = be_to_host(be, dx, n);
+            run_cmp(&r, out, y, n, 0);
+            if (memcmp(out, inplace, n * sizeof(float))) run_fail(&r, "in place differs from out of place");
+            free(out); free(inplace);
+        }
+    }
+    if (run_end(&r)) PERF(be, r.what, 8.0 * n, 8.0 * n, be->ops->group_norm(be->ops, dx, dw, db, dy, C, HW, G, 1e-5f));
+    be_free(be, dx); be_free(be, dw); be_free(be, db); be_free(be, dy);
+    free(x); free(w); free(b); free(y);
+}
+
+/* roi_align (boxes inside, across and outside the map) and grid_sample (points at and
+ * between pixel centres, on the border and outside) of one random map. */
+static void run_roi_grid(const backend *be, const char *name, int sz, int C, int H, int W, int nbox, int P, int npts) {
+    size_t nx = (size_t)C * H * W, ny = (size_t)nbox * C * P * P, ns = (size_t)npts * C;
+    float *x = rand_buf(nx, 1.0f), *boxes = rand_buf((size_t)nbox * 4, 1.0f), *pts = rand_buf((size_t)npts * 2, 1.2f);
+    for (int i = 0; i < nbox; i++) { /* x0 <= x1, y0 <= y1, some past the edges */
+        float *bx = boxes + 4 * i, cx = (0.5f + 0.6f * bx[0]) * W, cy = (0.5f + 0.6f * bx[1]) * H;
+        float hw = (0.05f + 0.3f * fabsf(bx[2])) * W, hh = (0.05f + 0.3f * fabsf(bx[3])) * H;
+        bx[0] = cx - hw, bx[1] = cy - hh, bx[2] = cx + hw, bx[3] = cy + hh;
+    }
+    if (npts > 1) pts[0] = pts[1] = -1.0f;
+    float *yr = nan_host(ny), *sr = nan_host(ns);
+    g_ref->roi_align(g_ref, x, boxes, yr, C, H, W, nbox, P);
+    g_ref->grid_sample(g_ref, x, pts, sr, C, H, W, npts);
+    float *dx = be_from(be, x, nx), *dbox = be_from(be, boxes, (size_t)nbox * 4), *dpts = be_from(be, pts, (size_t)npts * 2);
+    float *dy = be_nan(be, ny), *ds = be_nan(be, ns);
+    double atol = be->is_cuda ? 1e-6 : 0, rtol = be->is_cuda ? 1e-5 : 0;
+    for (int op = 0; op < 2; op++) {
+        const char *opname = op ? "grid_sample" : "roi_align";
+        if (!want(be, opname, name, sz, op ? 8.0 * ns : 16.0 * ny)) continue;
+        run_t r;
+        run_begin(&r, be, atol, rtol, opname, op ? "%s C=%d %dx%d points=%d" : "%s C=%d %dx%d boxes=%d", name, C, H, W,
+                  op ? npts : nbox);
+        if (!dx || !dbox || !dpts || !dy || !ds) run_fail(&r, "allocation failed");
+        else {
+            if (op) be->ops->grid_sample(be->ops, dx, dpts, ds, C, H, W, npts);
+            else be->ops->roi_align(be->ops, dx, dbox, dy, C, H, W, nbox, P);
+            if (run_sync(&r)) {
+                float *out = be_to_host(be, op ? ds : dy, op ? ns : ny);
+                run_cmp(&r, out, op ? sr : yr, op ? ns : ny, 0);
+                free(out);
+            }
+        }
+        run_end(&r);
+    }
+    be_free(be, dx); be_free(be, dbox); be_free(be, dpts); be_free(be, dy); be_free(be, ds);
+    free(x); free(boxes); free(pts); free(yr); free(sr);
+}
+
+static void run_box_rpb(const backend *be, const char *name, int sz, int Q, int H, int W, int nh, int r0) {
+    size_t n = (size_t)nh * (r0 + Q) * H * W, nby = (size_t)Q * H * nh, nbx = (size_t)Q * W * nh;
+    if (!want(be, "box_rpb_bias", name, sz, (double)n)) return;
+    float *by = rand_buf(nby, 1.0f), *bx = rand_buf(nbx, 1.0f), *y = nan_host(n);
+    g_ref->box_rpb_bias(g_ref, by, bx, y, Q, H, W, nh, r0);
+    float *dby = be_from(be, by, nby), *dbx = be_from(be, bx, nbx), *dy = be_nan(be, n);
+    run_t r;
+    run_begin(&r, be, 0, 0, "box_rpb_bias", "%s Q=%d %dx%d heads=%d r0=%d", name, Q, H, W, nh, r0);
+    if (!dby || !dbx || !dy) run_fail(&r, "allocation failed");
+    else {
+        be->ops->box_rpb_bias(be->ops, dby, dbx, dy, Q, H, W, nh, r0);
+        if (run_sync(&r)) {
+            float *out = be_to_host(be, dy, n);
+            run_cmp(&r, out, y, n, 0);
+            free(out);
+        }
+    }
+    if (run_end(&r)) PERF(be, r.what, (double)n, 4.0 * n, be->ops->box_rpb_bias(be->ops, dby, dbx, dy, Q, H, W, nh, r0));
+    be_free(be, dby); be_free(be, dbx); be_free(be, dy);
+    free(by); free(bx); free(y);
+}
+
+static void test_sam3_ops(const backend *be) {
+    if (!be->ops->attention_biased) return;
+    for (size_t i = 0; i < sizeof biased_cases / sizeof biased_cases[0]; i++) {
+        const biased_case *c = &biased_cases[i];
+        if (want(be, "attention_biased", c->name, c->sz, 4.0 * c->batch * c->heads * c->n_q * c->n_kv * c->hd))
+            run_attention_biased(be, c);
+    }
+    run_rope(be, "odd", SZ_ODD, 10, 12, 3, 4);
+    run_rope(be, "micro vit 18x18", SZ_SMALL, 324, 64, 2, 36);
+    run_rope(be, "vit 24x24 windows x2", SZ_SAM, 576 * 2, 1024, 16, 576);
+    run_group_norm(be, "odd", SZ_ODD, 12, 7, 3);
+    run_group_norm(be, "micro seg head", SZ_SMALL, 32, 72 * 72, 8);
+    run_group_norm(be, "seg head 144x144", SZ_SAM, 256, 144 * 144, 8);
+    run_roi_grid(be, "odd", SZ_ODD, 3, 5, 7, 3, 7, 5);
+    run_roi_grid(be, "micro", SZ_SMALL, 32, 18, 18, 4, 7, 20);
+    run_roi_grid(be, "exemplars 72x72", SZ_SAM, 256, 72, 72, 5, 7, 200);
+    run_box_rpb(be, "odd", SZ_ODD, 3, 4, 5, 2, 1);
+    run_box_rpb(be, "micro", SZ_SMALL, 20, 18, 18, 2, 1);
+    run_box_rpb(be, "decoder 200 queries 72x72", SZ_SAM, 200, 72, 72, 8, 1);
+}
+
 /* cuda: an impossible allocation returns NULL and leaves the backend usable. */
 static void test_memory(const backend *be) {
     if (!be->is_cuda || !want(be, "memory", "alloc 2^50 bytes", SZ_ODD, 0)) return;
@@ -1459,6 +1683,7 @@ int main(int argc, char **argv) {
         test_elementwise(be);
         test_layout(be);
         test_conv(be);
+        test_sam3_ops(be);
         test_memory(be);
         test_determinism(be);
     }
