@@ -1,26 +1,46 @@
 #!/usr/bin/env bash
-# tests/cuda_sim/cli_check.sh: the acceptance checker (shared/tools/golden_check.py) on the
-# micro golden through the unchanged CLI on the CUDA backend (SAMC_BACKEND=cuda), which
-# SAMC_CUDA_LIB points at the simulator (tests/cuda_sim/sim_test.sh sets it).
+# tests/cuda_sim/cli_check.sh: the acceptance checkers through the unchanged CLI on the
+# CUDA backend (SAMC_BACKEND=cuda), which SAMC_CUDA_LIB points at the simulator
+# (tests/cuda_sim/sim_test.sh sets it):
+#   sim_cli.micro_cuda       shared/tools/golden_check.py, SAM2.1 micro golden, fp32
+#   sim_cli.sam3_micro_cuda  tests/sam3_golden_check.py, the six SAM3 micro cases through
+#                            `samc find`, fp32 (SAM3's ops and the ViT on the CUDA backend)
 set -u
 SAMC=${SAMC:-./samc}
 case "$SAMC" in /*) ;; *) SAMC="$(cd "$(dirname "$SAMC")" && pwd)/$(basename "$SAMC")" ;; esac
 GOLDEN=${SAMC_GOLDEN:-../shared/golden}
 CHECKER=${SAMC_GOLDEN_CHECK:-$GOLDEN/../tools/golden_check.py}
+SAM3_CHECKER=$(dirname "$0")/../sam3_golden_check.py
+VOCAB=$GOLDEN/sam3/assets/bpe_simple_vocab_16e6.txt.gz
 TMP=$(mktemp -d /tmp/samc_sim_cli.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
+pass=0; fail=0
+
+# check NAME WHAT CMD...: one verdict from a checker's exit status and VERDICT line.
+check() {
+  local name=$1 what=$2 rc
+  shift 2
+  SAMC_BACKEND=cuda "$@" >"$TMP/log" 2>&1
+  rc=$?
+  sed 's/^/    /' "$TMP/log" | tail -n 12
+  if [ "$rc" -eq 0 ] && grep -q '^VERDICT' "$TMP/log"; then
+    echo "OK     $name: $what"; pass=$((pass + 1))
+  else
+    echo "NOT OK $name (checker exit $rc)"; fail=$((fail + 1))
+  fi
+}
+
 if [ ! -f "$CHECKER" ] || ! /usr/bin/python3 -c 'import numpy, PIL' 2>/dev/null || [ ! -d "$GOLDEN/micro" ]; then
-  echo "NOT OK sim_cli.micro_cuda: the checker, python3 numpy / Pillow or $GOLDEN/micro is missing"
-  echo "tests/cuda_sim/cli_check.sh: 0 passed, 1 failed, 0 skipped"; exit 1
-fi
-SAMC_BACKEND=cuda /usr/bin/python3 "$CHECKER" --samc "$SAMC" --golden "$GOLDEN/micro" --config micro --work "$TMP/w" \
-  >"$TMP/log" 2>&1
-rc=$?
-sed 's/^/    /' "$TMP/log" | tail -n 12
-if [ "$rc" -eq 0 ] && grep -q '^VERDICT' "$TMP/log"; then
-  echo "OK     sim_cli.micro_cuda: golden_check.py passes with samc --device cuda on the simulator"
-  echo "tests/cuda_sim/cli_check.sh: 1 passed, 0 failed, 0 skipped"
+  echo "NOT OK sim_cli.micro_cuda: the checker, python3 numpy / Pillow or $GOLDEN/micro is missing"; fail=$((fail + 1))
 else
-  echo "NOT OK sim_cli.micro_cuda (checker exit $rc)"
-  echo "tests/cuda_sim/cli_check.sh: 0 passed, 1 failed, 0 skipped"; exit 1
+  check sim_cli.micro_cuda "golden_check.py passes with samc --device cuda on the simulator" \
+    /usr/bin/python3 "$CHECKER" --samc "$SAMC" --golden "$GOLDEN/micro" --config micro --work "$TMP/w"
 fi
+if [ ! -d "$GOLDEN/sam3/micro" ] || [ ! -f "$VOCAB" ]; then
+  echo "NOT OK sim_cli.sam3_micro_cuda: $GOLDEN/sam3/micro or its vocabulary is missing"; fail=$((fail + 1))
+else
+  check sim_cli.sam3_micro_cuda "the six SAM3 micro cases pass with samc find --device cuda on the simulator" \
+    /usr/bin/python3 "$SAM3_CHECKER" --samc "$SAMC" --golden "$GOLDEN/sam3/micro" --vocab "$VOCAB" --work "$TMP/w3"
+fi
+echo "tests/cuda_sim/cli_check.sh: $pass passed, $fail failed, 0 skipped"
+[ "$fail" -eq 0 ]

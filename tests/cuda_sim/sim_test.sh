@@ -9,8 +9,9 @@
 #      (sm_75) and one whose shared memory sends attention to its generic kernel
 #   3. the micro golden end to end in fp32 (every tensor within the golden tolerance) and
 #      in bf16 / fp16 (mask IoU >= 0.99) (tests/test_golden.c), and the encode-batch test
-#   4. the acceptance checker (shared/tools/golden_check.py) on the micro golden through
-#      the CLI with SAMC_BACKEND=cuda
+#   4. the acceptance checkers through the CLI with SAMC_BACKEND=cuda: the SAM2.1 micro
+#      golden (shared/tools/golden_check.py) and the six SAM3 micro cases through
+#      `samc find` (tests/sam3_golden_check.py)
 #   5. the mutation tests (tests/cuda_sim/teeth.sh), with the sweep that drops every
 #      __syncthreads of the backend in turn (SIM_SWEEP=0 leaves the sweep out)
 # Prints each step's time, the verdict lines, and a total; exit 1 on any failure.
