@@ -42,6 +42,8 @@ if expect_ok convert_novocab "$SAMC" convert "$PT" -o "$TMP/n.safetensors" --dty
   check convert_novocab.notice "no notice" grep -q 'notice: no vocabulary embedded' "$TMP/err"
 fi
 expect_ok info_novocab "$SAMC" info "$TMP/n.safetensors" && check info_novocab.none "no 'none'" grep -q '^vocabulary: *none' "$TMP/out"
+expect_ok info_plan "$SAMC" info "$TMP/n.safetensors" --device cuda --precision bf16 &&
+  check info_plan.device "no device plan" grep -q '^device plan: .* MiB for the model' "$TMP/out"
 expect_ok info_pt "$SAMC" info "$PT" && check info_pt.layout "no official layout" grep -q 'sam3_micro (image 252x252), official layout' "$TMP/out"
 # SAMC_VOCAB: used for SAM3, ignored for SAM2.1
 SAMC_VOCAB=$VOCAB expect_ok env_vocab "$SAMC" convert "$PT" -o "$TMP/e.safetensors" &&

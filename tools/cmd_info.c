@@ -118,6 +118,18 @@ static void print_groups(const char *title, const group_table *g) {
                (long long)g->numel[i]);
 }
 
+/* The backend, its scratch and (plan_only on CUDA) the device-memory plan. */
+static void print_plan(const samc_model_info *info) {
+    char backend[128];
+    report_backend_text(info, backend, sizeof backend);
+    printf("backend:     %s, %.1f MiB scratch planned\n", backend, (double)info->scratch_bytes / (1 << 20));
+    if (info->planned)
+        printf("device plan: %.1f MiB for the model (%.1f MiB of it the 16-bit weight copy and its scratch), "
+               "+ %.1f MiB per encoded image; the CUDA context (a few hundred MiB) comes on top\n",
+               (double)info->backend_bytes / (1 << 20), (double)info->lowp_bytes / (1 << 20),
+               (double)info->image_bytes / (1 << 20));
+}
+
 /* What samc_model_load made of the file (SAM2.1). */
 static void print_model(const char *path, samc_model *m) {
     samc_model_info info;
@@ -127,14 +139,7 @@ static void print_model(const char *path, samc_model *m) {
            info.image_size, info.image_size, info.embed_dim, info.d_model);
     printf("parameters:  %lld in %lld tensors (%.1f MiB as loaded)\n", (long long)info.n_params,
            (long long)info.n_tensors, (double)info.weight_bytes / (1 << 20));
-    char backend[128];
-    report_backend_text(&info, backend, sizeof backend);
-    printf("backend:     %s, %.1f MiB scratch planned\n", backend, (double)info.scratch_bytes / (1 << 20));
-    if (info.planned)
-        printf("device plan: %.1f MiB for the model (%.1f MiB of it the 16-bit weight copy and its scratch), "
-               "+ %.1f MiB per encoded image; the CUDA context (a few hundred MiB) comes on top\n",
-               (double)info.backend_bytes / (1 << 20), (double)info.lowp_bytes / (1 << 20),
-               (double)info.image_bytes / (1 << 20));
+    print_plan(&info);
 }
 
 /* A SAM3 file, described from its tensors and metadata. */
@@ -200,6 +205,17 @@ int cmd_info(int argc, char **argv) {
     }
     if (s3.is_sam3) {
         print_sam3(path, &s3);
+        if (opt.plan_only && s3.config[0]) { /* the device plan needs the whole model */
+            samc_model *m = samc_model_load(path, &opt, &err);
+            if (!m) {
+                cli_lib_error("model", &err);
+                return CLI_FAIL;
+            }
+            samc_model_info info;
+            samc_model_get_info(m, &info);
+            print_plan(&info);
+            samc_model_free(m);
+        }
     } else {
         samc_model *m = samc_model_load(path, &opt, &err);
         if (!m) {

@@ -128,9 +128,19 @@ int rt_weights_host_views(rt_weights *w, const samc_runtime *rt, int (*used)(con
         const st_tensor *t = &w->tensors[i];
         if (used(t->name) && !is_direct(t) && !w->w16[i]) extra += (size_t)t->numel;
     }
+    /* A memory plan (plan_only) uploads nothing and runs nothing, so converted copies are
+     * not made: every tensor that would need one reads one zero-filled buffer of the
+     * largest such tensor (untouched pages of calloc cost no memory). A 16-bit file's plan
+     * then takes a second and megabytes, not the whole model widened to fp32. */
+    int plan = rt->opt.plan_only;
+    size_t largest = 0;
+    for (int i = 0; plan && i < w->n; i++)
+        if (used(w->tensors[i].name) && !is_direct(&w->tensors[i]) && !w->w16[i] &&
+            (size_t)w->tensors[i].numel > largest)
+            largest = (size_t)w->tensors[i].numel;
     float *buf = NULL;
     if (extra) {
-        buf = malloc(extra * sizeof(float));
+        buf = plan ? calloc(largest, sizeof(float)) : malloc(extra * sizeof(float));
         if (!buf) return samc_error_set(err, SAMC_ERR_NOMEM, "cannot allocate %zu MB for weights", extra >> 18);
     }
     free(w->owned);
@@ -141,6 +151,10 @@ int rt_weights_host_views(rt_weights *w, const samc_runtime *rt, int (*used)(con
         if (!used(t->name) || w->w16[i]) continue;
         if (is_direct(t)) {
             w->f32[i] = t->data;
+            continue;
+        }
+        if (plan) {
+            w->f32[i] = buf;
             continue;
         }
         if (st_read_f32(t, buf, emsg)) return samc_error_set(err, SAMC_ERR_UNSUPPORTED, "%s: %s", w->path, emsg);
