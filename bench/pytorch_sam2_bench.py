@@ -42,6 +42,9 @@ import sys
 import time
 import types
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_util import limit_threads, median, rss_mb  # noqa: E402  (bench/bench_util.py)
+
 CONFIG_YAML = {
     "tiny": "sam2.1_hiera_t.yaml",
     "small": "sam2.1_hiera_s.yaml",
@@ -73,13 +76,6 @@ def parse_args():
                    help="samc --save-lowres file: report max |diff| of the low-res logits of --point")
     p.add_argument("--save-lowres", help="write this run's low-res logits (M,S/4,S/4) as .npy")
     return p.parse_args()
-
-
-def limit_threads(n):
-    # OpenBLAS and OpenMP read these when the library loads, so they must be set before
-    # torch is imported; torch.set_num_threads alone leaves OpenBLAS at one per core.
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(n)
 
 
 def install_shims():
@@ -262,24 +258,6 @@ def debian_version(package, torch):
                               text=True, check=True).stdout.strip() or None
     except (OSError, subprocess.CalledProcessError):
         return None
-
-
-def rss_mb():
-    """Resident set size now (MiB), from /proc/self/status."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return round(int(line.split()[1]) / 1024.0, 1)
-    except OSError:
-        pass
-    return None
-
-
-def median(v):
-    s = sorted(v)
-    n = len(s)
-    return s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])
 
 
 def main():

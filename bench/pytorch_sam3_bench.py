@@ -48,6 +48,9 @@ import sys
 import time
 import types
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_util import limit_threads, median, rss_mb  # noqa: E402  (bench/bench_util.py)
+
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -74,12 +77,6 @@ def parse_args():
                    help="keep torchvision's uint8 Resize kernel instead of the float path (P4)")
     p.add_argument("--check-golden", help="golden config folder to compare with (see above)")
     return p.parse_args()
-
-
-def limit_threads(n):
-    # OpenMP / MKL read these when the library loads: set them before torch is imported.
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[var] = str(n)
 
 
 def install_stubs():
@@ -253,23 +250,6 @@ def float_resize(torch, size):
         return x.round().clamp_(0, 255).to(torch.uint8)
 
     return resize
-
-
-def rss_mb():
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return round(int(line.split()[1]) / 1024.0, 1)
-    except OSError:
-        pass
-    return None
-
-
-def median(v):
-    s = sorted(v)
-    n = len(s)
-    return s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])
 
 
 def summarize(out, state):

@@ -66,20 +66,9 @@ RESULTS=$OUT_DIR/results_$STAMP.jsonl
 REPORT=$OUT_DIR/report_$STAMP.md
 : > "$RESULTS" || die "cannot write $RESULTS"
 
-CPU=$(lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -n 1)
-# Virtual machines often report a bare "AMD EPYC": family/model tell the generation.
-CPU_ID=$(lscpu 2>/dev/null | awk -F: '/^CPU family:/ { gsub(/ /, "", $2); f = $2 }
-    /^Model:/ { gsub(/ /, "", $2); m = $2 } /^Hypervisor vendor:/ { gsub(/^ +/, "", $2); h = ", " $2 }
-    END { if (f != "") printf "family %s model %s%s", f, m, h }')
-[ -n "$CPU_ID" ] && CPU="$CPU ($CPU_ID)"
-NPROC=$(nproc 2>/dev/null || echo '?')
-SAMC_VERSION=$("$SAMC" version 2>/dev/null | tr '\n' ' ' | sed 's/ *$//')
-GIT_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-git -C "$ROOT" diff --quiet HEAD -- 2>/dev/null || GIT_REV="$GIT_REV+dirty"
+. "$ROOT/bench/bench_env.sh"
 TORCH_SRC_REV=${SAM2_REV:-}
 [ -z "$TORCH_SRC_REV" ] && [ -n "$SAM2_SRC" ] && TORCH_SRC_REV=$(git -C "$SAM2_SRC" rev-parse --short HEAD 2>/dev/null || echo "not a git checkout (set SAM2_REV)")
-
-json_escape() { printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g'; }
 printf '{"run":"meta","date":"%s","cpu":"%s","nproc":"%s","threads":%s,"samc":"%s","samc_git":"%s","sam2_src_rev":"%s","image":"%s"}\n' \
     "$(date -Iseconds)" "$(json_escape "$CPU")" "$NPROC" "$THREADS" "$(json_escape "$SAMC_VERSION")" \
     "$GIT_REV" "$(json_escape "$TORCH_SRC_REV")" "$(json_escape "$IMAGE")" >> "$RESULTS"

@@ -99,20 +99,11 @@ REPORT=$OUT_DIR/sam3_report_$STAMP.md
 CMDS=$OUT_DIR/sam3_commands_$STAMP.txt
 : > "$RESULTS" && : > "$CMDS" || die "cannot write in $OUT_DIR"
 
-CPU=$(lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -n 1)
-CPU_ID=$(lscpu 2>/dev/null | awk -F: '/^CPU family:/ { gsub(/ /, "", $2); f = $2 }
-    /^Model:/ { gsub(/ /, "", $2); m = $2 } /^Hypervisor vendor:/ { gsub(/^ +/, "", $2); h = ", " $2 }
-    END { if (f != "") printf "family %s model %s%s", f, m, h }')
-[ -n "$CPU_ID" ] && CPU="$CPU ($CPU_ID)"
-NPROC=$(nproc 2>/dev/null || echo '?')
-SAMC_VERSION=$("$SAMC" version 2>/dev/null | tr "\n" " " | sed "s/ *$//")
-GIT_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-git -C "$ROOT" diff --quiet HEAD -- 2>/dev/null || GIT_REV="$GIT_REV+dirty"
+. "$ROOT/bench/bench_env.sh"
 SAM3_REV=${SAM3_REV:-}
 if [ -z "$SAM3_REV" ] && [ -n "$SAM3_SRC" ]; then
     SAM3_REV=$(git -C "$SAM3_SRC" rev-parse --short HEAD 2>/dev/null || echo "unknown (not a git checkout; set SAM3_REV)")
 fi
-json_escape() { printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g'; }
 printf '{"run":"meta","date":"%s","cpu":"%s","nproc":"%s","threads":%s,"config":"%s","samc":"%s","samc_git":"%s","sam3_src_rev":"%s","image":"%s","threshold":%s,"iters":%s,"warmup":%s,"skip_torch":%s}\n' \
     "$(date -Iseconds)" "$(json_escape "$CPU")" "$NPROC" "$THREADS" "$CONFIG" "$(json_escape "$SAMC_VERSION")" \
     "$GIT_REV" "$(json_escape "$SAM3_REV")" "$(json_escape "$(basename "$IMAGE")")" "$THRESHOLD" "$ITERS" "$WARMUP" \
