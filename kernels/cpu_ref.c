@@ -2,6 +2,7 @@
  * nothing clever: this is what every other backend is checked against, and what a
  * person ports from. Accumulation is in float like PyTorch's fp32 CPU kernels. */
 #include "kernels/ops.h"
+#include "kernels/sampling.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -328,47 +329,15 @@ static void group_norm_ref(const samc_ops *o, const float *x, const float *w, co
     }
 }
 
-/* torchvision's bilinear_interpolate of roi_align (CPU kernel): samples outside
- * [-1, H] x [-1, W] are 0, coordinates clamped to the map, the last row/column repeated. */
-static float roi_bilinear(const float *x, int H, int W, float yy, float xx) {
-    if (yy < -1.0f || yy > (float)H || xx < -1.0f || xx > (float)W) return 0.0f;
-    if (yy <= 0.0f) yy = 0.0f;
-    if (xx <= 0.0f) xx = 0.0f;
-    int y0 = (int)yy, x0 = (int)xx, y1, x1;
-    if (y0 >= H - 1) { y1 = y0 = H - 1; yy = (float)y0; } else y1 = y0 + 1;
-    if (x0 >= W - 1) { x1 = x0 = W - 1; xx = (float)x0; } else x1 = x0 + 1;
-    float ly = yy - (float)y0, lx = xx - (float)x0, hy = 1.0f - ly, hx = 1.0f - lx;
-    return hy * hx * x[(size_t)y0 * W + x0] + hy * lx * x[(size_t)y0 * W + x1] + ly * hx * x[(size_t)y1 * W + x0] +
-           ly * lx * x[(size_t)y1 * W + x1];
-}
-
-/* torchvision.ops.roi_align, aligned=False: the box is at least 1x1, each of the P x P
- * bins averages ceil(box / P) x ceil(box / P) bilinear samples (sampling_ratio -1). */
+/* torchvision.ops.roi_align, aligned=False (the arithmetic: kernels/sampling.h). */
 static void roi_align_ref(const samc_ops *o, const float *x, const float *boxes, float *y, int C, int H, int W, int n,
                           int P) {
-    for (int r = 0; r < n; r++) {
-        const float *bx = boxes + 4 * (size_t)r;
-        float x0 = bx[0], y0 = bx[1];
-        float rw = fmaxf(bx[2] - x0, 1.0f), rh = fmaxf(bx[3] - y0, 1.0f);
-        float bw = rw / (float)P, bh = rh / (float)P;
-        int gw = (int)ceilf(rw / (float)P), gh = (int)ceilf(rh / (float)P);
-        float count = (float)(gw * gh > 1 ? gw * gh : 1);
-        for (int c = 0; c < C; c++) {
-            const float *xc = x + (size_t)c * H * W;
+    for (int r = 0; r < n; r++)
+        for (int c = 0; c < C; c++)
             for (int ph = 0; ph < P; ph++)
-                for (int pw = 0; pw < P; pw++) {
-                    float acc = 0.0f;
-                    for (int iy = 0; iy < gh; iy++) {
-                        float yy = y0 + (float)ph * bh + ((float)iy + 0.5f) * bh / (float)gh;
-                        for (int ix = 0; ix < gw; ix++) {
-                            float xx = x0 + (float)pw * bw + ((float)ix + 0.5f) * bw / (float)gw;
-                            acc += roi_bilinear(xc, H, W, yy, xx);
-                        }
-                    }
-                    y[(((size_t)r * C + c) * P + ph) * P + pw] = acc / count;
-                }
-        }
-    }
+                for (int pw = 0; pw < P; pw++)
+                    y[(((size_t)r * C + c) * P + ph) * P + pw] =
+                        samc_roi_align_bin(x + (size_t)c * H * W, H, W, boxes + 4 * (size_t)r, P, ph, pw);
 }
 
 /* F.grid_sample, bilinear, zeros padding, align_corners=False: pixel coordinate

@@ -15,6 +15,7 @@
 #include <math.h>
 
 #include "kernels/cuda/cuda_common.cuh"
+#include "kernels/sampling.h"
 
 #define AB_WARPS 4
 #define AB_MAX_HD 128
@@ -147,39 +148,13 @@ static void group_norm_cuda(const samc_ops *o, const float *x, const float *w, c
     CUDA_OP_DONE(c, "group_norm");
 }
 
-__device__ float roi_bilinear_dev(const float *x, int H, int W, float yy, float xx) {
-    if (yy < -1.0f || yy > (float)H || xx < -1.0f || xx > (float)W) return 0.0f;
-    if (yy <= 0.0f) yy = 0.0f;
-    if (xx <= 0.0f) xx = 0.0f;
-    int y0 = (int)yy, x0 = (int)xx, y1, x1;
-    if (y0 >= H - 1) { y1 = y0 = H - 1; yy = (float)y0; } else y1 = y0 + 1;
-    if (x0 >= W - 1) { x1 = x0 = W - 1; xx = (float)x0; } else x1 = x0 + 1;
-    float ly = yy - (float)y0, lx = xx - (float)x0, hy = 1.0f - ly, hx = 1.0f - lx;
-    return hy * hx * x[(size_t)y0 * W + x0] + hy * lx * x[(size_t)y0 * W + x1] + ly * hx * x[(size_t)y1 * W + x0] +
-           ly * lx * x[(size_t)y1 * W + x1];
-}
-
+/* a thread per output bin; the arithmetic is the reference's (kernels/sampling.h) */
 __global__ void roi_align_kernel(const float *x, const float *boxes, float *y, int C, int H, int W, int n, int P) {
     const size_t total = (size_t)n * C * P * P;
     for (size_t u = blockIdx.x * (size_t)blockDim.x + threadIdx.x; u < total; u += (size_t)gridDim.x * blockDim.x) {
         int pw = (int)(u % P), ph = (int)((u / P) % P), ch = (int)((u / ((size_t)P * P)) % C);
         int r = (int)(u / ((size_t)P * P * C));
-        const float *bx = boxes + 4 * (size_t)r;
-        float x0 = bx[0], y0 = bx[1];
-        float rw = fmaxf(bx[2] - x0, 1.0f), rh = fmaxf(bx[3] - y0, 1.0f);
-        float bw = rw / (float)P, bh = rh / (float)P;
-        int gw = (int)ceilf(rw / (float)P), gh = (int)ceilf(rh / (float)P);
-        float count = (float)(gw * gh > 1 ? gw * gh : 1);
-        const float *xc = x + (size_t)ch * H * W;
-        float acc = 0.0f;
-        for (int iy = 0; iy < gh; iy++) {
-            float yy = y0 + (float)ph * bh + ((float)iy + 0.5f) * bh / (float)gh;
-            for (int ix = 0; ix < gw; ix++) {
-                float xx = x0 + (float)pw * bw + ((float)ix + 0.5f) * bw / (float)gw;
-                acc += roi_bilinear_dev(xc, H, W, yy, xx);
-            }
-        }
-        y[u] = acc / count;
+        y[u] = samc_roi_align_bin(x + (size_t)ch * H * W, H, W, boxes + 4 * (size_t)r, P, ph, pw);
     }
 }
 

@@ -81,7 +81,7 @@ if [ "${SIM_SWEEP:-0}" = 1 ]; then
     file=$(basename "$f" .cu)
     n=$(grep -c '__syncthreads()' "$f")
     case $file in attention) op=attention ;; conv) op=conv2d,conv_transpose2x2 ;; elementwise) op=transpose ;;
-                  norm) op=layer_norm,layer_norm2d ;; *) op=all ;; esac
+                  norm) op=layer_norm,layer_norm2d ;; sam3_ops) op=group_norm ;; *) op=all ;; esac
     for k in $(seq 1 "$n"); do
       case " $REDUNDANT " in *" $file:$k "*)
         echo "SKIP   teeth.sweep_${file}_$k: a redundant barrier (see REDUNDANT)"; skip=$((skip+1)); continue ;; esac
