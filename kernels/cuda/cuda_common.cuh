@@ -40,6 +40,7 @@ typedef struct {
 
 static inline samc_cuda_ctx *cuda_ctx(const samc_ops *o) { return (samc_cuda_ctx *)o->ctx; }
 
+/* ---- errors (cuda_check.cu, the bottom file: it calls no other file of kernels/cuda/) ---- */
 /* Records "file:line: what: detail" as the backend's error unless one is already there.
  * Returns -1 so call sites can `return cuda_fail(...)`. */
 int cuda_fail(samc_cuda_ctx *c, const char *file, int line, const char *what, const char *detail);
