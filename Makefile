@@ -96,7 +96,21 @@ $(BUILD)/%.o: %.c $(wildcard */*.h */*/*.h)
 
 $(BUILD)/%.o: %.cu $(wildcard kernels/cuda/*.cuh) kernels/ops.h
 	@mkdir -p $(dir $@)
-	$(NVCC) $(NVFLAGS) -c $< -o $@
+	$(NVCC) $(NVFLAGS) -I$(BUILD)/gen -c $< -o $@
+
+# The backend's switches (kernels/cuda/variants.txt) as rows that kernels/cuda/variants.cu
+# compiles in: SAMC_VARIANT_SWITCH("NAME", "VALUE ...") and SAMC_VARIANT_CHOOSE("NAME", SM, "VALUE").
+VARIANTS_INC := $(BUILD)/gen/kernels/cuda/variants.inc
+$(VARIANTS_INC): kernels/cuda/variants.txt
+	@mkdir -p $(dir $@)
+	awk 'BEGIN { print "/* generated from kernels/cuda/variants.txt by the Makefile */" } \
+	     { sub(/#.*/, "") } NF == 0 { next } \
+	     $$1 == "switch" && NF >= 3 && $$2 ~ /^[A-Z0-9_]+$$/ { v = $$3; for (i = 4; i <= NF; i++) v = v " " $$i; \
+	         printf "SAMC_VARIANT_SWITCH(\"%s\", \"%s\")\n", $$2, v; next } \
+	     $$1 == "choose" && NF == 4 && $$3 ~ /^[0-9]+$$/ { printf "SAMC_VARIANT_CHOOSE(\"%s\", %d, \"%s\")\n", $$2, $$3, $$4; next } \
+	     { printf "%s:%d: not \"switch NAME VALUE...\" nor \"choose NAME SM VALUE\"\n", FILENAME, FNR > "/dev/stderr"; exit 1 }' \
+	    $< > $@.tmp && mv $@.tmp $@
+$(BUILD)/kernels/cuda/variants.o: $(VARIANTS_INC)
 
 $(LIB): $(LIB_OBJ) $(CUDA_SO)
 	@mkdir -p $(dir $@)
@@ -168,7 +182,8 @@ $(SIM_DIR)/kernels/%.cpp: kernels/cuda/%.cu $(SIM_DIR)/cu2cpp
 	$(SIM_DIR)/cu2cpp $< $@
 
 $(SIM_DIR)/kernels/%.o: $(SIM_DIR)/kernels/%.cpp $(wildcard kernels/cuda/*.cuh) kernels/ops.h $(SIM_HDR)
-	$(SIM_CXX) $(SIM_FLAGS) -c $< -o $@
+	$(SIM_CXX) $(SIM_FLAGS) -I$(BUILD)/gen -c $< -o $@
+$(SIM_DIR)/kernels/variants.o: $(VARIANTS_INC)
 
 # The simulator's own symbols stay inside the library, but for the CUDA API it provides.
 $(SIM_DIR)/rt/%.o: tests/cuda_sim/%.cpp $(SIM_HDR)

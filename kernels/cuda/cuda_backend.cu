@@ -58,6 +58,7 @@ static int sync_cuda(const samc_ops *o, char *err) {
 static void destroy_ctx(samc_cuda_ctx *c) {
     if (!c) return;
     if (c->stream) cudaStreamSynchronize(c->stream);
+    pipeline_cuda_release(c);
     gemm_cuda_release(c);
     if (c->blas) cublasDestroy(c->blas);
     if (c->blas_workspace) cudaFree(c->blas_workspace);
@@ -113,7 +114,9 @@ extern "C" samc_ops *samc_ops_cuda_create(int device, char *err) {
     /* A blocking stream (not cudaStreamNonBlocking): work on the legacy default stream,
      * such as a caller's cudaEventRecord(ev, 0) around a few ops, is ordered with ours. */
     size_t ws_bytes = prop.major >= 9 ? (size_t)32 << 20 : (size_t)4 << 20;
-    if (CUDA_CHECK(c, cudaStreamCreate(&c->stream)) || CUBLAS_CHECK(c, cublasCreate(&c->blas)) ||
+    char graphs[16];
+    if (pipeline_cuda_prepare(c) || cuda_variant(c, "GRAPHS", graphs, sizeof graphs) ||
+        CUDA_CHECK(c, cudaStreamCreate(&c->stream)) || CUBLAS_CHECK(c, cublasCreate(&c->blas)) ||
         CUBLAS_CHECK(c, cublasSetStream(c->blas, c->stream)) ||
         /* fp32 throughout, as the CPU reference: no TF32 tensor-core path */
         CUBLAS_CHECK(c, cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH)) ||
@@ -157,6 +160,11 @@ extern "C" samc_ops *samc_ops_cuda_create(int device, char *err) {
     o->upsample_bilinear = upsample_bilinear_cuda;
     o->set_precision = set_precision_cuda;
     sam3_ops_cuda_register(o);
+    o->preprocess = preprocess_cuda;
+    o->mask_stats = mask_stats_cuda;
+    o->mask_runs = mask_runs_cuda;
+    pipeline_cuda_fill(o);
+    c->use_graphs = !strcmp(graphs, "on");
     return o;
 }
 
