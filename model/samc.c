@@ -121,6 +121,7 @@ void samc_model_get_info(const samc_model *m, samc_model_info *info) {
         info->device_used_at_start = start;
         info->device_used_after_load = m->sam2->mem_after_load;
         info->device_used_after_encode = m->sam2->mem_after_encode;
+        info->device_used_after_predict = m->sam2->mem_after_predict;
     }
     info->graphs = rt->graph_captures;
     if (rt->sizing_ops) {

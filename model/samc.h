@@ -129,10 +129,12 @@ typedef struct {
                                  16-bit copy, constants, scratch, the backend's own buffers) */
     size_t lowp_bytes;        /* plan_only: of which the 16-bit weight copy + its scratch */
     size_t image_bytes;       /* one encoded image's features in backend memory */
-    /* Measured device memory (SAM2.1 on CUDA; 0 elsewhere): in use on the whole device (total - free,
-     * cudaMemGetInfo) when the backend started (the context only), after the load, and
-     * after the first encode (graphs captured, staging in place: the model's steady state). */
+    /* Measured device memory (SAM2.1 on CUDA; 0 elsewhere): in use on the whole device
+     * (total - free, cudaMemGetInfo) when the backend started (the context only), after the
+     * load, after the first encode and after the first predict (graphs captured, the image's
+     * features and full-size logits in place: the model's steady state with one image). */
     size_t device_total_bytes, device_used_at_start, device_used_after_load, device_used_after_encode;
+    size_t device_used_after_predict;
     int graphs;               /* graphs captured so far (CUDA graphs switch on), or 0 */
 } samc_model_info;
 

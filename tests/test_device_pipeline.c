@@ -278,7 +278,7 @@ static void test_cpu_timings(void) {
         check_timings("cpu", &r.t, 0);
         samc_model_info info;
         samc_model_get_info(m, &info);
-        CHECK(info.graphs == 0 && info.device_used_after_load == 0);
+        CHECK(info.graphs == 0 && info.device_used_after_load == 0 && info.device_used_after_predict == 0);
     }
     round_free(&r);
     free(rgb);
@@ -310,6 +310,9 @@ static void test_memory_flat(void) {
     CHECKF(info.device_total_bytes > 0 && info.device_used_after_load > 0 && info.device_used_after_encode >=
            info.device_used_after_load, "reported: total %zu, after load %zu, after encode %zu",
            info.device_total_bytes, info.device_used_after_load, info.device_used_after_encode);
+    CHECKF(info.device_used_after_predict >= info.device_used_after_encode && info.device_used_after_predict <= first,
+           "reported after the first predict %zu: not between after encode %zu and after a round %zu",
+           info.device_used_after_predict, info.device_used_after_encode, first);
     round_free(&r);
     free(rgb);
     samc_image_free(img);

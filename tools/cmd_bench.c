@@ -15,7 +15,8 @@
 void cmd_bench_help(FILE *f) {
     fprintf(f,
 "usage: samc bench --model FILE [--image IMG] [--iters N] [--warmup N] [--threads N]\n"
-"                  [--device D] [--precision P] [--backend B] [--encode-batch N[,N...]] [--json]\n"
+"                  [--device D] [--precision P] [--backend B] [--encode-batch N[,N...]]\n"
+"                  [--decoder-batch N[,N...]] [--json]\n"
 "\n"
 "Encodes one image N times and predicts one point prompt (the image centre, three\n"
 "masks) N times after the warm-up runs, then prints the median and minimum time of each\n"
@@ -208,10 +209,10 @@ static void report_text(const bench_args *b, const samc_model_info *info, const 
            med[ST_PRED_WALL], rss_mb);
     if (info->device_total_bytes)
         printf("device memory in use: %.1f MiB at the backend's start, %.1f after the load, %.1f after the first "
-               "encode (the model: %.1f MiB of %.1f); %d graphs\n", mib(info->device_used_at_start),
-               mib(info->device_used_after_load), mib(info->device_used_after_encode),
-               mib(info->device_used_after_encode - info->device_used_at_start), mib(info->device_total_bytes),
-               info->graphs);
+               "encode, %.1f after the first predict (the model with one image: %.1f MiB of %.1f); %d graphs\n",
+               mib(info->device_used_at_start), mib(info->device_used_after_load), mib(info->device_used_after_encode),
+               mib(info->device_used_after_predict), mib(info->device_used_after_predict - info->device_used_at_start),
+               mib(info->device_total_bytes), info->graphs);
     if (b->n_batches) {
         printf("encoder per image (median wall / images, min): samc_image_encode %.1f ms (%.1f)", med[ST_ENC_WALL],
                min[ST_ENC_WALL]);
@@ -292,7 +293,8 @@ static int report(const bench_args *b, const samc_model_info *info, const samc_t
         cJSON_AddNumberToObject(root, "device_used_at_start_mb", mib(info->device_used_at_start));
         cJSON_AddNumberToObject(root, "device_used_after_load_mb", mib(info->device_used_after_load));
         cJSON_AddNumberToObject(root, "device_used_after_encode_mb", mib(info->device_used_after_encode));
-        cJSON_AddNumberToObject(root, "model_device_mb", mib(info->device_used_after_encode - info->device_used_at_start));
+        cJSON_AddNumberToObject(root, "device_used_after_predict_mb", mib(info->device_used_after_predict));
+        cJSON_AddNumberToObject(root, "model_device_mb", mib(info->device_used_after_predict - info->device_used_at_start));
     }
     cJSON_AddNumberToObject(root, "graphs", info->graphs);
     json_batches(root, b, bt);

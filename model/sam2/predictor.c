@@ -538,6 +538,7 @@ int sam2_predict(sam2_model *m, const sam2_image *img, const samc_prompt *prompt
     rt_dump_host(&m->rt, "out.low_res_masks", out->low_res, 4, I64(n_prompts), I64(M), I64(m->S / 4), I64(m->S / 4));
     rt_dump_host(&m->rt, "out.iou_predictions", out->iou, 2, I64(n_prompts), I64(M));
     m->timings.predict_total_ms = rt_now_ms() - t0;
+    if (!m->mem_after_predict) rt_mem_info(&m->rt, &m->mem_after_predict, NULL, NULL);
     rt_log(&m->rt, "predict: %d prompt(s): prompt encoder %.2f ms, decoder %.2f ms, postprocess %.2f ms", n_prompts,
            m->timings.prompt_ms, m->timings.decoder_ms, m->timings.postprocess_ms);
     return 0;

@@ -146,7 +146,7 @@ typedef struct sam2_model {
     samc_mask_stat *h_stat;           /* pinned [SAM2_POST_ITEMS * 3] mask statistics */
     uint32_t *h_runs, *d_runs;        /* pinned / device toggles of the kept masks */
     size_t runs_cap;                  /* toggles each holds */
-    size_t mem_after_load, mem_after_encode;  /* device memory in use (rt_mem_info) */
+    size_t mem_after_load, mem_after_encode, mem_after_predict;  /* device memory in use (rt_mem_info) */
 
     samc_timings timings;
 } sam2_model;
