@@ -296,7 +296,7 @@ else
 	$(GPU_PYTHON) bench/gpu_check/gpu_check.py --pkg $(GPU_PKG) --out $(GPU_CHECK_OUT)
 endif
 
-# gpu_bench: decoder batches, device memory, AMG, mosaic tiles, encode soak (GDAL-free:
+# gpu_bench: AMG, mosaic tiles, encode soak (GDAL-free:
 # the mosaic's multipass is linked in directly); cudaMemGetInfo with CUDA.
 GPU_BENCH := $(BUILD)/gpu_bench
 ifneq ($(CUDA_SO),)
