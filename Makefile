@@ -96,7 +96,21 @@ $(BUILD)/%.o: %.c $(wildcard */*.h */*/*.h)
 
 $(BUILD)/%.o: %.cu $(wildcard kernels/cuda/*.cuh) kernels/ops.h
 	@mkdir -p $(dir $@)
-	$(NVCC) $(NVFLAGS) -c $< -o $@
+	$(NVCC) $(NVFLAGS) -I$(BUILD)/gen -c $< -o $@
+
+# The backend's switches (kernels/cuda/variants.txt) as rows that kernels/cuda/variants.cu
+# compiles in: SAMC_VARIANT_SWITCH("NAME", "VALUE ...") and SAMC_VARIANT_CHOOSE("NAME", SM, "VALUE").
+VARIANTS_INC := $(BUILD)/gen/kernels/cuda/variants.inc
+$(VARIANTS_INC): kernels/cuda/variants.txt
+	@mkdir -p $(dir $@)
+	awk 'BEGIN { print "/* generated from kernels/cuda/variants.txt by the Makefile */" } \
+	     { sub(/#.*/, "") } NF == 0 { next } \
+	     $$1 == "switch" && NF >= 3 && $$2 ~ /^[A-Z0-9_]+$$/ { v = $$3; for (i = 4; i <= NF; i++) v = v " " $$i; \
+	         printf "SAMC_VARIANT_SWITCH(\"%s\", \"%s\")\n", $$2, v; next } \
+	     $$1 == "choose" && NF == 4 && $$3 ~ /^[0-9]+$$/ { printf "SAMC_VARIANT_CHOOSE(\"%s\", %d, \"%s\")\n", $$2, $$3, $$4; next } \
+	     { printf "%s:%d: not \"switch NAME VALUE...\" nor \"choose NAME SM VALUE\"\n", FILENAME, FNR > "/dev/stderr"; exit 1 }' \
+	    $< > $@.tmp && mv $@.tmp $@
+$(BUILD)/kernels/cuda/variants.o: $(VARIANTS_INC)
 
 $(LIB): $(LIB_OBJ) $(CUDA_SO)
 	@mkdir -p $(dir $@)
@@ -168,7 +182,8 @@ $(SIM_DIR)/kernels/%.cpp: kernels/cuda/%.cu $(SIM_DIR)/cu2cpp
 	$(SIM_DIR)/cu2cpp $< $@
 
 $(SIM_DIR)/kernels/%.o: $(SIM_DIR)/kernels/%.cpp $(wildcard kernels/cuda/*.cuh) kernels/ops.h $(SIM_HDR)
-	$(SIM_CXX) $(SIM_FLAGS) -c $< -o $@
+	$(SIM_CXX) $(SIM_FLAGS) -I$(BUILD)/gen -c $< -o $@
+$(SIM_DIR)/kernels/variants.o: $(VARIANTS_INC)
 
 # The simulator's own symbols stay inside the library, but for the CUDA API it provides.
 $(SIM_DIR)/rt/%.o: tests/cuda_sim/%.cpp $(SIM_HDR)
@@ -183,7 +198,8 @@ $(SIM_DIR)/test_sim: $(SIM_DIR)/test_sim.cpp $(SIM_RT) tests/test.h $(SIM_HDR)
 	$(SIM_CXX) $(SIM_FLAGS) $< $(SIM_RT) -o $@ -pthread
 
 sim-test: $(SIM_LIB) $(SIM_DIR)/test_sim $(SAMC_BIN) $(BUILD)/tests/test_backend_ops $(BUILD)/tests/test_golden \
-          $(BUILD)/tests/test_encode_batch
+          $(BUILD)/tests/test_encode_batch $(BUILD)/tests/test_device_pipeline $(BUILD)/tests/test_amg \
+          $(filter %/test_mosaic_multipass,$(TEST_BIN))
 	@BUILD=$(BUILD) SAMC=./$(SAMC_BIN) SIM_DIR=$(SIM_DIR) SIM_CXX="$(SIM_CXX)" SIM_FLAGS="$(SIM_FLAGS)" \
 	  SIM_SWEEP=$(SIM_SWEEP) bash tests/cuda_sim/sim_test.sh
 
@@ -281,7 +297,7 @@ else
 	$(GPU_PYTHON) bench/gpu_check/gpu_check.py --pkg $(GPU_PKG) --out $(GPU_CHECK_OUT)
 endif
 
-# gpu_bench: decoder batches, device memory, AMG, mosaic tiles, encode soak (GDAL-free:
+# gpu_bench: AMG, mosaic tiles, encode soak (GDAL-free:
 # the mosaic's multipass is linked in directly); cudaMemGetInfo with CUDA.
 GPU_BENCH := $(BUILD)/gpu_bench
 ifneq ($(CUDA_SO),)

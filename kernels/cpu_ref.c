@@ -2,6 +2,7 @@
  * nothing clever: this is what every other backend is checked against, and what a
  * person ports from. Accumulation is in float like PyTorch's fp32 CPU kernels. */
 #include "kernels/ops.h"
+#include "kernels/cpu_ref_pipeline.h"
 #include "kernels/sampling.h"
 #include <math.h>
 #include <stdlib.h>
@@ -251,20 +252,8 @@ static void upsample_bilinear_ref(const samc_ops *o, const float *low, float *ou
     for (int i = 0; i < n; i++) {
         const float *in = low + (size_t)i * ls * ls;
         float *res = out + (size_t)i * w * h;
-        for (int y = 0; y < h; y++) {
-            float ry = sy * ((float)y + 0.5f) - 0.5f;
-            if (ry < 0.0f) ry = 0.0f;
-            int y0 = (int)ry, y1 = y0 + (y0 < ls - 1);
-            float ly1 = ry - (float)y0, ly0 = 1.0f - ly1;
-            for (int x = 0; x < w; x++) {
-                float rx = sx * ((float)x + 0.5f) - 0.5f;
-                if (rx < 0.0f) rx = 0.0f;
-                int x0 = (int)rx, x1 = x0 + (x0 < ls - 1);
-                float lx1 = rx - (float)x0, lx0 = 1.0f - lx1;
-                res[(size_t)y * w + x] = ly0 * (lx0 * in[(size_t)y0 * ls + x0] + lx1 * in[(size_t)y0 * ls + x1]) +
-                                         ly1 * (lx0 * in[(size_t)y1 * ls + x0] + lx1 * in[(size_t)y1 * ls + x1]);
-            }
-        }
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++) res[(size_t)y * w + x] = ref_bilinear_px(in, ls, sx, sy, x, y);
     }
 }
 
@@ -406,6 +395,9 @@ static const samc_ops cpu_ref_ops = {
     .roi_align = roi_align_ref,
     .grid_sample = grid_sample_ref,
     .box_rpb_bias = box_rpb_bias_ref,
+    .preprocess = preprocess_ref,
+    .mask_stats = mask_stats_ref,
+    .mask_runs = mask_runs_ref,
 };
 
 const samc_ops *samc_ops_cpu_ref(void) { return &cpu_ref_ops; }
@@ -417,6 +409,7 @@ void samc_ops_fill_from_ref(samc_ops *o) {
     FILL(sigmoid); FILL(transpose); FILL(window_partition); FILL(window_unpartition_add);
     FILL(maxpool2x2); FILL(upsample_nearest2x_add); FILL(upsample_bilinear);
     FILL(attention_biased); FILL(rope); FILL(group_norm); FILL(roi_align); FILL(grid_sample); FILL(box_rpb_bias);
+    FILL(preprocess); FILL(mask_stats); FILL(mask_runs);
 #undef FILL
     o->host_memory = 1;
 }

@@ -47,6 +47,68 @@ typedef struct {
     const float *bias;
     ptrdiff_t sb, sh, sq;
 } samc_attention_bias;
+/* The antialiased resize of one image to S x S as filter taps, for the preprocess op:
+ * output column x reads input columns [x0[x], x0[x] + nx[x]) with weights
+ * wx[x * T + j], output row y input rows [y0[y], y0[y] + ny[y]) with wy[y * T + j]. An
+ * axis that keeps its size has one tap of weight 1 per pixel (which reproduces the value
+ * exactly). Pointers in the backend's memory. */
+typedef struct {
+    const int32_t *x0, *nx, *y0, *ny;   /* [S] each */
+    const float *wx, *wy;               /* [S, T] each */
+    int T;
+    float mean[3], std[3];               /* normalisation per channel */
+} samc_resize_taps;
+
+/* Automatic-mask post-processing (mask_stats / mask_runs, pipelines/amg on a device):
+ * for B decoder items with low-res logits low[B, 4, L, L] and predicted IoUs iou[B, 4],
+ * candidate k = b * M + t is item b's mask t: tokens 1..3 with M = 3, or SAM2's dynamic
+ * choice (token 0 when its low-res stability, cuts +-0.05, is >= 0.98, else the best IoU of
+ * 1..3; the first on ties) with M = 1. Each candidate, in the order of
+ * SAM2AutomaticMaskGenerator._process_batch, stopping at the first filter it fails:
+ *   1. iou > iou_thresh (when filter_iou);
+ *   2. with max_region > 0, SAM2Transforms.postprocess_masks on the low-res logits:
+ *      8-connected regions of <= max_region pixels, found on the unmodified logits, become
+ *      thr + 10 (background holes, logits <= thr) or thr - 10 (foreground sprinkles);
+ *   3. the logits upsampled (upsample_bilinear's arithmetic) to cw x ch: stability =
+ *      count(> stab_hi) / count(> stab_lo) in float32 (NaN when nothing is above stab_lo),
+ *      kept when stability >= stab_thresh (when filter_stability);
+ *   4. the mask (logits > mask_threshold): area and inclusive box (0,0,0,0 when empty);
+ *      dropped when near an inner crop edge: a box side within edge_atol pixels of a side
+ *      of the crop (crop_x0, crop_y0, + cw, + ch) that is not within edge_atol of the
+ *      image's (img_w x img_h) side;
+ *   5. kept: its runs, per crop column x in order, the rows [ya, yb) of each run of set
+ *      pixels as the toggle pair (x * ch + ya, x * ch + yb) (column-major positions, yb may
+ *      be ch); n_runs counts the toggles (2 per run). */
+typedef struct {
+    int32_t token;        /* the decoder token of the mask */
+    int32_t passed;       /* how many of the filters 1, 3, 4 it passed (3: kept) */
+    float iou;
+    float stability;      /* these from here on are 0 unless it passed filter 1 */
+    int32_t box[4];
+    int64_t area;
+    int64_t above_hi, above_lo;  /* the stability's counts */
+    int64_t n_runs;       /* toggles (0 unless kept) */
+} samc_mask_stat;
+
+typedef struct {
+    int B, L, multimask;              /* items, low-res side, 1: M = 3, 0: M = 1 */
+    int cw, ch;                       /* the upsampled size */
+    int crop_x0, crop_y0, img_w, img_h, edge_atol;
+    int filter_iou, filter_stability, max_region;
+    float iou_thresh, stab_thresh, stab_hi, stab_lo, mask_threshold;
+    const float *low;                 /* [B, 4, L, L] */
+    const float *iou;                 /* [B, 4] */
+    samc_mask_stat *stat;             /* [B * M] out */
+    float *filled;                    /* [B * M, L, L] scratch when max_region > 0 */
+    int32_t *cc;                      /* [n_cc_slots, 2, L, L] scratch when max_region > 0 */
+    int n_cc_slots;                   /* >= 1: candidates whose regions are found at once */
+    int64_t *col_runs;                /* [B * M * cw + 1] scratch: toggles per candidate column */
+} samc_mask_post_args;
+
+/* Marks: slots of the time marks (mark / elapsed_ms). */
+#define SAMC_OPS_MARKS 32
+/* Graph slots (graph_begin ... graph_launch). */
+#define SAMC_OPS_GRAPHS 64
 
 struct samc_ops {
     const char *name;   /* "cpu_ref", "cpu_fast", "cuda" */
@@ -177,6 +239,48 @@ struct samc_ops {
      * first r0 rows of each head 0 (the presence token's row): y [nh, r0 + Q, H*W]. */
     void (*box_rpb_bias)(const samc_ops *o, const float *by, const float *bx, float *y, int Q, int H, int W, int nh,
                          int r0);
+    /* ---- the image pipeline: preprocessing and mask post-processing ---- */
+    /* SAM2Transforms (sam2/utils/transforms.py) of one image rgb[h, w, 3] (uint8, backend
+     * memory) -> out[3, S, S]:
+     *   out[c, y, x] = (sum_j wy[y, j] * (sum_i wx[x, i] * (rgb[y0[y] + j, x0[x] + i, c] / 255))
+     *                   - mean[c]) / std[c]
+     * each sum from 0.0f in index order, products and sums rounded one by one (no fused
+     * multiply-add): model/sam2/transforms.c's arithmetic, horizontal pass first. */
+    void (*preprocess)(const samc_ops *o, const uint8_t *rgb, int w, int h, const samc_resize_taps *t, float *out,
+                       int S);
+    /* Steps 1-4 of the post-processing above on every candidate and, for the kept ones,
+     * their toggle counts: a->stat[k], a->col_runs. */
+    void (*mask_stats)(const samc_ops *o, const samc_mask_post_args *a);
+    /* Step 5 for candidates [k0, k1) (after mask_stats): their toggles, candidate by
+     * candidate, into runs[0 .. sum of their n_runs). */
+    void (*mask_runs)(const samc_ops *o, const samc_mask_post_args *a, int k0, int k1, uint32_t *runs);
+
+    /* ---- device pipeline (optional: NULL on the CPU backends, whose ops are synchronous;
+     *      model/runtime/ falls back to host memory and the host clock) ---- */
+    /* Page-locked host memory for staging, so copies from / to it run asynchronously. */
+    void *(*host_alloc)(const samc_ops *o, size_t bytes);
+    void (*host_free)(const samc_ops *o, void *p);
+    /* upload / download that return at once: host memory from host_alloc, which an upload
+     * reads and a download writes at some point before the next sync. */
+    void (*upload_async)(const samc_ops *o, void *dst, const void *host_src, size_t bytes);
+    void (*download_async)(const samc_ops *o, void *host_dst, const void *src, size_t bytes);
+    /* Time mark `slot` (< SAMC_OPS_MARKS) recorded in stream order (inside a graph too);
+     * after a sync, elapsed_ms is the device time in ms between two recorded marks, or a
+     * negative value when either was not recorded. */
+    void (*mark)(const samc_ops *o, int slot);
+    double (*elapsed_ms)(const samc_ops *o, int from, int to);
+    /* Graphs (slot < SAMC_OPS_GRAPHS): between graph_begin and graph_end the ops are
+     * recorded into graph `slot`, not run; graph_launch runs it (the same ops on the same
+     * pointers, reading their inputs as they are at launch). graph_begin returns 1 when
+     * graphs are switched off (the caller then runs the ops directly), 0, or -1 with why
+     * in err (512 bytes); graph_end 0 or -1. graph_drop frees a slot. */
+    int (*graph_begin)(const samc_ops *o, int slot, char *err);
+    int (*graph_end)(const samc_ops *o, int slot, char *err);
+    void (*graph_launch)(const samc_ops *o, int slot);
+    void (*graph_drop)(const samc_ops *o, int slot);
+    /* Device memory in use now (whole device: total - free), at the backend's start (the
+     * context only, before its own buffers) and the total; 0 or -1. */
+    int (*mem_info)(const samc_ops *o, size_t *used_now, size_t *used_at_start, size_t *total);
 };
 
 /* The reference LayerNorm over rows (the cpu_ref op's arithmetic), for fast backends
@@ -191,6 +295,13 @@ void samc_ref_rope_rows(float *x, int r0, int r1, ptrdiff_t ld, int heads, int h
                         const float *sin_t, int period);
 void samc_ref_group_stats(const float *xg, size_t n, float eps, double *mean, double *inv);
 void samc_ref_group_apply(const float *xc, float *yc, int HW, double mean, double inv, float w, float b);
+/* MaskDecoder._dynamic_multimask_via_stability for one item (the reference for the
+ * model's host code and the M = 1 choice of mask_stats): the stability of token 0's
+ * logits all_masks[0, n] with cuts +-0.05 (1 when nothing is above the lower cut); token
+ * 0 when it is >= 0.98, else the token of 1..3 with the highest all_iou (the first on
+ * ties). */
+int samc_ref_multimask_choice(const float *all_masks /* [4, n] */, const float *all_iou /* [4] */, int n,
+                              float *stability_out);
 
 /* Fills every NULL entry of a host-memory backend's table with the reference op, so a
  * fast backend may implement a subset. */

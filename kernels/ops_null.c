@@ -60,6 +60,14 @@ static void null_upsample_nearest(const samc_ops *o, float *dst, const float *sr
 static void null_upsample_bilinear(const samc_ops *o, const float *low, float *out, int n, int ls, int w, int h) {
     (void)o; (void)low; (void)out; (void)n; (void)ls; (void)w; (void)h;
 }
+static void null_preprocess(const samc_ops *o, const uint8_t *rgb, int w, int h, const samc_resize_taps *t, float *out,
+                            int S) {
+    (void)o; (void)rgb; (void)w; (void)h; (void)t; (void)out; (void)S;
+}
+static void null_mask_stats(const samc_ops *o, const samc_mask_post_args *a) { (void)o; (void)a; }
+static void null_mask_runs(const samc_ops *o, const samc_mask_post_args *a, int k0, int k1, uint32_t *runs) {
+    (void)o; (void)a; (void)k0; (void)k1; (void)runs;
+}
 
 static void null_attention_biased(const samc_ops *o, const samc_attention_args *a, const samc_attention_bias *b) {
     (void)o; (void)a; (void)b;
@@ -118,6 +126,9 @@ static const samc_ops null_ops = {
     .roi_align = null_roi_align,
     .grid_sample = null_grid_sample,
     .box_rpb_bias = null_box_rpb_bias,
+    .preprocess = null_preprocess,
+    .mask_stats = null_mask_stats,
+    .mask_runs = null_mask_runs,
 };
 
 const samc_ops *samc_ops_null(void) { return &null_ops; }

@@ -115,6 +115,15 @@ void samc_model_get_info(const samc_model *m, samc_model_info *info) {
     info->scratch_bytes = rt->arena.cap;
     info->weight_bytes = w->file_bytes;
     info->precision = samc_precision_name(rt->opt.precision);
+    size_t start = 0, total = 0;
+    if (m->sam2 && rt_mem_info(rt, NULL, &start, &total) == 0) {
+        info->device_total_bytes = total;
+        info->device_used_at_start = start;
+        info->device_used_after_load = m->sam2->mem_after_load;
+        info->device_used_after_encode = m->sam2->mem_after_encode;
+        info->device_used_after_predict = m->sam2->mem_after_predict;
+    }
+    info->graphs = rt->graph_captures;
     if (rt->sizing_ops) {
         samc_ops_sizing t;
         samc_ops_sizing_totals(rt->sizing_ops, &t);
@@ -336,6 +345,28 @@ void samc_instances_free(samc_instances *out) {
     free(out->query); free(out->score); free(out->box); free(out->masks); free(out->area);
     free(out->probs); free(out->pred_logits); free(out->pred_boxes); free(out->pred_masks); free(out->prob);
     memset(out, 0, sizeof *out);
+}
+
+int samc_predict_records(samc_model *m, const samc_image *img, const samc_prompt *prompts, int n_prompts,
+                         const samc_mask_filter *f, samc_mask_records *out, samc_error *err) {
+    if (!m || !img || !f || !out || (!prompts && n_prompts))
+        return samc_error_set(err, SAMC_ERR_ARG, "samc_predict_records: NULL argument");
+    if (m->sam3)
+        return samc_error_set(err, SAMC_ERR_UNSUPPORTED,
+                              "samc_predict_records: %s is a SAM3 model: automatic masks from point prompts are "
+                              "SAM2.1's", m->sam3->cfg->name);
+    if (refuse_planned(m, "samc_predict_records", err)) return -1;
+    if (!img->sam2 || img->sam2->w <= 0 || img->sam2->S != m->sam2->S)
+        return samc_error_set(err, SAMC_ERR_ARG, "samc_predict_records: the image has not been encoded by this model");
+    if (n_prompts <= 0) return samc_error_set(err, SAMC_ERR_ARG, "samc_predict_records: no prompts");
+    return sam2_predict_records(m->sam2, img->sam2, prompts, n_prompts, f, out, err);
+}
+
+void samc_mask_records_free(samc_mask_records *r) {
+    if (!r) return;
+    free(r->records);
+    free(r->toggles);
+    memset(r, 0, sizeof *r);
 }
 
 void samc_masks_free(samc_masks *out) {

@@ -129,15 +129,36 @@ typedef struct {
                                  16-bit copy, constants, scratch, the backend's own buffers) */
     size_t lowp_bytes;        /* plan_only: of which the 16-bit weight copy + its scratch */
     size_t image_bytes;       /* one encoded image's features in backend memory */
+    /* Measured device memory (SAM2.1 on CUDA; 0 elsewhere): in use on the whole device
+     * (total - free, cudaMemGetInfo) when the backend started (the context only), after the
+     * load, after the first encode and after the first predict (graphs captured, the image's
+     * features and full-size logits in place: the model's steady state with one image). */
+    size_t device_total_bytes, device_used_at_start, device_used_after_load, device_used_after_encode;
+    size_t device_used_after_predict;
+    int graphs;               /* graphs captured so far (CUDA graphs switch on), or 0 */
 } samc_model_info;
 
-/* Per-stage times of the last encode / predict (find) on this model, in milliseconds.
- * SAM3: stage_ms[0] is the ViT's blocks; prompt_ms the text and geometry encoders,
- * decoder_ms the DETR decoder with scoring, predict_total_ms the whole samc_find. */
+/* Per-stage times of the last encode / predict (find) on this model, in milliseconds. On
+ * the CUDA backend the SAM2.1 stage times are device times between CUDA events recorded in
+ * stream order (device_timed = 1; inside the encoder's graph too), read after the call's
+ * final synchronisation; on the CPU backends, whose ops are synchronous, the host clock. A
+ * stage whose marks were not recorded reads -1. SAM3: stage_ms[0] is the ViT's blocks;
+ * prompt_ms the text and geometry encoders, decoder_ms the DETR decoder with scoring,
+ * predict_total_ms the whole samc_find. */
 typedef struct {
-    double preprocess_ms, patch_embed_ms, stage_ms[4], neck_ms, encode_total_ms;
-    double prompt_ms, decoder_ms, postprocess_ms, predict_total_ms;
+    double preprocess_ms;        /* host: SAM2Transforms on the host (CPU), or staging the
+                                    uint8 image and its filter taps in pinned memory (CUDA) */
+    double patch_embed_ms, stage_ms[4], neck_ms;  /* the encoder's stages (neck: FpnNeck +
+                                    conv_s0 / conv_s1 + no_mem_embed) */
+    double encode_total_ms;      /* host wall time of the whole encode call */
+    double prompt_ms;            /* prompt encoder: host point encoding + its device part */
+    double decoder_ms;           /* mask decoder (+ the download of its outputs) */
+    double postprocess_ms, predict_total_ms;  /* host wall times */
     double text_ms, geometry_ms, fusion_ms, seg_head_ms;   /* SAM3 only */
+    double upload_ms;            /* the upload of the image batch (0 on the CPU) */
+    double preprocess_device_ms; /* resize + normalise on the device (0 when on the host) */
+    double encoder_device_ms;    /* patch embed .. neck as one device time */
+    int device_timed;            /* 1: stage times from device events; 0: host clock */
 } samc_timings;
 
 /* Loads .safetensors (F32/F16/BF16) or an official .pt checkpoint (converted in memory).
@@ -276,6 +297,55 @@ typedef struct {
     int n_words;           /* pieces with a letter or digit; 0: only spaces / punctuation */
 } samc_text_tokens;
 int samc_text_tokenize(samc_model *m, const char *text, samc_text_tokens *out, samc_error *err);
+/* ---- automatic mask generation on the model's backend --------------------------------
+ * What SAM2AutomaticMaskGenerator._process_batch does with the masks of a batch of
+ * prompts, done where the decoder ran (on the GPU with --device cuda), so that only small
+ * records cross to the host: each prompt's masks (tokens 1..3, or SAM2.1's dynamic choice)
+ * are filtered by predicted IoU, optionally have small holes / sprinkles filled on the
+ * low-res logits, are upsampled to the crop's size and filtered by stability and by the
+ * crop edges; the kept ones come back with their box, area and runs. The results are those
+ * of pipelines/amg/amg.c's host path, bit for bit (tests/test_amg.c). */
+typedef struct {
+    int crop[4];              /* x0, y0, x1, y1 (exclusive) of the crop the image was encoded
+                                 from (its size must be the image's), in the whole image */
+    int image_w, image_h;     /* the whole image */
+    int multimask;            /* 1: masks 1..3 of each prompt; 0: one (dynamic choice) */
+    double pred_iou_thresh;   /* keep predicted IoU > this (0: no filter) */
+    double stability_score_thresh;   /* keep stability >= this (0: no filter) */
+    double stability_score_offset;   /* cuts mask_threshold +- offset */
+    double mask_threshold;    /* mask = logits > this */
+    int max_region;           /* > 0: 8-connected holes and sprinkles of <= this many low-res
+                                 pixels are filled first (postprocess_masks) */
+} samc_mask_filter;
+
+typedef struct {
+    int prompt;               /* index of its prompt in the call */
+    int token;                /* the decoder's mask token (1..3, or 0..3 for multimask 0) */
+    float iou, stability;
+    int box[4];               /* inclusive x0, y0, x1, y1 in crop pixels; 0,0,0,0 if empty */
+    int64_t area;
+    int64_t first_toggle, n_toggles;  /* its runs: toggles[first_toggle ..] */
+} samc_mask_record;
+
+typedef struct {
+    samc_mask_record *records;  /* the kept masks, by prompt then token */
+    int n_records;
+    /* The runs of set pixels of each kept mask, crop column by crop column: pairs
+     * (x * crop_h + y_start, x * crop_h + y_end) with y_end exclusive (it may be crop_h). */
+    uint32_t *toggles;
+    int64_t n_toggles;
+    int64_t candidates, passed_iou, passed_stability, passed_edge;  /* masks seen / left
+                                                                       after each filter */
+    double decode_ms, filter_ms;   /* host wall: prompt encoder + decoder, post-processing */
+    int cap_records;          /* allocated (internal) */
+    int64_t cap_toggles;
+} samc_mask_records;
+
+/* Single-point or box prompts, as samc_predict takes them; out is reset and reused (it
+ * grows to the largest call and never shrinks). */
+int samc_predict_records(samc_model *m, const samc_image *img, const samc_prompt *prompts, int n_prompts,
+                         const samc_mask_filter *f, samc_mask_records *out, samc_error *err);
+void samc_mask_records_free(samc_mask_records *r);
 
 /* Post-processing of SAM2ImagePredictor as a standalone step: bilinear upsampling
  * (align_corners=False) of low-res logits [ls][ls] straight to [h][w]. Used by automatic

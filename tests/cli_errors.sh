@@ -81,6 +81,9 @@ expect_fail extra_positional "unexpected argument" "$SAMC" segment "$IMG" "$IMG"
 expect_fail synth_unknown_config "unknown config" "$SAMC" synth --config huge -o "$TMP/x.safetensors"
 expect_fail synth_missing_out "-o" "$SAMC" synth --config micro
 expect_fail bench_iters_zero "--iters" "$SAMC" bench --model "$MODEL" --iters 0
+expect_fail bench_decoder_batch_zero "--decoder-batch" "$SAMC" bench --model "$MODEL" --decoder-batch 0
+expect_fail bench_decoder_batch_empty_item "--decoder-batch" "$SAMC" bench --model "$MODEL" --decoder-batch 1,,4
+expect_fail bench_decoder_batch_too_big "--decoder-batch" "$SAMC" bench --model "$MODEL" --decoder-batch 16385
 expect_fail bench_missing_model "--model" "$SAMC" bench
 expect_fail convert_bad_dtype "--dtype" "$SAMC" convert in.pt -o "$TMP/o.safetensors" --dtype f8
 expect_fail info_missing_file "FILE" "$SAMC" info
@@ -154,6 +157,16 @@ if expect_ok synth_micro "$SAMC" synth --config micro -o "$MODEL"; then
 
   expect_ok bench_json "$SAMC" bench --model "$MODEL" --image "$IMG" --iters 2 --warmup 0 --json
   check bench_json_fields "JSON lacks fields" bash -c "for k in encoder_ms decoder_ms stages peak_rss_mb threads backend precision config; do grep -q \"\\\"\$k\\\"\" '$TMP/out' || exit 1; done"
+  # --decoder-batch: one decoder_batch entry per count, in order, each with its times per
+  # call and per prompt (what make gpu-check's bench stage reads).
+  expect_ok bench_decoder_batch "$SAMC" bench --model "$MODEL" --image "$IMG" --iters 1 --warmup 0 --decoder-batch 1,5 --json
+  tr -d ' \n\t' <"$TMP/out" >"$TMP/bench_flat.json"
+  num='[0-9.e+-]*'
+  check bench_decoder_batch_json "decoder_batch is not [prompts 1, prompts 5] with times" grep -q \
+    "\"decoder_batch\":\[{\"prompts\":1,\"ms\":$num,\"us_per_prompt\":$num,\"device_us_per_prompt\":$num},{\"prompts\":5,\"ms\":$num,\"us_per_prompt\":$num,\"device_us_per_prompt\":$num}\]" \
+    "$TMP/bench_flat.json"
+  expect_ok bench_decoder_batch_text "$SAMC" bench --model "$MODEL" --image "$IMG" --iters 1 --warmup 0 --decoder-batch 3
+  check bench_decoder_batch_line "no 'decoder batch 3:' line" grep -q '^decoder batch 3: .* us per prompt' "$TMP/out"
 
   # bf16 / fp16 need the CUDA backend: on the CPU (asked for, or by default) a clear
   # error at load, whatever the machine has.

@@ -424,6 +424,113 @@ out:
     cJSON_Delete(man);
 }
 
+/* ---- the filtering on the model's backend (amg_options.backend_post) ------------- */
+
+/* Two generator runs gave the same masks, bit for bit, and the same filter counts. */
+static void check_same_result(const char *what, const amg_result *a, const amg_result *b) {
+    const amg_stats *x = &a->stats, *y = &b->stats;
+    CHECKF(a->n_masks == b->n_masks, "%s: %d masks on the host, %d on the backend", what, a->n_masks, b->n_masks);
+    CHECKF(x->candidates == y->candidates && x->passed_iou == y->passed_iou &&
+           x->passed_stability == y->passed_stability && x->passed_crop_edge == y->passed_crop_edge &&
+           x->after_box_nms == y->after_box_nms && x->after_crop_nms == y->after_crop_nms,
+           "%s: counts %lld/%lld/%lld/%lld/%lld vs %lld/%lld/%lld/%lld/%lld", what, (long long)x->candidates,
+           (long long)x->passed_iou, (long long)x->passed_stability, (long long)x->passed_crop_edge,
+           (long long)x->after_box_nms, (long long)y->candidates, (long long)y->passed_iou,
+           (long long)y->passed_stability, (long long)y->passed_crop_edge, (long long)y->after_box_nms);
+    for (int k = 0; k < a->n_masks && k < b->n_masks; k++) {
+        const amg_mask *p = &a->masks[k], *q = &b->masks[k];
+        int same = p->n_counts == q->n_counts && !memcmp(p->counts, q->counts, sizeof *p->counts * p->n_counts) &&
+                   p->area == q->area && !memcmp(p->box, q->box, sizeof p->box) &&
+                   !memcmp(&p->predicted_iou, &q->predicted_iou, sizeof(float)) &&
+                   !memcmp(&p->stability_score, &q->stability_score, sizeof(float)) &&
+                   !memcmp(p->point, q->point, sizeof p->point) && !memcmp(p->crop_box, q->crop_box, sizeof p->crop_box);
+        CHECKF(same, "%s: mask %d differs: area %lld / %lld, %lld / %lld counts, iou %.9g / %.9g, stability %.9g / "
+               "%.9g", what, k, (long long)p->area, (long long)q->area, (long long)p->n_counts, (long long)q->n_counts,
+               p->predicted_iou, q->predicted_iou, p->stability_score, q->stability_score);
+        if (!same) break;
+    }
+}
+
+/* Option sets: the golden's; one mask per point with other thresholds; small regions and
+ * a crop layer; the mosaic's (a point grid, regions of <= 100 pixels, lower thresholds). */
+static void post_options(const cJSON *man, int which, amg_options *o, double *grid) {
+    options_from_manifest(man, o);
+    if (which == 1) {
+        o->multimask_output = 0;
+        o->pred_iou_thresh = 0.0; /* no filters: every mask reaches the box NMS */
+        o->stability_score_thresh = 0.0;
+        o->box_nms_thresh = 1.0; /* and none suppressed: every record is compared */
+    } else if (which == 2) {
+        o->min_mask_region_area = 50;
+        o->crop_n_layers = 1;
+        o->pred_iou_thresh = 0.2;
+        o->stability_score_thresh = 0.5;
+        o->box_nms_thresh = o->crop_nms_thresh = 1.0;
+    } else if (which == 3) {
+        for (int i = 0; i < 2 * 64; i++) grid[i] = (double)((i * 37 + 11) % 97) / 96.0;
+        o->point_grid = grid;
+        o->point_grid_n = 64;
+        o->min_mask_region_area = 100;
+        o->pred_iou_thresh = 0.1;
+        o->stability_score_thresh = 0.3;
+        o->box_nms_thresh = 1.0;
+    }
+}
+
+/* The host filtering (backend_post -1) against the backend's (post_on) on one backend,
+ * for the option sets in `sets` (bit i: post_options i). */
+static void run_backend_post(samc_backend be, int post_on, unsigned sets) {
+    char dir[1024], path[1400];
+    cJSON *man = load_manifest("amg", dir, sizeof dir);
+    TEST_NEED_GOLDEN(man != NULL, dir);
+    snprintf(path, sizeof path, "%s/%s", dir, cJSON_GetStringValue(cJSON_GetObjectItem(man, "image")));
+    int w = 0, h = 0, comp = 0;
+    uint8_t *rgb = stbi_load(path, &w, &h, &comp, 3);
+    char wpath[] = "/tmp/samc_amg_XXXXXX";
+    int fd = mkstemp(wpath);
+    samc_error err = { 0 };
+    samc_model *m = NULL;
+    CHECK(rgb && fd >= 0);
+    if (rgb && fd >= 0) {
+        close(fd);
+        CHECKF(samc_synth_write("micro", wpath, &err) == 0, "%s", err.msg);
+        m = samc_model_load(wpath, &(samc_options){ .backend = be, .max_batch = 64 }, &err);
+        unlink(wpath);
+    }
+    if (!m && be == SAMC_BACKEND_CUDA && rgb) TEST_SKIP_GPU("no CUDA backend: %s", err.msg);
+    else CHECKF(m != NULL, "%s", err.msg);
+    int kept = 0;
+    for (int which = 0; m && which < 4; which++) {
+        if (!(sets >> which & 1u)) continue;
+        amg_options o;
+        double grid[2 * 64];
+        post_options(man, which, &o, grid);
+        amg_result a = { 0 }, b = { 0 };
+        o.backend_post = -1;
+        CHECKF(amg_generate_samc(m, rgb, w, h, &o, &a, &err) == 0, "%s", err.msg);
+        o.backend_post = post_on;
+        CHECKF(amg_generate_samc(m, rgb, w, h, &o, &b, &err) == 0, "%s", err.msg);
+        char what[64];
+        snprintf(what, sizeof what, "options %d", which);
+        check_same_result(what, &a, &b);
+        printf("  %s: %d masks (%lld candidates), host filter %.1f ms, backend %.1f ms\n", what, b.n_masks,
+               (long long)b.stats.candidates, a.stats.masks_ms, b.stats.masks_ms);
+        kept += b.n_masks;
+        amg_result_free(&a);
+        amg_result_free(&b);
+    }
+    CHECKF(!m || kept > 0, "no option set kept a mask: nothing of the runs was compared");
+    samc_model_free(m);
+    if (rgb) stbi_image_free(rgb);
+    cJSON_Delete(man);
+}
+
+/* On the CPU the backend's filtering is the ops' reference twins; with CUDA (or the
+ * simulator) its kernels, on the same decoder outputs as the host filtering reads. */
+static void test_backend_post_cpu(void) { run_backend_post(SAMC_BACKEND_AUTO, 1, 0xf); }
+/* (without the crop layer on the CUDA backend: on the simulator that costs minutes) */
+static void test_backend_post_cuda(void) { run_backend_post(SAMC_BACKEND_CUDA, 0, 0xa); }
+
 /* ---- building blocks -------------------------------------------------------------- */
 
 static void test_point_grid(void) {
@@ -734,4 +841,5 @@ TEST_MAIN(TEST_CASE(test_options), TEST_CASE(test_point_grid), TEST_CASE(test_cr
           TEST_CASE(test_mask_box), TEST_CASE(test_rle), TEST_CASE(test_rle_paint_box), TEST_CASE(test_nms), TEST_CASE(test_stability),
           TEST_CASE(test_remove_small_regions), TEST_CASE(test_fill_small_regions),
           TEST_CASE(test_postprocess_small_regions), TEST_CASE(test_unit_amg_discs_golden),
-          TEST_CASE(test_discs_with_crops), TEST_CASE(test_micro_amg_golden), TEST_CASE(test_micro_generate_samc))
+          TEST_CASE(test_discs_with_crops), TEST_CASE(test_micro_amg_golden), TEST_CASE(test_micro_generate_samc),
+          TEST_CASE(test_backend_post_cpu), TEST_CASE(test_backend_post_cuda))

@@ -1277,6 +1277,217 @@ static void test_conv(const backend *be) {
     }
 }
 
+/* ------------------------------------------------------------------ image pipeline */
+
+/* bytes of the backend's memory holding h (or nothing when h is NULL); NULL on failure */
+static void *be_bytes(const backend *b, const void *h, size_t bytes) {
+    void *p = b->ops->host_memory ? malloc(bytes ? bytes : 1) : b->ops->alloc(b->ops, bytes ? bytes : 1);
+    if (!p || !h || !bytes) return p;
+    if (b->ops->host_memory) memcpy(p, h, bytes);
+    else b->ops->upload(b->ops, p, h, bytes);
+    return p;
+}
+
+static void be_back(const backend *b, void *h, const void *d, size_t bytes) {
+    if (b->ops->host_memory) memcpy(h, d, bytes);
+    else b->ops->download(b->ops, h, d, bytes);
+}
+
+typedef struct { const char *name; int sz, w, h, S, taps; } pre_case;
+static const pre_case pre_cases[] = {
+    { "down 97x61 -> 32", SZ_ODD, 97, 61, 32, 9 }, { "up 20x13 -> 32", SZ_ODD, 20, 13, 32, 5 },
+    { "1x1 -> 16", SZ_ODD, 1, 1, 16, 3 }, { "w = S 32x70 -> 32", SZ_ODD, 32, 70, 32, 1 },
+    { "micro 320x240 -> 64", SZ_SMALL, 320, 240, 64, 13 }, { "1800x1200 -> 256", SZ_SMALL, 1800, 1200, 256, 17 },
+    { "1800x1200 -> 1024", SZ_SAM, 1800, 1200, 1024, 7 }, { "4000x3000 -> 1024", SZ_BIG, 4000, 3000, 1024, 11 },
+};
+
+/* Filter taps as the model makes them (first input, count <= T, weights >= 0), random;
+ * taps == 1 makes axis x the identity. Layout: x0, nx, y0, ny [S] ints, wx, wy [S, T]. */
+static void make_taps(const pre_case *c, int32_t *ti, float *tw) {
+    int S = c->S, T = c->taps;
+    for (int ax = 0; ax < 2; ax++) {
+        int in = ax ? c->h : c->w, ident = ax == 0 && T == 1;
+        int32_t *first = ti + (size_t)2 * ax * S, *cnt = first + S;
+        float *w = tw + (size_t)ax * S * T;
+        for (int o = 0; o < S; o++) {
+            int n = ident ? 1 : 1 + (int)((frand() * 0.5f + 0.5f) * (float)(T - 1) + 0.5f);
+            if (n > in) n = in;
+            int f = ident ? o : (int)((float)o * (float)in / (float)S);
+            if (f + n > in) f = in - n;
+            first[o] = f;
+            cnt[o] = n;
+            for (int j = 0; j < T; j++) w[(size_t)o * T + j] = ident ? 1.0f : frand() * 0.5f + 0.5f;
+        }
+    }
+}
+
+static void run_preprocess(const backend *be, const pre_case *c) {
+    int S = c->S, T = c->taps;
+    size_t npix = (size_t)c->w * c->h, nout = (size_t)3 * S * S, nti = (size_t)4 * S, ntw = (size_t)2 * S * T;
+    uint8_t *rgb = malloc(npix * 3);
+    int32_t *ti = malloc(sizeof(int32_t) * nti);
+    float *tw = malloc(sizeof(float) * ntw), *ref = nan_host(nout), *got = nan_host(nout);
+    for (size_t i = 0; i < npix * 3; i++) rgb[i] = (uint8_t)((frand() * 0.5f + 0.5f) * 255.0f);
+    make_taps(c, ti, tw);
+    samc_resize_taps th = { ti, ti + S, ti + 2 * S, ti + 3 * S, tw, tw + (size_t)S * T, T,
+                            { 0.485f, 0.456f, 0.406f }, { 0.229f, 0.224f, 0.225f } };
+    g_ref->preprocess(g_ref, rgb, c->w, c->h, &th, ref, S);
+    uint8_t *drgb = be_bytes(be, rgb, npix * 3);
+    int32_t *dti = be_bytes(be, ti, sizeof(int32_t) * nti);
+    float *dtw = be_bytes(be, tw, sizeof(float) * ntw), *dout = be_nan(be, nout);
+    if (!drgb || !dti || !dtw || !dout) {
+        fail_case(be, "preprocess", "allocation failed", "%s", c->name);
+    } else {
+        samc_resize_taps td = th;
+        td.x0 = dti; td.nx = dti + S; td.y0 = dti + 2 * S; td.ny = dti + 3 * S;
+        td.wx = dtw; td.wy = dtw + (size_t)S * T;
+        be->ops->preprocess(be->ops, drgb, c->w, c->h, &td, dout, S);
+        char err[512];
+        if (be_sync(be, err)) fail_case(be, "preprocess", err, "%s", c->name);
+        else {
+            be_back(be, got, dout, sizeof(float) * nout);
+            compare(be, got, ref, nout, 0, 0, "preprocess", "%s, %d taps", c->name, T);
+        }
+        PERF(be, "preprocess", 0, (double)npix * 3 + 12.0 * nout,
+             be->ops->preprocess(be->ops, drgb, c->w, c->h, &td, dout, S));
+    }
+    be_free(be, drgb); be_free(be, dti); be_free(be, dtw); be_free(be, dout);
+    free(rgb); free(ti); free(tw); free(ref); free(got);
+}
+
+typedef struct {
+    const char *name;
+    int sz, B, L, multimask, cw, ch, max_region, filters, crop_x0, crop_y0, img_w, img_h;
+} post_case;
+static const post_case post_cases[] = {
+    { "B=6 M=3 47x29 crop at 0", SZ_ODD, 6, 16, 1, 47, 29, 0, 1, 0, 0, 47, 29 },
+    { "B=6 M=1 120x64 inner crop", SZ_ODD, 6, 16, 0, 120, 64, 0, 1, 25, 0, 150, 64 },
+    { "B=2 M=3 33x31 regions 6", SZ_ODD, 2, 16, 1, 33, 31, 6, 1, 0, 0, 33, 31 },
+    { "B=5 M=3 no filters 64x32", SZ_ODD, 5, 16, 1, 64, 32, 0, 0, 0, 0, 64, 32 },
+    { "micro AMG batch 8 320x240", SZ_SMALL, 8, 64, 1, 320, 240, 0, 1, 0, 0, 320, 240 },
+    { "micro mosaic regions 100", SZ_SMALL, 4, 64, 1, 200, 150, 100, 1, 0, 0, 200, 150 },
+    { "AMG batch 16 1024x1024", SZ_SAM, 16, 256, 1, 1024, 1024, 0, 1, 0, 0, 1024, 1024 },
+    { "mosaic batch 16 regions 100", SZ_SAM, 16, 256, 1, 1000, 1000, 100, 1, 0, 0, 1000, 1000 },
+};
+
+/* Low-res logits with structure: a few blobs of either sign over a ramp, so masks have
+ * holes, islands and runs; some items all negative (empty masks). */
+static void make_logits(float *low, int B, int L) {
+    for (int m = 0; m < B * 4; m++) {
+        float *o = low + (size_t)m * L * L, cx[4], cy[4], r[4], a[4];
+        for (int j = 0; j < 4; j++) {
+            cx[j] = (frand() * 0.5f + 0.5f) * L; cy[j] = (frand() * 0.5f + 0.5f) * L;
+            r[j] = 1.0f + (frand() * 0.5f + 0.5f) * L / 3; a[j] = frand() * 20.0f;
+        }
+        float bias = m % 7 == 3 ? -30.0f : frand() * 4.0f - 2.0f;
+        for (int y = 0; y < L; y++)
+            for (int x = 0; x < L; x++) {
+                float v = bias + frand() * 0.5f;
+                for (int j = 0; j < 4; j++) {
+                    float d2 = ((x - cx[j]) * (x - cx[j]) + (y - cy[j]) * (y - cy[j])) / (r[j] * r[j]);
+                    v += d2 < 1.0f ? a[j] * (1.0f - d2) : 0.0f;
+                }
+                o[(size_t)y * L + x] = v;
+            }
+    }
+}
+
+static samc_mask_post_args post_args(const post_case *c) {
+    samc_mask_post_args a = { .B = c->B, .L = c->L, .multimask = c->multimask, .cw = c->cw, .ch = c->ch,
+                              .crop_x0 = c->crop_x0, .crop_y0 = c->crop_y0, .img_w = c->img_w, .img_h = c->img_h,
+                              .edge_atol = 20, .filter_iou = c->filters, .filter_stability = c->filters,
+                              .max_region = c->max_region, .iou_thresh = 0.2f, .stab_thresh = 0.5f,
+                              .stab_hi = 1.0f, .stab_lo = -1.0f, .mask_threshold = 0.0f, .n_cc_slots = 3 };
+    return a;
+}
+
+/* Stats and toggles of the backend against cpu_ref, record by record. */
+static void post_compare(const backend *be, const post_case *c, const samc_mask_stat *got, const samc_mask_stat *ref,
+                         const uint32_t *gruns, const uint32_t *rruns, int64_t nruns, int n_cand) {
+    run_t r;
+    run_begin(&r, be, 0, 0, "mask_stats", "%s", c->name);
+    int kept = 0;
+    for (int k = 0; k < n_cand; k++) {
+        kept += ref[k].passed == 3;
+        if (memcmp(&got[k], &ref[k], sizeof ref[k]))
+            run_fail(&r, "candidate %d: token %d/%d passed %d/%d iou %g/%g stability %.9g/%.9g area %lld/%lld box "
+                     "%d,%d,%d,%d/%d,%d,%d,%d runs %lld/%lld", k, got[k].token, ref[k].token, got[k].passed,
+                     ref[k].passed, got[k].iou, ref[k].iou, got[k].stability, ref[k].stability,
+                     (long long)got[k].area, (long long)ref[k].area, got[k].box[0], got[k].box[1], got[k].box[2],
+                     got[k].box[3], ref[k].box[0], ref[k].box[1], ref[k].box[2], ref[k].box[3],
+                     (long long)got[k].n_runs, (long long)ref[k].n_runs);
+    }
+    for (int64_t i = 0; i < nruns; i++)
+        if (gruns[i] != rruns[i]) {
+            run_fail(&r, "toggle %lld: %u, cpu_ref %u", (long long)i, gruns[i], rruns[i]);
+            break;
+        }
+    if (!kept && c->filters) run_fail(&r, "no candidate was kept: the case tests nothing of the runs");
+    r.n = (size_t)n_cand + (size_t)nruns;
+    r.max_err = 0;
+    run_end(&r);
+}
+
+static void run_mask_post(const backend *be, const post_case *c) {
+    rng_state = TEST_RNG_SEED + (uint64_t)(c - post_cases + 1) * 0x2545f4914f6cdd1dull; /* same data on every backend */
+    int M = c->multimask ? 3 : 1, n_cand = c->B * M;
+    size_t nl = (size_t)c->B * 4 * c->L * c->L, ncol = (size_t)n_cand * c->cw + 1;
+    size_t nfill = c->max_region ? (size_t)n_cand * c->L * c->L : 1, ncc = (size_t)3 * 2 * c->L * c->L;
+    float *low = malloc(sizeof(float) * nl), *iou = rand_buf((size_t)c->B * 4, 1.0f);
+    for (int i = 0; i < c->B * 4; i++) iou[i] = fabsf(iou[i]);
+    make_logits(low, c->B, c->L);
+    samc_mask_post_args ra = post_args(c), da = ra;
+    samc_mask_stat *rst = calloc((size_t)n_cand, sizeof *rst), *gst = calloc((size_t)n_cand, sizeof *gst);
+    ra.low = low; ra.iou = iou; ra.stat = rst;
+    ra.filled = malloc(sizeof(float) * nfill); ra.cc = malloc(sizeof(int32_t) * ncc);
+    ra.col_runs = malloc(sizeof(int64_t) * ncol);
+    g_ref->mask_stats(g_ref, &ra);
+    int64_t nruns = 0;
+    for (int k = 0; k < n_cand; k++) nruns += rst[k].n_runs;
+    uint32_t *rruns = malloc(sizeof(uint32_t) * (size_t)(nruns + 1)), *gruns = malloc(sizeof(uint32_t) * (size_t)(nruns + 1));
+    g_ref->mask_runs(g_ref, &ra, 0, n_cand, rruns);
+    da.low = be_bytes(be, low, sizeof(float) * nl);
+    da.iou = be_bytes(be, iou, sizeof(float) * c->B * 4);
+    da.stat = be_bytes(be, NULL, sizeof *gst * n_cand);
+    da.filled = be_bytes(be, NULL, sizeof(float) * nfill);
+    da.cc = be_bytes(be, NULL, sizeof(int32_t) * ncc);
+    da.col_runs = be_bytes(be, NULL, sizeof(int64_t) * ncol);
+    uint32_t *druns = be_bytes(be, NULL, sizeof(uint32_t) * (size_t)(nruns + 1));
+    char err[512];
+    if (!da.low || !da.iou || !da.stat || !da.filled || !da.cc || !da.col_runs || !druns) {
+        fail_case(be, "mask_stats", "allocation failed", "%s", c->name);
+    } else {
+        /* the runs in two calls, split after the first kept candidate */
+        be->ops->mask_stats(be->ops, &da);
+        int split = 0;
+        while (split < n_cand && rst[split].passed != 3) split++;
+        split = split < n_cand ? split + 1 : n_cand;
+        int64_t first = 0;
+        for (int k = 0; k < split; k++) first += rst[k].n_runs;
+        be->ops->mask_runs(be->ops, &da, 0, split, druns);
+        be->ops->mask_runs(be->ops, &da, split, n_cand, druns + first);
+        if (be_sync(be, err)) fail_case(be, "mask_stats", err, "%s", c->name);
+        else {
+            be_back(be, gst, da.stat, sizeof *gst * n_cand);
+            be_back(be, gruns, druns, sizeof(uint32_t) * (size_t)nruns);
+            post_compare(be, c, gst, rst, gruns, rruns, nruns, n_cand);
+        }
+        PERF(be, "mask_stats + mask_runs", 0, 4.0 * nl, (be->ops->mask_stats(be->ops, &da),
+             be->ops->mask_runs(be->ops, &da, 0, n_cand, druns)));
+    }
+    be_free(be, (void *)da.low); be_free(be, (void *)da.iou); be_free(be, da.stat); be_free(be, da.filled);
+    be_free(be, da.cc); be_free(be, da.col_runs); be_free(be, druns);
+    free(low); free(iou); free(rst); free(gst); free(ra.filled); free(ra.cc); free(ra.col_runs);
+    free(rruns); free(gruns);
+}
+
+static void test_pipeline(const backend *be) {
+    for (size_t i = 0; i < sizeof pre_cases / sizeof pre_cases[0]; i++)
+        if (want(be, "preprocess", pre_cases[i].name, pre_cases[i].sz, 0)) run_preprocess(be, &pre_cases[i]);
+    for (size_t i = 0; i < sizeof post_cases / sizeof post_cases[0]; i++)
+        if (want(be, "mask_stats", post_cases[i].name, post_cases[i].sz, 0)) run_mask_post(be, &post_cases[i]);
+}
+
 /* ------------------------------------------------------------------ backend-specific checks */
 
 /* cpu_fast: the same inputs through instances with 1, 2 and 7 threads, twice each, give
@@ -1684,6 +1895,7 @@ int main(int argc, char **argv) {
         test_layout(be);
         test_conv(be);
         test_sam3_ops(be);
+        test_pipeline(be);
         test_memory(be);
         test_determinism(be);
     }

@@ -1169,9 +1169,84 @@ static void test_micro_model(void) {
     samc_model_free(m);
 }
 
+/* The multipass loop with the generator's filtering on the host (backend_post -1) and on
+ * the model's backend (post_on): the same labels and pass statistics. On the CPU the
+ * backend's filtering is the ops' reference twins; on CUDA (or the simulator) its kernels. */
+static void run_backend_post(samc_backend be, int post_on) {
+    char wpath[] = "/tmp/samc_multipass_XXXXXX";
+    int fd = mkstemp(wpath);
+    CHECK(fd >= 0);
+    if (fd < 0) return;
+    close(fd);
+    samc_error err = { 0 };
+    CHECKF(samc_synth_write("micro", wpath, &err) == 0, "%s", err.msg);
+    samc_model *m = samc_model_load(wpath, &(samc_options){ .backend = be, .max_batch = 32 }, &err);
+    unlink(wpath);
+    if (!m && be == SAMC_BACKEND_CUDA) {
+        TEST_SKIP_GPU("no CUDA backend: %s", err.msg);
+        return;
+    }
+    CHECKF(m != NULL, "%s", err.msg);
+    if (!m) return;
+    const int w = 96, h = 72;
+    uint8_t *rgb = malloc((size_t)w * h * 3);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            uint8_t *p = rgb + ((size_t)y * w + x) * 3;
+            int in = (x - 30) * (x - 30) + (y - 30) * (y - 30) < 20 * 20 || (x > 60 && y > 40);
+            p[0] = (uint8_t)(in ? 230 : 30 + x);
+            p[1] = (uint8_t)(in ? 40 : 50 + y);
+            p[2] = (uint8_t)(in ? 60 : 120);
+        }
+    mosaic_multipass_options o;
+    mosaic_multipass_options_default(&o);
+    o.points_per_side = 6;
+    o.points_per_batch = 32;
+    o.max_passes = 2;
+    o.min_area = 20;
+    o.iou_start = o.stability_start = 0.3;
+    o.iou_end = o.stability_end = 0.1;
+    o.step = 0.1;
+    o.kmeans_points = 8;
+    uint32_t *labels[2] = { malloc(sizeof(uint32_t) * (size_t)w * h), malloc(sizeof(uint32_t) * (size_t)w * h) };
+    mosaic_tile_stats st[2] = { { 0 }, { 0 } };
+    for (int run = 0; run < 2; run++) {
+        o.backend_post = run ? post_on : -1;
+        mosaic_mask_source src;
+        mosaic_multipass *mp = mosaic_multipass_new(w, h, &o, &err);
+        int ok = mp && mosaic_samc_source_new(m, &o, &src, &err) == 0;
+        CHECKF(ok, "%s", err.msg);
+        if (ok) {
+            CHECKF(mosaic_multipass_run(mp, &src, rgb, NULL, w, h, labels[run], &st[run], NULL, NULL, &err) == 0,
+                   "%s", err.msg);
+            mosaic_samc_source_free(&src);
+        }
+        mosaic_multipass_free(mp);
+    }
+    CHECKF(st[0].n_passes == st[1].n_passes && st[0].n_labels == st[1].n_labels, "passes %d / %d, labels %d / %d",
+           st[0].n_passes, st[1].n_passes, st[0].n_labels, st[1].n_labels);
+    for (int p = 0; p < st[0].n_passes && p < st[1].n_passes; p++)
+        CHECKF(st[0].pass[p].masks_generated == st[1].pass[p].masks_generated &&
+               st[0].pass[p].components_added == st[1].pass[p].components_added, "pass %d: %d / %d masks", p,
+               st[0].pass[p].masks_generated, st[1].pass[p].masks_generated);
+    CHECKF(!memcmp(labels[0], labels[1], sizeof(uint32_t) * (size_t)w * h), "the labels differ");
+    CHECKF(st[1].n_labels > 0, "nothing was labelled: the comparison tests nothing");
+    printf("  %d passes, %d labels, coverage %.1f%%\n", st[1].n_passes, st[1].n_labels, st[1].coverage);
+    mosaic_tile_stats_free(&st[0]);
+    mosaic_tile_stats_free(&st[1]);
+    free(labels[0]);
+    free(labels[1]);
+    free(rgb);
+    samc_model_free(m);
+}
+
+static void test_backend_post_cpu(void) { run_backend_post(SAMC_BACKEND_AUTO, 1); }
+static void test_backend_post_cuda(void) { run_backend_post(SAMC_BACKEND_CUDA, 0); }
+
 TEST_MAIN(TEST_CASE(test_options), TEST_CASE(test_amg_point_grid_options), TEST_CASE(test_amg_point_grid_generate),
           TEST_CASE(test_rle_decode),
           TEST_CASE(test_uniform_grid), TEST_CASE(test_erode), TEST_CASE(test_kmeans), TEST_CASE(test_pass0_points),
           TEST_CASE(test_dense_grid), TEST_CASE(test_acceptance), TEST_CASE(test_threshold_schedule),
           TEST_CASE(test_stops), TEST_CASE(test_black_mask), TEST_CASE(test_nodata), TEST_CASE(test_kmeans_passes),
-          TEST_CASE(test_cancel_and_errors), TEST_CASE(test_micro_model))
+          TEST_CASE(test_cancel_and_errors), TEST_CASE(test_micro_model), TEST_CASE(test_backend_post_cpu),
+          TEST_CASE(test_backend_post_cuda))

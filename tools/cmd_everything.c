@@ -191,6 +191,8 @@ static int run_generator(everything_args *e, const image_rgb *img, amg_result *r
     samc_error err = { 0 };
     samc_options opt = { .n_threads = e->threads };
     if (cli_compute_resolve(&e->compute, &opt) != 0) return CLI_USAGE;
+    /* on the GPU a decoder batch is a whole points_per_batch (the masks are filtered there) */
+    if (opt.backend == SAMC_BACKEND_CUDA) opt.max_batch = e->amg.points_per_batch;
     if (e->verbose) opt.log = cli_log_stderr;
     double t0 = cli_now_ms();
     samc_model *m = samc_model_load(e->model, &opt, &err);

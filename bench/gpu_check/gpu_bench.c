@@ -1,17 +1,9 @@
 /* bench/gpu_check/gpu_bench.c: the measurements of `make gpu-check` that `samc bench`
  * does not make, on the public API (model/samc.h, pipelines/amg, the mosaic's multipass).
  * One mode per run, one JSON object on stdout; errors are one line on stderr, exit 1
- * (2 for bad usage).
+ * (2 for bad usage). The decoder per prompt and the device memory of one image come from
+ * `samc bench --decoder-batch N,... --json` (device_*_mb, model_device_mb).
  *
- *   gpu_bench decoder --model F --image IMG [--batches 64,1024] [--chunk 256]
- *       decoder time per prompt: samc_predict of N single-point prompts (a grid over the
- *       image, three masks each, low-res outputs only: no upsampling to the image size),
- *       median of --iters calls after --warmup, in chunks of --chunk prompts per decoder
- *       call (samc_options.max_batch).
- *   gpu_bench memory --model F --image IMG
- *       device memory (cudaMemGetInfo, whole device) before the load, after it, after one
- *       encode and after one predict of one point with its three masks at the image size;
- *       samc plans all its memory at load, so "after predict" is the peak of one image.
  *   gpu_bench amg --model F --image IMG [--crop 1024] [--points-per-side 32]
  *       amg_generate_samc (the official generator's defaults) on the centre crop.
  *   gpu_bench tiles --model F --image IMG [--crop 1024] [--tiles 4] [--max-passes 2]
@@ -29,7 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include "model/samc.h"
@@ -41,15 +32,12 @@
 #include <cuda_runtime_api.h>
 #endif
 
-#define MAX_BATCHES 8
-
 typedef struct {
     const char *mode, *model, *image;
     samc_backend backend;
     samc_precision precision;
-    int threads, iters, warmup, chunk, crop, points_per_side, tiles, max_passes, encodes;
+    int threads, iters, warmup, crop, points_per_side, tiles, max_passes, encodes;
     double seconds;
-    int batches[MAX_BATCHES], n_batches;
 } args;
 
 static double now_ms(void) {
@@ -74,12 +62,6 @@ static double median(double *v, int n) {
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-static double peak_rss_mb(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_maxrss / 1024.0;
-}
-
 /* Resident memory now (/proc/self/statm), or -1. */
 static double rss_mb(void) {
     long pages = -1, resident = -1;
@@ -102,18 +84,6 @@ static int parse_int(const char *flag, const char *s, int lo, int hi, int *out) 
     return 0;
 }
 
-static int parse_batches(const char *s, args *a) {
-    char buf[128];
-    snprintf(buf, sizeof buf, "%s", s ? s : "");
-    a->n_batches = 0;
-    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
-        if (a->n_batches == MAX_BATCHES || parse_int("--batches", tok, 1, 65536, &a->batches[a->n_batches]))
-            return -1;
-        a->n_batches++;
-    }
-    return a->n_batches ? 0 : -1;
-}
-
 static int parse_choice(const char *flag, const char *v, args *a) {
     if (!strcmp(flag, "--device")) {
         if (v && !strcmp(v, "cuda")) a->backend = SAMC_BACKEND_CUDA;
@@ -131,7 +101,7 @@ static int parse_choice(const char *flag, const char *v, args *a) {
 static int parse_flag(const char *flag, const char *v, args *a) {
     static const struct { const char *name; size_t off; int lo, hi; } ints[] = {
         { "--threads", offsetof(args, threads), 1, 4096 }, { "--iters", offsetof(args, iters), 1, 100000 },
-        { "--warmup", offsetof(args, warmup), 0, 1000 }, { "--chunk", offsetof(args, chunk), 1, 256 },
+        { "--warmup", offsetof(args, warmup), 0, 1000 },
         { "--crop", offsetof(args, crop), 16, 16384 }, { "--points-per-side", offsetof(args, points_per_side), 1, 256 },
         { "--tiles", offsetof(args, tiles), 1, 1000 }, { "--max-passes", offsetof(args, max_passes), 0, 100 },
         { "--encodes", offsetof(args, encodes), 1, 1000000 },
@@ -140,7 +110,6 @@ static int parse_flag(const char *flag, const char *v, args *a) {
         if (!strcmp(flag, ints[i].name)) return parse_int(flag, v, ints[i].lo, ints[i].hi, (int *)((char *)a + ints[i].off));
     if (!strcmp(flag, "--model")) a->model = v;
     else if (!strcmp(flag, "--image")) a->image = v;
-    else if (!strcmp(flag, "--batches")) return parse_batches(v, a);
     else if (!strcmp(flag, "--device") || !strcmp(flag, "--precision")) return parse_choice(flag, v, a);
     else if (!strcmp(flag, "--seconds")) {
         char *end;
@@ -154,10 +123,9 @@ static int parse_flag(const char *flag, const char *v, args *a) {
 }
 
 static int parse_args(int argc, char **argv, args *a) {
-    *a = (args){ .backend = SAMC_BACKEND_CUDA, .iters = 10, .warmup = 2, .chunk = 256, .crop = 1024,
-                 .points_per_side = 32, .tiles = 4, .max_passes = 2, .encodes = 1000, .seconds = 60,
-                 .batches = { 64, 1024 }, .n_batches = 2 };
-    if (argc < 2) return fail("usage", "gpu_bench decoder|memory|amg|tiles|soak --model F --image IMG [...]"), -1;
+    *a = (args){ .backend = SAMC_BACKEND_CUDA, .iters = 10, .warmup = 2, .crop = 1024, .points_per_side = 32,
+                 .tiles = 4, .max_passes = 2, .encodes = 1000, .seconds = 60 };
+    if (argc < 2) return fail("usage", "gpu_bench amg|tiles|soak --model F --image IMG [...]"), -1;
     a->mode = argv[1];
     for (int i = 2; i < argc; i += 2)
         if (parse_flag(argv[i], i + 1 < argc ? argv[i + 1] : NULL, a)) return -1;
@@ -217,107 +185,7 @@ static void print_head(const char *what, samc_model *m) {
 
 /* ---- modes -------------------------------------------------------------------------- */
 
-/* n single-point prompts on a grid over w x h (row by row). */
-static void grid_prompts(int n, int w, int h, float *pts, int *labels, samc_prompt *p) {
-    int side = 1;
-    while (side * side < n) side++;
-    for (int i = 0; i < n; i++) {
-        pts[2 * i] = (float)((i % side) + 0.5) * w / side;
-        pts[2 * i + 1] = (float)((i / side) + 0.5) * h / side;
-        labels[i] = 1;
-        p[i] = (samc_prompt){ .points = pts + 2 * i, .labels = labels + i, .n_points = 1 };
-    }
-}
-
-static int time_decoder(samc_model *m, samc_image *img, const args *a, int n, int w, int h, double *med) {
-    float *pts = malloc(sizeof(float) * 2 * n);
-    int *labels = malloc(sizeof(int) * n);
-    samc_prompt *p = malloc(sizeof *p * n);
-    double *t = malloc(sizeof(double) * a->iters);
-    samc_masks out = { 0 };
-    samc_error err = { 0 };
-    int rc = pts && labels && p && t ? 0 : fail("decoder", "out of memory");
-    const samc_predict_options po = { .multimask = 1 };
-    if (!rc) grid_prompts(n, w, h, pts, labels, p);
-    for (int i = 0; !rc && i < a->warmup + a->iters; i++) {
-        double t0 = now_ms();
-        if (samc_predict(m, img, p, n, &po, &out, &err)) rc = fail("predict", err.msg);
-        else if (i >= a->warmup) t[i - a->warmup] = now_ms() - t0;
-    }
-    if (!rc) *med = median(t, a->iters);
-    samc_masks_free(&out);
-    free(pts), free(labels), free(p), free(t);
-    return rc;
-}
-
-static int mode_decoder(const args *a, const image_rgb *im) {
-    int chunk = a->chunk;
-    samc_model *m = load(a, chunk);
-    samc_error err = { 0 };
-    samc_image *img = m ? samc_image_new(m, &err) : NULL;
-    if (!img || samc_image_encode(m, img, im->rgb, im->w, im->h, &err)) {
-        if (m) fail("encode", err.msg);
-        samc_image_free(img);
-        samc_model_free(m);
-        return 1;
-    }
-    double med[MAX_BATCHES];
-    int rc = 0;
-    for (int b = 0; b < a->n_batches && !rc; b++) rc = time_decoder(m, img, a, a->batches[b], im->w, im->h, &med[b]);
-    if (!rc) {
-        print_head("decoder", m);
-        printf(", \"chunk\": %d, \"iters\": %d, \"batches\": [", chunk, a->iters);
-        for (int b = 0; b < a->n_batches; b++)
-            printf("%s{\"prompts\": %d, \"ms\": %.4f, \"us_per_prompt\": %.3f}", b ? ", " : "", a->batches[b], med[b],
-                   med[b] * 1e3 / a->batches[b]);
-        printf("]}\n");
-    }
-    samc_image_free(img);
-    samc_model_free(m);
-    return rc;
-}
-
-static int mode_memory(const args *a, const image_rgb *im) {
-    double total, before, loaded = -1, encoded = -1, predicted = -1;
-#ifdef SAMC_HAVE_CUDA
-    if (a->backend == SAMC_BACKEND_CUDA) cudaFree(0);   /* the context first: not the model's memory */
-#endif
-    before = device_used_mb(a, &total);
-    samc_model *m = load(a, 0);
-    samc_error err = { 0 };
-    samc_image *img = m ? samc_image_new(m, &err) : NULL;
-    samc_masks out = { 0 };
-    const float pt[2] = { 0.5f * im->w, 0.5f * im->h };
-    const int label = 1;
-    const samc_prompt p = { .points = pt, .labels = &label, .n_points = 1 };
-    int rc = img ? 0 : 1;
-    if (!rc) loaded = device_used_mb(a, &total);
-    if (!rc && samc_image_encode(m, img, im->rgb, im->w, im->h, &err)) rc = fail("encode", err.msg);
-    if (!rc) encoded = device_used_mb(a, &total);
-    if (!rc && samc_predict(m, img, &p, 1, &(samc_predict_options){ .multimask = 1, .want_masks = 1 }, &out, &err))
-        rc = fail("predict", err.msg);
-    if (!rc) {
-        predicted = device_used_mb(a, &total);
-        samc_model_info info;
-        samc_model_get_info(m, &info);
-        print_head("memory", m);
-        json_mb("device_total_mb", total);
-        json_mb("used_before_load_mb", before);
-        json_mb("used_after_load_mb", loaded);
-        json_mb("used_after_encode_mb", encoded);
-        json_mb("used_after_predict_mb", predicted);
-        json_mb("model_device_mb", predicted >= 0 && before >= 0 ? predicted - before : -1);
-        printf(", \"weight_mb\": %.1f, \"scratch_mb\": %.1f, \"peak_rss_mb\": %.1f}\n", info.weight_bytes / 1048576.0,
-               info.scratch_bytes / 1048576.0, peak_rss_mb());
-    } else if (!img && m) {
-        fail("image", err.msg);
-    }
-    samc_masks_free(&out);
-    samc_image_free(img);
-    samc_model_free(m);
-    return rc;
-}
-
+/* amg_generate_samc (the official generator's defaults) on the centre crop. */
 static int mode_amg(const args *a, const image_rgb *im) {
     image_rgb c = { 0 };
     if (center_crop(im, a->crop, &c)) return fail("amg", "out of memory");
@@ -451,13 +319,12 @@ int main(int argc, char **argv) {
     args a;
     if (parse_args(argc, argv, &a)) return 2;
     static const struct { const char *name; int (*fn)(const args *, const image_rgb *); } modes[] = {
-        { "decoder", mode_decoder }, { "memory", mode_memory }, { "amg", mode_amg },
-        { "tiles", mode_tiles }, { "soak", mode_soak },
+        { "amg", mode_amg }, { "tiles", mode_tiles }, { "soak", mode_soak },
     };
     int (*fn)(const args *, const image_rgb *) = NULL;
     for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++)
         if (!strcmp(a.mode, modes[i].name)) fn = modes[i].fn;
-    if (!fn) return fail(a.mode, "unknown mode (decoder, memory, amg, tiles, soak)"), 2;
+    if (!fn) return fail(a.mode, "unknown mode (amg, tiles, soak)"), 2;
     image_rgb im = { 0 };
     char why[512];
     if (image_load_rgb(a.image, &im, why, sizeof why)) return fail(a.image, why);

@@ -10,13 +10,16 @@ hang costs one stage and a cut-short run still answers the first questions:
 
   1 build      use the package's binaries (same sources, the device's architecture
                compiled in, every library found) or rebuild them here for the device
-  2 cuda_ops   the CUDA op tests (every op against cpu_ref)
+  2 cuda_ops   the CUDA op tests (test_backend_ops --backend cuda: every op against cpu_ref)
+               and the device pipeline (test_device_pipeline: preprocessing on the device
+               = the host's, graph replay = direct execution, device stage times, memory)
   3 golden     micro: test_golden (cuda fp32 tensor by tensor, bf16 / fp16 mask IoU);
                tiny: the CLI through shared/tools/golden_check.py in fp32 / bf16 / fp16
                (fp32: the goldens' tolerances; all: mask IoU >= 0.99 vs the fp32 golden)
   4 bench      samc bench for tiny and large, bf16 and fp32: encoder / decoder, the best
-               encode batch, stages (approximate: SAMC_CUDA_SYNC=1); decoder us per prompt
-               at batch 64 and 1024; device memory of one image (gpu_bench)
+               encode batch, stage times from CUDA events (encoder device time apart from
+               the host's preprocess and the upload); samc bench --decoder-batch: decoder us
+               per prompt at batch 1, 64 and 1024; the measured device memory of one image
   5 pytorch    the official SAM2ImagePredictor on the same GPU and weights: same-model
                check against the golden, fp32 eager, bf16 autocast, bf16 + torch.compile
   6 amg_tiles  AMG 32x32 on a 1024x1024 crop; 1024x1024 tiles through encode + multipass
@@ -24,8 +27,8 @@ hang costs one stage and a cut-short run still answers the first questions:
   8 sanitizer  compute-sanitizer memcheck and racecheck on a micro segment (fp32, bf16)
   9 variants   times each value of each switch in kernels/cuda/variants.txt, writes the
                winners to OUT/variants.txt
- 10 extra      with time left: the kernel timings of the op test (SAMC_CUDA_BENCH=1) and
-               test_golden on tiny
+ 10 extra      with time left: the kernel timings of the op test (--backend cuda --perf,
+               its PERF lines) and test_golden on tiny
 
 It writes OUT/report.md, OUT/report.json and OUT/logs.tar.gz (every command, its output
 and time) after every stage, and prints a summary. With --dry-run (make gpu-check
@@ -270,7 +273,7 @@ def build_command(pkg, build, arch, audit=False):
     what was read), and the build stage again on a device the package does not fit."""
     sysroot = os.path.join(pkg, "sysroot")
     libdir = os.path.join(sysroot, "usr", "lib", "x86_64-linux-gnu")
-    tests = [os.path.join(build, "tests", t) for t in ("test_golden", "test_cuda_ops", "test_backend_ops")
+    tests = [os.path.join(build, "tests", t) for t in ("test_golden", "test_backend_ops", "test_device_pipeline")
              if os.path.exists(os.path.join(ROOT, "tests", t + ".c"))]
     targets = [os.path.join(build, "samc"), os.path.join(build, "gpu_bench")] + tests
     if shutil.which(os.environ.get("NVCC") or "nvcc"):
@@ -356,10 +359,9 @@ def stage_build(c):
             raise RuntimeError("libraries not found after the rebuild: " + str(missing))
     c.bin = {"samc": os.path.join(build, "samc"), "gpu_bench": os.path.join(build, "gpu_bench"),
              "cuda_lib": os.path.join(build, "libsamc_cuda.so"), "test_golden": os.path.join(build, "tests", "test_golden")}
-    for t in ("test_backend_ops", "test_cuda_ops"):
+    for key, t in (("op_test", "test_backend_ops"), ("pipeline_test", "test_device_pipeline")):
         if os.path.exists(os.path.join(build, "tests", t)):
-            c.bin["op_test"] = os.path.join(build, "tests", t)
-            break
+            c.bin[key] = os.path.join(build, "tests", t)
     if os.path.exists(c.bin["cuda_lib"]):
         c.env["SAMC_CUDA_LIB"] = c.bin["cuda_lib"]
     c.env["SAMC_GOLDEN"] = os.path.join(c.pkg, "golden")
@@ -388,27 +390,38 @@ def parse_tests(out):
 
 def stage_cuda_ops(c):
     if "op_test" not in c.bin:
-        raise RuntimeError("no CUDA op test program was built (tests/test_cuda_ops.c or tests/test_backend_ops.c)")
-    rc, out, err, secs = c.run("op_test", [c.bin["op_test"]], 240)
+        raise RuntimeError("no CUDA op test program was built (tests/test_backend_ops.c)")
+    rc, out, err, secs = c.run("op_test", [c.bin["op_test"], "--backend", "cuda"], 200)
     cases, tot = parse_tests(out)
     bad = [ln.strip() for ln in (out + err).splitlines() if ln.strip().startswith("NOT OK") or "FAIL" in ln][:20]
     dev = re.search(r"^cuda device: (.*)$", out, re.M)
-    skip = re.search(r"SKIP: cuda backend unavailable: (.*)", err)
-    data = {"rc": rc, "cases": cases, "totals": tot, "failures": bad, "device": dev.group(1) if dev else None,
-            "seconds": round(secs, 1)}
+    skip = re.search(r"^SKIP   cuda: (.*)$", out, re.M)
+    ops = re.findall(r"^(OK|NOT OK)\s+(\w+) cuda \[", out, re.M)
+    data = {"rc": rc, "totals": tot, "failures": bad, "device": dev.group(1) if dev else None,
+            "ops": sorted({o for _, o in ops}), "seconds": round(secs, 1)}
+    if "pipeline_test" in c.bin:
+        prc, pout, perr, psecs = c.run("device_pipeline", [c.bin["pipeline_test"]], 90)
+        pcases, ptot = parse_tests(pout)
+        data["pipeline"] = {"rc": prc, "cases": pcases, "totals": ptot, "seconds": round(psecs, 1),
+                            "failures": [ln.strip() for ln in (pout + perr).splitlines() if "FAIL" in ln][:10],
+                            "lines": [ln.strip() for ln in pout.splitlines() if ln.startswith("  ")][:10]}
     if rc is None:
         return "timeout", f"killed after {secs:.0f} s", data
+    pipe = data.get("pipeline", {})
+    ptot = pipe.get("totals") or (0, 0, 0)
     if c.dry:
         why = skip.group(1) if skip else "?"
         data["skip_reason"] = why
         if "could not be loaded" in why or "lacks the samc CUDA entry points" in why:
             return "fail", f"the CUDA library does not load: {why}", data
-        if tot and tot[1] == 0 and tot[0] + tot[2] > 0:
-            return "not run", f"dry run: {tot[2]} cases skip ({why[:80]}); the library loads", data
+        if tot and tot[1] == 0 and tot[0] + tot[2] > 0 and ptot[1] == 0:
+            return "not run", f"dry run: the cuda cases skip ({why[:80]}); the library loads", data
         return "fail", "the op test did not report as expected", data
-    ok = rc == 0 and tot and tot[1] == 0 and tot[0] > 0
-    return ("ok" if ok else "fail"), (f"{tot[0]} passed, {tot[1]} failed, {tot[2]} skipped in {secs:.0f} s" if tot
-                                      else f"no verdict (rc {rc})"), data
+    ok = rc == 0 and tot and tot[1] == 0 and tot[0] > 0 and (not pipe or (pipe["rc"] == 0 and ptot[1] == 0))
+    summary = (f"{tot[0]} passed, {tot[1]} failed, {tot[2]} skipped in {secs:.0f} s" if tot else f"no verdict (rc {rc})")
+    if pipe:
+        summary += f"; device pipeline {ptot[0]} passed, {ptot[1]} failed, {ptot[2]} skipped"
+    return ("ok" if ok else "fail"), summary, data
 
 
 def golden_micro(c):
@@ -449,13 +462,13 @@ def plan(c):
     targets take only cuda bf16 results of the right model, so none comes from a dry run."""
     if c.dry:
         return {"models": {"tiny": "micro", "large": "micro"}, "precisions": ["fp32"], "iters": 1, "warmup": 0,
-                "encode_batches": {"tiny": [2], "large": [2]}, "decoder_batches": "1,4,16", "chunk": 8,
+                "encode_batches": {"tiny": [2], "large": [2]}, "decoder_batches": "1,4,16",
                 "golden": ("micro", ["fp32"]), "torch_modes": "fp32", "torch_roles": ["tiny"], "amg_points": 4,
                 "crop": 256, "tiles": 1, "max_passes": 1, "soak": 20,
                 "image": "truck_320x240.png"}
     return {"models": {"tiny": "tiny", "large": "large"}, "precisions": ["bf16", "fp32"], "iters": 20, "warmup": 3,
             "encode_batches": {"tiny": [2, 4, 8, 16, 32], "large": [2, 4, 8]}, "decoder_batches": "1,64,1024",
-            "chunk": 256, "golden": ("tiny", ["fp32", "bf16", "fp16"]), "torch_modes": "fp32,bf16,bf16-compile",
+            "golden": ("tiny", ["fp32", "bf16", "fp16"]), "torch_modes": "fp32,bf16,bf16-compile",
             "torch_roles": ["tiny", "large"], "amg_points": 32, "crop": 1024, "tiles": 4, "max_passes": 2,
             "soak": 1000, "image": "truck_1800x1200.png"}
 
@@ -502,11 +515,13 @@ def image(c, name=None):
     return os.path.join(c.pkg, "golden", "images", name or plan(c)["image"])
 
 
-def samc_bench(c, name, model, img, prec, iters, warmup, batches=None, env=None):
+def samc_bench(c, name, model, img, prec, iters, warmup, batches=None, env=None, decoder=None):
     cmd = [c.bin["samc"], "bench", "--model", model, "--image", img, "--device", c.device, "--precision", prec,
            "--iters", str(iters), "--warmup", str(warmup), "--json"]
     if batches:
         cmd += ["--encode-batch", ",".join(str(b) for b in batches)]
+    if decoder:
+        cmd += ["--decoder-batch", decoder]
     rc, out, err, secs = c.run(name, cmd, 120, env=env)
     r = c.json_object(out) if rc == 0 else None
     if r is None:
@@ -529,31 +544,37 @@ def gpu_bench(c, name, mode, model, img, prec, extra, limit=120):
     return r[-1]
 
 
+def bench_views(r):
+    """The decoder and memory views of one samc bench result (its --decoder-batch list and
+    its measured device memory), as the tables and targets read them."""
+    head = {k: r.get(k) for k in ("config", "backend", "precision")}
+    dec = dict(head, batches=r.get("decoder_batch", []))
+    mem = dict(head, **{k: r.get(k) for k in ("model_device_mb", "device_total_mb", "device_used_at_start_mb",
+                                                "device_used_after_load_mb", "device_used_after_encode_mb",
+                                                "device_used_after_predict_mb", "weight_mb", "scratch_mb", "graphs")})
+    return dec, mem
+
+
 def stage_bench(c):
     pl = plan(c)
     img = image(c)
-    it, wu = str(pl["iters"]), str(pl["warmup"])
     data = {}
     for role in ("tiny", "large"):
         w = synth(c, pl["models"][role])
         for i, p in enumerate(pl["precisions"]):
             batches = pl["encode_batches"][role] if i == 0 else pl["encode_batches"][role][:2]
-            data[f"{role}_{p}"] = samc_bench(c, f"bench_{role}_{p}", w, img, p, pl["iters"], pl["warmup"], batches)
-        p = pl["precisions"][0]
-        data[f"{role}_{p}_stages"] = samc_bench(c, f"bench_{role}_{p}_sync", w, img, p, max(1, pl["iters"] // 4),
-                                                min(1, pl["warmup"]), env={"SAMC_CUDA_SYNC": "1"})
-    large = synth(c, pl["models"]["large"])
-    for p in pl["precisions"]:
-        data[f"decoder_large_{p}"] = gpu_bench(c, f"decoder_large_{p}", "decoder", large, img, p,
-                                               ["--batches", pl["decoder_batches"], "--chunk", str(pl["chunk"]),
-                                                "--iters", it, "--warmup", wu])
-        data[f"memory_large_{p}"] = gpu_bench(c, f"memory_large_{p}", "memory", large, img, p, [])
+            r = samc_bench(c, f"bench_{role}_{p}", w, img, p, pl["iters"], pl["warmup"], batches,
+                           decoder=pl["decoder_batches"] if role == "large" else None)
+            data[f"{role}_{p}"] = r
+            if role == "large" and "error" not in r:
+                data[f"decoder_large_{p}"], data[f"memory_large_{p}"] = bench_views(r)
     bad = [k for k, v in data.items() if "error" in v]
     s = []
     for role in ("large", "tiny"):
         r = data.get(f"{role}_{pl['precisions'][0]}", {})
         if "encoder_ms" in r:
-            s.append(f"{r['config']} {r['precision']} encode {r['encoder_ms']:.2f} ms (best batch {r['best_batch']}: "
+            s.append(f"{r['config']} {r['precision']} encode {r['encoder_ms']:.2f} ms wall, "
+                     f"{fmt(r.get('encoder_device_ms'))} ms device (best batch {r['best_batch']}: "
                      f"{r['best_ms_per_image']:.2f} ms/image) + predict {r['decoder_ms']:.2f} ms")
     summary = "; ".join(s) + (f"; failed: {', '.join(bad)}" if bad else "")
     if c.dry:
@@ -708,7 +729,7 @@ def stage_variants(c):
     for name, values in switches.items():
         best = None
         for v in values:
-            env = {f"SAMC_CUDA_{name}": v}
+            env = {f"SAMC_CUDA_VARIANT_{name}": v}
             rc, out, err, _ = c.run(f"variant_{name}_{v}_golden", [c.bin["test_golden"]], 60,
                                     env=dict(env, SAMC_GOLDEN_CONFIGS="micro"))
             cases, tot = parse_tests(out)
@@ -736,8 +757,8 @@ def stage_extra(c):
         return "not run", "dry run", {}
     data = {}
     if "op_test" in c.bin:
-        rc, out, err, secs = c.run("op_bench", [c.bin["op_test"]], 120, env={"SAMC_CUDA_BENCH": "1"})
-        data["op_bench"] = [ln.strip() for ln in out.splitlines() if "BENCH" in ln]
+        rc, out, err, secs = c.run("op_perf", [c.bin["op_test"], "--backend", "cuda", "--perf"], 150)
+        data["op_bench"] = [ln.strip() for ln in out.splitlines() if ln.startswith("PERF")]
     rc, out, err, secs = c.run("test_golden_tiny", [c.bin["test_golden"]], 400, env={"SAMC_GOLDEN_CONFIGS": "tiny"})
     cases, tot = parse_tests(out)
     data["golden_tiny"] = {"rc": rc, "cases": cases, "totals": tot, "seconds": round(secs, 1)}
@@ -804,7 +825,7 @@ def targets(c):
         "tiny_encoder_ms": f"batch 1: {fmt(tb.get('encoder_ms'))}, best batch {tb.get('best_batch', '-')}",
         "decoder_us_per_prompt": "; ".join(f"{x['prompts']} prompts: {x['us_per_prompt']:.1f}" for x in dec),
         "amg_large_ms": f"{amg.get('masks', '-')} masks",
-        "large_peak_device_mb": "device memory used after load + encode + predict, minus before the load",
+        "large_peak_device_mb": "device memory in use after the first encode + predict, minus at the backend's start",
     }
     t_set = torch_best(c, "large", "large", "bench", "set_image_ms")
     t_pred = torch_best(c, "large", "large", "bench", "predict_ms")
@@ -856,13 +877,14 @@ def bench_table(c):
             "|---|---|---|---|---|---|---|---|---|"] + rows
 
 
-STAGE_NAMES = ["preprocess", "patch_embed", "stage0", "stage1", "stage2", "stage3", "neck", "encode_total",
-               "prompt_encoder", "decoder", "postprocess"]
+STAGE_NAMES = ["preprocess", "upload", "preprocess_device", "patch_embed", "stage0", "stage1", "stage2", "stage3",
+               "neck", "encoder_device", "encode_total", "prompt_encoder", "decoder", "postprocess"]
 
 
 def stages_table(b):
     rows = []
-    for key in sorted(k for k in b if k.endswith("_stages")):
+    for key in sorted(k for k in b if k.split("_")[-1] in ("bf16", "fp32", "fp16") and "_" in k
+                      and not k.startswith(("decoder_", "memory_"))):
         r = b[key]
         if r.get("stages"):
             rows.append(f"| {r['config']} {r['backend']} {r['precision']} | "
@@ -879,7 +901,7 @@ def decoder_table(c, b):
         for x in d.get("batches", []):
             t = [y for q in tr[:1] for y in q.get("decoder", []) if y["prompts"] == x["prompts"]]
             rows.append(f"| {d['config']} | {d['backend']} | {d['precision']} | {x['prompts']} | {x['us_per_prompt']:.1f} | "
-                        f"{fmt(t[0]['us_per_prompt'], nd=1) if t else '-'} |")
+                        f"{fmt(x.get('device_us_per_prompt'), nd=1)} | {fmt(t[0]['us_per_prompt'], nd=1) if t else '-'} |")
     return rows
 
 
@@ -945,28 +967,29 @@ def render_md(c):
         L += ["", f"## samc vs PyTorch ({plan(c)['image']}, one centre point, 3 masks at the image size; medians)", ""] + bt
     st = stages_table(b)
     if st:
-        L += ["", "Stages, ms (approximate: SAMC_CUDA_SYNC=1 synchronizes after every op, so each stage also pays "
-              "its launches' latency; the totals above are without it):", "",
-              "| run | preprocess | patch embed | stage 0 | 1 | 2 | 3 | neck | encode | prompt enc | decoder | post |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|"] + st
+        L += ["", "Stages, median ms (device times between CUDA events in stream order, also inside the graphs; "
+              "preprocess is the host's staging of the uint8 image, encode the host wall time of the call):", "",
+              "| run | preprocess (host) | upload | preprocess (device) | patch embed | stage 0 | 1 | 2 | 3 | neck | "
+              "encoder (device) | encode (wall) | prompt enc | decoder | post |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"] + st
     dt = decoder_table(c, b)
     if dt:
-        L += ["", "Decoder per prompt (3 masks, low-res outputs copied to the host; samc in chunks of "
-              f"{plan(c)['chunk']} prompts), us:", "", "| model | backend | precision | prompts | samc | PyTorch |",
-              "|---|---|---|---|---|---|"] + dt
+        L += ["", "Decoder per prompt (samc bench --decoder-batch: 3 masks, low-res outputs copied to the host, "
+              "decoder calls of up to 256 prompts; median wall per call / prompts), us:", "",
+              "| model | backend | precision | prompts | samc | samc device | PyTorch |",
+              "|---|---|---|---|---|---|---|"] + dt
     mt = memory_table(c, b)
     if mt:
-        L += ["", "Device memory of one image, MiB (samc: used after load + encode + predict minus before the load; "
-              "PyTorch: max_memory_reserved):", "",
+        L += ["", "Device memory of one image, MiB (samc: cudaMemGetInfo after its first encode and predict minus at the "
+              "backend's start, as samc bench --json reports it; PyTorch: max_memory_reserved):", "",
               "| model | backend | precision | samc device | samc weights | samc scratch | PyTorch reserved |",
               "|---|---|---|---|---|---|---|"] + mt
     L += ["", "## Notes", ""]
     L += [f"- {n}" for n in r["notes"]]
     L += ["- Weights are samc-synth-v1 (synthetic): both sides run the same network, but few AMG / multipass masks pass "
           "the filters, so their per-mask work is less than with real weights.",
-          "- Approximate or missing (hooks wanted, kernels/cuda/NOTES.md): per-stage CUDA event times in samc bench; "
-          "stage times of batched encodes; a test filter for test_golden / the op test (this run used "
-          "SAMC_GOLDEN_CONFIGS and the CLI instead)."]
+          "- Approximate or missing (hooks wanted, kernels/cuda/NOTES.md): stage times of batched encodes (samc bench "
+          "gives only the time per image of a batch)."]
     for name, s in r["stages"].items():
         if s["status"] in ("fail", "timeout", "error", "partial"):
             L += ["", f"### {name}: {s['status']}", "", "```", json.dumps(s.get("data"), indent=1, default=str)[:3000], "```"]

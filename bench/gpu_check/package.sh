@@ -97,7 +97,7 @@ tar -xzf "$sdist" -C "$PKG/sam2" --strip-components=1 "sam2-$SAM2_VERSION/sam2" 
 
 say "building against $SYS only (CUDA: $CUDA_ARCH_PKG)"
 TESTS=
-for t in test_golden test_cuda_ops test_backend_ops; do
+for t in test_golden test_backend_ops test_device_pipeline; do
     [ -f "tests/$t.c" ] && TESTS="$TESTS $PKG/build/tests/$t"
 done
 CUDA_TARGET=

@@ -17,7 +17,7 @@ limit keeps what it printed):
       through torch.compile, default mode; its compile time apart). set_image and predict
       (one point, three masks at the image size) are medians of --iters after --warmup;
       the decoder batches are the prompt encoder + mask decoder of _predict without the
-      upsampling to the image size (what samc's gpu_bench decoder times), low-res
+      upsampling to the image size (what samc bench --decoder-batch times), low-res
       outputs copied to the host.
   {"what": "amg", mode, ms, masks}   --amg-points N: SAM2AutomaticMaskGenerator with its
       defaults and N x N points on the 1024 x 1024 centre crop (bf16 modes)

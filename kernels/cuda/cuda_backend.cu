@@ -1,5 +1,6 @@
 /* kernels/cuda/cuda_backend.cu: the "cuda" samc_ops table: device, stream and cuBLAS
- * handle, memory ops, error recording, and `samc version`'s device line.
+ * handle, memory ops, and `samc version`'s device line. It calls the op files; they and
+ * it record errors through cuda_check.cu, the bottom file, so calls run one way.
  *
  * Nothing here runs before samc_ops_cuda_create is called, so a CPU-only run of a
  * binary linked with libcudart never touches the driver. */
@@ -7,54 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* ---- errors ------------------------------------------------------------------------ */
-
-/* Keeps the path from kernels/ on, so messages read the same whatever the build dir. */
-static const char *short_path(const char *file) {
-    const char *k = strstr(file, "kernels/");
-    return k ? k : file;
-}
-
-int cuda_fail(samc_cuda_ctx *c, const char *file, int line, const char *what, const char *detail) {
-    if (!c->failed) {
-        snprintf(c->err, sizeof c->err, "%s:%d: %s: %s", short_path(file), line, what, detail);
-        c->failed = 1;
-    }
-    return -1;
-}
-
-int cuda_check_rt(samc_cuda_ctx *c, cudaError_t e, const char *file, int line, const char *call) {
-    if (e == cudaSuccess) return 0;
-    char detail[256];
-    snprintf(detail, sizeof detail, "%s (%s)", cudaGetErrorString(e), cudaGetErrorName(e));
-    return cuda_fail(c, file, line, call, detail);
-}
-
-int cuda_check_blas(samc_cuda_ctx *c, cublasStatus_t s, const char *file, int line, const char *call) {
-    if (s == CUBLAS_STATUS_SUCCESS) return 0;
-    char detail[128];
-    snprintf(detail, sizeof detail, "cuBLAS status %d (%s)", (int)s, cublasGetStatusString(s));
-    return cuda_fail(c, file, line, call, detail);
-}
-
-int cuda_op_done(samc_cuda_ctx *c, const char *op, const char *file, int line) {
-    cudaError_t e = cudaGetLastError();
-    if (e != cudaSuccess) {
-        char what[96];
-        snprintf(what, sizeof what, "%s: kernel launch", op);
-        return cuda_check_rt(c, e, file, line, what);
-    }
-    if (c->sync_each_op) {
-        e = cudaStreamSynchronize(c->stream);
-        if (e != cudaSuccess) {
-            char what[96];
-            snprintf(what, sizeof what, "%s: cudaStreamSynchronize after the op (SAMC_CUDA_SYNC=1)", op);
-            return cuda_check_rt(c, e, file, line, what);
-        }
-    }
-    return c->failed ? -1 : 0;
-}
 
 /* ---- memory ------------------------------------------------------------------------ */
 
@@ -105,6 +58,7 @@ static int sync_cuda(const samc_ops *o, char *err) {
 static void destroy_ctx(samc_cuda_ctx *c) {
     if (!c) return;
     if (c->stream) cudaStreamSynchronize(c->stream);
+    pipeline_cuda_release(c);
     gemm_cuda_release(c);
     if (c->blas) cublasDestroy(c->blas);
     if (c->blas_workspace) cudaFree(c->blas_workspace);
@@ -160,7 +114,9 @@ extern "C" samc_ops *samc_ops_cuda_create(int device, char *err) {
     /* A blocking stream (not cudaStreamNonBlocking): work on the legacy default stream,
      * such as a caller's cudaEventRecord(ev, 0) around a few ops, is ordered with ours. */
     size_t ws_bytes = prop.major >= 9 ? (size_t)32 << 20 : (size_t)4 << 20;
-    if (CUDA_CHECK(c, cudaStreamCreate(&c->stream)) || CUBLAS_CHECK(c, cublasCreate(&c->blas)) ||
+    char graphs[16];
+    if (pipeline_cuda_prepare(c) || cuda_variant(c, "GRAPHS", graphs, sizeof graphs) ||
+        CUDA_CHECK(c, cudaStreamCreate(&c->stream)) || CUBLAS_CHECK(c, cublasCreate(&c->blas)) ||
         CUBLAS_CHECK(c, cublasSetStream(c->blas, c->stream)) ||
         /* fp32 throughout, as the CPU reference: no TF32 tensor-core path */
         CUBLAS_CHECK(c, cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH)) ||
@@ -204,6 +160,11 @@ extern "C" samc_ops *samc_ops_cuda_create(int device, char *err) {
     o->upsample_bilinear = upsample_bilinear_cuda;
     o->set_precision = set_precision_cuda;
     sam3_ops_cuda_register(o);
+    o->preprocess = preprocess_cuda;
+    o->mask_stats = mask_stats_cuda;
+    o->mask_runs = mask_runs_cuda;
+    pipeline_cuda_fill(o);
+    c->use_graphs = !strcmp(graphs, "on");
     return o;
 }
 

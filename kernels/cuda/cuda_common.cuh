@@ -34,12 +34,19 @@ typedef struct {
     void *act_lowp;           /* scratch for the activation operand of one GEMM chunk */
     size_t act_cap;           /* its size in elements */
     int sync_each_op;         /* SAMC_CUDA_SYNC=1 */
+    /* The pipeline (pipeline.cu): time marks, graphs, device memory at the start. */
+    cudaEvent_t marks[SAMC_OPS_MARKS];
+    cudaGraphExec_t graphs[SAMC_OPS_GRAPHS];
+    int capturing;            /* 1 + the slot being recorded, 0 when none */
+    int use_graphs;           /* the graphs switch (variants: GRAPHS on / off) */
+    size_t mem_at_start, mem_total;
     int failed;               /* an error was recorded; it stays (CUDA faults are sticky) */
     char err[512];
 } samc_cuda_ctx;
 
 static inline samc_cuda_ctx *cuda_ctx(const samc_ops *o) { return (samc_cuda_ctx *)o->ctx; }
 
+/* ---- errors (cuda_check.cu, the bottom file: it calls no other file of kernels/cuda/) ---- */
 /* Records "file:line: what: detail" as the backend's error unless one is already there.
  * Returns -1 so call sites can `return cuda_fail(...)`. */
 int cuda_fail(samc_cuda_ctx *c, const char *file, int line, const char *what, const char *detail);
@@ -63,7 +70,19 @@ static inline unsigned cuda_blocks_for(const samc_cuda_ctx *c, size_t n, int thr
     return (unsigned)(want ? want : 1);
 }
 
+/* variants.cu: the value of switch `name` (kernels/cuda/variants.txt) for this device
+ * into out; 0, or -1 (error recorded) for an unknown switch or a value not listed. */
+int cuda_variant(samc_cuda_ctx *c, const char *name, char *out, size_t n);
+
 /* ---- ops (signatures of samc_ops; pointers are device pointers) ------------------- */
+/* pipeline.cu: pinned host memory, asynchronous copies, time marks, graphs, memory */
+int pipeline_cuda_prepare(samc_cuda_ctx *c);
+void pipeline_cuda_release(samc_cuda_ctx *c);
+void pipeline_cuda_fill(samc_ops *o);
+/* preprocess.cu, maskpost.cu */
+void preprocess_cuda(const samc_ops *o, const uint8_t *rgb, int w, int h, const samc_resize_taps *t, float *out, int S);
+void mask_stats_cuda(const samc_ops *o, const samc_mask_post_args *a);
+void mask_runs_cuda(const samc_ops *o, const samc_mask_post_args *a, int k0, int k1, uint32_t *runs);
 /* gemm.cu */
 void linear_cuda(const samc_ops *o, const float *x, const float *w, const float *b, float *y, int M, int N, int K);
 void matmul_cuda(const samc_ops *o, const float *a, const float *b, const float *bias, float *c, int M, int N, int K);

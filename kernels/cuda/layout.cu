@@ -7,6 +7,7 @@
  * All but the last move rows of C contiguous channels: a block is 8 rows of 32 lanes,
  * the lanes stride along the channels (coalesced), a row's source is decoded once. */
 #include "kernels/cuda/cuda_common.cuh"
+#include "kernels/cuda/bilinear.cuh"
 
 #define ROW_LANES 32
 #define ROW_ROWS 8
@@ -121,33 +122,17 @@ void upsample_nearest2x_add_cuda(const samc_ops *o, float *dst, const float *src
     CUDA_OP_DONE(c, "upsample_nearest2x_add");
 }
 
-/* PyTorch upsample_bilinear2d, align_corners=False, as kernels/cpu_ref.c: source
- * coordinate scale*(dst+0.5)-0.5 clamped at 0, upper neighbour clamped at the last
- * row/column. Every step is written with round-to-nearest intrinsics so that nvcc
- * cannot fuse a multiply and an add: the source coordinate then rounds exactly as on
- * the CPU, and its integer part (the neighbour chosen) can never differ. */
+/* PyTorch upsample_bilinear2d, align_corners=False, as kernels/cpu_ref.c (bilinear.cuh). */
 __global__ void upsample_bilinear_kernel(const float *low, float *out, int n, int ls, int w, int h) {
     const float sy = __fdiv_rn((float)ls, (float)h), sx = __fdiv_rn((float)ls, (float)w);
     long long rows = (long long)n * h;
     for (long long r = (long long)blockIdx.x * ROW_ROWS + threadIdx.y; r < rows; r += (long long)gridDim.x * ROW_ROWS) {
         long long i = r / h;
-        int y = (int)(r % h);
+        bilinear_axis ay = bilinear_axis_at(sy, (int)(r % h), ls);
         const float *in = low + i * ls * ls;
         float *res = out + r * w;
-        float ry = __fsub_rn(__fmul_rn(sy, __fadd_rn((float)y, 0.5f)), 0.5f);
-        if (ry < 0.0f) ry = 0.0f;
-        int y0 = (int)ry, y1 = y0 + (y0 < ls - 1);
-        float ly1 = __fsub_rn(ry, (float)y0), ly0 = __fsub_rn(1.0f, ly1);
-        const float *r0 = in + (size_t)y0 * ls, *r1 = in + (size_t)y1 * ls;
-        for (int xx = threadIdx.x; xx < w; xx += ROW_LANES) {
-            float rx = __fsub_rn(__fmul_rn(sx, __fadd_rn((float)xx, 0.5f)), 0.5f);
-            if (rx < 0.0f) rx = 0.0f;
-            int x0 = (int)rx, x1 = x0 + (x0 < ls - 1);
-            float lx1 = __fsub_rn(rx, (float)x0), lx0 = __fsub_rn(1.0f, lx1);
-            float top = __fadd_rn(__fmul_rn(lx0, r0[x0]), __fmul_rn(lx1, r0[x1]));
-            float bot = __fadd_rn(__fmul_rn(lx0, r1[x0]), __fmul_rn(lx1, r1[x1]));
-            res[xx] = __fadd_rn(__fmul_rn(ly0, top), __fmul_rn(ly1, bot));
-        }
+        for (int xx = threadIdx.x; xx < w; xx += ROW_LANES)
+            res[xx] = bilinear_sample(in, ls, bilinear_axis_at(sx, xx, ls), ay);
     }
 }
 

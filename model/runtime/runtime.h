@@ -36,6 +36,14 @@ typedef struct {
     int planning;
 } rt_arena;
 
+/* A graph slot of the backend (rt_graph_run): which enqueue it holds. */
+typedef struct {
+    uint64_t key;
+    size_t arena_mark;          /* the arena's position when it was captured */
+    uint64_t last_use;
+    int valid;
+} rt_graph_slot;
+
 typedef struct samc_runtime {
     samc_options opt;
     const samc_ops *ops;        /* what the forward code calls: the backend, or the null
@@ -45,6 +53,14 @@ typedef struct samc_runtime {
     samc_ops *cuda_ops;         /* owned when cuda is used */
     samc_ops *sizing_ops;       /* owned with opt.plan_only (kernels/ops_null.c) */
     rt_arena arena;
+    /* time marks on the host clock, for backends without device marks (rt_mark) */
+    double mark_host[SAMC_OPS_MARKS];
+    uint8_t mark_set[SAMC_OPS_MARKS];
+    /* graphs (rt_graph_run) */
+    rt_graph_slot graphs[SAMC_OPS_GRAPHS];
+    uint64_t graph_tick;
+    int graphs_off;             /* the backend said graphs are switched off */
+    int graph_captures, graph_launches;
 } samc_runtime;
 
 /* n floats of scratch (64-byte aligned), or NULL when the arena is exhausted. */
@@ -79,6 +95,43 @@ void rt_upload(const samc_ops *o, void *dst, const void *host_src, size_t bytes)
 void rt_download(const samc_ops *o, void *host_dst, const void *src, size_t bytes);
 /* Waits for the backend's queued work: 0, or -1 with "<what> on <backend>: <error>". */
 int rt_sync(const samc_runtime *rt, const char *what, samc_error *err);
+
+/* ---- the device pipeline: staging, marks, graphs, memory (pipeline.c) ------------------ */
+
+/* Staging host memory: page-locked on device backends (host_alloc), so that the async
+ * copies below overlap; plain malloc elsewhere. NULL when out of memory. */
+void *rt_host_alloc(const samc_ops *o, size_t bytes);
+void rt_host_free(const samc_ops *o, void *p);
+/* Copies that return at once on device backends (host memory from rt_host_alloc, valid
+ * for reading after the next rt_sync; unchanged until then for an upload); plain
+ * rt_upload / rt_download elsewhere. */
+void rt_upload_async(const samc_ops *o, void *dst, const void *host_src, size_t bytes);
+void rt_download_async(const samc_ops *o, void *host_dst, const void *src, size_t bytes);
+
+/* Time marks: stage boundaries recorded in stream order on device backends (CUDA events,
+ * inside graphs too), on the host clock elsewhere (the CPU backends' ops are synchronous).
+ * rt_mark_ms, after the sync that ends the work: ms between two marks, or -1 when either
+ * was not recorded. Nothing is recorded while planning. */
+enum {
+    RT_MARK_ENC_BEGIN, RT_MARK_ENC_UPLOADED, RT_MARK_ENC_INPUT, RT_MARK_ENC_PATCH, RT_MARK_ENC_STAGE0,
+    RT_MARK_ENC_STAGE1, RT_MARK_ENC_STAGE2, RT_MARK_ENC_STAGE3, RT_MARK_ENC_NECK, RT_MARK_ENC_END,
+    RT_MARK_DEC_BEGIN, RT_MARK_DEC_UPLOADED, RT_MARK_DEC_PROMPT, RT_MARK_DEC_DECODER, RT_MARK_DEC_END,
+    RT_MARK_POST_BEGIN, RT_MARK_POST_END, RT_MARK_COUNT
+};
+void rt_mark(samc_runtime *rt, int id);
+double rt_mark_ms(const samc_runtime *rt, int from, int to);
+
+/* Runs enqueue(ctx), which only queues ops on rt->ops (no sync, no copy from or to the
+ * host, no allocation but the arena's), as the backend's graph for `key`: captured the
+ * first time key is seen at this arena position and launched, replayed afterwards (the
+ * least recently used graph makes room when every slot is taken). Without graphs
+ * (planning, dumps, CPU backends, the GRAPHS switch off) enqueue just runs. 0 or -1. */
+int rt_graph_run(samc_runtime *rt, uint64_t key, int (*enqueue)(void *ctx, samc_error *err), void *ctx,
+                 samc_error *err);
+
+/* Device memory in use (whole device) now, when the backend started, and in all; 0, or
+ * -1 where the backend cannot tell (the CPU backends). */
+int rt_mem_info(const samc_runtime *rt, size_t *used_now, size_t *used_at_start, size_t *total);
 
 /* ---- traces and dumps --------------------------------------------------------------- */
 

@@ -252,17 +252,14 @@ int sam2_hiera(sam2_model *m, const float *input, int B, float *const stage[4], 
     RT_ALLOC(&m->rt, xa, B * max_map);
     RT_ALLOC(&m->rt, xb, B * max_map);
     RT_ALLOC(&m->rt, chw, (size_t)B * C0 * H * W);
-    double t0 = rt_now_ms();
     patch_embed(m, input, B, H, W, chw, xa);
     rt_dump(&m->rt, "trunk.patch_embed", xa, 4, I64(B), I64(H), I64(W), I64(C0));
     rt_dump(&m->rt, "trunk.pos_embed", m->pos_embed_hwc, 4, I64(1), I64(H), I64(W), I64(C0));
     o->add(o, xa, xa, m->pos_embed_hwc, (size_t)B * H * W * C0, (size_t)H * W * C0);
-    m->timings.patch_embed_ms = rt_now_ms() - t0;
-    rt_log(&m->rt, "encode: patch embed + pos embed %.1f ms", m->timings.patch_embed_ms);
+    rt_mark(&m->rt, RT_MARK_ENC_PATCH); /* stage times: predictor.c, after the encode's sync */
 
     float *x = xa, *y = xb;
     int stage_idx = 0;
-    double ts = rt_now_ms();
     for (int b = 0; b < e->n_blocks; b++) {
         const sam2_multiscale_block_weights *bl = &e->blocks[b];
         if (multiscale_block(m, bl, x, B, H, W, y, err)) return -1;
@@ -277,10 +274,7 @@ int sam2_hiera(sam2_model *m, const float *input, int B, float *const stage[4], 
         sw[stage_idx] = W;
         snprintf(name, sizeof name, "trunk.stage%d", stage_idx);
         rt_dump(&m->rt, name, stage[stage_idx], 4, I64(B), I64(bl->dim_out), I64(H), I64(W));
-        m->timings.stage_ms[stage_idx] = rt_now_ms() - ts;
-        rt_log(&m->rt, "encode: trunk stage %d (%dx%dx%d x %d) %.1f ms", stage_idx, H, W, bl->dim_out, B,
-               m->timings.stage_ms[stage_idx]);
-        ts = rt_now_ms();
+        rt_mark(&m->rt, RT_MARK_ENC_STAGE0 + stage_idx);
         stage_idx++;
     }
     rt_arena_reset(&m->rt, mark);

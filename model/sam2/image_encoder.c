@@ -38,13 +38,11 @@ int sam2_image_encoder(sam2_model *m, const float *input, sam2_image *const *img
     int sh[4], sw[4];
     for (int s = 0, h = H; s < 4; s++, h /= 2) RT_ALLOC(&m->rt, stage[s], (size_t)B * h * h * sam2_config_stage_dim(c, s));
     if (sam2_hiera(m, input, B, stage, sh, sw, err)) return -1;
-    double tn = rt_now_ms();
     for (int i = 0; i < 4; i++) RT_ALLOC(&m->rt, lvl[i], (size_t)B * m->C * sh[i] * sw[i]);
     sam2_fpn_neck(m, stage, sh, sw, lvl, B);
     rt_dump(&m->rt, "backbone.fpn2", lvl[2], 4, I64(B), I64(m->C), I64(sh[2]), I64(sw[2]));
     forward_image_outputs(m, lvl, sh, sw, imgs, B);
-    m->timings.neck_ms = rt_now_ms() - tn;
-    rt_log(&m->rt, "encode: neck %.1f ms", m->timings.neck_ms);
+    rt_mark(&m->rt, RT_MARK_ENC_NECK);
     rt_arena_reset(&m->rt, mark);
     return 0;
 }

@@ -22,21 +22,47 @@ static int bind_all(sam2_model *m, samc_error *err) {
     return b.ok ? 0 : -1;
 }
 
-/* Host staging buffers for max_batch prompt items. */
+/* Host staging buffers for max_batch prompt items; those that cross to a device backend
+ * are page-locked there (rt_host_alloc). */
 static int alloc_staging(sam2_model *m, samc_error *err) {
+    const samc_ops *o = m->rt.backend;
     int C = m->C, L = m->S / 4, B = m->max_batch, T = SAM2_MAX_TOKENS;
-    m->h_input = malloc(sizeof(float) * 3 * (size_t)m->S * m->S);
-    m->h_sparse = malloc(sizeof(float) * (size_t)B * T * C);
+    m->h_input = rt_host_alloc(o, sizeof(float) * 3 * (size_t)m->S * m->S);
+    m->h_sparse = rt_host_alloc(o, sizeof(float) * (size_t)B * T * C);
+    m->h_maskin = rt_host_alloc(o, sizeof(float) * (size_t)B * L * L);
+    m->h_masks = rt_host_alloc(o, sizeof(float) * (size_t)B * 4 * L * L);
+    m->h_iou = rt_host_alloc(o, sizeof(float) * (size_t)B * 4);
+    m->h_obj = rt_host_alloc(o, sizeof(float) * (size_t)B);
     m->h_coords = malloc(sizeof(float) * (size_t)B * T * 2);
     m->h_labels = malloc(sizeof(int) * (size_t)B * T);
-    m->h_masks = malloc(sizeof(float) * (size_t)B * 4 * L * L);
     m->h_sel = calloc((size_t)B * 3 * L * L, sizeof(float));
-    m->h_iou = malloc(sizeof(float) * (size_t)B * 4);
-    m->h_obj = malloc(sizeof(float) * (size_t)B);
-    if (!m->h_input || !m->h_sparse || !m->h_coords || !m->h_labels || !m->h_masks || !m->h_sel || !m->h_iou ||
-        !m->h_obj)
+    if (!m->h_input || !m->h_sparse || !m->h_maskin || !m->h_coords || !m->h_labels || !m->h_masks || !m->h_sel ||
+        !m->h_iou || !m->h_obj)
         return samc_error_set(err, SAMC_ERR_NOMEM, "out of memory for the host buffers");
     return sam2_transforms_plan(m, err);
+}
+
+/* The mask post-processing's staging (records.c); on device backends also the staging of
+ * encode batches for device preprocessing (uint8 pixels and resize taps of up to
+ * max_encode_batch images of S x S each, or one image of SAM2_STAGE_MIN_BYTES; larger
+ * batches are preprocessed on the host) and the decoder's own image (graphs read fixed
+ * addresses). */
+#define SAM2_STAGE_MIN_BYTES ((size_t)64 << 20)
+static int alloc_device_pipeline(sam2_model *m, samc_error *err) {
+    const samc_ops *o = m->rt.backend;
+    if (sam2_records_alloc(m, err)) return -1;
+    if (o->host_memory) return 0;
+    if (o->preprocess && o->upload_async) {
+        size_t per_image = (size_t)3 * m->S * m->S + (size_t)m->S * (16 + 8 * 7) + 256;
+        m->stage_cap = (size_t)m->max_encode_batch * per_image;
+        if (m->stage_cap < SAM2_STAGE_MIN_BYTES) m->stage_cap = SAM2_STAGE_MIN_BYTES;
+        m->h_stage = rt_host_alloc(o, m->stage_cap);
+        m->d_stage = rt_alloc(o, m->stage_cap);
+        if (!m->h_stage || !m->d_stage)
+            return samc_error_set(err, SAMC_ERR_NOMEM, "out of %s memory for %zu MB of image staging", o->name,
+                                  m->stage_cap >> 20);
+    }
+    return (m->cur = sam2_image_new(m, err)) ? 0 : -1;
 }
 
 /* Per-model constants, computed on the host from the host-bound weights and moved to
@@ -112,13 +138,17 @@ sam2_model *sam2_model_load(rt_weights *w, const sam2_config *cfg, const samc_op
     if (m->max_batch > SAM2_MAX_BATCH_CHUNK) m->max_batch = SAM2_MAX_BATCH_CHUNK;
     m->max_encode_batch = m->rt.opt.max_encode_batch > 0 ? m->rt.opt.max_encode_batch : 1;
     if (m->max_encode_batch > SAMC_MAX_ENCODE_BATCH) m->max_encode_batch = SAMC_MAX_ENCODE_BATCH;
-    if (alloc_staging(m, err) || load_weights(m, err)) goto fail;
+    if (alloc_staging(m, err) || load_weights(m, err) || alloc_device_pipeline(m, err)) goto fail;
     rt_plan_begin(&m->rt);
-    int rc = sam2_predictor_plan(m, err);
+    int rc = sam2_predictor_plan(m, err) || sam2_records_plan(m, err);
     if (rt_plan_end(&m->rt, err) || rc) goto fail;
-    rt_log(&m->rt, "load: %s backend (%s), %lld parameters, scratch %.1f MB, done in %.1f ms", m->rt.backend->name,
+    rt_mem_info(&m->rt, &m->mem_after_load, NULL, NULL);
+    size_t at_start = 0;
+    rt_mem_info(&m->rt, NULL, &at_start, NULL);
+    rt_log(&m->rt, "load: %s backend (%s), %lld parameters, scratch %.1f MB, staging %.1f MB, device memory in use "
+           "%.1f MB (%.1f MB at the backend's start), done in %.1f ms", m->rt.backend->name,
            samc_precision_name(m->rt.opt.precision), (long long)m->weights.n_params, m->rt.arena.cap / 1048576.0,
-           rt_now_ms() - t0);
+           m->stage_cap / 1048576.0, m->mem_after_load / 1048576.0, at_start / 1048576.0, rt_now_ms() - t0);
     return m;
 fail:
     sam2_model_free(m);
@@ -128,14 +158,16 @@ fail:
 void sam2_model_free(sam2_model *m) {
     if (!m) return;
     free(m->dense_pe_host);
-    free(m->h_input); free(m->h_sparse); free(m->h_coords); free(m->h_labels);
-    free(m->h_masks); free(m->h_sel); free(m->h_iou); free(m->h_obj);
+    free(m->h_coords); free(m->h_labels); free(m->h_sel);
     sam2_transforms_free(m);
-    if (m->rt.backend) {
-        rt_free(m->rt.backend, m->pos_embed_hwc);
-        rt_free(m->rt.backend, m->dense_pe);
-        rt_free(m->rt.backend, m->dense_pe_hwc);
-        rt_free(m->rt.backend, m->dev_logits);
+    sam2_image_free(m->cur);
+    const samc_ops *o = m->rt.backend;
+    if (o) {
+        void *host[] = { m->h_input, m->h_sparse, m->h_maskin, m->h_masks, m->h_iou, m->h_obj, m->h_stage,
+                         m->h_stat, m->h_runs };
+        for (size_t i = 0; i < sizeof host / sizeof host[0]; i++) rt_host_free(o, host[i]);
+        void *dev[] = { m->pos_embed_hwc, m->dense_pe, m->dense_pe_hwc, m->dev_logits, m->d_stage, m->d_runs };
+        for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) rt_free(o, dev[i]);
     }
     rt_weights_close(&m->weights);
     rt_backend_close(&m->rt);

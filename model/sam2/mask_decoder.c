@@ -175,17 +175,5 @@ int sam2_mask_decoder(sam2_model *m, const sam2_image *img, const float *sparse,
  * threshold 0.98): keep token 0 if its mask is stable, else the best-IoU token of 1..3
  * (first maximum on ties). */
 int sam2_dynamic_multimask_choice(const float *all_masks, const float *all_iou, int n, float *stability_out) {
-    const float delta = 0.05f, thresh = 0.98f;
-    long inter = 0, uni = 0;
-    for (int i = 0; i < n; i++) {
-        inter += all_masks[i] > delta;
-        uni += all_masks[i] > -delta;
-    }
-    float stability = uni > 0 ? (float)inter / (float)uni : 1.0f;
-    if (stability_out) *stability_out = stability;
-    if (stability >= thresh) return 0;
-    int best = 1;
-    for (int t = 2; t < 4; t++)
-        if (all_iou[t] > all_iou[best]) best = t;
-    return best;
+    return samc_ref_multimask_choice(all_masks, all_iou, n, stability_out);
 }

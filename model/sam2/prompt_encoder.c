@@ -77,7 +77,7 @@ static void embed_masks(sam2_model *m, const float *mask /* [S/4, S/4] */, float
 /* PromptEncoder._embed_points, on the host (a few tokens): +0.5 to pixel centres,
  * normalise by the input size, encode; label -1 is padding (not_a_point_embed, PE
  * dropped), labels 0..3 add point_embeddings[label]. Into m->h_sparse [B, N, C]. */
-static void embed_points(sam2_model *m, const float *coords, const int *labels, int B, int N) {
+void sam2_prompt_encoder_points(sam2_model *m, const float *coords, const int *labels, int B, int N) {
     const sam2_prompt_encoder_weights *pe = &m->pe_host;
     int C = m->C, S = m->S;
     for (int b = 0; b < B; b++)
@@ -96,10 +96,9 @@ static void embed_points(sam2_model *m, const float *coords, const int *labels, 
         }
 }
 
-/* PromptEncoder.forward: sparse point/box embeddings and the dense embedding (the mask
- * prompt, or no_mask_embed everywhere). */
-int sam2_prompt_encoder(sam2_model *m, const float *coords, const int *labels, int B, int N, const float *mask_input,
-                        float *sparse, float *dense, samc_error *err) {
+/* PromptEncoder.forward's dense embedding: the mask prompt, or no_mask_embed everywhere
+ * (the sparse one is sam2_prompt_encoder_points, uploaded by the caller). */
+int sam2_prompt_encoder(sam2_model *m, int B, const float *mask_input, float *dense, samc_error *err) {
     const samc_ops *o = m->rt.ops;
     int C = m->C, S = m->S, g = S / 16, L = S / 4, mc = m->cfg->mask_in_chans;
     if (C > 1024) return samc_error_set(err, SAMC_ERR_MODEL, "prompt encoder width %d > 1024 is not supported", C);
@@ -107,8 +106,6 @@ int sam2_prompt_encoder(sam2_model *m, const float *coords, const int *labels, i
     float *t0, *t1;
     RT_ALLOC(&m->rt, t0, (size_t)(mc / 4) * (L / 2) * (L / 2));
     RT_ALLOC(&m->rt, t1, (size_t)mc * g * g);
-    embed_points(m, coords, labels, B, N);
-    if (N) rt_upload(o, sparse, m->h_sparse, sizeof(float) * (size_t)B * N * C);
     for (int b = 0; b < B; b++) {
         float *d = dense + (size_t)b * C * g * g;
         if (mask_input) embed_masks(m, mask_input + (size_t)b * L * L, t0, t1, d, b == 0 && B == 1);

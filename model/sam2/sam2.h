@@ -29,6 +29,7 @@
 #define SAM2_NUM_MASK_TOKENS 4
 #define SAM2_MAX_TOKENS 64          /* decoder prompt tokens per item: 6 output + points */
 #define SAM2_MAX_BATCH_CHUNK 256    /* prompts per decoder call (samc_options.max_batch) */
+#define SAM2_POST_ITEMS 64          /* prompts per mask post-processing call (records.c) */
 
 /* ---- weights, one struct per official module ---------------------------------------- */
 
@@ -133,11 +134,26 @@ typedef struct sam2_model {
     float *dev_logits;                /* device backends: full-size logits of one prompt item */
     size_t dev_logits_cap;
 
+    /* The device pipeline (device backends; planned at load, predictor.c, records.c). */
+    uint8_t *h_stage, *d_stage;       /* the images of an encode batch, uint8, with their resize
+                                         taps: pinned staging and its device copy */
+    size_t stage_cap;                 /* bytes of each */
+    float *h_maskin;                  /* pinned [max_batch, S/4, S/4] mask inputs */
+    struct sam2_image *cur;           /* the features the decoder's graphs read: a copy of
+                                         the image last predicted on (cur_src, cur_serial) */
+    const struct sam2_image *cur_src;
+    uint64_t cur_serial;
+    samc_mask_stat *h_stat;           /* pinned [SAM2_POST_ITEMS * 3] mask statistics */
+    uint32_t *h_runs, *d_runs;        /* pinned / device toggles of the kept masks */
+    size_t runs_cap;                  /* toggles each holds */
+    size_t mem_after_load, mem_after_encode, mem_after_predict;  /* device memory in use (rt_mem_info) */
+
     samc_timings timings;
 } sam2_model;
 
 typedef struct sam2_image {
     int w, h;                         /* original size; 0 until encoded */
+    uint64_t serial;                  /* which encode (process-wide, from 1) */
     int S, C;
     const samc_ops *ops;              /* whose memory the features are in */
     float *image_embed;               /* [C, S/16, S/16] = neck level 2 + no_mem_embed */
@@ -168,11 +184,12 @@ void sam2_fpn_neck(sam2_model *m, float *const stage[4], const int sh[4], const 
  * input [B, 3, S, S] -> imgs[b]'s features. */
 int sam2_image_encoder(sam2_model *m, const float *input, sam2_image *const *imgs, int B, samc_error *err);
 
-/* PromptEncoder: coords [B,N,2] in model-input pixels (before +0.5), labels [B,N]
- * (-1 = padding, 0, 1, 2, 3) on the host; mask_input [B,1,S/4,S/4] or NULL.
- * sparse -> [B, N, C]; dense -> [B, C, S/16, S/16]. */
-int sam2_prompt_encoder(sam2_model *m, const float *coords, const int *labels, int B, int N,
-                        const float *mask_input, float *sparse, float *dense, samc_error *err);
+/* PromptEncoder, in two parts: the points on the host (coords [B,N,2] in model-input
+ * pixels before +0.5, labels [B,N]: -1 = padding, 0, 1, 2, 3) into m->h_sparse [B, N, C],
+ * which the caller uploads; then on the backend the dense embedding
+ * dense [B, C, S/16, S/16] of mask_input [B,1,S/4,S/4] or, when NULL, no_mask_embed. */
+void sam2_prompt_encoder_points(sam2_model *m, const float *coords, const int *labels, int B, int N);
+int sam2_prompt_encoder(sam2_model *m, int B, const float *mask_input, float *dense, samc_error *err);
 /* PositionEmbeddingRandom.forward((S/16, S/16)) on the host: [C, S/16, S/16]. */
 void sam2_prompt_encoder_dense_pe(const sam2_model *m, float *out);
 
@@ -206,6 +223,12 @@ int sam2_transforms_plan(sam2_model *m, samc_error *err);
 void sam2_transforms_free(sam2_model *m);
 /* to_tensor, resize to S x S (antialiased bilinear), normalise: rgb -> m->h_input. */
 void sam2_transforms_preprocess(sam2_model *m, const uint8_t *rgb, int w, int h);
+/* The same resize as filter taps for the preprocess op (kernels/ops.h): taps per output
+ * pixel for a w x h image, and their layout at ints[4 * S] / weights[2 * S * T]. */
+int sam2_transforms_taps_count(const sam2_model *m, int w, int h);
+void sam2_transforms_taps(const sam2_model *m, int w, int h, int T, int32_t *ints, float *weights);
+/* The normalisation the taps carry. */
+void sam2_transforms_norm(float mean[3], float std[3]);
 /* Largest image side / pixel count the API accepts. */
 #define SAM2_MAX_IMAGE_SIDE 65536
 #define SAM2_MAX_IMAGE_PIXELS ((int64_t)1 << 31)
@@ -219,6 +242,28 @@ int sam2_predict(sam2_model *m, const sam2_image *img, const samc_prompt *prompt
 /* Runs one encode of max_encode_batch images and one predict chunk of max_batch prompts
  * (under planning, this sizes the arena). */
 int sam2_predictor_plan(sam2_model *m, samc_error *err);
+
+/* The decoder part of predict, shared with records.c: prompts [b0, b0+B) into
+ * m->h_coords / h_labels; then prompt encoder + mask decoder for them (a graph per
+ * shape on device backends). With keep, the outputs stay in backend memory (out, arena
+ * not released: the caller resets it) and nothing is synchronised; else they are
+ * downloaded to m->h_masks / h_iou / h_obj. */
+typedef struct {
+    float *masks, *iou, *obj;        /* [B, 4, S/4, S/4], [B, 4], [B] */
+} sam2_decoded;
+void sam2_prep_prompts(sam2_model *m, const samc_prompt *pr, int B, int N, int w, int h);
+int sam2_prompt_tokens(const samc_prompt *p);
+int sam2_check_prompt(const samc_prompt *p, int idx, int w, int h, int S, samc_error *err);
+int sam2_chunk_length(const sam2_model *m, const samc_prompt *prompts, int n_prompts, int b0, int max);
+int sam2_decode_chunk(sam2_model *m, const sam2_image *img, int B, int N, const float *const *masks, int keep,
+                      sam2_decoded *out, samc_error *err);
+
+/* ---- automatic-mask post-processing on the backend (records.c) -------------------------- */
+int sam2_predict_records(sam2_model *m, const sam2_image *img, const samc_prompt *prompts, int n_prompts,
+                         const samc_mask_filter *f, samc_mask_records *out, samc_error *err);
+/* Plans its scratch (under planning) and allocates its staging (at load). */
+int sam2_records_plan(sam2_model *m, samc_error *err);
+int sam2_records_alloc(sam2_model *m, samc_error *err);
 
 /* ---- the model (load.c) ---------------------------------------------------------------- */
 

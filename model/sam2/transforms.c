@@ -118,8 +118,43 @@ static const float *ring_get(struct sam2_resize_plan *p, const uint8_t *rgb, int
     return dst;
 }
 
+static const float norm_mean[3] = { 0.485f, 0.456f, 0.406f }, norm_std[3] = { 0.229f, 0.224f, 0.225f };
+
+void sam2_transforms_norm(float mean[3], float std[3]) {
+    for (int c = 0; c < 3; c++) {
+        mean[c] = norm_mean[c];
+        std[c] = norm_std[c];
+    }
+}
+
+/* The taps of one axis: aa_weights when it changes size, else one tap of weight 1 per
+ * pixel, which reproduces the value (the host path copies it). */
+static void axis_taps(int in, int S, int T, int32_t *first, int32_t *count, float *w) {
+    if (in == S) {
+        for (int o = 0; o < S; o++) {
+            first[o] = o;
+            count[o] = 1;
+            w[(size_t)o * T] = 1.0f;
+        }
+        return;
+    }
+    _Static_assert(sizeof(int) == sizeof(int32_t), "int32_t is int");
+    aa_weights(in, S, (int *)first, (int *)count, w, T, taps_for(in, S));
+}
+
+int sam2_transforms_taps_count(const sam2_model *m, int w, int h) {
+    int S = m->S, tx = w == S ? 1 : taps_for(w, S), ty = h == S ? 1 : taps_for(h, S);
+    return tx > ty ? tx : ty;
+}
+
+void sam2_transforms_taps(const sam2_model *m, int w, int h, int T, int32_t *ints, float *weights) {
+    int S = m->S;
+    axis_taps(w, S, T, ints, ints + S, weights);
+    axis_taps(h, S, T, ints + 2 * S, ints + 3 * S, weights + (size_t)S * T);
+}
+
 void sam2_transforms_preprocess(sam2_model *m, const uint8_t *rgb, int w, int h) {
-    static const float mean[3] = { 0.485f, 0.456f, 0.406f }, stdv[3] = { 0.229f, 0.224f, 0.225f };
+    const float *mean = norm_mean, *stdv = norm_std;
     struct sam2_resize_plan *p = m->resize;
     int S = p->S;
     if (w != S) aa_weights(w, S, p->first_x, p->count_x, p->wx, p->max_taps, taps_for(w, S));

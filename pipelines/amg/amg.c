@@ -99,6 +99,8 @@ int amg_options_check(const amg_options *o, samc_error *err) {
                         o->crop_n_points_downscale_factor, o->crop_n_layers);
     if (o->min_mask_region_area < 0)
         return samc_error_set(err, SAMC_ERR_ARG, "amg: min_mask_region_area %d is negative", o->min_mask_region_area);
+    if (o->backend_post < -1 || o->backend_post > 1)
+        return samc_error_set(err, SAMC_ERR_ARG, "amg: backend_post %d is not -1, 0 or 1", o->backend_post);
     if (o->multimask_output != 0 && o->multimask_output != 1)
         return samc_error_set(err, SAMC_ERR_ARG, "amg: multimask_output %d is not 0 or 1", o->multimask_output);
     return 0;
@@ -242,6 +244,40 @@ int amg_rle_encode(const uint8_t *mask, int cw, int ch, int x0, int y0, int w, i
     if (b.oom) {
         free(b.c);
         return samc_error_set(err, SAMC_ERR_NOMEM, "amg: out of memory for an RLE of a %dx%d mask", w, h);
+    }
+    *counts = b.c;
+    *n_counts = b.n;
+    return 0;
+}
+
+/* amg_rle_encode of a crop mask given as its runs: toggle pairs (x * ch + y_start,
+ * x * ch + y_end) of crop column x, in order (samc_mask_records). */
+static int rle_from_toggles(const uint32_t *tg, int64_t n, int cw, int ch, int x0, int y0, int w, int h,
+                            uint32_t **counts, int64_t *n_counts, samc_error *err) {
+    rle_builder b = { 0 };
+    int64_t k = 0;
+    for (int x = 0; x < w; x++) {
+        if (x < x0 || x >= x0 + cw) {
+            rle_push(&b, 0, (uint64_t)h);
+            continue;
+        }
+        uint64_t col = (uint64_t)(x - x0) * (uint64_t)ch, y = 0;
+        rle_push(&b, 0, (uint64_t)y0);
+        for (; k + 1 < n && tg[k] / (uint64_t)ch == (uint64_t)(x - x0); k += 2) {
+            uint64_t ya = tg[k] - col, yb = tg[k + 1] - col;
+            rle_push(&b, 0, ya - y);
+            rle_push(&b, 1, yb - ya);
+            y = yb;
+        }
+        rle_push(&b, 0, (uint64_t)ch - y);
+        rle_push(&b, 0, (uint64_t)(h - y0 - ch));
+    }
+    rle_emit(&b, b.run);
+    if (b.oom || k != n) {
+        free(b.c);
+        return samc_error_set(err, b.oom ? SAMC_ERR_NOMEM : SAMC_ERR_INTERNAL,
+                              "amg: %s for the RLE of a %dx%d mask", b.oom ? "out of memory" : "toggles out of order",
+                              cw, ch);
     }
     *counts = b.c;
     *n_counts = b.n;
@@ -554,6 +590,19 @@ typedef struct {
     double *grid;    /* same, normalised */
 } amg_buffers;
 
+/* For images of npix pixels (the first crop is the whole image, the largest); the mask
+ * buffers only for the host's filtering. */
+static int buffers_alloc(amg_buffers *b, size_t npix, int filtered, size_t n_iou, int max_points) {
+    if (!filtered) {
+        b->logits = malloc(sizeof(float) * npix);
+        b->bin = malloc(npix);
+    }
+    b->iou = malloc(sizeof(float) * n_iou);
+    b->points = malloc(sizeof(float) * 2 * (size_t)max_points);
+    b->grid = malloc(sizeof(double) * 2 * (size_t)max_points);
+    return (!filtered && (!b->logits || !b->bin)) || !b->iou || !b->points || !b->grid ? -1 : 0;
+}
+
 static void buffers_free(amg_buffers *b) {
     free(b->logits); free(b->bin); free(b->iou); free(b->points); free(b->grid);
 }
@@ -617,6 +666,50 @@ static int process_batch(const amg_source *src, const amg_options *o, const int 
     return 0;
 }
 
+/* _process_batch through the source's predict_filtered: the kept masks come back as
+ * records with their runs (amg_options.backend_post). */
+static int process_batch_filtered(const amg_source *src, const amg_options *o, const int crop[4], int w, int h,
+                                  const float *pts, int nb, int M, mask_list *list, amg_stats *st,
+                                  samc_error *err) {
+    const samc_mask_filter f = { .crop = { crop[0], crop[1], crop[2], crop[3] }, .image_w = w, .image_h = h,
+                                 .multimask = M == 3, .pred_iou_thresh = o->pred_iou_thresh,
+                                 .stability_score_thresh = o->stability_score_thresh,
+                                 .stability_score_offset = o->stability_score_offset,
+                                 .mask_threshold = o->mask_threshold, .max_region = o->min_mask_region_area };
+    double t0 = monotonic_ms();
+    const samc_mask_records *r;
+    if (src->predict_filtered(src->ctx, pts, nb, &f, &r, err)) return -1;
+    st->candidates += r->candidates;
+    st->passed_iou += r->passed_iou;
+    st->passed_stability += r->passed_stability;
+    st->passed_crop_edge += r->passed_edge;
+    for (int i = 0; i < r->n_records; i++) {
+        const samc_mask_record *rec = &r->records[i];
+        amg_mask *m = mask_list_add(list);
+        if (!m) return samc_error_set(err, SAMC_ERR_NOMEM, "amg: out of memory for %d masks", list->n);
+        if (rle_from_toggles(r->toggles + rec->first_toggle, rec->n_toggles, crop[2] - crop[0], crop[3] - crop[1],
+                             crop[0], crop[1], w, h, &m->counts, &m->n_counts, err)) {
+            list->n--;
+            return -1;
+        }
+        m->area = rec->area;
+        memcpy(m->box, rec->box, sizeof m->box);
+        m->predicted_iou = rec->iou;
+        m->stability_score = rec->stability;
+        m->point[0] = pts[2 * rec->prompt];
+        m->point[1] = pts[2 * rec->prompt + 1];
+        memcpy(m->crop_box, crop, sizeof m->crop_box);
+    }
+    st->decode_ms += r->decode_ms;
+    st->masks_ms += monotonic_ms() - t0 - r->decode_ms;
+    return 0;
+}
+
+static int use_filtered(const amg_source *src, const amg_options *o) {
+    if (!src->predict_filtered || o->backend_post < 0) return 0;
+    return o->backend_post > 0 || src->filtered_on_device;
+}
+
 int amg_generate(const amg_source *src, int w, int h, const amg_options *o, amg_result *out,
                  samc_error *err) {
     if (!src || !src->set_crop || !src->predict || !src->mask_logits || !out)
@@ -641,16 +734,11 @@ int amg_generate(const amg_source *src, int w, int h, const amg_options *o, amg_
     }
     amg_crop_boxes(w, h, o->crop_n_layers, o->crop_overlap_ratio, crops, layers, n_crops);
     int max_points = layer_points(o, 0), total_batches = 0;   /* layer 0 has the most */
+    int filtered = use_filtered(src, o);
     for (int c = 0; c < n_crops; c++)
         total_batches += (layer_points(o, layers[c]) + o->points_per_batch - 1) / o->points_per_batch;
     st->n_crops = n_crops;
-    size_t npix = (size_t)w * h;   /* the first crop is the whole image, the largest */
-    buf.logits = malloc(sizeof(float) * npix);
-    buf.bin = malloc(npix);
-    buf.iou = malloc(sizeof(float) * (size_t)o->points_per_batch * M);
-    buf.points = malloc(sizeof(float) * 2 * (size_t)max_points);
-    buf.grid = malloc(sizeof(double) * 2 * (size_t)max_points);
-    if (!buf.logits || !buf.bin || !buf.iou || !buf.points || !buf.grid) {
+    if (buffers_alloc(&buf, (size_t)w * h, filtered, (size_t)o->points_per_batch * M, max_points)) {
         samc_error_set(err, SAMC_ERR_NOMEM, "amg: out of memory for the buffers of a %dx%d image", w, h);
         goto done;
     }
@@ -682,7 +770,9 @@ int amg_generate(const amg_source *src, int w, int h, const amg_options *o, amg_
         int from = list.n;
         for (int b0 = 0; b0 < np; b0 += o->points_per_batch) {
             int nb = np - b0 < o->points_per_batch ? np - b0 : o->points_per_batch;
-            if (process_batch(src, o, crop, w, h, buf.points + 2 * (size_t)b0, nb, M, &buf, &list, st, err))
+            const float *bp = buf.points + 2 * (size_t)b0;
+            if (filtered ? process_batch_filtered(src, o, crop, w, h, bp, nb, M, &list, st, err)
+                         : process_batch(src, o, crop, w, h, bp, nb, M, &buf, &list, st, err))
                 goto done;
             st->n_batches++;
             if (o->progress) o->progress(o->progress_ctx, ++batches_done, total_batches);
@@ -819,6 +909,7 @@ typedef struct {
     uint8_t *crop_rgb;          /* [crop_h][crop_w][3] for crops smaller than the image */
     int cw, ch, ls, M;
     samc_masks out;
+    samc_mask_records rec;      /* predict_filtered's */
     samc_prompt *prompts;       /* [cap] one single-point prompt per grid point */
     float *pts;                 /* [cap][2] */
     int *labels;                /* [cap] all 1 */
@@ -849,8 +940,8 @@ static int samc_set_crop(void *ctx, const int crop[4], samc_error *err) {
     return samc_image_encode(s->m, s->img, rgb, s->cw, s->ch, err);
 }
 
-static int samc_predict_points(void *ctx, const float *points, int n, float *iou, samc_error *err) {
-    samc_source *s = ctx;
+/* One single-point prompt per point, label 1 (in_points[:, None, :] of _process_batch). */
+static int make_prompts(samc_source *s, const float *points, int n, samc_error *err) {
     if (n > s->cap) {
         free(s->prompts); free(s->pts); free(s->labels);
         s->prompts = malloc(sizeof *s->prompts * (size_t)n);
@@ -866,6 +957,21 @@ static int samc_predict_points(void *ctx, const float *points, int n, float *iou
         s->labels[i] = 1;
         s->prompts[i] = (samc_prompt){ .points = s->pts + 2 * i, .labels = s->labels + i, .n_points = 1 };
     }
+    return 0;
+}
+
+static int samc_predict_filtered(void *ctx, const float *points, int n, const samc_mask_filter *f,
+                                 const samc_mask_records **out, samc_error *err) {
+    samc_source *s = ctx;
+    if (make_prompts(s, points, n, err) || samc_predict_records(s->m, s->img, s->prompts, n, f, &s->rec, err))
+        return -1;
+    *out = &s->rec;
+    return 0;
+}
+
+static int samc_predict_points(void *ctx, const float *points, int n, float *iou, samc_error *err) {
+    samc_source *s = ctx;
+    if (make_prompts(s, points, n, err)) return -1;
     /* Only the low-res logits: each mask is upsampled later, one at a time. Unclamped,
      * because the predictor upsamples before its clamp to +-32. */
     samc_predict_options po = { .multimask = s->M == 3, .want_masks = 0, .want_logits = 0,
@@ -941,6 +1047,8 @@ int amg_samc_source_new(samc_model *m, const uint8_t *rgb, int w, int h, const a
     src->set_crop = samc_set_crop;
     src->predict = samc_predict_points;
     src->mask_logits = samc_mask_logits;
+    src->predict_filtered = samc_predict_filtered;
+    src->filtered_on_device = info.backend && !strcmp(info.backend, "cuda");
     if (!(s->img = samc_image_new(m, err))) goto fail;
     if (s->min_region > 0) {
         size_t n = (size_t)s->ls * s->ls;
@@ -964,6 +1072,7 @@ void amg_samc_source_free(amg_source *src) {
     samc_source *s = src->ctx;
     if (s->img) samc_image_free(s->img);
     samc_masks_free(&s->out);
+    samc_mask_records_free(&s->rec);
     free(s->crop_rgb); free(s->prompts); free(s->pts); free(s->labels);
     free(s->low); free(s->on); free(s->fix);
     cc_free(&s->cc);

@@ -64,6 +64,12 @@ typedef struct {
      * outlive the generator call. NULL / 0: the points_per_side grid. */
     const double *point_grid;
     int point_grid_n;
+    /* Where _process_batch's filtering runs: 0 (default) on the source's device when it has
+     * one (a samc model on --device cuda: samc_predict_records, only small records come
+     * back), else on the host; 1 through the source's predict_filtered whenever it has one
+     * (on the CPU the ops' reference twins: a check of the device path); -1 always on the
+     * host. The results are the same. */
+    int backend_post;
 } amg_options;
 
 /* One generated mask, as a record of generate() with output_mode="uncompressed_rle". */
@@ -110,6 +116,13 @@ typedef struct {
     /* Writes the logits of mask `token` of point `point` of the last predict at the crop's
      * resolution: out[crop_h][crop_w]. */
     int (*mask_logits)(void *ctx, int point, int token, float *out, samc_error *err);
+    /* Optional (NULL: predict + mask_logits on the host): decodes n single-point prompts
+     * and filters their masks where the decoder ran, as samc_predict_records does with f;
+     * *out stays valid until the next call. */
+    int (*predict_filtered)(void *ctx, const float *points, int n, const samc_mask_filter *f,
+                            const samc_mask_records **out, samc_error *err);
+    int filtered_on_device;  /* 1: predict_filtered runs on a device (amg_options.backend_post 0
+                                uses it) */
 } amg_source;
 
 void amg_options_default(amg_options *o);

@@ -117,6 +117,8 @@ int mosaic_multipass_options_check(const mosaic_multipass_options *o, samc_error
         return samc_error_set(err, SAMC_ERR_ARG, "multipass: crop_n_layers %d is not in [0, 4]", o->crop_n_layers);
     if (!in_unit(o->box_nms_thresh))
         return samc_error_set(err, SAMC_ERR_ARG, "multipass: box_nms_thresh %g is not in [0, 1]", o->box_nms_thresh);
+    if (o->backend_post < -1 || o->backend_post > 1)
+        return samc_error_set(err, SAMC_ERR_ARG, "multipass: backend_post %d is not -1, 0 or 1", o->backend_post);
     return 0;
 }
 
@@ -714,6 +716,12 @@ static int fwd_mask_logits(void *ctx, int point, int token, float *out, samc_err
     return s->inner.mask_logits(s->inner.ctx, point, token, out, err);
 }
 
+static int fwd_predict_filtered(void *ctx, const float *points, int n, const samc_mask_filter *f,
+                                const samc_mask_records **out, samc_error *err) {
+    samc_mask_source *s = ctx;
+    return s->inner.predict_filtered(s->inner.ctx, points, n, f, out, err);
+}
+
 /* predict_points_batched: a SAM2AutomaticMaskGenerator with points_per_side=None and
  * point_grids = [points] * (crop_n_layers + 1), the pass's thresholds, min_mask_region_area,
  * box_nms_thresh and crop_n_layers; everything else at its default. */
@@ -733,6 +741,7 @@ static int samc_generate(void *ctx, const uint8_t *rgb, int w, int h, const doub
     ao.crop_n_layers = s->o.crop_n_layers;
     ao.cancelled = cancelled;
     ao.cancel_ctx = cancel_ctx;
+    ao.backend_post = s->o.backend_post;
     if (amg_options_check(&ao, err)) return -1;
     s->reuse = !image_changed && s->o.crop_n_layers == 0 && s->have_inner && s->whole_encoded && s->inner_w == w &&
                s->inner_h == h;
@@ -745,7 +754,9 @@ static int samc_generate(void *ctx, const uint8_t *rgb, int w, int h, const doub
         s->inner_w = w;
         s->inner_h = h;
     }
-    amg_source fwd = { .ctx = s, .set_crop = fwd_set_crop, .predict = fwd_predict, .mask_logits = fwd_mask_logits };
+    amg_source fwd = { .ctx = s, .set_crop = fwd_set_crop, .predict = fwd_predict, .mask_logits = fwd_mask_logits,
+                       .predict_filtered = s->inner.predict_filtered ? fwd_predict_filtered : NULL,
+                       .filtered_on_device = s->inner.filtered_on_device };
     return amg_generate(&fwd, w, h, &ao, out, err);
 }
 

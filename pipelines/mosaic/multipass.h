@@ -53,6 +53,8 @@ typedef struct {
     int points_per_batch;         /* 64 */
     int crop_n_layers;            /* 0 */
     double box_nms_thresh;        /* 0.7 */
+    int backend_post;             /* 0: amg_options.backend_post (-1 host, 0 device when there is
+                                     one, 1 the backend's ops) */
 } mosaic_multipass_options;
 
 void mosaic_multipass_options_default(mosaic_multipass_options *o);

@@ -447,16 +447,55 @@ cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes) {
 
 /* ---- memory -------------------------------------------------------------------------------------------- */
 
+/* Allocation while a stream is captured is one of CUDA's "potentially unsafe" calls: it
+ * fails and invalidates the capture. */
+static cudaError_t alloc_allowed(const char *what) {
+    bool any = false;
+    for (cudaStream_t s : g_streams)
+        if (s->capturing) {
+            s->invalidated = true;
+            any = true;
+        }
+    return any ? set_error(cudaErrorStreamCaptureUnsupported, "%s while a stream is captured", what) : cudaSuccess;
+}
+
 cudaError_t cudaMalloc(void **p, size_t bytes) {
     LOCK;
     if (g_sticky != cudaSuccess) return g_sticky;
-    return dev_malloc(p, bytes);
+    cudaError_t e = alloc_allowed("cudaMalloc");
+    return e != cudaSuccess ? e : dev_malloc(p, bytes);
 }
 
 cudaError_t cudaFree(void *p) {
     LOCK;
     if (g_sticky != cudaSuccess) return g_sticky;
-    return dev_free(p);
+    cudaError_t e = alloc_allowed("cudaFree");
+    return e != cudaSuccess ? e : dev_free(p);
+}
+
+static std::set<void *> g_pinned;
+
+cudaError_t cudaMallocHost(void **p, size_t bytes) {
+    LOCK;
+    if (!p) return set_error(cudaErrorInvalidValue, "cudaMallocHost: NULL result pointer");
+    *p = NULL;
+    if (g_sticky != cudaSuccess) return g_sticky;
+    cudaError_t e = alloc_allowed("cudaMallocHost");
+    if (e != cudaSuccess) return e;
+    *p = aligned_alloc(4096, (bytes + 4095) / 4096 * 4096 + 4096);
+    if (!*p) return set_error(cudaErrorMemoryAllocation, "cudaMallocHost of %zu bytes", bytes);
+    g_pinned.insert(*p);
+    return cudaSuccess;
+}
+
+cudaError_t cudaFreeHost(void *p) {
+    LOCK;
+    if (!p) return cudaSuccess;
+    cudaError_t e = alloc_allowed("cudaFreeHost");
+    if (e != cudaSuccess) return e;
+    if (!g_pinned.erase(p)) return set_error(cudaErrorInvalidValue, "cudaFreeHost(%p): not from cudaMallocHost", p);
+    free(p);
+    return g_sticky;
 }
 
 /* Checks a copy's pointers against its kind: the device side inside one live block, the
@@ -602,11 +641,18 @@ cudaError_t cudaEventDestroy(cudaEvent_t e) {
     return cudaSuccess;
 }
 
-cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
+cudaError_t cudaEventRecordWithFlags(cudaEvent_t e, cudaStream_t s, unsigned flags) {
     LOCK;
     if (!e) return set_error(cudaErrorInvalidResourceHandle, "cudaEventRecord(NULL)");
+    if (flags & ~(unsigned)cudaEventRecordExternal)
+        return set_error(cudaErrorInvalidValue, "cudaEventRecordWithFlags: flags %#x", flags);
+    if (!stream_valid(s)) return set_error(cudaErrorInvalidResourceHandle, "cudaEventRecord: unknown stream");
+    if (!is_default(s) && s->capturing && !(flags & cudaEventRecordExternal))
+        return s->invalidated ? cudaErrorStreamCaptureInvalidated : g_sticky; /* orders the capture only */
     return submit(s, [e] { e->recorded = true; e->t_ms = now_ms(); }, "cudaEventRecord");
 }
+
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) { return cudaEventRecordWithFlags(e, s, 0); }
 
 cudaError_t cudaEventSynchronize(cudaEvent_t e) {
     LOCK;
@@ -633,6 +679,10 @@ cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph, unsig
     if (!exec || !graph) return set_error(cudaErrorInvalidValue, "cudaGraphInstantiate: NULL argument");
     *exec = new CUgraphExec_st{ graph->nodes };
     return g_sticky;
+}
+
+cudaError_t cudaGraphInstantiateWithFlags(cudaGraphExec_t *exec, cudaGraph_t graph, unsigned long long flags) {
+    return cudaGraphInstantiate(exec, graph, flags);
 }
 
 cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t s) {

@@ -8,7 +8,10 @@
 #      than the 16-bit scratch (chunked), a second scheduling seed, a device without bf16
 #      (sm_75) and one whose shared memory sends attention to its generic kernel
 #   3. the micro golden end to end in fp32 (every tensor within the golden tolerance) and
-#      in bf16 / fp16 (mask IoU >= 0.99) (tests/test_golden.c), and the encode-batch test
+#      in bf16 / fp16 (mask IoU >= 0.99, through CUDA graphs) (tests/test_golden.c), the
+#      encode-batch test, the device pipeline (tests/test_device_pipeline.c: preprocessing,
+#      graph replay vs direct, stage times, memory) and the AMG / mosaic filtering on the
+#      device against the host's (tests/test_amg.c, tests/test_mosaic_multipass.c)
 #   4. the acceptance checkers through the CLI with SAMC_BACKEND=cuda: the SAM2.1 micro
 #      golden (shared/tools/golden_check.py) and the six SAM3 micro cases through
 #      `samc find` (tests/sam3_golden_check.py)
@@ -52,6 +55,14 @@ run "op tests (sm_75: no bf16)" env SAMC_CUDA_SIM_SM=75 $OPS --size odd --op lin
 run "op tests (30 KB shared memory)" env SAMC_CUDA_SIM_SMEM_OPTIN=30000 $OPS --op attention --shape "n_kv=65"
 run "micro golden (fp32, bf16, fp16)" env SAMC_GOLDEN_CONFIGS=micro "$BUILD/tests/test_golden"
 run "encode batch" "$BUILD/tests/test_encode_batch"
+# the image pipeline: preprocessing on the device = the host's bit for bit, graph replay =
+# direct execution (GRAPHS on / off), device stage times, device memory flat; the AMG and
+# mosaic mask filtering on the device = the host's on the same decoder outputs
+run "device pipeline" "$BUILD/tests/test_device_pipeline"
+run "AMG filtering, device vs host" "$BUILD/tests/test_amg" test_backend_post_cuda
+if [ -x "$BUILD/tests/test_mosaic_multipass" ]; then
+  run "mosaic filtering, device vs host" "$BUILD/tests/test_mosaic_multipass" test_backend_post_cuda
+fi
 run "acceptance checker, CLI --device cuda" bash tests/cuda_sim/cli_check.sh
 run "mutations" env SIM_SWEEP="${SIM_SWEEP:-1}" bash tests/cuda_sim/teeth.sh
 

@@ -73,15 +73,24 @@ mutation transpose_flag_sgemm gemm linear "cublasSgemm(c->blas, CUBLAS_OP_T, CUB
   "cublasSgemm(c->blas, CUBLAS_OP_N, CUBLAS_OP_N, N, M, K"
 mutation transpose_flag_gemmex gemm linear_bf16 "cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, N, mc, K" \
   "cublasGemmEx(c->blas, CUBLAS_OP_N, CUBLAS_OP_N, N, mc, K"
+# The image pipeline: a lost carry between the 32-row chunks of a column's toggles, 4- for
+# 8-connected regions, a reciprocal multiply for the division of to_tensor (off by an ulp
+# for some bytes).
+mutation toggle_carry maskpost mask_stats "unsigned tog = bits ^ ((bits << 1) | prev);" "unsigned tog = bits ^ (bits << 1);"
+mutation regions_4_connected maskpost mask_stats "for (int dx = -1; dx <= 1; dx++) {" "for (int dx = 0; dx <= 0; dx++) {"
+mutation to_tensor_reciprocal preprocess preprocess "__fdiv_rn((float)row[(size_t)k * 3 + c], 255.0f)" \
+  "__fmul_rn((float)row[(size_t)k * 3 + c], 1.0f / 255.0f)"
 # Barriers that protect nothing, found by the sweep: removing them changes no result for
 # any schedule, so no test can notice. file:index  why
 REDUNDANT="attention:1"  # the top of the (batch, head) loop: every reader of qs finished before the last tile's V barrier
+REDUNDANT="$REDUNDANT maskpost:7"  # mask_regions_kernel's copy into dst: each thread later writes only the pixels it copied, and fill_pass reads src
 if [ "${SIM_SWEEP:-0}" = 1 ]; then
   for f in kernels/cuda/*.cu; do
     file=$(basename "$f" .cu)
     n=$(grep -c '__syncthreads()' "$f")
     case $file in attention) op=attention ;; conv) op=conv2d,conv_transpose2x2 ;; elementwise) op=transpose ;;
-                  norm) op=layer_norm,layer_norm2d ;; sam3_ops) op=group_norm ;; *) op=all ;; esac
+                  norm) op=layer_norm,layer_norm2d ;; maskpost) op=mask_stats ;; sam3_ops) op=group_norm ;;
+                  *) op=all ;; esac
     for k in $(seq 1 "$n"); do
       case " $REDUNDANT " in *" $file:$k "*)
         echo "SKIP   teeth.sweep_${file}_$k: a redundant barrier (see REDUNDANT)"; skip=$((skip+1)); continue ;; esac

@@ -459,6 +459,46 @@ static void test_events(void) {
     cudaFree(d);
 }
 
+/* Events in graphs: a plain record while capturing records nothing at replay, an external
+ * one is a node that records the event each replay; allocation while capturing fails and
+ * invalidates the capture; page-locked host memory. */
+static void test_graph_events(void) {
+    cudaStream_t s;
+    cudaEvent_t plain, ext0, ext1;
+    float ms = -1.0f, *d = dev_upload(NULL, 256), *pinned = NULL;
+    CHECK(cudaStreamCreate(&s) == cudaSuccess);
+    CHECK(cudaEventCreate(&plain) == cudaSuccess && cudaEventCreate(&ext0) == cudaSuccess &&
+          cudaEventCreate(&ext1) == cudaSuccess);
+    CHECK(cudaMallocHost((void **)&pinned, 256 * sizeof(float)) == cudaSuccess && pinned);
+    CHECK(cudaFreeHost(d) == cudaErrorInvalidValue); /* not page-locked host memory */
+    CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal) == cudaSuccess);
+    CHECK(cudaEventRecord(plain, s) == cudaSuccess);
+    CHECK(cudaEventRecordWithFlags(ext0, s, cudaEventRecordExternal) == cudaSuccess);
+    axpy<<<1, 256, 0, s>>>(d, d, 1.0f, 256);
+    CHECK(cudaEventRecordWithFlags(ext1, s, cudaEventRecordExternal) == cudaSuccess);
+    cudaGraph_t g;
+    CHECK(cudaStreamEndCapture(s, &g) == cudaSuccess);
+    cudaGraphExec_t ex;
+    CHECK(cudaGraphInstantiateWithFlags(&ex, g, 0) == cudaSuccess);
+    CHECK(cudaEventElapsedTime(&ms, ext0, ext1) == cudaErrorInvalidResourceHandle); /* not run yet */
+    CHECK(cudaGraphLaunch(ex, s) == cudaSuccess && cudaStreamSynchronize(s) == cudaSuccess);
+    CHECK(cudaEventElapsedTime(&ms, ext0, ext1) == cudaSuccess && ms >= 0.0f);
+    CHECK(cudaEventElapsedTime(&ms, plain, ext1) == cudaErrorInvalidResourceHandle); /* never recorded */
+    cudaGetLastError();
+    cudaGraphExecDestroy(ex);
+    cudaGraphDestroy(g);
+    void *p = NULL;
+    CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal) == cudaSuccess);
+    CHECK(cudaMalloc(&p, 64) == cudaErrorStreamCaptureUnsupported);
+    CHECK(cudaMallocHost(&p, 64) == cudaErrorStreamCaptureUnsupported);
+    CHECK(cudaStreamEndCapture(s, &g) == cudaErrorStreamCaptureInvalidated && !g);
+    cudaGetLastError();
+    CHECK(cudaFreeHost(pinned) == cudaSuccess);
+    cudaEventDestroy(plain); cudaEventDestroy(ext0); cudaEventDestroy(ext1);
+    cudaStreamDestroy(s);
+    cudaFree(d);
+}
+
 /* ------------------------------------------------------------------ cuBLAS argument checks */
 
 static void test_cublas_checks(void) {
@@ -493,4 +533,4 @@ static void test_cublas_checks(void) {
 
 TEST_MAIN(TEST_CASE(test_warp_ops), TEST_CASE(test_missing_barrier), TEST_CASE(test_divergence),
           TEST_CASE(test_memory_faults), TEST_CASE(test_launch_checks), TEST_CASE(test_wmma), TEST_CASE(test_cublaslt),
-          TEST_CASE(test_graph), TEST_CASE(test_events), TEST_CASE(test_cublas_checks))
+          TEST_CASE(test_graph), TEST_CASE(test_events), TEST_CASE(test_graph_events), TEST_CASE(test_cublas_checks))

@@ -66,6 +66,8 @@ typedef struct CUgraphNode_st *cudaGraphNode_t;
 #define cudaEventDefault 0x00
 #define cudaEventBlockingSync 0x01
 #define cudaEventDisableTiming 0x02
+#define cudaEventRecordDefault 0x00
+#define cudaEventRecordExternal 0x01
 
 typedef enum cudaStreamCaptureMode {
     cudaStreamCaptureModeGlobal = 0,
@@ -117,6 +119,10 @@ CUDASIM_API cudaError_t cudaDeviceReset(void);
 CUDASIM_API cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes);
 
 CUDASIM_API cudaError_t cudaMalloc(void **p, size_t bytes);
+/* Page-locked host memory: ordinary host memory here, remembered so that cudaFreeHost can
+ * refuse anything else. Like cudaMalloc / cudaFree, not allowed while a stream is captured. */
+CUDASIM_API cudaError_t cudaMallocHost(void **p, size_t bytes);
+CUDASIM_API cudaError_t cudaFreeHost(void *p);
 CUDASIM_API cudaError_t cudaFree(void *p);
 CUDASIM_API cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind);
 CUDASIM_API cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind,
@@ -137,12 +143,18 @@ CUDASIM_API cudaError_t cudaStreamIsCapturing(cudaStream_t s, cudaStreamCaptureS
 CUDASIM_API cudaError_t cudaEventCreate(cudaEvent_t *e);
 CUDASIM_API cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned flags);
 CUDASIM_API cudaError_t cudaEventDestroy(cudaEvent_t e);
+/* While s is captured, a plain record only orders the capture (it records nothing when the
+ * graph runs, as in CUDA); cudaEventRecordWithFlags(.., cudaEventRecordExternal) becomes an
+ * event-record node that records the event each time the graph runs. */
 CUDASIM_API cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s);
+CUDASIM_API cudaError_t cudaEventRecordWithFlags(cudaEvent_t e, cudaStream_t s, unsigned flags);
 CUDASIM_API cudaError_t cudaEventSynchronize(cudaEvent_t e);
 CUDASIM_API cudaError_t cudaEventQuery(cudaEvent_t e);
 CUDASIM_API cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end);
 
 CUDASIM_API cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph, unsigned long long flags);
+CUDASIM_API cudaError_t cudaGraphInstantiateWithFlags(cudaGraphExec_t *exec, cudaGraph_t graph,
+                                                      unsigned long long flags);
 CUDASIM_API cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t s);
 CUDASIM_API cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec);
 CUDASIM_API cudaError_t cudaGraphDestroy(cudaGraph_t graph);
