@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test program given on the command line (and tests/cli_*.sh), adds up their
+# Runs every test program given on the command line (and tests/cli_*.sh, and the house
+# rules of ARCHITECTURE.md: tests/check_structure.py on $BUILD's objects), adds up their
 # "N passed, N failed, N skipped" lines and prints one total. Exit status non-zero if
 # any test failed or any program crashed.
 set -u
@@ -18,6 +19,7 @@ run_one() {
 }
 for t in "$@"; do run_one "$t"; done
 for s in tests/cli_*.sh; do [ -f "$s" ] && run_one bash "$s"; done
+run_one /usr/bin/python3 tests/check_structure.py "${BUILD:-build}"
 [ "$crashed" -gt 0 ] && total_f=$((total_f+crashed))
 echo "TOTAL: $total_p passed, $total_f failed, $total_s skipped"
 [ "$total_f" -eq 0 ]
