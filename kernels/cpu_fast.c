@@ -49,9 +49,13 @@ _Static_assert(CT_M % 4 == 0, "conv_transpose2x2 tiles must hold whole channels"
 #define ATT_RMAX 1024
 #define ATT_BUF 65536
 
+/* Row stride of an A block copied for a table with copy_a: GEMM_KC plus one cache line
+ * (rows 4 KB apart would all fall in one L1 set). */
+#define GEMM_AP_LD (GEMM_KC + 16)
+
 typedef struct {
     float *bp;  /* packed B block: GEMM_BP */
-    float *ap;  /* packed A block when A is not contiguous in k: GEMM_MC * GEMM_KC */
+    float *ap;  /* A block copy when A is not contiguous in k (or the table asks): GEMM_MC * GEMM_AP_LD */
     float *ct;  /* conv_transpose2x2 tile: CT_M * CT_N */
     /* attention (carved out of bp: attention never runs a GEMM through bp) */
     float *kp, *vp, *s, *m, *l;
@@ -264,6 +268,14 @@ static void gemm_rect(const samc_fast_kernels *kn, const gemm_desc *g, int m0, i
                                     g->a16 + (ptrdiff_t)(mc0 + i) * g->a_rs + (ptrdiff_t)(pc + k) * g->a_cs, g->a16_t);
                         ablk = ts->ap;
                         lda = kc;
+                    } else if (g->a_cs == 1 && kn->copy_a && g->a_rs > kc) {
+                        /* A tall tile reads more rows at once than L1 has ways when they
+                         * are 4 KB apart (K = 1024): copied to rows one line past kc. */
+                        for (int i = 0; i < mc; i++)
+                            memcpy(ts->ap + (size_t)i * GEMM_AP_LD, g->a + (ptrdiff_t)(mc0 + i) * g->a_rs + pc,
+                                   (size_t)kc * sizeof(float));
+                        ablk = ts->ap;
+                        lda = GEMM_AP_LD;
                     } else if (g->a_cs == 1) {
                         ablk = g->a + (ptrdiff_t)mc0 * g->a_rs + pc;
                         lda = g->a_rs;
@@ -1220,7 +1232,7 @@ static samc_ops *create_with(int n_threads, const samc_fast_kernels *kn) {
     for (int i = 0; i < st->n_threads; i++) {
         thread_scratch *ts = &st->ts[i];
         ts->bp = alloc_floats((size_t)GEMM_BP);
-        ts->ap = alloc_floats((size_t)GEMM_MC * GEMM_KC);
+        ts->ap = alloc_floats((size_t)GEMM_MC * GEMM_AP_LD);
         ts->ct = alloc_floats((size_t)CT_M * CT_N);
         if (!ts->bp || !ts->ap || !ts->ct) { samc_ops_cpu_fast_destroy(&st->ops); return NULL; }
         ts->kp = ts->bp;

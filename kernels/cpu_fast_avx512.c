@@ -26,11 +26,20 @@ static inline __attribute__((always_inline)) void ukernel_rows(
     /* The C tile is touched only after the k loop: start bringing it in now. */
 #pragma GCC unroll 16
     for (int i = 0; i < MR; i++) _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
+    /* Rows in threes off one pointer each (p, p + lda, p + 2·lda are all one addressing
+     * mode away), so the loop keeps 4 row pointers in registers rather than 12. */
+    const float *p0 = a, *p3 = a + 3 * lda, *p6 = a + 6 * lda, *p9 = a + 9 * lda;
+    const ptrdiff_t l1 = lda, l2 = 2 * lda;
     for (int k = 0; k < kc; k++) {
         __m512 b = _mm512_loadu_ps(bp);
         bp += ldb;
 #pragma GCC unroll 16
-        for (int i = 0; i < MR; i++) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(a[i * lda + k]), b, acc[i]);
+        for (int i = 0; i < MR; i++) {
+            const float *pg = i < 3 ? p0 : i < 6 ? p3 : i < 9 ? p6 : p9;
+            const float *ap = i % 3 == 0 ? pg : i % 3 == 1 ? pg + l1 : pg + l2;
+            acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(*ap), b, acc[i]);
+        }
+        p0++; p3++; p6++; p9++;
     }
     __mmask16 m = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);
     __m512 bn = bias_n ? _mm512_maskz_loadu_ps(m, bias_n) : _mm512_setzero_ps();
@@ -59,6 +68,7 @@ static void ukernel_avx512(int kc, const float *a, ptrdiff_t lda, const float *b
 const samc_fast_kernels samc_fast_kernels_avx512 = {
     .isa = "avx512",
     .mr = AVX512_MR,
+    .copy_a = 1,
     .gemm_ukernel = ukernel_avx512,
     .pack_rows = samc_fast_pack_rows_avx2,
     .pack_cols = samc_fast_pack_cols_avx2,

@@ -27,6 +27,10 @@ typedef struct {
     const char *isa;
     /* Tile height of gemm_ukernel: the most rows one call takes. */
     int mr;
+    /* Nonzero: the GEMM driver copies each block of A rows to a buffer with a short row
+     * stride before the micro-kernel reads it (a tall tile's rows K floats apart can
+     * exceed L1's ways); only where the copy is exact, so results do not change. */
+    int copy_a;
     /* C[mr x nr] = (accumulate ? C : 0) + A[mr x kc] · B[kc x nr] (+ bias_n[j]) (+ bias_m[i])
      * A row i at a + i*lda, contiguous in k. B row k is the 16 floats at bp + k*ldb
      * (a packed panel has ldb = 16; all 16 must be readable, those past nr are
