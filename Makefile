@@ -20,9 +20,11 @@ TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/%.o)
 SERVE_OBJ := $(SERVE_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-# The fast CPU kernels are compiled for AVX2+FMA in their own files (kernels/*_avx2.c)
-# and chosen at run time by CPU features, so one binary runs on any x86-64.
+# The fast CPU kernels are compiled for AVX2+FMA (kernels/*_avx2.c) and AVX-512
+# (kernels/*_avx512.c) in their own files and chosen at run time by CPU features, so
+# one binary runs on any x86-64.
 $(BUILD)/kernels/%_avx2.o: override CFLAGS += -mavx2 -mfma -mf16c
+$(BUILD)/kernels/%_avx512.o: override CFLAGS += -mavx512f -mavx512bw -mavx512dq -mavx512vl -mfma
 
 # CUDA: built when nvcc is on PATH (or NVCC=...), otherwise a stub says "not compiled".
 NVCC ?= $(shell command -v nvcc 2>/dev/null)

@@ -4,9 +4,10 @@
  * This file holds the parts that do not depend on the instruction set: the instance
  * (pool + per-thread scratch, all allocated at create), the GEMM and attention drivers
  * (cache blocking, packing, task split), and the portable inner kernels. The AVX2+FMA
- * inner kernels are in cpu_fast_avx2.c; samc_ops_cpu_fast_create picks them when
- * __builtin_cpu_supports says the CPU has AVX2 and FMA, and otherwise runs the portable
- * kernels (still blocked and threaded) rather than returning NULL.
+ * inner kernels are in cpu_fast_avx2.c, the AVX-512 ones in cpu_fast_avx512.c;
+ * samc_ops_cpu_fast_create picks the best table __builtin_cpu_supports allows (avx512,
+ * then avx2+fma), and otherwise runs the portable kernels (still blocked and threaded)
+ * rather than returning NULL. SAMC_CPU_ISA=avx512|avx2|scalar picks a table by name.
  *
  * Determinism: every op gives bit-identical output for any thread count and from run
  * to run, for a given kernel table (see cpu_fast.h). Tasks write disjoint outputs and
@@ -19,6 +20,7 @@
 #include "kernels/thread_pool.h"
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -47,9 +49,13 @@ _Static_assert(CT_M % 4 == 0, "conv_transpose2x2 tiles must hold whole channels"
 #define ATT_RMAX 1024
 #define ATT_BUF 65536
 
+/* Row stride of an A block copied for a table with copy_a: GEMM_KC plus one cache line
+ * (rows 4 KB apart would all fall in one L1 set). */
+#define GEMM_AP_LD (GEMM_KC + 16)
+
 typedef struct {
     float *bp;  /* packed B block: GEMM_BP */
-    float *ap;  /* packed A block when A is not contiguous in k: GEMM_MC * GEMM_KC */
+    float *ap;  /* A block copy when A is not contiguous in k (or the table asks): GEMM_MC * GEMM_AP_LD */
     float *ct;  /* conv_transpose2x2 tile: CT_M * CT_N */
     /* attention (carved out of bp: attention never runs a GEMM through bp) */
     float *kp, *vp, *s, *m, *l;
@@ -262,6 +268,14 @@ static void gemm_rect(const samc_fast_kernels *kn, const gemm_desc *g, int m0, i
                                     g->a16 + (ptrdiff_t)(mc0 + i) * g->a_rs + (ptrdiff_t)(pc + k) * g->a_cs, g->a16_t);
                         ablk = ts->ap;
                         lda = kc;
+                    } else if (g->a_cs == 1 && kn->copy_a && g->a_rs > kc) {
+                        /* A tall tile reads more rows at once than L1 has ways when they
+                         * are 4 KB apart (K = 1024): copied to rows one line past kc. */
+                        for (int i = 0; i < mc; i++)
+                            memcpy(ts->ap + (size_t)i * GEMM_AP_LD, g->a + (ptrdiff_t)(mc0 + i) * g->a_rs + pc,
+                                   (size_t)kc * sizeof(float));
+                        ablk = ts->ap;
+                        lda = GEMM_AP_LD;
                     } else if (g->a_cs == 1) {
                         ablk = g->a + (ptrdiff_t)mc0 * g->a_rs + pc;
                         lda = g->a_rs;
@@ -295,8 +309,8 @@ static void gemm_rect(const samc_fast_kernels *kn, const gemm_desc *g, int m0, i
                             }
                         }
                         const float *bn = (last && g->bias_n) ? g->bias_n + nc0 + jp : NULL;
-                        for (int ir = 0; ir < mc; ir += SAMC_GEMM_MR) {
-                            int mr = imin(SAMC_GEMM_MR, mc - ir);
+                        for (int ir = 0; ir < mc; ir += kn->mr) {
+                            int mr = imin(kn->mr, mc - ir);
                             const float *bm = (last && g->bias_m) ? g->bias_m + mc0 + ir : NULL;
                             kn->gemm_ukernel(kc, ablk + (ptrdiff_t)ir * lda, lda, bpanel, SAMC_GEMM_NR,
                                              c + (ptrdiff_t)(mc0 - m0 + ir) * ldc + (nc0 - n0 + jp), ldc,
@@ -334,7 +348,8 @@ static void gemm_run(fast_state *st, const gemm_desc *g) {
     if (M <= 0 || N <= 0) return;
     double work = (double)M * N * (g->K > 0 ? g->K : 1);
     int T = st->n_threads == 1 || work < GEMM_SMALL ? 1 : 4 * st->n_threads;
-    int max_m = ceil_div(M, SAMC_GEMM_MR), max_n = ceil_div(N, SAMC_GEMM_NR);
+    int MR = st->k->mr;
+    int max_m = ceil_div(M, MR), max_n = ceil_div(N, SAMC_GEMM_NR);
     int goal = (double)max_m * max_n < T ? max_m * max_n : T;
     int tasks_m = 1, tasks_n = 1;
     double best = -1.0;
@@ -345,7 +360,7 @@ static void gemm_run(fast_state *st, const gemm_desc *g) {
         double cost = 2.0 * cm * N + (double)M * cn * ceil_div(nt, gemm_ncmax(g->K));
         if (best < 0 || cost < best) { best = cost; tasks_m = cm; tasks_n = cn; }
     }
-    int tm = round_up(ceil_div(M, tasks_m), SAMC_GEMM_MR);
+    int tm = round_up(ceil_div(M, tasks_m), MR);
     int tn = round_up(ceil_div(N, tasks_n), SAMC_GEMM_NR);
     gemm_job j = { st, g, tm, tn, ceil_div(N, tn) };
     samc_thread_pool_parallel_for(st->pool, ceil_div(M, tm) * j.tasks_n, gemm_task, &j);
@@ -497,10 +512,10 @@ static void att_rows(const samc_fast_kernels *kn, const samc_attention_args *a, 
             for (int jp = 0; jp < L; jp += SAMC_GEMM_NR) {
                 int nr = imin(SAMC_GEMM_NR, L - jp);
                 const float *kp = ts->kp + (size_t)(jp / SAMC_GEMM_NR) * hd * SAMC_GEMM_NR;
-                for (int ir = 0; ir < qb; ir += SAMC_GEMM_MR)
+                for (int ir = 0; ir < qb; ir += kn->mr)
                     kn->gemm_ukernel(hd, q + (i0 + ir) * a->q_st, a->q_st, kp, SAMC_GEMM_NR,
                                      ts->s + (size_t)ir * ATT_KVC + jp, ATT_KVC,
-                                     imin(SAMC_GEMM_MR, qb - ir), nr, 0, NULL, NULL);
+                                     imin(kn->mr, qb - ir), nr, 0, NULL, NULL);
             }
             for (int i = 0; i < qb; i++) {
                 float *s = ts->s + (size_t)i * ATT_KVC;
@@ -526,10 +541,10 @@ static void att_rows(const samc_fast_kernels *kn, const samc_attention_args *a, 
             for (int dp = 0; dp < hd; dp += SAMC_GEMM_NR) {
                 int nr = imin(SAMC_GEMM_NR, hd - dp);
                 const float *vp = ts->vp + (size_t)(dp / SAMC_GEMM_NR) * L * SAMC_GEMM_NR;
-                for (int ir = 0; ir < qb; ir += SAMC_GEMM_MR)
+                for (int ir = 0; ir < qb; ir += kn->mr)
                     kn->gemm_ukernel(L, ts->s + (size_t)ir * ATT_KVC, ATT_KVC, vp, SAMC_GEMM_NR,
                                      out + (i0 + ir) * a->o_st + dp, a->o_st,
-                                     imin(SAMC_GEMM_MR, qb - ir), nr, !first, NULL, NULL);
+                                     imin(kn->mr, qb - ir), nr, !first, NULL, NULL);
             }
         }
     }
@@ -669,7 +684,7 @@ static void attention_blocked(fast_state *st, const samc_attention_args *a, cons
     double work = (double)units * a->n_q * (a->n_kv > 0 ? a->n_kv : 1) * a->head_dim;
     int T = st->n_threads == 1 || work < GEMM_SMALL ? 1 : 4 * st->n_threads;
     if (units < T) j.q_splits = imin(ceil_div(T, units), ceil_div(a->n_q, ATT_QB));
-    j.rows = round_up(ceil_div(a->n_q, j.q_splits), SAMC_GEMM_MR);
+    j.rows = round_up(ceil_div(a->n_q, j.q_splits), st->k->mr);
     if (j.rows > ATT_RMAX) j.rows = ATT_RMAX;
     j.q_splits = ceil_div(a->n_q, j.rows);
     int n_items = units * j.q_splits;
@@ -1099,6 +1114,7 @@ static void layer_norm2d_span_scalar(const float *x, const float *w, const float
 
 static const samc_fast_kernels samc_fast_kernels_scalar = {
     .isa = "scalar",
+    .mr = SAMC_GEMM_MR,
     .gemm_ukernel = ukernel_scalar,
     .pack_rows = pack_rows_scalar,
     .pack_cols = pack_cols_scalar,
@@ -1113,11 +1129,55 @@ static const samc_fast_kernels samc_fast_kernels_scalar = {
 
 /* ---------------------------------------------------------------- instance */
 
-static const samc_fast_kernels *pick_kernels(void) {
+/* The tables this CPU can run. __builtin_cpu_supports reports AVX2 and AVX-512 only when
+ * the OS also saves their registers (libgcc checks XCR0 through xgetbv). */
+static int cpu_has_avx2(void) {
 #ifdef SAMC_FAST_HAVE_AVX2_BUILD
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &samc_fast_kernels_avx2;
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    return 0;
 #endif
+}
+
+static int cpu_has_avx512(void) {
+#ifdef SAMC_FAST_HAVE_AVX2_BUILD
+    __builtin_cpu_init();
+    return cpu_has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+#else
+    return 0;
+#endif
+}
+
+/* The named table when this CPU can run it, else NULL. */
+static const samc_fast_kernels *table_named(const char *isa) {
+    if (!isa) return NULL;
+    if (strcmp(isa, "scalar") == 0) return &samc_fast_kernels_scalar;
+#ifdef SAMC_FAST_HAVE_AVX2_BUILD
+    if ((strcmp(isa, "avx2") == 0 || strcmp(isa, samc_fast_kernels_avx2.isa) == 0) && cpu_has_avx2())
+        return &samc_fast_kernels_avx2;
+    if (strcmp(isa, samc_fast_kernels_avx512.isa) == 0 && cpu_has_avx512()) return &samc_fast_kernels_avx512;
+#endif
+    return NULL;
+}
+
+/* The best table this CPU runs (avx512, avx2+fma, scalar), unless SAMC_CPU_ISA names
+ * another one it can run (for benchmarks: SAMC_CPU_ISA=avx2 on an AVX-512 machine). */
+static const samc_fast_kernels *pick_kernels(void) {
+    const char *env = getenv("SAMC_CPU_ISA");
+    if (env && *env) {
+        const samc_fast_kernels *k = table_named(env);
+        if (k) return k;
+        static int warned;
+        if (!warned) {
+            warned = 1;
+            fprintf(stderr, "samc: SAMC_CPU_ISA=%s ignored (not a kernel table this CPU runs: avx512, avx2, scalar)\n",
+                    env);
+        }
+    }
+    if (cpu_has_avx512()) return &samc_fast_kernels_avx512;
+    if (cpu_has_avx2()) return &samc_fast_kernels_avx2;
     return &samc_fast_kernels_scalar;
 }
 
@@ -1172,7 +1232,7 @@ static samc_ops *create_with(int n_threads, const samc_fast_kernels *kn) {
     for (int i = 0; i < st->n_threads; i++) {
         thread_scratch *ts = &st->ts[i];
         ts->bp = alloc_floats((size_t)GEMM_BP);
-        ts->ap = alloc_floats((size_t)GEMM_MC * GEMM_KC);
+        ts->ap = alloc_floats((size_t)GEMM_MC * GEMM_AP_LD);
         ts->ct = alloc_floats((size_t)CT_M * CT_N);
         if (!ts->bp || !ts->ap || !ts->ct) { samc_ops_cpu_fast_destroy(&st->ops); return NULL; }
         ts->kp = ts->bp;
@@ -1187,10 +1247,6 @@ static samc_ops *create_with(int n_threads, const samc_fast_kernels *kn) {
 samc_ops *samc_ops_cpu_fast_create(int n_threads) { return create_with(n_threads, pick_kernels()); }
 
 samc_ops *samc_ops_cpu_fast_create_isa(int n_threads, const char *isa) {
-    if (!isa || strcmp(isa, "scalar") == 0) return create_with(n_threads, &samc_fast_kernels_scalar);
-#ifdef SAMC_FAST_HAVE_AVX2_BUILD
-    if (strcmp(isa, samc_fast_kernels_avx2.isa) == 0 && pick_kernels() == &samc_fast_kernels_avx2)
-        return create_with(n_threads, &samc_fast_kernels_avx2);
-#endif
-    return NULL;
+    const samc_fast_kernels *k = isa ? table_named(isa) : &samc_fast_kernels_scalar;
+    return k ? create_with(n_threads, k) : NULL;
 }

@@ -107,7 +107,7 @@ static void ukernel_avx2(int kc, const float *a, ptrdiff_t lda, const float *bp,
 /* ---------------------------------------------------------------- packing */
 
 /* B(k,n) = b[k*ldb + n] -> panels [nc/16][kc][16]. */
-static void pack_rows_avx2(const float *b, ptrdiff_t ldb, int kc, int nc, float *dst) {
+void samc_fast_pack_rows_avx2(const float *b, ptrdiff_t ldb, int kc, int nc, float *dst) {
     for (int p = 0; p < nc; p += SAMC_GEMM_NR) {
         int nr = nc - p < SAMC_GEMM_NR ? nc - p : SAMC_GEMM_NR;
         const float *src = b + p;
@@ -142,7 +142,7 @@ static inline void transpose8(__m256 *r) {
 }
 
 /* dst[c*ldd + r] = src[r*lds + c]: 8x8 register transposes, scalar edges. */
-static void transpose_avx2(const float *src, ptrdiff_t lds, int rows, int cols, float *dst, ptrdiff_t ldd) {
+void samc_fast_transpose_avx2(const float *src, ptrdiff_t lds, int rows, int cols, float *dst, ptrdiff_t ldd) {
     int r8 = rows & ~7, c8 = cols & ~7;
     for (int r = 0; r < r8; r += 8) {
         for (int c = 0; c < c8; c += 8) {
@@ -162,7 +162,7 @@ static void transpose_avx2(const float *src, ptrdiff_t lds, int rows, int cols, 
 
 /* B(k,n) = b[n*ldb + k] -> panels [nc/16][kc][16]: 8x8 register transposes, rows past
  * nc read as zero, a k tail through masked loads. */
-static void pack_cols_avx2(const float *b, ptrdiff_t ldb, int kc, int nc, float *dst) {
+void samc_fast_pack_cols_avx2(const float *b, ptrdiff_t ldb, int kc, int nc, float *dst) {
     for (int p = 0; p < nc; p += SAMC_GEMM_NR) {
         for (int half = 0; half < 2; half++) {
             int n0 = p + 8 * half;
@@ -261,7 +261,7 @@ static inline __m256 gelu256(__m256 x) {
     return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), x), _mm256_add_ps(_mm256_set1_ps(1.0f), e));
 }
 
-static void gelu_avx2(float *x, size_t n) {
+void samc_fast_gelu_avx2(float *x, size_t n) {
     size_t i = 0;
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, gelu256(_mm256_loadu_ps(x + i)));
     if (i < n) {
@@ -276,7 +276,7 @@ static void gelu_avx2(float *x, size_t n) {
  * s_j = Σ_d qᵀ[d]·k[j][d] (k broadcast), the softmax runs across keys as plain vector
  * ops, oᵀ[d] = Σ_j p_j·v[j][d], and oᵀ is transposed back to rows. Each query's result
  * depends only on its own lane. */
-static void att_small_kv_avx2(const float *q, ptrdiff_t q_st, const float *k, ptrdiff_t k_st,
+void samc_fast_att_small_kv_avx2(const float *q, ptrdiff_t q_st, const float *k, ptrdiff_t k_st,
                               const float *v, ptrdiff_t v_st, float *out, ptrdiff_t o_st,
                               int n_q, int n_kv, int hd, float scale) {
     __m256 qt[64], s[16];
@@ -361,7 +361,7 @@ static void att_small_kv_avx2(const float *q, ptrdiff_t q_st, const float *k, pt
 
 /* ---------------------------------------------------------------- softmax pieces */
 
-static float scale_max_avx2(float *s, int n, float scale) {
+float samc_fast_scale_max_avx2(float *s, int n, float scale) {
     __m256 sc = _mm256_set1_ps(scale), mx = _mm256_set1_ps(-INFINITY);
     int i = 0;
     for (; i + 8 <= n; i += 8) {
@@ -378,7 +378,7 @@ static float scale_max_avx2(float *s, int n, float scale) {
     return hmax(mx);
 }
 
-static float exp_sum_avx2(float *s, int n, float mval) {
+float samc_fast_exp_sum_avx2(float *s, int n, float mval) {
     __m256 mv = _mm256_set1_ps(mval), sum = _mm256_setzero_ps();
     int i = 0;
     for (; i + 8 <= n; i += 8) {
@@ -396,7 +396,7 @@ static float exp_sum_avx2(float *s, int n, float mval) {
     return hsum(sum);
 }
 
-static void scale_avx2(float *x, int n, float f) {
+void samc_fast_scale_avx2(float *x, int n, float f) {
     __m256 fv = _mm256_set1_ps(f);
     int i = 0;
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), fv));
@@ -410,7 +410,7 @@ static void scale_avx2(float *x, int n, float f) {
 
 /* nn.LayerNorm over each row: two passes (mean, then centred variance) as the
  * reference, vector partial sums reduced in a fixed order. */
-static void layer_norm_rows_avx2(const float *x, const float *w, const float *b, float *y,
+void samc_fast_layer_norm_rows_avx2(const float *x, const float *w, const float *b, float *y,
                                  int rows, int dim, float eps) {
     int full = dim & ~7, rem = dim - full;
     __m256i tm = tail_mask(rem);
@@ -483,7 +483,7 @@ static inline __attribute__((always_inline)) void ln2d_block(
 #undef LD
 }
 
-static void layer_norm2d_span_avx2(const float *x, const float *w, const float *b, float *y,
+void samc_fast_layer_norm2d_span_avx2(const float *x, const float *w, const float *b, float *y,
                                    int C, int HW, int p0, int p1, float eps) {
     for (int p = p0; p < p1; p += 16) {
         int np = p1 - p < 16 ? p1 - p : 16;
@@ -495,16 +495,17 @@ static void layer_norm2d_span_avx2(const float *x, const float *w, const float *
 
 const samc_fast_kernels samc_fast_kernels_avx2 = {
     .isa = "avx2+fma",
+    .mr = SAMC_GEMM_MR,
     .gemm_ukernel = ukernel_avx2,
-    .pack_rows = pack_rows_avx2,
-    .pack_cols = pack_cols_avx2,
-    .transpose = transpose_avx2,
-    .att_small_kv = att_small_kv_avx2,
-    .scale_max = scale_max_avx2,
-    .exp_sum = exp_sum_avx2,
-    .scale = scale_avx2,
-    .gelu = gelu_avx2,
-    .layer_norm_rows = layer_norm_rows_avx2,
-    .layer_norm2d_span = layer_norm2d_span_avx2,
+    .pack_rows = samc_fast_pack_rows_avx2,
+    .pack_cols = samc_fast_pack_cols_avx2,
+    .transpose = samc_fast_transpose_avx2,
+    .att_small_kv = samc_fast_att_small_kv_avx2,
+    .scale_max = samc_fast_scale_max_avx2,
+    .exp_sum = samc_fast_exp_sum_avx2,
+    .scale = samc_fast_scale_avx2,
+    .gelu = samc_fast_gelu_avx2,
+    .layer_norm_rows = samc_fast_layer_norm_rows_avx2,
+    .layer_norm2d_span = samc_fast_layer_norm2d_span_avx2,
 };
 #endif

@@ -1,5 +1,7 @@
 /* kernels/cpu_fast_kernels.h: the inner-kernel table each instruction set provides to
- * cpu_fast.c (drivers, threading, portable kernels); cpu_fast_avx2.c is the AVX2+FMA one.
+ * cpu_fast.c (drivers, threading, portable kernels); cpu_fast_avx2.c is the AVX2+FMA one,
+ * cpu_fast_avx512.c the AVX-512 one (its own GEMM micro-kernel, the AVX2 kernels for the
+ * rest).
  * Not part of the public interface.
  *
  * The drivers block the work and hand small pieces to a table of inner kernels; there
@@ -13,16 +15,26 @@
 #include "kernels/ops.h"
 #include <stddef.h>
 
-/* GEMM register block: the micro-kernel produces a 6 x 16 tile of C. */
+/* GEMM register block: the micro-kernel produces an mr x 16 tile of C, mr at most the
+ * table's own tile height (6 for the scalar and AVX2 tables, SAMC_GEMM_MR). The drivers
+ * read the height from the table; every table's panels are 16 wide. Each element of C
+ * is the same k-ordered chain of FMAs (then + C, + bias_n, + bias_m) in every table that
+ * has FMA, so the tile shape changes speed, never bits. */
 #define SAMC_GEMM_MR 6
 #define SAMC_GEMM_NR 16
 
 typedef struct {
     const char *isa;
+    /* Tile height of gemm_ukernel: the most rows one call takes. */
+    int mr;
+    /* Nonzero: the GEMM driver copies each block of A rows to a buffer with a short row
+     * stride before the micro-kernel reads it (a tall tile's rows K floats apart can
+     * exceed L1's ways); only where the copy is exact, so results do not change. */
+    int copy_a;
     /* C[mr x nr] = (accumulate ? C : 0) + A[mr x kc] · B[kc x nr] (+ bias_n[j]) (+ bias_m[i])
      * A row i at a + i*lda, contiguous in k. B row k is the 16 floats at bp + k*ldb
      * (a packed panel has ldb = 16; all 16 must be readable, those past nr are
-     * ignored). C row i at c + i*ldc. 1 <= mr <= 6, 1 <= nr <= 16; bias_n (per column,
+     * ignored). C row i at c + i*ldc. 1 <= mr <= the table's mr, 1 <= nr <= 16; bias_n (per column,
      * nr values) and bias_m (per row, mr values) may be NULL. */
     void (*gemm_ukernel)(int kc, const float *a, ptrdiff_t lda, const float *bp, ptrdiff_t ldb,
                          float *c, ptrdiff_t ldc, int mr, int nr, int accumulate,
@@ -58,10 +70,27 @@ typedef struct {
 #if defined(__x86_64__) || defined(__i386__)
 #define SAMC_FAST_HAVE_AVX2_BUILD 1
 extern const samc_fast_kernels samc_fast_kernels_avx2;
+extern const samc_fast_kernels samc_fast_kernels_avx512;
+/* The AVX2 kernels the AVX-512 table shares (one copy of each, bit-identical results). */
+void samc_fast_pack_rows_avx2(const float *b, ptrdiff_t ldb, int kc, int nc, float *dst);
+void samc_fast_pack_cols_avx2(const float *b, ptrdiff_t ldb, int kc, int nc, float *dst);
+void samc_fast_transpose_avx2(const float *src, ptrdiff_t lds, int rows, int cols, float *dst, ptrdiff_t ldd);
+void samc_fast_att_small_kv_avx2(const float *q, ptrdiff_t q_st, const float *k, ptrdiff_t k_st,
+                                 const float *v, ptrdiff_t v_st, float *out, ptrdiff_t o_st,
+                                 int n_q, int n_kv, int hd, float scale);
+float samc_fast_scale_max_avx2(float *s, int n, float scale);
+float samc_fast_exp_sum_avx2(float *s, int n, float m);
+void samc_fast_scale_avx2(float *x, int n, float f);
+void samc_fast_gelu_avx2(float *x, size_t n);
+void samc_fast_layer_norm_rows_avx2(const float *x, const float *w, const float *b, float *y,
+                                    int rows, int dim, float eps);
+void samc_fast_layer_norm2d_span_avx2(const float *x, const float *w, const float *b, float *y,
+                                      int C, int HW, int p0, int p1, float eps);
 #endif
 
-/* For tests and benchmarks: create with a named kernel table ("avx2+fma" or "scalar")
- * instead of the one the CPU dispatch would pick. NULL when that table cannot run here. */
+/* For tests and benchmarks: create with a named kernel table ("avx512", "avx2+fma" or
+ * "scalar"; "avx2" names the AVX2 one too) instead of the one the CPU dispatch would
+ * pick. NULL when that table cannot run here (the CPU lacks its instructions). */
 samc_ops *samc_ops_cpu_fast_create_isa(int n_threads, const char *isa);
 
 #endif

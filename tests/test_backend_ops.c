@@ -1,8 +1,10 @@
 /* tests/test_backend_ops.c: every op of kernels/ops.h on every available backend against
  * cpu_ref (the idea of ggml's test-backend-ops). Backends: cpu_fast with the kernels this
- * CPU dispatches to ("cpu_fast", e.g. avx2+fma), cpu_fast with its portable kernels
+ * CPU dispatches to ("cpu_fast", e.g. avx512 or avx2+fma), cpu_fast with the AVX2 table
+ * when the best is AVX-512 ("cpu_fast_avx2"), cpu_fast with its portable kernels
  * ("cpu_fast_scalar"), and "cuda": the GPU, or the CUDA simulator when SAMC_CUDA_LIB
- * names build/sim/libsamc_cuda_sim.so (make sim-test).
+ * names build/sim/libsamc_cuda_sim.so (make sim-test). On an AVX-512 CPU the isa_bits
+ * cases also check that the avx512 and avx2 tables agree bit for bit.
  *
  * Inputs are random from a fixed seed; outputs start as NaN, so an element an op never
  * writes fails. Large problems run whole on the backend and the reference on a sample of
@@ -91,7 +93,7 @@ typedef struct {
     int ran, skipped;          /* cases run / skipped on it */
 } backend;
 
-static backend g_be[3];
+static backend g_be[4];
 static int g_nbe;
 static const samc_ops *g_ref;
 static int g_passed, g_failed, g_skipped;
@@ -1819,6 +1821,104 @@ static void test_lowp_rounding(void) {
     compare(&host, got, ref, n, 0, 0, "lowp_rounding", "tests/test_lowp.h on known values");
 }
 
+/* ------------------------------------------------------------------ avx512 vs avx2 */
+
+/* The AVX-512 table's GEMM tile is 12 x 16 where AVX2's is 6 x 16, but every element is
+ * the same chain of FMAs, and the other kernels are AVX2's own: the two tables must
+ * agree bit for bit on every op. Compared here on the GEMM cases (odd edges included),
+ * the attention cases, the biased ones and SAM3's ViT shapes (rows cut to keep it quick:
+ * bits do not depend on M). On a CPU without AVX-512 one SKIP line. */
+static backend g_isa_pair = { "avx512_vs_avx2", NULL, NULL, 0, 0, 0, 0 };
+
+static void isa_gemm(samc_ops *x5, samc_ops *x2, const char *name, int is_matmul, int M, int N, int K, int bias) {
+    size_t yn = (size_t)M * N;
+    float *p = rand_buf((size_t)M * K, 1.0f), *q = rand_buf((size_t)N * K, 1.0f);
+    float *b = bias ? rand_buf((size_t)(is_matmul ? M : N), 1.0f) : NULL;
+    float *y5 = nan_host(yn), *y2 = nan_host(yn);
+    gemm_call(x5, is_matmul, p, q, b, y5, M, N, K);
+    gemm_call(x2, is_matmul, p, q, b, y2, M, N, K);
+    compare(&g_isa_pair, y5, y2, yn, 0, 0, is_matmul ? "matmul" : "linear", "%s M=%d N=%d K=%d%s", name, M, N, K,
+            bias ? " bias" : "");
+    free(p); free(q); free(b); free(y5); free(y2);
+}
+
+static void isa_attention(samc_ops *x5, samc_ops *x2, const att_case *c) {
+    int D = c->heads * c->hd;
+    size_t qn = c->layout == PACKED_QKV ? (size_t)c->batch * c->n_kv * 3 * D : (size_t)c->batch * c->n_q * D;
+    size_t kn = c->layout == PACKED_QKV ? 0 : (size_t)c->batch * c->n_kv * D, on = (size_t)c->batch * c->n_q * D;
+    float *q = rand_buf(qn, c->qscale), *k = rand_buf(kn, 1.0f), *v = rand_buf(kn, 1.0f);
+    float *o5 = nan_host(on), *o2 = nan_host(on);
+    samc_attention_args a;
+    att_views(c, &a, q, q, k, v, o5);
+    x5->attention(x5, &a);
+    a.out = o2;
+    x2->attention(x2, &a);
+    compare(&g_isa_pair, o5, o2, on, 0, 0, "attention", "%s B=%d H=%d nq=%d nkv=%d hd=%d", c->name, c->batch,
+            c->heads, c->n_q, c->n_kv, c->hd);
+    free(q); free(k); free(v); free(o5); free(o2);
+}
+
+static void isa_biased(samc_ops *x5, samc_ops *x2, const biased_case *c) {
+    int D = c->heads * c->hd;
+    size_t nq = (size_t)c->batch * c->n_q * D, nk = (size_t)c->batch * c->n_kv * D, nb;
+    samc_attention_bias bias;
+    float *q = rand_buf(nq, 1.0f), *k = rand_buf(nk, 1.0f), *v = rand_buf(nk, 1.0f);
+    float *o5 = nan_host(nq), *o2 = nan_host(nq), *bb = biased_bias(c, &bias, &nb);
+    bias.bias = bb;
+    samc_attention_args a = {
+        .batch = c->batch, .heads = c->heads, .n_q = c->n_q, .n_kv = c->n_kv, .head_dim = c->hd,
+        .scale = 1.0f / sqrtf((float)c->hd), .q = q, .q_sb = (ptrdiff_t)c->n_q * D, .q_sh = c->hd, .q_st = D,
+        .k = k, .k_sb = (ptrdiff_t)c->n_kv * D, .k_sh = c->hd, .k_st = D,
+        .v = v, .v_sb = (ptrdiff_t)c->n_kv * D, .v_sh = c->hd, .v_st = D,
+        .out = o5, .o_sb = (ptrdiff_t)c->n_q * D, .o_sh = c->hd, .o_st = D,
+    };
+    x5->attention_biased(x5, &a, &bias);
+    a.out = o2;
+    x2->attention_biased(x2, &a, &bias);
+    compare(&g_isa_pair, o5, o2, nq, 0, 0, "attention_biased", "%s B=%d H=%d nq=%d nkv=%d hd=%d", c->name,
+            c->batch, c->heads, c->n_q, c->n_kv, c->hd);
+    free(q); free(k); free(v); free(o5); free(o2); free(bb);
+}
+
+static void test_isa_bits(void) {
+    if (!in_list(g_opt.ops, "isa_bits") || (g_opt.backends && !in_list(g_opt.backends, "cpu_fast"))) return;
+    samc_ops *x5 = samc_ops_cpu_fast_create_isa(2, "avx512"), *x2 = samc_ops_cpu_fast_create_isa(2, "avx2+fma");
+    if (!x5 || !x2) {
+        printf("SKIP   isa_bits: avx512 vs avx2 not compared: this CPU lacks %s\n",
+               !x2 ? "AVX2/FMA" : "AVX-512 (avx512f, avx512bw, avx512dq, avx512vl)");
+        g_skipped++;
+        samc_ops_cpu_fast_destroy(x5);
+        samc_ops_cpu_fast_destroy(x2);
+        return;
+    }
+    int big = !quick();
+    for (size_t i = 0; i < sizeof linear_cases / sizeof linear_cases[0]; i++) {
+        const mnk *c = &linear_cases[i];
+        if (c->sz != SZ_BIG || big) isa_gemm(x5, x2, c->name, 0, c->M, c->N, c->K, c->bias);
+    }
+    for (size_t i = 0; i < sizeof matmul_cases / sizeof matmul_cases[0]; i++) {
+        const mnk *c = &matmul_cases[i];
+        if (c->sz != SZ_BIG || big) isa_gemm(x5, x2, c->name, 1, c->M, c->N, c->K, c->bias);
+    }
+    /* SAM3's ViT (dim 1024, MLP 4736) and its decoder, 577 of the 5184 token rows */
+    isa_gemm(x5, x2, "sam3 vit qkv", 0, 577, 3072, 1024, 1);
+    isa_gemm(x5, x2, "sam3 vit proj", 0, 577, 1024, 1024, 1);
+    isa_gemm(x5, x2, "sam3 vit mlp.0", 0, 577, 4736, 1024, 1);
+    isa_gemm(x5, x2, "sam3 vit mlp.1", 0, 577, 1024, 4736, 1);
+    isa_gemm(x5, x2, "sam3 decoder ffn", 0, 201, 2048, 256, 1);
+    isa_gemm(x5, x2, "sam3 neck 1x1", 1, 256, 5184, 1024, 1);
+    for (size_t i = 0; i < sizeof att_cases / sizeof att_cases[0]; i++)
+        if (att_cases[i].sz != SZ_BIG || big) isa_attention(x5, x2, &att_cases[i]);
+    static const att_case sam3_att[] = {
+        { "sam3 vit 24x24 window", SZ_SAM, 2, 16, 576, 576, 64, PACKED_QKV, 1.0f },
+        { "sam3 vit global (rows cut)", SZ_SAM, 1, 16, 301, 5184, 64, SEPARATE, 1.0f },
+    };
+    for (size_t i = 0; i < sizeof sam3_att / sizeof sam3_att[0]; i++) isa_attention(x5, x2, &sam3_att[i]);
+    for (size_t i = 0; i < sizeof biased_cases / sizeof biased_cases[0]; i++) isa_biased(x5, x2, &biased_cases[i]);
+    samc_ops_cpu_fast_destroy(x5);
+    samc_ops_cpu_fast_destroy(x2);
+}
+
 /* ------------------------------------------------------------------ setup and main */
 
 static void add_cpu_backends(void) {
@@ -1827,6 +1927,13 @@ static void add_cpu_backends(void) {
         backend *b = &g_be[g_nbe];
         *b = (backend){ "cpu_fast", isa, samc_ops_cpu_fast_create_isa(2, isa), 0, 0, 0, 0 };
         if (b->ops) g_nbe++;
+    }
+    /* the AVX2 table too when the CPU's best is AVX-512 */
+    if (strcmp(isa, "avx512") == 0 && in_list(g_opt.backends, "cpu_fast_avx2")) {
+        backend *b = &g_be[g_nbe];
+        *b = (backend){ "cpu_fast_avx2", "avx2+fma", samc_ops_cpu_fast_create_isa(2, "avx2+fma"), 0, 0, 0, 0 };
+        if (b->ops) g_nbe++;
+        else { printf("NOT OK cpu_fast_avx2: cannot create\n"); g_failed++; }
     }
     /* the portable kernels: "cpu_fast" itself when the CPU has nothing better */
     const char *name = strcmp(isa, "scalar") != 0 ? "cpu_fast_scalar" : "cpu_fast";
@@ -1858,7 +1965,7 @@ static void add_cuda_backend(void) {
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: test_backend_ops [--op a,b] [--backend cpu_fast,cpu_fast_scalar,cuda] [--shape SUBSTR]\n"
+    fprintf(stderr, "usage: test_backend_ops [--op a,b] [--backend cpu_fast,cpu_fast_avx2,cpu_fast_scalar,cuda] [--shape SUBSTR]\n"
                     "                        [--size odd,small,sam,big] [--perf] [--list]\n");
     exit(2);
 }
@@ -1899,6 +2006,7 @@ int main(int argc, char **argv) {
         test_memory(be);
         test_determinism(be);
     }
+    test_isa_bits();
     for (int i = 0; i < g_nbe; i++) test_error_reporting(&g_be[i]);
     char info[512];
     for (int i = 0; i < g_nbe; i++) {

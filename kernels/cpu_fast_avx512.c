@@ -1,0 +1,84 @@
+/* kernels/cpu_fast_avx512.c: the AVX-512 inner kernels of cpu_fast (see
+ * cpu_fast_kernels.h). Compiled with -mavx512f -mavx512bw -mavx512dq -mavx512vl -mfma
+ * (the Makefile rule for kernels/ files ending in _avx512.c) and only called after
+ * cpu_fast.c has checked that the CPU supports all of them.
+ *
+ * The gain is the GEMM micro-kernel: one zmm holds a whole 16-wide row of the tile, so
+ * the tile is AVX512_MR rows tall with one accumulator per row, and each k step is one
+ * B load, then per row one broadcast of A folded into the FMA. Every element of C is
+ * the same chain as in the AVX2 kernel (acc = 0; acc = fma(a[i][k], b[k][j], acc) for k
+ * in order; then + C when accumulating, + bias_n[j], + bias_m[i]), so results are
+ * bit-identical to the AVX2 table's. The other entries are the AVX2 kernels themselves:
+ * their exp/erf polynomials and reduction orders then stay exactly those of AVX2. */
+#include "kernels/cpu_fast_kernels.h"
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+
+/* 12 rows: 12 accumulators, GEMM_MC (144) and ATT_QB (48) are multiples of it. */
+#define AVX512_MR 12
+
+static inline __attribute__((always_inline)) void ukernel_rows(
+    const int MR, int kc, const float *a, ptrdiff_t lda, const float *bp, ptrdiff_t ldb, float *c,
+    ptrdiff_t ldc, int nr, int accumulate, const float *bias_n, const float *bias_m) {
+    __m512 acc[AVX512_MR];
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; i++) acc[i] = _mm512_setzero_ps();
+    /* The C tile is touched only after the k loop: start bringing it in now. */
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; i++) _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
+    /* Rows in threes off one pointer each (p, p + lda, p + 2·lda are all one addressing
+     * mode away), so the loop keeps 4 row pointers in registers rather than 12. */
+    const float *p0 = a, *p3 = a + 3 * lda, *p6 = a + 6 * lda, *p9 = a + 9 * lda;
+    const ptrdiff_t l1 = lda, l2 = 2 * lda;
+    for (int k = 0; k < kc; k++) {
+        __m512 b = _mm512_loadu_ps(bp);
+        bp += ldb;
+#pragma GCC unroll 16
+        for (int i = 0; i < MR; i++) {
+            const float *pg = i < 3 ? p0 : i < 6 ? p3 : i < 9 ? p6 : p9;
+            const float *ap = i % 3 == 0 ? pg : i % 3 == 1 ? pg + l1 : pg + l2;
+            acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(*ap), b, acc[i]);
+        }
+        p0++; p3++; p6++; p9++;
+    }
+    __mmask16 m = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);
+    __m512 bn = bias_n ? _mm512_maskz_loadu_ps(m, bias_n) : _mm512_setzero_ps();
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; i++) {
+        float *cr = c + i * ldc;
+        __m512 v = acc[i];
+        if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, cr));
+        if (bias_n) v = _mm512_add_ps(v, bn);
+        if (bias_m) v = _mm512_add_ps(v, _mm512_set1_ps(bias_m[i]));
+        _mm512_mask_storeu_ps(cr, m, v);
+    }
+}
+
+static void ukernel_avx512(int kc, const float *a, ptrdiff_t lda, const float *bp, ptrdiff_t ldb,
+                           float *c, ptrdiff_t ldc, int mr, int nr, int accumulate,
+                           const float *bias_n, const float *bias_m) {
+#define ROWS(n) case n: ukernel_rows(n, kc, a, lda, bp, ldb, c, ldc, nr, accumulate, bias_n, bias_m); break;
+    switch (mr) {
+    ROWS(12) ROWS(11) ROWS(10) ROWS(9) ROWS(8) ROWS(7) ROWS(6) ROWS(5) ROWS(4) ROWS(3) ROWS(2)
+    default: ukernel_rows(1, kc, a, lda, bp, ldb, c, ldc, nr, accumulate, bias_n, bias_m); break;
+    }
+#undef ROWS
+}
+
+const samc_fast_kernels samc_fast_kernels_avx512 = {
+    .isa = "avx512",
+    .mr = AVX512_MR,
+    .copy_a = 1,
+    .gemm_ukernel = ukernel_avx512,
+    .pack_rows = samc_fast_pack_rows_avx2,
+    .pack_cols = samc_fast_pack_cols_avx2,
+    .transpose = samc_fast_transpose_avx2,
+    .att_small_kv = samc_fast_att_small_kv_avx2,
+    .scale_max = samc_fast_scale_max_avx2,
+    .exp_sum = samc_fast_exp_sum_avx2,
+    .scale = samc_fast_scale_avx2,
+    .gelu = samc_fast_gelu_avx2,
+    .layer_norm_rows = samc_fast_layer_norm_rows_avx2,
+    .layer_norm2d_span = samc_fast_layer_norm2d_span_avx2,
+};
+#endif
