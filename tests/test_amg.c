@@ -497,8 +497,12 @@ static void run_backend_post(samc_backend be, int post_on, unsigned sets) {
         m = samc_model_load(wpath, &(samc_options){ .backend = be, .max_batch = 64 }, &err);
         unlink(wpath);
     }
-    if (!m && be == SAMC_BACKEND_CUDA && rgb) TEST_SKIP_GPU("no CUDA backend: %s", err.msg);
-    else CHECKF(m != NULL, "%s", err.msg);
+    if (!m && be == SAMC_BACKEND_CUDA && rgb) {
+        stbi_image_free(rgb); /* before the skip, which returns */
+        cJSON_Delete(man);
+        TEST_SKIP_GPU("no CUDA backend: %s", err.msg);
+    }
+    CHECKF(m != NULL, "%s", err.msg);
     int kept = 0;
     for (int which = 0; m && which < 4; which++) {
         if (!(sets >> which & 1u)) continue;

@@ -110,9 +110,8 @@ static void test_preprocess_device(void) {
     samc_model *mg = samc_model_load(model_path, &(samc_options){ .backend = SAMC_BACKEND_CUDA,
                                                                    .dump = capture_input, .dump_ctx = &gpu }, &err);
     if (!mg) {
+        samc_model_free(mc); /* before the skip, which returns */
         TEST_SKIP_GPU("no CUDA backend: %s", err.msg);
-        samc_model_free(mc);
-        return;
     }
     samc_image *ic = samc_image_new(mc, &err), *ig = samc_image_new(mg, &err);
     for (int i = 0; mc && ic && ig && i < N_SIZES; i++) {
