@@ -1,5 +1,6 @@
 """bench/bench_util.py: what the PyTorch benchmark scripts (pytorch_sam2_bench.py,
-pytorch_sam3_bench.py) share: thread limits set before torch loads, RSS, medians."""
+pytorch_sam3_bench.py) share: thread limits set before torch loads, RSS, medians, and
+safetensors data as float32 arrays."""
 import os
 
 
@@ -26,3 +27,15 @@ def median(v):
     s = sorted(v)
     n = len(s)
     return s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])
+
+
+def float32_array(np, raw, dtype):
+    """The float32 values of one safetensors tensor's bytes (F32, F16 or BF16, little-endian);
+    None for another dtype."""
+    if dtype == "F32":
+        return np.frombuffer(raw, dtype="<f4")
+    if dtype == "F16":
+        return np.frombuffer(raw, dtype="<f2").astype(np.float32)
+    if dtype == "BF16":
+        return (np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16).view(np.float32)
+    return None

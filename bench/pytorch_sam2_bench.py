@@ -43,7 +43,7 @@ import time
 import types
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_util import limit_threads, median, rss_mb  # noqa: E402  (bench/bench_util.py)
+from bench_util import float32_array, limit_threads, median, rss_mb  # noqa: E402  (bench/bench_util.py)
 
 CONFIG_YAML = {
     "tiny": "sam2.1_hiera_t.yaml",
@@ -195,13 +195,8 @@ def read_safetensors(path, torch, np):
             continue
         lo, hi = d["data_offsets"]
         raw = memoryview(blob)[base + lo:base + hi]
-        if d["dtype"] == "F32":
-            a = np.frombuffer(raw, dtype="<f4")
-        elif d["dtype"] == "F16":
-            a = np.frombuffer(raw, dtype="<f2").astype(np.float32)
-        elif d["dtype"] == "BF16":
-            a = (np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16).view(np.float32)
-        else:
+        a = float32_array(np, raw, d["dtype"])
+        if a is None:
             raise ValueError("%s: tensor %s: dtype %s not handled" % (path, name, d["dtype"]))
         out[name] = torch.from_numpy(a.reshape(d["shape"]).copy())
     return out

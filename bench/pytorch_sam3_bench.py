@@ -49,7 +49,7 @@ import time
 import types
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_util import limit_threads, median, rss_mb  # noqa: E402  (bench/bench_util.py)
+from bench_util import float32_array, limit_threads, median, rss_mb  # noqa: E402  (bench/bench_util.py)
 
 
 def parse_args():
@@ -219,13 +219,8 @@ def load_weights(model, path, torch, np):
                 raw = bytearray(hi - lo)  # writable, so that torch.from_numpy does not warn
                 if os.preadv(fd, [raw], base + lo) != hi - lo:
                     sys.exit("pytorch_sam3_bench: %s: tensor %s truncated" % (path, name))
-                if d["dtype"] == "F32":
-                    a = np.frombuffer(raw, dtype="<f4")
-                elif d["dtype"] == "F16":
-                    a = np.frombuffer(raw, dtype="<f2").astype(np.float32)
-                elif d["dtype"] == "BF16":
-                    a = (np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16).view(np.float32)
-                else:
+                a = float32_array(np, raw, d["dtype"])
+                if a is None:
                     sys.exit("pytorch_sam3_bench: %s: tensor %s: dtype %s not handled" % (path, name, d["dtype"]))
                 dst = sd[name]
                 if list(dst.shape) != list(d["shape"]):

@@ -497,15 +497,6 @@ const samc_fast_kernels samc_fast_kernels_avx2 = {
     .isa = "avx2+fma",
     .mr = SAMC_GEMM_MR,
     .gemm_ukernel = ukernel_avx2,
-    .pack_rows = samc_fast_pack_rows_avx2,
-    .pack_cols = samc_fast_pack_cols_avx2,
-    .transpose = samc_fast_transpose_avx2,
-    .att_small_kv = samc_fast_att_small_kv_avx2,
-    .scale_max = samc_fast_scale_max_avx2,
-    .exp_sum = samc_fast_exp_sum_avx2,
-    .scale = samc_fast_scale_avx2,
-    .gelu = samc_fast_gelu_avx2,
-    .layer_norm_rows = samc_fast_layer_norm_rows_avx2,
-    .layer_norm2d_span = samc_fast_layer_norm2d_span_avx2,
+    SAMC_FAST_AVX2_SHARED_ENTRIES,
 };
 #endif
