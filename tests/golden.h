@@ -20,19 +20,6 @@
 /* The config folder the groups are read from. */
 static char golden_root[512] __attribute__((unused));
 
-static inline char *golden_read_text(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) { free(s); s = NULL; }
-    if (s) s[n] = 0;
-    fclose(f);
-    return s;
-}
-
 typedef struct {
     char name[64];
     cJSON *manifest;
@@ -62,7 +49,7 @@ static inline golden_group *golden_group_get(const char *name) {
     snprintf(g->name, sizeof g->name, "%s", name);
     char path[700], err[SAMC_ERRMSG];
     snprintf(path, sizeof path, "%s/%s/manifest.json", golden_root, name);
-    char *txt = golden_read_text(path);
+    char *txt = test_read_text(path);
     g->manifest = txt ? cJSON_Parse(txt) : NULL;
     free(txt);
     snprintf(path, sizeof path, "%s/%s/tensors.safetensors", golden_root, name);

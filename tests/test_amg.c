@@ -19,25 +19,12 @@
 
 /* ---- golden helpers --------------------------------------------------------------- */
 
-static char *read_text(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) { free(s); s = NULL; }
-    if (s) s[n] = 0;
-    fclose(f);
-    return s;
-}
-
 /* <golden>/micro/<group>/manifest.json, or NULL when the golden data is absent. */
 static cJSON *load_manifest(const char *group, char *dir, size_t dir_size) {
     snprintf(dir, dir_size, "%s/micro/%s", test_golden_dir(), group);
     char path[1200];
     snprintf(path, sizeof path, "%s/manifest.json", dir);
-    char *txt = read_text(path);
+    char *txt = test_read_text(path);
     cJSON *j = txt ? cJSON_Parse(txt) : NULL;
     free(txt);
     return j;

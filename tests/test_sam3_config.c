@@ -20,7 +20,7 @@
 static cJSON *load_state_dict(const char *folder) {
     char path[512];
     snprintf(path, sizeof path, "%s/sam3/%s/state_dict.json", test_golden_dir(), folder);
-    char *text = golden_read_text(path);
+    char *text = test_read_text(path);
     CHECKF(text != NULL, "golden file %s is missing", path);
     cJSON *root = text ? cJSON_Parse(text) : NULL;
     free(text);

@@ -221,7 +221,7 @@ static void run_config(const char *config_dir, const char *weights, samc_backend
     snprintf(golden_root, sizeof golden_root, "%s/sam3/%s", test_golden_dir(), config_dir);
     char path[800];
     snprintf(path, sizeof path, "%s/index.json", golden_root);
-    char *txt = golden_read_text(path);
+    char *txt = test_read_text(path);
     cJSON *index = txt ? cJSON_Parse(txt) : NULL;
     free(txt);
     CHECKF(index != NULL, "golden index %s is missing", path);

@@ -42,18 +42,6 @@ static void verdict(const char *name) {
     test_failures_in_current = 0;
 }
 
-static char *read_text(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) { free(s); s = NULL; }
-    if (s) s[n] = '\0';
-    fclose(f);
-    return s;
-}
 
 /* Loads the vocabulary, the manifest and the tensors; 0 or -1 with the reason printed. */
 static int load_golden(void) {
@@ -63,7 +51,7 @@ static int load_golden(void) {
     tok = sam3_tokenizer_load_gz(vocab_path, &err);
     if (!tok) { fprintf(stderr, "  %s\n", err.msg); return -1; }
     snprintf(path, sizeof path, "%s/sam3/unit_tokenizer/manifest.json", test_golden_dir());
-    char *txt = read_text(path);
+    char *txt = test_read_text(path);
     manifest = txt ? cJSON_Parse(txt) : NULL;
     free(txt);
     if (!manifest) { fprintf(stderr, "  %s: missing or not JSON\n", path); return -1; }
