@@ -104,14 +104,15 @@ static inline int test_run_all(const char *prog, const test_case *cases, int n, 
 }
 #define TEST_MAIN(...) int main(int argc, char **argv) { static const test_case cases[] = { __VA_ARGS__ }; \
     return test_run_all(__FILE__, cases, (int)(sizeof cases / sizeof cases[0]), argc, argv); }
-/* The whole file at path as a NUL-terminated string (malloc'd), or NULL. */
+/* The whole file at path as a NUL-terminated string (malloc'd), or NULL. The cast keeps this
+ * header valid C++ too: the CUDA simulator compiles the tests as C++. */
 static inline char *test_read_text(const char *path) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
     fseek(f, 0, SEEK_END);
     long n = ftell(f);
     fseek(f, 0, SEEK_SET);
-    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    char *s = n >= 0 ? (char *)malloc((size_t)n + 1) : NULL;
     if (s && fread(s, 1, (size_t)n, f) != (size_t)n) { free(s); s = NULL; }
     if (s) s[n] = 0;
     fclose(f);
