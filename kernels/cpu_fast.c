@@ -294,14 +294,14 @@ static void gemm_rect(const samc_fast_kernels *kn, const gemm_desc *g, int m0, i
                     /* The A block computed next (next K block of these rows, else the
                      * next rows) is prefetched a slice per B panel, so that it arrives
                      * from memory while this block computes. */
-                    int np = ceil_div(nc, SAMC_GEMM_NR), nm0 = mc0, nmc = mc, npc = pc + kc, nkc = kcb;
+                    int np = ceil_div(nc, kn->nr), nm0 = mc0, nmc = mc, npc = pc + kc, nkc = kcb;
                     if (kb + 1 == kb1) { nm0 = mc0 + mc; nmc = imin(GEMM_MC, m1 - nm0); npc = kb0 * kcb; }
                     nkc = imin(nkc, K - npc);
-                    for (int jp = 0; jp < nc; jp += SAMC_GEMM_NR) {
-                        int nr = imin(SAMC_GEMM_NR, nc - jp);
+                    for (int jp = 0; jp < nc; jp += kn->nr) {
+                        int nr = imin(kn->nr, nc - jp);
                         const float *bpanel = bblk + (size_t)(jp / SAMC_GEMM_NR) * kc * SAMC_GEMM_NR;
                         if (g->a_cs == 1 && nmc > 0 && !g->a16) {
-                            int p = jp / SAMC_GEMM_NR, i0 = p * nmc / np, i1 = (p + 1) * nmc / np;
+                            int p = jp / kn->nr, i0 = p * nmc / np, i1 = (p + 1) * nmc / np;
                             for (int i = i0; i < i1; i++) {
                                 const char *row = (const char *)(g->a + (ptrdiff_t)(nm0 + i) * g->a_rs + npc);
                                 for (int off = 0; off < nkc * (int)sizeof(float); off += 64)
@@ -348,20 +348,20 @@ static void gemm_run(fast_state *st, const gemm_desc *g) {
     if (M <= 0 || N <= 0) return;
     double work = (double)M * N * (g->K > 0 ? g->K : 1);
     int T = st->n_threads == 1 || work < GEMM_SMALL ? 1 : 4 * st->n_threads;
-    int MR = st->k->mr;
-    int max_m = ceil_div(M, MR), max_n = ceil_div(N, SAMC_GEMM_NR);
+    int MR = st->k->mr, NR = st->k->nr;
+    int max_m = ceil_div(M, MR), max_n = ceil_div(N, NR);
     int goal = (double)max_m * max_n < T ? max_m * max_n : T;
     int tasks_m = 1, tasks_n = 1;
     double best = -1.0;
     for (int cm = 1; cm <= imin(T, max_m); cm++) {
         int cn = imin(max_n, ceil_div(T, cm));
         if (cm * cn < goal) continue;
-        int nt = round_up(ceil_div(N, cn), SAMC_GEMM_NR);
+        int nt = round_up(ceil_div(N, cn), NR);
         double cost = 2.0 * cm * N + (double)M * cn * ceil_div(nt, gemm_ncmax(g->K));
         if (best < 0 || cost < best) { best = cost; tasks_m = cm; tasks_n = cn; }
     }
     int tm = round_up(ceil_div(M, tasks_m), MR);
-    int tn = round_up(ceil_div(N, tasks_n), SAMC_GEMM_NR);
+    int tn = round_up(ceil_div(N, tasks_n), NR);
     gemm_job j = { st, g, tm, tn, ceil_div(N, tn) };
     samc_thread_pool_parallel_for(st->pool, ceil_div(M, tm) * j.tasks_n, gemm_task, &j);
 }
@@ -509,8 +509,8 @@ static void att_rows(const samc_fast_kernels *kn, const samc_attention_args *a, 
         kn->pack_rows(vb + j0 * a->v_st, a->v_st, L, hd, ts->vp);
         for (int i0 = r0; i0 < r1; i0 += ATT_QB) {
             int qb = imin(ATT_QB, r1 - i0);
-            for (int jp = 0; jp < L; jp += SAMC_GEMM_NR) {
-                int nr = imin(SAMC_GEMM_NR, L - jp);
+            for (int jp = 0; jp < L; jp += kn->nr) {
+                int nr = imin(kn->nr, L - jp);
                 const float *kp = ts->kp + (size_t)(jp / SAMC_GEMM_NR) * hd * SAMC_GEMM_NR;
                 for (int ir = 0; ir < qb; ir += kn->mr)
                     kn->gemm_ukernel(hd, q + (i0 + ir) * a->q_st, a->q_st, kp, SAMC_GEMM_NR,
@@ -538,8 +538,8 @@ static void att_rows(const samc_fast_kernels *kn, const samc_attention_args *a, 
                     if (corr != 1.0f) kn->scale(out + (i0 + i) * a->o_st, hd, corr);
                 }
             }
-            for (int dp = 0; dp < hd; dp += SAMC_GEMM_NR) {
-                int nr = imin(SAMC_GEMM_NR, hd - dp);
+            for (int dp = 0; dp < hd; dp += kn->nr) {
+                int nr = imin(kn->nr, hd - dp);
                 const float *vp = ts->vp + (size_t)(dp / SAMC_GEMM_NR) * L * SAMC_GEMM_NR;
                 for (int ir = 0; ir < qb; ir += kn->mr)
                     kn->gemm_ukernel(L, ts->s + (size_t)ir * ATT_KVC, ATT_KVC, vp, SAMC_GEMM_NR,
@@ -1115,6 +1115,7 @@ static void layer_norm2d_span_scalar(const float *x, const float *w, const float
 static const samc_fast_kernels samc_fast_kernels_scalar = {
     .isa = "scalar",
     .mr = SAMC_GEMM_MR,
+    .nr = SAMC_GEMM_NR,
     .gemm_ukernel = ukernel_scalar,
     .pack_rows = pack_rows_scalar,
     .pack_cols = pack_cols_scalar,

@@ -496,6 +496,7 @@ void samc_fast_layer_norm2d_span_avx2(const float *x, const float *w, const floa
 const samc_fast_kernels samc_fast_kernels_avx2 = {
     .isa = "avx2+fma",
     .mr = SAMC_GEMM_MR,
+    .nr = SAMC_GEMM_NR,
     .gemm_ukernel = ukernel_avx2,
     SAMC_FAST_AVX2_SHARED_ENTRIES,
 };

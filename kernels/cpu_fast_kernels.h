@@ -15,9 +15,10 @@
 #include "kernels/ops.h"
 #include <stddef.h>
 
-/* GEMM register block: the micro-kernel produces an mr x 16 tile of C, mr at most the
- * table's own tile height (6 for the scalar and AVX2 tables, SAMC_GEMM_MR). The drivers
- * read the height from the table; every table's panels are 16 wide. Each element of C
+/* GEMM register block: the micro-kernel produces an mr x nr tile of C, mr and nr at most
+ * the table's own tile height and width (6 x 16 for the scalar and AVX2 tables,
+ * SAMC_GEMM_MR x SAMC_GEMM_NR; 12 x 32 for AVX-512). The drivers read both from the
+ * table; every table's packed panels are 16 wide, a 32-wide tile reads two of them. Each element of C
  * is the same k-ordered chain of FMAs (then + C, + bias_n, + bias_m) in every table that
  * has FMA, so the tile shape changes speed, never bits. */
 #define SAMC_GEMM_MR 6
@@ -27,14 +28,18 @@ typedef struct {
     const char *isa;
     /* Tile height of gemm_ukernel: the most rows one call takes. */
     int mr;
+    /* Tile width: the most columns one call takes, SAMC_GEMM_NR (one panel) or
+     * 2·SAMC_GEMM_NR (two panels, the second kc rows after the first). */
+    int nr;
     /* Nonzero: the GEMM driver copies each block of A rows to a buffer with a short row
      * stride before the micro-kernel reads it (a tall tile's rows K floats apart can
      * exceed L1's ways); only where the copy is exact, so results do not change. */
     int copy_a;
     /* C[mr x nr] = (accumulate ? C : 0) + A[mr x kc] · B[kc x nr] (+ bias_n[j]) (+ bias_m[i])
-     * A row i at a + i*lda, contiguous in k. B row k is the 16 floats at bp + k*ldb
-     * (a packed panel has ldb = 16; all 16 must be readable, those past nr are
-     * ignored). C row i at c + i*ldc. 1 <= mr <= the table's mr, 1 <= nr <= 16; bias_n (per column,
+     * A row i at a + i*lda, contiguous in k. B row k of columns 0..15 is the 16 floats
+     * at bp + k*ldb (a packed panel has ldb = 16; all 16 must be readable, those past nr
+     * are ignored); columns 16..31 (nr > 16) are the next panel, at bp + (kc + k)*ldb.
+     * C row i at c + i*ldc. 1 <= mr <= the table's mr, 1 <= nr <= its nr; bias_n (per column,
      * nr values) and bias_m (per row, mr values) may be NULL. */
     void (*gemm_ukernel)(int kc, const float *a, ptrdiff_t lda, const float *bp, ptrdiff_t ldb,
                          float *c, ptrdiff_t ldc, int mr, int nr, int accumulate,
