@@ -18,19 +18,6 @@ static inline __m256i tail_mask(int n) {
     return _mm256_loadu_si256((const __m256i *)(m + 8 - n));
 }
 
-static inline float hsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-static inline float hmax(__m256 v) {
-    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_max_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 
 /* ---------------------------------------------------------------- GEMM micro-kernel */
 
@@ -194,74 +181,31 @@ void samc_fast_pack_cols_avx2(const float *b, ptrdiff_t ldb, int kc, int nc, flo
 
 /* ---------------------------------------------------------------- exp, erf */
 
-/* expf to about 1.5 ulp on [-87.3, 88]: e^x = 2^n · e^r, |r| <= ln2/2, with a degree-7
- * polynomial for e^r (1 + r + r²·p(r), p fitted by weighted least squares for this
- * project). Inputs below -87.3 return e^-87.3 (~1e-38) instead of a denormal or zero:
- * harmless for softmax weights and erf tails, the only users. */
-static inline __m256 exp256(__m256 x) {
-    x = _mm256_max_ps(x, _mm256_set1_ps(-87.3f));
-    x = _mm256_min_ps(x, _mm256_set1_ps(88.0f));
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.428606765330187e-06f), r);
-    __m256 p = _mm256_set1_ps(0.00019790043006651103f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.001394572900608182f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.00833350233733654f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.04166628047823906f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.1666666567325592f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
-    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r);
-    p = _mm256_add_ps(p, _mm256_set1_ps(1.0f));
-    __m256i e = _mm256_slli_epi32(_mm256_cvtps_epi32(n), 23);
-    return _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(p), e));
-}
+/* exp256, erf256, gelu256 (kernels/cpu_fast_vecmath.h, shared with the AVX-512 table). */
+#define VM_T __m256
+#define VM_M __m256
+#define VM_FN(name) name##256
+#define VM_SET1 _mm256_set1_ps
+#define VM_ADD _mm256_add_ps
+#define VM_MUL _mm256_mul_ps
+#define VM_DIV _mm256_div_ps
+#define VM_MAX _mm256_max_ps
+#define VM_MIN _mm256_min_ps
+#define VM_FMADD _mm256_fmadd_ps
+#define VM_FNMADD _mm256_fnmadd_ps
+#define VM_AND _mm256_and_ps
+#define VM_OR _mm256_or_ps
+#define VM_XOR _mm256_xor_ps
+#define VM_ANDNOT _mm256_andnot_ps
+#define VM_ROUND(x) _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define VM_LDEXP(p, n) \
+    _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(p), _mm256_slli_epi32(_mm256_cvtps_epi32(n), 23)))
+#define VM_LE(a, b) _mm256_cmp_ps(a, b, _CMP_LE_OQ)
+#define VM_GE(a, b) _mm256_cmp_ps(a, b, _CMP_GE_OQ)
+#define VM_SELECT(m, yes, no) _mm256_blendv_ps(no, yes, m)
+#include "kernels/cpu_fast_vecmath.h"
 
-/* erf to about 1.5e-7 absolute (fitted for this project by weighted least squares):
- *   |x| <= 1:     x · A(x²), A of degree 6
- *   1 < |x| < 4:  1 - e^(-x²) · B(u), u = (1/|x| - 0.625) / 0.375 in [-1, 1], B of degree 10
- *                 (erfc(x)·e^(x²) is smooth and slowly varying in 1/x)
- *   |x| >= 4:     ±1 (erf(4) rounds to 1 in float). */
-static inline __m256 erf256(__m256 x) {
-    const __m256 sign = _mm256_set1_ps(-0.0f), one = _mm256_set1_ps(1.0f);
-    __m256 ax = _mm256_andnot_ps(sign, x);
-    __m256 z = _mm256_mul_ps(ax, ax);
-    __m256 pa = _mm256_set1_ps(7.85492011345923e-05f);
-    pa = _mm256_fmadd_ps(pa, z, _mm256_set1_ps(-0.0008010495221242309f));
-    pa = _mm256_fmadd_ps(pa, z, _mm256_set1_ps(0.005188359878957272f));
-    pa = _mm256_fmadd_ps(pa, z, _mm256_set1_ps(-0.026853827759623528f));
-    pa = _mm256_fmadd_ps(pa, z, _mm256_set1_ps(0.1128358542919159f));
-    pa = _mm256_fmadd_ps(pa, z, _mm256_set1_ps(-0.3761262595653534f));
-    pa = _mm256_fmadd_ps(pa, z, _mm256_set1_ps(1.1283791065216064f));
-    __m256 ra = _mm256_mul_ps(ax, pa);
-
-    __m256 t = _mm256_div_ps(one, _mm256_max_ps(ax, one));
-    __m256 u = _mm256_fmadd_ps(t, _mm256_set1_ps(1.0f / 0.375f), _mm256_set1_ps(-0.625f / 0.375f));
-    __m256 pb = _mm256_set1_ps(-2.0213506104482803e-06f);
-    pb = _mm256_fmadd_ps(pb, u, _mm256_set1_ps(3.802164428634569e-06f));
-    pb = _mm256_fmadd_ps(pb, u, _mm256_set1_ps(2.2742447072232608e-06f));
-    pb = _mm256_fmadd_ps(pb, u, _mm256_set1_ps(-2.8045820727129467e-05f));
-    pb = _mm256_fmadd_ps(pb, u, _mm256_set1_ps(0.00011978763359365985f));
-    pb = _mm256_fmadd_ps(pb, u, _mm256_set1_ps(-0.00034813955426216125f));
-    pb = _mm256_fmadd_ps(pb, u, _mm256_set1_ps(0.0004615156794898212f));
-    pb = _mm256_fmadd_ps(pb, u, _mm256_set1_ps(0.002308027818799019f));
-    pb = _mm256_fmadd_ps(pb, u, _mm256_set1_ps(-0.024243032559752464f));
-    pb = _mm256_fmadd_ps(pb, u, _mm256_set1_ps(0.14335641264915466f));
-    pb = _mm256_fmadd_ps(pb, u, _mm256_set1_ps(0.3059529960155487f));
-    __m256 rb = _mm256_fnmadd_ps(exp256(_mm256_xor_ps(z, sign)), pb, one);
-
-    __m256 r = _mm256_blendv_ps(rb, ra, _mm256_cmp_ps(ax, one, _CMP_LE_OQ));
-    r = _mm256_blendv_ps(r, one, _mm256_cmp_ps(ax, _mm256_set1_ps(4.0f), _CMP_GE_OQ));
-    return _mm256_or_ps(r, _mm256_and_ps(x, sign));
-}
-
-/* 0.5·x·(1 + erf(x/√2)), the operation order of the reference. */
-static inline __m256 gelu256(__m256 x) {
-    __m256 e = erf256(_mm256_mul_ps(x, _mm256_set1_ps((float)M_SQRT1_2)));
-    return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), x), _mm256_add_ps(_mm256_set1_ps(1.0f), e));
-}
-
-void samc_fast_gelu_avx2(float *x, size_t n) {
+static void samc_fast_gelu_avx2(float *x, size_t n) {
     size_t i = 0;
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, gelu256(_mm256_loadu_ps(x + i)));
     if (i < n) {
@@ -361,7 +305,7 @@ void samc_fast_att_small_kv_avx2(const float *q, ptrdiff_t q_st, const float *k,
 
 /* ---------------------------------------------------------------- softmax pieces */
 
-float samc_fast_scale_max_avx2(float *s, int n, float scale) {
+static float samc_fast_scale_max_avx2(float *s, int n, float scale) {
     __m256 sc = _mm256_set1_ps(scale), mx = _mm256_set1_ps(-INFINITY);
     int i = 0;
     for (; i + 8 <= n; i += 8) {
@@ -378,7 +322,7 @@ float samc_fast_scale_max_avx2(float *s, int n, float scale) {
     return hmax(mx);
 }
 
-float samc_fast_exp_sum_avx2(float *s, int n, float mval) {
+static float samc_fast_exp_sum_avx2(float *s, int n, float mval) {
     __m256 mv = _mm256_set1_ps(mval), sum = _mm256_setzero_ps();
     int i = 0;
     for (; i + 8 <= n; i += 8) {
@@ -396,7 +340,7 @@ float samc_fast_exp_sum_avx2(float *s, int n, float mval) {
     return hsum(sum);
 }
 
-void samc_fast_scale_avx2(float *x, int n, float f) {
+static void samc_fast_scale_avx2(float *x, int n, float f) {
     __m256 fv = _mm256_set1_ps(f);
     int i = 0;
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), fv));
@@ -499,5 +443,7 @@ const samc_fast_kernels samc_fast_kernels_avx2 = {
     .nr = SAMC_GEMM_NR,
     .gemm_ukernel = ukernel_avx2,
     SAMC_FAST_AVX2_SHARED_ENTRIES,
+    .scale_max = samc_fast_scale_max_avx2, .exp_sum = samc_fast_exp_sum_avx2, .scale = samc_fast_scale_avx2,
+    .gelu = samc_fast_gelu_avx2,
 };
 #endif

@@ -10,8 +10,9 @@
  * 5184 x 1024 x 1024 on one core went from 130 to 152 GFLOP/s). Every element of C is
  * the same chain as in the AVX2 kernel (acc = 0; acc = fma(a[i][k], b[k][j], acc) for k
  * in order; then + C when accumulating, + bias_n[j], + bias_m[i]), so results are
- * bit-identical to the AVX2 table's. The other entries are the AVX2 kernels themselves:
- * their exp/erf polynomials and reduction orders then stay exactly those of AVX2. */
+ * bit-identical to the AVX2 table's. The softmax pieces and GELU run 16 lanes with the
+ * AVX2 kernels' exp/erf (one source, kernels/cpu_fast_vecmath.h) and reduction orders;
+ * the other entries are the AVX2 kernels themselves. */
 #include "kernels/cpu_fast_kernels.h"
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -92,6 +93,83 @@ static void ukernel_avx512(int kc, const float *a, ptrdiff_t lda, const float *b
 #undef ROWS
 }
 
+/* ---------------------------------------------------------------- exp, erf, softmax pieces */
+
+/* exp512, erf512, gelu512: the AVX2 table's functions lane for lane
+ * (kernels/cpu_fast_vecmath.h). */
+#define VM_T __m512
+#define VM_M __mmask16
+#define VM_FN(name) name##512
+#define VM_SET1 _mm512_set1_ps
+#define VM_ADD _mm512_add_ps
+#define VM_MUL _mm512_mul_ps
+#define VM_DIV _mm512_div_ps
+#define VM_MAX _mm512_max_ps
+#define VM_MIN _mm512_min_ps
+#define VM_FMADD _mm512_fmadd_ps
+#define VM_FNMADD _mm512_fnmadd_ps
+#define VM_AND _mm512_and_ps
+#define VM_OR _mm512_or_ps
+#define VM_XOR _mm512_xor_ps
+#define VM_ANDNOT _mm512_andnot_ps
+#define VM_ROUND(x) _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define VM_LDEXP(p, n) \
+    _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(p), _mm512_slli_epi32(_mm512_cvtps_epi32(n), 23)))
+#define VM_LE(a, b) _mm512_cmp_ps_mask(a, b, _CMP_LE_OQ)
+#define VM_GE(a, b) _mm512_cmp_ps_mask(a, b, _CMP_GE_OQ)
+#define VM_SELECT(m, yes, no) _mm512_mask_blend_ps(m, no, yes)
+#include "kernels/cpu_fast_vecmath.h"
+
+static inline __mmask16 lanes(int n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
+static inline __m256 lo8(__m512 v) { return _mm512_castps512_ps256(v); }
+static inline __m256 hi8(__m512 v) { return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)); }
+
+static void gelu_avx512(float *x, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, gelu512(_mm512_loadu_ps(x + i)));
+    if (i < n) {
+        __mmask16 m = lanes((int)(n - i));
+        _mm512_mask_storeu_ps(x + i, m, gelu512(_mm512_maskz_loadu_ps(m, x + i)));
+    }
+}
+
+/* The running max of the AVX2 kernel is per lane, and max is exact in any order, so 16
+ * lanes folded to 8 give the same value. */
+static float scale_max_avx512(float *s, int n, float scale) {
+    __m512 sc = _mm512_set1_ps(scale), mx = _mm512_set1_ps(-INFINITY);
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 m = lanes(n - i);
+        __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, s + i), sc);
+        _mm512_mask_storeu_ps(s + i, m, v);
+        mx = _mm512_mask_max_ps(mx, m, mx, v);
+    }
+    return hmax(_mm256_max_ps(lo8(mx), hi8(mx)));
+}
+
+/* The sum keeps the AVX2 kernel's single 8-lane accumulator and its order: each 16-wide
+ * exp adds its low 8 lanes, then its high 8 (lanes past n are zero, and adding +0 to
+ * the positive partial sums changes nothing). */
+static float exp_sum_avx512(float *s, int n, float mval) {
+    __m512 mv = _mm512_set1_ps(mval);
+    __m256 sum = _mm256_setzero_ps();
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 m = lanes(n - i);
+        __m512 e = _mm512_maskz_mov_ps(m, exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, s + i), mv)));
+        _mm512_mask_storeu_ps(s + i, m, e);
+        sum = _mm256_add_ps(sum, lo8(e));
+        if (n - i > 8) sum = _mm256_add_ps(sum, hi8(e));
+    }
+    return hsum(sum);
+}
+
+static void scale_avx512(float *x, int n, float f) {
+    __m512 fv = _mm512_set1_ps(f);
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 m = lanes(n - i);
+        _mm512_mask_storeu_ps(x + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), fv));
+    }
+}
+
 const samc_fast_kernels samc_fast_kernels_avx512 = {
     .isa = "avx512",
     .mr = AVX512_MR,
@@ -99,5 +177,6 @@ const samc_fast_kernels samc_fast_kernels_avx512 = {
     .copy_a = 1,
     .gemm_ukernel = ukernel_avx512,
     SAMC_FAST_AVX2_SHARED_ENTRIES,
+    .gelu = gelu_avx512, .scale_max = scale_max_avx512, .exp_sum = exp_sum_avx512, .scale = scale_avx512,
 };
 #endif

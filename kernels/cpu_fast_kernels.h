@@ -83,21 +83,16 @@ void samc_fast_transpose_avx2(const float *src, ptrdiff_t lds, int rows, int col
 void samc_fast_att_small_kv_avx2(const float *q, ptrdiff_t q_st, const float *k, ptrdiff_t k_st,
                                  const float *v, ptrdiff_t v_st, float *out, ptrdiff_t o_st,
                                  int n_q, int n_kv, int hd, float scale);
-float samc_fast_scale_max_avx2(float *s, int n, float scale);
-float samc_fast_exp_sum_avx2(float *s, int n, float m);
-void samc_fast_scale_avx2(float *x, int n, float f);
-void samc_fast_gelu_avx2(float *x, size_t n);
 void samc_fast_layer_norm_rows_avx2(const float *x, const float *w, const float *b, float *y,
                                     int rows, int dim, float eps);
 void samc_fast_layer_norm2d_span_avx2(const float *x, const float *w, const float *b, float *y,
                                       int C, int HW, int p0, int p1, float eps);
-/* Those shared entries, for both tables' initialisers. */
+/* Those shared entries, for both tables' initialisers (scale_max, exp_sum, scale and gelu
+ * are the AVX2 table's only: the AVX-512 table has its own, same bits). */
 #define SAMC_FAST_AVX2_SHARED_ENTRIES \
     .pack_rows = samc_fast_pack_rows_avx2, .pack_cols = samc_fast_pack_cols_avx2, \
     .transpose = samc_fast_transpose_avx2, .att_small_kv = samc_fast_att_small_kv_avx2, \
-    .scale_max = samc_fast_scale_max_avx2, .exp_sum = samc_fast_exp_sum_avx2, .scale = samc_fast_scale_avx2, \
-    .gelu = samc_fast_gelu_avx2, .layer_norm_rows = samc_fast_layer_norm_rows_avx2, \
-    .layer_norm2d_span = samc_fast_layer_norm2d_span_avx2
+    .layer_norm_rows = samc_fast_layer_norm_rows_avx2, .layer_norm2d_span = samc_fast_layer_norm2d_span_avx2
 #endif
 
 /* For tests and benchmarks: create with a named kernel table ("avx512", "avx2+fma" or

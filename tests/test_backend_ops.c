@@ -1823,9 +1823,10 @@ static void test_lowp_rounding(void) {
 
 /* ------------------------------------------------------------------ avx512 vs avx2 */
 
-/* The AVX-512 table's GEMM tile is 12 x 16 where AVX2's is 6 x 16, but every element is
- * the same chain of FMAs, and the other kernels are AVX2's own: the two tables must
- * agree bit for bit on every op. Compared here on the GEMM cases (odd edges included),
+/* The AVX-512 table's GEMM tile is 12 x 32 where AVX2's is 6 x 16, but every element is
+ * the same chain of FMAs; its softmax pieces and GELU run AVX2's polynomials and sum
+ * orders 16 lanes wide; the other kernels are AVX2's own: the two tables must agree bit
+ * for bit on every op. Compared here on the GEMM cases (odd edges included),
  * the attention cases, the biased ones and SAM3's ViT shapes (rows cut to keep it quick:
  * bits do not depend on M). On a CPU without AVX-512 one SKIP line. */
 static backend g_isa_pair = { "avx512_vs_avx2", NULL, NULL, 0, 0, 0, 0 };
@@ -1880,6 +1881,23 @@ static void isa_biased(samc_ops *x5, samc_ops *x2, const biased_case *c) {
     free(q); free(k); free(v); free(o5); free(o2); free(bb);
 }
 
+/* GELU: the AVX-512 table evaluates the AVX2 table's erf polynomial 16 lanes at a time;
+ * every length 1..40 (the masked tails) and a long run over a wide range. */
+static void isa_gelu(samc_ops *x5, samc_ops *x2) {
+    size_t n_long = 100003;
+    float *x = rand_buf(n_long, 7.0f), *y5 = malloc(n_long * sizeof(float)), *y2 = malloc(n_long * sizeof(float));
+    if (!y5 || !y2) { fprintf(stderr, "out of memory\n"); exit(2); }
+    for (size_t n = 1; n <= 41; n++) {
+        size_t len = n == 41 ? n_long : n;
+        memcpy(y5, x, len * sizeof(float));
+        memcpy(y2, x, len * sizeof(float));
+        x5->gelu(x5, y5, len);
+        x2->gelu(x2, y2, len);
+        compare(&g_isa_pair, y5, y2, len, 0, 0, "gelu", "n=%zu", len);
+    }
+    free(x); free(y5); free(y2);
+}
+
 static void test_isa_bits(void) {
     if (!in_list(g_opt.ops, "isa_bits") || (g_opt.backends && !in_list(g_opt.backends, "cpu_fast"))) return;
     samc_ops *x5 = samc_ops_cpu_fast_create_isa(2, "avx512"), *x2 = samc_ops_cpu_fast_create_isa(2, "avx2+fma");
@@ -1915,6 +1933,7 @@ static void test_isa_bits(void) {
     };
     for (size_t i = 0; i < sizeof sam3_att / sizeof sam3_att[0]; i++) isa_attention(x5, x2, &sam3_att[i]);
     for (size_t i = 0; i < sizeof biased_cases / sizeof biased_cases[0]; i++) isa_biased(x5, x2, &biased_cases[i]);
+    isa_gelu(x5, x2);
     samc_ops_cpu_fast_destroy(x5);
     samc_ops_cpu_fast_destroy(x2);
 }
