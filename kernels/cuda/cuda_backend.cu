@@ -15,17 +15,22 @@
  * failure is not recorded as the backend's error: the caller sees NULL and reports it,
  * and the device stays usable. */
 static void *alloc_cuda(const samc_ops *o, size_t bytes) {
-    (void)o;
     void *p = NULL;
     if (cudaMalloc(&p, bytes ? bytes : 1) != cudaSuccess) {
         (void)cudaGetLastError(); /* clear it so the next op's launch check does not see it */
+        return NULL;
+    }
+    if (cuda_blocks_add(cuda_ctx(o), p, bytes ? bytes : 1)) { /* lowp.cu: the block table */
+        cudaFree(p);
         return NULL;
     }
     return p;
 }
 
 static void free_cuda(const samc_ops *o, void *p) {
-    if (p) CUDA_CHECK(cuda_ctx(o), cudaFree(p));
+    if (!p) return;
+    cuda_blocks_remove(cuda_ctx(o), p);
+    CUDA_CHECK(cuda_ctx(o), cudaFree(p));
 }
 
 /* Both copies wait for the stream: the host buffer may be reused as soon as they return
@@ -33,14 +38,14 @@ static void free_cuda(const samc_ops *o, void *p) {
  * right away. Uploads happen at load and once per image, so the wait costs little. */
 static void upload_cuda(const samc_ops *o, void *dst, const void *host_src, size_t bytes) {
     samc_cuda_ctx *c = cuda_ctx(o);
-    if (!bytes) return;
+    if (!bytes || lowp_upload(c, dst, host_src, bytes)) return; /* bf16 / fp16: converted there */
     if (CUDA_CHECK(c, cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, c->stream))) return;
     CUDA_CHECK(c, cudaStreamSynchronize(c->stream));
 }
 
 static void download_cuda(const samc_ops *o, void *host_dst, const void *src, size_t bytes) {
     samc_cuda_ctx *c = cuda_ctx(o);
-    if (!bytes) return;
+    if (!bytes || lowp_download(c, host_dst, src, bytes)) return; /* bf16 / fp16: converted there */
     if (CUDA_CHECK(c, cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, c->stream))) return;
     CUDA_CHECK(c, cudaStreamSynchronize(c->stream));
 }
@@ -59,7 +64,8 @@ static void destroy_ctx(samc_cuda_ctx *c) {
     if (!c) return;
     if (c->stream) cudaStreamSynchronize(c->stream);
     pipeline_cuda_release(c);
-    gemm_cuda_release(c);
+    lowp_release(c);
+    attention_cuda_release(c);
     if (c->blas) cublasDestroy(c->blas);
     if (c->blas_workspace) cudaFree(c->blas_workspace);
     if (c->stream) cudaStreamDestroy(c->stream);
@@ -122,7 +128,8 @@ extern "C" samc_ops *samc_ops_cuda_create(int device, char *err) {
         CUBLAS_CHECK(c, cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH)) ||
         /* after SetStream, which resets the workspace to cuBLAS's own pool */
         CUDA_CHECK(c, cudaMalloc(&c->blas_workspace, ws_bytes)) ||
-        CUBLAS_CHECK(c, cublasSetWorkspace(c->blas, c->blas_workspace, ws_bytes)) || attention_cuda_prepare(c)) {
+        CUBLAS_CHECK(c, cublasSetWorkspace(c->blas, c->blas_workspace, ws_bytes)) || cuda_switches_read(c) ||
+        attention_cuda_prepare(c)) {
         snprintf(err, 512, "CUDA device %d (%.64s, sm_%d%d): %.400s", device, prop.name, prop.major, prop.minor,
                  c->err);
         (void)cudaGetLastError();
@@ -140,6 +147,7 @@ extern "C" samc_ops *samc_ops_cuda_create(int device, char *err) {
     o->download = download_cuda;
     o->sync = sync_cuda;
     o->linear = linear_cuda;
+    o->linear_act = linear_act_cuda;
     o->matmul = matmul_cuda;
     o->attention = attention_cuda;
     o->layer_norm = layer_norm_cuda;
@@ -159,6 +167,7 @@ extern "C" samc_ops *samc_ops_cuda_create(int device, char *err) {
     o->upsample_nearest2x_add = upsample_nearest2x_add_cuda;
     o->upsample_bilinear = upsample_bilinear_cuda;
     o->set_precision = set_precision_cuda;
+    o->activation_precision = activation_precision_cuda;
     sam3_ops_cuda_register(o);
     o->preprocess = preprocess_cuda;
     o->mask_stats = mask_stats_cuda;

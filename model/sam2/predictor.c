@@ -358,6 +358,10 @@ int sam2_decode_chunk(sam2_model *m, const sam2_image *img, int B, int N, const 
     sam2_prompt_encoder_points(m, m->h_coords, m->h_labels, B, N);
     for (int b = 0; masks && b < B; b++) memcpy(m->h_maskin + (size_t)b * n, masks[b], sizeof(float) * n);
     double host_ms = rt_now_ms() - t0;
+    /* reduced precision: the prompt encoder and mask decoder keep fp32 activations (their
+     * mask logits are small differences of large terms; mask post-processing reads them as
+     * fp32); the encoder's are 16-bit. Set before the uploads, which write in it. */
+    if (o->activation_precision) o->activation_precision(o, 0);
     rt_mark(&m->rt, RT_MARK_DEC_BEGIN);
     if (N) rt_upload_async(o, j.sparse, m->h_sparse, sizeof(float) * (size_t)B * N * C);
     if (masks) rt_upload_async(o, mask_in, m->h_maskin, sizeof(float) * (size_t)B * n);
