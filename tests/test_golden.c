@@ -398,7 +398,7 @@ static double masks_min_iou(const char *group, const samc_masks *out) {
 }
 
 /* The bound of the issue; SAMC_GOLDEN_LOWP_MIN_IOU lowers it for a variant known to
- * miss it (make sim-test runs SAMC_CUDA_DECODER=lowp so, to see it run clean). */
+ * miss it (make sim-test runs SAMC_CUDA_VARIANT_DECODER=lowp so, to see it run clean). */
 static double lowp_min_iou(void) {
     const char *e = getenv("SAMC_GOLDEN_LOWP_MIN_IOU");
     return e && *e ? atof(e) : 0.99;

@@ -392,7 +392,7 @@ void attention_cuda(const samc_ops *o, const samc_attention_args *a) {
     cuda_arg out = cuda_wr(c, a->out, cuda_span(a->batch, a->o_sb, a->heads, a->o_sh, a->n_q, a->o_st, a->head_dim),
                            "attention");
     if (!out.p) return;
-    /* 16-bit q, k, v: the tensor cores (attention_tc.cu) unless SAMC_CUDA_ATTN=fma */
+    /* 16-bit q, k, v: the tensor cores (attention_tc.cu) unless SAMC_CUDA_VARIANT_ATTN=fma */
     int tc = c->tracking && c->sw.attn == 0 && !q.f32 && !k.f32 && !v.f32 &&
              attention_tc_launch(c, a, q.p, k.p, v.p, out, c->sw.attn_bq128);
     if (!tc)

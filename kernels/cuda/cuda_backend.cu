@@ -120,16 +120,14 @@ extern "C" samc_ops *samc_ops_cuda_create(int device, char *err) {
     /* A blocking stream (not cudaStreamNonBlocking): work on the legacy default stream,
      * such as a caller's cudaEventRecord(ev, 0) around a few ops, is ordered with ours. */
     size_t ws_bytes = prop.major >= 9 ? (size_t)32 << 20 : (size_t)4 << 20;
-    char graphs[16];
-    if (pipeline_cuda_prepare(c) || cuda_variant(c, "GRAPHS", graphs, sizeof graphs) ||
+    if (pipeline_cuda_prepare(c) || cuda_variants_read(c) ||
         CUDA_CHECK(c, cudaStreamCreate(&c->stream)) || CUBLAS_CHECK(c, cublasCreate(&c->blas)) ||
         CUBLAS_CHECK(c, cublasSetStream(c->blas, c->stream)) ||
         /* fp32 throughout, as the CPU reference: no TF32 tensor-core path */
         CUBLAS_CHECK(c, cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH)) ||
         /* after SetStream, which resets the workspace to cuBLAS's own pool */
         CUDA_CHECK(c, cudaMalloc(&c->blas_workspace, ws_bytes)) ||
-        CUBLAS_CHECK(c, cublasSetWorkspace(c->blas, c->blas_workspace, ws_bytes)) || cuda_switches_read(c) ||
-        attention_cuda_prepare(c)) {
+        CUBLAS_CHECK(c, cublasSetWorkspace(c->blas, c->blas_workspace, ws_bytes)) || attention_cuda_prepare(c)) {
         snprintf(err, 512, "CUDA device %d (%.64s, sm_%d%d): %.400s", device, prop.name, prop.major, prop.minor,
                  c->err);
         (void)cudaGetLastError();
@@ -173,7 +171,6 @@ extern "C" samc_ops *samc_ops_cuda_create(int device, char *err) {
     o->mask_stats = mask_stats_cuda;
     o->mask_runs = mask_runs_cuda;
     pipeline_cuda_fill(o);
-    c->use_graphs = !strcmp(graphs, "on");
     return o;
 }
 

@@ -42,7 +42,7 @@ typedef struct {
     int f32;
 } cuda_arg;
 
-/* The kernel variants in force (switches.cu): each the index of its value. */
+/* The kernel variants in force (variants.cu, from variants.txt): each the index of its value. */
 typedef struct {
     int attn;         /* ATTN: 0 tc, 1 fma */
     int attn_bq128;   /* ATTN_BQ: 0 64, 1 128 */
@@ -74,7 +74,7 @@ typedef struct {
     int n_blocks, cap_blocks;
     cuda_range *rtmp;         /* lowp.cu's work list */
     size_t rtmp_cap;
-    cuda_switches sw;         /* kernel variants (switches.cu), read at create */
+    cuda_switches sw;         /* kernel variants (variants.cu), read at create */
     float *att_ws;            /* split-KV partial results (attention.cu), allocated at create */
     size_t att_ws_floats;
     int sync_each_op;         /* SAMC_CUDA_SYNC=1 */
@@ -117,6 +117,9 @@ static inline unsigned cuda_blocks_for(const samc_cuda_ctx *c, size_t n, int thr
 /* variants.cu: the value of switch `name` (kernels/cuda/variants.txt) for this device
  * into out; 0, or -1 (error recorded) for an unknown switch or a value not listed. */
 int cuda_variant(samc_cuda_ctx *c, const char *name, char *out, size_t n);
+/* variants.cu: every switch of the backend (GRAPHS, ATTN, ATTN_BQ, SPLITKV, DECODER) into
+ * c->use_graphs and c->sw, at create; 0 or -1 (error recorded). */
+int cuda_variants_read(samc_cuda_ctx *c);
 
 /* ---- ops (signatures of samc_ops; pointers are device pointers) ------------------- */
 /* pipeline.cu: pinned host memory, asynchronous copies, time marks, graphs, memory */
@@ -150,8 +153,6 @@ void attention_cuda_release(samc_cuda_ctx *c); /* at destroy */
 int attention_tc_prepare(samc_cuda_ctx *c);
 int attention_tc_launch(samc_cuda_ctx *c, const samc_attention_args *a, const void *q, const void *k, const void *v,
                         cuda_arg out, int warps8);
-/* switches.cu: the kernel variants, at create; 0 or -1 (error recorded) */
-int cuda_switches_read(samc_cuda_ctx *c);
 /* norm.cu */
 void layer_norm_cuda(const samc_ops *o, const float *x, const float *w, const float *b, float *y, int rows,
                      int dim, float eps);

@@ -324,7 +324,7 @@ int lowp_download(samc_cuda_ctx *c, void *host_dst, const void *src, size_t byte
 
 void activation_precision_cuda(const samc_ops *o, int reduced) {
     samc_cuda_ctx *c = cuda_ctx(o);
-    /* SAMC_CUDA_DECODER=lowp keeps 16-bit activations where the model asks for fp32 */
+    /* SAMC_CUDA_VARIANT_DECODER=lowp keeps 16-bit activations where the model asks for fp32 */
     c->phase = (reduced || c->sw.decoder_lowp) && c->precision != SAMC_OPS_FP32 ? CUDA_LP : CUDA_F32;
 }
 

@@ -55,7 +55,7 @@ run "op tests bf16 / fp16 (precision map, chunked)" $LOWP --op linear_bf16,linea
 run "op tests (132 SMs: split-KV)" env SAMC_CUDA_SIM_SMS=132 $OPS,cuda_bf16 --op attention --size odd,small
 # every value of every kernel switch but the defaults (kernels/cuda/variants.txt)
 for v in ATTN=fma ATTN_BQ=128 SPLITKV=off; do
-  run "op tests, SAMC_CUDA_$v" env SAMC_CUDA_SIM_SMS=132 "SAMC_CUDA_$v" $OPS,cuda_bf16,cuda_fp16 --op attention --size odd,small
+  run "op tests, SAMC_CUDA_VARIANT_$v" env SAMC_CUDA_SIM_SMS=132 "SAMC_CUDA_VARIANT_$v" $OPS,cuda_bf16,cuda_fp16 --op attention --size odd,small
 done
 run "op tests (odd, seed 2)" env SAMC_CUDA_SIM_SEED=2 $OPS,cuda_bf16 --size odd
 run "op tests (sm_75: no bf16)" env SAMC_CUDA_SIM_SM=75 $OPS,cuda_bf16,cuda_fp16 --size odd --op linear,linear_fp16,matmul_fp16
@@ -64,12 +64,12 @@ run "op tests (sm_75: no bf16)" env SAMC_CUDA_SIM_SM=75 $OPS,cuda_bf16,cuda_fp16
 run "op tests (30 KB shared memory)" env SAMC_CUDA_SIM_SMEM_OPTIN=30000 $OPS --op attention --shape "n_kv=65"
 run "micro golden (fp32, bf16, fp16)" env SAMC_GOLDEN_CONFIGS=micro "$BUILD/tests/test_golden"
 for v in ATTN=fma ATTN_BQ=128; do
-  run "micro golden bf16 / fp16, SAMC_CUDA_$v" env "SAMC_CUDA_$v" SAMC_GOLDEN_CONFIGS=micro "$BUILD/tests/test_golden" \
+  run "micro golden bf16 / fp16, SAMC_CUDA_VARIANT_$v" env "SAMC_CUDA_VARIANT_$v" SAMC_GOLDEN_CONFIGS=micro "$BUILD/tests/test_golden" \
     test_micro_cuda_bf16 test_micro_cuda_fp16
 done
 # a 16-bit decoder misses IoU 0.99 on micro's flat logits (bf16 0.984, kernels/cuda/NOTES.md):
 # it must still run clean, to a lower bound
-run "micro golden bf16 / fp16, SAMC_CUDA_DECODER=lowp (IoU >= 0.98)" env SAMC_CUDA_DECODER=lowp \
+run "micro golden bf16 / fp16, SAMC_CUDA_VARIANT_DECODER=lowp (IoU >= 0.98)" env SAMC_CUDA_VARIANT_DECODER=lowp \
   SAMC_GOLDEN_LOWP_MIN_IOU=0.98 SAMC_GOLDEN_CONFIGS=micro "$BUILD/tests/test_golden" test_micro_cuda_bf16 test_micro_cuda_fp16
 run "encode batch" "$BUILD/tests/test_encode_batch"
 # the image pipeline: preprocessing on the device = the host's bit for bit, graph replay =
