@@ -705,6 +705,67 @@ static void lowp_mixed_error(const backend *be, const char *op) {
     samc_ops_cuda_destroy(o);
 }
 
+/* Graphs and the precision map, on a fresh instance: an upload_async (page-locked host
+ * memory) in the 16-bit phase converts inside a capture without waiting (a wait would
+ * fail the capture), and a copy follows it. Then fp32 values are written over the copy's
+ * output outside the graph; launching the graph again must put the map back as the
+ * capture left it (the copy's output is 16-bit again), and the launch reads the host
+ * buffer as it is then. A plain upload while capturing fails, naming the op. */
+static void lowp_graph(const backend *be, const char *op) {
+    char err[512] = "";
+    samc_ops *o = samc_ops_cuda_create(0, err);
+    if (!o) { fail_case(be, op, err, "a fifth backend instance"); return; }
+    backend fp = *be;
+    fp.ops = o;
+    fp.prec = 0;
+    const size_t n = 1000;
+    float *x = rand_buf(n, 4.0f), *x2 = rand_buf(n, 3.0f), *r = malloc(n * sizeof(float)), *zero = zero_buf(n);
+    float *h = o->host_alloc ? o->host_alloc(o, n * sizeof(float)) : NULL, *blk = be_from(&fp, zero, 16);
+    float *d = be_nan(&fp, n), *e = be_nan(&fp, n);
+    if (!r) { fprintf(stderr, "out of memory\n"); exit(2); }
+    int ok = h && blk && d && e && o->set_precision(o, (samc_ops_precision)be->prec, blk, 16, err) == 0;
+    ok = ok && o->graph_begin(o, 0, err) == 0;
+    if (ok) {
+        memcpy(h, x, n * sizeof(float));
+        o->activation_precision(o, 1);
+        o->upload_async(o, d, h, n * sizeof(float));
+        o->copy(o, e, d, n);
+        ok = o->graph_end(o, 0, err) == 0;
+    }
+    if (ok) o->graph_launch(o, 0);
+    ok = ok && o->sync(o, err) == 0;
+    if (!ok) {
+        fail_case(be, op, err[0] ? err : "allocation failed", "graph with an upload_async in the 16-bit phase");
+    } else {
+        test_round_lowp_buf(r, x, n, be->prec);
+        float *y = be_to_host(&fp, e, n);
+        compare(&fp, y, r, n, 0, 0, op, "upload_async + copy captured in the 16-bit phase, launched");
+        free(y);
+        o->activation_precision(o, 0);
+        o->upload(o, e, zero, n * sizeof(float)); /* e holds fp32 now */
+        memcpy(h, x2, n * sizeof(float));
+        o->graph_launch(o, 0);
+        test_round_lowp_buf(r, x2, n, be->prec);
+        y = be_to_host(&fp, e, n);
+        compare(&fp, y, r, n, 0, 0, op, "launched again after an fp32 write: the map is the capture's");
+        free(y);
+        ok = o->graph_begin(o, 1, err) == 0;
+        if (ok) {
+            o->upload(o, d, x, n * sizeof(float));
+            o->graph_end(o, 1, err);
+        }
+        ok = ok && o->sync(o, err) == -1 && strstr(err, "upload") && strstr(err, "captured");
+        printf("       reported: %s\n", err);
+        float got = ok ? 1.0f : 0.0f, one = 1.0f;
+        compare(be, &got, &one, 1, 0, 0, op, "a plain upload while a graph is captured fails, naming it");
+    }
+    ((backend *)be)->ran += fp.ran;
+    be_free(&fp, blk); be_free(&fp, d); be_free(&fp, e);
+    if (h) o->host_free(o, h);
+    free(x); free(x2); free(r); free(zero);
+    samc_ops_cuda_destroy(o);
+}
+
 /* A fresh instance, a block with every selected case's weight (and the decoder tokens
  * case's activation), set_precision, the cases. */
 static void run_lowp(const backend *be) {
@@ -726,6 +787,7 @@ static void run_lowp(const backend *be) {
     if (want(be, op_lin, "precision map", SZ_ODD, 0)) lowp_conversions(be, op_lin, 1024);
     if (want(be, op_lin, "precision map chunked", SZ_SAM, 0)) lowp_conversions(be, op_lin, (size_t)9 << 20);
     if (want(be, op_lin, "precision map: mixed types", SZ_ODD, 0)) lowp_mixed_error(be, op_lin);
+    if (want(be, op_lin, "precision map: graphs", SZ_ODD, 0)) lowp_graph(be, op_lin);
     if (!nsel) return;
     samc_ops *o = samc_ops_cuda_create(0, err);
     if (!o) { fail_case(be, op_lin, err, "a second backend instance"); return; }
@@ -1971,7 +2033,7 @@ static void test_lowp_rounding(void) {
  * agree bit for bit on every op. Compared here on the GEMM cases (odd edges included),
  * the attention cases, the biased ones and SAM3's ViT shapes (rows cut to keep it quick:
  * bits do not depend on M). On a CPU without AVX-512 one SKIP line. */
-static backend g_isa_pair = { "avx512_vs_avx2", NULL, NULL, 0, 0, 0, 0 };
+static backend g_isa_pair = { "avx512_vs_avx2", NULL, NULL, 0, 0, 0, 0, 0 };
 
 static void isa_gemm(samc_ops *x5, samc_ops *x2, const char *name, int is_matmul, int M, int N, int K, int bias) {
     size_t yn = (size_t)M * N;

@@ -9,7 +9,8 @@
  * - graphs (CUDA): with the GRAPHS switch on, the first encode / predict of a shape
  *   captures a graph and later ones replay it; every output (features, low-res logits, IoU,
  *   object scores, full-size masks, and mask records) is bit-identical to the GRAPHS=off
- *   run and to the first call; graphs were captured only with the switch on.
+ *   run and to the first call; graphs were captured only with the switch on. The same
+ *   in bf16 (16-bit encoder, fp32 decoder: the precision map survives replays).
  * - timings: stage times are device times on CUDA (also when replayed), host times on the
  *   CPU, never missing (-1).
  * - memory (CUDA): device memory in use after 12 encodes and predicts is what it was after
@@ -219,10 +220,12 @@ static void check_timings(const char *what, const samc_timings *t, int device) {
 static void skip_no_gpu(const char *why) { TEST_SKIP_GPU("no CUDA backend: %s", why); }
 
 /* Two rounds on a fresh CUDA model with GRAPHS=graphs: into r[0] (captures) and r[1]. */
-static int cuda_rounds(const char *graphs, const uint8_t *rgb, int w, int h, round_out r[2], samc_model_info *info) {
+static int cuda_rounds_in(const char *graphs, samc_precision prec, const uint8_t *rgb, int w, int h, round_out r[2],
+                          samc_model_info *info) {
     samc_error err = { 0 };
     setenv("SAMC_CUDA_VARIANT_GRAPHS", graphs, 1);
-    samc_model *m = samc_model_load(model_path, &(samc_options){ .backend = SAMC_BACKEND_CUDA, .max_batch = 4 }, &err);
+    samc_model *m = samc_model_load(
+        model_path, &(samc_options){ .backend = SAMC_BACKEND_CUDA, .max_batch = 4, .precision = prec }, &err);
     unsetenv("SAMC_CUDA_VARIANT_GRAPHS");
     if (!m) {
         skip_no_gpu(err.msg);
@@ -234,6 +237,38 @@ static int cuda_rounds(const char *graphs, const uint8_t *rgb, int w, int h, rou
     samc_image_free(img);
     samc_model_free(m);
     return 0;
+}
+
+static int cuda_rounds(const char *graphs, const uint8_t *rgb, int w, int h, round_out r[2], samc_model_info *info) {
+    return cuda_rounds_in(graphs, SAMC_PRECISION_FP32, rgb, w, h, r, info);
+}
+
+/* bf16: the encoder's activations are 16-bit, the decoder's fp32, in the same arena. A
+ * replayed graph changes no host state, so the backend's precision map must come back as
+ * the capture left it (else the features written by a replayed encoder are read as the
+ * fp32 the decoder left there); the preprocessed input is fp32 however it was made, and
+ * the mask post-processing reads fp32 logits. Replayed = captured = ops one by one, bit
+ * for bit, as in fp32. */
+static void test_graphs_bf16(void) {
+    CHECK(micro_path() == 0);
+    const int w = 230, h = 210;
+    uint8_t *rgb = make_image(w, h, 98u);
+    round_out on[2] = { 0 }, off[2] = { 0 };
+    samc_model_info ion, ioff;
+    if (cuda_rounds_in("on", SAMC_PRECISION_BF16, rgb, w, h, on, &ion) == 0 &&
+        cuda_rounds_in("off", SAMC_PRECISION_BF16, rgb, w, h, off, &ioff) == 0) {
+        CHECKF(ion.graphs >= 4 && ioff.graphs == 0, "graphs captured: %d with GRAPHS=on, %d off", ion.graphs,
+               ioff.graphs);
+        check_same_round("bf16: replayed vs captured (GRAPHS=on)", &on[0], &on[1]);
+        check_same_round("bf16: graphs vs ops one by one", &on[0], &off[0]);
+        check_same_round("bf16: graphs replayed vs ops one by one", &on[1], &off[1]);
+        CHECKF(on[0].rec.candidates > 0, "bf16: no mask candidates (%lld)", (long long)on[0].rec.candidates);
+    }
+    for (int i = 0; i < 2; i++) {
+        round_free(&on[i]);
+        round_free(&off[i]);
+    }
+    free(rgb);
 }
 
 static void test_graphs(void) {
@@ -323,4 +358,4 @@ static void test_cleanup(void) {
 }
 
 TEST_MAIN(TEST_CASE(test_preprocess_twin), TEST_CASE(test_cpu_timings), TEST_CASE(test_preprocess_device),
-          TEST_CASE(test_graphs), TEST_CASE(test_memory_flat), TEST_CASE(test_cleanup))
+          TEST_CASE(test_graphs), TEST_CASE(test_graphs_bf16), TEST_CASE(test_memory_flat), TEST_CASE(test_cleanup))

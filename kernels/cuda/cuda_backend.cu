@@ -33,19 +33,31 @@ static void free_cuda(const samc_ops *o, void *p) {
     CUDA_CHECK(cuda_ctx(o), cudaFree(p));
 }
 
+/* A copy that waits cannot be part of a graph: the capture would fail at the wait, and a
+ * replay would read host memory the caller has reused. The model keeps these outside its
+ * graphs (upload_async from page-locked staging goes inside); saying so here names the
+ * call instead of a failed capture. */
+static int no_wait_in_capture(samc_cuda_ctx *c, const char *op) {
+    if (!c->capturing) return 0;
+    return cuda_fail(c, __FILE__, __LINE__, op, "waits for the stream while a graph is captured: use the "
+                     "_async copy from host_alloc memory");
+}
+
 /* Both copies wait for the stream: the host buffer may be reused as soon as they return
  * (cudaMemcpyAsync gives that for pageable memory only), and the model reads a download
  * right away. Uploads happen at load and once per image, so the wait costs little. */
 static void upload_cuda(const samc_ops *o, void *dst, const void *host_src, size_t bytes) {
     samc_cuda_ctx *c = cuda_ctx(o);
-    if (!bytes || lowp_upload(c, dst, host_src, bytes)) return; /* bf16 / fp16: converted there */
+    if (!bytes || no_wait_in_capture(c, "upload")) return;
+    if (lowp_upload(c, dst, host_src, bytes, 0)) return; /* bf16 / fp16: converted there */
     if (CUDA_CHECK(c, cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, c->stream))) return;
     CUDA_CHECK(c, cudaStreamSynchronize(c->stream));
 }
 
 static void download_cuda(const samc_ops *o, void *host_dst, const void *src, size_t bytes) {
     samc_cuda_ctx *c = cuda_ctx(o);
-    if (!bytes || lowp_download(c, host_dst, src, bytes)) return; /* bf16 / fp16: converted there */
+    if (!bytes || no_wait_in_capture(c, "download")) return;
+    if (lowp_download(c, host_dst, src, bytes, 0)) return; /* bf16 / fp16: converted there */
     if (CUDA_CHECK(c, cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, c->stream))) return;
     CUDA_CHECK(c, cudaStreamSynchronize(c->stream));
 }
@@ -120,6 +132,7 @@ extern "C" samc_ops *samc_ops_cuda_create(int device, char *err) {
     /* A blocking stream (not cudaStreamNonBlocking): work on the legacy default stream,
      * such as a caller's cudaEventRecord(ev, 0) around a few ops, is ordered with ours. */
     size_t ws_bytes = prop.major >= 9 ? (size_t)32 << 20 : (size_t)4 << 20;
+    for (int i = 0; i < SAMC_OPS_GRAPHS; i++) c->map_log[i] = cuda_map_log{ NULL, 0, 0, -1, -1, 0 };
     if (pipeline_cuda_prepare(c) || cuda_variants_read(c) ||
         CUDA_CHECK(c, cudaStreamCreate(&c->stream)) || CUBLAS_CHECK(c, cublasCreate(&c->blas)) ||
         CUBLAS_CHECK(c, cublasSetStream(c->blas, c->stream)) ||

@@ -42,6 +42,22 @@ typedef struct {
     int f32;
 } cuda_arg;
 
+/* One step of a graph's precision map (lowp.cu), recorded while it is captured: a read
+ * of elements [p, p + n) in type `type`, or a write of them in that type. Replaying the
+ * steps in order at each launch leaves the map as the captured run left it. */
+typedef struct {
+    const void *p;
+    size_t n;
+    int type, write;
+    const char *op;
+} cuda_map_step;
+typedef struct {
+    cuda_map_step *s;
+    int n, cap;
+    int phase, upload_phase; /* the activation precision at the capture's end (-1: none) */
+    unsigned long long gen;  /* the map's generation when this graph's steps last held */
+} cuda_map_log;
+
 /* The kernel variants in force (variants.cu, from variants.txt): each the index of its value. */
 typedef struct {
     int attn;         /* ATTN: 0 tc, 1 fma */
@@ -68,6 +84,7 @@ typedef struct {
     int tracking;             /* set_precision(bf16 | fp16) was called: blocks record types */
     samc_ops_precision lp_type; /* the 16-bit format of CUDA_LP ranges */
     int phase;                /* what ops write now: CUDA_LP or CUDA_F32 (activation_precision) */
+    int upload_phase;         /* what uploads write: the model's request, without the DECODER switch */
     void *scratch;            /* conversion scratch (downloads, GEMM operands, attention */
     size_t scratch_bytes;     /* partials): SAMC_CUDA_LOWP_SCRATCH_BYTES */
     cuda_block *blocks;       /* every live block of alloc, sorted by base */
@@ -82,6 +99,8 @@ typedef struct {
     cudaEvent_t marks[SAMC_OPS_MARKS];
     cudaGraphExec_t graphs[SAMC_OPS_GRAPHS];
     int capturing;            /* 1 + the slot being recorded, 0 when none */
+    cuda_map_log map_log[SAMC_OPS_GRAPHS]; /* each graph's precision-map steps (lowp.cu) */
+    unsigned long long map_gen; /* counts the map's writes: unchanged since a graph ran? */
     int use_graphs;           /* the graphs switch (variants: GRAPHS on / off) */
     size_t mem_at_start, mem_total;
     int failed;               /* an error was recorded; it stays (CUDA faults are sticky) */
@@ -143,9 +162,19 @@ void lowp_release(samc_cuda_ctx *c); /* at destroy: frees what set_precision and
 int cuda_blocks_add(samc_cuda_ctx *c, void *p, size_t bytes);
 void cuda_blocks_remove(samc_cuda_ctx *c, void *p);
 /* upload / download in the reduced modes: converting to / from the 16-bit values of an
- * activation block. 1 when done here (bf16 / fp16), 0 when the plain copy applies. */
-int lowp_upload(samc_cuda_ctx *c, void *dst, const void *host_src, size_t bytes);
-int lowp_download(samc_cuda_ctx *c, void *host_dst, const void *src, size_t bytes);
+ * activation block. 1 when done here (bf16 / fp16), 0 when the plain copy applies.
+ * `async`: the host memory is page-locked (host_alloc) and stays valid until the next
+ * sync, so nothing waits for the stream (upload_async / download_async, also inside a
+ * graph's capture); else the copy is done when it returns. */
+int lowp_upload(samc_cuda_ctx *c, void *dst, const void *host_src, size_t bytes, int async);
+int lowp_download(samc_cuda_ctx *c, void *host_dst, const void *src, size_t bytes, int async);
+/* Graphs and the precision map: the steps of slot's capture are recorded from begin to
+ * end; launch replays them (a read in another type than captured is an error naming the
+ * op: the graph would misread it); drop forgets them. */
+void lowp_graph_begin(samc_cuda_ctx *c, int slot);
+void lowp_graph_end(samc_cuda_ctx *c, int slot);
+int lowp_graph_launch(samc_cuda_ctx *c, int slot);
+void lowp_graph_drop(samc_cuda_ctx *c, int slot);
 /* attention.cu, attention_tc.cu */
 void attention_cuda(const samc_ops *o, const samc_attention_args *a);
 int attention_cuda_prepare(samc_cuda_ctx *c);  /* at create: kernel attributes, split-KV workspace */
@@ -264,6 +293,11 @@ cuda_arg cuda_rd(samc_cuda_ctx *c, const float *p, size_t n, const char *op);
 const void *cuda_rd16(samc_cuda_ctx *c, const float *p, size_t n, const char *op);
 cuda_arg cuda_wr(samc_cuda_ctx *c, float *p, size_t n, const char *op);
 cuda_arg cuda_wr_like(samc_cuda_ctx *c, float *p, size_t n, cuda_arg in, const char *op);
+/* An output the kernel writes as fp32 whatever the phase (preprocess, mask scratch). */
+cuda_arg cuda_wr_f32(samc_cuda_ctx *c, float *p, size_t n, const char *op);
+/* An input the kernel can only read as fp32 (mask post-processing): the pointer, or NULL
+ * with an error naming op when the map says it holds 16-bit values. */
+const float *cuda_rd_f32(samc_cuda_ctx *c, const float *p, size_t n, const char *op);
 /* 1 when p lies in the registered weight block (its fp32 values and a 16-bit copy). */
 int cuda_is_weight(const samc_cuda_ctx *c, const void *p);
 /* dst (n values of the 16-bit format) = src (fp32), and back; launched on the stream. */

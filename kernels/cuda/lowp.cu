@@ -89,6 +89,7 @@ int cuda_is_weight(const samc_cuda_ctx *c, const void *p) {
  * The list is rebuilt in `tmp` (grow-only, the backend's), sorted and merged. -1 when
  * host memory runs out. */
 static int ranges_set(samc_cuda_ctx *c, cuda_block *b, size_t s, size_t e, int t) {
+    c->map_gen++;
     size_t need = (size_t)b->nr * 5 + 2;
     if (need > c->rtmp_cap) {
         cuda_range *n = (cuda_range *)realloc(c->rtmp, sizeof *n * need);
@@ -186,6 +187,23 @@ static cuda_arg arg_at(const samc_cuda_ctx *c, int bi, size_t e0, int t) {
     return cuda_arg{ (void *)(base + (t == CUDA_LP ? 2 : 4) * e0), t != CUDA_LP };
 }
 
+/* While a graph is captured, each read and write of the map is also a step of its log
+ * (replayed at each launch: lowp_graph_launch). -1 (error recorded) when host memory
+ * runs out. */
+static int log_step(samc_cuda_ctx *c, const void *p, size_t n, int type, int write, const char *op) {
+    if (!c->capturing) return 0;
+    cuda_map_log *L = &c->map_log[c->capturing - 1];
+    if (L->n == L->cap) {
+        int cap = L->cap ? 2 * L->cap : 256;
+        cuda_map_step *ns = (cuda_map_step *)realloc(L->s, sizeof *ns * (size_t)cap);
+        if (!ns) return cuda_fail(c, __FILE__, __LINE__, op, "out of host memory for the graph's precision map");
+        L->s = ns;
+        L->cap = cap;
+    }
+    L->s[L->n++] = cuda_map_step{ p, n, type, write, op };
+    return 0;
+}
+
 cuda_arg cuda_rd(samc_cuda_ctx *c, const float *p, size_t n, const char *op) {
     if (!c->tracking || !p || cuda_is_weight(c, p)) return cuda_arg{ (void *)p, 1 };
     size_t e0;
@@ -206,6 +224,7 @@ cuda_arg cuda_rd(samc_cuda_ctx *c, const float *p, size_t n, const char *op) {
         view_fail(c, p, n, op, why);
         return cuda_arg{ NULL, 1 };
     }
+    if (log_step(c, p, n, t, 0, op)) return cuda_arg{ NULL, 1 };
     return arg_at(c, bi, e0, t);
 }
 
@@ -230,6 +249,7 @@ static cuda_arg write_as(samc_cuda_ctx *c, float *p, size_t n, int t, const char
         cuda_fail(c, __FILE__, __LINE__, op, "out of host memory for the precision map");
         return cuda_arg{ NULL, 1 };
     }
+    if (log_step(c, p, n, t, 1, op)) return cuda_arg{ NULL, 1 };
     return arg_at(c, bi, e0, t);
 }
 
@@ -239,6 +259,18 @@ cuda_arg cuda_wr(samc_cuda_ctx *c, float *p, size_t n, const char *op) {
 
 cuda_arg cuda_wr_like(samc_cuda_ctx *c, float *p, size_t n, cuda_arg in, const char *op) {
     return write_as(c, p, n, in.f32 ? CUDA_F32 : CUDA_LP, op);
+}
+
+cuda_arg cuda_wr_f32(samc_cuda_ctx *c, float *p, size_t n, const char *op) {
+    return write_as(c, p, n, CUDA_F32, op);
+}
+
+const float *cuda_rd_f32(samc_cuda_ctx *c, const float *p, size_t n, const char *op) {
+    cuda_arg a = cuda_rd(c, p, n, op);
+    if (!a.p || a.f32) return (const float *)a.p;
+    view_fail(c, p, n, op, "hold 16-bit values; this op reads fp32 only (the mask decoder's outputs are fp32 "
+              "unless SAMC_CUDA_VARIANT_DECODER=lowp)");
+    return NULL;
 }
 
 /* ---- conversion kernels ------------------------------------------------------------ */
@@ -269,38 +301,41 @@ void cuda_widen(samc_cuda_ctx *c, float *dst, const void *src, size_t n) {
 
 /* ---- upload / download ------------------------------------------------------------- */
 
-/* An upload writes the type of the phase, like an op: the host's fp32 values as they
- * are, or rounded to 16 bits through the scratch (the image in the encoder). A block
- * then holds one type in each phase, so no 16-bit write can land on live fp32 bytes (a
- * 16-bit write of elements [s, e) covers the fp32 elements [s/2, e/2)). A weight's
- * 16-bit copy follows its fp32 values. */
-int lowp_upload(samc_cuda_ctx *c, void *dst, const void *host_src, size_t bytes) {
+/* An upload writes the type the model asked for (activation_precision; the DECODER
+ * switch changes what ops write, not what is uploaded): the host's fp32 values as they
+ * are, or rounded to 16 bits through the scratch. A 16-bit write of elements [s, e)
+ * covers the fp32 elements [s/2, e/2): the map marks them. A weight's 16-bit copy follows
+ * its fp32 values. Every step is in stream order (the next chunk's copy into the scratch
+ * waits for this chunk's narrowing), so only a plain upload from pageable memory waits at
+ * the end; an asynchronous one never does, which a graph's capture needs (a
+ * synchronisation there fails the capture). */
+int lowp_upload(samc_cuda_ctx *c, void *dst, const void *host_src, size_t bytes, int async) {
     if (!c->tracking) return 0;
     size_t n = bytes / sizeof(float);
     if (cuda_is_weight(c, dst)) {
         if (CUDA_CHECK(c, cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, c->stream))) return 1;
         size_t off = ((uintptr_t)dst - (uintptr_t)c->w_base) / sizeof(float);
         if (c->w_lowp) cuda_narrow(c, (char *)c->w_lowp + 2 * off, (const float *)dst, n);
-        if (!CUDA_OP_DONE(c, "upload")) CUDA_CHECK(c, cudaStreamSynchronize(c->stream));
+        if (!CUDA_OP_DONE(c, "upload") && !async) CUDA_CHECK(c, cudaStreamSynchronize(c->stream));
         return 1;
     }
-    cuda_arg d = cuda_wr(c, (float *)dst, n, "upload");
+    cuda_arg d = write_as(c, (float *)dst, n, c->upload_phase, "upload");
     if (!d.p || d.f32) return !d.p; /* fp32: the plain copy */
     size_t cap = c->scratch_bytes / sizeof(float);
     for (size_t s = 0; s < n; s += cap) {
         size_t m = n - s < cap ? n - s : cap;
-        /* the copy waits for the previous chunk's narrowing (stream order) */
         if (CUDA_CHECK(c, cudaMemcpyAsync(c->scratch, (const float *)host_src + s, m * sizeof(float),
                                           cudaMemcpyHostToDevice, c->stream)))
             return 1;
         cuda_narrow(c, (char *)d.p + 2 * s, (const float *)c->scratch, m);
     }
-    if (!CUDA_OP_DONE(c, "upload")) CUDA_CHECK(c, cudaStreamSynchronize(c->stream));
+    if (!CUDA_OP_DONE(c, "upload") && !async) CUDA_CHECK(c, cudaStreamSynchronize(c->stream));
     return 1;
 }
 
-/* 16-bit values are widened through the scratch, a chunk at a time. */
-int lowp_download(samc_cuda_ctx *c, void *host_dst, const void *src, size_t bytes) {
+/* 16-bit values are widened through the scratch, a chunk at a time; the next chunk's
+ * widening waits for this chunk's copy in stream order. */
+int lowp_download(samc_cuda_ctx *c, void *host_dst, const void *src, size_t bytes, int async) {
     if (!c->tracking) return 0;
     size_t n = bytes / sizeof(float);
     cuda_arg a = cuda_rd(c, (const float *)src, n, "download");
@@ -310,14 +345,71 @@ int lowp_download(samc_cuda_ctx *c, void *host_dst, const void *src, size_t byte
     for (size_t s = 0; s < n; s += cap) {
         size_t m = n - s < cap ? n - s : cap;
         cuda_widen(c, (float *)c->scratch, (const char *)a.p + 2 * s, m);
-        /* the scratch is reused by the next chunk: wait for this one's copy */
         if (CUDA_CHECK(c, cudaMemcpyAsync((float *)host_dst + s, c->scratch, m * sizeof(float),
-                                          cudaMemcpyDeviceToHost, c->stream)) ||
-            CUDA_CHECK(c, cudaStreamSynchronize(c->stream)))
+                                          cudaMemcpyDeviceToHost, c->stream)))
             return 1;
     }
-    CUDA_OP_DONE(c, "download");
+    if (!CUDA_OP_DONE(c, "download") && !async) CUDA_CHECK(c, cudaStreamSynchronize(c->stream));
     return 1;
+}
+
+/* ---- graphs ------------------------------------------------------------------------ */
+
+/* A graph's kernels were captured with each tensor's type fixed (a 16-bit view or an fp32
+ * one); launching it changes no host state, so the map would keep what other work left
+ * there. Hence the log of the capture's reads and writes, replayed at each launch: the
+ * writes put the map where the captured run left it, and a read whose range now holds
+ * another type than when captured is an error (the graph would misread it). The
+ * activation precision comes back as the capture left it too. */
+void lowp_graph_begin(samc_cuda_ctx *c, int slot) {
+    c->map_log[slot].n = 0;
+    c->map_log[slot].gen = c->map_gen - 1;
+    c->map_log[slot].phase = -1;
+}
+
+void lowp_graph_end(samc_cuda_ctx *c, int slot) {
+    c->map_log[slot].gen = c->map_gen;
+    c->map_log[slot].phase = c->tracking ? c->phase : -1;
+    c->map_log[slot].upload_phase = c->tracking ? c->upload_phase : -1;
+}
+
+void lowp_graph_drop(samc_cuda_ctx *c, int slot) {
+    c->map_log[slot].n = 0;
+    c->map_log[slot].gen = c->map_gen - 1;
+    c->map_log[slot].phase = -1;
+}
+
+int lowp_graph_launch(samc_cuda_ctx *c, int slot) {
+    cuda_map_log *L = &c->map_log[slot];
+    /* nothing written since this graph's capture or last launch: the map is what the
+     * graph leaves (the model launches right after capturing) */
+    int stale = L->gen != c->map_gen;
+    for (int i = 0; stale && c->tracking && i < L->n; i++) {
+        const cuda_map_step *st = &L->s[i];
+        size_t e0;
+        int bi = act_block(c, (const float *)st->p, st->n, st->op, &e0);
+        if (bi < 0) return -1;
+        if (st->write) {
+            if (ranges_set(c, &c->blocks[bi], e0, e0 + st->n, st->type))
+                return cuda_fail(c, __FILE__, __LINE__, st->op, "out of host memory for the precision map");
+            continue;
+        }
+        int t = ranges_get(&c->blocks[bi], e0, e0 + st->n);
+        if (t != st->type) {
+            char why[200];
+            snprintf(why, sizeof why, "were read as %s when graph %d was captured, and hold %s now: the graph "
+                     "would misread them", st->type == CUDA_LP ? "16-bit" : "fp32", slot,
+                     t == CUDA_LP ? "16-bit values" : t == CUDA_F32 ? "fp32 values" : "mixed or destroyed values");
+            view_fail(c, st->p, st->n, st->op, why);
+            return -1;
+        }
+    }
+    L->gen = c->map_gen;
+    if (c->tracking && L->phase >= 0) {
+        c->phase = L->phase;
+        c->upload_phase = L->upload_phase;
+    }
+    return 0;
 }
 
 /* ---- set_precision / activation_precision ------------------------------------------ */
@@ -326,6 +418,7 @@ void activation_precision_cuda(const samc_ops *o, int reduced) {
     samc_cuda_ctx *c = cuda_ctx(o);
     /* SAMC_CUDA_VARIANT_DECODER=lowp keeps 16-bit activations where the model asks for fp32 */
     c->phase = (reduced || c->sw.decoder_lowp) && c->precision != SAMC_OPS_FP32 ? CUDA_LP : CUDA_F32;
+    c->upload_phase = reduced && c->precision != SAMC_OPS_FP32 ? CUDA_LP : CUDA_F32;
 }
 
 /* The weight copy and the scratch freed; fp32 again. The precision map stays: values
@@ -337,7 +430,7 @@ static void release_precision(samc_cuda_ctx *c) {
     c->w_base = NULL;
     c->w_n = 0;
     c->precision = SAMC_OPS_FP32;
-    c->phase = CUDA_F32;
+    c->phase = c->upload_phase = CUDA_F32;
 }
 
 void lowp_release(samc_cuda_ctx *c) {
@@ -348,6 +441,10 @@ void lowp_release(samc_cuda_ctx *c) {
     for (int i = 0; i < c->n_blocks; i++) free(c->blocks[i].r);
     free(c->blocks);
     free(c->rtmp);
+    for (int i = 0; i < SAMC_OPS_GRAPHS; i++) {
+        free(c->map_log[i].s);
+        c->map_log[i] = cuda_map_log{ NULL, 0, 0, -1, -1, 0 };
+    }
     c->blocks = NULL;
     c->rtmp = NULL;
     c->n_blocks = c->cap_blocks = 0;
@@ -402,6 +499,6 @@ int set_precision_cuda(const samc_ops *o, samc_ops_precision p, const float *wei
         return -1;
     }
     c->precision = p;
-    c->phase = CUDA_LP; /* until the model says otherwise */
+    c->phase = c->upload_phase = CUDA_LP; /* until the model says otherwise */
     return 0;
 }
