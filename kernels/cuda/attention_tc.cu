@@ -26,7 +26,9 @@
 #include <mma.h>
 #include <type_traits>
 
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 700 /* CUDA 11.8 has no nvcuda::wmma below sm_70 */
 using namespace nvcuda;
+#endif
 
 #define ATC_BK 64          /* keys per tile */
 #define ATC_SLACK 8.0f     /* how far a score may pass the reference max before rescaling */
@@ -121,6 +123,7 @@ __device__ __forceinline__ float atc_softmax(const float *srow, T *prow, int nk,
     return corr;
 }
 
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 700 /* CUDA 11.8 has no nvcuda::wmma below sm_70 */
 /* O (NF accumulator fragments) *= corr per row, through the warp's rows of os. */
 template <int NF>
 __device__ __forceinline__ void atc_rescale(wmma::fragment<wmma::accumulator, 16, 16, 16, float> (&o)[NF],
@@ -210,6 +213,7 @@ __device__ __forceinline__ void atc_body(const samc_attention_args &a, const atc
         __syncwarp(); /* the warp's reads of ow are done before the next pair reuses it */
     }
 }
+#endif
 
 /* The kernel: bf16 WMMA exists from sm_80, fp16 from sm_70; the code for older targets
  * (the sm_75 / sm_61 SASS of the build) is a trap the launcher never reaches (it checks
