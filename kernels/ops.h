@@ -216,7 +216,10 @@ struct samc_ops {
                          char *err);
     /* Reduced precision only (optional: NULL where there is none): whether the ops that
      * follow write 16-bit activations (reduced = 1, the state set_precision leaves) or
-     * fp32 ones (0). Every op reads either. The SAM2.1 model keeps its image encoder in 16
+     * fp32 ones (0; a backend switch may keep 16 bits there: CUDA's DECODER=lowp), or
+     * exactly fp32 whatever the switches (-1: the model's input data, whose uploads are
+     * pixels, taps and fp32 planes that must go up as they are). Uploads write the same
+     * type as ops. Every op reads either. The SAM2.1 model keeps its image encoder in 16
      * bits and its prompt encoder and mask decoder, whose mask logits are small
      * differences of large terms, in fp32 (kernels/cuda/NOTES.md, "16-bit activations"). */
     void (*activation_precision)(const samc_ops *o, int reduced);

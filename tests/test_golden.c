@@ -193,7 +193,7 @@ static samc_ops emu;
 
 static void emu_activation_precision(const samc_ops *o, int reduced) {
     (void)o;
-    emu_reduced = reduced;
+    emu_reduced = reduced > 0;
 }
 
 static int emu_rounds(const char *op) {

@@ -132,7 +132,7 @@ extern "C" samc_ops *samc_ops_cuda_create(int device, char *err) {
     /* A blocking stream (not cudaStreamNonBlocking): work on the legacy default stream,
      * such as a caller's cudaEventRecord(ev, 0) around a few ops, is ordered with ours. */
     size_t ws_bytes = prop.major >= 9 ? (size_t)32 << 20 : (size_t)4 << 20;
-    for (int i = 0; i < SAMC_OPS_GRAPHS; i++) c->map_log[i] = cuda_map_log{ NULL, 0, 0, -1, -1, 0 };
+    for (int i = 0; i < SAMC_OPS_GRAPHS; i++) c->map_log[i] = cuda_map_log{ NULL, 0, 0, -1, 0 };
     if (pipeline_cuda_prepare(c) || cuda_variants_read(c) ||
         CUDA_CHECK(c, cudaStreamCreate(&c->stream)) || CUBLAS_CHECK(c, cublasCreate(&c->blas)) ||
         CUBLAS_CHECK(c, cublasSetStream(c->blas, c->stream)) ||

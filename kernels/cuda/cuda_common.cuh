@@ -54,7 +54,7 @@ typedef struct {
 typedef struct {
     cuda_map_step *s;
     int n, cap;
-    int phase, upload_phase; /* the activation precision at the capture's end (-1: none) */
+    int phase;               /* the activation precision at the capture's end (-1: none) */
     unsigned long long gen;  /* the map's generation when this graph's steps last held */
 } cuda_map_log;
 
@@ -84,7 +84,6 @@ typedef struct {
     int tracking;             /* set_precision(bf16 | fp16) was called: blocks record types */
     samc_ops_precision lp_type; /* the 16-bit format of CUDA_LP ranges */
     int phase;                /* what ops write now: CUDA_LP or CUDA_F32 (activation_precision) */
-    int upload_phase;         /* what uploads write: the model's request, without the DECODER switch */
     void *scratch;            /* conversion scratch (downloads, GEMM operands, attention */
     size_t scratch_bytes;     /* partials): SAMC_CUDA_LOWP_SCRATCH_BYTES */
     cuda_block *blocks;       /* every live block of alloc, sorted by base */

@@ -301,9 +301,9 @@ void cuda_widen(samc_cuda_ctx *c, float *dst, const void *src, size_t n) {
 
 /* ---- upload / download ------------------------------------------------------------- */
 
-/* An upload writes the type the model asked for (activation_precision; the DECODER
- * switch changes what ops write, not what is uploaded): the host's fp32 values as they
- * are, or rounded to 16 bits through the scratch. A 16-bit write of elements [s, e)
+/* An upload writes the type of the phase, like an op (activation_precision; the model's
+ * input data goes up in an exactly-fp32 phase, so pixels and taps are never converted):
+ * the host's fp32 values as they are, or rounded to 16 bits through the scratch. A 16-bit write of elements [s, e)
  * covers the fp32 elements [s/2, e/2): the map marks them. A weight's 16-bit copy follows
  * its fp32 values. Every step is in stream order (the next chunk's copy into the scratch
  * waits for this chunk's narrowing), so only a plain upload from pageable memory waits at
@@ -319,7 +319,7 @@ int lowp_upload(samc_cuda_ctx *c, void *dst, const void *host_src, size_t bytes,
         if (!CUDA_OP_DONE(c, "upload") && !async) CUDA_CHECK(c, cudaStreamSynchronize(c->stream));
         return 1;
     }
-    cuda_arg d = write_as(c, (float *)dst, n, c->upload_phase, "upload");
+    cuda_arg d = write_as(c, (float *)dst, n, c->phase, "upload");
     if (!d.p || d.f32) return !d.p; /* fp32: the plain copy */
     size_t cap = c->scratch_bytes / sizeof(float);
     for (size_t s = 0; s < n; s += cap) {
@@ -370,7 +370,6 @@ void lowp_graph_begin(samc_cuda_ctx *c, int slot) {
 void lowp_graph_end(samc_cuda_ctx *c, int slot) {
     c->map_log[slot].gen = c->map_gen;
     c->map_log[slot].phase = c->tracking ? c->phase : -1;
-    c->map_log[slot].upload_phase = c->tracking ? c->upload_phase : -1;
 }
 
 void lowp_graph_drop(samc_cuda_ctx *c, int slot) {
@@ -407,7 +406,6 @@ int lowp_graph_launch(samc_cuda_ctx *c, int slot) {
     L->gen = c->map_gen;
     if (c->tracking && L->phase >= 0) {
         c->phase = L->phase;
-        c->upload_phase = L->upload_phase;
     }
     return 0;
 }
@@ -417,8 +415,8 @@ int lowp_graph_launch(samc_cuda_ctx *c, int slot) {
 void activation_precision_cuda(const samc_ops *o, int reduced) {
     samc_cuda_ctx *c = cuda_ctx(o);
     /* SAMC_CUDA_VARIANT_DECODER=lowp keeps 16-bit activations where the model asks for fp32 */
-    c->phase = (reduced || c->sw.decoder_lowp) && c->precision != SAMC_OPS_FP32 ? CUDA_LP : CUDA_F32;
-    c->upload_phase = reduced && c->precision != SAMC_OPS_FP32 ? CUDA_LP : CUDA_F32;
+    int lp = reduced > 0 || (reduced == 0 && c->sw.decoder_lowp);
+    c->phase = lp && c->precision != SAMC_OPS_FP32 ? CUDA_LP : CUDA_F32;
 }
 
 /* The weight copy and the scratch freed; fp32 again. The precision map stays: values
@@ -430,7 +428,7 @@ static void release_precision(samc_cuda_ctx *c) {
     c->w_base = NULL;
     c->w_n = 0;
     c->precision = SAMC_OPS_FP32;
-    c->phase = c->upload_phase = CUDA_F32;
+    c->phase = CUDA_F32;
 }
 
 void lowp_release(samc_cuda_ctx *c) {
@@ -443,7 +441,7 @@ void lowp_release(samc_cuda_ctx *c) {
     free(c->rtmp);
     for (int i = 0; i < SAMC_OPS_GRAPHS; i++) {
         free(c->map_log[i].s);
-        c->map_log[i] = cuda_map_log{ NULL, 0, 0, -1, -1, 0 };
+        c->map_log[i] = cuda_map_log{ NULL, 0, 0, -1, 0 };
     }
     c->blocks = NULL;
     c->rtmp = NULL;
@@ -499,6 +497,6 @@ int set_precision_cuda(const samc_ops *o, samc_ops_precision p, const float *wei
         return -1;
     }
     c->precision = p;
-    c->phase = c->upload_phase = CUDA_LP; /* until the model says otherwise */
+    c->phase = CUDA_LP; /* until the model says otherwise */
     return 0;
 }

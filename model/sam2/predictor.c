@@ -155,10 +155,11 @@ static int encode_chunk(sam2_model *m, sam2_image *const *imgs, const uint8_t *c
     rt_dump_host(&m->rt, "dense_pe", m->dense_pe_host, 4, I64(1), I64(m->C), I64(S / 16), I64(S / 16));
     stage_slot slot[SAMC_MAX_ENCODE_BATCH];
     size_t used = m->h_stage && m->rt.ops->preprocess ? stage_layout(m, w, h, B, slot) : 0;
-    /* reduced precision: the input goes up (pixels, or the host's preprocessed planes) and
-     * comes out of preprocess in fp32 whatever the last call left; the encoder's first op
-     * reads it so, in a graph too */
-    if (m->rt.ops->activation_precision) m->rt.ops->activation_precision(m->rt.ops, 0);
+    /* reduced precision: the input goes up (uint8 pixels and taps, or the host's
+     * preprocessed planes) exactly as it is and comes out of preprocess in fp32, whatever
+     * the last call or a backend switch left; the encoder's first op reads it so, in a
+     * graph too */
+    if (m->rt.ops->activation_precision) m->rt.ops->activation_precision(m->rt.ops, -1);
     for (int b = 0; b < B; b++) {
         rt_log(&m->rt, "encode: %dx%d image -> %dx%d input (%s)", w[b], h[b], S, S, used ? "device" : "host");
         imgs[b]->w = 0;
