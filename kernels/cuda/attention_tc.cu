@@ -226,6 +226,7 @@ attention_tc_kernel(const samc_attention_args a, const atc_views<T> p, int vec) 
     extern __shared__ float4 atc_smem4[];
     unsigned char *atc_smem = (unsigned char *)atc_smem4;
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 700
+    (void)atc_smem;
     __trap();
 #elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
     if constexpr (std::is_same<T, __nv_bfloat16>::value) __trap();
