@@ -20,6 +20,15 @@ static void linear_ref(const samc_ops *o, const float *x, const float *w, const 
         }
 }
 
+void samc_linear_act_unfused(const samc_ops *o, const float *x, const float *w, const float *b, float *y, int M,
+                             int N, int K, samc_act act, const float *r) {
+    size_t n = (size_t)M * N;
+    o->linear(o, x, w, b, y, M, N, K);
+    if (act == SAMC_ACT_RELU) o->relu(o, y, n);
+    else if (act == SAMC_ACT_GELU) o->gelu(o, y, n);
+    if (r) o->add(o, y, r, y, n, n);
+}
+
 /* c[M,N] = a[M,K] · b[K,N] + bias[M] */
 static void matmul_ref(const samc_ops *o, const float *a, const float *b, const float *bias,
                        float *c, int M, int N, int K) {
@@ -371,6 +380,7 @@ static const samc_ops cpu_ref_ops = {
     .name = "cpu_ref",
     .host_memory = 1,
     .linear = linear_ref,
+    .linear_act = samc_linear_act_unfused,
     .matmul = matmul_ref,
     .attention = attention_ref,
     .layer_norm = layer_norm_ref,
@@ -404,7 +414,7 @@ const samc_ops *samc_ops_cpu_ref(void) { return &cpu_ref_ops; }
 
 void samc_ops_fill_from_ref(samc_ops *o) {
 #define FILL(f) if (!o->f) o->f = cpu_ref_ops.f
-    FILL(linear); FILL(matmul); FILL(attention); FILL(layer_norm); FILL(layer_norm2d); FILL(gelu);
+    FILL(linear); FILL(linear_act); FILL(matmul); FILL(attention); FILL(layer_norm); FILL(layer_norm2d); FILL(gelu);
     FILL(conv2d); FILL(conv_transpose2x2); FILL(copy); FILL(add); FILL(add_channel); FILL(relu);
     FILL(sigmoid); FILL(transpose); FILL(window_partition); FILL(window_unpartition_add);
     FILL(maxpool2x2); FILL(upsample_nearest2x_add); FILL(upsample_bilinear);

@@ -24,6 +24,9 @@ typedef struct samc_ops samc_ops;
 /* Input precision of the GEMMs (see set_precision); the values match samc_precision. */
 typedef enum { SAMC_OPS_FP32 = 0, SAMC_OPS_BF16 = 1, SAMC_OPS_FP16 = 2 } samc_ops_precision;
 
+/* The activation of linear_act. */
+typedef enum { SAMC_ACT_NONE = 0, SAMC_ACT_RELU = 1, SAMC_ACT_GELU = 2 } samc_act;
+
 /* Multi-head attention over strided views, one call for all (batch, head) pairs:
  *   out[b,h,i,:] = sum_j softmax_j( scale * <q[b,h,i,:], k[b,h,j,:]> ) v[b,h,j,:]
  * Element (b,h,t,d) of X lives at X + b*X_sb + h*X_sh + t*X_st + d (d contiguous).
@@ -128,6 +131,14 @@ struct samc_ops {
     void (*linear)(const samc_ops *o, const float *x, const float *w, const float *b,
                    float *y, int M, int N, int K);
 
+    /* nn.Linear followed by its activation and a residual, in one op so that a backend can
+     * fuse them (the CUDA backend in bf16 / fp16: one epilogue instead of three passes):
+     *   y[m,n] = r[m,n] + act(x[m,:] · w[n,:] + b[n])      (r may be NULL: no residual)
+     * with the arithmetic of linear, then relu / gelu in place, then add(y, r, y): the
+     * same bits as those three ops. r must not alias y or x. */
+    void (*linear_act)(const samc_ops *o, const float *x, const float *w, const float *b, float *y, int M, int N,
+                       int K, samc_act act, const float *r);
+
     /* Plain product with a per-row bias, for 1x1 convolutions on NCHW maps:
      * c[M,N] = a[M,K] · b[K,N] + bias[M] (bias may be NULL). */
     void (*matmul)(const samc_ops *o, const float *a, const float *b, const float *bias,
@@ -162,7 +173,7 @@ struct samc_ops {
     /* dst[n] = src[n] (same memory space; regions do not overlap). */
     void (*copy)(const samc_ops *o, float *dst, const float *src, size_t n);
     /* dst[i] = a[i] + b[i % nb] for i < n (nb divides n: b repeated over leading dims).
-     * dst may alias a. */
+     * dst may alias a, and b when nb == n (element by element). */
     void (*add)(const samc_ops *o, float *dst, const float *a, const float *b, size_t n, size_t nb);
     /* dst[c, p] = (a ? a[c, p] : 0) + v[c] for a [C, HW] map. dst may alias a. */
     void (*add_channel)(const samc_ops *o, float *dst, const float *a, const float *v, int C, int HW);
@@ -193,14 +204,25 @@ struct samc_ops {
     /* ---- reduced precision (optional: NULL means fp32 only; the CPU backends) ---- */
     /* Called once at load, after the weights are in the backend's memory as one block
      * weights[0 .. n_weights) and before any op reads them. With p != SAMC_OPS_FP32 the
-     * backend makes a 16-bit copy of that block (same offsets) and reserves scratch for
-     * activations; from then on linear (weight operand w) and matmul (weight operand a)
-     * whose weight operand lies inside the block multiply 16-bit inputs with fp32
-     * accumulation into fp32 outputs, converting the other operand per call. Products
-     * without such a weight, and every other op, stay fp32. Returns 0, or -1 with why in
-     * err (512 bytes): a device without the precision, out of memory. */
+     * backend makes a 16-bit copy of that block (same offsets), and from then on the ops
+     * write 16-bit activations (see activation_precision), which the next ops read as
+     * they are: no conversion passes, half the bytes. Everything computes in fp32 (GEMMs
+     * and attention on 16-bit inputs with fp32 accumulation; norm and softmax statistics
+     * in fp32). upload and download still take and give fp32 on the host. Pointers and
+     * sizes stay in floats: the model's buffers do not change. Returns 0, or -1 with why
+     * in err (512 bytes): a device without the precision, out of memory.
+     * kernels/cuda/NOTES.md, "16-bit activations". */
     int (*set_precision)(const samc_ops *o, samc_ops_precision p, const float *weights, size_t n_weights,
                          char *err);
+    /* Reduced precision only (optional: NULL where there is none): whether the ops that
+     * follow write 16-bit activations (reduced = 1, the state set_precision leaves) or
+     * fp32 ones (0; a backend switch may keep 16 bits there: CUDA's DECODER=lowp), or
+     * exactly fp32 whatever the switches (-1: the model's input data, whose uploads are
+     * pixels, taps and fp32 planes that must go up as they are). Uploads write the same
+     * type as ops. Every op reads either. The SAM2.1 model keeps its image encoder in 16
+     * bits and its prompt encoder and mask decoder, whose mask logits are small
+     * differences of large terms, in fp32 (kernels/cuda/NOTES.md, "16-bit activations"). */
+    void (*activation_precision)(const samc_ops *o, int reduced);
 
     /* ---- 16-bit weight storage (host backends; 0: fp32 weights only) ---- */
     /* 1: the weight operand of linear (w), matmul (a), conv2d (w) and conv_transpose2x2
@@ -303,6 +325,12 @@ void samc_ref_group_apply(const float *xc, float *yc, int HW, double mean, doubl
 int samc_ref_multimask_choice(const float *all_masks /* [4, n] */, const float *all_iou /* [4] */, int n,
                               float *stability_out);
 
+/* linear_act as its unfused sequence on table o: o->linear, then o->relu / o->gelu in
+ * place, then o->add(y, r, y). The reference's linear_act, and any backend's that has
+ * nothing faster. */
+void samc_linear_act_unfused(const samc_ops *o, const float *x, const float *w, const float *b, float *y, int M,
+                             int N, int K, samc_act act, const float *r);
+
 /* Fills every NULL entry of a host-memory backend's table with the reference op, so a
  * fast backend may implement a subset. */
 void samc_ops_fill_from_ref(samc_ops *o);
@@ -336,7 +364,8 @@ void samc_ops_sizing_totals(const samc_ops *o, samc_ops_sizing *out);
 void samc_ops_sizing_destroy(samc_ops *o);
 /* What the CUDA backend allocates besides the model's blocks (kernels/cuda/): the cuBLAS
  * workspace (32 MiB on sm_90, 4 MiB before; the plan takes the larger) and, in bf16 /
- * fp16, the activation conversion scratch. The CUDA context itself (a few hundred MiB,
+ * fp16, the scratch of the upload / download conversions (also the split-KV attention's
+ * partial results). The CUDA context itself (a few hundred MiB,
  * driver-dependent) is not counted. */
 #define SAMC_CUDA_FIXED_BYTES ((size_t)32 << 20)
 #define SAMC_CUDA_LOWP_SCRATCH_BYTES ((size_t)32 << 20)

@@ -102,6 +102,7 @@ static const samc_ops null_ops = {
     .download = null_move,
     .sync = null_sync,
     .linear = null_linear,
+    .linear_act = samc_linear_act_unfused, /* calls the null ops above */
     .matmul = null_linear,
     .attention = null_attention,
     .layer_norm = null_norm,

@@ -9,7 +9,8 @@
  * - graphs (CUDA): with the GRAPHS switch on, the first encode / predict of a shape
  *   captures a graph and later ones replay it; every output (features, low-res logits, IoU,
  *   object scores, full-size masks, and mask records) is bit-identical to the GRAPHS=off
- *   run and to the first call; graphs were captured only with the switch on.
+ *   run and to the first call; graphs were captured only with the switch on. The same
+ *   in bf16 (16-bit encoder, fp32 decoder: the precision map survives replays).
  * - timings: stage times are device times on CUDA (also when replayed), host times on the
  *   CPU, never missing (-1).
  * - memory (CUDA): device memory in use after 12 encodes and predicts is what it was after
@@ -219,10 +220,12 @@ static void check_timings(const char *what, const samc_timings *t, int device) {
 static void skip_no_gpu(const char *why) { TEST_SKIP_GPU("no CUDA backend: %s", why); }
 
 /* Two rounds on a fresh CUDA model with GRAPHS=graphs: into r[0] (captures) and r[1]. */
-static int cuda_rounds(const char *graphs, const uint8_t *rgb, int w, int h, round_out r[2], samc_model_info *info) {
+static int cuda_rounds_in(const char *graphs, samc_precision prec, const uint8_t *rgb, int w, int h, round_out r[2],
+                          samc_model_info *info) {
     samc_error err = { 0 };
     setenv("SAMC_CUDA_VARIANT_GRAPHS", graphs, 1);
-    samc_model *m = samc_model_load(model_path, &(samc_options){ .backend = SAMC_BACKEND_CUDA, .max_batch = 4 }, &err);
+    samc_model *m = samc_model_load(
+        model_path, &(samc_options){ .backend = SAMC_BACKEND_CUDA, .max_batch = 4, .precision = prec }, &err);
     unsetenv("SAMC_CUDA_VARIANT_GRAPHS");
     if (!m) {
         skip_no_gpu(err.msg);
@@ -236,26 +239,28 @@ static int cuda_rounds(const char *graphs, const uint8_t *rgb, int w, int h, rou
     return 0;
 }
 
-static void test_graphs(void) {
+/* Rounds with GRAPHS on and off on fresh models in precision prec, on one image: the
+ * replayed round equals the captured one and both equal the ops one by one, bit for bit;
+ * graphs were captured only with the switch on. Then `more` (timings) when given. */
+static void graphs_same(samc_precision prec, const char *tag, unsigned seed,
+                        void (*more)(const round_out on[2], const round_out off[2], const samc_model_info *ion)) {
     CHECK(micro_path() == 0);
     const int w = 230, h = 210;
-    uint8_t *rgb = make_image(w, h, 99u);
+    uint8_t *rgb = make_image(w, h, seed);
     round_out on[2] = { 0 }, off[2] = { 0 };
     samc_model_info ion, ioff;
-    if (cuda_rounds("on", rgb, w, h, on, &ion) == 0 && cuda_rounds("off", rgb, w, h, off, &ioff) == 0) {
-        CHECKF(ion.graphs >= 4 && ioff.graphs == 0, "graphs captured: %d with GRAPHS=on, %d off", ion.graphs,
+    char what[3][80];
+    snprintf(what[0], sizeof what[0], "%sreplayed vs captured (GRAPHS=on)", tag);
+    snprintf(what[1], sizeof what[1], "%sgraphs vs ops one by one", tag);
+    snprintf(what[2], sizeof what[2], "%sgraphs replayed vs ops one by one", tag);
+    if (cuda_rounds_in("on", prec, rgb, w, h, on, &ion) == 0 && cuda_rounds_in("off", prec, rgb, w, h, off, &ioff) == 0) {
+        CHECKF(ion.graphs >= 4 && ioff.graphs == 0, "%sgraphs captured: %d with GRAPHS=on, %d off", tag, ion.graphs,
                ioff.graphs);
-        check_same_round("replayed vs captured (GRAPHS=on)", &on[0], &on[1]);
-        check_same_round("graphs vs ops one by one", &on[0], &off[0]);
-        check_same_round("graphs replayed vs ops one by one", &on[1], &off[1]);
-        check_timings("GRAPHS=on, capture", &on[0].t, 1);
-        check_timings("GRAPHS=on, replay", &on[1].t, 1);
-        check_timings("GRAPHS=off", &off[1].t, 1);
-        printf("  %d graphs; encoder %.2f ms device (patch embed %.2f, stages %.2f %.2f %.2f %.2f, neck %.2f), "
-               "upload %.3f ms, preprocess %.3f ms device + %.3f ms host\n", ion.graphs, on[1].t.encoder_device_ms,
-               on[1].t.patch_embed_ms, on[1].t.stage_ms[0], on[1].t.stage_ms[1], on[1].t.stage_ms[2],
-               on[1].t.stage_ms[3], on[1].t.neck_ms, on[1].t.upload_ms, on[1].t.preprocess_device_ms,
-               on[1].t.preprocess_ms);
+        check_same_round(what[0], &on[0], &on[1]);
+        check_same_round(what[1], &on[0], &off[0]);
+        check_same_round(what[2], &on[1], &off[1]);
+        CHECKF(on[0].rec.candidates > 0, "%sno mask candidates (%lld)", tag, (long long)on[0].rec.candidates);
+        if (more) more(on, off, &ion);
     }
     for (int i = 0; i < 2; i++) {
         round_free(&on[i]);
@@ -263,6 +268,26 @@ static void test_graphs(void) {
     }
     free(rgb);
 }
+
+/* bf16: the encoder's activations are 16-bit, the decoder's fp32, in the same arena. A
+ * replayed graph changes no host state, so the backend's precision map must come back as
+ * the capture left it (else the features written by a replayed encoder are read as the
+ * fp32 the decoder left there); the preprocessed input is fp32 however it was made, and
+ * the mask post-processing reads fp32 logits. Replayed = captured = ops one by one, bit
+ * for bit, as in fp32. */
+static void test_graphs_bf16(void) { graphs_same(SAMC_PRECISION_BF16, "bf16: ", 98u, NULL); }
+
+static void graph_timings(const round_out on[2], const round_out off[2], const samc_model_info *ion) {
+    check_timings("GRAPHS=on, capture", &on[0].t, 1);
+    check_timings("GRAPHS=on, replay", &on[1].t, 1);
+    check_timings("GRAPHS=off", &off[1].t, 1);
+    printf("  %d graphs; encoder %.2f ms device (patch embed %.2f, stages %.2f %.2f %.2f %.2f, neck %.2f), "
+           "upload %.3f ms, preprocess %.3f ms device + %.3f ms host\n", ion->graphs, on[1].t.encoder_device_ms,
+           on[1].t.patch_embed_ms, on[1].t.stage_ms[0], on[1].t.stage_ms[1], on[1].t.stage_ms[2], on[1].t.stage_ms[3],
+           on[1].t.neck_ms, on[1].t.upload_ms, on[1].t.preprocess_device_ms, on[1].t.preprocess_ms);
+}
+
+static void test_graphs(void) { graphs_same(SAMC_PRECISION_FP32, "", 99u, graph_timings); }
 
 static void test_cpu_timings(void) {
     samc_error err = { 0 };
@@ -323,4 +348,4 @@ static void test_cleanup(void) {
 }
 
 TEST_MAIN(TEST_CASE(test_preprocess_twin), TEST_CASE(test_cpu_timings), TEST_CASE(test_preprocess_device),
-          TEST_CASE(test_graphs), TEST_CASE(test_memory_flat), TEST_CASE(test_cleanup))
+          TEST_CASE(test_graphs), TEST_CASE(test_graphs_bf16), TEST_CASE(test_memory_flat), TEST_CASE(test_cleanup))

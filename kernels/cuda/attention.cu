@@ -15,7 +15,10 @@
  * output dims lane + 32c (c < DC) and the probabilities come back from shared memory as
  * broadcast float4s. The head dim is padded with zeros to DP = 32*DC, DC = ceil(hd/32)
  * a template parameter (1..8: hd <= 256) so the accumulators stay in registers. Wider
- * heads, or a device without the shared memory for a DC, take a slow generic kernel. */
+ * heads, or a device without the shared memory for a DC, take a slow generic kernel.
+ * Both are templates over the 16-bit format T (cuda_common.cuh): q, k, v and out are each
+ * fp32 or T as lowp.cu says, and everything is computed in fp32 as in fp32 mode (the
+ * tensor-core kernel of the reduced modes is attention_tc.cu). */
 #include "kernels/cuda/cuda_common.cuh"
 
 #define ATT_WARPS 4
@@ -35,11 +38,11 @@ static size_t att_smem_bytes(int dc) {
 /* Stages rows [row0, row0 + n) of a K or V view, columns [0, DP), into dst [BK][KS]:
  * zeros past the head dim and past the last row, so padded dims add nothing to the
  * scores and padded keys (probability 0) never bring NaN/Inf garbage into P·V. */
-template <int DP, int KS>
-__device__ __forceinline__ void att_load_tile(float *dst, const float *src, ptrdiff_t st, int n, int D) {
+template <int DP, int KS, class T>
+__device__ __forceinline__ void att_load_tile(float *dst, cuda_src<T> src, ptrdiff_t st, int n, int D) {
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     for (int r = warp; r < ATT_BK; r += ATT_WARPS) {
-        const float *s = src + (ptrdiff_t)r * st;
+        const cuda_src<T> s = src.at((ptrdiff_t)r * st);
 #pragma unroll
         for (int d0 = 0; d0 < DP; d0 += 32) {
             int d = d0 + lane;
@@ -48,8 +51,21 @@ __device__ __forceinline__ void att_load_tile(float *dst, const float *src, ptrd
     }
 }
 
-template <int DC>
-__global__ void __launch_bounds__(ATT_WARPS * 32) attention_tiled_kernel(const samc_attention_args a) {
+/* The four tensors of samc_attention_args, resolved (lowp.cu), and the split of the keys:
+ * block z of the grid's z dimension takes keys [z * kv_chunk, (z + 1) * kv_chunk); with
+ * more than one split, each writes its unnormalised o and its m, l per query to part
+ * (part[((z * BH + bh) * n_q + i) * (D + 2) + d], m and l after the D values), and
+ * att_combine_kernel merges them. One split: kv_chunk >= n_kv, part NULL. */
+template <class T> struct att_views {
+    cuda_src<T> q, k, v;
+    cuda_dst<T> out;
+    int kv_chunk;
+    float *part;
+};
+
+template <int DC, class T>
+__global__ void __launch_bounds__(ATT_WARPS * 32) attention_tiled_kernel(const samc_attention_args a,
+                                                                         const att_views<T> p) {
     constexpr int DP = 32 * DC, KS = DP + 4;
     extern __shared__ float4 att_smem4[];
     float *qs = (float *)att_smem4;        /* [BQ][DP] */
@@ -63,15 +79,15 @@ __global__ void __launch_bounds__(ATT_WARPS * 32) attention_tiled_kernel(const s
 
     for (int bh = blockIdx.y; bh < BH; bh += gridDim.y) {
         const int bi = bh / a.heads, h = bh % a.heads;
-        const float *qb = a.q + bi * a.q_sb + h * a.q_sh;
-        const float *kb = a.k + bi * a.k_sb + h * a.k_sh;
-        const float *vb = a.v + bi * a.v_sb + h * a.v_sh;
-        float *ob = a.out + bi * a.o_sb + h * a.o_sh;
+        const cuda_src<T> qb = p.q.at(bi * a.q_sb + h * a.q_sh);
+        const cuda_src<T> kb = p.k.at(bi * a.k_sb + h * a.k_sh);
+        const cuda_src<T> vb = p.v.at(bi * a.v_sb + h * a.v_sh);
+        const cuda_dst<T> ob = p.out.at(bi * a.o_sb + h * a.o_sh);
 
         __syncthreads(); /* the previous (batch, head) is done with qs */
         for (int r = warp; r < ATT_BQ; r += ATT_WARPS) {
             const int i = q0 + r;
-            const float *s = qb + (ptrdiff_t)i * a.q_st;
+            const cuda_src<T> s = qb.at((ptrdiff_t)i * a.q_st);
 #pragma unroll
             for (int d0 = 0; d0 < DP; d0 += 32) {
                 int d = d0 + lane;
@@ -89,10 +105,11 @@ __global__ void __launch_bounds__(ATT_WARPS * 32) attention_tiled_kernel(const s
         }
         const float *qw = qs + warp * ATT_QW * DP;
 
-        for (int k0 = 0; k0 < a.n_kv; k0 += ATT_BK) {
-            const int nk = min(ATT_BK, a.n_kv - k0);
+        const int kend = min(a.n_kv, (int)blockIdx.z * p.kv_chunk + p.kv_chunk);
+        for (int k0 = blockIdx.z * p.kv_chunk; k0 < kend; k0 += ATT_BK) {
+            const int nk = min(ATT_BK, kend - k0);
             __syncthreads(); /* qs written; the previous tile's V readers are done */
-            att_load_tile<DP, KS>(kv, kb + (ptrdiff_t)k0 * a.k_st, a.k_st, nk, D);
+            att_load_tile<DP, KS>(kv, kb.at((ptrdiff_t)k0 * a.k_st), a.k_st, nk, D);
             __syncthreads();
 
             /* s[qi][0..1] = <q_qi, k_lane>, <q_qi, k_lane+32>, summed along d in order */
@@ -133,7 +150,7 @@ __global__ void __launch_bounds__(ATT_WARPS * 32) attention_tiled_kernel(const s
                 pw[qi * ATT_BK + lane + 32] = p1;
             }
             __syncthreads(); /* every warp is done with K (and its own pw is visible) */
-            att_load_tile<DP, KS>(kv, vb + (ptrdiff_t)k0 * a.v_st, a.v_st, nk, D);
+            att_load_tile<DP, KS>(kv, vb.at((ptrdiff_t)k0 * a.v_st), a.v_st, nk, D);
             __syncthreads();
 
             /* o[qi][c] += sum_j p[qi][j] * v[j][lane + 32c]; padded keys have p = 0, v = 0 */
@@ -163,21 +180,32 @@ __global__ void __launch_bounds__(ATT_WARPS * 32) attention_tiled_kernel(const s
         for (int qi = 0; qi < ATT_QW; qi++) {
             const int i = q0 + warp * ATT_QW + qi;
             if (i >= a.n_q) break;
-            float *dst = ob + (ptrdiff_t)i * a.o_st;
+            if (p.part) { /* one split of several: the partial sums */
+                float *pr = p.part + (((size_t)blockIdx.z * BH + bh) * a.n_q + i) * (D + 2);
+#pragma unroll
+                for (int c = 0; c < DC; c++)
+                    if (lane + 32 * c < D) pr[lane + 32 * c] = o[qi][c];
+                if (lane == 0) pr[D] = m[qi], pr[D + 1] = l[qi];
+                continue;
+            }
+            const cuda_dst<T> dst = ob.at((ptrdiff_t)i * a.o_st);
 #pragma unroll
             for (int c = 0; c < DC; c++) {
                 const int d = lane + 32 * c;
-                if (d < D) dst[d] = l[qi] > 0.0f ? o[qi][c] / l[qi] : 0.0f;
+                if (d < D) dst.put(d, l[qi] > 0.0f ? o[qi][c] / l[qi] : 0.0f);
             }
         }
     }
 }
 
 /* Any head_dim: one block per (batch, head, query), threads over d, one key at a time
- * (a block reduction per key), the running output kept in the out row itself. Slow;
- * for head dims past 256 (none in SAM2.1) or a device short of shared memory. */
+ * (a block reduction per key), the running output kept in acc: the out row itself when
+ * it is fp32, else a row of the fp32 scratch per block.
+ * Slow; for head dims past 256 (none in SAM2.1) or a device short of shared memory. */
 #define ATT_WIDE_THREADS 256
-__global__ void __launch_bounds__(ATT_WIDE_THREADS) attention_wide_kernel(const samc_attention_args a) {
+template <class T>
+__global__ void __launch_bounds__(ATT_WIDE_THREADS)
+attention_wide_kernel(const samc_attention_args a, const att_views<T> pv, float *acc_base) {
     __shared__ float red[ATT_WIDE_THREADS / 32];
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int D = a.head_dim;
@@ -185,14 +213,16 @@ __global__ void __launch_bounds__(ATT_WIDE_THREADS) attention_wide_kernel(const 
     for (long long row = blockIdx.x; row < rows; row += gridDim.x) {
         const int i = (int)(row % a.n_q), bh = (int)(row / a.n_q);
         const int bi = bh / a.heads, h = bh % a.heads;
-        const float *q = a.q + bi * a.q_sb + h * a.q_sh + (ptrdiff_t)i * a.q_st;
-        const float *kb = a.k + bi * a.k_sb + h * a.k_sh;
-        const float *vb = a.v + bi * a.v_sb + h * a.v_sh;
-        float *out = a.out + bi * a.o_sb + h * a.o_sh + (ptrdiff_t)i * a.o_st;
-        for (int d = tid; d < D; d += ATT_WIDE_THREADS) out[d] = 0.0f;
+        const cuda_src<T> q = pv.q.at(bi * a.q_sb + h * a.q_sh + (ptrdiff_t)i * a.q_st);
+        const cuda_src<T> kb = pv.k.at(bi * a.k_sb + h * a.k_sh);
+        const cuda_src<T> vb = pv.v.at(bi * a.v_sb + h * a.v_sh);
+        const cuda_dst<T> out = pv.out.at(bi * a.o_sb + h * a.o_sh + (ptrdiff_t)i * a.o_st);
+        /* an fp32 out row is its own accumulator; a 16-bit one gets a scratch row */
+        float *acc = out.f32 ? (float *)out.p : acc_base + (size_t)blockIdx.x * D;
+        for (int d = tid; d < D; d += ATT_WIDE_THREADS) acc[d] = 0.0f;
         float m = -INFINITY, l = 0.0f;
         for (int j = 0; j < a.n_kv; j++) {
-            const float *k = kb + (ptrdiff_t)j * a.k_st, *v = vb + (ptrdiff_t)j * a.v_st;
+            const cuda_src<T> k = kb.at((ptrdiff_t)j * a.k_st), v = vb.at((ptrdiff_t)j * a.v_st);
             float part = 0.0f;
             for (int d = tid; d < D; d += ATT_WIDE_THREADS) part = fmaf(q[d], k[d], part);
             part = warp_sum(part);
@@ -206,59 +236,169 @@ __global__ void __launch_bounds__(ATT_WIDE_THREADS) attention_wide_kernel(const 
             const float corr = expf(m - mn), p = expf(s - mn);
             l = l * corr + p;
             m = mn;
-            for (int d = tid; d < D; d += ATT_WIDE_THREADS) out[d] = out[d] * corr + p * v[d];
+            for (int d = tid; d < D; d += ATT_WIDE_THREADS) acc[d] = acc[d] * corr + p * v[d];
         }
-        for (int d = tid; d < D; d += ATT_WIDE_THREADS) out[d] = l > 0.0f ? out[d] / l : 0.0f;
+        for (int d = tid; d < D; d += ATT_WIDE_THREADS) out.put(d, l > 0.0f ? acc[d] / l : 0.0f);
     }
 }
 
-typedef void (*att_kernel_fn)(const samc_attention_args);
-static const att_kernel_fn att_tiled[ATT_MAX_DC + 1] = {
-    NULL,
-    attention_tiled_kernel<1>, attention_tiled_kernel<2>, attention_tiled_kernel<3>, attention_tiled_kernel<4>,
-    attention_tiled_kernel<5>, attention_tiled_kernel<6>, attention_tiled_kernel<7>, attention_tiled_kernel<8>,
+/* The tiled instances of one element type, by DC. */
+template <class T> struct att_tiled_table {
+    typedef void (*fn)(const samc_attention_args, const att_views<T>);
+    static constexpr fn k[ATT_MAX_DC + 1] = {
+        NULL,
+        attention_tiled_kernel<1, T>, attention_tiled_kernel<2, T>, attention_tiled_kernel<3, T>,
+        attention_tiled_kernel<4, T>, attention_tiled_kernel<5, T>, attention_tiled_kernel<6, T>,
+        attention_tiled_kernel<7, T>, attention_tiled_kernel<8, T>,
+    };
 };
 
 /* Which DC the tiled kernel may run on this device (set by attention_cuda_prepare). One
  * process-wide table: the attribute is per function and device, and every backend on a
- * device sets the same values. */
+ * device sets the same values (the three element types need the same shared memory). */
 static int att_dc_ok[ATT_MAX_DC + 1];
 
 /* At create: checks the kernels exist for this GPU (a build for other architectures
  * fails here, not at the first forward) and raises the dynamic shared memory limit of
  * the instances that need more than the default 48 KB. */
-int attention_cuda_prepare(samc_cuda_ctx *c) {
+template <class T> static int att_prepare_type(samc_cuda_ctx *c) {
     cudaFuncAttributes fa;
-    if (CUDA_CHECK(c, cudaFuncGetAttributes(&fa, attention_wide_kernel))) return -1;
+    if (CUDA_CHECK(c, cudaFuncGetAttributes(&fa, attention_wide_kernel<T>))) return -1;
     for (int dc = 1; dc <= ATT_MAX_DC; dc++) {
         size_t need = att_smem_bytes(dc);
         att_dc_ok[dc] = 0;
-        if (CUDA_CHECK(c, cudaFuncGetAttributes(&fa, att_tiled[dc]))) return -1;
+        if (CUDA_CHECK(c, cudaFuncGetAttributes(&fa, att_tiled_table<T>::k[dc]))) return -1;
         if (need + fa.sharedSizeBytes > c->smem_optin) continue; /* wide kernel instead */
-        if (need > 48 * 1024 &&
-            CUDA_CHECK(c, cudaFuncSetAttribute(att_tiled[dc], cudaFuncAttributeMaxDynamicSharedMemorySize, (int)need)))
+        if (need > 48 * 1024 && CUDA_CHECK(c, cudaFuncSetAttribute(att_tiled_table<T>::k[dc],
+                                                                   cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                                   (int)need)))
             return -1;
         att_dc_ok[dc] = 1;
     }
     return 0;
 }
 
+/* Split-KV partials: 1 Mi floats (4 MiB), allocated at create so that no forward
+ * allocates. The decoder's token -> image attention for one prompt (8 heads x 10 queries,
+ * head dim 16) needs 1440 floats per split. */
+#define ATT_WS_FLOATS ((size_t)1 << 20)
+
+int attention_cuda_prepare(samc_cuda_ctx *c) {
+    if (att_prepare_type<__half>(c) || att_prepare_type<__nv_bfloat16>(c) || att_prepare_type<float>(c) ||
+        attention_tc_prepare(c) || CUDA_CHECK(c, cudaMalloc((void **)&c->att_ws, ATT_WS_FLOATS * sizeof(float))))
+        return -1;
+    c->att_ws_floats = ATT_WS_FLOATS;
+    return 0;
+}
+
+void attention_cuda_release(samc_cuda_ctx *c) {
+    if (c->att_ws) cudaFree(c->att_ws);
+    c->att_ws = NULL;
+    c->att_ws_floats = 0;
+}
+
+/* out[b, h, i, :] from the splits' partial (o, m, l): o = sum_z o_z e^(m_z - m) / sum_z
+ * l_z e^(m_z - m), m the largest m_z. A thread per output element; the few splits'
+ * (m, l) are re-read per element from L1 / L2. */
+template <class T>
+__global__ void att_combine_kernel(const samc_attention_args a, cuda_dst<T> out, const float *part, int splits) {
+    const int D = a.head_dim, BH = a.batch * a.heads;
+    const size_t n = (size_t)BH * a.n_q * D, zs = (size_t)BH * a.n_q * (D + 2);
+    for (size_t idx = blockIdx.x * (size_t)blockDim.x + threadIdx.x; idx < n; idx += (size_t)gridDim.x * blockDim.x) {
+        const size_t r = idx / D;
+        const int d = (int)(idx % D), bh = (int)(r / a.n_q), i = (int)(r % a.n_q);
+        const float *p0 = part + r * (D + 2);
+        float mx = -INFINITY, l = 0.0f, o = 0.0f;
+        for (int z = 0; z < splits; z++) mx = fmaxf(mx, p0[z * zs + D]);
+        for (int z = 0; z < splits; z++) {
+            const float w = mx == -INFINITY ? 0.0f : expf(p0[z * zs + D] - mx);
+            l += p0[z * zs + D + 1] * w;
+            o += p0[z * zs + d] * w;
+        }
+        const int bi = bh / a.heads, h = bh % a.heads;
+        out.at(bi * a.o_sb + h * a.o_sh + (ptrdiff_t)i * a.o_st).put(d, l > 0.0f ? o / l : 0.0f);
+    }
+}
+
+/* How many key splits the tiled kernel gets: enough blocks to fill the device twice when
+ * there are few (batch, head, query tile)s, at least one key tile each, within the
+ * workspace. 1: no split. */
+static int att_splits(const samc_cuda_ctx *c, const samc_attention_args *a, long long blocks) {
+    if (c->sw.splitkv_off || !c->att_ws || a->n_kv <= ATT_BK) return 1;
+    long long want = 2LL * c->sm_count;
+    if (blocks >= want) return 1;
+    long long s = (want + blocks - 1) / blocks, tiles = (a->n_kv + ATT_BK - 1) / ATT_BK;
+    size_t per = (size_t)a->batch * a->heads * a->n_q * (a->head_dim + 2);
+    if (s > tiles) s = tiles;
+    if ((size_t)s > c->att_ws_floats / per) s = (long long)(c->att_ws_floats / per);
+    return s > 1 ? (int)s : 1;
+}
+
+/* The FMA kernels (fp32 activations; a variant in the reduced modes), pointers resolved. */
+template <class T> static void attention_fma(samc_cuda_ctx *c, const samc_attention_args *a, att_views<T> p) {
+    const int dc = (a->head_dim + 31) / 32;
+    const long long bh = (long long)a->batch * a->heads;
+    if (dc <= ATT_MAX_DC && att_dc_ok[dc]) {
+        const unsigned qt = (unsigned)((a->n_q + ATT_BQ - 1) / ATT_BQ);
+        int splits = att_splits(c, a, (long long)qt * (bh < 65535 ? bh : 65535));
+        p.kv_chunk = a->n_kv > 0 ? a->n_kv : 1;
+        if (splits > 1) {
+            int chunk = (a->n_kv + splits - 1) / splits;
+            p.kv_chunk = (chunk + ATT_BK - 1) / ATT_BK * ATT_BK;
+            splits = (a->n_kv + p.kv_chunk - 1) / p.kv_chunk;
+            p.part = c->att_ws;
+        }
+        dim3 grid(qt, (unsigned)(bh < 65535 ? bh : 65535), (unsigned)splits);
+        att_tiled_table<T>::k[dc]<<<grid, ATT_WARPS * 32, att_smem_bytes(dc), c->stream>>>(*a, p);
+        if (splits > 1) {
+            size_t n = (size_t)bh * a->n_q * a->head_dim;
+            att_combine_kernel<T><<<cuda_blocks_for(c, n, 256), 256, 0, c->stream>>>(*a, p.out, c->att_ws, splits);
+        }
+        return;
+    }
+    long long rows = bh * a->n_q;
+    unsigned blocks = (unsigned)(rows < 0x7fffffffLL ? rows : 0x7fffffffLL);
+    float *acc = NULL;
+    if (!p.out.f32) { /* fp32 accumulators in the scratch, one row per block */
+        size_t fit = c->scratch_bytes / sizeof(float) / (size_t)a->head_dim;
+        if (!fit) {
+            cuda_fail(c, __FILE__, __LINE__, "attention", "head_dim too large for the 16-bit scratch");
+            return;
+        }
+        if (blocks > fit) blocks = (unsigned)fit;
+        acc = (float *)c->scratch;
+    }
+    attention_wide_kernel<T><<<blocks, ATT_WIDE_THREADS, 0, c->stream>>>(*a, p, acc);
+}
+
 void attention_cuda(const samc_ops *o, const samc_attention_args *a) {
     samc_cuda_ctx *c = cuda_ctx(o);
     if (a->batch <= 0 || a->heads <= 0 || a->n_q <= 0 || a->head_dim <= 0) return;
-    const int dc = (a->head_dim + 31) / 32;
     const long long bh = (long long)a->batch * a->heads;
     if (bh > 0x7fffffffLL || (long long)a->n_q * bh > 0x7fffffffffffLL) {
         cuda_fail(c, __FILE__, __LINE__, "attention", "batch * heads too large");
         return;
     }
-    if (dc <= ATT_MAX_DC && att_dc_ok[dc]) {
-        dim3 grid((unsigned)((a->n_q + ATT_BQ - 1) / ATT_BQ), (unsigned)(bh < 65535 ? bh : 65535));
-        att_tiled[dc]<<<grid, ATT_WARPS * 32, att_smem_bytes(dc), c->stream>>>(*a);
-    } else {
-        long long rows = bh * a->n_q;
-        unsigned blocks = (unsigned)(rows < 0x7fffffffLL ? rows : 0x7fffffffLL);
-        attention_wide_kernel<<<blocks, ATT_WIDE_THREADS, 0, c->stream>>>(*a);
+    cuda_arg q = cuda_rd(c, a->q, cuda_span(a->batch, a->q_sb, a->heads, a->q_sh, a->n_q, a->q_st, a->head_dim),
+                         "attention");
+    cuda_arg k = { NULL, 1 }, v = { NULL, 1 }; /* no keys: never read */
+    if (a->n_kv > 0) {
+        k = cuda_rd(c, a->k, cuda_span(a->batch, a->k_sb, a->heads, a->k_sh, a->n_kv, a->k_st, a->head_dim),
+                    "attention");
+        v = cuda_rd(c, a->v, cuda_span(a->batch, a->v_sb, a->heads, a->v_sh, a->n_kv, a->v_st, a->head_dim),
+                    "attention");
     }
+    if (!q.p || (a->n_kv > 0 && (!k.p || !v.p))) return;
+    cuda_arg out = cuda_wr(c, a->out, cuda_span(a->batch, a->o_sb, a->heads, a->o_sh, a->n_q, a->o_st, a->head_dim),
+                           "attention");
+    if (!out.p) return;
+    /* 16-bit q, k, v: the tensor cores (attention_tc.cu) unless SAMC_CUDA_VARIANT_ATTN=fma */
+    int tc = c->tracking && c->sw.attn == 0 && !q.f32 && !k.f32 && !v.f32 &&
+             attention_tc_launch(c, a, q.p, k.p, v.p, out, c->sw.attn_bq128);
+    if (!tc)
+        cuda_by_type(c, [&](auto t) {
+            using T = decltype(t);
+            attention_fma<T>(c, a, att_views<T>{ src_of<T>(q), src_of<T>(k), src_of<T>(v), dst_of<T>(out), 0, NULL });
+        });
     CUDA_OP_DONE(c, "attention");
 }

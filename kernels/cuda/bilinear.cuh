@@ -25,11 +25,12 @@ __device__ __forceinline__ bilinear_axis bilinear_axis_at(float scale, int dst, 
     return a;
 }
 
-/* in[ls, ls] at (ax, ay). */
-__device__ __forceinline__ float bilinear_sample(const float *in, int ls, bilinear_axis ax, bilinear_axis ay) {
-    const float *r0 = in + (size_t)ay.i0 * ls, *r1 = in + (size_t)ay.i1 * ls;
-    float top = __fadd_rn(__fmul_rn(ax.l0, r0[ax.i0]), __fmul_rn(ax.l1, r0[ax.i1]));
-    float bot = __fadd_rn(__fmul_rn(ax.l0, r1[ax.i0]), __fmul_rn(ax.l1, r1[ax.i1]));
+/* in[ls, ls] at (ax, ay). S is a float pointer or, for 16-bit activations, a cuda_src
+ * (cuda_common.cuh) that reads either type: indexing is all this needs of it. */
+template <class S> __device__ __forceinline__ float bilinear_sample(S in, int ls, bilinear_axis ax, bilinear_axis ay) {
+    size_t r0 = (size_t)ay.i0 * ls, r1 = (size_t)ay.i1 * ls;
+    float top = __fadd_rn(__fmul_rn(ax.l0, in[r0 + ax.i0]), __fmul_rn(ax.l1, in[r0 + ax.i1]));
+    float bot = __fadd_rn(__fmul_rn(ax.l0, in[r1 + ax.i0]), __fmul_rn(ax.l1, in[r1 + ax.i1]));
     return __fadd_rn(__fmul_rn(ay.l0, top), __fmul_rn(ay.l1, bot));
 }
 

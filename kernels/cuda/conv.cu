@@ -7,7 +7,9 @@
  * are plain products and go to cuBLAS through matmul.
  *
  * Both kernels sum their taps in the reference's order (input channel, then ky, kx),
- * with FMAs, and add the bias last, as kernels/cpu_ref.c. */
+ * with FMAs, and add the bias last, as kernels/cpu_ref.c. Templates over the 16-bit
+ * format T (cuda_common.cuh): each map fp32 or T as lowp.cu says (the image comes in
+ * fp32, as uploaded), the weights fp32 from the weight block, the sums fp32. */
 #include "kernels/cuda/cuda_common.cuh"
 #include <limits.h>
 
@@ -19,10 +21,10 @@
  * The weights of the block's 16 channels for 256 taps sit in shared memory as [tap][16]
  * (read as four broadcast float4s per tap), with each tap's input offset and (ky, kx)
  * decoded once per block instead of per thread. */
+template <class T>
 __global__ void __launch_bounds__(CONV_PIX)
-conv2d_direct_kernel(const float *__restrict__ x, const float *__restrict__ w, const float *__restrict__ b,
-                     float *__restrict__ y, int Cin, int H, int W, int Cout, int kh, int kw, int stride, int pad,
-                     int Ho, int Wo) {
+conv2d_direct_kernel(cuda_src<T> x, cuda_src<T> w, cuda_src<T> b, cuda_dst<T> y, int Cin, int H, int W, int Cout,
+                     int kh, int kw, int stride, int pad, int Ho, int Wo) {
     __shared__ float4 ws[CONV_R][CONV_CO / 4];
     __shared__ int tap_off[CONV_R], tap_ky[CONV_R], tap_kx[CONV_R];
     const int tid = threadIdx.x;
@@ -71,7 +73,7 @@ conv2d_direct_kernel(const float *__restrict__ x, const float *__restrict__ w, c
     const size_t plane = (size_t)Ho * Wo;
 #pragma unroll
     for (int j = 0; j < CONV_CO; j++)
-        if (co0 + j < Cout) y[(size_t)(co0 + j) * plane + p] = acc[j] + (b ? b[co0 + j] : 0.0f);
+        if (co0 + j < Cout) y.put((size_t)(co0 + j) * plane + p, acc[j] + (b.p ? b[co0 + j] : 0.0f));
 }
 
 void conv2d_cuda(const samc_ops *o, const float *x, const float *w, const float *b, float *y, int Cin, int H,
@@ -98,7 +100,17 @@ void conv2d_cuda(const samc_ops *o, const float *x, const float *w, const float 
         return;
     }
     dim3 grid((unsigned)((pixels + CONV_PIX - 1) / CONV_PIX), (unsigned)co_tiles);
-    conv2d_direct_kernel<<<grid, CONV_PIX, 0, c->stream>>>(x, w, b, y, Cin, H, W, Cout, kh, kw, stride, pad, Ho, Wo);
+    cuda_arg xs = cuda_rd(c, x, (size_t)Cin * H * W, "conv2d"), ws = cuda_rd(c, w, (size_t)Cout * Cin * kh * kw, "conv2d");
+    cuda_arg bs = cuda_rd(c, b, (size_t)Cout, "conv2d");
+    if (!xs.p || !ws.p || (b && !bs.p)) return;
+    cuda_arg ys = cuda_wr(c, y, (size_t)Cout * Ho * Wo, "conv2d");
+    if (!ys.p) return;
+    cuda_by_type(c, [&](auto t) {
+        using T = decltype(t);
+        conv2d_direct_kernel<T><<<grid, CONV_PIX, 0, c->stream>>>(src_of<T>(xs), src_of<T>(ws), src_of<T>(bs),
+                                                                   dst_of<T>(ys), Cin, H, W, Cout, kh, kw, stride, pad,
+                                                                   Ho, Wo);
+    });
     CUDA_OP_DONE(c, "conv2d");
 }
 
@@ -110,9 +122,10 @@ void conv2d_cuda(const samc_ops *o, const float *x, const float *w, const float 
 #define CT_PIX 128
 #define CT_CO 8
 #define CT_CI 64
+template <class T>
 __global__ void __launch_bounds__(CT_PIX)
-conv_transpose2x2_kernel(const float *__restrict__ x, const float *__restrict__ w, const float *__restrict__ b,
-                         float *__restrict__ y, int Cin, int H, int W, int Cout) {
+conv_transpose2x2_kernel(cuda_src<T> x, cuda_src<T> w, cuda_src<T> b, cuda_dst<T> y, int Cin, int H, int W,
+                         int Cout) {
     __shared__ float4 ws[CT_CI][CT_CO];
     const int tid = threadIdx.x;
     const int HW = H * W;
@@ -153,12 +166,12 @@ conv_transpose2x2_kernel(const float *__restrict__ x, const float *__restrict__ 
 #pragma unroll
     for (int j = 0; j < CT_CO; j++) {
         if (co0 + j >= Cout) break;
-        float bias = b ? b[co0 + j] : 0.0f;
-        float *yr = y + (size_t)(co0 + j) * plane + (size_t)(2 * iy) * Wo + 2 * ix;
-        yr[0] = acc[j][0] + bias;
-        yr[1] = acc[j][1] + bias;
-        yr[Wo] = acc[j][2] + bias;
-        yr[Wo + 1] = acc[j][3] + bias;
+        float bias = b.p ? b[co0 + j] : 0.0f;
+        const cuda_dst<T> yr = y.at((ptrdiff_t)(co0 + j) * plane + (ptrdiff_t)(2 * iy) * Wo + 2 * ix);
+        yr.put(0, acc[j][0] + bias);
+        yr.put(1, acc[j][1] + bias);
+        yr.put(Wo, acc[j][2] + bias);
+        yr.put(Wo + 1, acc[j][3] + bias);
     }
 }
 
@@ -171,6 +184,15 @@ void conv_transpose2x2_cuda(const samc_ops *o, const float *x, const float *w, c
         return;
     }
     dim3 grid((unsigned)((H * W + CT_PIX - 1) / CT_PIX), (unsigned)((Cout + CT_CO - 1) / CT_CO));
-    conv_transpose2x2_kernel<<<grid, CT_PIX, 0, c->stream>>>(x, w, b, y, Cin, H, W, Cout);
+    cuda_arg xs = cuda_rd(c, x, (size_t)Cin * H * W, "conv_transpose2x2");
+    cuda_arg ws = cuda_rd(c, w, (size_t)Cin * Cout * 4, "conv_transpose2x2"), bs = cuda_rd(c, b, (size_t)Cout, "conv_transpose2x2");
+    if (!xs.p || !ws.p || (b && !bs.p)) return;
+    cuda_arg ys = cuda_wr(c, y, (size_t)Cout * 4 * H * W, "conv_transpose2x2");
+    if (!ys.p) return;
+    cuda_by_type(c, [&](auto t) {
+        using T = decltype(t);
+        conv_transpose2x2_kernel<T><<<grid, CT_PIX, 0, c->stream>>>(src_of<T>(xs), src_of<T>(ws), src_of<T>(bs),
+                                                                     dst_of<T>(ys), Cin, H, W, Cout);
+    });
     CUDA_OP_DONE(c, "conv_transpose2x2");
 }

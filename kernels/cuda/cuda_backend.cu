@@ -15,17 +15,32 @@
  * failure is not recorded as the backend's error: the caller sees NULL and reports it,
  * and the device stays usable. */
 static void *alloc_cuda(const samc_ops *o, size_t bytes) {
-    (void)o;
     void *p = NULL;
     if (cudaMalloc(&p, bytes ? bytes : 1) != cudaSuccess) {
         (void)cudaGetLastError(); /* clear it so the next op's launch check does not see it */
+        return NULL;
+    }
+    if (cuda_blocks_add(cuda_ctx(o), p, bytes ? bytes : 1)) { /* lowp.cu: the block table */
+        cudaFree(p);
         return NULL;
     }
     return p;
 }
 
 static void free_cuda(const samc_ops *o, void *p) {
-    if (p) CUDA_CHECK(cuda_ctx(o), cudaFree(p));
+    if (!p) return;
+    cuda_blocks_remove(cuda_ctx(o), p);
+    CUDA_CHECK(cuda_ctx(o), cudaFree(p));
+}
+
+/* A copy that waits cannot be part of a graph: the capture would fail at the wait, and a
+ * replay would read host memory the caller has reused. The model keeps these outside its
+ * graphs (upload_async from page-locked staging goes inside); saying so here names the
+ * call instead of a failed capture. */
+static int no_wait_in_capture(samc_cuda_ctx *c, const char *op) {
+    if (!c->capturing) return 0;
+    return cuda_fail(c, __FILE__, __LINE__, op, "waits for the stream while a graph is captured: use the "
+                     "_async copy from host_alloc memory");
 }
 
 /* Both copies wait for the stream: the host buffer may be reused as soon as they return
@@ -33,14 +48,16 @@ static void free_cuda(const samc_ops *o, void *p) {
  * right away. Uploads happen at load and once per image, so the wait costs little. */
 static void upload_cuda(const samc_ops *o, void *dst, const void *host_src, size_t bytes) {
     samc_cuda_ctx *c = cuda_ctx(o);
-    if (!bytes) return;
+    if (!bytes || no_wait_in_capture(c, "upload")) return;
+    if (lowp_upload(c, dst, host_src, bytes, 0)) return; /* bf16 / fp16: converted there */
     if (CUDA_CHECK(c, cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, c->stream))) return;
     CUDA_CHECK(c, cudaStreamSynchronize(c->stream));
 }
 
 static void download_cuda(const samc_ops *o, void *host_dst, const void *src, size_t bytes) {
     samc_cuda_ctx *c = cuda_ctx(o);
-    if (!bytes) return;
+    if (!bytes || no_wait_in_capture(c, "download")) return;
+    if (lowp_download(c, host_dst, src, bytes, 0)) return; /* bf16 / fp16: converted there */
     if (CUDA_CHECK(c, cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, c->stream))) return;
     CUDA_CHECK(c, cudaStreamSynchronize(c->stream));
 }
@@ -59,7 +76,8 @@ static void destroy_ctx(samc_cuda_ctx *c) {
     if (!c) return;
     if (c->stream) cudaStreamSynchronize(c->stream);
     pipeline_cuda_release(c);
-    gemm_cuda_release(c);
+    lowp_release(c);
+    attention_cuda_release(c);
     if (c->blas) cublasDestroy(c->blas);
     if (c->blas_workspace) cudaFree(c->blas_workspace);
     if (c->stream) cudaStreamDestroy(c->stream);
@@ -114,8 +132,8 @@ extern "C" samc_ops *samc_ops_cuda_create(int device, char *err) {
     /* A blocking stream (not cudaStreamNonBlocking): work on the legacy default stream,
      * such as a caller's cudaEventRecord(ev, 0) around a few ops, is ordered with ours. */
     size_t ws_bytes = prop.major >= 9 ? (size_t)32 << 20 : (size_t)4 << 20;
-    char graphs[16];
-    if (pipeline_cuda_prepare(c) || cuda_variant(c, "GRAPHS", graphs, sizeof graphs) ||
+    for (int i = 0; i < SAMC_OPS_GRAPHS; i++) c->map_log[i] = cuda_map_log{ NULL, 0, 0, -1, 0 };
+    if (pipeline_cuda_prepare(c) || cuda_variants_read(c) ||
         CUDA_CHECK(c, cudaStreamCreate(&c->stream)) || CUBLAS_CHECK(c, cublasCreate(&c->blas)) ||
         CUBLAS_CHECK(c, cublasSetStream(c->blas, c->stream)) ||
         /* fp32 throughout, as the CPU reference: no TF32 tensor-core path */
@@ -140,6 +158,7 @@ extern "C" samc_ops *samc_ops_cuda_create(int device, char *err) {
     o->download = download_cuda;
     o->sync = sync_cuda;
     o->linear = linear_cuda;
+    o->linear_act = linear_act_cuda;
     o->matmul = matmul_cuda;
     o->attention = attention_cuda;
     o->layer_norm = layer_norm_cuda;
@@ -159,12 +178,12 @@ extern "C" samc_ops *samc_ops_cuda_create(int device, char *err) {
     o->upsample_nearest2x_add = upsample_nearest2x_add_cuda;
     o->upsample_bilinear = upsample_bilinear_cuda;
     o->set_precision = set_precision_cuda;
+    o->activation_precision = activation_precision_cuda;
     sam3_ops_cuda_register(o);
     o->preprocess = preprocess_cuda;
     o->mask_stats = mask_stats_cuda;
     o->mask_runs = mask_runs_cuda;
     pipeline_cuda_fill(o);
-    c->use_graphs = !strcmp(graphs, "on");
     return o;
 }
 

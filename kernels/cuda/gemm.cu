@@ -1,15 +1,17 @@
-/* kernels/cuda/gemm.cu: linear (nn.Linear) and matmul (1x1 convolutions) on cuBLAS, the
- * bias added by a second, memory-bound pass.
+/* kernels/cuda/gemm.cu: linear (nn.Linear), linear_act (+ activation + residual) and matmul
+ * (1x1 convolutions) on cuBLAS.
  *
- * fp32 (default): cublasSgemm, fp32 in and out with fp32 accumulation (the handle is in
- * CUBLAS_DEFAULT_MATH, so no TF32).
- * bf16 / fp16 (set_precision): a product whose weight operand lies in the registered
- * weight block runs as cublasGemmEx with 16-bit A and B, fp32 C and CUBLAS_COMPUTE_32F
- * (tensor cores, fp32 accumulation, fp32 output), the weights from a 16-bit copy made
- * once at registration, the activation operand converted per call into a scratch
- * buffer reserved at registration, in chunks of rows (linear) or columns (matmul) when
- * it does not fit. Any other product (the decoder's activation x activation matmul)
- * stays fp32. The bias pass is fp32 either way.
+ * fp32 (fp32 mode; in the reduced modes while the model keeps fp32 activations):
+ * cublasSgemm, fp32 in and out with fp32 accumulation (the handle is in
+ * CUBLAS_DEFAULT_MATH, so no TF32), the bias added by a second, memory-bound pass, and
+ * linear_act's activation and residual by the element-wise kernels: the same kernels in
+ * the same order as the unfused ops, so the bits are those of linear + gelu + add.
+ * 16-bit activations (lowp.cu): the operands are 16-bit already (activations are stored
+ * so, weights have their copy), so each product is one cublasGemmEx with 16-bit A, B and
+ * C, CUBLAS_COMPUTE_32F (tensor cores, fp32 accumulation, one rounding on the store),
+ * then at most one epilogue pass over the 16-bit output doing bias, activation and
+ * residual together. An fp32 operand (an upload) is converted through the scratch first,
+ * in chunks when large; a 16-bit operand of an fp32 product is widened so.
  *
  * cuBLAS is column-major. A row-major [R, C] matrix is the column-major [C, R] matrix
  * with leading dimension C, i.e. its transpose, so each product is written for the
@@ -17,214 +19,261 @@
  *   linear: y[M,N] = x[M,K] · w[N,K]ᵀ   <=>   yᵀ[N,M] = w · xᵀ  = op_T(wᵀ) · xᵀ
  *   matmul: c[M,N] = a[M,K] · b[K,N]    <=>   cᵀ[N,M] = bᵀ · aᵀ */
 #include "kernels/cuda/cuda_common.cuh"
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
 #include <stdio.h>
 
-/* Activation scratch of the reduced modes: 16 Mi elements (32 MiB). The largest
- * activation operand of SAM2.1 at 1024 px (Hiera-L stage 1 mlp.1 input, 65536 x 576 =
- * 37.7 M) then runs in 3 chunks of ~22k rows, each still a large GEMM. */
-#define ACT_CAP_ELEMS ((size_t)16 << 20)
+/* ---- the epilogue pass over a 16-bit product ----------------------------------------- */
 
-/* ---- 16-bit conversion ------------------------------------------------------------- */
-
-__device__ __forceinline__ void store_lowp(__nv_bfloat16 *d, float x) { *d = __float2bfloat16_rn(x); }
-/* fp16 tops out at 65504: clamp so that a large activation stays large instead of
- * becoming inf (and NaN in the product); NaN fails both tests and passes through. */
-__device__ __forceinline__ void store_lowp(__half *d, float x) {
-    x = x > 65504.0f ? 65504.0f : x < -65504.0f ? -65504.0f : x;
-    *d = __float2half_rn(x);
+__device__ __forceinline__ float gemm_act(float v, int act) {
+    if (act == SAMC_ACT_RELU) return v > 0.0f ? v : 0.0f;
+    if (act == SAMC_ACT_GELU) return 0.5f * v * (1.0f + erff(v * 0.70710678118654752440f));
+    return v;
 }
 
-template <typename T> __global__ void to_lowp_flat(T *dst, const float *src, size_t n) {
-    size_t step = (size_t)gridDim.x * blockDim.x;
-    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step) store_lowp(dst + i, src[i]);
+/* y[m, n] = act(y[m, n] + bias) + r[m, n] over a dense [M, N] y, bias per column (linear)
+ * or per row (matmul). One read and one write of y (+ one read of r): 2-byte elements,
+ * so 4-6 bytes per output and no arithmetic to speak of: memory-bound. */
+template <class T, class I>
+__global__ void gemm_epilogue_kernel(cuda_dst<T> y, cuda_src<T> bias, int bias_per_row, int act, cuda_src<T> r, I M,
+                                     I N) {
+    const I n = M * N;
+    for (I i = blockIdx.x * (I)blockDim.x + threadIdx.x; i < n; i += (I)gridDim.x * blockDim.x) {
+        float v = y.get(i);
+        if (bias.p) v += bias[bias_per_row ? i / N : i % N];
+        v = gemm_act(v, act);
+        if (r.p) v = r[i] + v;
+        y.put(i, v);
+    }
 }
 
-/* dst[r, col] (dense, [rows, cols]) = src[r * src_ld + col]: a column slice of a wider
- * row-major matrix. Rows along y, columns along x (coalesced reads and writes). */
-template <typename T> __global__ void to_lowp_2d(T *dst, const float *src, int rows, int cols, size_t src_ld) {
-    for (int r = blockIdx.y; r < rows; r += gridDim.y)
-        for (int col = blockIdx.x * blockDim.x + threadIdx.x; col < cols; col += gridDim.x * blockDim.x)
-            store_lowp(dst + (size_t)r * cols + col, src[(size_t)r * src_ld + col]);
-}
-
-static void convert_flat(samc_cuda_ctx *c, void *dst, const float *src, size_t n) {
-    if (!n) return;
+static void gemm_epilogue(samc_cuda_ctx *c, cuda_arg y, cuda_arg bias, int bias_per_row, int act, cuda_arg r, int M,
+                          int N) {
+    size_t n = (size_t)M * N;
+    if (!n || (!bias.p && !act && !r.p)) return;
     unsigned blocks = cuda_blocks_for(c, n, 256);
-    if (c->precision == SAMC_OPS_BF16)
-        to_lowp_flat<<<blocks, 256, 0, c->stream>>>((__nv_bfloat16 *)dst, src, n);
-    else
-        to_lowp_flat<<<blocks, 256, 0, c->stream>>>((__half *)dst, src, n);
+    cuda_by_type(c, [&](auto t) {
+        using T = decltype(t);
+        if (n <= (size_t)UINT32_MAX / 2)
+            gemm_epilogue_kernel<T, uint32_t><<<blocks, 256, 0, c->stream>>>(
+                dst_of<T>(y), src_of<T>(bias), bias_per_row, act, src_of<T>(r), (uint32_t)M, (uint32_t)N);
+        else
+            gemm_epilogue_kernel<T, size_t><<<blocks, 256, 0, c->stream>>>(
+                dst_of<T>(y), src_of<T>(bias), bias_per_row, act, src_of<T>(r), (size_t)M, (size_t)N);
+    });
 }
 
-static void convert_2d(samc_cuda_ctx *c, void *dst, const float *src, int rows, int cols, size_t src_ld) {
+/* ---- operands -------------------------------------------------------------------------- */
+
+/* dst[r, col] (dense [rows, cols], fp32 or 16-bit as to_lowp) = src[r * src_ld + col]: a
+ * column slice of a wider row-major matrix, converted. Rows along y, columns along x. */
+template <class T>
+__global__ void convert_2d_kernel(void *dst, int to_lowp, const void *src, int rows, int cols, size_t src_ld) {
+    for (int r = blockIdx.y; r < rows; r += gridDim.y)
+        for (int col = blockIdx.x * blockDim.x + threadIdx.x; col < cols; col += gridDim.x * blockDim.x) {
+            size_t i = (size_t)r * src_ld + col, o = (size_t)r * cols + col;
+            if (to_lowp) lp_put((T *)dst + o, ((const float *)src)[i]);
+            else ((float *)dst)[o] = lp_f(((const T *)src)[i]);
+        }
+}
+
+static void convert_2d(samc_cuda_ctx *c, void *dst, int to_lowp, const void *src, int rows, int cols, size_t src_ld) {
     if (rows <= 0 || cols <= 0) return;
     dim3 grid((unsigned)((cols + 255) / 256 < 8 ? (cols + 255) / 256 : 8), (unsigned)(rows < 65535 ? rows : 65535));
-    if (c->precision == SAMC_OPS_BF16)
-        to_lowp_2d<<<grid, 256, 0, c->stream>>>((__nv_bfloat16 *)dst, src, rows, cols, src_ld);
-    else
-        to_lowp_2d<<<grid, 256, 0, c->stream>>>((__half *)dst, src, rows, cols, src_ld);
+    cuda_by_type(c, [&](auto t) {
+        using T = decltype(t);
+        convert_2d_kernel<T><<<grid, 256, 0, c->stream>>>(dst, to_lowp, src, rows, cols, src_ld);
+    });
 }
 
-static cudaDataType_t lowp_type(const samc_cuda_ctx *c) {
-    return c->precision == SAMC_OPS_BF16 ? CUDA_R_16BF : CUDA_R_16F;
-}
-
-/* The 16-bit copy of p[0 .. n) when that range lies inside the registered weight block,
- * else NULL. Compared as integers: p may come from any allocation. */
-static const void *lowp_view(const samc_cuda_ctx *c, const float *p, size_t n) {
-    if (!c->w_lowp || !p) return NULL;
-    uintptr_t base = (uintptr_t)c->w_base, q = (uintptr_t)p;
-    if (q < base || (q - base) % sizeof(float)) return NULL;
-    size_t off = (q - base) / sizeof(float);
-    if (off >= c->w_n || n > c->w_n - off) return NULL;
-    return (const char *)c->w_lowp + off * 2;
-}
-
-/* How many rows of `len` elements fit the scratch: a multiple of 8 (so that each chunk's
- * output starts 32-byte aligned) unless fewer are needed; 0 if not even one fits. */
-static int chunk_len(const samc_cuda_ctx *c, int want, int len) {
-    size_t fit = c->act_cap / (size_t)(len > 0 ? len : 1);
-    if (fit >= (size_t)want) return want;
-    if (fit >= 8) fit -= fit % 8;
-    return (int)fit;
-}
-
-/* ---- registration ------------------------------------------------------------------ */
-
-static void release_lowp(samc_cuda_ctx *c) {
-    if (c->w_lowp) cudaFree(c->w_lowp);
-    if (c->act_lowp) cudaFree(c->act_lowp);
-    c->w_lowp = c->act_lowp = NULL;
-    c->w_base = NULL;
-    c->w_n = c->act_cap = 0;
-    c->precision = SAMC_OPS_FP32;
-}
-
-void gemm_cuda_release(samc_cuda_ctx *c) { release_lowp(c); }
-
-int set_precision_cuda(const samc_ops *o, samc_ops_precision p, const float *weights, size_t n_weights, char *err) {
-    samc_cuda_ctx *c = cuda_ctx(o);
-    char scratch[512];
-    if (!err) err = scratch;
-    err[0] = '\0';
-    if (c->stream) cudaStreamSynchronize(c->stream); /* nothing queued may still read the old copy */
-    release_lowp(c);
-    if (p == SAMC_OPS_FP32) return 0;
-    if (p != SAMC_OPS_BF16 && p != SAMC_OPS_FP16) {
-        snprintf(err, 512, "unknown precision %d", (int)p);
-        return -1;
+/* An operand [rows, cols] (row-major, ld) in the wanted form: 16 bits (lowp) or fp32.
+ * Its own memory when it is so already; else converted into the scratch at byte offset
+ * *used (which grows). NULL when the scratch is too small (the caller chunks) or on an
+ * error. */
+static const void *operand(samc_cuda_ctx *c, const float *p, int rows, int cols, size_t ld, int lowp, size_t *used,
+                           const char *op) {
+    size_t n = (size_t)(rows - 1) * ld + (size_t)cols;
+    if (lowp) {
+        const void *p16 = cuda_rd16(c, p, n, op);
+        if (p16 || c->failed) return p16;
+    } else if (cuda_is_weight(c, p)) {
+        return p;
     }
-    /* bf16 tensor-core GEMMs arrived with Ampere; fp16 ones run from Volta on, and the
-     * issue's floor is Turing (T4). */
-    const char *name = p == SAMC_OPS_BF16 ? "bf16" : "fp16";
-    int need = p == SAMC_OPS_BF16 ? 80 : 75;
-    if (c->cc < need) {
-        snprintf(err, 512, "%s needs compute capability %d.%d or newer (sm_%d+); CUDA device %d is %.64s (sm_%d)",
-                 name, need / 10, need % 10, need, c->device, c->device_name, c->cc);
-        return -1;
-    }
-    size_t w_bytes = n_weights * 2, a_bytes = ACT_CAP_ELEMS * 2;
-    cudaError_t e = n_weights ? cudaMalloc(&c->w_lowp, w_bytes) : cudaSuccess;
-    if (e == cudaSuccess) e = cudaMalloc(&c->act_lowp, a_bytes);
-    if (e != cudaSuccess) {
-        (void)cudaGetLastError();
-        snprintf(err, 512, "cannot allocate %zu MiB of device memory for the %s weight copy and %zu MiB of %s "
-                 "scratch: %s", w_bytes >> 20, name, a_bytes >> 20, name, cudaGetErrorString(e));
-        release_lowp(c);
-        return -1;
-    }
-    c->precision = p;
-    c->w_base = weights;
-    c->w_n = n_weights;
-    c->act_cap = ACT_CAP_ELEMS;
-    convert_flat(c, c->w_lowp, weights, n_weights);
-    if (CUDA_OP_DONE(c, "set_precision") || CUDA_CHECK(c, cudaStreamSynchronize(c->stream))) {
-        snprintf(err, 512, "converting %zu weights to %s: %.400s", n_weights, name, c->err);
-        release_lowp(c);
-        return -1;
-    }
-    return 0;
+    cuda_arg a = cuda_rd(c, p, n, op);
+    if (!a.p) return NULL;
+    if (a.f32 && !lowp) return a.p;
+    size_t bytes = (size_t)rows * cols * (lowp ? 2 : 4), at = (*used + 255) & ~(size_t)255;
+    if (at + bytes > c->scratch_bytes) return NULL;
+    *used = at + bytes;
+    void *dst = (char *)c->scratch + at;
+    convert_2d(c, dst, lowp, a.p, rows, cols, ld);
+    return dst;
 }
 
-/* ---- 16-bit products --------------------------------------------------------------- */
+static void too_large(samc_cuda_ctx *c, const char *op, int M, int N, int K) {
+    char d[128];
+    snprintf(d, sizeof d, "M=%d N=%d K=%d: the operands to convert do not fit the scratch", M, N, K);
+    cuda_fail(c, __FILE__, __LINE__, op, d);
+}
 
-/* y[M,N] = x[M,K] · w[N,K]ᵀ with w16 the 16-bit copy of w. 0, -1 (error recorded), or 1:
- * not done (a row of x does not fit the scratch), take the fp32 path. */
-static int linear_lowp(samc_cuda_ctx *c, const float *x, const void *w16, float *y, int M, int N, int K) {
+/* C[m, n] (column-major, ld ldc) = op(A) · B; A, B 16-bit; C 16-bit (c16) or fp32. */
+static int gemm16(samc_cuda_ctx *c, cublasOperation_t ta, int m, int n, int k, const void *A, int lda, const void *B,
+                  int ldb, void *C, int c16, int ldc) {
     const float one = 1.0f, zero = 0.0f;
-    cudaDataType_t t = lowp_type(c);
-    const void *x16 = lowp_view(c, x, (size_t)M * K);
-    int rows = x16 ? M : chunk_len(c, M, K);
-    if (rows <= 0) return 1;
-    for (int m0 = 0; m0 < M; m0 += rows) {
-        int mc = M - m0 < rows ? M - m0 : rows;
-        const void *xb = x16 ? (const void *)((const char *)x16 + (size_t)m0 * K * 2) : c->act_lowp;
-        if (!x16) convert_flat(c, c->act_lowp, x + (size_t)m0 * K, (size_t)mc * K);
-        /* C[N,mc] (ld N) = op_T(A) · B, A = w16 as [K,N] (ld K), B = chunk of x as [K,mc] (ld K) */
-        if (CUBLAS_CHECK(c, cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, N, mc, K, &one, w16, t, K, xb, t, K,
-                                         &zero, y + (size_t)m0 * N, CUDA_R_32F, N, CUBLAS_COMPUTE_32F,
-                                         CUBLAS_GEMM_DEFAULT)))
-            return -1;
-    }
-    return 0;
+    cudaDataType_t t = c->lp_type == SAMC_OPS_BF16 ? CUDA_R_16BF : CUDA_R_16F;
+    return CUBLAS_CHECK(c, cublasGemmEx(c->blas, ta, CUBLAS_OP_N, m, n, k, &one, A, t, lda, B, t, ldb, &zero, C,
+                                        c16 ? t : CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
-
-/* c[M,N] = a[M,K] · b[K,N] with a16 the 16-bit copy of a; b in column chunks. */
-static int matmul_lowp(samc_cuda_ctx *c, const void *a16, const float *b, float *cm, int M, int N, int K) {
-    const float one = 1.0f, zero = 0.0f;
-    cudaDataType_t t = lowp_type(c);
-    const void *b16 = lowp_view(c, b, (size_t)K * N);
-    int cols = b16 ? N : chunk_len(c, N, K);
-    if (cols <= 0) return 1;
-    for (int n0 = 0; n0 < N; n0 += cols) {
-        int nc = N - n0 < cols ? N - n0 : cols;
-        const void *bb = b16 ? (const void *)((const char *)b16 + (size_t)n0 * 2) : c->act_lowp;
-        int ldb = b16 ? N : nc;
-        if (!b16) convert_2d(c, c->act_lowp, b + n0, K, nc, (size_t)N);
-        /* C[nc,M] (ld N, from column n0) = A · B, A = chunk of b as [nc,K] (ld ldb),
-         * B = a16 as [K,M] (ld K) */
-        if (CUBLAS_CHECK(c, cublasGemmEx(c->blas, CUBLAS_OP_N, CUBLAS_OP_N, nc, M, K, &one, bb, t, ldb, a16, t, K,
-                                         &zero, cm + n0, CUDA_R_32F, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT)))
-            return -1;
-    }
-    return 0;
-}
-
-/* ---- ops --------------------------------------------------------------------------- */
 
 /* y = bias broadcast (or zeros) when K == 0: the product is empty. */
 static void fill_empty_product(samc_cuda_ctx *c, float *y, const float *bias, int M, int N, int bias_per_row) {
     size_t n = (size_t)M * N;
     if (!bias) {
-        CUDA_CHECK(c, cudaMemsetAsync(y, 0, n * sizeof(float), c->stream));
+        cuda_arg out = cuda_wr(c, y, n, "linear / matmul");
+        if (out.p) CUDA_CHECK(c, cudaMemsetAsync(out.p, 0, n * (out.f32 ? 4 : 2), c->stream));
         return;
     }
-    if (bias_per_row)
-        add_channel_launch(c, y, NULL, bias, M, N);
-    else
-        add_launch(c, y, NULL, bias, n, (size_t)N);
+    if (bias_per_row) add_channel_launch(c, y, NULL, bias, M, N);
+    else add_launch(c, y, NULL, bias, n, (size_t)N);
+}
+
+/* ---- linear -------------------------------------------------------------------------- */
+
+/* fp32: cublasSgemm on fp32 operands, then the bias pass (the original op). */
+static void linear_fp32(samc_cuda_ctx *c, const float *x, const float *w, const float *b, float *y, int M, int N,
+                        int K) {
+    const float one = 1.0f, zero = 0.0f;
+    /* C[N,M] (ld N) = op_T(A) · B with A = w seen as [K,N] (ld K), B = x seen as [K,M] (ld K) */
+    if (CUBLAS_CHECK(c, cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &one, w, K, x, K, &zero, y, N)))
+        return;
+    if (b) add_launch(c, y, y, b, (size_t)M * N, (size_t)N); /* y[m, n] += b[n] */
+}
+
+/* The product in the precision of the phase: 16-bit operands (GemmEx) when activations are
+ * 16-bit, fp32 ones (Sgemm) otherwise; x in row chunks when it must be converted and does
+ * not fit the scratch whole. Returns the output (already recorded), or p = NULL. */
+static cuda_arg linear_product(samc_cuda_ctx *c, const float *x, const float *w, float *y, int M, int N, int K,
+                               const char *op) {
+    int lowp = c->phase == CUDA_LP;
+    size_t used = 0;
+    const void *wv = operand(c, w, N, K, (size_t)K, lowp, &used, op);
+    if (!wv) {
+        if (!c->failed) too_large(c, op, M, N, K);
+        return cuda_arg{ NULL, 1 };
+    }
+    cuda_arg out = cuda_wr(c, y, (size_t)M * N, op);
+    if (!out.p) return out;
+    size_t base = used;
+    int rows = M;
+    for (int m0 = 0; m0 < M && !c->failed; m0 += rows) {
+        used = base;
+        const void *xv = NULL;
+        while (!(xv = operand(c, x + (size_t)m0 * K, rows < M - m0 ? rows : M - m0, K, (size_t)K, lowp, &used, op)) &&
+               !c->failed && rows > 8)
+            rows = (rows / 2 + 7) & ~7; /* a multiple of 8 rows keeps each chunk's output aligned */
+        if (!xv) {
+            if (!c->failed) too_large(c, op, M, N, K);
+            return cuda_arg{ NULL, 1 };
+        }
+        int mc = rows < M - m0 ? rows : M - m0;
+        char *yv = (char *)out.p + (size_t)m0 * N * (out.f32 ? 4 : 2);
+        const float one = 1.0f, zero = 0.0f;
+        /* C[N,mc] (ld N) = op_T(A) · B, A = w as [K,N] (ld K), B = a chunk of x as [K,mc] (ld K) */
+        if (lowp ? gemm16(c, CUBLAS_OP_T, N, mc, K, wv, K, xv, K, yv, !out.f32, N)
+                 : CUBLAS_CHECK(c, cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, N, mc, K, &one, (const float *)wv, K,
+                                               (const float *)xv, K, &zero, (float *)yv, N)))
+            return cuda_arg{ NULL, 1 };
+    }
+    return out;
+}
+
+/* linear / linear_act once set_precision has been called. */
+static void linear_typed(samc_cuda_ctx *c, const float *x, const float *w, const float *b, float *y, int M, int N,
+                         int K, int act, const float *r, const char *op) {
+    cuda_arg bias = cuda_rd(c, b, (size_t)N, op), res = cuda_rd(c, r, (size_t)M * N, op);
+    if ((b && !bias.p) || (r && !res.p)) return;
+    if (c->phase == CUDA_F32 && cuda_rd(c, x, (size_t)M * K, op).f32 &&
+        (cuda_is_weight(c, w) || cuda_rd(c, w, (size_t)N * K, op).f32)) {
+        /* fp32 activations with fp32 operands: exactly the fp32 mode's sequence */
+        if (!cuda_wr(c, y, (size_t)M * N, op).p) return;
+        linear_fp32(c, x, w, b, y, M, N, K);
+        if (act == SAMC_ACT_RELU) relu_launch(c, y, (size_t)M * N);
+        else if (act == SAMC_ACT_GELU) gelu_launch(c, y, (size_t)M * N);
+        if (r) add_launch(c, y, r, y, (size_t)M * N, (size_t)M * N);
+        return;
+    }
+    cuda_arg out = linear_product(c, x, w, y, M, N, K, op);
+    if (out.p) gemm_epilogue(c, out, bias, 0, act, res, M, N);
 }
 
 void linear_cuda(const samc_ops *o, const float *x, const float *w, const float *b, float *y, int M, int N,
                  int K) {
     samc_cuda_ctx *c = cuda_ctx(o);
     if (M <= 0 || N <= 0) return;
-    if (K <= 0) {
-        fill_empty_product(c, y, b, M, N, 0);
-    } else {
-        const float one = 1.0f, zero = 0.0f;
-        const void *w16 = lowp_view(c, w, (size_t)N * K);
-        int rc = w16 ? linear_lowp(c, x, w16, y, M, N, K) : 1;
-        if (rc < 0) return;
-        /* C[N,M] (ld N) = op_T(A) · B with A = w seen as [K,N] (ld K), B = x seen as [K,M] (ld K) */
-        if (rc > 0 &&
-            CUBLAS_CHECK(c, cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &one, w, K, x, K, &zero, y, N)))
-            return;
-        if (b) add_launch(c, y, y, b, (size_t)M * N, (size_t)N); /* y[m, n] += b[n] */
-    }
+    if (K <= 0) fill_empty_product(c, y, b, M, N, 0);
+    else if (c->tracking) linear_typed(c, x, w, b, y, M, N, K, SAMC_ACT_NONE, NULL, "linear");
+    else linear_fp32(c, x, w, b, y, M, N, K);
     CUDA_OP_DONE(c, "linear");
+}
+
+void linear_act_cuda(const samc_ops *o, const float *x, const float *w, const float *b, float *y, int M, int N,
+                     int K, samc_act act, const float *r) {
+    samc_cuda_ctx *c = cuda_ctx(o);
+    if (M <= 0 || N <= 0) return;
+    size_t n = (size_t)M * N;
+    if (K > 0 && c->tracking) {
+        linear_typed(c, x, w, b, y, M, N, K, act, r, "linear_act");
+    } else {
+        /* the unfused sequence: linear, then the activation in place, then y = r + y */
+        if (K <= 0) fill_empty_product(c, y, b, M, N, 0);
+        else linear_fp32(c, x, w, b, y, M, N, K);
+        if (act == SAMC_ACT_RELU) relu_launch(c, y, n);
+        else if (act == SAMC_ACT_GELU) gelu_launch(c, y, n);
+        if (r) add_launch(c, y, r, y, n, n);
+    }
+    CUDA_OP_DONE(c, "linear_act");
+}
+
+/* ---- matmul -------------------------------------------------------------------------- */
+
+/* c[M,N] = a[M,K] · b[K,N] once set_precision has been called; b (the activation: the map)
+ * in column chunks when it must be converted and does not fit the scratch whole. */
+static void matmul_typed(samc_cuda_ctx *c, const float *a, const float *b, const float *bias, float *cm, int M, int N,
+                         int K) {
+    const char *op = "matmul";
+    int lowp = c->phase == CUDA_LP;
+    cuda_arg bs = cuda_rd(c, bias, (size_t)M, op);
+    size_t used = 0;
+    const void *av = operand(c, a, M, K, (size_t)K, lowp, &used, op);
+    if (!av || (bias && !bs.p)) {
+        if (!c->failed) too_large(c, op, M, N, K);
+        return;
+    }
+    cuda_arg out = cuda_wr(c, cm, (size_t)M * N, op);
+    if (!out.p) return;
+    size_t base = used, es = out.f32 ? 4 : 2;
+    int cols = N;
+    for (int n0 = 0; n0 < N && !c->failed; n0 += cols) {
+        used = base;
+        const void *bv = NULL;
+        while (!(bv = operand(c, b + n0, K, cols < N - n0 ? cols : N - n0, (size_t)N, lowp, &used, op)) &&
+               !c->failed && cols > 8)
+            cols = (cols / 2 + 7) & ~7;
+        if (!bv) {
+            if (!c->failed) too_large(c, op, M, N, K);
+            return;
+        }
+        int nc = cols < N - n0 ? cols : N - n0;
+        /* converted chunks are dense [K, nc]; an operand used in place keeps ld N */
+        int ldb = (const char *)bv >= (const char *)c->scratch &&
+                          (const char *)bv < (const char *)c->scratch + c->scratch_bytes ? nc : N;
+        const float one = 1.0f, zero = 0.0f;
+        /* C[nc,M] (ld N, from column n0) = A · B, A = b chunk as [nc,K] (ld ldb), B = a as [K,M] (ld K) */
+        if (lowp ? gemm16(c, CUBLAS_OP_N, nc, M, K, bv, ldb, av, K, (char *)out.p + n0 * es, !out.f32, N)
+                 : CUBLAS_CHECK(c, cublasSgemm(c->blas, CUBLAS_OP_N, CUBLAS_OP_N, nc, M, K, &one, (const float *)bv,
+                                               ldb, (const float *)av, K, &zero, (float *)out.p + n0, N)))
+            return;
+    }
+    if (!lowp && bias && bs.f32) add_channel_launch(c, cm, cm, bias, M, N); /* the fp32 op's bias pass */
+    else gemm_epilogue(c, out, bs, 1, SAMC_ACT_NONE, cuda_arg{ NULL, 1 }, M, N);
 }
 
 void matmul_cuda(const samc_ops *o, const float *a, const float *b, const float *bias, float *cm, int M, int N,
@@ -233,14 +282,12 @@ void matmul_cuda(const samc_ops *o, const float *a, const float *b, const float 
     if (M <= 0 || N <= 0) return;
     if (K <= 0) {
         fill_empty_product(c, cm, bias, M, N, 1);
+    } else if (c->tracking) {
+        matmul_typed(c, a, b, bias, cm, M, N, K);
     } else {
         const float one = 1.0f, zero = 0.0f;
-        const void *a16 = lowp_view(c, a, (size_t)M * K);
-        int rc = a16 ? matmul_lowp(c, a16, b, cm, M, N, K) : 1;
-        if (rc < 0) return;
         /* C[N,M] (ld N) = A · B with A = b seen as [N,K] (ld N), B = a seen as [K,M] (ld K) */
-        if (rc > 0 &&
-            CUBLAS_CHECK(c, cublasSgemm(c->blas, CUBLAS_OP_N, CUBLAS_OP_N, N, M, K, &one, b, N, a, K, &zero, cm, N)))
+        if (CUBLAS_CHECK(c, cublasSgemm(c->blas, CUBLAS_OP_N, CUBLAS_OP_N, N, M, K, &one, b, N, a, K, &zero, cm, N)))
             return;
         if (bias) add_channel_launch(c, cm, cm, bias, M, N); /* c[m, n] += bias[m] */
     }

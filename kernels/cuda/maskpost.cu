@@ -282,10 +282,21 @@ __global__ void mask_runs_kernel(samc_mask_post_args a, int k0, uint32_t *runs) 
 
 /* ---- the ops ------------------------------------------------------------------------------ */
 
+/* The kernels read the decoder's logits and IoU as fp32 and write the filled masks as
+ * fp32: in bf16 / fp16 the precision map must agree (the decoder's outputs are fp32
+ * unless SAMC_CUDA_VARIANT_DECODER=lowp, which this refuses by name). 0 or -1. */
+static int maskpost_types(samc_cuda_ctx *c, const samc_mask_post_args *a, int n_cand, const char *op) {
+    size_t n = (size_t)a->L * a->L;
+    if (!cuda_rd_f32(c, a->low, (size_t)a->B * 4 * n, op) || !cuda_rd_f32(c, a->iou, (size_t)a->B * 4, op)) return -1;
+    if (a->max_region > 0 && a->filled && !cuda_wr_f32(c, a->filled, (size_t)n_cand * n, op).p) return -1;
+    return 0;
+}
+
 void mask_stats_cuda(const samc_ops *o, const samc_mask_post_args *a) {
     samc_cuda_ctx *c = cuda_ctx(o);
     int n_cand = a->B * (a->multimask ? 3 : 1);
     if (n_cand <= 0 || a->cw <= 0 || a->ch <= 0) return;
+    if (maskpost_types(c, a, n_cand, "mask_stats")) return;
     if (CUDA_CHECK(c, cudaMemsetAsync(a->col_runs, 0, sizeof(int64_t) * ((size_t)n_cand * a->cw + 1), c->stream)))
         return;
     mask_select_kernel<<<n_cand, MP_THREADS, 0, c->stream>>>(*a);
@@ -308,6 +319,7 @@ void mask_stats_cuda(const samc_ops *o, const samc_mask_post_args *a) {
 void mask_runs_cuda(const samc_ops *o, const samc_mask_post_args *a, int k0, int k1, uint32_t *runs) {
     samc_cuda_ctx *c = cuda_ctx(o);
     if (k1 <= k0 || a->cw <= 0) return;
+    if (!cuda_rd_f32(c, a->low, (size_t)a->B * 4 * a->L * a->L, "mask_runs")) return;
     scan_kernel<<<1, CC_THREADS, 0, c->stream>>>(a->col_runs + (size_t)k0 * a->cw, (long long)(k1 - k0) * a->cw);
     if (CUDA_OP_DONE(c, "mask_runs (scan)")) return;
     dim3 g_cols((unsigned)((a->cw + MP_WARPS - 1) / MP_WARPS), (unsigned)(k1 - k0));

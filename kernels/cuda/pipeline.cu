@@ -30,14 +30,17 @@ static void host_free_cuda(const samc_ops *o, void *p) {
     if (p) CUDA_CHECK(cuda_ctx(o), cudaFreeHost(p));
 }
 
+/* bf16 / fp16 convert on the way (lowp.cu), without waiting either: only stream order. */
 static void upload_async_cuda(const samc_ops *o, void *dst, const void *host_src, size_t bytes) {
     samc_cuda_ctx *c = cuda_ctx(o);
-    if (bytes) CUDA_CHECK(c, cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, c->stream));
+    if (!bytes || lowp_upload(c, dst, host_src, bytes, 1)) return;
+    CUDA_CHECK(c, cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, c->stream));
 }
 
 static void download_async_cuda(const samc_ops *o, void *host_dst, const void *src, size_t bytes) {
     samc_cuda_ctx *c = cuda_ctx(o);
-    if (bytes) CUDA_CHECK(c, cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, c->stream));
+    if (!bytes || lowp_download(c, host_dst, src, bytes, 1)) return;
+    CUDA_CHECK(c, cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, c->stream));
 }
 
 /* ---- time marks ------------------------------------------------------------------------ */
@@ -84,14 +87,21 @@ static int graph_begin_cuda(const samc_ops *o, int slot, char *err) {
     if (CUDA_CHECK(c, cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal)))
         return graph_error(c, err, "graph capture");
     c->capturing = slot + 1;
+    lowp_graph_begin(c, slot);
     return 0;
+}
+
+static void drop_exec(samc_cuda_ctx *c, int slot) {
+    if (!c->graphs[slot]) return;
+    CUDA_CHECK(c, cudaGraphExecDestroy(c->graphs[slot]));
+    c->graphs[slot] = NULL;
 }
 
 static void graph_drop_cuda(const samc_ops *o, int slot) {
     samc_cuda_ctx *c = cuda_ctx(o);
-    if (slot < 0 || slot >= SAMC_OPS_GRAPHS || !c->graphs[slot]) return;
-    CUDA_CHECK(c, cudaGraphExecDestroy(c->graphs[slot]));
-    c->graphs[slot] = NULL;
+    if (slot < 0 || slot >= SAMC_OPS_GRAPHS) return;
+    drop_exec(c, slot);
+    lowp_graph_drop(c, slot);
 }
 
 /* Ends the capture whatever happened in it; an op that failed while being recorded
@@ -105,13 +115,15 @@ static int graph_end_cuda(const samc_ops *o, int slot, char *err) {
     }
     c->capturing = 0;
     int bad = CUDA_CHECK(c, cudaStreamEndCapture(c->stream, &g)) || c->failed;
-    graph_drop_cuda(o, slot);
+    drop_exec(c, slot); /* an earlier graph of the slot; the map log is this capture's */
     if (!bad) bad = CUDA_CHECK(c, cudaGraphInstantiateWithFlags(&c->graphs[slot], g, 0));
     if (g) CUDA_CHECK(c, cudaGraphDestroy(g));
     if (bad) {
         c->graphs[slot] = NULL;
+        lowp_graph_drop(c, slot);
         return graph_error(c, err, "graph capture");
     }
+    lowp_graph_end(c, slot);
     return 0;
 }
 
@@ -121,6 +133,7 @@ static void graph_launch_cuda(const samc_ops *o, int slot) {
         cuda_fail(c, __FILE__, __LINE__, "graph_launch", "no graph in this slot");
         return;
     }
+    if (lowp_graph_launch(c, slot)) return; /* the precision map as the captured run left it */
     CUDA_CHECK(c, cudaGraphLaunch(c->graphs[slot], c->stream));
 }
 

@@ -36,6 +36,9 @@ void preprocess_cuda(const samc_ops *o, const uint8_t *rgb, int w, int h, const 
     samc_cuda_ctx *c = cuda_ctx(o);
     (void)h;
     if (S <= 0 || w <= 0) return;
+    /* the kernel writes fp32 in any mode: the precision map must say so (bf16 / fp16),
+     * whatever an earlier op left in those bytes */
+    if (!cuda_wr_f32(c, out, (size_t)3 * S * S, "preprocess").p) return;
     preprocess_kernel<<<cuda_blocks_for(c, (size_t)S * S, PRE_THREADS), PRE_THREADS, 0, c->stream>>>(rgb, w, *t, out,
                                                                                                      S);
     CUDA_OP_DONE(c, "preprocess");

@@ -20,6 +20,22 @@
 #define AB_WARPS 4
 #define AB_MAX_HD 128
 
+/* These kernels read and write fp32 only. In the reduced modes (lowp.cu) the SAM3 model
+ * keeps fp32 activations (model/sam3/load.c asks for them right after set_precision), so
+ * each op here checks that its inputs hold fp32 values and records its output as fp32;
+ * a 16-bit input fails the op with a message instead of being misread. 0: go on. */
+static int sam3_in(samc_cuda_ctx *c, const float *p, size_t n, const char *op) {
+    if (!c->tracking || !p) return 0;
+    cuda_arg a = cuda_rd(c, p, n, op);
+    if (!a.p) return -1;
+    if (!a.f32) return cuda_fail(c, __FILE__, __LINE__, op, "16-bit activations: the SAM3 ops compute fp32 only");
+    return 0;
+}
+static int sam3_out(samc_cuda_ctx *c, float *p, size_t n, const char *op) {
+    if (!c->tracking) return 0;
+    return cuda_wr_like(c, p, n, cuda_arg{ p, 1 }, op).p ? 0 : -1;
+}
+
 __global__ void __launch_bounds__(AB_WARPS * 32)
 attention_biased_kernel(samc_attention_args a, samc_attention_bias bias) {
     __shared__ float qs[AB_WARPS][AB_MAX_HD];
@@ -81,6 +97,13 @@ static void attention_biased_cuda(const samc_ops *o, const samc_attention_args *
         cuda_fail(c, __FILE__, __LINE__, "attention_biased", "head_dim above 128 is not supported");
         return;
     }
+    const char *op = "attention_biased";
+    if (sam3_in(c, a->q, cuda_span(a->batch, a->q_sb, a->heads, a->q_sh, a->n_q, a->q_st, a->head_dim), op) ||
+        sam3_in(c, a->k, cuda_span(a->batch, a->k_sb, a->heads, a->k_sh, a->n_kv, a->k_st, a->head_dim), op) ||
+        sam3_in(c, a->v, cuda_span(a->batch, a->v_sb, a->heads, a->v_sh, a->n_kv, a->v_st, a->head_dim), op) ||
+        sam3_in(c, bias->bias, cuda_span(a->batch, bias->sb, a->heads, bias->sh, a->n_q, bias->sq, a->n_kv), op) ||
+        sam3_out(c, a->out, cuda_span(a->batch, a->o_sb, a->heads, a->o_sh, a->n_q, a->o_st, a->head_dim), op))
+        return;
     long rows = (long)a->batch * a->heads * a->n_q;
     attention_biased_kernel<<<(unsigned)((rows + AB_WARPS - 1) / AB_WARPS), AB_WARPS * 32, 0, c->stream>>>(*a, *bias);
     CUDA_OP_DONE(c, "attention_biased");
@@ -106,6 +129,8 @@ static void rope_cuda(const samc_ops *o, float *x, int rows, ptrdiff_t ld, int h
     samc_cuda_ctx *c = cuda_ctx(o);
     if (rows <= 0 || heads <= 0 || hd < 2 || period <= 0) return;
     size_t n = (size_t)rows * heads * (hd / 2);
+    size_t span = (size_t)(rows - 1) * (size_t)ld + (size_t)heads * hd;
+    if (sam3_in(c, x, span, "rope") || sam3_out(c, x, span, "rope")) return; /* in place */
     rope_kernel<<<cuda_blocks_for(c, n, 256), 256, 0, c->stream>>>(x, rows, ld, heads, hd, cos_t, sin_t, period);
     CUDA_OP_DONE(c, "rope");
 }
@@ -144,6 +169,7 @@ static void group_norm_cuda(const samc_ops *o, const float *x, const float *w, c
                             int HW, int groups, float eps) {
     samc_cuda_ctx *c = cuda_ctx(o);
     if (C <= 0 || HW <= 0 || groups <= 0) return;
+    if (sam3_in(c, x, (size_t)C * HW, "group_norm") || sam3_out(c, y, (size_t)C * HW, "group_norm")) return;
     group_norm_kernel<<<(unsigned)groups, GN_THREADS, 0, c->stream>>>(x, w, b, y, C / groups, HW, eps);
     CUDA_OP_DONE(c, "group_norm");
 }
@@ -163,6 +189,9 @@ static void roi_align_cuda(const samc_ops *o, const float *x, const float *boxes
     samc_cuda_ctx *c = cuda_ctx(o);
     if (n <= 0 || C <= 0 || P <= 0) return;
     size_t total = (size_t)n * C * P * P;
+    if (sam3_in(c, x, (size_t)C * H * W, "roi_align") || sam3_in(c, boxes, (size_t)n * 4, "roi_align") ||
+        sam3_out(c, y, total, "roi_align"))
+        return;
     roi_align_kernel<<<cuda_blocks_for(c, total, 128), 128, 0, c->stream>>>(x, boxes, y, C, H, W, n, P);
     CUDA_OP_DONE(c, "roi_align");
 }
@@ -188,6 +217,9 @@ static void grid_sample_cuda(const samc_ops *o, const float *x, const float *pts
                              int n) {
     samc_cuda_ctx *c = cuda_ctx(o);
     if (n <= 0 || C <= 0) return;
+    if (sam3_in(c, x, (size_t)C * H * W, "grid_sample") || sam3_in(c, pts, (size_t)n * 2, "grid_sample") ||
+        sam3_out(c, y, (size_t)n * C, "grid_sample"))
+        return;
     grid_sample_kernel<<<cuda_blocks_for(c, (size_t)n * C, 128), 128, 0, c->stream>>>(x, pts, y, C, H, W, n);
     CUDA_OP_DONE(c, "grid_sample");
 }
@@ -211,6 +243,9 @@ static void box_rpb_bias_cuda(const samc_ops *o, const float *by, const float *b
     samc_cuda_ctx *c = cuda_ctx(o);
     size_t total = (size_t)nh * (r0 + Q) * H * W;
     if (!total) return;
+    if (sam3_in(c, by, (size_t)Q * H * nh, "box_rpb_bias") || sam3_in(c, bx, (size_t)Q * W * nh, "box_rpb_bias") ||
+        sam3_out(c, y, total, "box_rpb_bias"))
+        return;
     box_rpb_bias_kernel<<<cuda_blocks_for(c, total, 256), 256, 0, c->stream>>>(by, bx, y, Q, H, W, nh, r0);
     CUDA_OP_DONE(c, "box_rpb_bias");
 }

@@ -1,7 +1,9 @@
 /* kernels/cuda/variants.cu: the backend's switches (kernels/cuda/variants.txt, compiled in
  * as $(BUILD)/gen/kernels/cuda/variants.inc by the Makefile). Per switch, at create:
  * SAMC_CUDA_VARIANT_<NAME> when set (it must be one of the switch's values), else the
- * `choose` line for the device's compute capability, else the switch's first value. */
+ * `choose` line for the device's compute capability, else the switch's first value. The
+ * one place that reads them (cuda_variants_read) turns each into the field its kernels
+ * test, so `make gpu-check` times every switch of the backend through the same names. */
 #include "kernels/cuda/cuda_common.cuh"
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,4 +74,35 @@ int cuda_variant(samc_cuda_ctx *c, const char *name, char *out, size_t n) {
     size_t len = strcspn(s->values, " ");
     snprintf(out, n, "%.*s", (int)len, s->values);
     return 0;
+}
+
+/* Switch NAME as the index of its value among `values` (NULL-terminated, in the order of
+ * variants.txt); -1 (error recorded) when variants.txt and this list disagree. */
+static int variant_index(samc_cuda_ctx *c, const char *name, const char *const *values) {
+    char v[32];
+    if (cuda_variant(c, name, v, sizeof v)) return -1;
+    for (int k = 0; values[k]; k++)
+        if (!strcmp(v, values[k])) return k;
+    char why[128];
+    snprintf(why, sizeof why, "value %.31s of variants.txt has no kernel in variants.cu", v);
+    return cuda_fail(c, __FILE__, __LINE__, name, why);
+}
+
+int cuda_variants_read(samc_cuda_ctx *c) {
+    static const char *const graphs[] = { "on", "off", NULL };
+    /* attention on 16-bit q, k, v: the tensor-core flash kernel, or the fp32 FMA one */
+    static const char *const attn[] = { "tc", "fma", NULL };
+    /* queries per block of the tensor-core kernel: 64 (4 warps) or 128 (8 warps) */
+    static const char *const attn_bq[] = { "64", "128", NULL };
+    /* few queries, many keys (the decoder's token -> image): keys split over blocks */
+    static const char *const splitkv[] = { "auto", "off", NULL };
+    /* the mask decoder's activations in the reduced modes: fp32 (accurate), or 16-bit */
+    static const char *const decoder[] = { "fp32", "lowp", NULL };
+    int g = variant_index(c, "GRAPHS", graphs);
+    c->sw.attn = variant_index(c, "ATTN", attn);
+    c->sw.attn_bq128 = variant_index(c, "ATTN_BQ", attn_bq);
+    c->sw.splitkv_off = variant_index(c, "SPLITKV", splitkv);
+    c->sw.decoder_lowp = variant_index(c, "DECODER", decoder);
+    c->use_graphs = g == 0;
+    return g < 0 || c->sw.attn < 0 || c->sw.attn_bq128 < 0 || c->sw.splitkv_off < 0 || c->sw.decoder_lowp < 0 ? -1 : 0;
 }

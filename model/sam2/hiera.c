@@ -202,8 +202,9 @@ static int multiscale_block(sam2_model *m, const sam2_multiscale_block_weights *
     /* x = x + mlp(norm2(x)); MLP = Linear -> GELU -> Linear. */
     int N = B * Ho * Wo;
     o->layer_norm(o, out, bl->norm2.w, bl->norm2.b, xn, N, dout, 1e-6f);
-    o->linear(o, xn, bl->mlp0.w, bl->mlp0.b, hidden, N, 4 * dout, dout);
-    o->gelu(o, hidden, (size_t)N * 4 * dout);
+    /* mlp.layers.0 + GELU as one op: a backend may fold the bias and the GELU into one
+     * pass (the CUDA backend in bf16 / fp16); elsewhere the same linear + gelu */
+    o->linear_act(o, xn, bl->mlp0.w, bl->mlp0.b, hidden, N, 4 * dout, dout, SAMC_ACT_GELU, NULL);
     o->linear(o, hidden, bl->mlp1.w, bl->mlp1.b, ao, N, dout, 4 * dout);
     o->add(o, out, out, ao, (size_t)N * dout, (size_t)N * dout);
     rt_arena_reset(&m->rt, mark);

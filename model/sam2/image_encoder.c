@@ -31,7 +31,10 @@ static void forward_image_outputs(sam2_model *m, float *const lvl[4], const int 
 }
 
 int sam2_image_encoder(sam2_model *m, const float *input, sam2_image *const *imgs, int B, samc_error *err) {
+    const samc_ops *o = m->rt.ops;
     const sam2_config *c = m->cfg;
+    /* reduced precision: 16-bit activations from here to the image features */
+    if (o->activation_precision) o->activation_precision(o, 1);
     int H = (m->S + 2 * c->patch_padding - c->patch_kernel) / c->patch_stride + 1;
     size_t mark = rt_arena_mark(&m->rt);
     float *stage[4], *lvl[4];

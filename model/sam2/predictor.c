@@ -155,6 +155,11 @@ static int encode_chunk(sam2_model *m, sam2_image *const *imgs, const uint8_t *c
     rt_dump_host(&m->rt, "dense_pe", m->dense_pe_host, 4, I64(1), I64(m->C), I64(S / 16), I64(S / 16));
     stage_slot slot[SAMC_MAX_ENCODE_BATCH];
     size_t used = m->h_stage && m->rt.ops->preprocess ? stage_layout(m, w, h, B, slot) : 0;
+    /* reduced precision: the input goes up (uint8 pixels and taps, or the host's
+     * preprocessed planes) exactly as it is and comes out of preprocess in fp32, whatever
+     * the last call or a backend switch left; the encoder's first op reads it so, in a
+     * graph too */
+    if (m->rt.ops->activation_precision) m->rt.ops->activation_precision(m->rt.ops, -1);
     for (int b = 0; b < B; b++) {
         rt_log(&m->rt, "encode: %dx%d image -> %dx%d input (%s)", w[b], h[b], S, S, used ? "device" : "host");
         imgs[b]->w = 0;
@@ -358,6 +363,10 @@ int sam2_decode_chunk(sam2_model *m, const sam2_image *img, int B, int N, const 
     sam2_prompt_encoder_points(m, m->h_coords, m->h_labels, B, N);
     for (int b = 0; masks && b < B; b++) memcpy(m->h_maskin + (size_t)b * n, masks[b], sizeof(float) * n);
     double host_ms = rt_now_ms() - t0;
+    /* reduced precision: the prompt encoder and mask decoder keep fp32 activations (their
+     * mask logits are small differences of large terms; mask post-processing reads them as
+     * fp32); the encoder's are 16-bit. Set before the uploads, which write in it. */
+    if (o->activation_precision) o->activation_precision(o, 0);
     rt_mark(&m->rt, RT_MARK_DEC_BEGIN);
     if (N) rt_upload_async(o, j.sparse, m->h_sparse, sizeof(float) * (size_t)B * N * C);
     if (masks) rt_upload_async(o, mask_in, m->h_maskin, sizeof(float) * (size_t)B * n);

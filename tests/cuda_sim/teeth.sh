@@ -18,8 +18,14 @@ OPS=$BUILD/tests/test_backend_ops
 pass=0; fail=0; skip=0
 declare -A BASELINE_DONE
 
-# The op tests of one op (odd and small shapes) on the backend library $1, output to $2.
-op_test() { SAMC_CUDA_LIB=$1 "$OPS" --backend cuda --size odd,small --op "$3" >"$2" 2>&1; }
+# The op tests of one op (odd and small shapes) on the backend library $1, output to $2;
+# TEETH_BACKEND picks the backend instance (cuda; cuda_bf16 for the 16-bit paths).
+# A run where no case ran (an op name the test does not know) counts as a failure, so a
+# mutation can never "survive" an empty test.
+op_test() {
+  SAMC_CUDA_LIB=$1 "$OPS" --backend "${TEETH_BACKEND:-cuda}" --size odd,small --op "$3" >"$2" 2>&1 &&
+    ! grep -q ': 0 passed, 0 failed' "$2"
+}
 
 # mutation NAME KERNEL_FILE OP TEXT REPLACEMENT, or mutation NAME KERNEL_FILE OP --drop-barrier K
 mutation() {
@@ -38,8 +44,8 @@ mutation() {
        2>>"$dir/build.log"; then
     echo "NOT OK teeth.$name: link failed"; sed 's/^/    /' "$dir/build.log"; fail=$((fail+1)); return
   fi
-  if [ -z "${BASELINE_DONE[$op]:-}" ]; then
-    BASELINE_DONE[$op]=1
+  if [ -z "${BASELINE_DONE[$op@${TEETH_BACKEND:-cuda}]:-}" ]; then
+    BASELINE_DONE[$op@${TEETH_BACKEND:-cuda}]=1
     if op_test "$SIM_DIR/libsamc_cuda_sim.so" "$dir/base.log" "$op"; then
       echo "OK     teeth.unmutated_$op: the $op tests pass on the real kernels"; pass=$((pass+1))
     else
@@ -65,14 +71,22 @@ mutation missing_barrier_transpose elementwise transpose \
                 }
                 __syncthreads();" "s[(size_t)r * C + cc];
                 }"
+# The tensor-core attention (16-bit q, k, v: the cuda_bf16 instance): the barrier between
+# the K / V tile stores and the warps' fragment loads dropped, and the padded keys of the
+# last tile counted as real (an off-by-one in the softmax's key bound).
+TEETH_BACKEND=cuda_bf16 mutation missing_barrier_attention_tc attention_tc attention \
+  "L.dp, vec);
+            __syncthreads();" "L.dp, vec);"
+TEETH_BACKEND=cuda_bf16 mutation off_by_one_attention_tc attention_tc attention \
+  "float p = key < nk ? expf(srow[key] * scale - m) : 0.0f;" "float p = key <= nk ? expf(srow[key] * scale - m) : 0.0f;"
 # A bound off by one: the pixel guard of LayerNorm2d, the right border of conv2d.
 mutation off_by_one_layer_norm2d norm layer_norm2d "const bool ok = p < HW;" "const bool ok = p <= HW;"
 mutation off_by_one_conv2d conv conv2d "ix < 0 || ix >= W) continue;" "ix < 0 || ix > W) continue;"
 # A wrong transposition flag: fp32 linear (cublasSgemm) and bf16 linear (cublasGemmEx).
 mutation transpose_flag_sgemm gemm linear "cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K" \
   "cublasSgemm(c->blas, CUBLAS_OP_N, CUBLAS_OP_N, N, M, K"
-mutation transpose_flag_gemmex gemm linear_bf16 "cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, N, mc, K" \
-  "cublasGemmEx(c->blas, CUBLAS_OP_N, CUBLAS_OP_N, N, mc, K"
+TEETH_BACKEND=cuda_bf16 mutation transpose_flag_gemmex gemm linear "gemm16(c, CUBLAS_OP_T, N, mc, K" \
+  "gemm16(c, CUBLAS_OP_N, N, mc, K"
 # The image pipeline: a lost carry between the 32-row chunks of a column's toggles, 4- for
 # 8-connected regions, a reciprocal multiply for the division of to_tensor (off by an ulp
 # for some bytes).
@@ -88,13 +102,15 @@ if [ "${SIM_SWEEP:-0}" = 1 ]; then
   for f in kernels/cuda/*.cu; do
     file=$(basename "$f" .cu)
     n=$(grep -c '__syncthreads()' "$f")
-    case $file in attention) op=attention ;; conv) op=conv2d,conv_transpose2x2 ;; elementwise) op=transpose ;;
+    be=cuda
+    case $file in attention) op=attention ;; attention_tc) op=attention be=cuda_bf16 ;;
+                  conv) op=conv2d,conv_transpose2x2 ;; elementwise) op=transpose ;;
                   norm) op=layer_norm,layer_norm2d ;; maskpost) op=mask_stats ;; sam3_ops) op=group_norm ;;
                   *) op=all ;; esac
     for k in $(seq 1 "$n"); do
       case " $REDUNDANT " in *" $file:$k "*)
         echo "SKIP   teeth.sweep_${file}_$k: a redundant barrier (see REDUNDANT)"; skip=$((skip+1)); continue ;; esac
-      mutation "sweep_${file}_$k" "$file" "$op" --drop-barrier "$k"
+      TEETH_BACKEND=$be mutation "sweep_${file}_$k" "$file" "$op" --drop-barrier "$k"
     done
   done
 fi
