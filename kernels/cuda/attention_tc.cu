@@ -224,15 +224,16 @@ attention_tc_kernel(const samc_attention_args a, const atc_views<T> p, int vec) 
     /* no static shared memory here, so the dynamic area starts the block's window, more
      * than 32-byte aligned; float4 declares the 16 bytes the language guarantees */
     extern __shared__ float4 atc_smem4[];
-    unsigned char *atc_smem = (unsigned char *)atc_smem4;
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 700
-    (void)atc_smem;
     __trap();
-#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+#else
+    unsigned char *atc_smem = (unsigned char *)atc_smem4;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
     if constexpr (std::is_same<T, __nv_bfloat16>::value) __trap();
     else atc_body<NF, WARPS, T>(a, p, vec, atc_smem);
 #else
     atc_body<NF, WARPS, T>(a, p, vec, atc_smem);
+#endif
 #endif
 }
 
