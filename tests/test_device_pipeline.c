@@ -17,7 +17,7 @@
  *   the first (everything planned at load), and the model reports it.
  * The CUDA cases skip without a device (or SAMC_CUDA_LIB naming the simulator). */
 #include "tests/test.h"
-#include "convert/convert.h"
+#include "tests/synth_tmp.h"
 #include "kernels/cpu_ref_pipeline.h"
 #include "model/model.h"
 #include "model/samc.h"
@@ -27,19 +27,7 @@
 static char model_path[64];
 
 static int micro_path(void) {
-    if (model_path[0]) return 0;
-    char tmpl[] = "/tmp/samc_device_pipeline_XXXXXX";
-    int fd = mkstemp(tmpl);
-    if (fd < 0) return -1;
-    close(fd);
-    samc_error err = { 0 };
-    if (samc_synth_write("micro", tmpl, &err)) {
-        fprintf(stderr, "  %s\n", err.msg);
-        unlink(tmpl);
-        return -1;
-    }
-    snprintf(model_path, sizeof model_path, "%s", tmpl);
-    return 0;
+    return model_path[0] ? 0 : test_synth_tmp("micro", "device_pipeline", model_path, sizeof model_path);
 }
 
 static uint8_t *make_image(int w, int h, uint32_t seed) {

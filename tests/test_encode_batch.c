@@ -10,7 +10,7 @@
  * must agree within a relative 1e-4. Argument errors must name the argument. */
 #include "tests/test.h"
 #include "model/model.h"
-#include "convert/convert.h"
+#include "tests/synth_tmp.h"
 #include "model/samc.h"
 #include <stdint.h>
 #include <unistd.h>
@@ -37,22 +37,9 @@ static uint8_t *make_image(int i) {
 
 static char model_path[64];
 
-/* Writes the micro weights to a new temporary file (the caller removes it once its
- * models are loaded: the mapping outlives the name). */
-static int micro_path(void) {
-    char tmpl[] = "/tmp/samc_encode_batch_XXXXXX";
-    int fd = mkstemp(tmpl);
-    if (fd < 0) return -1;
-    close(fd);
-    samc_error err = { 0 };
-    if (samc_synth_write("micro", tmpl, &err)) {
-        fprintf(stderr, "  %s\n", err.msg);
-        unlink(tmpl);
-        return -1;
-    }
-    snprintf(model_path, sizeof model_path, "%s", tmpl);
-    return 0;
-}
+/* The micro weights in a new temporary file (the caller removes it once its models are
+ * loaded: the mapping outlives the name). */
+static int micro_path(void) { return test_synth_tmp("micro", "encode_batch", model_path, sizeof model_path); }
 
 static samc_model *load(samc_backend be, int max_encode_batch, samc_error *err) {
     samc_options opt = { .backend = be, .n_threads = 2, .max_encode_batch = max_encode_batch };
