@@ -31,7 +31,12 @@ NVCC ?= $(shell command -v nvcc 2>/dev/null)
 CUDA_SRC := $(sort $(wildcard kernels/cuda/*.cu))
 ifneq ($(NVCC),)
 ifneq ($(CUDA_SRC),)
-  CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+  # The toolkit's root as nvcc itself reports it (`-dryrun` prints TOP=<root>/bin/..), so a
+  # wrapper script such as /usr/local/bin/nvcc -> exec /usr/local/cuda-13.0/bin/nvcc still
+  # finds the toolkit's lib64 and include; the path's parent only if nvcc does not say.
+  CUDA_HOME ?= $(or $(shell $(NVCC) -dryrun -E -x cu /dev/null 2>&1 | \
+                 sed -n 's|^\#\$$ TOP=\(.*\)/bin/\.\.$$|\1|p' | head -n 1), \
+                 $(patsubst %/bin/nvcc,%,$(NVCC)))
   CUDA_OBJ  := $(CUDA_SRC:%.cu=$(BUILD)/%.o)
   # The CUDA backend is its own shared library, loaded (dlopen) only when a command asks
   # for the GPU: linking cuBLAS/cuDNN into samc cost every CPU run ~215 MB of resident
@@ -47,7 +52,7 @@ ifneq ($(CUDA_SRC),)
                -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
   NVCC_HOST := $(if $(NVCC_CCBIN),-ccbin $(NVCC_CCBIN))
   NVFLAGS   ?= -O2 -std=c++17 -Xcompiler -fPIC -I. $(NVCC_HOST) $(CUDA_ARCH)
-  $(info samc: nvcc found at $(NVCC): building the CUDA backend)
+  $(info samc: nvcc found at $(NVCC) (toolkit $(CUDA_HOME)): building the CUDA backend)
 endif
 else
   $(info samc: nvcc not found: CPU-only build)
