@@ -85,6 +85,11 @@ def parse_args():
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where the model runs (default cpu)")
     p.add_argument("--modes", default="fp32",
                    help="comma-separated: fp32 (eager, TF32 off), bf16 (autocast); one JSON line each (default fp32)")
+    p.add_argument("--skip-init", action="store_true",
+                   help="build the model without its random initialisation (torch.nn.init and timm's "
+                        "trunc_normal_ do nothing while it is built): every tensor is loaded from --weights "
+                        "after (load_weights refuses a file that lacks one), so no number changes; the full "
+                        "config builds in seconds instead of a minute on the CPU")
     p.add_argument("--extra-path", action="append", default=[],
                    help="a folder or .whl appended to sys.path (modules the machine lacks; its own come first)")
     return p.parse_args()
@@ -147,6 +152,30 @@ def apply_cpu_patches(torch):
         return get_coords(H, W, "cpu" if str(device).startswith("cuda") else device)
 
     decoder.TransformerDecoder._get_coords = staticmethod(get_coords_cpu)
+
+
+def skip_random_init(torch):
+    """--skip-init: the initialisers become no-ops while the model is built (the constructor's
+    computed buffers, the RoPE tables, are not initialisers and stay); returns the undo."""
+    import torch.nn.init as init
+    import sam3.model.vitdet as vitdet
+    names = ("uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "xavier_uniform_",
+             "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "orthogonal_")
+    saved = {n: getattr(init, n) for n in names if hasattr(init, n)}
+    saved_vit = vitdet.trunc_normal_
+
+    def keep(t, *a, **k):
+        return t
+
+    for n in saved:
+        setattr(init, n, keep)
+    vitdet.trunc_normal_ = keep
+
+    def undo():
+        for n, f in saved.items():
+            setattr(init, n, f)
+        vitdet.trunc_normal_ = saved_vit
+    return undo
 
 
 def build_from_config(cfg, bpe_path):
@@ -372,6 +401,7 @@ def main():
     bpe = args.bpe or os.path.join(args.sam3_src, "sam3", "assets", "bpe_simple_vocab_16e6.txt.gz")
 
     t0 = time.perf_counter()
+    undo_init = skip_random_init(torch) if args.skip_init else None
     if args.config_json:
         with open(args.config_json) as f:
             cfg = json.load(f)
@@ -384,6 +414,8 @@ def main():
                                           load_from_HF=False, enable_segmentation=True,
                                           enable_inst_interactivity=False)
         resolution = 1008
+    if undo_init:
+        undo_init()
     build_s = time.perf_counter() - t0
     load = load_weights(model, args.weights, torch, np)
     model.eval()
@@ -497,6 +529,7 @@ def main():
             "height": h,
             "n_params": n_params,
             "build_s": round(build_s, 2),
+            "skip_init": args.skip_init,
             "load_s": round(load_s, 2),
             "rss_after_import_mb": rss_import,
             "rss_after_load_mb": rss_loaded,

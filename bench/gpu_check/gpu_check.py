@@ -875,7 +875,7 @@ def sam3_torch(c, py, extra, config, weights, device, modes, pl, vocab, check=No
     cmd = [py, os.path.join(ROOT, "bench", "pytorch_sam3_bench.py"), "--sam3-src", extra[0], "--weights", weights,
            "--image", img, "--bpe", vocab, "--threads", str(os.cpu_count() or 1), "--device", device, "--modes", modes,
            "--iters", str(pl["iters"]), "--warmup", str(pl["warmup"]), "--text", "truck", "--text2", "wheel",
-           "--box", SAM3_BOX[os.path.basename(img)], "--threshold", SAM3_THRESHOLD]
+           "--box", SAM3_BOX[os.path.basename(img)], "--threshold", SAM3_THRESHOLD, "--skip-init"]
     for x in extra[1:]:
         cmd += ["--extra-path", x]
     if config == "sam3_micro":
