@@ -257,6 +257,7 @@ static int post_process(sam3_model *m, const sam3_grounding *gr, int w, int h, c
         full_mask(m, gr->masks + (size_t)keep[i] * ls * ls, ls, out, i, prob_all);
     dump_post(m, out, prob_all);
     free(prob_all);
+    rt_mark(&m->rt, RT_MARK_S3_END);   /* before the sync: an event after it may not be complete yet */
     return rt_sync(&m->rt, "post-processing", err);
 }
 
@@ -297,7 +298,6 @@ int sam3_find(sam3_model *m, const sam3_image *img, const sam3_prompt *p, const 
         rt_download(m->rt.ops, out->pred_masks, gr.masks, sizeof(float) * (size_t)Q * ls * ls);
         double t1 = rt_now_ms();
         rc = post_process(m, &gr, img->w, img->h, opt, out, err);
-        rt_mark(&m->rt, RT_MARK_S3_END);
         m->timings.postprocess_ms = rt_now_ms() - t1;
     }
     rt_arena_reset(&m->rt, mark);
