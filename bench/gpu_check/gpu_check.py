@@ -967,23 +967,28 @@ def stage_sam3(c):
             notes.append(f"full sam3 config not run: {left:.0f} s left in the stage, it needs about {pl['full_min_s']}")
         else:
             full = os.path.join(c.work, "sam3.safetensors")
-            rc, out, err, secs = c.run("synth_sam3", [c.bin["samc"], "synth", "--config", "sam3", "-o", full], 90)
-            data["synth_sam3_s"] = round(secs, 1)
-            if rc != 0:
-                fails.append(f"samc synth --config sam3: rc {rc} ({(err or out).strip()[-120:]})")
-            else:
-                for p in pl["precisions"]:
-                    r = sam3_samc(c, "sam3", full, p, pl, vocab)
-                    data["samc"][f"sam3_{p}"] = r
-                    if "error" in r:
-                        fails.append(f"bench_sam3 sam3 {p}: {r['error'][-100:]}")
-                    if p == pl["precisions"][0] and tpy:   # the target's pair first: samc bf16, PyTorch
-                        res, note = sam3_torch(c, tpy, extra, "sam3", full, "cuda", pl["torch_modes"], pl, vocab,
-                                               limit=max(30, c.stage_end - time.time() - 40))
-                        data["torch"] += res
-                        if note:
-                            partial = True
-                            notes.append(note)
+            try:      # the micro results above stay in the report whatever happens here
+                rc, out, err, secs = c.run("synth_sam3", [c.bin["samc"], "synth", "--config", "sam3", "-o", full], 90)
+                data["synth_sam3_s"] = round(secs, 1)
+                if rc != 0:
+                    fails.append(f"samc synth --config sam3: rc {rc} ({(err or out).strip()[-120:]})")
+                else:
+                    for p in pl["precisions"]:
+                        r = sam3_samc(c, "sam3", full, p, pl, vocab)
+                        data["samc"][f"sam3_{p}"] = r
+                        if "error" in r:
+                            fails.append(f"bench_sam3 sam3 {p}: {r['error'][-100:]}")
+                        if p == pl["precisions"][0] and tpy:   # the target's pair first: samc bf16, PyTorch
+                            res, note = sam3_torch(c, tpy, extra, "sam3", full, "cuda", pl["torch_modes"], pl, vocab,
+                                                   limit=max(30, c.stage_end - time.time() - 40))
+                            data["torch"] += res
+                            if note:
+                                partial = True
+                                notes.append(note)
+            except Limit as e:
+                partial = True
+                notes.append(f"full sam3 config cut at the stage's time limit ({e})")
+            finally:
                 try:
                     os.remove(full)
                 except OSError:
