@@ -206,7 +206,7 @@ $(SIM_DIR)/test_sim: $(SIM_DIR)/test_sim.cpp $(SIM_RT) tests/test.h $(SIM_HDR)
 
 sim-test: $(SIM_LIB) $(SIM_DIR)/test_sim $(SAMC_BIN) $(BUILD)/tests/test_backend_ops $(BUILD)/tests/test_golden \
           $(BUILD)/tests/test_encode_batch $(BUILD)/tests/test_device_pipeline $(BUILD)/tests/test_amg \
-          $(filter %/test_mosaic_multipass,$(TEST_BIN))
+          $(BUILD)/bench/bench_sam3 $(filter %/test_mosaic_multipass,$(TEST_BIN))
 	@BUILD=$(BUILD) SAMC=./$(SAMC_BIN) SIM_DIR=$(SIM_DIR) SIM_CXX="$(SIM_CXX)" SIM_FLAGS="$(SIM_FLAGS)" \
 	  SIM_SWEEP=$(SIM_SWEEP) bash tests/cuda_sim/sim_test.sh
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Times the official PyTorch SAM3 image model (Sam3Processor) on the CPU, for BENCHMARKS.md.
+"""Times the official PyTorch SAM3 image model (Sam3Processor) on the CPU or a GPU, for BENCHMARKS.md.
 
 This is a measuring tool, not part of samc (samc never needs Python). It imports the
 official `sam3` package from a checkout given with --sam3-src (facebookresearch/sam3;
@@ -18,7 +18,12 @@ the official Sam3Processor on one image:
                                             processor keeps the text features, so this
                                             call does not run the text encoder again
 
-It prints one JSON line (times in ms, medians and minima over --iters after --warmup).
+It prints one JSON line per mode (times in ms, medians and minima over --iters after
+--warmup). --device cuda runs on the GPU (make gpu-check's sam3 stage): each call is timed
+between torch.cuda.synchronize() calls, with the peak memory of the mode
+(max_memory_allocated / max_memory_reserved); --modes fp32,bf16: fp32 eager with TF32 off
+(the official builder turns it on at import), bf16 = torch.autocast(bfloat16) around every
+call (the official code's own fp32 islands, e.g. the decoder FFN, stay fp32).
 
 Changes to the official code, all at run time, none changing a number
 (shared/golden/sam3/README.md, section 10):
@@ -55,7 +60,8 @@ from bench_util import float32_array, limit_threads, median, rss_mb  # noqa: E40
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sam3-src", default=os.environ.get("SAM3_SRC"),
-                   help="directory holding the official sam3 package (default: $SAM3_SRC)")
+                   help="directory holding the official sam3 package, or its wheel (PyPI sam3, imported from "
+                        "the zip) (default: $SAM3_SRC)")
     p.add_argument("--config-json",
                    help="a resolved model config (shared/golden/sam3/micro/model_config.json); "
                         "default: the official build_sam3_image_model (config sam3)")
@@ -76,6 +82,16 @@ def parse_args():
     p.add_argument("--stock-resize", action="store_true",
                    help="keep torchvision's uint8 Resize kernel instead of the float path (P4)")
     p.add_argument("--check-golden", help="golden config folder to compare with (see above)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where the model runs (default cpu)")
+    p.add_argument("--modes", default="fp32",
+                   help="comma-separated: fp32 (eager, TF32 off), bf16 (autocast); one JSON line each (default fp32)")
+    p.add_argument("--skip-init", action="store_true",
+                   help="build the model without its random initialisation (torch.nn.init and timm's "
+                        "trunc_normal_ do nothing while it is built): every tensor is loaded from --weights "
+                        "after (load_weights refuses a file that lacks one), so no number changes; the full "
+                        "config builds in seconds instead of a minute on the CPU")
+    p.add_argument("--extra-path", action="append", default=[],
+                   help="a folder or .whl appended to sys.path (modules the machine lacks; its own come first)")
     return p.parse_args()
 
 
@@ -136,6 +152,30 @@ def apply_cpu_patches(torch):
         return get_coords(H, W, "cpu" if str(device).startswith("cuda") else device)
 
     decoder.TransformerDecoder._get_coords = staticmethod(get_coords_cpu)
+
+
+def skip_random_init(torch):
+    """--skip-init: the initialisers become no-ops while the model is built (the constructor's
+    computed buffers, the RoPE tables, are not initialisers and stay); returns the undo."""
+    import torch.nn.init as init
+    import sam3.model.vitdet as vitdet
+    names = ("uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "xavier_uniform_",
+             "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "orthogonal_")
+    saved = {n: getattr(init, n) for n in names if hasattr(init, n)}
+    saved_vit = vitdet.trunc_normal_
+
+    def keep(t, *a, **k):
+        return t
+
+    for n in saved:
+        setattr(init, n, keep)
+    vitdet.trunc_normal_ = keep
+
+    def undo():
+        for n, f in saved.items():
+            setattr(init, n, f)
+        vitdet.trunc_normal_ = saved_vit
+    return undo
 
 
 def build_from_config(cfg, bpe_path):
@@ -271,7 +311,7 @@ def check_case(case_dir, out, state, np, torch):
         info = man["tensors"].get(name)
         if info is None:
             continue
-        x = t.detach().float().numpy().astype(np.float64)
+        x = t.detach().float().cpu().numpy().astype(np.float64)
         tol = float(info.get("suggested_tol_abs", 0.0))
         if info["stored"] == "full":
             g = gold[name].astype(np.float64)
@@ -288,7 +328,7 @@ def check_case(case_dir, out, state, np, torch):
     if "out.pred_masks_top10" in gold:  # full config: the top-10 queries' masks, stored as f16
         idx = gold["out.top10_idx"].astype(np.int64)
         g = gold["out.pred_masks_top10"].astype(np.float64)
-        x = out["pred_masks"][0].float().numpy()[idx].astype(np.float64)
+        x = out["pred_masks"][0].float().cpu().numpy()[idx].astype(np.float64)
         tol = float(man["tensors"]["out.pred_masks"].get("suggested_tol_abs", 0.0))
         d = float((np.abs(x - g) - np.abs(g) * 2.0 ** -11).max())
         report["tensors"]["out.pred_masks_top10"] = {"max_abs_diff_minus_f16_rounding": d, "tol": tol, "ok": d <= tol}
@@ -329,27 +369,39 @@ def main():
     args = parse_args()
     if args.iters < 1 or args.warmup < 0 or args.threads < 1:
         sys.exit("pytorch_sam3_bench: --iters >= 1, --warmup >= 0, --threads >= 1")
-    if not args.sam3_src or not os.path.isfile(os.path.join(args.sam3_src, "sam3", "model_builder.py")):
-        sys.exit("pytorch_sam3_bench: --sam3-src (or SAM3_SRC) must be a directory holding sam3/model_builder.py")
+    if not args.sam3_src or not (os.path.isfile(os.path.join(args.sam3_src, "sam3", "model_builder.py"))
+                                 or (args.sam3_src.endswith(".whl") and os.path.isfile(args.sam3_src))):
+        sys.exit("pytorch_sam3_bench: --sam3-src (or SAM3_SRC) must be a directory holding sam3/model_builder.py "
+                 "or the sam3 wheel")
     box = [float(v) for v in args.box.split(",")] if args.box else []
     if box and len(box) != 4:
         sys.exit("pytorch_sam3_bench: --box X0,Y0,X1,Y1")
+    modes = [m for m in args.modes.split(",") if m]
+    if not modes or any(m not in ("fp32", "bf16") for m in modes):
+        sys.exit("pytorch_sam3_bench: --modes takes fp32 and / or bf16")
+    if args.device == "cpu" and modes != ["fp32"]:
+        sys.exit("pytorch_sam3_bench: on the CPU only --modes fp32")
     limit_threads(args.threads)
+    sys.path += [os.path.abspath(x) for x in args.extra_path]
     import numpy as np
     import torch
     from PIL import Image
 
+    if args.device == "cuda" and not torch.cuda.is_available():
+        sys.exit("pytorch_sam3_bench: --device cuda, but torch sees no GPU")
     torch.set_num_threads(args.threads)
     sys.path.insert(0, os.path.abspath(args.sam3_src))
     stubbed = install_stubs()
     import sam3.model_builder as mb
     from sam3.model.sam3_image_processor import Sam3Processor
-    apply_cpu_patches(torch)
+    if args.device == "cpu":
+        apply_cpu_patches(torch)
     # What importing torch (and, on a CUDA wheel, its CUDA libraries) costs before any model.
     rss_import = rss_mb()
     bpe = args.bpe or os.path.join(args.sam3_src, "sam3", "assets", "bpe_simple_vocab_16e6.txt.gz")
 
     t0 = time.perf_counter()
+    undo_init = skip_random_init(torch) if args.skip_init else None
     if args.config_json:
         with open(args.config_json) as f:
             cfg = json.load(f)
@@ -362,14 +414,19 @@ def main():
                                           load_from_HF=False, enable_segmentation=True,
                                           enable_inst_interactivity=False)
         resolution = 1008
+    if undo_init:
+        undo_init()
     build_s = time.perf_counter() - t0
     load = load_weights(model, args.weights, torch, np)
     model.eval()
+    if args.device == "cuda":
+        model.to("cuda")
+        torch.cuda.synchronize()
     n_params = sum(v.numel() for k, v in model.state_dict().items() if not k.endswith("freqs_cis"))
     load_s = time.perf_counter() - t0
     rss_loaded = rss_mb()
 
-    processor = Sam3Processor(model, resolution=resolution, device="cpu", confidence_threshold=args.threshold)
+    processor = Sam3Processor(model, resolution=resolution, device=args.device, confidence_threshold=args.threshold)
     if not args.stock_resize:
         steps = processor.transform.transforms
         assert type(steps[1]).__name__ == "Resize", steps
@@ -393,80 +450,106 @@ def main():
         x0, y0, x1, y1 = box
         box_norm = [(x0 + x1) / 2 / w, (y0 + y1) / 2 / h, (x1 - x0) / w, (y1 - y0) / h]
 
-    times = {"set_image": [], "text": [], "text2": [], "box": []}
-    results = {}
-    checks = []
-    for it in range(args.warmup + args.iters):
-        captured.clear()
-        r = {}
-        t = [time.perf_counter()]
-        state = processor.set_image(image)
-        t.append(time.perf_counter())
-        processor.set_text_prompt(args.text, state)
-        t.append(time.perf_counter())
-        r["text"] = summarize(captured[-1], state)
-        if args.text2:
-            processor.set_text_prompt(args.text2, state)
-            t.append(time.perf_counter())
-            r["text2"] = summarize(captured[-1], state)
-        if box_norm:
-            processor.add_geometric_prompt(box_norm, True, state)
-            t.append(time.perf_counter())
-            r["box"] = summarize(captured[-1], state)
-        if it >= args.warmup:
-            keys = ["set_image", "text"] + (["text2"] if args.text2 else []) + (["box"] if box_norm else [])
-            for i, k in enumerate(keys):
-                times[k].append((t[i + 1] - t[i]) * 1e3)
-        if it == args.warmup and args.check_golden:
-            outs = {"text": captured[0], "box": captured[-1]}
-            for path, which in golden_cases(args, box):
-                checks.append(check_case(path, outs[which], state, np, torch))
-        results = r
-        del state
+    cuda = args.device == "cuda"
 
-    result = {
-        "run": "pytorch_sam3",
-        "config": config,
-        "threads": args.threads,
-        "torch_num_threads": torch.get_num_threads(),
-        "iters": args.iters,
-        "warmup": args.warmup,
-    }
-    for k, v in times.items():
-        if v:
-            result[k + "_ms_median"] = round(median(v), 2)
-            result[k + "_ms_min"] = round(min(v), 2)
-    result.update({
-        "prompts": {"text": args.text, "text2": args.text2 or None, "box_px": box or None,
-                    "box_after": (args.text2 or args.text) if box else None},
-        "results": results,
-        "threshold": args.threshold,
-        "torch_version": torch.__version__,
-        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "mkl": torch.backends.mkl.is_available(),
-        "mkldnn": torch.backends.mkldnn.is_available(),
-        "resize": "torchvision-uint8" if args.stock_resize else "float (P4)",
-        "model_dtype": "float32",
-        "stubbed_modules": stubbed,
-        "image": os.path.basename(args.image),
-        "width": w,
-        "height": h,
-        "n_params": n_params,
-        "build_s": round(build_s, 2),
-        "load_s": round(load_s, 2),
-        "rss_after_import_mb": rss_import,
-        "rss_after_load_mb": rss_loaded,
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
-        "weights": os.path.basename(args.weights),
-    })
-    result.update(load)
-    if args.check_golden:
-        # None: no golden case matches these prompts / this image (nothing was compared).
-        result["golden_checks"] = checks
-        result["golden_ok"] = all(c["ok"] for c in checks) if checks else None
-    print(json.dumps(result), flush=True)
-    if args.check_golden and result["golden_ok"] is False:
-        print("pytorch_sam3_bench: golden check failed: %s" % json.dumps(checks), file=sys.stderr)
+    def sync():
+        if cuda:
+            torch.cuda.synchronize()
+
+    base = {"run": "pytorch_sam3", "config": config, "device": args.device, "threads": args.threads,
+            "torch_num_threads": torch.get_num_threads(), "iters": args.iters, "warmup": args.warmup}
+    failed = False
+    for mode in modes:
+        if cuda:
+            # fp32: true fp32 (the official builder enabled TF32 at import); bf16: autocast,
+            # TF32 as the official code sets it for what autocast leaves in fp32.
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = mode != "fp32"
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+        ctx = (torch.autocast("cuda", dtype=torch.bfloat16) if mode == "bf16"
+               else torch.autocast("cuda", enabled=False) if cuda else torch.no_grad())
+        times = {"set_image": [], "text": [], "text2": [], "box": []}
+        results = {}
+        checks = []
+        with torch.inference_mode(), ctx:
+            for it in range(args.warmup + args.iters):
+                captured.clear()
+                r = {}
+                sync()
+                t = [time.perf_counter()]
+                state = processor.set_image(image)
+                sync()
+                t.append(time.perf_counter())
+                processor.set_text_prompt(args.text, state)
+                sync()
+                t.append(time.perf_counter())
+                r["text"] = summarize(captured[-1], state)
+                if args.text2:
+                    processor.set_text_prompt(args.text2, state)
+                    sync()
+                    t.append(time.perf_counter())
+                    r["text2"] = summarize(captured[-1], state)
+                if box_norm:
+                    processor.add_geometric_prompt(box_norm, True, state)
+                    sync()
+                    t.append(time.perf_counter())
+                    r["box"] = summarize(captured[-1], state)
+                if it >= args.warmup:
+                    keys = ["set_image", "text"] + (["text2"] if args.text2 else []) + (["box"] if box_norm else [])
+                    for i, k in enumerate(keys):
+                        times[k].append((t[i + 1] - t[i]) * 1e3)
+                if it == args.warmup and args.check_golden and mode == "fp32":
+                    outs = {"text": captured[0], "box": captured[-1]}
+                    for path, which in golden_cases(args, box):
+                        checks.append(check_case(path, outs[which], state, np, torch))
+                results = r
+                del state
+
+        result = dict(base, mode=mode)
+        for k, v in times.items():
+            if v:
+                result[k + "_ms_median"] = round(median(v), 3)
+                result[k + "_ms_min"] = round(min(v), 3)
+        result.update({
+            "prompts": {"text": args.text, "text2": args.text2 or None, "box_px": box or None,
+                        "box_after": (args.text2 or args.text) if box else None},
+            "results": results,
+            "threshold": args.threshold,
+            "torch_version": torch.__version__,
+            "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "mkl": torch.backends.mkl.is_available(),
+            "mkldnn": torch.backends.mkldnn.is_available(),
+            "resize": "torchvision-uint8" if args.stock_resize else "float (P4)",
+            "model_dtype": "float32",
+            "autocast": "bfloat16" if mode == "bf16" else None,
+            "tf32": bool(cuda and mode != "fp32"),
+            "stubbed_modules": stubbed,
+            "image": os.path.basename(args.image),
+            "width": w,
+            "height": h,
+            "n_params": n_params,
+            "build_s": round(build_s, 2),
+            "skip_init": args.skip_init,
+            "load_s": round(load_s, 2),
+            "rss_after_import_mb": rss_import,
+            "rss_after_load_mb": rss_loaded,
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
+            "weights": os.path.basename(args.weights),
+        })
+        if cuda:
+            result.update({"gpu": torch.cuda.get_device_name(0),
+                           "peak_allocated_mb": round(torch.cuda.max_memory_allocated() / 1048576.0, 1),
+                           "peak_reserved_mb": round(torch.cuda.max_memory_reserved() / 1048576.0, 1)})
+        result.update(load)
+        if args.check_golden and mode == "fp32":
+            # None: no golden case matches these prompts / this image (nothing was compared).
+            result["golden_checks"] = checks
+            result["golden_ok"] = all(c["ok"] for c in checks) if checks else None
+            if result["golden_ok"] is False:
+                failed = True
+                print("pytorch_sam3_bench: golden check failed: %s" % json.dumps(checks), file=sys.stderr)
+        print(json.dumps(result), flush=True)
+    if failed:
         sys.exit(1)
 
 

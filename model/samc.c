@@ -116,12 +116,12 @@ void samc_model_get_info(const samc_model *m, samc_model_info *info) {
     info->weight_bytes = w->file_bytes;
     info->precision = samc_precision_name(rt->opt.precision);
     size_t start = 0, total = 0;
-    if (m->sam2 && rt_mem_info(rt, NULL, &start, &total) == 0) {
+    if (rt_mem_info(rt, NULL, &start, &total) == 0) {
         info->device_total_bytes = total;
         info->device_used_at_start = start;
-        info->device_used_after_load = m->sam2->mem_after_load;
-        info->device_used_after_encode = m->sam2->mem_after_encode;
-        info->device_used_after_predict = m->sam2->mem_after_predict;
+        info->device_used_after_load = m->sam2 ? m->sam2->mem_after_load : m->sam3->mem_after_load;
+        info->device_used_after_encode = m->sam2 ? m->sam2->mem_after_encode : m->sam3->mem_after_encode;
+        info->device_used_after_predict = m->sam2 ? m->sam2->mem_after_predict : m->sam3->mem_after_predict;
     }
     info->graphs = rt->graph_captures;
     if (rt->sizing_ops) {

@@ -129,9 +129,9 @@ typedef struct {
                                  16-bit copy, constants, scratch, the backend's own buffers) */
     size_t lowp_bytes;        /* plan_only: of which the 16-bit weight copy + its scratch */
     size_t image_bytes;       /* one encoded image's features in backend memory */
-    /* Measured device memory (SAM2.1 on CUDA; 0 elsewhere): in use on the whole device
-     * (total - free, cudaMemGetInfo) when the backend started (the context only), after the
-     * load, after the first encode and after the first predict (graphs captured, the image's
+    /* Measured device memory (CUDA; 0 elsewhere): in use on the whole device (total - free,
+     * cudaMemGetInfo) when the backend started (the context only), after the load, after
+     * the first encode and after the first predict / find (graphs captured, the image's
      * features and full-size logits in place: the model's steady state with one image). */
     size_t device_total_bytes, device_used_at_start, device_used_after_load, device_used_after_encode;
     size_t device_used_after_predict;
@@ -159,6 +159,8 @@ typedef struct {
     double preprocess_device_ms; /* resize + normalise on the device (0 when on the host) */
     double encoder_device_ms;    /* patch embed .. neck as one device time */
     int device_timed;            /* 1: stage times from device events; 0: host clock */
+    double find_device_ms;       /* SAM3 samc_find from the prompt to the end of post-processing
+                                    as one device time (SAM3 on a device backend; else <= 0) */
 } samc_timings;
 
 /* Loads .safetensors (F32/F16/BF16) or an official .pt checkpoint (converted in memory).

@@ -51,6 +51,18 @@ static void test_info(void) {
     samc_timings t;
     samc_model_get_timings(model, &t);
     CHECK(t.encode_total_ms > 0 && t.stage_ms[0] > 0 && t.neck_ms > 0);
+    /* the CPU backends: host clock, the encoder's span from the host marks, no device memory */
+    CHECK(t.device_timed == 0 && t.preprocess_device_ms == 0 && t.upload_ms >= 0);
+    CHECKF(t.encoder_device_ms >= t.stage_ms[0] && t.encoder_device_ms <= t.encode_total_ms,
+           "encoder %.3f ms, ViT blocks %.3f, encode %.3f", t.encoder_device_ms, t.stage_ms[0], t.encode_total_ms);
+    CHECK(info.device_total_bytes == 0 && info.device_used_after_encode == 0);
+    samc_concept_prompt p = { .token_ids = truck_ids };
+    samc_instances out = { 0 };
+    samc_error err = { 0 };
+    CHECK(samc_find(model, image, &p, NULL, &out, &err) == 0);
+    samc_model_get_timings(model, &t);
+    CHECK(t.device_timed == 0 && t.find_device_ms == -1.0 && t.fusion_ms > 0 && t.predict_total_ms > 0);
+    samc_instances_free(&out);
 }
 
 static void test_options(void) {

@@ -30,6 +30,12 @@ hang costs one stage and a cut-short run still answers the first questions:
  10 extra      with time left: the kernel timings of the op test (--backend cuda --perf,
                its PERF lines) and test_golden on tiny
 
+(sam3 runs after pytorch: the six SAM3 micro golden cases through `samc find` on the
+device (tests/sam3_golden_check.py, fp32), bench_sam3 on the device (micro, then the full
+sam3 config, bf16 and fp32) and the official sam3 package on the same GPU, weights, image
+and prompts (bench/pytorch_sam3_bench.py; same-model check on the CPU first); the stages
+before it leave it FLOOR seconds of the budget.)
+
 It writes OUT/report.md, OUT/report.json and OUT/logs.tar.gz (every command, its output
 and time) after every stage, and prints a summary. With --dry-run (make gpu-check
 DRY_RUN=1, through dry_run.sh) no GPU is needed: the same stages run on the CPU with the
@@ -64,6 +70,7 @@ TARGETS = [
     ("decoder_us_per_prompt", "decoder per prompt at batch >= 64 (bf16)", 15.0, "us"),
     ("amg_large_ms", "AMG 32x32, Hiera-L, 1024x1024 (bf16)", 40.0, "ms"),
     ("large_peak_device_mb", "peak device memory, one Hiera-L image (bf16)", 2048.0, "MiB"),
+    ("sam3_image_text_ms", "SAM3 image + text (bf16, 1 image, 1 text prompt, 1008 px)", 20.0, "ms"),
 ]
 
 
@@ -275,7 +282,7 @@ def build_command(pkg, build, arch, audit=False):
     libdir = os.path.join(sysroot, "usr", "lib", "x86_64-linux-gnu")
     tests = [os.path.join(build, "tests", t) for t in ("test_golden", "test_backend_ops", "test_device_pipeline")
              if os.path.exists(os.path.join(ROOT, "tests", t + ".c"))]
-    targets = [os.path.join(build, "samc"), os.path.join(build, "gpu_bench")] + tests
+    targets = [os.path.join(build, "samc"), os.path.join(build, "gpu_bench"), os.path.join(build, "bench", "bench_sam3")] + tests
     if shutil.which(os.environ.get("NVCC") or "nvcc"):
         targets.append(os.path.join(build, "libsamc_cuda.so"))
     return ["make", "-C", ROOT, f"-j{os.cpu_count() or 4}", f"BUILD={build}", f"SAMC_BIN={build}/samc", "SERVE=0",
@@ -341,7 +348,8 @@ def stage_build(c):
         why.append("GPU_CHECK_REBUILD=1")
     build, rebuilt, data = pb, False, {}
     if not why:
-        progs = [os.path.join(pb, x) for x in ("samc", "gpu_bench")] + glob.glob(os.path.join(pb, "tests", "test_*"))
+        progs = [os.path.join(pb, x) for x in ("samc", "gpu_bench", "bench/bench_sam3")] + glob.glob(
+            os.path.join(pb, "tests", "test_*"))
         missing = {b: m for b, m in set_library_path(c, progs + glob.glob(os.path.join(pb, "*.so"))).items() if m}
         rc, out, err, _ = c.run("samc_version", [os.path.join(pb, "samc"), "version"], 30)
         if missing:
@@ -353,12 +361,14 @@ def stage_build(c):
         build = os.path.join(c.work, "build")
         c.run("make", build_command(c.pkg, build, arch), 600, check=True, env=MAKE_ENV)
         rebuilt = True
-        progs = [os.path.join(build, x) for x in ("samc", "gpu_bench")] + glob.glob(os.path.join(build, "tests", "test_*"))
+        progs = [os.path.join(build, x) for x in ("samc", "gpu_bench", "bench/bench_sam3")] + glob.glob(
+            os.path.join(build, "tests", "test_*"))
         missing = {b: m for b, m in set_library_path(c, progs + glob.glob(os.path.join(build, "*.so"))).items() if m}
         if missing:
             raise RuntimeError("libraries not found after the rebuild: " + str(missing))
     c.bin = {"samc": os.path.join(build, "samc"), "gpu_bench": os.path.join(build, "gpu_bench"),
-             "cuda_lib": os.path.join(build, "libsamc_cuda.so"), "test_golden": os.path.join(build, "tests", "test_golden")}
+             "cuda_lib": os.path.join(build, "libsamc_cuda.so"), "test_golden": os.path.join(build, "tests", "test_golden"),
+             "bench_sam3": os.path.join(build, "bench", "bench_sam3")}
     for key, t in (("op_test", "test_backend_ops"), ("pipeline_test", "test_device_pipeline")):
         if os.path.exists(os.path.join(build, "tests", t)):
             c.bin[key] = os.path.join(build, "tests", t)
@@ -769,11 +779,275 @@ def stage_extra(c):
         + (", ".join(f"{k[5:]} {v}" for k, v in cuda.items()) or ("killed" if rc is None else "none"))), data
 
 
+# ---- SAM3 ----------------------------------------------------------------------------
+
+SAM3_PROBE = r"""
+import importlib, json, sys
+sys.path += sys.argv[1:]
+out = {"python": sys.version.split()[0], "missing": [], "errors": {}}
+for m in ("torch", "torchvision", "numpy", "PIL", "safetensors", "regex", "huggingface_hub", "yaml", "timm", "einops",
+          "ftfy", "iopath", "tqdm"):
+    try:
+        mod = importlib.import_module(m)
+        out[m] = getattr(mod, "__version__", "?")
+    except Exception as e:     # a module that is there but does not import counts as missing
+        out["missing"].append(m)
+        out["errors"][m] = f"{type(e).__name__}: {e}"[:160]
+if "torch" in out and "torch" not in out["missing"]:
+    import torch
+    out["sdpa"] = hasattr(torch.nn.functional, "scaled_dot_product_attention")
+    out["cuda"] = torch.cuda.is_available()
+try:
+    import transformers
+    out["transformers"] = transformers.__version__
+    out["transformers_sam3"] = hasattr(transformers, "Sam3Model")
+except Exception as e:
+    out["transformers"] = None
+print(json.dumps(out))
+"""
+
+# the prompts of both sides: the micro golden's b_text_posbox box on the 320x240 truck, the
+# same box scaled by 5.625 on the 1800x1200 one (bench/run_sam3_bench.sh)
+SAM3_BOX = {"truck_320x240.png": "76,124,124,170", "truck_1800x1200.png": "427.5,697.5,697.5,956.25"}
+SAM3_THRESHOLD = "0.3145480155944824"
+
+
+def sam3_plan(c):
+    if c.dry:
+        return {"configs": ["sam3_micro"], "precisions": ["fp32"], "iters": 1, "warmup": 0, "torch_modes": None,
+                "full_min_s": None}
+    return {"configs": ["sam3_micro", "sam3"], "precisions": ["bf16", "fp32"], "iters": 10, "warmup": 2,
+            "torch_modes": "bf16,fp32", "full_min_s": 150}
+
+
+def sam3_image(config):
+    return "truck_320x240.png" if config == "sam3_micro" else "truck_1800x1200.png"
+
+
+def sam3_torch_python(c, extra):
+    """The first interpreter (SAM3_TORCH_PYTHON, this one, python3, /usr/bin/python3) that
+    imports everything the official sam3 image path needs, with torch >= 2 (its attention is
+    F.scaled_dot_product_attention), and what each candidate lacked."""
+    seen, probes = [], []
+    for p in [os.environ.get("SAM3_TORCH_PYTHON"), sys.executable, shutil.which("python3"), "/usr/bin/python3"]:
+        if not p or p in seen or not os.path.exists(p):
+            continue
+        seen.append(p)
+        r = subprocess.run([p, "-c", SAM3_PROBE] + extra, capture_output=True, text=True, env=c.env)
+        try:
+            info = json.loads(r.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            info = {"missing": ["?"], "errors": {"probe": (r.stderr or "")[-200:]}}
+        info["path"] = p
+        probes.append(info)
+        if not info["missing"] and info.get("sdpa"):
+            return p, probes
+    return None, probes
+
+
+def sam3_why_not(probes):
+    out = []
+    for p in probes:
+        why = [f"missing {', '.join(p['missing'])}"] if p["missing"] else []
+        if p.get("sdpa") is False:
+            why.append(f"torch {p.get('torch')} has no scaled_dot_product_attention (the official sam3 needs torch >= 2.0)")
+        out.append(f"{p['path']} (Python {p.get('python', '?')}): {'; '.join(why)}")
+    return " / ".join(out) or "no Python found"
+
+
+def sam3_samc(c, config, weights, prec, pl, vocab):
+    img = image(c, sam3_image(config))
+    cmd = [c.bin["bench_sam3"], config, "fast", str(os.cpu_count() or 1), weights, img, str(pl["iters"]),
+           "--warmup", str(pl["warmup"]), "--device", "cuda" if not c.dry else "cpu_fast", "--precision", prec,
+           "--text", "truck", "--text2", "wheel", "--box", SAM3_BOX[os.path.basename(img)],
+           "--threshold", SAM3_THRESHOLD, "--vocab", vocab, "--json", "-"]
+    rc, out, err, secs = c.run(f"sam3_samc_{config}_{prec}", cmd, 150)
+    r = [x for x in c.json_lines(out) if x.get("run") == "samc_sam3"]
+    if rc != 0 or not r:
+        return {"error": (err or out).strip()[-300:], "rc": rc, "config": config, "precision": prec}
+    r = r[-1]
+    r["seconds"] = round(secs, 1)
+    return r
+
+
+def sam3_torch(c, py, extra, config, weights, device, modes, pl, vocab, check=None, limit=200):
+    img = image(c, sam3_image(config))
+    cmd = [py, os.path.join(ROOT, "bench", "pytorch_sam3_bench.py"), "--sam3-src", extra[0], "--weights", weights,
+           "--image", img, "--bpe", vocab, "--threads", str(os.cpu_count() or 1), "--device", device, "--modes", modes,
+           "--iters", str(pl["iters"]), "--warmup", str(pl["warmup"]), "--text", "truck", "--text2", "wheel",
+           "--box", SAM3_BOX[os.path.basename(img)], "--threshold", SAM3_THRESHOLD, "--skip-init"]
+    for x in extra[1:]:
+        cmd += ["--extra-path", x]
+    if config == "sam3_micro":
+        cmd += ["--config-json", os.path.join(c.pkg, "golden", "sam3", "micro", "model_config.json")]
+    if check:
+        cmd += ["--check-golden", check]
+    rc, out, err, secs = c.run(f"sam3_torch_{config}_{device}_{modes.replace(',', '_')}", cmd, limit,
+                               env={"PYTHONUNBUFFERED": "1"})
+    res = [x for x in c.json_lines(out) if x.get("run") == "pytorch_sam3"]
+    note = None
+    if rc != 0:
+        note = (f"PyTorch {config} {device} {modes}: {'killed at the time limit' if rc is None else 'rc ' + str(rc)} "
+                f"after {len(res)} results ({(err or '').strip()[-200:]})")
+    return res, note
+
+
+def stage_sam3(c):
+    """SAM3 (issue 12): the CLI against the micro golden on the device (fp32), bench_sam3 on the
+    device (micro, then the full sam3 config when the stage has time), and the official sam3
+    package on the same GPU, weights, image and prompts (same-model check on the CPU first)."""
+    pl = sam3_plan(c)
+    gold = os.path.join(c.pkg, "golden", "sam3", "micro")
+    vocab = os.path.join(c.pkg, "golden", "sam3", "assets", "bpe_simple_vocab_16e6.txt.gz")
+    data = {"plan": pl, "samc": {}, "torch": [], "notes": []}
+    fails, notes, partial = [], [], False
+    # 1. correctness: six micro cases through `samc find` on the device, fp32
+    py = find_python(c, ["numpy", "PIL"])
+    if not py:
+        raise RuntimeError("no Python with numpy and PIL for tests/sam3_golden_check.py")
+    backend = "fast" if c.dry else "cuda"
+    rc, out, err, secs = c.run("sam3_golden_cli", [py, os.path.join(ROOT, "tests", "sam3_golden_check.py"), "--samc",
+                                                   c.bin["samc"], "--golden", gold, "--vocab", vocab, "--work",
+                                                   os.path.join(c.work, "sam3_golden"), "--timeout", "60"],
+                               120, env={"SAMC_BACKEND": backend, "SAMC_PRECISION": "fp32"})
+    verdict = re.search(r"^VERDICT (\S+): (\d+)/(\d+) cases pass, worst rel err (\S+)$", out, re.M)
+    data["golden"] = {"backend": backend, "rc": rc, "seconds": round(secs, 1),
+                      "lines": [ln for ln in out.splitlines() if ln.startswith(("PASS", "FAIL", "synth", "VERDICT"))],
+                      "passed": int(verdict.group(2)) if verdict else 0, "cases": int(verdict.group(3)) if verdict else 0,
+                      "worst_rel_err": verdict.group(4) if verdict else None}
+    g = data["golden"]
+    if rc != 0 or not verdict or g["passed"] != g["cases"]:
+        fails.append(f"micro golden on {backend}: {g['passed']}/{g['cases']} cases pass"
+                     + ("" if verdict else f" (rc {rc}: {(err or out).strip()[-120:]})"))
+    # 2. the Python side: which interpreter can run the official package
+    whls = sorted(glob.glob(os.path.join(c.pkg, "sam3py", "sam3-*.whl")))
+    extra = whls[:1] + sorted(x for x in glob.glob(os.path.join(c.pkg, "sam3py", "*.whl")) if x not in whls[:1]) \
+        + [os.path.join(c.pkg, "sam3py", "site")]
+    tpy, probes = sam3_torch_python(c, extra) if whls else (None, [])
+    data["python_probes"] = probes
+    if not whls:
+        notes.append("no official sam3 wheel in the package (package.sh)")
+    tinfo = next((p for p in probes if p["path"] == tpy), probes[0] if probes else {})
+    if tinfo.get("transformers"):
+        notes.append(f"transformers {tinfo['transformers']} here {'has' if tinfo.get('transformers_sam3') else 'has no'} "
+                     "Sam3Model; the PyTorch side is the official sam3 package (the goldens' own code) either way")
+    why_torch = None if tpy else sam3_why_not(probes)
+    # 3. samc on the micro config, and the same-model check of the PyTorch side (CPU, fp32)
+    micro = os.path.join(c.work, "sam3_micro.safetensors")
+    c.run("synth_sam3_micro", [c.bin["samc"], "synth", "--config", "sam3_micro", "-o", micro], 60, check=True)
+    for p in pl["precisions"]:
+        r = sam3_samc(c, "sam3_micro", micro, p, pl, vocab)
+        data["samc"][f"sam3_micro_{p}"] = r
+        if "error" in r:
+            fails.append(f"bench_sam3 sam3_micro {p}: {r['error'][-100:]}")
+    if tpy:
+        res, note = sam3_torch(c, tpy, extra, "sam3_micro", micro, "cpu", "fp32", dict(pl, iters=1, warmup=0), vocab,
+                               check=gold, limit=120)
+        data["torch"] += res
+        chk = [r for r in res if r.get("golden_ok") is not None]
+        data["same_model"] = {"python": tpy, "ok": bool(chk and chk[0]["golden_ok"]),
+                              "checks": chk[0]["golden_checks"] if chk else None}
+        if not data["same_model"]["ok"]:
+            fails.append("PyTorch same-model check (sam3_micro fp32 on the CPU vs the golden a_text, b_text_posbox) failed"
+                         + (f": {note}" if note else ""))
+    else:
+        data["same_model"] = {"ok": None, "why_not": why_torch}
+        notes.append(f"PyTorch side not run: {why_torch}")
+    # 4. the device: PyTorch micro, then the full config when the stage has the time
+    if not c.dry:
+        if tpy:
+            res, note = sam3_torch(c, tpy, extra, "sam3_micro", micro, "cuda", pl["torch_modes"], pl, vocab, limit=120)
+            data["torch"] += res
+            if note:
+                partial = True
+                notes.append(note)
+        left = c.stage_end - time.time()
+        if left < pl["full_min_s"]:
+            partial = True
+            notes.append(f"full sam3 config not run: {left:.0f} s left in the stage, it needs about {pl['full_min_s']}")
+        else:
+            full = os.path.join(c.work, "sam3.safetensors")
+            try:      # the micro results above stay in the report whatever happens here
+                rc, out, err, secs = c.run("synth_sam3", [c.bin["samc"], "synth", "--config", "sam3", "-o", full], 90)
+                data["synth_sam3_s"] = round(secs, 1)
+                if rc != 0:
+                    fails.append(f"samc synth --config sam3: rc {rc} ({(err or out).strip()[-120:]})")
+                else:
+                    for p in pl["precisions"]:
+                        r = sam3_samc(c, "sam3", full, p, pl, vocab)
+                        data["samc"][f"sam3_{p}"] = r
+                        if "error" in r:
+                            fails.append(f"bench_sam3 sam3 {p}: {r['error'][-100:]}")
+                        if p == pl["precisions"][0] and tpy:   # the target's pair first: samc bf16, PyTorch
+                            res, note = sam3_torch(c, tpy, extra, "sam3", full, "cuda", pl["torch_modes"], pl, vocab,
+                                                   limit=max(30, c.stage_end - time.time() - 40))
+                            data["torch"] += res
+                            if note:
+                                partial = True
+                                notes.append(note)
+            except Limit as e:
+                partial = True
+                notes.append(f"full sam3 config cut at the stage's time limit ({e})")
+            finally:
+                try:
+                    os.remove(full)
+                except OSError:
+                    pass
+    data["notes"] = notes
+    s = []
+    s.append(f"micro golden via the CLI on {backend}: {g['passed']}/{g['cases']} pass (worst rel {g['worst_rel_err']})")
+    sm = data["same_model"]
+    s.append("PyTorch same-model check: " + ("ok" if sm["ok"] else "FAILED" if sm["ok"] is False else "not run"))
+    for key in ("sam3_bf16", "sam3_micro_bf16", "sam3_micro_fp32"):
+        r = data["samc"].get(key)
+        if r and "set_image_ms_median" in r:
+            s.append(f"{r['config']} {r['backend']} {r['precision']}: image {r['set_image_ms_median']:.2f} + text "
+                     f"{r['text']['ms_median']:.2f} ms")
+            break
+    summary = "; ".join(s + [f"FAIL: {', '.join(fails)}"] * bool(fails))
+    if c.dry:
+        return ("fail" if fails else "not run"), "dry run on cpu_fast: " + summary, data
+    return ("fail" if fails else ("partial" if partial or not tpy else "ok")), summary, data
+
+
+def sam3_rows(c):
+    """The side-by-side table of the SAM3 stage: samc's bench_sam3 and PyTorch per config and precision."""
+    d = get(c.report, "stages", "sam3", "data") or {}
+    rows = []
+    for key, r in sorted((d.get("samc") or {}).items()):
+        if "set_image_ms_median" not in r:
+            continue
+        t, t2, b = r.get("text", {}), r.get("text2", {}), r.get("box", {})
+        dev = r.get("device_timed")
+        rows.append(f"| {r['config']} | samc | {r['backend']} | {r['precision']} | {fmt(r['set_image_ms_median'])}"
+                    f"{' (' + fmt(r.get('encoder_device_ms_median')) + ')' if dev else ''} | {fmt(t.get('ms_median'))}"
+                    f"{' (' + fmt(t.get('find_device_ms_median')) + ')' if dev else ''} | {fmt(t2.get('ms_median'))} | "
+                    f"{fmt(b.get('ms_median'))} | {fmt(b['ms_median'] - b['text_ms_median']) if b else '-'} | "
+                    f"{fmt(r['set_image_ms_median'] + t['ms_median']) if t else '-'} | "
+                    f"{fmt(r.get('model_device_mb'), nd=0)} |")
+    for r in d.get("torch") or []:
+        if "set_image_ms_median" not in r:
+            continue
+        rows.append(f"| {r['config']} | PyTorch {r.get('torch_version', '')} | {r['device']} | {r['mode']} | "
+                    f"{fmt(r['set_image_ms_median'])} | {fmt(r.get('text_ms_median'))} | {fmt(r.get('text2_ms_median'))} | "
+                    f"{fmt(r.get('box_ms_median'))} | {fmt(r.get('box_ms_median'))} | "
+                    f"{fmt(r['set_image_ms_median'] + r['text_ms_median']) if r.get('text_ms_median') is not None else '-'} | "
+                    f"{fmt(r.get('peak_reserved_mb'), nd=0)} |")
+    if not rows:
+        return []
+    return ["| config | side | backend | precision | image ms (device) | text ms (device) | extra text ms | "
+            "text + box ms | box prompt without the text encoder ms | image + text ms | device MiB |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"] + rows
+
+
 STAGES = [("env", stage_env, 20), ("build", stage_build, 240), ("cuda_ops", stage_cuda_ops, 240),
           ("golden", stage_golden, 200), ("bench", stage_bench, 200), ("pytorch", stage_pytorch, 240),
-          ("amg_tiles", stage_amg_tiles, 120), ("soak", stage_soak, 110), ("sanitizer", stage_sanitizer, 150),
+          ("sam3", stage_sam3, 200), ("amg_tiles", stage_amg_tiles, 120), ("soak", stage_soak, 110), ("sanitizer", stage_sanitizer, 150),
           ("variants", stage_variants, 90), ("extra", stage_extra, 400)]
 RESERVE = 8     # seconds kept for the report after the last stage
+# seconds of the budget that the stages before a stage leave to it (env and build excepted),
+# so that a slow SAM2.1 run still leaves SAM3 its micro part and the report
+FLOOR = {"sam3": 75}
 
 
 # ---- targets and report ---------------------------------------------------------------
@@ -819,13 +1093,20 @@ def targets(c):
         "decoder_us_per_prompt": min(x["us_per_prompt"] for x in dec) if dec else None,
         "amg_large_ms": amg.get("ms") if is_target_run(amg, "large") else None,
         "large_peak_device_mb": mem.get("model_device_mb") if is_target_run(mem, "large") else None,
+        "sam3_image_text_ms": None,
     }
+    s3 = (get(c.report, "stages", "sam3", "data", "samc") or {}).get("sam3_bf16") or {}
+    if is_target_run(s3, "sam3") and "text" in s3:
+        samc["sam3_image_text_ms"] = s3["set_image_ms_median"] + s3["text"]["ms_median"]
     detail = {
         "large_image_to_masks_ms": f"encoder {fmt(lb.get('encoder_ms'))} + predict {fmt(lb.get('decoder_ms'))} (median wall)",
         "tiny_encoder_ms": f"batch 1: {fmt(tb.get('encoder_ms'))}, best batch {tb.get('best_batch', '-')}",
         "decoder_us_per_prompt": "; ".join(f"{x['prompts']} prompts: {x['us_per_prompt']:.1f}" for x in dec),
         "amg_large_ms": f"{amg.get('masks', '-')} masks",
         "large_peak_device_mb": "device memory in use after the first encode + predict, minus at the backend's start",
+        "sam3_image_text_ms": (f"set_image {fmt(s3.get('set_image_ms_median'))} (device {fmt(s3.get('encoder_device_ms_median'))}) "
+                               f"+ text {fmt(get(s3, 'text', 'ms_median'))} (device {fmt(get(s3, 'text', 'find_device_ms_median'))}), "
+                               "median wall (bench_sam3)" if s3 else "bench_sam3 sam3 bf16 not run"),
     }
     t_set = torch_best(c, "large", "large", "bench", "set_image_ms")
     t_pred = torch_best(c, "large", "large", "bench", "predict_ms")
@@ -841,7 +1122,12 @@ def targets(c):
         "decoder_us_per_prompt": t_dec,
         "amg_large_ms": torch_best(c, "large", "large", "amg", "ms"),
         "large_peak_device_mb": torch_best(c, "large", "large", "bench", "peak_reserved_mb"),
+        "sam3_image_text_ms": None,
     }
+    for r in get(c.report, "stages", "sam3", "data", "torch") or []:
+        if r.get("config") == "sam3" and r.get("device") == "cuda" and r.get("mode") == "bf16" \
+                and r.get("text_ms_median") is not None:
+            torch["sam3_image_text_ms"] = (r["set_image_ms_median"] + r["text_ms_median"], "bf16 autocast, official sam3")
     out = {}
     for key, what, limit, unit in TARGETS:
         v = samc[key]
@@ -984,6 +1270,20 @@ def render_md(c):
               "backend's start, as samc bench --json reports it; PyTorch: max_memory_reserved):", "",
               "| model | backend | precision | samc device | samc weights | samc scratch | PyTorch reserved |",
               "|---|---|---|---|---|---|---|"] + mt
+    s3 = sam3_rows(c)
+    if s3:
+        L += ["", "## SAM3: samc vs the official PyTorch code (same weights, image and prompts: \"truck\", then "
+              "\"wheel\" on the same encoding, then \"wheel\" + a box; medians, ms)", "",
+              "image = set_image; text = the first text prompt (text encoder + grounding + post-processing); extra "
+              "text = a second text on the same encoding; text + box = the second text plus one positive box exemplar "
+              "(samc encodes the text again, PyTorch's processor keeps its features); box prompt without the text "
+              "encoder = text + box less samc's text encoder time (PyTorch: the same as text + box), the cost of one "
+              "exemplar prompt on both sides. "
+              "In brackets samc's device times (CUDA events). Device MiB: samc's device memory after the first encode "
+              "and find minus at the backend's start; PyTorch: max_memory_reserved. The aim is image + text <= 20 ms "
+              "for sam3 in bf16 on an H100 / H200.", ""] + s3
+        for n in get(r, "stages", "sam3", "data", "notes") or []:
+            L.append(f"- {n}")
     L += ["", "## Notes", ""]
     L += [f"- {n}" for n in r["notes"]]
     L += ["- Weights are samc-synth-v1 (synthetic): both sides run the same network, but few AMG / multipass masks pass "
@@ -1034,11 +1334,14 @@ def main():
     c = Check(a)
     only = set(a.only.split(",")) if a.only else None
     print(f"gpu-check: package {c.pkg}, out {c.out}, budget {a.budget:.0f} s{', dry run' if c.dry else ''}", flush=True)
-    for name, fn, limit in STAGES:
+    names = [n for n, _, _ in STAGES]
+    for i, (name, fn, limit) in enumerate(STAGES):
         if only and name not in only and name not in ("env", "build"):
             continue
         c.stage = name
-        left = c.left() - RESERVE
+        floor = 0 if name in ("env", "build") else sum(
+            v for k, v in FLOOR.items() if k in names[i + 1:] and (not only or k in only))
+        left = c.left() - RESERVE - floor
         t = time.time()
         if left < 10:
             status, summary, data = "not run", "no time left in the budget", {}

@@ -116,8 +116,12 @@ enum {
     RT_MARK_ENC_BEGIN, RT_MARK_ENC_UPLOADED, RT_MARK_ENC_INPUT, RT_MARK_ENC_PATCH, RT_MARK_ENC_STAGE0,
     RT_MARK_ENC_STAGE1, RT_MARK_ENC_STAGE2, RT_MARK_ENC_STAGE3, RT_MARK_ENC_NECK, RT_MARK_ENC_END,
     RT_MARK_DEC_BEGIN, RT_MARK_DEC_UPLOADED, RT_MARK_DEC_PROMPT, RT_MARK_DEC_DECODER, RT_MARK_DEC_END,
-    RT_MARK_POST_BEGIN, RT_MARK_POST_END, RT_MARK_COUNT
+    RT_MARK_POST_BEGIN, RT_MARK_POST_END,
+    /* SAM3 samc_find (the encode uses the RT_MARK_ENC_* ones: stage 0 = the ViT's blocks) */
+    RT_MARK_S3_BEGIN, RT_MARK_S3_TEXT, RT_MARK_S3_PROMPT, RT_MARK_S3_FUSION, RT_MARK_S3_DECODER, RT_MARK_S3_SEG,
+    RT_MARK_S3_END, RT_MARK_COUNT
 };
+_Static_assert(RT_MARK_COUNT <= SAMC_OPS_MARKS, "more time marks than the backends' slots");
 void rt_mark(samc_runtime *rt, int id);
 double rt_mark_ms(const samc_runtime *rt, int from, int to);
 

@@ -154,6 +154,7 @@ sam3_model *sam3_model_load(rt_weights *w, const sam3_config *cfg, const samc_op
     rt_plan_begin(&m->rt);
     int rc = sam3_processor_plan(m, err);
     if (rt_plan_end(&m->rt, err) || rc) goto fail;
+    rt_mem_info(&m->rt, &m->mem_after_load, NULL, NULL);
     rt_log(&m->rt, "load: %s backend, %lld parameters, scratch %.1f MB, done in %.1f ms", m->rt.backend->name,
            (long long)m->weights.n_params, m->rt.arena.cap / 1048576.0, rt_now_ms() - t0);
     return m;

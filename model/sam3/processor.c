@@ -20,8 +20,25 @@ static int encode_input(sam3_model *m, const float *input, sam3_image *img, samc
     float *map;
     RT_ALLOC(&m->rt, map, (size_t)m->C * m->g * m->g);
     if (sam3_vit(m, input, map, err) || sam3_neck(m, map, img, err)) return -1;
+    rt_mark(&m->rt, RT_MARK_ENC_NECK);
     rt_arena_reset(&m->rt, mark);
     return rt_sync(&m->rt, "encode", err);
+}
+
+/* On a device backend (CUDA events) the encoder's stage times become device times between
+ * the marks, read after the encode's sync; the CPU backends keep their host clock times
+ * (their ops are synchronous) and get encoder_device_ms from the host marks. */
+static void encode_times(sam3_model *m) {
+    const samc_runtime *rt = &m->rt;
+    samc_timings *t = &m->timings;
+    t->device_timed = rt->backend->elapsed_ms != NULL;
+    t->upload_ms = rt_mark_ms(rt, RT_MARK_ENC_BEGIN, RT_MARK_ENC_UPLOADED);
+    t->preprocess_device_ms = 0.0;   /* SAM3 resizes and normalises on the host */
+    t->encoder_device_ms = rt_mark_ms(rt, RT_MARK_ENC_INPUT, RT_MARK_ENC_NECK);
+    if (!t->device_timed) return;
+    t->patch_embed_ms = rt_mark_ms(rt, RT_MARK_ENC_INPUT, RT_MARK_ENC_PATCH);
+    t->stage_ms[0] = rt_mark_ms(rt, RT_MARK_ENC_PATCH, RT_MARK_ENC_STAGE0);
+    t->neck_ms = rt_mark_ms(rt, RT_MARK_ENC_STAGE0, RT_MARK_ENC_NECK);
 }
 
 static void dump_preprocessed(sam3_model *m) {
@@ -46,14 +63,20 @@ int sam3_image_encode(sam3_model *m, sam3_image *img, const uint8_t *rgb, int w,
     rt_log(&m->rt, "encode: %dx%d image -> %dx%d input", w, h, S, S);
     sam3_transforms_preprocess(m, rgb, w, h);
     dump_preprocessed(m);
+    double t1 = rt_now_ms();
+    rt_mark(&m->rt, RT_MARK_ENC_BEGIN);
     rt_upload(m->rt.ops, input, m->h_input, sizeof(float) * plane);
-    m->timings.preprocess_ms = rt_now_ms() - t0;
+    rt_mark(&m->rt, RT_MARK_ENC_UPLOADED);
+    rt_mark(&m->rt, RT_MARK_ENC_INPUT);
+    m->timings.preprocess_ms = t1 - t0;
     rt_log(&m->rt, "encode: preprocess %.1f ms", m->timings.preprocess_ms);
     int rc = encode_input(m, input, img, err);
     rt_arena_reset(&m->rt, mark);
     if (rc) return -1;
     img->w = w;
     img->h = h;
+    encode_times(m);
+    if (!m->mem_after_encode) rt_mem_info(&m->rt, &m->mem_after_encode, NULL, NULL);
     m->timings.encode_total_ms = rt_now_ms() - t0;
     rt_log(&m->rt, "encode: done in %.1f ms", m->timings.encode_total_ms);
     return 0;
@@ -234,7 +257,26 @@ static int post_process(sam3_model *m, const sam3_grounding *gr, int w, int h, c
         full_mask(m, gr->masks + (size_t)keep[i] * ls * ls, ls, out, i, prob_all);
     dump_post(m, out, prob_all);
     free(prob_all);
+    rt_mark(&m->rt, RT_MARK_S3_END);   /* before the sync: an event after it may not be complete yet */
     return rt_sync(&m->rt, "post-processing", err);
+}
+
+/* On a device backend the find's stage times become device times between its marks (the
+ * text encoder, the geometry encoder with the prompt's upload, the fusion encoder, the
+ * decoder with scoring and its downloads, the segmentation head), read after the syncs;
+ * the CPU backends keep their host clock times. */
+static void find_times(sam3_model *m) {
+    const samc_runtime *rt = &m->rt;
+    samc_timings *t = &m->timings;
+    t->device_timed = rt->backend->elapsed_ms != NULL;
+    t->find_device_ms = t->device_timed ? rt_mark_ms(rt, RT_MARK_S3_BEGIN, RT_MARK_S3_END) : -1.0;
+    if (!t->device_timed) return;
+    t->text_ms = rt_mark_ms(rt, RT_MARK_S3_BEGIN, RT_MARK_S3_TEXT);
+    t->geometry_ms = rt_mark_ms(rt, RT_MARK_S3_TEXT, RT_MARK_S3_PROMPT);
+    t->prompt_ms = rt_mark_ms(rt, RT_MARK_S3_BEGIN, RT_MARK_S3_PROMPT);
+    t->fusion_ms = rt_mark_ms(rt, RT_MARK_S3_PROMPT, RT_MARK_S3_FUSION);
+    t->decoder_ms = rt_mark_ms(rt, RT_MARK_S3_FUSION, RT_MARK_S3_DECODER);
+    t->seg_head_ms = rt_mark_ms(rt, RT_MARK_S3_DECODER, RT_MARK_S3_SEG);
 }
 
 int sam3_find(sam3_model *m, const sam3_image *img, const sam3_prompt *p, const samc_find_options *opt,
@@ -263,6 +305,8 @@ int sam3_find(sam3_model *m, const sam3_image *img, const sam3_prompt *p, const 
         out->n = 0;
         return -1;
     }
+    find_times(m);
+    if (!m->mem_after_predict) rt_mem_info(&m->rt, &m->mem_after_predict, NULL, NULL);
     m->timings.predict_total_ms = rt_now_ms() - t0;
     rt_log(&m->rt,
            "find: text %.1f ms, geometry %.1f ms, fusion encoder %.1f ms, decoder + scoring %.1f ms, seg head %.1f ms, "

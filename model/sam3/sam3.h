@@ -195,6 +195,7 @@ typedef struct sam3_model {
     size_t dev_full_cap;
 
     samc_timings timings;
+    size_t mem_after_load, mem_after_encode, mem_after_predict;  /* device memory in use (rt_mem_info) */
 } sam3_model;
 
 typedef struct sam3_image {

@@ -19,6 +19,7 @@ static int encode_prompt(sam3_model *m, const sam3_image *img, const sam3_prompt
     int d = m->D, G = p->n_points + p->n_boxes + 1, S = SAM3_CTX + G;
     double t0 = rt_now_ms();
     if (sam3_text_encoder(m, p->ids, prompt, err)) return -1;
+    rt_mark(&m->rt, RT_MARK_S3_TEXT);
     m->timings.text_ms = rt_now_ms() - t0;
     if (sam3_geometry_encoder(m, img, p, prompt + (size_t)SAM3_CTX * d, err)) return -1;
     float row[SAM3_MAX_PROMPT], mask[SAM3_MAX_PROMPT];
@@ -30,6 +31,7 @@ static int encode_prompt(sam3_model *m, const sam3_image *img, const sam3_prompt
     rt_upload(m->rt.ops, bias_row, row, sizeof(float) * (size_t)S);
     rt_dump(&m->rt, "prompt.tokens", prompt, 3, I64(S), I64(1), I64(d));
     rt_dump_host(&m->rt, "prompt.mask", mask, 2, I64(1), I64(S));
+    rt_mark(&m->rt, RT_MARK_S3_PROMPT);
     m->timings.prompt_ms = rt_now_ms() - t0;
     return 0;
 }
@@ -64,15 +66,19 @@ int sam3_forward_grounding(sam3_model *m, const sam3_image *img, const sam3_prom
     RT_ALLOC(&m->rt, memory, (size_t)HW * d);
     RT_ALLOC(&m->rt, hs, (size_t)L * Q * d);
     int valid[SAM3_MAX_PROMPT];
+    rt_mark(&m->rt, RT_MARK_S3_BEGIN);
     if (encode_prompt(m, img, p, prompt, valid, bias_row, err)) return -1;
     samc_attention_bias key_mask = { bias_row, 0, 0, 0 };
     if (sam3_fusion_encoder(m, img, prompt, S, &key_mask, memory, err)) return -1;
+    rt_mark(&m->rt, RT_MARK_S3_FUSION);
     if (sam3_decoder(m, memory, prompt, S, &key_mask, hs, m->h_refs, m->h_presence, err)) return -1;
     double t0 = rt_now_ms();
     if (sam3_dot_product_scoring(m, hs, prompt, S, valid, m->h_logits, err)) return -1;
     m->timings.decoder_ms += rt_now_ms() - t0;
+    rt_mark(&m->rt, RT_MARK_S3_DECODER);
     if (sam3_segmentation_head(m, img, memory, hs + (size_t)(L - 1) * Q * d, prompt, S, &key_mask, out->masks, err))
         return -1;
+    rt_mark(&m->rt, RT_MARK_S3_SEG);
     out->logits = m->h_logits + (size_t)(L - 1) * Q;
     out->boxes = m->h_dec;   /* the decoder's last refined boxes = pred_boxes */
     out->presence_logit = m->h_presence[L - 1];

@@ -169,6 +169,7 @@ int sam3_vit(sam3_model *m, const float *input, float *out, samc_error *err) {
     double t0 = rt_now_ms();
     dump_rope(m);
     vit_embed(m, input, out, xa);
+    rt_mark(&m->rt, RT_MARK_ENC_PATCH);
     m->timings.patch_embed_ms = rt_now_ms() - t0;
     rt_log(&m->rt, "encode: patch embed + pos embed + ln_pre %.1f ms", m->timings.patch_embed_ms);
     double tb = rt_now_ms();
@@ -183,6 +184,7 @@ int sam3_vit(sam3_model *m, const float *input, float *out, samc_error *err) {
                rt_now_ms() - t1);
     }
     o->transpose(o, xa, out, 1, (int)N, C);
+    rt_mark(&m->rt, RT_MARK_ENC_STAGE0);
     m->timings.stage_ms[0] = rt_now_ms() - tb;
     rt_arena_reset(&m->rt, mark);
     return 0;

@@ -8,8 +8,15 @@
  *                   [SAM3_BENCH_ARGS="--text2 wheel --box 428,698,698,956 ..."]
  *
  * Positional: CONFIG BACKEND THREADS WEIGHTS IMAGE ITERS (empty WEIGHTS / IMAGE: the
- * defaults). Options, for bench/run_sam3_bench.sh's side-by-side with PyTorch, which
- * runs the same calls on Sam3Processor:
+ * defaults; BACKEND fast, ref or cuda). Options, for bench/run_sam3_bench.sh's
+ * side-by-side with PyTorch, which runs the same calls on Sam3Processor, and for the SAM3
+ * stage of `make gpu-check` (bench/gpu_check/gpu_check.py):
+ *   --device D       cpu_fast, cpu_ref or cuda (instead of BACKEND)
+ *   --precision P    fp32 (default), bf16 or fp16 (CUDA only): the GEMMs' inputs
+ * On CUDA the stage times are device times between CUDA events (samc_timings.device_timed),
+ * set_image's encoder_device_ms apart from the host's preprocessing and the upload, each
+ * find's find_device_ms; the JSON line adds the device memory in use after the first
+ * encode and find minus at the backend's start (model_device_mb, as samc bench reports it). 
  *   --warmup N       untimed rounds first (default 0)
  *   --text S         first prompt (default "truck"; without a vocabulary only "truck",
  *                    as fixed token ids)
@@ -94,9 +101,9 @@ static void json_str(FILE *f, const char *s) {
 }
 
 /* One find call's measurements over the timed rounds, and what its last round found. */
-enum { F_WALL, F_TEXT, F_GEOMETRY, F_FUSION, F_DECODER, F_SEG, F_POST, F_N };
+enum { F_WALL, F_TEXT, F_GEOMETRY, F_FUSION, F_DECODER, F_SEG, F_POST, F_DEVICE, F_N };
 static const char *const find_keys[F_N] = { "ms", "text_ms", "geometry_ms", "fusion_ms", "decoder_ms",
-                                            "seg_head_ms", "post_ms" };
+                                            "seg_head_ms", "post_ms", "find_device_ms" };
 typedef struct {
     const char *name;
     double v[F_N][MAX_ITERS];
@@ -113,11 +120,12 @@ static int run_find(samc_model *m, samc_image *img, const samc_concept_prompt *p
     samc_timings t;
     samc_model_get_timings(m, &t);
     printf("iter %d: find %s %.1f ms (cpu %.1f s): text %.1f, geometry %.1f, fusion encoder %.1f, decoder + scoring "
-           "%.1f, seg head %.1f, post %.1f; %d instances kept\n",
+           "%.1f, seg head %.1f, post %.1f%s; %d instances kept\n",
            it, label, e1 - e0, c1 - c0, t.text_ms, t.geometry_ms, t.fusion_ms, t.decoder_ms, t.seg_head_ms,
-           t.postprocess_ms, out->n);
+           t.postprocess_ms, t.device_timed ? " (device times)" : "", out->n);
     if (slot >= 0) {
-        double v[F_N] = { e1 - e0, t.text_ms, t.geometry_ms, t.fusion_ms, t.decoder_ms, t.seg_head_ms, t.postprocess_ms };
+        double v[F_N] = { e1 - e0, t.text_ms, t.geometry_ms, t.fusion_ms, t.decoder_ms, t.seg_head_ms, t.postprocess_ms,
+                          t.find_device_ms };
         for (int k = 0; k < F_N; k++) st->v[k][slot] = v[k];
     }
     st->kept = out->n;
@@ -144,14 +152,21 @@ static void json_find(FILE *f, const find_stats *st, int n) {
             st->presence, st->top_q[0], st->top_p[0], st->top_q[1], st->top_p[1], st->top_q[2], st->top_p[2]);
 }
 
+static samc_backend backend_of(const char *s) {
+    if (!strcmp(s, "ref") || !strcmp(s, "cpu_ref")) return SAMC_BACKEND_CPU_REF;
+    if (!strcmp(s, "cuda")) return SAMC_BACKEND_CUDA;
+    return SAMC_BACKEND_CPU_FAST;
+}
+
 static void usage(void) {
     fprintf(stderr, "usage: bench_sam3 [CONFIG [BACKEND [THREADS [WEIGHTS [IMAGE [ITERS]]]]]] [--warmup N] [--text S]\n"
-                    "                  [--text2 S] [--box X0,Y0,X1,Y1] [--threshold T] [--vocab FILE] [--json FILE]\n");
+                    "                  [--text2 S] [--box X0,Y0,X1,Y1] [--threshold T] [--vocab FILE] [--json FILE]\n"
+                    "                  [--device cpu_fast|cpu_ref|cuda] [--precision fp32|bf16|fp16]\n");
 }
 
 int main(int argc, char **argv) {
     const char *pos[6] = { "sam3_micro", "fast", "2", "", "", "1" };
-    const char *text = "truck", *text2 = NULL, *vocab = getenv("SAMC_VOCAB"), *json = NULL;
+    const char *text = "truck", *text2 = NULL, *vocab = getenv("SAMC_VOCAB"), *json = NULL, *precision = "fp32";
     float box[4], threshold = 0.3f;
     int have_box = 0, warmup = 0, npos = 0;
     for (int i = 1; i < argc; i++) {
@@ -165,6 +180,8 @@ int main(int argc, char **argv) {
         if (i + 1 >= argc) { usage(); return 2; }
         const char *v = argv[++i];
         if (!strcmp(a, "--warmup")) warmup = atoi(v);
+        else if (!strcmp(a, "--device")) pos[1] = v;
+        else if (!strcmp(a, "--precision")) precision = v;
         else if (!strcmp(a, "--text")) text = v;
         else if (!strcmp(a, "--text2")) text2 = *v ? v : NULL;
         else if (!strcmp(a, "--box")) {
@@ -198,8 +215,10 @@ int main(int argc, char **argv) {
     } else {
         snprintf(weights, sizeof weights, "%s", pos[3]);
     }
-    samc_options opt = { .backend = !strcmp(backend, "ref") ? SAMC_BACKEND_CPU_REF : SAMC_BACKEND_CPU_FAST,
-                         .n_threads = threads, .log = log_line, .vocab_path = vocab };
+    samc_options opt = { .backend = backend_of(backend), .n_threads = threads, .log = log_line, .vocab_path = vocab };
+    if (!strcmp(precision, "bf16")) opt.precision = SAMC_PRECISION_BF16;
+    else if (!strcmp(precision, "fp16")) opt.precision = SAMC_PRECISION_FP16;
+    else if (strcmp(precision, "fp32")) { fprintf(stderr, "--precision: fp32, bf16 or fp16\n"); return 2; }
     double t0 = now_ms();
     samc_model *m = samc_model_load(weights, &opt, &err);
     if (synth) unlink(weights);
@@ -219,9 +238,12 @@ int main(int argc, char **argv) {
     pb.n_boxes = 1;
     samc_find_options fo = { .threshold = threshold, .want_masks = 1 };
     samc_instances out = { 0 };
-    static double enc[6][MAX_ITERS];   /* wall, preprocess, patch embed, ViT blocks, neck, cpu s */
-    static const char *const enc_keys[6] = { "set_image_ms", "preprocess_ms", "patch_embed_ms", "vit_blocks_ms",
-                                             "neck_ms", "set_image_cpu_s" };
+    /* wall, preprocess, patch embed, ViT blocks, neck, cpu s, upload, encoder (device on CUDA) */
+    enum { N_ENC = 8 };
+    static double enc[N_ENC][MAX_ITERS];
+    static const char *const enc_keys[N_ENC] = { "set_image_ms", "preprocess_ms", "patch_embed_ms", "vit_blocks_ms",
+                                                 "neck_ms", "set_image_cpu_s", "upload_ms", "encoder_device_ms" };
+    int device_timed = 0;
     static find_stats f_text = { .name = "text" }, f_text2 = { .name = "text2" }, f_box = { .name = "box" };
     for (int it = 0; it < warmup + iters; it++) {
         int slot = it - warmup;
@@ -230,12 +252,15 @@ int main(int argc, char **argv) {
         double c1 = cpu_s(), e1 = now_ms();
         samc_timings t;
         samc_model_get_timings(m, &t);
-        printf("iter %d%s: set_image %.1f ms (cpu %.1f s): preprocess %.1f, patch embed %.1f, ViT blocks %.1f, neck %.1f\n",
-               it, slot < 0 ? " (warm-up)" : "", e1 - e0, c1 - c0, t.preprocess_ms, t.patch_embed_ms, t.stage_ms[0],
-               t.neck_ms);
+        printf("iter %d%s: set_image %.1f ms (cpu %.1f s): preprocess %.1f, upload %.1f, patch embed %.1f, ViT blocks "
+               "%.1f, neck %.1f, encoder %.1f (%s)\n",
+               it, slot < 0 ? " (warm-up)" : "", e1 - e0, c1 - c0, t.preprocess_ms, t.upload_ms, t.patch_embed_ms,
+               t.stage_ms[0], t.neck_ms, t.encoder_device_ms, t.device_timed ? "device times" : "host clock");
+        device_timed = t.device_timed;
         if (slot >= 0) {
-            double v[6] = { e1 - e0, t.preprocess_ms, t.patch_embed_ms, t.stage_ms[0], t.neck_ms, c1 - c0 };
-            for (int k = 0; k < 6; k++) enc[k][slot] = v[k];
+            double v[N_ENC] = { e1 - e0, t.preprocess_ms, t.patch_embed_ms, t.stage_ms[0], t.neck_ms, c1 - c0,
+                                t.upload_ms, t.encoder_device_ms };
+            for (int k = 0; k < N_ENC; k++) enc[k][slot] = v[k];
         }
         if (run_find(m, img, &p1, &fo, &out, &f_text, slot, it, text)) return 1;
         if (text2 && run_find(m, img, &p2, &fo, &out, &f_text2, slot, it, text2)) return 1;
@@ -250,9 +275,10 @@ int main(int argc, char **argv) {
     if (json) {
         FILE *f = strcmp(json, "-") ? fopen(json, "a") : stdout;
         if (!f) { fprintf(stderr, "cannot write %s\n", json); return 1; }
-        fprintf(f, "{\"run\":\"samc_sam3\",\"config\":\"%s\",\"backend\":\"%s\",\"threads\":%d,\"iters\":%d,\"warmup\":%d",
-                info.config, info.backend, info.n_threads, iters, warmup);
-        for (int k = 0; k < 6; k++)
+        fprintf(f, "{\"run\":\"samc_sam3\",\"config\":\"%s\",\"backend\":\"%s\",\"precision\":\"%s\",\"device_timed\":%d,"
+                   "\"threads\":%d,\"iters\":%d,\"warmup\":%d",
+                info.config, info.backend, info.precision, device_timed, info.n_threads, iters, warmup);
+        for (int k = 0; k < N_ENC; k++)
             fprintf(f, ",\"%s_median\":%.2f,\"%s_min\":%.2f", enc_keys[k], median(enc[k], iters), enc_keys[k],
                     minimum(enc[k], iters));
         json_find(f, &f_text, iters);
@@ -276,7 +302,16 @@ int main(int argc, char **argv) {
                 rss_start, rss_loaded, ru.ru_maxrss / 1024.0);
         const char *base = strrchr(image, '/');
         json_str(f, base ? base + 1 : image);
-        fprintf(f, ",\"width\":%d,\"height\":%d,\"samc_version\":\"%s\"}\n", w, h, SAMC_VERSION);
+        fprintf(f, ",\"width\":%d,\"height\":%d,\"samc_version\":\"%s\"", w, h, SAMC_VERSION);
+        if (info.device_total_bytes) {
+            double mb = 1048576.0;
+            fprintf(f, ",\"device_total_mb\":%.1f,\"device_used_at_start_mb\":%.1f,\"device_used_after_load_mb\":%.1f,"
+                       "\"device_used_after_encode_mb\":%.1f,\"device_used_after_find_mb\":%.1f,\"model_device_mb\":%.1f",
+                    info.device_total_bytes / mb, info.device_used_at_start / mb, info.device_used_after_load / mb,
+                    info.device_used_after_encode / mb, info.device_used_after_predict / mb,
+                    ((double)info.device_used_after_predict - (double)info.device_used_at_start) / mb);
+        }
+        fprintf(f, "}\n");
         if (f != stdout) fclose(f);
         else fflush(f);
     }

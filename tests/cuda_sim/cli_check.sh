@@ -5,6 +5,10 @@
 #   sim_cli.micro_cuda       shared/tools/golden_check.py, SAM2.1 micro golden, fp32
 #   sim_cli.sam3_micro_cuda  tests/sam3_golden_check.py, the six SAM3 micro cases through
 #                            `samc find`, fp32 (SAM3's ops and the ViT on the CUDA backend)
+#   sim_cli.sam3_bench_cuda  build/bench/bench_sam3 --device cuda (make gpu-check's sam3
+#                            stage) on sam3_micro, fp32 and bf16: device times from the CUDA
+#                            events, the device memory, and the same prompts' results as
+#                            cpu_fast (fp32: kept count and top queries equal)
 set -u
 SAMC=${SAMC:-./samc}
 case "$SAMC" in /*) ;; *) SAMC="$(cd "$(dirname "$SAMC")" && pwd)/$(basename "$SAMC")" ;; esac
@@ -41,6 +45,38 @@ if [ ! -d "$GOLDEN/sam3/micro" ] || [ ! -f "$VOCAB" ]; then
 else
   check sim_cli.sam3_micro_cuda "the six SAM3 micro cases pass with samc find --device cuda on the simulator" \
     /usr/bin/python3 "$SAM3_CHECKER" --samc "$SAMC" --golden "$GOLDEN/sam3/micro" --vocab "$VOCAB" --work "$TMP/w3"
+fi
+BENCH_SAM3=${BENCH_SAM3:-${BUILD:-build}/bench/bench_sam3}
+if [ ! -x "$BENCH_SAM3" ] || [ ! -f "$VOCAB" ]; then
+  echo "NOT OK sim_cli.sam3_bench_cuda: $BENCH_SAM3 or the vocabulary is missing"; fail=$((fail + 1))
+else
+  B3=(sam3_micro fast 1 "$TMP/s3.safetensors" "$GOLDEN/images/truck_320x240.png" 1 --text truck --text2 wheel
+      --box 76,124,124,170 --vocab "$VOCAB")
+  if "$SAMC" synth --config sam3_micro -o "$TMP/s3.safetensors" >"$TMP/log" 2>&1 &&
+     "$BENCH_SAM3" "${B3[@]}" --device cpu_fast --json "$TMP/b3.json" >>"$TMP/log" 2>&1 &&
+     "$BENCH_SAM3" "${B3[@]}" --device cuda --precision fp32 --json "$TMP/b3.json" >>"$TMP/log" 2>&1 &&
+     "$BENCH_SAM3" "${B3[@]}" --device cuda --precision bf16 --json "$TMP/b3.json" >>"$TMP/log" 2>&1 &&
+     /usr/bin/python3 - "$TMP/b3.json" >>"$TMP/log" 2>&1 <<'EOF'
+import json, sys
+cpu, f32, b16 = [json.loads(x) for x in open(sys.argv[1])]
+for r in (f32, b16):
+    assert r["backend"] == "cuda" and r["device_timed"] == 1, r
+    assert r["encoder_device_ms_median"] > 0 and r["model_device_mb"] > 0, r
+    for k in ("text", "text2", "box"):
+        assert r[k]["find_device_ms_median"] > 0 and r[k]["find_device_ms_median"] <= r[k]["ms_median"] + 1, (k, r[k])
+assert cpu["backend"] == "cpu_fast" and cpu["device_timed"] == 0 and "model_device_mb" not in cpu, cpu
+for k in ("text", "text2", "box"):
+    assert [q for q, _ in f32[k]["top"]] == [q for q, _ in cpu[k]["top"]] and f32[k]["kept"] == cpu[k]["kept"], k
+    assert max(abs(a[1] - b[1]) for a, b in zip(f32[k]["top"], cpu[k]["top"])) < 1e-4, k
+print("VERDICT sam3_bench_cuda: fp32 and bf16 device-timed; fp32 = cpu_fast (kept, top 3)")
+EOF
+  then
+    sed 's/^/    /' "$TMP/log" | grep -E 'VERDICT|sam3_micro on' | cut -c 1-200
+    echo "OK     sim_cli.sam3_bench_cuda: bench_sam3 --device cuda times and measures SAM3 on the simulator"; pass=$((pass + 1))
+  else
+    sed 's/^/    /' "$TMP/log" | tail -n 12
+    echo "NOT OK sim_cli.sam3_bench_cuda"; fail=$((fail + 1))
+  fi
 fi
 echo "tests/cuda_sim/cli_check.sh: $pass passed, $fail failed, 0 skipped"
 [ "$fail" -eq 0 ]
