@@ -80,6 +80,25 @@ int cuda_is_weight(const samc_cuda_ctx *c, const void *p) {
     return c->w_base && q >= base && q < base + c->w_n * sizeof(float);
 }
 
+int cuda_is_standin(const samc_cuda_ctx *c, const void *p) {
+    uintptr_t base = (uintptr_t)c->s_base, q = (uintptr_t)p;
+    return c->s_base && q >= base && q < base + c->s_n * sizeof(float);
+}
+
+/* The 16-bit values behind stand-ins [p, p + n), or NULL (error recorded naming op) when
+ * the range runs past the region or starts off a float boundary. */
+static const void *standin_values(samc_cuda_ctx *c, const float *p, size_t n, const char *op) {
+    size_t off = (size_t)((uintptr_t)p - (uintptr_t)c->s_base);
+    if (off % sizeof(float) || n > c->s_n - off / sizeof(float)) {
+        char detail[200];
+        snprintf(detail, sizeof detail, "%zu elements at %p run past the 16-bit weights or start off a float "
+                 "boundary", n, (const void *)p);
+        cuda_fail(c, __FILE__, __LINE__, op, detail);
+        return NULL;
+    }
+    return (const char *)c->s_lowp + off / 2;
+}
+
 /* ---- the ranges of a block --------------------------------------------------------- */
 
 /* Records that elements [s, e) of b now hold type t (a write). Every range it touches is
@@ -206,6 +225,12 @@ static int log_step(samc_cuda_ctx *c, const void *p, size_t n, int type, int wri
 
 cuda_arg cuda_rd(samc_cuda_ctx *c, const float *p, size_t n, const char *op) {
     if (!c->tracking || !p || cuda_is_weight(c, p)) return cuda_arg{ (void *)p, 1 };
+    if (cuda_is_standin(c, p)) {
+        /* a weight the binding pass saw only as a linear's (rt_weights_upload) read by
+         * another op: the model uses it outside a linear, which must show */
+        view_fail(c, p, n, op, "are a weight kept in 16 bits only (bound as a linear weight): only linear reads it");
+        return cuda_arg{ NULL, 1 };
+    }
     size_t e0;
     int bi = act_block(c, p, n, op, &e0);
     if (bi < 0) return cuda_arg{ NULL, 1 };
@@ -232,13 +257,14 @@ const void *cuda_rd16(samc_cuda_ctx *c, const float *p, size_t n, const char *op
     if (!c->tracking || !p) return NULL;
     if (cuda_is_weight(c, p))
         return c->w_lowp ? (const char *)c->w_lowp + ((uintptr_t)p - (uintptr_t)c->w_base) / 2 : NULL;
+    if (cuda_is_standin(c, p)) return standin_values(c, p, n, op);
     cuda_arg a = cuda_rd(c, p, n, op);
     return a.p && !a.f32 ? a.p : NULL;
 }
 
 static cuda_arg write_as(samc_cuda_ctx *c, float *p, size_t n, int t, const char *op) {
     if (!c->tracking || !p) return cuda_arg{ p, 1 };
-    if (cuda_is_weight(c, p)) {
+    if (cuda_is_weight(c, p) || cuda_is_standin(c, p)) {
         view_fail(c, p, n, op, "are an output inside the weight block");
         return cuda_arg{ NULL, 1 };
     }
@@ -424,9 +450,10 @@ void activation_precision_cuda(const samc_ops *o, int reduced) {
 static void release_precision(samc_cuda_ctx *c) {
     if (c->stream) cudaStreamSynchronize(c->stream);
     if (c->w_lowp) cudaFree(c->w_lowp);
-    c->w_lowp = NULL;
-    c->w_base = NULL;
-    c->w_n = 0;
+    if (c->s_lowp) cudaFree(c->s_lowp);
+    c->w_lowp = c->s_lowp = NULL;
+    c->w_base = c->s_base = NULL;
+    c->w_n = c->s_n = 0;
     c->precision = SAMC_OPS_FP32;
     c->phase = CUDA_F32;
 }
@@ -458,10 +485,14 @@ int set_precision_cuda(const samc_ops *o, samc_ops_precision p, const float *wei
         snprintf(err, 512, "unknown precision %d", (int)p);
         return -1;
     }
-    /* bf16 tensor cores arrived with Ampere; fp16 ones run from Volta on, and the issue's
-     * floor is Turing (T4). Checked before anything changes. */
+    /* bf16 needs Ampere (its conversions and tensor cores). fp16 runs from Pascal on
+     * (sm_60): before Volta as storage only (cublasGemmEx on fp16 inputs with
+     * CUBLAS_COMPUTE_32F runs without tensor cores, attention takes its fp32 FMA kernel,
+     * attention_tc.cu's launcher checks sm_70), for a model that needs half the device
+     * memory (the GTX 1050 Ti's 4 GB); unproven on such a card (kernels/cuda/NOTES.md,
+     * "SAM3 on a 4 GB card"). Checked before anything changes. */
     const char *name = p == SAMC_OPS_BF16 ? "bf16" : "fp16";
-    int need = p == SAMC_OPS_BF16 ? 80 : 75;
+    int need = p == SAMC_OPS_BF16 ? 80 : 60;
     if (p != SAMC_OPS_FP32 && c->cc < need) {
         snprintf(err, 512, "%s needs compute capability %d.%d or newer (sm_%d+); CUDA device %d is %.64s (sm_%d)",
                  name, need / 10, need % 10, need, c->device, c->device_name, c->cc);
@@ -499,4 +530,66 @@ int set_precision_cuda(const samc_ops *o, samc_ops_precision p, const float *wei
     c->precision = p;
     c->phase = CUDA_LP; /* until the model says otherwise */
     return 0;
+}
+
+/* ---- 16-bit-only weights (ops.h: weights16_region / weights16_upload) ---------------- */
+
+int weights16_region_cuda(const samc_ops *o, const float *standin, size_t n, char *err) {
+    samc_cuda_ctx *c = cuda_ctx(o);
+    char scratch[512];
+    if (!err) err = scratch;
+    err[0] = '\0';
+    if (!c->tracking || c->precision == SAMC_OPS_FP32) {
+        snprintf(err, 512, "16-bit weights need set_precision(bf16 | fp16) first");
+        return -1;
+    }
+    if (c->s_base) {
+        snprintf(err, 512, "this CUDA backend already holds a region of 16-bit weights");
+        return -1;
+    }
+    /* the stand-ins must not alias device memory the ops address (a block, the fp32
+     * weights): samc_w16_reserve's host range cannot, under unified addressing */
+    if (!standin || !n || block_of(c, (uintptr_t)standin) >= 0 || block_of(c, (uintptr_t)(standin + n - 1)) >= 0 ||
+        cuda_is_weight(c, standin) || cuda_is_weight(c, standin + n - 1)) {
+        snprintf(err, 512, "16-bit weights: %zu stand-ins at %p overlap this backend's memory", n, (const void *)standin);
+        return -1;
+    }
+    cudaError_t e = cudaMalloc(&c->s_lowp, n * 2);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        c->s_lowp = NULL;
+        snprintf(err, 512, "cannot allocate %zu MiB of device memory for the 16-bit weights: %s", (n * 2) >> 20,
+                 cudaGetErrorString(e));
+        return -1;
+    }
+    c->s_base = standin;
+    c->s_n = n;
+    return 0;
+}
+
+/* Through the conversion scratch a chunk at a time, rounded by the kernel set_precision's
+ * copy uses; each chunk's copy into the scratch waits for the last one's narrowing in
+ * stream order, and the wait at the end lets the caller reuse host_src. */
+void weights16_upload_cuda(const samc_ops *o, const float *dst, const float *host_src, size_t n) {
+    samc_cuda_ctx *c = cuda_ctx(o);
+    if (!n || c->failed) return;
+    if (c->capturing) {
+        cuda_fail(c, __FILE__, __LINE__, "weights16_upload", "waits for the stream while a graph is captured");
+        return;
+    }
+    void *d = !cuda_is_standin(c, dst) ? NULL : (void *)standin_values(c, dst, n, "weights16_upload");
+    if (!d) {
+        if (!c->failed)
+            cuda_fail(c, __FILE__, __LINE__, "weights16_upload", "the destination is not in the 16-bit weights");
+        return;
+    }
+    size_t cap = c->scratch_bytes / sizeof(float);
+    for (size_t s = 0; s < n; s += cap) {
+        size_t m = n - s < cap ? n - s : cap;
+        if (CUDA_CHECK(c, cudaMemcpyAsync(c->scratch, host_src + s, m * sizeof(float), cudaMemcpyHostToDevice,
+                                          c->stream)))
+            return;
+        cuda_narrow(c, (char *)d + 2 * s, (const float *)c->scratch, m);
+    }
+    if (!CUDA_OP_DONE(c, "weights16_upload")) CUDA_CHECK(c, cudaStreamSynchronize(c->stream));
 }
