@@ -743,9 +743,9 @@ static void lowp_weights16(const backend *be, const char *op) {
         o->activation_precision(o, 1);
         o->linear(o, dx, standin + off, db, dz, M, N, K);
         y = be_to_host(&fp, dz, (size_t)M * N);
-        /* a 16-bit product, then the bias in the epilogue: rounded twice (the bound of
-         * the 16-bit GEMM cases) */
-        compare(be, y, yr, (size_t)M * N, gemm_atol(K) + lp(be, sqrt((double)K)), GEMM_RTOL + lp(be, 1), op,
+        /* a 16-bit product, then the bias in the epilogue: rounded twice, half an ulp
+         * of |y - b| and of |y| each (|b| <= 1 goes to the absolute part) */
+        compare(be, y, yr, (size_t)M * N, gemm_atol(K) + lp(be, sqrt((double)K)), GEMM_RTOL + lp(be, 2), op,
                 "16-bit-only weight, 16-bit activations, M=%d N=%d K=%d", M, N, K);
         free(y);
         o->activation_precision(o, 0);

@@ -21,9 +21,11 @@
  * the op, so a model that mixes precisions inside a buffer fails loudly (and the
  * simulator's tests show it).
  * Arithmetic everywhere is fp32: values are widened on load, rounded once on store; the
- * statistics of LayerNorm and softmax never leave fp32. Weights stay fp32 in their block
- * (norm parameters, biases, convolution and token weights are read from there) next to a
- * 16-bit copy made once (the GEMM operands). */
+ * statistics of LayerNorm and softmax never leave fp32. Weights that only a linear reads
+ * live in 16 bits only behind stand-ins (weights16_region: a never-mapped host range, so
+ * any other read fails by name); the others stay fp32 in their block (norm parameters,
+ * biases, convolution and token weights are read from there) next to a 16-bit copy made
+ * once (the operand of 1x1 convolutions as matmul). */
 #include "kernels/cuda/cuda_common.cuh"
 #include <stdio.h>
 #include <stdlib.h>
