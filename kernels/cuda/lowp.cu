@@ -337,6 +337,21 @@ void cuda_widen(samc_cuda_ctx *c, float *dst, const void *src, size_t n) {
  * waits for this chunk's narrowing), so only a plain upload from pageable memory waits at
  * the end; an asynchronous one never does, which a graph's capture needs (a
  * synchronisation there fails the capture). */
+/* n host fp32 values as 16-bit values at dst (device), through the scratch a chunk at a
+ * time; each chunk's copy into the scratch waits for the last one's narrowing in stream
+ * order. Nothing waits for the stream. 0, or -1 (error recorded). */
+static int stage_narrow(samc_cuda_ctx *c, void *dst, const float *host_src, size_t n) {
+    size_t cap = c->scratch_bytes / sizeof(float);
+    for (size_t s = 0; s < n; s += cap) {
+        size_t m = n - s < cap ? n - s : cap;
+        if (CUDA_CHECK(c, cudaMemcpyAsync(c->scratch, host_src + s, m * sizeof(float), cudaMemcpyHostToDevice,
+                                          c->stream)))
+            return -1;
+        cuda_narrow(c, (char *)dst + 2 * s, (const float *)c->scratch, m);
+    }
+    return 0;
+}
+
 int lowp_upload(samc_cuda_ctx *c, void *dst, const void *host_src, size_t bytes, int async) {
     if (!c->tracking) return 0;
     size_t n = bytes / sizeof(float);
@@ -349,14 +364,7 @@ int lowp_upload(samc_cuda_ctx *c, void *dst, const void *host_src, size_t bytes,
     }
     cuda_arg d = write_as(c, (float *)dst, n, c->phase, "upload");
     if (!d.p || d.f32) return !d.p; /* fp32: the plain copy */
-    size_t cap = c->scratch_bytes / sizeof(float);
-    for (size_t s = 0; s < n; s += cap) {
-        size_t m = n - s < cap ? n - s : cap;
-        if (CUDA_CHECK(c, cudaMemcpyAsync(c->scratch, (const float *)host_src + s, m * sizeof(float),
-                                          cudaMemcpyHostToDevice, c->stream)))
-            return 1;
-        cuda_narrow(c, (char *)d.p + 2 * s, (const float *)c->scratch, m);
-    }
+    if (stage_narrow(c, d.p, (const float *)host_src, n)) return 1;
     if (!CUDA_OP_DONE(c, "upload") && !async) CUDA_CHECK(c, cudaStreamSynchronize(c->stream));
     return 1;
 }
@@ -569,9 +577,8 @@ int weights16_region_cuda(const samc_ops *o, const float *standin, size_t n, cha
     return 0;
 }
 
-/* Through the conversion scratch a chunk at a time, rounded by the kernel set_precision's
- * copy uses; each chunk's copy into the scratch waits for the last one's narrowing in
- * stream order, and the wait at the end lets the caller reuse host_src. */
+/* Through the conversion scratch (stage_narrow), rounded by the kernel set_precision's
+ * copy uses; the wait at the end lets the caller reuse host_src. */
 void weights16_upload_cuda(const samc_ops *o, const float *dst, const float *host_src, size_t n) {
     samc_cuda_ctx *c = cuda_ctx(o);
     if (!n || c->failed) return;
@@ -585,13 +592,6 @@ void weights16_upload_cuda(const samc_ops *o, const float *dst, const float *hos
             cuda_fail(c, __FILE__, __LINE__, "weights16_upload", "the destination is not in the 16-bit weights");
         return;
     }
-    size_t cap = c->scratch_bytes / sizeof(float);
-    for (size_t s = 0; s < n; s += cap) {
-        size_t m = n - s < cap ? n - s : cap;
-        if (CUDA_CHECK(c, cudaMemcpyAsync(c->scratch, host_src + s, m * sizeof(float), cudaMemcpyHostToDevice,
-                                          c->stream)))
-            return;
-        cuda_narrow(c, (char *)d + 2 * s, (const float *)c->scratch, m);
-    }
+    if (stage_narrow(c, d, host_src, n)) return;
     if (!CUDA_OP_DONE(c, "weights16_upload")) CUDA_CHECK(c, cudaStreamSynchronize(c->stream));
 }

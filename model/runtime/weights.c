@@ -240,7 +240,9 @@ int rt_weights_upload(rt_weights *w, const samc_runtime *rt, int (*used)(const c
     if (o->set_precision(o, (samc_ops_precision)prec, w->device, total, emsg))
         return samc_error_set(err, strstr(emsg, "cannot allocate") ? SAMC_ERR_NOMEM : SAMC_ERR_UNSUPPORTED,
                               "--precision %s: %s", samc_precision_name(prec), emsg);
-    return n16 ? upload_region16(w, o, used, n16, err) : 0;
+    if (!n16) return 0;
+    /* the uploads report a failure at the next sync: here, naming the step */
+    return upload_region16(w, o, used, n16, err) || rt_sync(rt, "uploading the 16-bit weights", err) ? -1 : 0;
 }
 
 /* ---- binding ------------------------------------------------------------------------ */
