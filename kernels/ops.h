@@ -223,6 +223,21 @@ struct samc_ops {
      * bits and its prompt encoder and mask decoder, whose mask logits are small
      * differences of large terms, in fp32 (kernels/cuda/NOTES.md, "16-bit activations"). */
     void (*activation_precision)(const samc_ops *o, int reduced);
+    /* Reduced precision only (optional: NULL where there is none): weights that only
+     * linear reads (its weight operand w, at any offset) held in 16 bits with no fp32
+     * copy, so that a model's device memory is about half its fp32 size (SAM3 on a 4 GB
+     * card). Their addresses are stand-ins: standin[0 .. n) is a range reserved on the
+     * host and never mapped (samc_w16_reserve), outside every block of the backend, so a
+     * read of one by any op but linear fails naming the op (a kernel given one faults).
+     * weights16_region, once after set_precision(bf16 | fp16): the backend allocates n
+     * 16-bit values behind the range; 0, or -1 with why in err (512 bytes).
+     * weights16_upload: n host fp32 values to stand-in dst inside the range, rounded to
+     * the 16-bit type on the device (set_precision's rounding); waits until done, errors
+     * at the next sync. A linear whose weight is a stand-in computes its product on the
+     * 16-bit values also while the activations are fp32 (fp32 output, fp32 accumulation).
+     * kernels/cuda/NOTES.md, "SAM3 on a 4 GB card". */
+    int (*weights16_region)(const samc_ops *o, const float *standin, size_t n, char *err);
+    void (*weights16_upload)(const samc_ops *o, const float *dst, const float *host_src, size_t n);
 
     /* ---- 16-bit weight storage (host backends; 0: fp32 weights only) ---- */
     /* 1: the weight operand of linear (w), matmul (a), conv2d (w) and conv_transpose2x2
@@ -355,7 +370,9 @@ const samc_ops *samc_ops_null(void);
  * the backend's own buffers (e.g. SAMC_CUDA_FIXED_BYTES). */
 typedef struct {
     size_t fixed;     /* the backend's own buffers */
-    size_t lowp;      /* 16-bit weight copy + conversion scratch (set_precision) */
+    size_t lowp;      /* 16-bit weight copy + conversion scratch (set_precision) + the
+                         16-bit-only weights (weights16_region) */
+    size_t weights16; /* of which the 16-bit-only weights */
     size_t current;   /* held now, all included */
     size_t peak;      /* the most ever held */
 } samc_ops_sizing;

@@ -138,8 +138,9 @@ const samc_ops *samc_ops_null(void) { return &null_ops; }
  * The null backend plus an allocator that hands out distinct fake addresses and counts
  * the bytes: loading a model on it runs the whole load (weights "uploaded", constants,
  * arena) and tells what a device would hold, without one (`samc info --device cuda`
- * on a machine without a GPU). Its reduced-precision step counts the 16-bit weight copy
- * and the activation scratch the CUDA backend allocates (kernels/ops.h). */
+ * on a machine without a GPU). Its reduced-precision steps count the 16-bit weight copy,
+ * the activation scratch and the 16-bit-only weights the CUDA backend allocates
+ * (kernels/ops.h). */
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -183,10 +184,27 @@ static int sizing_set_precision(const samc_ops *o, samc_ops_precision p, const f
                                 char *err) {
     (void)p; (void)weights; (void)err;
     sizing_state *s = o->ctx;
-    s->totals.lowp = n_weights * 2 + SAMC_CUDA_LOWP_SCRATCH_BYTES;
-    s->totals.current += s->totals.lowp;
+    size_t bytes = n_weights * 2 + SAMC_CUDA_LOWP_SCRATCH_BYTES;
+    s->totals.lowp += bytes;
+    s->totals.current += bytes;
     if (s->totals.current > s->totals.peak) s->totals.peak = s->totals.current;
     return 0;
+}
+
+/* The CUDA backend's weights16_region: one cudaMalloc of n 16-bit values. */
+static int sizing_weights16_region(const samc_ops *o, const float *standin, size_t n, char *err) {
+    (void)standin; (void)err;
+    sizing_state *s = o->ctx;
+    size_t bytes = (n * 2 + 255) & ~(size_t)255;   /* cudaMalloc's granularity */
+    s->totals.weights16 += bytes;
+    s->totals.lowp += bytes;
+    s->totals.current += bytes;
+    if (s->totals.current > s->totals.peak) s->totals.peak = s->totals.current;
+    return 0;
+}
+
+static void sizing_weights16_upload(const samc_ops *o, const float *dst, const float *host_src, size_t n) {
+    (void)o; (void)dst; (void)host_src; (void)n;
 }
 
 samc_ops *samc_ops_sizing_create(const char *name, size_t fixed_bytes) {
@@ -203,6 +221,8 @@ samc_ops *samc_ops_sizing_create(const char *name, size_t fixed_bytes) {
     o->alloc = sizing_alloc;
     o->free = sizing_free;
     o->set_precision = sizing_set_precision;
+    o->weights16_region = sizing_weights16_region;
+    o->weights16_upload = sizing_weights16_upload;
     s->next = (uintptr_t)1 << 40;
     s->totals.fixed = fixed_bytes;
     s->totals.current = s->totals.peak = fixed_bytes;

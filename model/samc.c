@@ -130,6 +130,7 @@ void samc_model_get_info(const samc_model *m, samc_model_info *info) {
         info->planned = 1;
         info->backend_bytes = t.current;
         info->lowp_bytes = t.lowp;
+        info->weights16_bytes = t.weights16;
     }
 }
 

@@ -127,7 +127,10 @@ typedef struct {
     int planned;              /* loaded with plan_only: the numbers below are a plan */
     size_t backend_bytes;     /* plan_only: backend memory the loaded model holds (weights,
                                  16-bit copy, constants, scratch, the backend's own buffers) */
-    size_t lowp_bytes;        /* plan_only: of which the 16-bit weight copy + its scratch */
+    size_t lowp_bytes;        /* plan_only: of which 16-bit: the weights kept in 16 bits only,
+                                 the 16-bit copy of the others, the conversion scratch */
+    size_t weights16_bytes;   /* plan_only: of lowp_bytes, the weights kept in 16 bits only
+                                 (bf16 / fp16: those only a linear reads) */
     size_t image_bytes;       /* one encoded image's features in backend memory */
     /* Measured device memory (CUDA; 0 elsewhere): in use on the whole device (total - free,
      * cudaMemGetInfo) when the backend started (the context only), after the load, after

@@ -15,6 +15,11 @@ and pixel boxes of the JSON report against post.keep_idx / scores / boxes_px; th
 PNGs against the golden PNGs (allowed flips: max(20 x the fp32-vs-fp64 flips, 1e-5 x the
 pixels), README section 8); each instance's RLE in instances.json against its PNG.
 Prints one line per case and a verdict line last. Exit 0 iff all pass.
+
+--lowp-iou MIN --score-tol T (a 16-bit run, `--precision bf16|fp16` through SAMC_PRECISION):
+the raw outputs are reported but not held to the fp32 tolerances; instead the kept
+queries must be the golden's, each score within T of the golden score, and each mask's
+IoU with its golden PNG at least MIN (kernels/cuda/NOTES.md, "SAM3 on a 4 GB card").
 """
 import argparse
 import json
@@ -118,8 +123,9 @@ def rle_decode(seg):
     return pos == h * w, flat.reshape(w, h).T
 
 
-def check_instances(doc, inst_file, ref, man, cdir, odir, tol_mult):
-    """Kept sets, scores, boxes, mask PNGs and RLEs. Returns (ok, messages)."""
+def check_instances(doc, inst_file, ref, man, cdir, odir, tol_mult, lowp=None):
+    """Kept sets, scores, boxes, mask PNGs and RLEs. Returns (ok, messages). lowp: (min
+    IoU, score tolerance) of a 16-bit run, or None (fp32: the golden tolerances)."""
     ok, msgs = True, []
     by_set = {}
     for inst in doc["instances"]:
@@ -134,10 +140,12 @@ def check_instances(doc, inst_file, ref, man, cdir, odir, tol_mult):
             r = ref[p + key].astype(np.float64).reshape(len(keep), -1)
             m = np.array([np.atleast_1d(i[field]) for i in got], dtype=np.float64).reshape(r.shape)
             tol = man["tensors"][p + key]["suggested_tol_abs"] * tol_mult
+            if lowp:   # scores to the stated tolerance; boxes reported (their masks are checked)
+                tol = lowp[1] if key == "post.scores" else float("inf")
             err = float(np.max(np.abs(m - r))) if r.size else 0.0
             ok &= err <= tol
             msgs.append(f"{p}{key} abs {err:.1e}{'' if err <= tol else ' OVER ' + format(tol, '.1e')}")
-    flips, pixels, budget = 0, 0, 0.0
+    flips, pixels, budget, worst_iou = 0, 0, 0.0, 1.0
     summ = man["summary"]
     for s, p in enumerate(prefixes(man)):
         sm = summ.get(p, summ) if p else summ.get("main", summ)
@@ -155,17 +163,25 @@ def check_instances(doc, inst_file, ref, man, cdir, odir, tol_mult):
             return False, msgs + [f"{name} shape {mm.shape} vs {g.shape}"]
         flips += int(np.sum(g != mm))
         pixels += g.size
+        union = int(np.sum(g | mm))
+        worst_iou = min(worst_iou, int(np.sum(g & mm)) / union if union else 1.0)
         seg = rle_of.get((set_i, ent["query"]))
         good, dec = rle_decode(seg) if seg else (False, None)
         if not good or dec.shape != mm.shape or not np.array_equal(dec, mm):
             ok = False
             msgs.append(f"{name}: instances.json RLE differs from the PNG")
-    ok &= flips <= budget
-    msgs.append(f"masks {flips}/{pixels} px differ (allowed {budget:.0f})")
+    if lowp:
+        ok &= worst_iou >= lowp[0]
+        msgs.append(f"masks {flips}/{pixels} px differ, worst IoU {worst_iou:.4f}"
+                    f"{'' if worst_iou >= lowp[0] else ' UNDER ' + format(lowp[0], '.4f')}")
+    else:
+        ok &= flips <= budget
+        msgs.append(f"masks {flips}/{pixels} px differ (allowed {budget:.0f})")
     return ok, msgs
 
 
 def run_case(a, samc, model, gdir, cname):
+    lowp = (a.lowp_iou, a.score_tol) if a.lowp_iou is not None else None
     cdir = os.path.join(gdir, cname)
     man = json.load(open(os.path.join(cdir, "manifest.json")))
     ref = load_st(os.path.join(cdir, "tensors.safetensors"))
@@ -194,9 +210,12 @@ def run_case(a, samc, model, gdir, cname):
     for pre in prefixes(man):
         for key in RAW:
             good, msg, worst = compare(mine, ref, man, pre + key, pre + key, a.tol_mult, worst)
+            if lowp:   # reported; finite values required
+                good = bool(np.all(np.isfinite(mine[pre + key]))) if pre + key in mine else False
+                msg = msg.split(" OVER")[0]
             ok &= good
             msgs.append(msg)
-    good, more = check_instances(doc, inst_file, ref, man, cdir, odir, a.tol_mult)
+    good, more = check_instances(doc, inst_file, ref, man, cdir, odir, a.tol_mult, lowp)
     return ok and good, f"{dt:.1f}s; " + "; ".join(msgs + more), dt, worst
 
 
@@ -211,7 +230,12 @@ def main():
                     help="multiplier on the manifests' suggested_tol_abs (20x fp32 noise floor)")
     ap.add_argument("--timeout", type=float, default=900)
     ap.add_argument("--cases", default="a,b,c,d,e,f")
+    ap.add_argument("--lowp-iou", type=float, default=None,
+                    help="16-bit run: the least mask IoU against the golden masks (needs --score-tol)")
+    ap.add_argument("--score-tol", type=float, default=None, help="16-bit run: max abs score error")
     a = ap.parse_args()
+    if (a.lowp_iou is None) != (a.score_tol is None):
+        ap.error("--lowp-iou and --score-tol go together")
     os.makedirs(a.work, exist_ok=True)
     samc = os.path.abspath(a.samc)
     gdir = os.path.abspath(a.golden)

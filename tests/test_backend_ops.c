@@ -705,6 +705,63 @@ static void lowp_mixed_error(const backend *be, const char *op) {
     samc_ops_cuda_destroy(o);
 }
 
+/* Weights kept in 16 bits only (ops.h weights16_region / weights16_upload), on a fresh
+ * instance: a linear whose weight is a stand-in gives the product of the 16-bit-rounded
+ * weight in the fp32 phase (x rounded per call, fp32 output: exact download) and in the
+ * 16-bit phase; at an offset inside the region too (the attention in-projection's
+ * thirds). Any other op reading a stand-in fails, naming the op and the reason. */
+static void lowp_weights16(const backend *be, const char *op) {
+    char err[512] = "";
+    samc_ops *o = samc_ops_cuda_create(0, err);
+    if (!o) { fail_case(be, op, err, "a sixth backend instance"); return; }
+    backend fp = *be;
+    fp.ops = o;
+    fp.prec = 0;
+    const int M = 37, N = 48, K = 64, off = 16 * 3; /* the weight starts 3 slots into the region */
+    size_t nw = (size_t)N * K, ns = nw + off;
+    float *x = rand_buf((size_t)M * K, 2.0f), *w = rand_buf(nw, 1.0f), *b = rand_buf((size_t)N, 1.0f);
+    float *xr = malloc(sizeof(float) * (size_t)M * K), *wr = malloc(sizeof(float) * nw), *zero = zero_buf(16);
+    float *yr = zero_buf((size_t)M * N), *standin = samc_w16_reserve(ns);
+    if (!xr || !wr || !standin) { fprintf(stderr, "out of memory\n"); exit(2); }
+    test_round_lowp_buf(xr, x, (size_t)M * K, be->prec);
+    test_round_lowp_buf(wr, w, nw, be->prec);
+    g_ref->linear(g_ref, xr, wr, b, yr, M, N, K);
+    float *blk = be_from(&fp, zero, 16), *dx = be_from(&fp, x, (size_t)M * K), *db = be_from(&fp, b, (size_t)N);
+    float *dy = be_nan(&fp, (size_t)M * N), *dz = be_nan(&fp, (size_t)M * N);
+    int ok = blk && dx && db && dy && dz && o->set_precision(o, (samc_ops_precision)be->prec, blk, 16, err) == 0 &&
+             o->weights16_region(o, standin, ns, err) == 0;
+    if (!ok) {
+        fail_case(be, op, err[0] ? err : "allocation failed", "16-bit-only weights");
+    } else {
+        o->weights16_upload(o, standin + off, w, nw);
+        o->activation_precision(o, 0);
+        o->linear(o, dx, standin + off, db, dy, M, N, K);
+        float *y = be_to_host(&fp, dy, (size_t)M * N);
+        compare(be, y, yr, (size_t)M * N, gemm_atol(K), GEMM_RTOL + lp(be, 1), op,
+                "16-bit-only weight, fp32 activations, M=%d N=%d K=%d", M, N, K);
+        free(y);
+        o->activation_precision(o, 1);
+        o->linear(o, dx, standin + off, db, dz, M, N, K);
+        y = be_to_host(&fp, dz, (size_t)M * N);
+        /* a 16-bit product, then the bias in the epilogue: rounded twice, half an ulp
+         * of |y - b| and of |y| each (|b| <= 1 goes to the absolute part) */
+        compare(be, y, yr, (size_t)M * N, gemm_atol(K) + lp(be, sqrt((double)K)), GEMM_RTOL + lp(be, 2), op,
+                "16-bit-only weight, 16-bit activations, M=%d N=%d K=%d", M, N, K);
+        free(y);
+        o->activation_precision(o, 0);
+        o->add(o, dy, dy, standin + off, (size_t)M * N, (size_t)N); /* a stand-in outside a linear */
+        ok = o->sync(o, err) == -1 && strstr(err, "add") && strstr(err, "16 bits only");
+        printf("       reported: %s\n", err);
+        float got = ok ? 1.0f : 0.0f, one = 1.0f;
+        compare(be, &got, &one, 1, 0, 0, op, "a 16-bit-only weight read by another op fails, naming the op");
+    }
+    ((backend *)be)->ran += fp.ran;
+    be_free(&fp, blk); be_free(&fp, dx); be_free(&fp, db); be_free(&fp, dy); be_free(&fp, dz);
+    samc_ops_cuda_destroy(o);
+    samc_w16_release(standin, ns);
+    free(x); free(w); free(b); free(xr); free(wr); free(zero); free(yr);
+}
+
 /* Graphs and the precision map, on a fresh instance: an upload_async (page-locked host
  * memory) in the 16-bit phase converts inside a capture without waiting (a wait would
  * fail the capture), and a copy follows it. Then fp32 values are written over the copy's
@@ -788,6 +845,7 @@ static void run_lowp(const backend *be) {
     if (want(be, op_lin, "precision map chunked", SZ_SAM, 0)) lowp_conversions(be, op_lin, (size_t)9 << 20);
     if (want(be, op_lin, "precision map: mixed types", SZ_ODD, 0)) lowp_mixed_error(be, op_lin);
     if (want(be, op_lin, "precision map: graphs", SZ_ODD, 0)) lowp_graph(be, op_lin);
+    if (want(be, op_lin, "16-bit-only weights", SZ_ODD, 0)) lowp_weights16(be, op_lin);
     if (!nsel) return;
     samc_ops *o = samc_ops_cuda_create(0, err);
     if (!o) { fail_case(be, op_lin, err, "a second backend instance"); return; }

@@ -33,7 +33,7 @@ void cmd_bench_help(FILE *f) {
 "  --threads N    CPU threads (default: one per core)\n"
 "  --device D     cpu (default), cuda, or auto: CUDA when a GPU is usable, else the CPU\n"
 "                 with a notice on stderr (or SAMC_DEVICE)\n"
-"  --precision P  fp32 (default); bf16 (CUDA, sm_80+) or fp16 (CUDA, sm_75+): matrix\n"
+"  --precision P  fp32 (default); bf16 (CUDA, sm_80+) or fp16 (CUDA, sm_60+): matrix\n"
 "                 products in 16 bits with fp32 accumulation (or SAMC_PRECISION)\n"
 "  --backend B    auto (default), ref, fast, cuda (or SAMC_BACKEND)\n"
 "  --encode-batch N[,N...]  also time batched encodes of N images (1..%d each)\n"

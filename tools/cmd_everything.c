@@ -72,7 +72,7 @@ void cmd_everything_help(FILE *f) {
 "  --threads N                CPU threads (default: one per core)\n"
 "  --device D                 cpu (default), cuda, or auto: CUDA when a GPU is usable,\n"
 "                             else the CPU with a notice on stderr (or SAMC_DEVICE)\n"
-"  --precision P              fp32 (default); bf16 (CUDA, sm_80+) or fp16 (CUDA, sm_75+):\n"
+"  --precision P              fp32 (default); bf16 (CUDA, sm_80+) or fp16 (CUDA, sm_60+):\n"
 "                             matrix products in 16 bits, fp32 accumulation (or\n"
 "                             SAMC_PRECISION)\n"
 "  --backend B                auto (default), ref, fast, cuda (or SAMC_BACKEND)\n"

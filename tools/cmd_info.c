@@ -19,13 +19,13 @@ void cmd_info_help(FILE *f) {
 "For a SAM3 file (sam3.pt, a `samc convert` output, the transformers layout) it\n"
 "describes the file itself: config, parameters by module, whether the text\n"
 "vocabulary is embedded, whether point prompts can run, the video-side tensors.\n"
-"With --device cuda it prints the device-memory plan (weights, 16-bit copy, scratch,\n"
+"With --device cuda it prints the device-memory plan (weights, 16-bit weights, scratch,\n"
 "per image), computed without running anything there: it needs no GPU.\n"
 "\n"
 "  --tensors     also list every tensor: name, dtype, shape\n"
 "  --device D    cpu (default), cuda, or auto: CUDA when a GPU is usable, else the CPU\n"
 "                with a notice on stderr (or SAMC_DEVICE)\n"
-"  --precision P fp32 (default); bf16 (CUDA, sm_80+) or fp16 (CUDA, sm_75+): matrix\n"
+"  --precision P fp32 (default); bf16 (CUDA, sm_80+) or fp16 (CUDA, sm_60+): matrix\n"
 "                products in 16 bits with fp32 accumulation (or SAMC_PRECISION)\n"
 "  --backend B   auto (default), ref, fast, cuda (or SAMC_BACKEND)\n"
 "  --threads N   CPU threads\n"
@@ -123,11 +123,15 @@ static void print_plan(const samc_model_info *info) {
     char backend[128];
     report_backend_text(info, backend, sizeof backend);
     printf("backend:     %s, %.1f MiB scratch planned\n", backend, (double)info->scratch_bytes / (1 << 20));
-    if (info->planned)
-        printf("device plan: %.1f MiB for the model (%.1f MiB of it the 16-bit weight copy and its scratch), "
-               "+ %.1f MiB per encoded image; the CUDA context (a few hundred MiB) comes on top\n",
-               (double)info->backend_bytes / (1 << 20), (double)info->lowp_bytes / (1 << 20),
-               (double)info->image_bytes / (1 << 20));
+    if (!info->planned) return;
+    printf("device plan: %.1f MiB for the model", (double)info->backend_bytes / (1 << 20));
+    if (info->lowp_bytes)
+        printf(" (%.1f MiB of it 16-bit: %.1f MiB linear weights kept in 16 bits only, %.1f MiB the 16-bit copy of "
+               "the other weights and the conversion scratch)", (double)info->lowp_bytes / (1 << 20),
+               (double)info->weights16_bytes / (1 << 20),
+               (double)(info->lowp_bytes - info->weights16_bytes) / (1 << 20));
+    printf(", + %.1f MiB per encoded image; the CUDA context (a few hundred MiB) comes on top\n",
+           (double)info->image_bytes / (1 << 20));
 }
 
 /* What samc_model_load made of the file (SAM2.1). */

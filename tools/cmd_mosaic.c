@@ -104,7 +104,7 @@ void cmd_mosaic_help(FILE *f) {
 "                           tiles over those GPUs, one model copy on each\n"
 "  --workers N              CPU: N model copies segment tiles side by side, each with\n"
 "                           threads/N threads (default 1); same output as one\n"
-"  --precision P            fp32 (default); bf16 (CUDA, sm_80+) or fp16 (CUDA, sm_75+)\n"
+"  --precision P            fp32 (default); bf16 (CUDA, sm_80+) or fp16 (CUDA, sm_60+)\n"
 "  --backend B              auto (default), ref, fast, cuda\n"
 "  --progress MODE          auto (default: a live line on a terminal, a line per few\n"
 "                           tiles otherwise), json (one JSON object per line on\n"

@@ -49,7 +49,7 @@ void cmd_segment_help(FILE *f) {
 "  --threads N          CPU threads (default: one per core)\n"
 "  --device D           cpu (default), cuda, or auto: CUDA when a GPU is usable, else\n"
 "                       the CPU with a notice on stderr (default from SAMC_DEVICE)\n"
-"  --precision P        fp32 (default); bf16 (CUDA, sm_80+) or fp16 (CUDA, sm_75+): the\n"
+"  --precision P        fp32 (default); bf16 (CUDA, sm_80+) or fp16 (CUDA, sm_60+): the\n"
 "                       matrix products in 16 bits with fp32 accumulation (SAMC_PRECISION)\n"
 "  --backend B          auto (default), ref (plain C reference), fast (SIMD), cuda;\n"
 "                       the SAMC_BACKEND environment variable sets the default\n"

@@ -51,7 +51,7 @@ void cmd_serve_help(FILE *f) {
 "  --max-pixels N       largest image in pixels (default 67108864 = 8192 x 8192)\n"
 "  --device D           cpu (default), cuda, or auto: CUDA when a GPU is usable, else\n"
 "                       the CPU with a notice on stderr (or SAMC_DEVICE)\n"
-"  --precision P        fp32 (default); bf16 (CUDA, sm_80+) or fp16 (CUDA, sm_75+): the\n"
+"  --precision P        fp32 (default); bf16 (CUDA, sm_80+) or fp16 (CUDA, sm_60+): the\n"
 "                       matrix products in 16 bits with fp32 accumulation (or\n"
 "                       SAMC_PRECISION)\n"
 "  --backend B          auto (default), ref, fast, cuda (or SAMC_BACKEND)\n"

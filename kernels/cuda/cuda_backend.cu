@@ -179,6 +179,8 @@ extern "C" samc_ops *samc_ops_cuda_create(int device, char *err) {
     o->upsample_bilinear = upsample_bilinear_cuda;
     o->set_precision = set_precision_cuda;
     o->activation_precision = activation_precision_cuda;
+    o->weights16_region = weights16_region_cuda;
+    o->weights16_upload = weights16_upload_cuda;
     sam3_ops_cuda_register(o);
     o->preprocess = preprocess_cuda;
     o->mask_stats = mask_stats_cuda;

@@ -81,6 +81,9 @@ typedef struct {
     const float *w_base;      /* the registered fp32 weight block: w_n floats */
     size_t w_n;
     void *w_lowp;             /* its bf16 / fp16 copy, same element offsets */
+    const float *s_base;      /* the 16-bit-only weights (weights16_region): stand-ins */
+    size_t s_n;               /* s_base[0 .. s_n), never mapped, for s_lowp's values */
+    void *s_lowp;
     int tracking;             /* set_precision(bf16 | fp16) was called: blocks record types */
     samc_ops_precision lp_type; /* the 16-bit format of CUDA_LP ranges */
     int phase;                /* what ops write now: CUDA_LP or CUDA_F32 (activation_precision) */
@@ -155,6 +158,11 @@ void linear_act_cuda(const samc_ops *o, const float *x, const float *w, const fl
 void matmul_cuda(const samc_ops *o, const float *a, const float *b, const float *bias, float *c, int M, int N, int K);
 /* lowp.cu: reduced precision and the memory views it needs */
 int set_precision_cuda(const samc_ops *o, samc_ops_precision p, const float *weights, size_t n_weights, char *err);
+int weights16_region_cuda(const samc_ops *o, const float *standin, size_t n, char *err);
+void weights16_upload_cuda(const samc_ops *o, const float *dst, const float *host_src, size_t n);
+/* Whether p is a stand-in of a 16-bit-only weight (no fp32 copy: only its 16-bit values,
+ * through cuda_rd16, may be read). */
+int cuda_is_standin(const samc_cuda_ctx *c, const void *p);
 void activation_precision_cuda(const samc_ops *o, int reduced);
 void lowp_release(samc_cuda_ctx *c); /* at destroy: frees what set_precision and the block table hold */
 /* alloc / free record every block (cuda_backend.cu); 0, or -1 when the table cannot grow. */
@@ -281,8 +289,10 @@ template <class F> static inline void cuda_by_type(const samc_cuda_ctx *c, F f) 
 /* Where the tensor [p, p + n) of an op lives and in which type (lowp.cu). Before any
  * set_precision every tensor is itself, fp32. After it:
  *   cuda_rd       an input: weights are fp32; an activation is what was last written there;
- *   cuda_rd16     an input as 16-bit values (a weight's copy, a 16-bit activation), or
- *                 NULL when it is fp32 (the op converts it, or takes its fp32 path);
+ *                 a 16-bit-only weight's stand-in is an error (it has no fp32 values);
+ *   cuda_rd16     an input as 16-bit values (a weight's copy, a 16-bit-only weight, a
+ *                 16-bit activation), or NULL when it is fp32 (the op converts it, or
+ *                 takes its fp32 path);
  *   cuda_wr       an output, in the type of the phase (activation_precision); recorded;
  *   cuda_wr_like  an output in the type of input `in` (ops in place keep the type).
  * A pointer outside every block of this backend, a range of mixed or destroyed values,

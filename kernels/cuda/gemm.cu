@@ -12,6 +12,9 @@
  * then at most one epilogue pass over the 16-bit output doing bias, activation and
  * residual together. An fp32 operand (an upload) is converted through the scratch first,
  * in chunks when large; a 16-bit operand of an fp32 product is widened so.
+ * A weight kept in 16 bits only (a stand-in, ops.h weights16_region) has no fp32 values:
+ * its product is the 16-bit one in the fp32 phase too (the fp32 activation converted into
+ * the scratch per call, fp32 output, fp32 accumulation), then the epilogue pass.
  *
  * cuBLAS is column-major. A row-major [R, C] matrix is the column-major [C, R] matrix
  * with leading dimension C, i.e. its transpose, so each product is written for the
@@ -148,11 +151,12 @@ static void linear_fp32(samc_cuda_ctx *c, const float *x, const float *w, const 
 }
 
 /* The product in the precision of the phase: 16-bit operands (GemmEx) when activations are
- * 16-bit, fp32 ones (Sgemm) otherwise; x in row chunks when it must be converted and does
- * not fit the scratch whole. Returns the output (already recorded), or p = NULL. */
+ * 16-bit or the weight is 16-bit only, fp32 ones (Sgemm) otherwise; the output in the
+ * phase's type; x in row chunks when it must be converted and does not fit the scratch
+ * whole. Returns the output (already recorded), or p = NULL. */
 static cuda_arg linear_product(samc_cuda_ctx *c, const float *x, const float *w, float *y, int M, int N, int K,
                                const char *op) {
-    int lowp = c->phase == CUDA_LP;
+    int lowp = c->phase == CUDA_LP || cuda_is_standin(c, w);
     size_t used = 0;
     const void *wv = operand(c, w, N, K, (size_t)K, lowp, &used, op);
     if (!wv) {
@@ -190,7 +194,7 @@ static void linear_typed(samc_cuda_ctx *c, const float *x, const float *w, const
                          int K, int act, const float *r, const char *op) {
     cuda_arg bias = cuda_rd(c, b, (size_t)N, op), res = cuda_rd(c, r, (size_t)M * N, op);
     if ((b && !bias.p) || (r && !res.p)) return;
-    if (c->phase == CUDA_F32 && cuda_rd(c, x, (size_t)M * K, op).f32 &&
+    if (c->phase == CUDA_F32 && !cuda_is_standin(c, w) && cuda_rd(c, x, (size_t)M * K, op).f32 &&
         (cuda_is_weight(c, w) || cuda_rd(c, w, (size_t)N * K, op).f32)) {
         /* fp32 activations with fp32 operands: exactly the fp32 mode's sequence */
         if (!cuda_wr(c, y, (size_t)M * N, op).p) return;
@@ -239,7 +243,7 @@ void linear_act_cuda(const samc_ops *o, const float *x, const float *w, const fl
 static void matmul_typed(samc_cuda_ctx *c, const float *a, const float *b, const float *bias, float *cm, int M, int N,
                          int K) {
     const char *op = "matmul";
-    int lowp = c->phase == CUDA_LP;
+    int lowp = c->phase == CUDA_LP || cuda_is_standin(c, a);
     cuda_arg bs = cuda_rd(c, bias, (size_t)M, op);
     size_t used = 0;
     const void *av = operand(c, a, M, K, (size_t)K, lowp, &used, op);

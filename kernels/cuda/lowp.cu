@@ -21,9 +21,11 @@
  * the op, so a model that mixes precisions inside a buffer fails loudly (and the
  * simulator's tests show it).
  * Arithmetic everywhere is fp32: values are widened on load, rounded once on store; the
- * statistics of LayerNorm and softmax never leave fp32. Weights stay fp32 in their block
- * (norm parameters, biases, convolution and token weights are read from there) next to a
- * 16-bit copy made once (the GEMM operands). */
+ * statistics of LayerNorm and softmax never leave fp32. Weights that only a linear reads
+ * live in 16 bits only behind stand-ins (weights16_region: a never-mapped host range, so
+ * any other read fails by name); the others stay fp32 in their block (norm parameters,
+ * biases, convolution and token weights are read from there) next to a 16-bit copy made
+ * once (the operand of 1x1 convolutions as matmul). */
 #include "kernels/cuda/cuda_common.cuh"
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,6 +80,25 @@ void cuda_blocks_remove(samc_cuda_ctx *c, void *p) {
 int cuda_is_weight(const samc_cuda_ctx *c, const void *p) {
     uintptr_t base = (uintptr_t)c->w_base, q = (uintptr_t)p;
     return c->w_base && q >= base && q < base + c->w_n * sizeof(float);
+}
+
+int cuda_is_standin(const samc_cuda_ctx *c, const void *p) {
+    uintptr_t base = (uintptr_t)c->s_base, q = (uintptr_t)p;
+    return c->s_base && q >= base && q < base + c->s_n * sizeof(float);
+}
+
+/* The 16-bit values behind stand-ins [p, p + n), or NULL (error recorded naming op) when
+ * the range runs past the region or starts off a float boundary. */
+static const void *standin_values(samc_cuda_ctx *c, const float *p, size_t n, const char *op) {
+    size_t off = (size_t)((uintptr_t)p - (uintptr_t)c->s_base);
+    if (off % sizeof(float) || n > c->s_n - off / sizeof(float)) {
+        char detail[200];
+        snprintf(detail, sizeof detail, "%zu elements at %p run past the 16-bit weights or start off a float "
+                 "boundary", n, (const void *)p);
+        cuda_fail(c, __FILE__, __LINE__, op, detail);
+        return NULL;
+    }
+    return (const char *)c->s_lowp + off / 2;
 }
 
 /* ---- the ranges of a block --------------------------------------------------------- */
@@ -206,6 +227,12 @@ static int log_step(samc_cuda_ctx *c, const void *p, size_t n, int type, int wri
 
 cuda_arg cuda_rd(samc_cuda_ctx *c, const float *p, size_t n, const char *op) {
     if (!c->tracking || !p || cuda_is_weight(c, p)) return cuda_arg{ (void *)p, 1 };
+    if (cuda_is_standin(c, p)) {
+        /* a weight the binding pass saw only as a linear's (rt_weights_upload) read by
+         * another op: the model uses it outside a linear, which must show */
+        view_fail(c, p, n, op, "are a weight kept in 16 bits only (bound as a linear weight): only linear reads it");
+        return cuda_arg{ NULL, 1 };
+    }
     size_t e0;
     int bi = act_block(c, p, n, op, &e0);
     if (bi < 0) return cuda_arg{ NULL, 1 };
@@ -232,13 +259,14 @@ const void *cuda_rd16(samc_cuda_ctx *c, const float *p, size_t n, const char *op
     if (!c->tracking || !p) return NULL;
     if (cuda_is_weight(c, p))
         return c->w_lowp ? (const char *)c->w_lowp + ((uintptr_t)p - (uintptr_t)c->w_base) / 2 : NULL;
+    if (cuda_is_standin(c, p)) return standin_values(c, p, n, op);
     cuda_arg a = cuda_rd(c, p, n, op);
     return a.p && !a.f32 ? a.p : NULL;
 }
 
 static cuda_arg write_as(samc_cuda_ctx *c, float *p, size_t n, int t, const char *op) {
     if (!c->tracking || !p) return cuda_arg{ p, 1 };
-    if (cuda_is_weight(c, p)) {
+    if (cuda_is_weight(c, p) || cuda_is_standin(c, p)) {
         view_fail(c, p, n, op, "are an output inside the weight block");
         return cuda_arg{ NULL, 1 };
     }
@@ -309,6 +337,21 @@ void cuda_widen(samc_cuda_ctx *c, float *dst, const void *src, size_t n) {
  * waits for this chunk's narrowing), so only a plain upload from pageable memory waits at
  * the end; an asynchronous one never does, which a graph's capture needs (a
  * synchronisation there fails the capture). */
+/* n host fp32 values as 16-bit values at dst (device), through the scratch a chunk at a
+ * time; each chunk's copy into the scratch waits for the last one's narrowing in stream
+ * order. Nothing waits for the stream. 0, or -1 (error recorded). */
+static int stage_narrow(samc_cuda_ctx *c, void *dst, const float *host_src, size_t n) {
+    size_t cap = c->scratch_bytes / sizeof(float);
+    for (size_t s = 0; s < n; s += cap) {
+        size_t m = n - s < cap ? n - s : cap;
+        if (CUDA_CHECK(c, cudaMemcpyAsync(c->scratch, host_src + s, m * sizeof(float), cudaMemcpyHostToDevice,
+                                          c->stream)))
+            return -1;
+        cuda_narrow(c, (char *)dst + 2 * s, (const float *)c->scratch, m);
+    }
+    return 0;
+}
+
 int lowp_upload(samc_cuda_ctx *c, void *dst, const void *host_src, size_t bytes, int async) {
     if (!c->tracking) return 0;
     size_t n = bytes / sizeof(float);
@@ -321,14 +364,7 @@ int lowp_upload(samc_cuda_ctx *c, void *dst, const void *host_src, size_t bytes,
     }
     cuda_arg d = write_as(c, (float *)dst, n, c->phase, "upload");
     if (!d.p || d.f32) return !d.p; /* fp32: the plain copy */
-    size_t cap = c->scratch_bytes / sizeof(float);
-    for (size_t s = 0; s < n; s += cap) {
-        size_t m = n - s < cap ? n - s : cap;
-        if (CUDA_CHECK(c, cudaMemcpyAsync(c->scratch, (const float *)host_src + s, m * sizeof(float),
-                                          cudaMemcpyHostToDevice, c->stream)))
-            return 1;
-        cuda_narrow(c, (char *)d.p + 2 * s, (const float *)c->scratch, m);
-    }
+    if (stage_narrow(c, d.p, (const float *)host_src, n)) return 1;
     if (!CUDA_OP_DONE(c, "upload") && !async) CUDA_CHECK(c, cudaStreamSynchronize(c->stream));
     return 1;
 }
@@ -424,9 +460,10 @@ void activation_precision_cuda(const samc_ops *o, int reduced) {
 static void release_precision(samc_cuda_ctx *c) {
     if (c->stream) cudaStreamSynchronize(c->stream);
     if (c->w_lowp) cudaFree(c->w_lowp);
-    c->w_lowp = NULL;
-    c->w_base = NULL;
-    c->w_n = 0;
+    if (c->s_lowp) cudaFree(c->s_lowp);
+    c->w_lowp = c->s_lowp = NULL;
+    c->w_base = c->s_base = NULL;
+    c->w_n = c->s_n = 0;
     c->precision = SAMC_OPS_FP32;
     c->phase = CUDA_F32;
 }
@@ -458,10 +495,14 @@ int set_precision_cuda(const samc_ops *o, samc_ops_precision p, const float *wei
         snprintf(err, 512, "unknown precision %d", (int)p);
         return -1;
     }
-    /* bf16 tensor cores arrived with Ampere; fp16 ones run from Volta on, and the issue's
-     * floor is Turing (T4). Checked before anything changes. */
+    /* bf16 needs Ampere (its conversions and tensor cores). fp16 runs from Pascal on
+     * (sm_60): before Volta as storage only (cublasGemmEx on fp16 inputs with
+     * CUBLAS_COMPUTE_32F runs without tensor cores, attention takes its fp32 FMA kernel,
+     * attention_tc.cu's launcher checks sm_70), for a model that needs half the device
+     * memory (the GTX 1050 Ti's 4 GB); unproven on such a card (kernels/cuda/NOTES.md,
+     * "SAM3 on a 4 GB card"). Checked before anything changes. */
     const char *name = p == SAMC_OPS_BF16 ? "bf16" : "fp16";
-    int need = p == SAMC_OPS_BF16 ? 80 : 75;
+    int need = p == SAMC_OPS_BF16 ? 80 : 60;
     if (p != SAMC_OPS_FP32 && c->cc < need) {
         snprintf(err, 512, "%s needs compute capability %d.%d or newer (sm_%d+); CUDA device %d is %.64s (sm_%d)",
                  name, need / 10, need % 10, need, c->device, c->device_name, c->cc);
@@ -499,4 +540,58 @@ int set_precision_cuda(const samc_ops *o, samc_ops_precision p, const float *wei
     c->precision = p;
     c->phase = CUDA_LP; /* until the model says otherwise */
     return 0;
+}
+
+/* ---- 16-bit-only weights (ops.h: weights16_region / weights16_upload) ---------------- */
+
+int weights16_region_cuda(const samc_ops *o, const float *standin, size_t n, char *err) {
+    samc_cuda_ctx *c = cuda_ctx(o);
+    char scratch[512];
+    if (!err) err = scratch;
+    err[0] = '\0';
+    if (!c->tracking || c->precision == SAMC_OPS_FP32) {
+        snprintf(err, 512, "16-bit weights need set_precision(bf16 | fp16) first");
+        return -1;
+    }
+    if (c->s_base) {
+        snprintf(err, 512, "this CUDA backend already holds a region of 16-bit weights");
+        return -1;
+    }
+    /* the stand-ins must not alias device memory the ops address (a block, the fp32
+     * weights): samc_w16_reserve's host range cannot, under unified addressing */
+    if (!standin || !n || block_of(c, (uintptr_t)standin) >= 0 || block_of(c, (uintptr_t)(standin + n - 1)) >= 0 ||
+        cuda_is_weight(c, standin) || cuda_is_weight(c, standin + n - 1)) {
+        snprintf(err, 512, "16-bit weights: %zu stand-ins at %p overlap this backend's memory", n, (const void *)standin);
+        return -1;
+    }
+    cudaError_t e = cudaMalloc(&c->s_lowp, n * 2);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        c->s_lowp = NULL;
+        snprintf(err, 512, "cannot allocate %zu MiB of device memory for the 16-bit weights: %s", (n * 2) >> 20,
+                 cudaGetErrorString(e));
+        return -1;
+    }
+    c->s_base = standin;
+    c->s_n = n;
+    return 0;
+}
+
+/* Through the conversion scratch (stage_narrow), rounded by the kernel set_precision's
+ * copy uses; the wait at the end lets the caller reuse host_src. */
+void weights16_upload_cuda(const samc_ops *o, const float *dst, const float *host_src, size_t n) {
+    samc_cuda_ctx *c = cuda_ctx(o);
+    if (!n || c->failed) return;
+    if (c->capturing) {
+        cuda_fail(c, __FILE__, __LINE__, "weights16_upload", "waits for the stream while a graph is captured");
+        return;
+    }
+    void *d = !cuda_is_standin(c, dst) ? NULL : (void *)standin_values(c, dst, n, "weights16_upload");
+    if (!d) {
+        if (!c->failed)
+            cuda_fail(c, __FILE__, __LINE__, "weights16_upload", "the destination is not in the 16-bit weights");
+        return;
+    }
+    if (stage_narrow(c, d, host_src, n)) return;
+    if (!CUDA_OP_DONE(c, "weights16_upload")) CUDA_CHECK(c, cudaStreamSynchronize(c->stream));
 }

@@ -178,10 +178,18 @@ typedef struct {
     float *owned;               /* converted host copies */
     float *device;              /* device copy of the used tensors (device backends) */
     size_t device_floats;
+    uint8_t *bound;             /* per tensor: how the binding pass bound it (RT_BOUND_*) */
+    float *dev16;               /* bf16 / fp16 on a device: stand-ins of the weights the */
+    size_t dev16_floats;        /* backend keeps in 16 bits only (weights16_region) */
     const samc_ops *device_ops; /* whose memory `device` is */
     int64_t n_params;           /* every tensor of the file */
     size_t file_bytes;          /* their stored size */
 } rt_weights;
+
+/* How a tensor was bound (rt_weights.bound, flags): as the weight of a linear only
+ * (rt_bind_linear, rt_bind_matrix: the attention in-projection), as a convolution weight
+ * (rt_bind_conv: conv.cu reads it in fp32), or plainly (rt_bind: any op, or the host). */
+enum { RT_BOUND_LINEAR = 1, RT_BOUND_CONV = 2, RT_BOUND_PLAIN = 4 };
 
 int rt_weights_open(rt_weights *w, const char *path, samc_error *err);
 void rt_weights_close(rt_weights *w);
@@ -195,7 +203,11 @@ int rt_weights_names(const rt_weights *w, const char ***names, const int64_t ***
 int rt_weights_host_views(rt_weights *w, const samc_runtime *rt, int (*used)(const char *name), samc_error *err);
 /* Device backends: copies the used tensors into one block of backend memory (each in a
  * 64-byte slot) and points the views there; with a reduced precision the backend then
- * makes its 16-bit copy of the block. A no-op on host-memory backends. */
+ * makes its 16-bit copy of the block. In bf16 / fp16 on a backend with weights16_region,
+ * the tensors the binding pass bound only as linear weights (RT_BOUND_LINEAR) go to the
+ * backend's 16-bit-only region instead (views: stand-ins), so they take 2 bytes each,
+ * not 4 + 2 (kernels/cuda/NOTES.md, "SAM3 on a 4 GB card"). A no-op on host-memory
+ * backends. */
 int rt_weights_upload(rt_weights *w, const samc_runtime *rt, int (*used)(const char *name), samc_error *err);
 
 /* Module weights as PyTorch names them. */
@@ -215,8 +227,9 @@ typedef struct {
 rt_binder rt_binder_start(rt_weights *w, samc_error *err);
 /* The float32 view of tensor `key` of exactly ndim dims (-1: any size), or NULL. */
 const float *rt_bind(rt_binder *b, const char *key, int ndim, ...);
-/* The same for a weight that is only ever the weight operand of linear, matmul, conv2d or
- * conv_transpose2x2 (at any offset inside it): a 16-bit stand-in where there is one. */
+/* The same for a weight that is only ever the weight operand w of linear (at any offset
+ * inside it): a 16-bit stand-in where there is one (host: cpu_fast's weights16; device:
+ * rt_weights_upload's 16-bit-only region in bf16 / fp16). */
 const float *rt_bind_matrix(rt_binder *b, const char *key, int ndim, ...);
 /* <prefix>.weight [out, in] and, when bias, <prefix>.bias [out]. */
 void rt_bind_linear(rt_binder *b, rt_linear *l, const char *prefix, int out, int in, int bias);

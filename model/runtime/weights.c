@@ -43,7 +43,8 @@ int rt_weights_open(rt_weights *w, const char *path, samc_error *err) {
     w->f32 = calloc((size_t)(w->n ? w->n : 1), sizeof *w->f32);
     w->w16 = calloc((size_t)(w->n ? w->n : 1), sizeof *w->w16);
     w->copies = calloc((size_t)(w->n ? w->n : 1), sizeof *w->copies);
-    if (!w->f32 || !w->w16 || !w->copies) {
+    w->bound = calloc((size_t)(w->n ? w->n : 1), sizeof *w->bound);
+    if (!w->f32 || !w->w16 || !w->copies || !w->bound) {
         rt_weights_close(w);
         return samc_error_set(err, SAMC_ERR_NOMEM, "out of memory");
     }
@@ -57,6 +58,8 @@ void rt_weights_close(rt_weights *w) {
     }
     st_close(&w->file);
     samc_w16_release(w->standin, w->standin_floats);
+    samc_w16_release(w->dev16, w->dev16_floats);
+    free(w->bound);
     for (int i = 0; w->copies && i < w->n; i++) free(w->copies[i]);
     free(w->copies);
     free(w->w16);
@@ -170,13 +173,51 @@ int rt_weights_host_views(rt_weights *w, const samc_runtime *rt, int (*used)(con
 static size_t weight_slot(int64_t numel) { return ((size_t)numel + 15) & ~(size_t)15; }
 static const float weight_pad_zeros[16];
 
+/* bf16 / fp16: tensor i goes to the backend's 16-bit-only region (a weight that only
+ * linear reads), else to the fp32 block. */
+static int in_region16(const rt_weights *w, int i, int split) { return split && w->bound[i] == RT_BOUND_LINEAR; }
+
+/* The 16-bit-only region: stand-ins reserved on the host (never mapped, so no read of one
+ * goes unnoticed), the backend's 16-bit values behind them, the tensors uploaded there
+ * (rounded on the device) and their views pointed at their stand-ins. */
+static int upload_region16(rt_weights *w, const samc_ops *o, int (*used)(const char *name), size_t n16,
+                           samc_error *err) {
+    char emsg[512];
+    w->dev16 = samc_w16_reserve(n16);
+    if (!w->dev16)
+        return samc_error_set(err, SAMC_ERR_NOMEM, "cannot reserve address space for %zu MB of 16-bit weights",
+                              n16 >> 19);
+    w->dev16_floats = n16;
+    if (o->weights16_region(o, w->dev16, n16, emsg))
+        return samc_error_set(err, strstr(emsg, "cannot allocate") ? SAMC_ERR_NOMEM : SAMC_ERR_UNSUPPORTED,
+                              "16-bit weights on %s: %s", o->name, emsg);
+    float *next = w->dev16;
+    for (int i = 0; i < w->n; i++) {
+        if (!used(w->tensors[i].name) || !in_region16(w, i, 1)) continue;
+        size_t len = (size_t)w->tensors[i].numel, pad = weight_slot(w->tensors[i].numel) - len;
+        o->weights16_upload(o, next, w->f32[i], len);
+        if (pad) o->weights16_upload(o, next + len, weight_pad_zeros, pad);
+        w->f32[i] = next;
+        next += len + pad;
+    }
+    return 0;
+}
+
 int rt_weights_upload(rt_weights *w, const samc_runtime *rt, int (*used)(const char *name), samc_error *err) {
     const samc_ops *o = rt->backend;
     char emsg[512];
     if (o->host_memory) return 0;
-    size_t total = 0;
-    for (int i = 0; i < w->n; i++)
-        if (used(w->tensors[i].name)) total += weight_slot(w->tensors[i].numel);
+    samc_precision prec = rt->opt.precision;
+    if (prec != SAMC_PRECISION_FP32 && !o->set_precision)
+        return samc_error_set(err, SAMC_ERR_UNSUPPORTED, "--precision %s: the %s backend computes in fp32 only",
+                              samc_precision_name(prec), o->name);
+    int split = prec != SAMC_PRECISION_FP32 && o->weights16_region && o->weights16_upload;
+    size_t total = 0, n16 = 0;
+    for (int i = 0; i < w->n; i++) {
+        if (!used(w->tensors[i].name)) continue;
+        if (in_region16(w, i, split)) n16 += weight_slot(w->tensors[i].numel);
+        else total += weight_slot(w->tensors[i].numel);
+    }
     float *dev = rt_alloc(o, total * sizeof(float));
     if (!dev)
         return samc_error_set(err, SAMC_ERR_NOMEM, "cannot allocate %zu MB of %s memory for the weights", total >> 18,
@@ -185,24 +226,23 @@ int rt_weights_upload(rt_weights *w, const samc_runtime *rt, int (*used)(const c
     w->device_floats = total;
     w->device_ops = o;
     for (int i = 0; i < w->n; i++) {
-        if (!used(w->tensors[i].name)) continue;
+        if (!used(w->tensors[i].name) || in_region16(w, i, split)) continue;
         size_t len = (size_t)w->tensors[i].numel, pad = weight_slot(w->tensors[i].numel) - len;
         rt_upload(o, dev, w->f32[i], sizeof(float) * len);
         if (pad) rt_upload(o, dev + len, weight_pad_zeros, sizeof(float) * pad);
         w->f32[i] = dev;
         dev += len + pad;
     }
-    /* bf16 / fp16: the backend makes its 16-bit copy of the uploaded block once; its GEMMs
-     * then read that copy for every weight inside the block. */
-    samc_precision prec = rt->opt.precision;
+    /* bf16 / fp16: the backend makes its 16-bit copy of the uploaded block once (its
+     * GEMMs read that copy for the weights inside the block: 1x1 convolutions as matmul),
+     * then takes the linear weights in 16 bits only. */
     if (prec == SAMC_PRECISION_FP32) return 0;
-    if (!o->set_precision)
-        return samc_error_set(err, SAMC_ERR_UNSUPPORTED, "--precision %s: the %s backend computes in fp32 only",
-                              samc_precision_name(prec), o->name);
     if (o->set_precision(o, (samc_ops_precision)prec, w->device, total, emsg))
         return samc_error_set(err, strstr(emsg, "cannot allocate") ? SAMC_ERR_NOMEM : SAMC_ERR_UNSUPPORTED,
                               "--precision %s: %s", samc_precision_name(prec), emsg);
-    return 0;
+    if (!n16) return 0;
+    /* the uploads report a failure at the next sync: here, naming the step */
+    return upload_region16(w, o, used, n16, err) || rt_sync(rt, "uploading the 16-bit weights", err) ? -1 : 0;
 }
 
 /* ---- binding ------------------------------------------------------------------------ */
@@ -232,7 +272,9 @@ static const float *f32_copy(rt_binder *b, int i) {
     return w->f32[i];
 }
 
-static const float *bind_va(rt_binder *b, const char *key, int matrix, int ndim, va_list ap) {
+/* kind: RT_BOUND_* (recorded for rt_weights_upload); linear and conv weights may be
+ * 16-bit stand-ins on the host (cpu_fast's weights16). */
+static const float *bind_va(rt_binder *b, const char *key, int kind, int ndim, va_list ap) {
     if (!b->ok) return NULL;
     int64_t want[SAMC_MAX_DIMS];
     for (int i = 0; i < ndim && i < SAMC_MAX_DIMS; i++) want[i] = va_arg(ap, int64_t);
@@ -251,7 +293,8 @@ static const float *bind_va(rt_binder *b, const char *key, int matrix, int ndim,
                            exp);
             return NULL;
         }
-        if (w->w16[i]) return matrix ? w->w16[i] : f32_copy(b, i);
+        w->bound[i] |= (uint8_t)kind;
+        if (w->w16[i]) return kind != RT_BOUND_PLAIN ? w->w16[i] : f32_copy(b, i);
         if (!w->f32[i]) {
             b->ok = 0;
             samc_error_set(b->err, SAMC_ERR_INTERNAL, "%s: tensor %s was not prepared for binding", w->path, key);
@@ -267,7 +310,7 @@ static const float *bind_va(rt_binder *b, const char *key, int matrix, int ndim,
 const float *rt_bind(rt_binder *b, const char *key, int ndim, ...) {
     va_list ap;
     va_start(ap, ndim);
-    const float *p = bind_va(b, key, 0, ndim, ap);
+    const float *p = bind_va(b, key, RT_BOUND_PLAIN, ndim, ap);
     va_end(ap);
     return p;
 }
@@ -275,7 +318,7 @@ const float *rt_bind(rt_binder *b, const char *key, int ndim, ...) {
 const float *rt_bind_matrix(rt_binder *b, const char *key, int ndim, ...) {
     va_list ap;
     va_start(ap, ndim);
-    const float *p = bind_va(b, key, 1, ndim, ap);
+    const float *p = bind_va(b, key, RT_BOUND_LINEAR, ndim, ap);
     va_end(ap);
     return p;
 }
@@ -292,10 +335,18 @@ void rt_bind_linear(rt_binder *b, rt_linear *l, const char *prefix, int out, int
     l->b = rt_bind(b, k, 1, I64(out));
 }
 
+static const float *bind_kind(rt_binder *b, const char *key, int kind, int ndim, ...) {
+    va_list ap;
+    va_start(ap, ndim);
+    const float *p = bind_va(b, key, kind, ndim, ap);
+    va_end(ap);
+    return p;
+}
+
 void rt_bind_conv(rt_binder *b, rt_linear *l, const char *prefix, int d0, int d1, int kh, int kw, int nbias) {
     char k[256];
     snprintf(k, sizeof k, "%s.weight", prefix);
-    l->w = rt_bind_matrix(b, k, 4, I64(d0), I64(d1), I64(kh), I64(kw));
+    l->w = bind_kind(b, k, RT_BOUND_CONV, 4, I64(d0), I64(d1), I64(kh), I64(kw));
     l->b = NULL;
     if (nbias <= 0) return;
     snprintf(k, sizeof k, "%s.bias", prefix);

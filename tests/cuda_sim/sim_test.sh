@@ -15,8 +15,9 @@
 #      device against the host's (tests/test_amg.c, tests/test_mosaic_multipass.c)
 #   4. the acceptance checkers through the CLI with SAMC_BACKEND=cuda: the SAM2.1 micro
 #      golden (shared/tools/golden_check.py) and the six SAM3 micro cases through
-#      `samc find` (tests/sam3_golden_check.py); bench_sam3 --device cuda (fp32, bf16:
-#      device times, device memory, fp32 results = cpu_fast's)
+#      `samc find` (tests/sam3_golden_check.py), in fp32 and in bf16 / fp16 (16-bit-only
+#      linear weights: mask IoU and score bounds against the fp32 golden); bench_sam3
+#      --device cuda (fp32, bf16: device times, device memory, fp32 results = cpu_fast's)
 #   5. the mutation tests (tests/cuda_sim/teeth.sh), with the sweep that drops every
 #      __syncthreads of the backend in turn (SIM_SWEEP=0 leaves the sweep out)
 # Prints each step's time, the verdict lines, and a total; exit 1 on any failure.

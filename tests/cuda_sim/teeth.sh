@@ -87,6 +87,13 @@ mutation transpose_flag_sgemm gemm linear "cublasSgemm(c->blas, CUBLAS_OP_T, CUB
   "cublasSgemm(c->blas, CUBLAS_OP_N, CUBLAS_OP_N, N, M, K"
 TEETH_BACKEND=cuda_bf16 mutation transpose_flag_gemmex gemm linear "gemm16(c, CUBLAS_OP_T, N, mc, K" \
   "gemm16(c, CUBLAS_OP_N, N, mc, K"
+# Weights kept in 16 bits only (SAM3 on a 4 GB card): a linear that forgets them in the
+# fp32 phase (it then reads the never-mapped stand-in: the op fails by name), and their
+# 16-bit product written as 16-bit values into the fp32 phase's output.
+TEETH_BACKEND=cuda_bf16 mutation weights16_fp32_phase gemm linear_bf16 \
+  "int lowp = c->phase == CUDA_LP || cuda_is_standin(c, w);" "int lowp = c->phase == CUDA_LP;"
+TEETH_BACKEND=cuda_bf16 mutation weights16_output_type gemm linear_bf16 \
+  "yv, !out.f32, N)" "yv, 1, N)"
 # The image pipeline: a lost carry between the 32-row chunks of a column's toggles, 4- for
 # 8-connected regions, a reciprocal multiply for the division of to_tensor (off by an ulp
 # for some bytes).
