@@ -173,7 +173,7 @@ static int multiscale_block(sam2_model *m, const sam2_multiscale_block_weights *
     int qh = pool ? wh / 2 : wh, qw = pool ? ww / 2 : ww, Tq = qh * qw;
     size_t HW = (size_t)H * W, HWo = (size_t)Ho * Wo;
     size_t mark = rt_arena_mark(&m->rt);
-    float *xn, *shortcut = (float *)x, *full = NULL, *win, *ao, *hidden;
+    float *xn, *shortcut = (float *)x, *full = NULL, *win, *ao, *hidden, *x1;
     RT_ALLOC(&m->rt, xn, B * HW * dim);
     if (dim != dout) {
         RT_ALLOC(&m->rt, full, B * HW * dout);
@@ -182,6 +182,7 @@ static int multiscale_block(sam2_model *m, const sam2_multiscale_block_weights *
     RT_ALLOC(&m->rt, win, (size_t)B * nw * T * dim);
     RT_ALLOC(&m->rt, ao, (size_t)B * nw * Tq * dout);
     RT_ALLOC(&m->rt, hidden, B * HWo * 4 * dout);
+    RT_ALLOC(&m->rt, x1, B * HWo * dout); /* x after the attention's residual */
 
     o->layer_norm(o, x, bl->norm1.w, bl->norm1.b, xn, B * H * W, dim, 1e-6f);
     if (dim != dout) {
@@ -195,18 +196,19 @@ static int multiscale_block(sam2_model *m, const sam2_multiscale_block_weights *
     for (int i = 0; i < B; i++)
         o->window_partition(o, xn + i * HW * dim, win + (size_t)i * nw * T * dim, H, W, dim, wh, ww);
     if (multiscale_attention(m, bl, win, B * nw, wh, ww, ao, err)) return -1;
-    /* window_unpartition (crop the padding) + residual, image by image. */
+    /* window_unpartition (crop the padding) + residual, image by image: x = shortcut + attn */
     for (int i = 0; i < B; i++)
-        o->window_unpartition_add(o, ao + (size_t)i * nw * Tq * dout, shortcut + i * HWo * dout, out + i * HWo * dout,
+        o->window_unpartition_add(o, ao + (size_t)i * nw * Tq * dout, shortcut + i * HWo * dout, x1 + i * HWo * dout,
                                   Ho, Wo, dout, qh, qw, nwx);
     /* x = x + mlp(norm2(x)); MLP = Linear -> GELU -> Linear. */
     int N = B * Ho * Wo;
-    o->layer_norm(o, out, bl->norm2.w, bl->norm2.b, xn, N, dout, 1e-6f);
-    /* mlp.layers.0 + GELU as one op: a backend may fold the bias and the GELU into one
-     * pass (the CUDA backend in bf16 / fp16); elsewhere the same linear + gelu */
+    o->layer_norm(o, x1, bl->norm2.w, bl->norm2.b, xn, N, dout, 1e-6f);
+    /* mlp.layers.0 + GELU, then mlp.layers.1 + the residual, each as one op: a backend may
+     * fold bias, GELU and residual into one pass after the product (the CUDA backend in
+     * bf16 / fp16); elsewhere linear, gelu and add as before, the same bits. The residual
+     * x1 is not the output (linear_act's r must not alias y). */
     o->linear_act(o, xn, bl->mlp0.w, bl->mlp0.b, hidden, N, 4 * dout, dout, SAMC_ACT_GELU, NULL);
-    o->linear(o, hidden, bl->mlp1.w, bl->mlp1.b, ao, N, dout, 4 * dout);
-    o->add(o, out, out, ao, (size_t)N * dout, (size_t)N * dout);
+    o->linear_act(o, hidden, bl->mlp1.w, bl->mlp1.b, out, N, dout, 4 * dout, SAMC_ACT_NONE, x1);
     rt_arena_reset(&m->rt, mark);
     return 0;
 }
