@@ -47,8 +47,12 @@ typedef struct {
      *   X + by*X_sby + bx*X_sb + h*X_sh + ty*X_sty + tx*X_st + d
      * (samc_att_split below). Windows of wh x ww tokens on a map [B, H, W, C] with
      * H % wh == W % ww == 0: win_nx = W / ww, X_sb = ww*C, X_sby = wh*W*C, tw = ww,
-     * X_st = C, X_sty = W*C (image i's window rows follow image i-1's since H = nwy*wh). */
-    int win_nx, q_tw, kv_tw;
+     * X_st = C, X_sty = W*C (image i's window rows follow image i-1's since H = nwy*wh).
+     * q_pool = 1 (with q_tw > 0; Hiera's q_pool, nn.MaxPool2d(2, 2) inside each window,
+     * fused): q's strides describe the unpooled map and q token t = (ty, tx) is the max of
+     * the four elements at rows 2ty, 2ty + 1 and columns 2tx, 2tx + 1 of its window:
+     *   max over dy, dx in {0, 1} of q[... + (2ty+dy)*q_sty + (2tx+dx)*q_st + d]. */
+    int win_nx, q_tw, kv_tw, q_pool;
     ptrdiff_t q_sby, q_sty, k_sby, k_sty, v_sby, v_sty, o_sby, o_sty;
 } samc_attention_args;
 
@@ -63,7 +67,15 @@ SAMC_OPS_HD static inline ptrdiff_t samc_att_split(int i, int n, ptrdiff_t s_inn
     return n > 0 ? (ptrdiff_t)(i / n) * s_outer + (ptrdiff_t)(i % n) * s_inner : (ptrdiff_t)i * s_inner;
 }
 /* 1 when a uses the window geometry. */
-static inline int samc_att_windowed(const samc_attention_args *a) { return a->win_nx || a->q_tw || a->kv_tw; }
+static inline int samc_att_windowed(const samc_attention_args *a) {
+    return a->win_nx || a->q_tw || a->kv_tw || a->q_pool;
+}
+/* Offset of q token t's first element (b, h excluded): with q_pool, the top-left of its
+ * 2x2 cell. */
+SAMC_OPS_HD static inline ptrdiff_t samc_att_q_tok(const samc_attention_args *a, int t) {
+    return a->q_pool ? samc_att_split(t, a->q_tw, 2 * a->q_st, 2 * a->q_sty)
+                     : samc_att_split(t, a->q_tw, a->q_st, a->q_sty);
+}
 
 /* An additive attention bias (attention_biased): element (b, h, i, j) of the bias is
  * bias[b*sb + h*sh + i*sq + j], keys contiguous; a stride of 0 broadcasts over that dim.

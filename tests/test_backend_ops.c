@@ -964,10 +964,10 @@ static void test_attention(const backend *be) {
 
 /* Windows read in place (samc_attention_args' window geometry, Hiera's windowed blocks on
  * a map that is a multiple of the window): q, k, v from the token map qkv [B, H, W, 3, D]
- * (or q from a separately pooled map [B, H/2, W/2, D], as hiera.c's q_pool), the output
+ * (pool: q max-pooled 2x2 as it is read, q_pool, as hiera.c's pooling blocks), the output
  * written into the map [B, Ho, Wo, D]. The oracle does not use the geometry: the test
- * partitions the windows itself, runs cpu_ref's plain attention on the copies and compares
- * each output token at its map position. */
+ * partitions (and pools) the windows itself, runs cpu_ref's plain attention on the copies
+ * and compares each output token at its map position. */
 typedef struct {
     const char *name;
     int sz, B, H, W, wh, ww, heads, hd, pool;
@@ -992,9 +992,8 @@ static void run_attention_windows(const backend *be, const attw_case *c) {
     int qh = c->pool ? c->wh / 2 : c->wh, qw = c->pool ? c->ww / 2 : c->ww, Ho = c->pool ? c->H / 2 : c->H,
         Wo = c->pool ? c->W / 2 : c->W, T = c->wh * c->ww, Tq = qh * qw;
     size_t HW = (size_t)c->H * c->W, qkvn = (size_t)c->B * HW * 3 * D, on = (size_t)c->B * Ho * Wo * D;
-    size_t qpn = c->pool ? on : 0;
-    float *qkv = rand_buf(qkvn, 1.0f), *qp = c->pool ? rand_buf(qpn, 1.0f) : NULL;
-    float *dqkv = be_from(be, qkv, qkvn), *dqp = c->pool ? be_from(be, qp, qpn) : NULL, *dout = be_nan(be, on);
+    float *qkv = rand_buf(qkvn, 1.0f);
+    float *dqkv = be_from(be, qkv, qkvn), *dout = be_nan(be, on);
     /* the geometry (kernels/ops.h's Hiera example) */
     samc_attention_args d = {
         .batch = nb, .heads = c->heads, .n_q = Tq, .n_kv = T, .head_dim = c->hd, .scale = 1.0f / sqrtf((float)c->hd),
@@ -1008,9 +1007,7 @@ static void run_attention_windows(const backend *be, const attw_case *c) {
         .v_sby = (ptrdiff_t)c->wh * c->W * 3 * D, .v_sty = (ptrdiff_t)c->W * 3 * D,
         .o_sby = (ptrdiff_t)qh * Wo * D, .o_sty = (ptrdiff_t)Wo * D,
     };
-    if (c->pool) {
-        d.q = dqp; d.q_sb = (ptrdiff_t)qw * D; d.q_st = D; d.q_sby = (ptrdiff_t)qh * Wo * D; d.q_sty = (ptrdiff_t)Wo * D;
-    }
+    d.q_pool = c->pool; /* q's strides stay those of the unpooled map */
     /* the oracle: windows partitioned by hand (window b = (image, wy, wx), row-major) */
     float *pq = malloc(sizeof(float) * (size_t)nb * Tq * D), *pk = malloc(sizeof(float) * (size_t)nb * T * D);
     float *pv = malloc(sizeof(float) * (size_t)nb * T * D), *po = malloc(sizeof(float) * (size_t)nb * Tq * D);
@@ -1023,9 +1020,17 @@ static void run_attention_windows(const backend *be, const attw_case *c) {
             memcpy(pv + ((size_t)b * T + t) * D, row + 2 * D, sizeof(float) * D);
             if (!c->pool) memcpy(pq + ((size_t)b * T + t) * D, row, sizeof(float) * D);
         }
-        for (int t = 0; c->pool && t < Tq; t++)
-            memcpy(pq + ((size_t)b * Tq + t) * D,
-                   qp + (((size_t)img * Ho + wy * qh + t / qw) * Wo + wx * qw + t % qw) * D, sizeof(float) * D);
+        for (int t = 0; c->pool && t < Tq; t++) /* nn.MaxPool2d(2, 2) inside the window */
+            for (int e = 0; e < D; e++) {
+                float mx = -INFINITY;
+                for (int dy = 0; dy < 2; dy++)
+                    for (int dx = 0; dx < 2; dx++) {
+                        size_t tok = (size_t)img * HW + (size_t)(wy * c->wh + 2 * (t / qw) + dy) * c->W + wx * c->ww +
+                                     2 * (t % qw) + dx;
+                        if (qkv[tok * 3 * D + e] > mx) mx = qkv[tok * 3 * D + e];
+                    }
+                pq[((size_t)b * Tq + t) * D + e] = mx;
+            }
     }
     samc_attention_args a = {
         .batch = nb, .heads = c->heads, .n_q = Tq, .n_kv = T, .head_dim = c->hd, .scale = d.scale,
@@ -1038,7 +1043,7 @@ static void run_attention_windows(const backend *be, const attw_case *c) {
     run_begin(&r, be, 2e-6 + lp(be, 2), (be->is_cuda ? GEMM_RTOL : 2e-4) + lp(be, 1), "attention_windows",
               "%s B=%d %dx%d win %dx%d H=%d hd=%d%s", c->name, c->B, c->H, c->W, c->wh, c->ww, c->heads, c->hd,
               c->pool ? " q pooled" : "");
-    if (!dqkv || (c->pool && !dqp) || !dout || !pq || !pk || !pv || !po) run_fail(&r, "allocation failed");
+    if (!dqkv || !dout || !pq || !pk || !pv || !po) run_fail(&r, "allocation failed");
     else {
         be->ops->attention(be->ops, &d);
         if (run_sync(&r)) {
@@ -1056,9 +1061,9 @@ static void run_attention_windows(const backend *be, const attw_case *c) {
     }
     double fl = 4.0 * nb * c->heads * (double)Tq * T * c->hd;
     if (run_end(&r))
-        PERF(be, r.what, fl, 4.0 * c->B * (3.0 * HW * D + 2.0 * Ho * Wo * D), be->ops->attention(be->ops, &d));
-    be_free(be, dqkv); be_free(be, dqp); be_free(be, dout);
-    free(qkv); free(qp); free(pq); free(pk); free(pv); free(po);
+        PERF(be, r.what, fl, 4.0 * c->B * (3.0 * HW * D + 1.0 * Ho * Wo * D), be->ops->attention(be->ops, &d));
+    be_free(be, dqkv); be_free(be, dout);
+    free(qkv); free(pq); free(pk); free(pv); free(po);
 }
 
 static void test_attention_windows(const backend *be) {

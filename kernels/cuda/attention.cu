@@ -54,6 +54,14 @@ __device__ __forceinline__ void att_load_tile(float *dst, cuda_src<T> src, int r
     }
 }
 
+/* Element d of the q row at s (samc_att_q_tok): with q_pool the max of its 2x2 cell
+ * (Hiera's q_pool fused: the max of four values is one of them, so exact in any type). */
+template <class T>
+__device__ __forceinline__ float att_qd(const samc_attention_args &a, const cuda_src<T> &s, int d) {
+    if (!a.q_pool) return s[d];
+    return fmaxf(fmaxf(s[d], s[d + a.q_st]), fmaxf(s[d + a.q_sty], s[d + a.q_sty + a.q_st]));
+}
+
 /* The four tensors of samc_attention_args, resolved (lowp.cu), and the split of the keys:
  * block z of the grid's z dimension takes keys [z * kv_chunk, (z + 1) * kv_chunk); with
  * more than one split, each writes its unnormalised o and its m, l per query to part
@@ -90,11 +98,11 @@ __global__ void __launch_bounds__(ATT_WARPS * 32) attention_tiled_kernel(const s
         __syncthreads(); /* the previous (batch, head) is done with qs */
         for (int r = warp; r < ATT_BQ; r += ATT_WARPS) {
             const int i = q0 + r;
-            const cuda_src<T> s = qb.at(samc_att_split(i, a.q_tw, a.q_st, a.q_sty));
+            const cuda_src<T> s = qb.at(samc_att_q_tok(&a, i));
 #pragma unroll
             for (int d0 = 0; d0 < DP; d0 += 32) {
                 int d = d0 + lane;
-                qs[r * DP + d] = (i < a.n_q && d < D) ? s[d] : 0.0f;
+                qs[r * DP + d] = (i < a.n_q && d < D) ? att_qd(a, s, d) : 0.0f;
             }
         }
 
@@ -217,7 +225,7 @@ attention_wide_kernel(const samc_attention_args a, const att_views<T> pv, float 
         const int i = (int)(row % a.n_q), bh = (int)(row / a.n_q);
         const int bi = bh / a.heads, h = bh % a.heads;
         const cuda_src<T> q = pv.q.at(samc_att_split(bi, a.win_nx, a.q_sb, a.q_sby) + h * a.q_sh +
-                                      samc_att_split(i, a.q_tw, a.q_st, a.q_sty));
+                                      samc_att_q_tok(&a, i));
         const cuda_src<T> kb = pv.k.at(samc_att_split(bi, a.win_nx, a.k_sb, a.k_sby) + h * a.k_sh);
         const cuda_src<T> vb = pv.v.at(samc_att_split(bi, a.win_nx, a.v_sb, a.v_sby) + h * a.v_sh);
         const cuda_dst<T> out = pv.out.at(samc_att_split(bi, a.win_nx, a.o_sb, a.o_sby) + h * a.o_sh +
@@ -230,7 +238,7 @@ attention_wide_kernel(const samc_attention_args a, const att_views<T> pv, float 
             const cuda_src<T> k = kb.at(samc_att_split(j, a.kv_tw, a.k_st, a.k_sty));
             const cuda_src<T> v = vb.at(samc_att_split(j, a.kv_tw, a.v_st, a.v_sty));
             float part = 0.0f;
-            for (int d = tid; d < D; d += ATT_WIDE_THREADS) part = fmaf(q[d], k[d], part);
+            for (int d = tid; d < D; d += ATT_WIDE_THREADS) part = fmaf(att_qd(a, q, d), k[d], part);
             part = warp_sum(part);
             __syncthreads(); /* the previous key's readers of red are done */
             if (lane == 0) red[warp] = part;
@@ -386,9 +394,15 @@ void attention_cuda(const samc_ops *o, const samc_attention_args *a) {
         cuda_fail(c, __FILE__, __LINE__, "attention", "batch * heads too large");
         return;
     }
-    const int nx = a->win_nx, qtw = a->q_tw, kvtw = a->kv_tw;
-    cuda_arg q = cuda_rd(c, a->q, cuda_span_win(a->batch, nx, a->q_sb, a->q_sby, a->heads, a->q_sh, a->n_q, qtw,
-                                                a->q_st, a->q_sty, a->head_dim), "attention");
+    const int nx = a->win_nx, qtw = a->q_tw, kvtw = a->kv_tw, qp = a->q_pool ? 2 : 1;
+    if (a->q_pool && qtw <= 0) {
+        cuda_fail(c, __FILE__, __LINE__, "attention", "q_pool without q_tw");
+        return;
+    }
+    /* pooled q: the cells' top-left elements, plus the last cell's other row and column */
+    size_t qspan = cuda_span_win(a->batch, nx, a->q_sb, a->q_sby, a->heads, a->q_sh, a->n_q, qtw, qp * a->q_st,
+                                 qp * a->q_sty, a->head_dim) + (a->q_pool ? (size_t)(a->q_st + a->q_sty) : 0);
+    cuda_arg q = cuda_rd(c, a->q, qspan, "attention");
     cuda_arg k = { NULL, 1 }, v = { NULL, 1 }; /* no keys: never read */
     if (a->n_kv > 0) {
         k = cuda_rd(c, a->k, cuda_span_win(a->batch, nx, a->k_sb, a->k_sby, a->heads, a->k_sh, a->n_kv, kvtw,

@@ -91,6 +91,24 @@ __device__ __forceinline__ void atc_load_rows(T *dst, int ld, int rows, const T 
     }
 }
 
+/* The Q rows [row0, row0 + n) of a q_pool view (ops.h: each element the max of its 2x2
+ * cell, q's strides those of the unpooled map) into dst [rows][ld], element by element:
+ * the max of four 16-bit values is one of them, so widening and narrowing back is exact. */
+template <class T>
+__device__ __forceinline__ void atc_load_q_pooled(T *dst, int ld, int rows, const T *src, const samc_attention_args &a,
+                                                  int row0, int n, int dp) {
+    for (int i = threadIdx.x; i < rows * dp; i += blockDim.x) {
+        int r = i / dp, c = i % dp;
+        T v = lp_from<T>(0.0f);
+        if (r < n && c < a.head_dim) {
+            const T *s = src + samc_att_q_tok(&a, row0 + r) + c;
+            v = lp_from<T>(fmaxf(fmaxf(lp_f(s[0]), lp_f(s[a.q_st])),
+                                 fmaxf(lp_f(s[a.q_sty]), lp_f(s[a.q_sty + a.q_st]))));
+        }
+        dst[(size_t)r * ld + c] = v;
+    }
+}
+
 /* Online softmax of one warp's 16 score rows for one key tile: two lanes per row, 32 keys
  * each. Writes P (16-bit) and returns, per lane, the factor its row's O must be scaled by
  * (1 when the reference max stays). *rescale: whether any row of the warp moved its max. */
@@ -158,8 +176,9 @@ __device__ __forceinline__ void atc_body(const samc_attention_args &a, const atc
         const T *kb = p.k + samc_att_split(bi, a.win_nx, a.k_sb, a.k_sby) + h * a.k_sh;
         const T *vb = p.v + samc_att_split(bi, a.win_nx, a.v_sb, a.v_sby) + h * a.v_sh;
         /* no barrier needed before: the last readers of qs passed the key loop's barriers */
-        atc_load_rows(qs, L.ldq, 16 * WARPS, p.q + samc_att_split(bi, a.win_nx, a.q_sb, a.q_sby) + h * a.q_sh, q0,
-                      a.q_tw, a.q_st, a.q_sty, a.n_q - q0, D, L.dp, vec);
+        const T *qb = p.q + samc_att_split(bi, a.win_nx, a.q_sb, a.q_sby) + h * a.q_sh;
+        if (a.q_pool) atc_load_q_pooled(qs, L.ldq, 16 * WARPS, qb, a, q0, a.n_q - q0, L.dp);
+        else atc_load_rows(qs, L.ldq, 16 * WARPS, qb, q0, a.q_tw, a.q_st, a.q_sty, a.n_q - q0, D, L.dp, vec);
         __syncthreads();
         wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> qf[NF];
         wmma::fragment<wmma::accumulator, 16, 16, 16, float> of[NF];

@@ -166,7 +166,7 @@ static int multiscale_attention(sam2_model *m, const sam2_multiscale_block_weigh
     size_t mark = rt_arena_mark(&m->rt);
     float *qkv, *qpool = NULL, *attn;
     RT_ALLOC(&m->rt, qkv, (size_t)nwin * T * 3 * dout);
-    if (bl->q_pool) RT_ALLOC(&m->rt, qpool, (size_t)nwin * Tq * dout);
+    if (bl->q_pool && !g->in_place) RT_ALLOC(&m->rt, qpool, (size_t)nwin * Tq * dout);
     RT_ALLOC(&m->rt, attn, (size_t)nwin * Tq * dout);
     /* qkv: [tokens, 3, heads, hd], so q, k, v are contiguous thirds of each token row. It
      * is per token, so applying it to the map before the partition (in place) gives the
@@ -185,15 +185,14 @@ static int multiscale_attention(sam2_model *m, const sam2_multiscale_block_weigh
         a.q_tw = qw;
         a.kv_tw = ww;
     }
-    if (bl->q_pool) {
-        /* q_pool: max-pool 2x2 of q inside each window, read in place from the qkv rows.
-         * In place the windows' 2x2 cells are the map's (wh, ww even), so one pool of the
-         * whole map [nwin/(W/ww) rows of windows, wh, W] gives q in the output's layout. */
-        if (g->in_place) o->maxpool2x2(o, qkv, qpool, nwin / (g->W / ww), wh, g->W, dout, 3 * dout);
-        else o->maxpool2x2(o, qkv, qpool, nwin, wh, ww, dout, 3 * dout);
-        a.q = qpool;
-        a.q_sh = hd;
-        window_view(g, qh, qw, g->Wo, dout, &a.q_sb, &a.q_sby, &a.q_st, &a.q_sty);
+    if (bl->q_pool && g->in_place) {
+        /* q_pool fused: the attention reads each q token as the max of its 2x2 cell of the
+         * unpooled window (wh, ww even), straight from the qkv rows: no pooling pass */
+        a.q_pool = 1;
+    } else if (bl->q_pool) {
+        /* q_pool: max-pool 2x2 of q inside each window, read in place from the qkv rows. */
+        o->maxpool2x2(o, qkv, qpool, nwin, wh, ww, dout, 3 * dout);
+        a.q = qpool; a.q_sb = (ptrdiff_t)Tq * dout; a.q_sh = hd; a.q_st = dout;
     }
     o->attention(o, &a);
     /* proj, and in place the block's residual with it (x = shortcut + attn): one op, so

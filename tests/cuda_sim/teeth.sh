@@ -93,6 +93,12 @@ mutation window_combine_attention attention attention_windows \
   "samc_att_split(i, a.q_tw, a.o_st, a.o_sty))
             .put" "(ptrdiff_t)i * a.o_st)
             .put"
+# q_pool fused into the attention's Q load: one element of the 2x2 cell left out (the
+# fp32 kernel, and the tensor-core kernel's pooled Q loader).
+mutation pool_cell_attention attention attention_windows \
+  "fmaxf(s[d + a.q_sty], s[d + a.q_sty + a.q_st])" "fmaxf(s[d + a.q_sty], s[d + a.q_sty])"
+TEETH_BACKEND=cuda_bf16 mutation pool_cell_attention_tc attention_tc attention_windows \
+  "fmaxf(lp_f(s[a.q_sty]), lp_f(s[a.q_sty + a.q_st]))" "fmaxf(lp_f(s[a.q_sty]), lp_f(s[a.q_sty]))"
 # A bound off by one: the pixel guard of LayerNorm2d, the right border of conv2d.
 mutation off_by_one_layer_norm2d norm layer_norm2d "const bool ok = p < HW;" "const bool ok = p <= HW;"
 mutation off_by_one_conv2d conv conv2d "ix < 0 || ix >= W) continue;" "ix < 0 || ix > W) continue;"
