@@ -46,8 +46,10 @@ typedef struct {
      * t = ty * q_tw + tx, kv_tw > 0 that of k and v; element (b,h,t,d) of X then lives at
      *   X + by*X_sby + bx*X_sb + h*X_sh + ty*X_sty + tx*X_st + d
      * (samc_att_split below). Windows of wh x ww tokens on a map [B, H, W, C] with
-     * H % wh == W % ww == 0: win_nx = W / ww, X_sb = ww*C, X_sby = wh*W*C, tw = ww,
-     * X_st = C, X_sty = W*C (image i's window rows follow image i-1's since H = nwy*wh).
+     * H % wh == W % ww == 0: win_nx = W / ww, q_tw = kv_tw = ww, X_sb = ww*C,
+     * X_sby = wh*W*C, X_st = C, X_sty = W*C (image i's window rows follow image i-1's
+     * since H = nwy*wh); with q pooled, q_tw = ww/2 and out's strides are those of the
+     * pooled map [B, H/2, W/2, C] (model/sam2/hiera.c).
      * q_pool = 1 (with q_tw > 0; Hiera's q_pool, nn.MaxPool2d(2, 2) inside each window,
      * fused): q's strides describe the unpooled map and q token t = (ty, tx) is the max of
      * the four elements at rows 2ty, 2ty + 1 and columns 2tx, 2tx + 1 of its window:
