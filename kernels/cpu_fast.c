@@ -651,6 +651,12 @@ static void attention_blocked(fast_state *st, const samc_attention_args *a, cons
 static void attention_fast(const samc_ops *o, const samc_attention_args *a) {
     fast_state *st = state_of(o);
     if (a->batch <= 0 || a->heads <= 0 || a->n_q <= 0 || a->head_dim <= 0) return;
+    /* Windows read in place: the model asks only backends with attention_windows = 1
+     * (not this one), so the reference is enough to keep the op correct here. */
+    if (samc_att_windowed(a)) {
+        samc_ops_cpu_ref()->attention(o, a);
+        return;
+    }
     if (use_small_kv(st->k, a)) {
         double work = (double)a->batch * a->heads * a->n_q * a->n_kv * a->head_dim;
         int T = st->n_threads == 1 || work < GEMM_SMALL ? 1 : 4 * st->n_threads;
@@ -669,7 +675,7 @@ static void attention_fast(const samc_ops *o, const samc_attention_args *a) {
 static void attention_biased_fast(const samc_ops *o, const samc_attention_args *a, const samc_attention_bias *bias) {
     fast_state *st = state_of(o);
     if (a->batch <= 0 || a->heads <= 0 || a->n_q <= 0 || a->head_dim <= 0) return;
-    if (ATT_BUF / round_up(a->head_dim, SAMC_GEMM_NR) < SAMC_GEMM_NR) {
+    if (ATT_BUF / round_up(a->head_dim, SAMC_GEMM_NR) < SAMC_GEMM_NR || samc_att_windowed(a)) {
         samc_ops_cpu_ref()->attention_biased(o, a, bias);
         return;
     }

@@ -51,11 +51,33 @@ static void matmul_ref(const samc_ops *o, const float *a, const float *b, const 
  * op allocates nothing. */
 #define REF_ATTN_ROW 8192
 
+/* Element (b, h, t, 0) of each view, with the window geometry when a has one. */
+static const float *ref_k(const samc_attention_args *a, int b, int h, int j) {
+    return a->k + samc_att_split(b, a->win_nx, a->k_sb, a->k_sby) + h * a->k_sh +
+           samc_att_split(j, a->kv_tw, a->k_st, a->k_sty);
+}
+static const float *ref_v(const samc_attention_args *a, int b, int h, int j) {
+    return a->v + samc_att_split(b, a->win_nx, a->v_sb, a->v_sby) + h * a->v_sh +
+           samc_att_split(j, a->kv_tw, a->v_st, a->v_sty);
+}
+
+/* Element d of a q row: with q_pool the max of its 2x2 cell, in maxpool2x2's order. */
+static float ref_qd(const samc_attention_args *a, const float *q, int d) {
+    if (!a->q_pool) return q[d];
+    float v = -INFINITY;
+    for (int dy = 0; dy < 2; dy++)
+        for (int dx = 0; dx < 2; dx++) {
+            float x = q[dy * a->q_sty + dx * a->q_st + d];
+            if (x > v) v = x;
+        }
+    return v;
+}
+
 /* brow: the row's additive bias over the keys, or NULL (plain attention). */
 static float ref_score(const samc_attention_args *a, const float *q, int b, int h, int j, const float *brow) {
-    const float *k = a->k + b * a->k_sb + h * a->k_sh + j * a->k_st;
+    const float *k = ref_k(a, b, h, j);
     float dot = 0.0f;
-    for (int d = 0; d < a->head_dim; d++) dot += q[d] * k[d];
+    for (int d = 0; d < a->head_dim; d++) dot += ref_qd(a, q, d) * k[d];
     return brow ? dot * a->scale + brow[j] : dot * a->scale;
 }
 
@@ -63,7 +85,7 @@ static float ref_score(const samc_attention_args *a, const float *q, int b, int 
  * PyTorch's math path (exp of each score, summed in order, each weight divided by the
  * sum). s holds the scores when n_kv <= REF_ATTN_ROW, else NULL; brow as ref_score. */
 static void ref_attention_row(const samc_attention_args *a, int b, int h, int i, float *s, const float *brow) {
-    const float *q = a->q + b * a->q_sb + h * a->q_sh + i * a->q_st;
+    const float *q = a->q + samc_att_split(b, a->win_nx, a->q_sb, a->q_sby) + h * a->q_sh + samc_att_q_tok(a, i);
     float mx = -INFINITY;
     for (int j = 0; j < a->n_kv; j++) {
         float v = ref_score(a, q, b, h, j, brow);
@@ -76,10 +98,11 @@ static void ref_attention_row(const samc_attention_args *a, int b, int h, int i,
         if (s) s[j] = e;
         sum += e;
     }
-    float *out = a->out + b * a->o_sb + h * a->o_sh + i * a->o_st;
+    float *out = a->out + samc_att_split(b, a->win_nx, a->o_sb, a->o_sby) + h * a->o_sh +
+                 samc_att_split(i, a->q_tw, a->o_st, a->o_sty);
     for (int d = 0; d < a->head_dim; d++) out[d] = 0.0f;
     for (int j = 0; j < a->n_kv; j++) {
-        const float *v = a->v + b * a->v_sb + h * a->v_sh + j * a->v_st;
+        const float *v = ref_v(a, b, h, j);
         float p = (s ? s[j] : expf(ref_score(a, q, b, h, j, brow) - mx)) / sum;
         for (int d = 0; d < a->head_dim; d++) out[d] += p * v[d];
     }

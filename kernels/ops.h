@@ -39,7 +39,45 @@ typedef struct {
     const float *k; ptrdiff_t k_sb, k_sh, k_st;
     const float *v; ptrdiff_t v_sb, v_sh, v_st;
     float *out;     ptrdiff_t o_sb, o_sh, o_st;
+    /* Window geometry (attention only, not attention_biased; all 0: the plain views above),
+     * so Hiera's windows are read from and written to the token map in place, without
+     * window_partition / window_unpartition copies. win_nx > 0 splits the batch index as
+     * b = by * win_nx + bx; q_tw > 0 splits the token index of q and out as
+     * t = ty * q_tw + tx, kv_tw > 0 that of k and v; element (b,h,t,d) of X then lives at
+     *   X + by*X_sby + bx*X_sb + h*X_sh + ty*X_sty + tx*X_st + d
+     * (samc_att_split below). Windows of wh x ww tokens on a map [B, H, W, C] with
+     * H % wh == W % ww == 0: win_nx = W / ww, q_tw = kv_tw = ww, X_sb = ww*C,
+     * X_sby = wh*W*C, X_st = C, X_sty = W*C (image i's window rows follow image i-1's
+     * since H = nwy*wh); with q pooled, q_tw = ww/2 and out's strides are those of the
+     * pooled map [B, H/2, W/2, C] (model/sam2/hiera.c).
+     * q_pool = 1 (with q_tw > 0; Hiera's q_pool, nn.MaxPool2d(2, 2) inside each window,
+     * fused): q's strides describe the unpooled map and q token t = (ty, tx) is the max of
+     * the four elements at rows 2ty, 2ty + 1 and columns 2tx, 2tx + 1 of its window:
+     *   max over dy, dx in {0, 1} of q[... + (2ty+dy)*q_sty + (2tx+dx)*q_st + d]. */
+    int win_nx, q_tw, kv_tw, q_pool;
+    ptrdiff_t q_sby, q_sty, k_sby, k_sty, v_sby, v_sty, o_sby, o_sty;
 } samc_attention_args;
+
+/* Offset of index i split by n (see samc_attention_args' window geometry): n > 0 gives
+ * (i / n) * s_outer + (i % n) * s_inner, n == 0 the plain i * s_inner. Host and device. */
+#ifdef __CUDACC__
+#define SAMC_OPS_HD __host__ __device__
+#else
+#define SAMC_OPS_HD
+#endif
+SAMC_OPS_HD static inline ptrdiff_t samc_att_split(int i, int n, ptrdiff_t s_inner, ptrdiff_t s_outer) {
+    return n > 0 ? (ptrdiff_t)(i / n) * s_outer + (ptrdiff_t)(i % n) * s_inner : (ptrdiff_t)i * s_inner;
+}
+/* 1 when a uses the window geometry. */
+static inline int samc_att_windowed(const samc_attention_args *a) {
+    return a->win_nx || a->q_tw || a->kv_tw || a->q_pool;
+}
+/* Offset of q token t's first element (b, h excluded): with q_pool, the top-left of its
+ * 2x2 cell. */
+SAMC_OPS_HD static inline ptrdiff_t samc_att_q_tok(const samc_attention_args *a, int t) {
+    return a->q_pool ? samc_att_split(t, a->q_tw, 2 * a->q_st, 2 * a->q_sty)
+                     : samc_att_split(t, a->q_tw, a->q_st, a->q_sty);
+}
 
 /* An additive attention bias (attention_biased): element (b, h, i, j) of the bias is
  * bias[b*sb + h*sh + i*sq + j], keys contiguous; a stride of 0 broadcasts over that dim.
@@ -145,6 +183,13 @@ struct samc_ops {
                    float *c, int M, int N, int K);
 
     void (*attention)(const samc_ops *o, const samc_attention_args *a);
+    /* 1: the model should read Hiera's windows in place (attention with the window
+     * geometry of samc_attention_args) where the map is a multiple of the window, because
+     * this backend's attention is as fast on them as on dense views (CUDA: the copies it
+     * saves are passes over the whole map). 0: the model keeps window_partition /
+     * window_unpartition (the CPU backends: their outputs stay as they were). Every
+     * backend's attention computes the geometry correctly either way. */
+    int attention_windows;
 
     /* nn.LayerNorm over the last dim: y[r,:] = (x[r,:]-mean)/sqrt(var+eps)*w + b,
      * biased variance. In place allowed (y == x). */

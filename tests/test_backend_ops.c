@@ -1020,6 +1020,119 @@ static void test_attention(const backend *be) {
     }
 }
 
+/* Windows read in place (samc_attention_args' window geometry, Hiera's windowed blocks on
+ * a map that is a multiple of the window): q, k, v from the token map qkv [B, H, W, 3, D]
+ * (pool: q max-pooled 2x2 as it is read, q_pool, as hiera.c's pooling blocks), the output
+ * written into the map [B, Ho, Wo, D]. The oracle does not use the geometry: the test
+ * partitions (and pools) the windows itself, runs cpu_ref's plain attention on the copies
+ * and compares each output token at its map position. */
+typedef struct {
+    const char *name;
+    int sz, B, H, W, wh, ww, heads, hd, pool;
+} attw_case;
+
+static const attw_case attw_cases[] = {
+    { "odd 3x5 windows hd7", SZ_ODD, 2, 6, 10, 3, 5, 2, 7, 0 },
+    { "odd pooled 4x2 windows hd5", SZ_ODD, 2, 8, 6, 4, 2, 3, 5, 1 },
+    { "odd 9x10 windows (split keys)", SZ_ODD, 1, 9, 20, 9, 10, 1, 24, 0 },
+    { "micro hiera 8x8 windows in place", SZ_SMALL, 1, 64, 64, 8, 8, 1, 16, 0 },
+    { "micro hiera pooled 8x8 -> 4x4", SZ_SMALL, 1, 32, 32, 8, 8, 2, 16, 1 },
+    { "hd72 8x8 windows 2 images", SZ_SMALL, 2, 16, 16, 8, 8, 2, 72, 0 },
+    { "hd96 global 8x8", SZ_SMALL, 1, 8, 8, 8, 8, 4, 96, 0 },
+    { "hd128 4x4 windows pooled", SZ_SMALL, 1, 8, 16, 4, 4, 2, 128, 1 },
+    { "hiera-l 8x8 windows hd72 @256", SZ_SAM, 1, 64, 64, 8, 8, 2, 72, 0 },
+    { "hiera-l pooled 8x8 hd72 -> 144", SZ_SAM, 1, 64, 64, 8, 8, 2, 72, 1 },
+    { "hiera-l 16x16 windows hd144", SZ_SAM, 1, 32, 32, 16, 16, 4, 144, 0 },
+};
+
+static void run_attention_windows(const backend *be, const attw_case *c) {
+    int D = c->heads * c->hd, nwx = c->W / c->ww, nwy = c->H / c->wh, nb = c->B * nwy * nwx;
+    int qh = c->pool ? c->wh / 2 : c->wh, qw = c->pool ? c->ww / 2 : c->ww, Ho = c->pool ? c->H / 2 : c->H,
+        Wo = c->pool ? c->W / 2 : c->W, T = c->wh * c->ww, Tq = qh * qw;
+    size_t HW = (size_t)c->H * c->W, qkvn = (size_t)c->B * HW * 3 * D, on = (size_t)c->B * Ho * Wo * D;
+    float *qkv = rand_buf(qkvn, 1.0f);
+    float *dqkv = be_from(be, qkv, qkvn), *dout = be_nan(be, on);
+    /* the geometry (kernels/ops.h's Hiera example) */
+    samc_attention_args d = {
+        .batch = nb, .heads = c->heads, .n_q = Tq, .n_kv = T, .head_dim = c->hd, .scale = 1.0f / sqrtf((float)c->hd),
+        .q = dqkv, .q_sb = (ptrdiff_t)c->ww * 3 * D, .q_sh = c->hd, .q_st = 3 * D,
+        .k = dqkv ? dqkv + D : NULL, .k_sb = (ptrdiff_t)c->ww * 3 * D, .k_sh = c->hd, .k_st = 3 * D,
+        .v = dqkv ? dqkv + 2 * D : NULL, .v_sb = (ptrdiff_t)c->ww * 3 * D, .v_sh = c->hd, .v_st = 3 * D,
+        .out = dout, .o_sb = (ptrdiff_t)qw * D, .o_sh = c->hd, .o_st = D,
+        .win_nx = nwx, .q_tw = qw, .kv_tw = c->ww,
+        .q_sby = (ptrdiff_t)c->wh * c->W * 3 * D, .q_sty = (ptrdiff_t)c->W * 3 * D,
+        .k_sby = (ptrdiff_t)c->wh * c->W * 3 * D, .k_sty = (ptrdiff_t)c->W * 3 * D,
+        .v_sby = (ptrdiff_t)c->wh * c->W * 3 * D, .v_sty = (ptrdiff_t)c->W * 3 * D,
+        .o_sby = (ptrdiff_t)qh * Wo * D, .o_sty = (ptrdiff_t)Wo * D,
+    };
+    d.q_pool = c->pool; /* q's strides stay those of the unpooled map */
+    /* the oracle: windows partitioned by hand (window b = (image, wy, wx), row-major) */
+    float *pq = malloc(sizeof(float) * (size_t)nb * Tq * D), *pk = malloc(sizeof(float) * (size_t)nb * T * D);
+    float *pv = malloc(sizeof(float) * (size_t)nb * T * D), *po = malloc(sizeof(float) * (size_t)nb * Tq * D);
+    for (int b = 0; b < nb && pq && pk && pv; b++) {
+        int img = b / (nwy * nwx), wy = b / nwx % nwy, wx = b % nwx;
+        for (int t = 0; t < T; t++) {
+            size_t tok = (size_t)img * HW + (size_t)(wy * c->wh + t / c->ww) * c->W + wx * c->ww + t % c->ww;
+            const float *row = qkv + tok * 3 * D;
+            memcpy(pk + ((size_t)b * T + t) * D, row + D, sizeof(float) * D);
+            memcpy(pv + ((size_t)b * T + t) * D, row + 2 * D, sizeof(float) * D);
+            if (!c->pool) memcpy(pq + ((size_t)b * T + t) * D, row, sizeof(float) * D);
+        }
+        for (int t = 0; c->pool && t < Tq; t++) /* nn.MaxPool2d(2, 2) inside the window */
+            for (int e = 0; e < D; e++) {
+                float mx = -INFINITY;
+                for (int dy = 0; dy < 2; dy++)
+                    for (int dx = 0; dx < 2; dx++) {
+                        size_t tok = (size_t)img * HW + (size_t)(wy * c->wh + 2 * (t / qw) + dy) * c->W + wx * c->ww +
+                                     2 * (t % qw) + dx;
+                        if (qkv[tok * 3 * D + e] > mx) mx = qkv[tok * 3 * D + e];
+                    }
+                pq[((size_t)b * Tq + t) * D + e] = mx;
+            }
+    }
+    samc_attention_args a = {
+        .batch = nb, .heads = c->heads, .n_q = Tq, .n_kv = T, .head_dim = c->hd, .scale = d.scale,
+        .q = pq, .q_sb = (ptrdiff_t)Tq * D, .q_sh = c->hd, .q_st = D,
+        .k = pk, .k_sb = (ptrdiff_t)T * D, .k_sh = c->hd, .k_st = D,
+        .v = pv, .v_sb = (ptrdiff_t)T * D, .v_sh = c->hd, .v_st = D,
+        .out = po, .o_sb = (ptrdiff_t)Tq * D, .o_sh = c->hd, .o_st = D,
+    };
+    run_t r;
+    run_begin(&r, be, 2e-6 + lp(be, 2), (be->is_cuda ? GEMM_RTOL : 2e-4) + lp(be, 1), "attention_windows",
+              "%s B=%d %dx%d win %dx%d H=%d hd=%d%s", c->name, c->B, c->H, c->W, c->wh, c->ww, c->heads, c->hd,
+              c->pool ? " q pooled" : "");
+    if (!dqkv || !dout || !pq || !pk || !pv || !po) run_fail(&r, "allocation failed");
+    else {
+        be->ops->attention(be->ops, &d);
+        if (run_sync(&r)) {
+            float *out = be_to_host(be, dout, on);
+            g_ref->attention(g_ref, &a);
+            for (int b = 0; b < nb; b++) {
+                int img = b / (nwy * nwx), wy = b / nwx % nwy, wx = b % nwx;
+                for (int t = 0; t < Tq; t++) {
+                    size_t off = (((size_t)img * Ho + wy * qh + t / qw) * Wo + wx * qw + t % qw) * D;
+                    run_cmp(&r, out + off, po + ((size_t)b * Tq + t) * D, (size_t)D, off);
+                }
+            }
+            free(out);
+        }
+    }
+    double fl = 4.0 * nb * c->heads * (double)Tq * T * c->hd;
+    if (run_end(&r))
+        PERF(be, r.what, fl, 4.0 * c->B * (3.0 * HW * D + 1.0 * Ho * Wo * D), be->ops->attention(be->ops, &d));
+    be_free(be, dqkv); be_free(be, dout);
+    free(qkv); free(pq); free(pk); free(pv); free(po);
+}
+
+static void test_attention_windows(const backend *be) {
+    for (size_t i = 0; i < sizeof attw_cases / sizeof attw_cases[0]; i++) {
+        const attw_case *c = &attw_cases[i];
+        int nw = c->B * (c->H / c->wh) * (c->W / c->ww), Tq = c->pool ? c->wh * c->ww / 4 : c->wh * c->ww;
+        if (want(be, "attention_windows", c->name, c->sz, 4.0 * nw * c->heads * Tq * c->wh * c->ww * c->hd))
+            run_attention_windows(be, c);
+    }
+}
+
 /* ------------------------------------------------------------------ norms */
 
 typedef struct { const char *name; int sz, a, b; float eps; } norm_case; /* rows x dim, or C x HW */
@@ -2318,6 +2431,7 @@ int main(int argc, char **argv) {
         test_gemm_zero_k(be);
         test_lowp(be);
         test_attention(be);
+        test_attention_windows(be);
         test_norms(be);
         test_unary(be);
         test_elementwise(be);

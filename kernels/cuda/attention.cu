@@ -35,20 +35,31 @@ static size_t att_smem_bytes(int dc) {
     return sizeof(float) * ((size_t)ATT_BQ * dp + (size_t)ATT_BK * ks + (size_t)ATT_WARPS * ATT_QW * ATT_BK);
 }
 
-/* Stages rows [row0, row0 + n) of a K or V view, columns [0, DP), into dst [BK][KS]:
+/* Stages rows [row0, row0 + n) of a K or V view (row t at samc_att_split(t, tw, st, sty):
+ * the window geometry of kernels/ops.h), columns [0, DP), into dst [BK][KS]:
  * zeros past the head dim and past the last row, so padded dims add nothing to the
  * scores and padded keys (probability 0) never bring NaN/Inf garbage into P·V. */
 template <int DP, int KS, class T>
-__device__ __forceinline__ void att_load_tile(float *dst, cuda_src<T> src, ptrdiff_t st, int n, int D) {
+__device__ __forceinline__ void att_load_tile(float *dst, cuda_src<T> src, int row0, int tw, ptrdiff_t st,
+                                              ptrdiff_t sty, int n, int D) {
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     for (int r = warp; r < ATT_BK; r += ATT_WARPS) {
-        const cuda_src<T> s = src.at((ptrdiff_t)r * st);
+        /* row0 + r past the view (r >= n) is never read: any offset will do */
+        const cuda_src<T> s = src.at(samc_att_split(row0 + r, tw, st, sty));
 #pragma unroll
         for (int d0 = 0; d0 < DP; d0 += 32) {
             int d = d0 + lane;
             dst[r * KS + d] = (r < n && d < D) ? s[d] : 0.0f;
         }
     }
+}
+
+/* Element d of the q row at s (samc_att_q_tok): with q_pool the max of its 2x2 cell
+ * (Hiera's q_pool fused: the max of four values is one of them, so exact in any type). */
+template <class T>
+__device__ __forceinline__ float att_qd(const samc_attention_args &a, const cuda_src<T> &s, int d) {
+    if (!a.q_pool) return s[d];
+    return fmaxf(fmaxf(s[d], s[d + a.q_st]), fmaxf(s[d + a.q_sty], s[d + a.q_sty + a.q_st]));
 }
 
 /* The four tensors of samc_attention_args, resolved (lowp.cu), and the split of the keys:
@@ -79,19 +90,19 @@ __global__ void __launch_bounds__(ATT_WARPS * 32) attention_tiled_kernel(const s
 
     for (int bh = blockIdx.y; bh < BH; bh += gridDim.y) {
         const int bi = bh / a.heads, h = bh % a.heads;
-        const cuda_src<T> qb = p.q.at(bi * a.q_sb + h * a.q_sh);
-        const cuda_src<T> kb = p.k.at(bi * a.k_sb + h * a.k_sh);
-        const cuda_src<T> vb = p.v.at(bi * a.v_sb + h * a.v_sh);
-        const cuda_dst<T> ob = p.out.at(bi * a.o_sb + h * a.o_sh);
+        const cuda_src<T> qb = p.q.at(samc_att_split(bi, a.win_nx, a.q_sb, a.q_sby) + h * a.q_sh);
+        const cuda_src<T> kb = p.k.at(samc_att_split(bi, a.win_nx, a.k_sb, a.k_sby) + h * a.k_sh);
+        const cuda_src<T> vb = p.v.at(samc_att_split(bi, a.win_nx, a.v_sb, a.v_sby) + h * a.v_sh);
+        const cuda_dst<T> ob = p.out.at(samc_att_split(bi, a.win_nx, a.o_sb, a.o_sby) + h * a.o_sh);
 
         __syncthreads(); /* the previous (batch, head) is done with qs */
         for (int r = warp; r < ATT_BQ; r += ATT_WARPS) {
             const int i = q0 + r;
-            const cuda_src<T> s = qb.at((ptrdiff_t)i * a.q_st);
+            const cuda_src<T> s = qb.at(samc_att_q_tok(&a, i));
 #pragma unroll
             for (int d0 = 0; d0 < DP; d0 += 32) {
                 int d = d0 + lane;
-                qs[r * DP + d] = (i < a.n_q && d < D) ? s[d] : 0.0f;
+                qs[r * DP + d] = (i < a.n_q && d < D) ? att_qd(a, s, d) : 0.0f;
             }
         }
 
@@ -109,7 +120,7 @@ __global__ void __launch_bounds__(ATT_WARPS * 32) attention_tiled_kernel(const s
         for (int k0 = blockIdx.z * p.kv_chunk; k0 < kend; k0 += ATT_BK) {
             const int nk = min(ATT_BK, kend - k0);
             __syncthreads(); /* qs written; the previous tile's V readers are done */
-            att_load_tile<DP, KS>(kv, kb.at((ptrdiff_t)k0 * a.k_st), a.k_st, nk, D);
+            att_load_tile<DP, KS>(kv, kb, k0, a.kv_tw, a.k_st, a.k_sty, nk, D);
             __syncthreads();
 
             /* s[qi][0..1] = <q_qi, k_lane>, <q_qi, k_lane+32>, summed along d in order */
@@ -150,7 +161,7 @@ __global__ void __launch_bounds__(ATT_WARPS * 32) attention_tiled_kernel(const s
                 pw[qi * ATT_BK + lane + 32] = p1;
             }
             __syncthreads(); /* every warp is done with K (and its own pw is visible) */
-            att_load_tile<DP, KS>(kv, vb.at((ptrdiff_t)k0 * a.v_st), a.v_st, nk, D);
+            att_load_tile<DP, KS>(kv, vb, k0, a.kv_tw, a.v_st, a.v_sty, nk, D);
             __syncthreads();
 
             /* o[qi][c] += sum_j p[qi][j] * v[j][lane + 32c]; padded keys have p = 0, v = 0 */
@@ -188,7 +199,7 @@ __global__ void __launch_bounds__(ATT_WARPS * 32) attention_tiled_kernel(const s
                 if (lane == 0) pr[D] = m[qi], pr[D + 1] = l[qi];
                 continue;
             }
-            const cuda_dst<T> dst = ob.at((ptrdiff_t)i * a.o_st);
+            const cuda_dst<T> dst = ob.at(samc_att_split(i, a.q_tw, a.o_st, a.o_sty));
 #pragma unroll
             for (int c = 0; c < DC; c++) {
                 const int d = lane + 32 * c;
@@ -213,18 +224,21 @@ attention_wide_kernel(const samc_attention_args a, const att_views<T> pv, float 
     for (long long row = blockIdx.x; row < rows; row += gridDim.x) {
         const int i = (int)(row % a.n_q), bh = (int)(row / a.n_q);
         const int bi = bh / a.heads, h = bh % a.heads;
-        const cuda_src<T> q = pv.q.at(bi * a.q_sb + h * a.q_sh + (ptrdiff_t)i * a.q_st);
-        const cuda_src<T> kb = pv.k.at(bi * a.k_sb + h * a.k_sh);
-        const cuda_src<T> vb = pv.v.at(bi * a.v_sb + h * a.v_sh);
-        const cuda_dst<T> out = pv.out.at(bi * a.o_sb + h * a.o_sh + (ptrdiff_t)i * a.o_st);
+        const cuda_src<T> q = pv.q.at(samc_att_split(bi, a.win_nx, a.q_sb, a.q_sby) + h * a.q_sh +
+                                      samc_att_q_tok(&a, i));
+        const cuda_src<T> kb = pv.k.at(samc_att_split(bi, a.win_nx, a.k_sb, a.k_sby) + h * a.k_sh);
+        const cuda_src<T> vb = pv.v.at(samc_att_split(bi, a.win_nx, a.v_sb, a.v_sby) + h * a.v_sh);
+        const cuda_dst<T> out = pv.out.at(samc_att_split(bi, a.win_nx, a.o_sb, a.o_sby) + h * a.o_sh +
+                                          samc_att_split(i, a.q_tw, a.o_st, a.o_sty));
         /* an fp32 out row is its own accumulator; a 16-bit one gets a scratch row */
         float *acc = out.f32 ? (float *)out.p : acc_base + (size_t)blockIdx.x * D;
         for (int d = tid; d < D; d += ATT_WIDE_THREADS) acc[d] = 0.0f;
         float m = -INFINITY, l = 0.0f;
         for (int j = 0; j < a.n_kv; j++) {
-            const cuda_src<T> k = kb.at((ptrdiff_t)j * a.k_st), v = vb.at((ptrdiff_t)j * a.v_st);
+            const cuda_src<T> k = kb.at(samc_att_split(j, a.kv_tw, a.k_st, a.k_sty));
+            const cuda_src<T> v = vb.at(samc_att_split(j, a.kv_tw, a.v_st, a.v_sty));
             float part = 0.0f;
-            for (int d = tid; d < D; d += ATT_WIDE_THREADS) part = fmaf(q[d], k[d], part);
+            for (int d = tid; d < D; d += ATT_WIDE_THREADS) part = fmaf(att_qd(a, q, d), k[d], part);
             part = warp_sum(part);
             __syncthreads(); /* the previous key's readers of red are done */
             if (lane == 0) red[warp] = part;
@@ -316,7 +330,8 @@ __global__ void att_combine_kernel(const samc_attention_args a, cuda_dst<T> out,
             o += p0[z * zs + d] * w;
         }
         const int bi = bh / a.heads, h = bh % a.heads;
-        out.at(bi * a.o_sb + h * a.o_sh + (ptrdiff_t)i * a.o_st).put(d, l > 0.0f ? o / l : 0.0f);
+        out.at(samc_att_split(bi, a.win_nx, a.o_sb, a.o_sby) + h * a.o_sh + samc_att_split(i, a.q_tw, a.o_st, a.o_sty))
+            .put(d, l > 0.0f ? o / l : 0.0f);
     }
 }
 
@@ -379,18 +394,25 @@ void attention_cuda(const samc_ops *o, const samc_attention_args *a) {
         cuda_fail(c, __FILE__, __LINE__, "attention", "batch * heads too large");
         return;
     }
-    cuda_arg q = cuda_rd(c, a->q, cuda_span(a->batch, a->q_sb, a->heads, a->q_sh, a->n_q, a->q_st, a->head_dim),
-                         "attention");
+    const int nx = a->win_nx, qtw = a->q_tw, kvtw = a->kv_tw, qp = a->q_pool ? 2 : 1;
+    if (a->q_pool && qtw <= 0) {
+        cuda_fail(c, __FILE__, __LINE__, "attention", "q_pool without q_tw");
+        return;
+    }
+    /* pooled q: the cells' top-left elements, plus the last cell's other row and column */
+    size_t qspan = cuda_span_win(a->batch, nx, a->q_sb, a->q_sby, a->heads, a->q_sh, a->n_q, qtw, qp * a->q_st,
+                                 qp * a->q_sty, a->head_dim) + (a->q_pool ? (size_t)(a->q_st + a->q_sty) : 0);
+    cuda_arg q = cuda_rd(c, a->q, qspan, "attention");
     cuda_arg k = { NULL, 1 }, v = { NULL, 1 }; /* no keys: never read */
     if (a->n_kv > 0) {
-        k = cuda_rd(c, a->k, cuda_span(a->batch, a->k_sb, a->heads, a->k_sh, a->n_kv, a->k_st, a->head_dim),
-                    "attention");
-        v = cuda_rd(c, a->v, cuda_span(a->batch, a->v_sb, a->heads, a->v_sh, a->n_kv, a->v_st, a->head_dim),
-                    "attention");
+        k = cuda_rd(c, a->k, cuda_span_win(a->batch, nx, a->k_sb, a->k_sby, a->heads, a->k_sh, a->n_kv, kvtw,
+                                           a->k_st, a->k_sty, a->head_dim), "attention");
+        v = cuda_rd(c, a->v, cuda_span_win(a->batch, nx, a->v_sb, a->v_sby, a->heads, a->v_sh, a->n_kv, kvtw,
+                                           a->v_st, a->v_sty, a->head_dim), "attention");
     }
     if (!q.p || (a->n_kv > 0 && (!k.p || !v.p))) return;
-    cuda_arg out = cuda_wr(c, a->out, cuda_span(a->batch, a->o_sb, a->heads, a->o_sh, a->n_q, a->o_st, a->head_dim),
-                           "attention");
+    cuda_arg out = cuda_wr(c, a->out, cuda_span_win(a->batch, nx, a->o_sb, a->o_sby, a->heads, a->o_sh, a->n_q, qtw,
+                                                    a->o_st, a->o_sty, a->head_dim), "attention");
     if (!out.p) return;
     /* 16-bit q, k, v: the tensor cores (attention_tc.cu) unless SAMC_CUDA_VARIANT_ATTN=fma */
     int tc = c->tracking && c->sw.attn == 0 && !q.f32 && !k.f32 && !v.f32 &&

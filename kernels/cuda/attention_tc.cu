@@ -66,26 +66,46 @@ template <class T> struct atc_views {
     cuda_dst<T> out;
 };
 
-/* rows [r0, r0 + n) of a view (row stride st) into dst [rows][ld], columns [0, dp): zeros
- * past the head dim and past the last row. 16-byte vectors when vec (every row start and
- * the head dim a multiple of 8 elements), else element by element. */
+/* rows [row0, row0 + n) of a view (row t at samc_att_split(t, tw, st, sty): the window
+ * geometry of kernels/ops.h) into dst [rows][ld], columns [0, dp): zeros past the head dim
+ * and past the last row. 16-byte vectors when vec (every row start and the head dim a
+ * multiple of 8 elements), else element by element. */
 template <class T>
-__device__ __forceinline__ void atc_load_rows(T *dst, int ld, int rows, const T *src, ptrdiff_t st, int n, int D,
-                                              int dp, int vec) {
+__device__ __forceinline__ void atc_load_rows(T *dst, int ld, int rows, const T *src, int row0, int tw, ptrdiff_t st,
+                                              ptrdiff_t sty, int n, int D, int dp, int vec) {
     const int nt = blockDim.x;
     if (vec) {
         const int cpr = dp / 8; /* 8-element chunks per row */
         for (int i = threadIdx.x; i < rows * cpr; i += nt) {
             int r = i / cpr, c8 = (i % cpr) * 8;
             uint4 val = { 0, 0, 0, 0 };
-            if (r < n && c8 < D) val = *(const uint4 *)(src + (ptrdiff_t)r * st + c8);
+            if (r < n && c8 < D) val = *(const uint4 *)(src + samc_att_split(row0 + r, tw, st, sty) + c8);
             *(uint4 *)(dst + (size_t)r * ld + c8) = val;
         }
     } else {
         for (int i = threadIdx.x; i < rows * dp; i += nt) {
             int r = i / dp, c = i % dp;
-            dst[(size_t)r * ld + c] = (r < n && c < D) ? src[(ptrdiff_t)r * st + c] : lp_from<T>(0.0f);
+            dst[(size_t)r * ld + c] =
+                (r < n && c < D) ? src[samc_att_split(row0 + r, tw, st, sty) + c] : lp_from<T>(0.0f);
         }
+    }
+}
+
+/* The Q rows [row0, row0 + n) of a q_pool view (ops.h: each element the max of its 2x2
+ * cell, q's strides those of the unpooled map) into dst [rows][ld], element by element:
+ * the max of four 16-bit values is one of them, so widening and narrowing back is exact. */
+template <class T>
+__device__ __forceinline__ void atc_load_q_pooled(T *dst, int ld, int rows, const T *src, const samc_attention_args &a,
+                                                  int row0, int n, int dp) {
+    for (int i = threadIdx.x; i < rows * dp; i += blockDim.x) {
+        int r = i / dp, c = i % dp;
+        T v = lp_from<T>(0.0f);
+        if (r < n && c < a.head_dim) {
+            const T *s = src + samc_att_q_tok(&a, row0 + r) + c;
+            v = lp_from<T>(fmaxf(fmaxf(lp_f(s[0]), lp_f(s[a.q_st])),
+                                 fmaxf(lp_f(s[a.q_sty]), lp_f(s[a.q_sty + a.q_st]))));
+        }
+        dst[(size_t)r * ld + c] = v;
     }
 }
 
@@ -153,10 +173,12 @@ __device__ __forceinline__ void atc_body(const samc_attention_args &a, const atc
 
     for (int bh = blockIdx.y; bh < BH; bh += gridDim.y) {
         const int bi = bh / a.heads, h = bh % a.heads;
-        const T *kb = p.k + bi * a.k_sb + h * a.k_sh, *vb = p.v + bi * a.v_sb + h * a.v_sh;
+        const T *kb = p.k + samc_att_split(bi, a.win_nx, a.k_sb, a.k_sby) + h * a.k_sh;
+        const T *vb = p.v + samc_att_split(bi, a.win_nx, a.v_sb, a.v_sby) + h * a.v_sh;
         /* no barrier needed before: the last readers of qs passed the key loop's barriers */
-        atc_load_rows(qs, L.ldq, 16 * WARPS, p.q + bi * a.q_sb + h * a.q_sh + (ptrdiff_t)q0 * a.q_st, a.q_st,
-                      a.n_q - q0, D, L.dp, vec);
+        const T *qb = p.q + samc_att_split(bi, a.win_nx, a.q_sb, a.q_sby) + h * a.q_sh;
+        if (a.q_pool) atc_load_q_pooled(qs, L.ldq, 16 * WARPS, qb, a, q0, a.n_q - q0, L.dp);
+        else atc_load_rows(qs, L.ldq, 16 * WARPS, qb, q0, a.q_tw, a.q_st, a.q_sty, a.n_q - q0, D, L.dp, vec);
         __syncthreads();
         wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> qf[NF];
         wmma::fragment<wmma::accumulator, 16, 16, 16, float> of[NF];
@@ -169,8 +191,8 @@ __device__ __forceinline__ void atc_body(const samc_attention_args &a, const atc
         for (int k0 = 0; k0 < a.n_kv; k0 += ATC_BK) {
             const int nk = min(ATC_BK, a.n_kv - k0);
             __syncthreads(); /* every warp is done with the previous tile's K and V */
-            atc_load_rows(ks, L.ldk, ATC_BK, kb + (ptrdiff_t)k0 * a.k_st, a.k_st, nk, D, L.dp, vec);
-            atc_load_rows(vs, L.ldk, ATC_BK, vb + (ptrdiff_t)k0 * a.v_st, a.v_st, nk, D, L.dp, vec);
+            atc_load_rows(ks, L.ldk, ATC_BK, kb, k0, a.kv_tw, a.k_st, a.k_sty, nk, D, L.dp, vec);
+            atc_load_rows(vs, L.ldk, ATC_BK, vb, k0, a.kv_tw, a.v_st, a.v_sty, nk, D, L.dp, vec);
             __syncthreads();
             /* S = Q Kᵀ: K rows as the columns of a col-major B */
             for (int j = 0; j < ATC_BK / 16; j++) {
@@ -207,7 +229,8 @@ __device__ __forceinline__ void atc_body(const samc_attention_args &a, const atc
         __syncwarp();
         const int qi = q0 + warp * 16 + row;
         if (qi < a.n_q) {
-            const cuda_dst<T> o = p.out.at(bi * a.o_sb + h * a.o_sh + (ptrdiff_t)qi * a.o_st);
+            const cuda_dst<T> o = p.out.at(samc_att_split(bi, a.win_nx, a.o_sb, a.o_sby) + h * a.o_sh +
+                                           samc_att_split(qi, a.q_tw, a.o_st, a.o_sty));
             for (int d = half; d < D; d += 2) o.put(d, l > 0.0f ? ow[row * L.ldo + d] / l : 0.0f);
         }
         __syncwarp(); /* the warp's reads of ow are done before the next pair reuses it */
@@ -296,10 +319,12 @@ int attention_tc_launch(samc_cuda_ctx *c, const samc_attention_args *a, const vo
     if (a->n_kv <= 0 || nf > ATC_MAX_NF || c->cc < (bf16 ? 80 : 70) || !atc_ok[nf - 1][warps8]) return 0;
     const long long bh = (long long)a->batch * a->heads;
     const int bq = warps8 ? 128 : 64;
-    /* 16-byte vectors: every row start (base + b, h, t strides) a multiple of 8 elements */
+    /* 16-byte vectors: every row start (base + b, h, t strides, the window geometry's too)
+     * a multiple of 8 elements */
     int vec = a->head_dim % 8 == 0 && aligned16(q) && aligned16(k) && aligned16(v);
-    const ptrdiff_t st[9] = { a->q_sb, a->q_sh, a->q_st, a->k_sb, a->k_sh, a->k_st, a->v_sb, a->v_sh, a->v_st };
-    for (int i = 0; i < 9; i++) vec = vec && st[i] % 8 == 0;
+    const ptrdiff_t st[15] = { a->q_sb, a->q_sh, a->q_st, a->k_sb, a->k_sh, a->k_st, a->v_sb, a->v_sh, a->v_st,
+                               a->q_sby, a->q_sty, a->k_sby, a->k_sty, a->v_sby, a->v_sty };
+    for (int i = 0; i < 15; i++) vec = vec && st[i] % 8 == 0;
     dim3 grid((unsigned)((a->n_q + bq - 1) / bq), (unsigned)(bh < 65535 ? bh : 65535));
     size_t smem = atc_layout_of(nf, bq).total;
     if (bf16) atc_launch_type<__nv_bfloat16>(c, a, q, k, v, out, nf, warps8, grid, smem, vec);

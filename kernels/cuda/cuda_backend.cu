@@ -161,6 +161,7 @@ extern "C" samc_ops *samc_ops_cuda_create(int device, char *err) {
     o->linear_act = linear_act_cuda;
     o->matmul = matmul_cuda;
     o->attention = attention_cuda;
+    o->attention_windows = 1; /* Hiera's windows read in place: no partition copies */
     o->layer_norm = layer_norm_cuda;
     o->layer_norm2d = layer_norm2d_cuda;
     o->gelu = gelu_cuda;

@@ -316,6 +316,21 @@ void cuda_widen(samc_cuda_ctx *c, float *dst, const void *src, size_t n);
 static inline size_t cuda_span(int batch, ptrdiff_t sb, int heads, ptrdiff_t sh, int rows, ptrdiff_t st, int d) {
     return (size_t)((batch - 1) * sb + (heads - 1) * sh + (ptrdiff_t)(rows - 1) * st + d);
 }
+/* The largest samc_att_split offset of the indices [0, count) (strides >= 0): at the last
+ * index, or at the end of the last complete row before it. */
+static inline ptrdiff_t cuda_split_max(int count, int n, ptrdiff_t s_in, ptrdiff_t s_out) {
+    ptrdiff_t m = samc_att_split(count - 1, n, s_in, s_out);
+    if (n > 0 && count > n) {
+        ptrdiff_t r = samc_att_split((count - 1) / n * n - 1, n, s_in, s_out);
+        if (r > m) m = r;
+    }
+    return m;
+}
+/* The same with the window geometry of samc_attention_args (kernels/ops.h). */
+static inline size_t cuda_span_win(int batch, int nx, ptrdiff_t sb, ptrdiff_t sby, int heads, ptrdiff_t sh, int rows,
+                                   int tw, ptrdiff_t st, ptrdiff_t sty, int d) {
+    return (size_t)(cuda_split_max(batch, nx, sb, sby) + (heads - 1) * sh + cuda_split_max(rows, tw, st, sty) + d);
+}
 
 /* ---- device helpers ------------------------------------------------------------------ */
 __device__ __forceinline__ float warp_sum(float v) {

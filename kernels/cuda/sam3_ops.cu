@@ -97,6 +97,10 @@ static void attention_biased_cuda(const samc_ops *o, const samc_attention_args *
         cuda_fail(c, __FILE__, __LINE__, "attention_biased", "head_dim above 128 is not supported");
         return;
     }
+    if (samc_att_windowed(a)) { /* kernels/ops.h: the window geometry is attention's only */
+        cuda_fail(c, __FILE__, __LINE__, "attention_biased", "window geometry is not supported");
+        return;
+    }
     const char *op = "attention_biased";
     if (sam3_in(c, a->q, cuda_span(a->batch, a->q_sb, a->heads, a->q_sh, a->n_q, a->q_st, a->head_dim), op) ||
         sam3_in(c, a->k, cuda_span(a->batch, a->k_sb, a->heads, a->k_sh, a->n_kv, a->k_st, a->head_dim), op) ||

@@ -34,6 +34,7 @@ int rt_backend_open(samc_runtime *rt, const samc_options *opt, samc_error *err) 
         rt->sizing_ops = samc_ops_sizing_create(cuda ? "cuda (planned)" : "cpu (planned)",
                                                 cuda ? SAMC_CUDA_FIXED_BYTES : 0);
         if (!rt->sizing_ops) return samc_error_set(err, SAMC_ERR_NOMEM, "out of memory");
+        rt->sizing_ops->attention_windows = cuda; /* plan the buffers the CUDA backend's path takes */
         rt->backend = rt->ops = rt->sizing_ops;
         return 0;
     }

@@ -129,34 +129,77 @@ int sam2_hiera_pos_embed(const sam2_model *m, float *out /* [H*W, C0] */) {
 
 /* ---- forward ------------------------------------------------------------------------ */
 
-/* MultiScaleAttention.forward on nwin windows of wh x ww tokens: win [nwin, wh*ww, dim]
- * -> out [nwin, Tq, dim_out] with Tq = wh*ww, or (wh/2)*(ww/2) when the block pools q. */
-static int multiscale_attention(sam2_model *m, const sam2_multiscale_block_weights *bl, const float *win, int nwin, int wh,
-                                int ww, float *out, samc_error *err) {
+/* Where MultiScaleAttention finds its windows: nwin windows of wh x ww tokens, either
+ * partitioned (win [nwin, wh*ww, dim], the rows of window w after those of w - 1) or, when
+ * in_place, straight in the token map x [B, H, W, dim] of a map that is a multiple of the
+ * window (nwin = B * (H/wh) * (W/ww), window b = (image, wy, wx) in row-major order). */
+typedef struct {
+    int nwin, wh, ww, in_place;
+    int W, Wo; /* map widths in tokens, input and output (in_place) */
+} hiera_windows;
+
+/* The view of token rows of width C (a pointer into a map of `width` tokens per row, or
+ * into partitioned windows) as the attention's (batch, token) indexing: element (b, t)
+ * of window b's th x tw tokens. The window geometry of kernels/ops.h when in place. */
+static void window_view(const hiera_windows *g, int th, int tw, int width, ptrdiff_t C, ptrdiff_t *sb, ptrdiff_t *sby,
+                        ptrdiff_t *st, ptrdiff_t *sty) {
+    *st = C;
+    if (g->in_place) {
+        *sb = tw * C;                        /* the next window to the right */
+        *sby = (ptrdiff_t)th * width * C;    /* the next row of windows (or the next image) */
+        *sty = (ptrdiff_t)width * C;         /* the next token row inside the window */
+    } else {
+        *sb = (ptrdiff_t)th * tw * C;
+        *sby = *sty = 0;
+    }
+}
+
+/* MultiScaleAttention.forward on the windows of g: src holds their tokens (partitioned,
+ * or the token map in place) -> out [nwin, Tq, dim_out] in the same layout, with
+ * Tq = wh*ww, or (wh/2)*(ww/2) when the block pools q; out = shortcut + attention when
+ * shortcut is not NULL (the block's residual in the same layout: in place only). */
+static int multiscale_attention(sam2_model *m, const sam2_multiscale_block_weights *bl, const float *src,
+                                const hiera_windows *g, const float *shortcut, float *out, samc_error *err) {
     const samc_ops *o = m->rt.ops;
-    int dim = bl->dim, dout = bl->dim_out, hd = dout / bl->heads;
-    int T = wh * ww, Tq = bl->q_pool ? (wh / 2) * (ww / 2) : T;
+    int dim = bl->dim, dout = bl->dim_out, hd = dout / bl->heads, nwin = g->nwin, wh = g->wh, ww = g->ww;
+    int T = wh * ww, qh = bl->q_pool ? wh / 2 : wh, qw = bl->q_pool ? ww / 2 : ww, Tq = qh * qw;
     size_t mark = rt_arena_mark(&m->rt);
     float *qkv, *qpool = NULL, *attn;
     RT_ALLOC(&m->rt, qkv, (size_t)nwin * T * 3 * dout);
-    if (bl->q_pool) RT_ALLOC(&m->rt, qpool, (size_t)nwin * Tq * dout);
+    if (bl->q_pool && !g->in_place) RT_ALLOC(&m->rt, qpool, (size_t)nwin * Tq * dout);
     RT_ALLOC(&m->rt, attn, (size_t)nwin * Tq * dout);
-    /* qkv: [nwin, T, 3, heads, hd], so q, k, v are contiguous thirds of each token row. */
-    o->linear(o, win, bl->qkv.w, bl->qkv.b, qkv, nwin * T, 3 * dout, dim);
+    /* qkv: [tokens, 3, heads, hd], so q, k, v are contiguous thirds of each token row. It
+     * is per token, so applying it to the map before the partition (in place) gives the
+     * partitioned rows' values. */
+    o->linear(o, src, bl->qkv.w, bl->qkv.b, qkv, nwin * T, 3 * dout, dim);
     samc_attention_args a = {
         .batch = nwin, .heads = bl->heads, .n_q = Tq, .n_kv = T, .head_dim = hd, .scale = 1.0f / sqrtf((float)hd),
-        .q = qkv, .q_sb = (ptrdiff_t)T * 3 * dout, .q_sh = hd, .q_st = 3 * dout,
-        .k = qkv + dout, .k_sb = (ptrdiff_t)T * 3 * dout, .k_sh = hd, .k_st = 3 * dout,
-        .v = qkv + 2 * dout, .v_sb = (ptrdiff_t)T * 3 * dout, .v_sh = hd, .v_st = 3 * dout,
-        .out = attn, .o_sb = (ptrdiff_t)Tq * dout, .o_sh = hd, .o_st = dout,
+        .q = qkv, .q_sh = hd, .k = qkv + dout, .k_sh = hd, .v = qkv + 2 * dout, .v_sh = hd, .out = attn, .o_sh = hd,
     };
-    if (bl->q_pool) {
+    window_view(g, wh, ww, g->W, 3 * dout, &a.q_sb, &a.q_sby, &a.q_st, &a.q_sty);
+    window_view(g, wh, ww, g->W, 3 * dout, &a.k_sb, &a.k_sby, &a.k_st, &a.k_sty);
+    window_view(g, wh, ww, g->W, 3 * dout, &a.v_sb, &a.v_sby, &a.v_st, &a.v_sty);
+    window_view(g, qh, qw, g->Wo, dout, &a.o_sb, &a.o_sby, &a.o_st, &a.o_sty);
+    if (g->in_place) {
+        a.win_nx = g->W / ww;
+        a.q_tw = qw;
+        a.kv_tw = ww;
+    }
+    if (bl->q_pool && g->in_place) {
+        /* q_pool fused: the attention reads each q token as the max of its 2x2 cell of the
+         * unpooled window (wh, ww even), straight from the qkv rows: no pooling pass */
+        a.q_pool = 1;
+    } else if (bl->q_pool) {
         /* q_pool: max-pool 2x2 of q inside each window, read in place from the qkv rows. */
         o->maxpool2x2(o, qkv, qpool, nwin, wh, ww, dout, 3 * dout);
         a.q = qpool; a.q_sb = (ptrdiff_t)Tq * dout; a.q_sh = hd; a.q_st = dout;
     }
     o->attention(o, &a);
-    o->linear(o, attn, bl->attn_proj.w, bl->attn_proj.b, out, nwin * Tq, dout, dout);
+    /* proj, and in place the block's residual with it (x = shortcut + attn): one op, so
+     * a backend may fold bias and residual into one pass (CUDA in bf16 / fp16) */
+    if (shortcut)
+        o->linear_act(o, attn, bl->attn_proj.w, bl->attn_proj.b, out, nwin * Tq, dout, dout, SAMC_ACT_NONE, shortcut);
+    else o->linear(o, attn, bl->attn_proj.w, bl->attn_proj.b, out, nwin * Tq, dout, dout);
     rt_arena_reset(&m->rt, mark);
     return 0;
 }
@@ -172,16 +215,27 @@ static int multiscale_block(sam2_model *m, const sam2_multiscale_block_weights *
     int nwy = (H + wh - 1) / wh, nwx = (W + ww - 1) / ww, nw = nwy * nwx, T = wh * ww;
     int qh = pool ? wh / 2 : wh, qw = pool ? ww / 2 : ww, Tq = qh * qw;
     size_t HW = (size_t)H * W, HWo = (size_t)Ho * Wo;
+    /* Windows read in place (no window_partition / window_unpartition copies) on backends
+     * that prefer it (ops.h attention_windows; the plan asks the backend, not the planning
+     * ops) when no window is padded: padded windows have keys and values made from zero
+     * tokens (bias only), which only the partition's copy provides. Pooling in place needs
+     * even windows, so that the map's 2x2 cells are the windows'. */
+    hiera_windows g = { .nwin = B * nw, .wh = wh, .ww = ww, .W = W, .Wo = Wo };
+    g.in_place = m->rt.backend->attention_windows && H % wh == 0 && W % ww == 0 &&
+                 (!pool || (wh % 2 == 0 && ww % 2 == 0));
     size_t mark = rt_arena_mark(&m->rt);
-    float *xn, *shortcut = (float *)x, *full = NULL, *win, *ao, *hidden;
+    float *xn, *shortcut = (float *)x, *full = NULL, *win = NULL, *ao = NULL, *hidden, *x1;
     RT_ALLOC(&m->rt, xn, B * HW * dim);
     if (dim != dout) {
         RT_ALLOC(&m->rt, full, B * HW * dout);
         RT_ALLOC(&m->rt, shortcut, B * HWo * dout);
     }
-    RT_ALLOC(&m->rt, win, (size_t)B * nw * T * dim);
-    RT_ALLOC(&m->rt, ao, (size_t)B * nw * Tq * dout);
+    if (!g.in_place) {
+        RT_ALLOC(&m->rt, win, (size_t)B * nw * T * dim);
+        RT_ALLOC(&m->rt, ao, (size_t)B * nw * Tq * dout);
+    }
     RT_ALLOC(&m->rt, hidden, B * HWo * 4 * dout);
+    RT_ALLOC(&m->rt, x1, B * HWo * dout); /* x after the attention's residual */
 
     o->layer_norm(o, x, bl->norm1.w, bl->norm1.b, xn, B * H * W, dim, 1e-6f);
     if (dim != dout) {
@@ -190,23 +244,29 @@ static int multiscale_block(sam2_model *m, const sam2_multiscale_block_weights *
         if (pool) o->maxpool2x2(o, full, shortcut, B, H, W, dout, dout);
         else o->copy(o, shortcut, full, B * HW * dout);
     }
-    /* window_partition with zero padding at the bottom/right (padded tokens not masked);
-     * image i's windows follow image i-1's, so the batch is B * nw windows. */
-    for (int i = 0; i < B; i++)
-        o->window_partition(o, xn + i * HW * dim, win + (size_t)i * nw * T * dim, H, W, dim, wh, ww);
-    if (multiscale_attention(m, bl, win, B * nw, wh, ww, ao, err)) return -1;
-    /* window_unpartition (crop the padding) + residual, image by image. */
-    for (int i = 0; i < B; i++)
-        o->window_unpartition_add(o, ao + (size_t)i * nw * Tq * dout, shortcut + i * HWo * dout, out + i * HWo * dout,
-                                  Ho, Wo, dout, qh, qw, nwx);
+    if (g.in_place) {
+        /* the windows of the token map itself; x = shortcut + attn in the same pass */
+        if (multiscale_attention(m, bl, xn, &g, shortcut, x1, err)) return -1;
+    } else {
+        /* window_partition with zero padding at the bottom/right (padded tokens not
+         * masked); image i's windows follow image i-1's, so the batch is B * nw windows. */
+        for (int i = 0; i < B; i++)
+            o->window_partition(o, xn + i * HW * dim, win + (size_t)i * nw * T * dim, H, W, dim, wh, ww);
+        if (multiscale_attention(m, bl, win, &g, NULL, ao, err)) return -1;
+        /* window_unpartition (crop the padding) + residual, image by image: x = shortcut + attn */
+        for (int i = 0; i < B; i++)
+            o->window_unpartition_add(o, ao + (size_t)i * nw * Tq * dout, shortcut + i * HWo * dout,
+                                      x1 + i * HWo * dout, Ho, Wo, dout, qh, qw, nwx);
+    }
     /* x = x + mlp(norm2(x)); MLP = Linear -> GELU -> Linear. */
     int N = B * Ho * Wo;
-    o->layer_norm(o, out, bl->norm2.w, bl->norm2.b, xn, N, dout, 1e-6f);
-    /* mlp.layers.0 + GELU as one op: a backend may fold the bias and the GELU into one
-     * pass (the CUDA backend in bf16 / fp16); elsewhere the same linear + gelu */
+    o->layer_norm(o, x1, bl->norm2.w, bl->norm2.b, xn, N, dout, 1e-6f);
+    /* mlp.layers.0 + GELU, then mlp.layers.1 + the residual, each as one op: a backend may
+     * fold bias, GELU and residual into one pass after the product (the CUDA backend in
+     * bf16 / fp16); elsewhere linear, gelu and add as before, the same bits. The residual
+     * x1 is not the output (linear_act's r must not alias y). */
     o->linear_act(o, xn, bl->mlp0.w, bl->mlp0.b, hidden, N, 4 * dout, dout, SAMC_ACT_GELU, NULL);
-    o->linear(o, hidden, bl->mlp1.w, bl->mlp1.b, ao, N, dout, 4 * dout);
-    o->add(o, out, out, ao, (size_t)N * dout, (size_t)N * dout);
+    o->linear_act(o, hidden, bl->mlp1.w, bl->mlp1.b, out, N, dout, 4 * dout, SAMC_ACT_NONE, x1);
     rt_arena_reset(&m->rt, mark);
     return 0;
 }

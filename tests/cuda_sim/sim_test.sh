@@ -54,10 +54,10 @@ run "op tests (odd, small, sam)" $OPS --size odd,small,sam
 run "op tests bf16 / fp16 (odd, small)" $LOWP --size odd,small
 run "op tests bf16 / fp16 (precision map, chunked)" $LOWP --op linear_bf16,linear_fp16 --shape chunked
 # 132 multiprocessors (an H100): the decoder's few-query attention splits its keys
-run "op tests (132 SMs: split-KV)" env SAMC_CUDA_SIM_SMS=132 $OPS,cuda_bf16 --op attention --size odd,small
+run "op tests (132 SMs: split-KV)" env SAMC_CUDA_SIM_SMS=132 $OPS,cuda_bf16 --op attention,attention_windows --size odd,small
 # every value of every kernel switch but the defaults (kernels/cuda/variants.txt)
 for v in ATTN=fma ATTN_BQ=128 SPLITKV=off; do
-  run "op tests, SAMC_CUDA_VARIANT_$v" env SAMC_CUDA_SIM_SMS=132 "SAMC_CUDA_VARIANT_$v" $OPS,cuda_bf16,cuda_fp16 --op attention --size odd,small
+  run "op tests, SAMC_CUDA_VARIANT_$v" env SAMC_CUDA_SIM_SMS=132 "SAMC_CUDA_VARIANT_$v" $OPS,cuda_bf16,cuda_fp16 --op attention,attention_windows --size odd,small
 done
 run "op tests (odd, seed 2)" env SAMC_CUDA_SIM_SEED=2 $OPS,cuda_bf16 --size odd
 run "op tests (sm_75: no bf16)" env SAMC_CUDA_SIM_SM=75 $OPS,cuda_bf16,cuda_fp16 --size odd --op linear,linear_fp16,matmul_fp16

@@ -79,6 +79,26 @@ TEETH_BACKEND=cuda_bf16 mutation missing_barrier_attention_tc attention_tc atten
             __syncthreads();" "L.dp, vec);"
 TEETH_BACKEND=cuda_bf16 mutation off_by_one_attention_tc attention_tc attention \
   "float p = key < nk ? expf(srow[key] * scale - m) : 0.0f;" "float p = key <= nk ? expf(srow[key] * scale - m) : 0.0f;"
+# Windows read in place (the window geometry of samc_attention_args): a key row at its
+# plain offset instead of the window's (fp32 kernel), a window's batch offset with the
+# in-window stride for the row of windows (tensor-core kernel), the split-KV combine
+# writing its output rows at the plain offset (fp32, the two 9x10 windows' split keys).
+mutation window_row_attention attention attention_windows \
+  "const cuda_src<T> s = src.at(samc_att_split(row0 + r, tw, st, sty));" \
+  "const cuda_src<T> s = src.at((ptrdiff_t)(row0 + r) * st);"
+TEETH_BACKEND=cuda_bf16 mutation window_batch_attention_tc attention_tc attention_windows \
+  "const T *kb = p.k + samc_att_split(bi, a.win_nx, a.k_sb, a.k_sby) + h * a.k_sh;" \
+  "const T *kb = p.k + samc_att_split(bi, a.win_nx, a.k_sb, a.k_sb) + h * a.k_sh;"
+mutation window_combine_attention attention attention_windows \
+  "samc_att_split(i, a.q_tw, a.o_st, a.o_sty))
+            .put" "(ptrdiff_t)i * a.o_st)
+            .put"
+# q_pool fused into the attention's Q load: one element of the 2x2 cell left out (the
+# fp32 kernel, and the tensor-core kernel's pooled Q loader).
+mutation pool_cell_attention attention attention_windows \
+  "fmaxf(s[d + a.q_sty], s[d + a.q_sty + a.q_st])" "fmaxf(s[d + a.q_sty], s[d + a.q_sty])"
+TEETH_BACKEND=cuda_bf16 mutation pool_cell_attention_tc attention_tc attention_windows \
+  "fmaxf(lp_f(s[a.q_sty]), lp_f(s[a.q_sty + a.q_st]))" "fmaxf(lp_f(s[a.q_sty]), lp_f(s[a.q_sty]))"
 # A bound off by one: the pixel guard of LayerNorm2d, the right border of conv2d.
 mutation off_by_one_layer_norm2d norm layer_norm2d "const bool ok = p < HW;" "const bool ok = p <= HW;"
 mutation off_by_one_conv2d conv conv2d "ix < 0 || ix >= W) continue;" "ix < 0 || ix > W) continue;"
@@ -110,7 +130,7 @@ if [ "${SIM_SWEEP:-0}" = 1 ]; then
     file=$(basename "$f" .cu)
     n=$(grep -c '__syncthreads()' "$f")
     be=cuda
-    case $file in attention) op=attention ;; attention_tc) op=attention be=cuda_bf16 ;;
+    case $file in attention) op=attention,attention_windows ;; attention_tc) op=attention,attention_windows be=cuda_bf16 ;;
                   conv) op=conv2d,conv_transpose2x2 ;; elementwise) op=transpose ;;
                   norm) op=layer_norm,layer_norm2d ;; maskpost) op=mask_stats ;; sam3_ops) op=group_norm ;;
                   *) op=all ;; esac
