@@ -62,7 +62,7 @@ int cuda_variant(samc_cuda_ctx *c, const char *name, char *out, size_t n) {
     if (v && *v) {
         snprintf(out, n, "%s", v);
         if (listed(s->values, v)) return 0;
-        char why[256];
+        char why[sizeof env + 40 + 16 + 150 + 2]; /* room for every part the format allows */
         snprintf(why, sizeof why, "%s=%.40s is not one of: %.150s", env, v, s->values);
         return cuda_fail(c, __FILE__, __LINE__, "variants", why);
     }
