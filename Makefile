@@ -44,7 +44,7 @@ ifneq ($(CUDA_SRC),)
   # installed. kernels/cuda_stub.c finds and loads it (see there).
   CUDA_SO   := $(BUILD)/libsamc_cuda.so
   override CFLAGS += -DSAMC_HAVE_CUDA=1
-  CUDA_LIBS := -L$(CUDA_HOME)/lib64 -lcudart -lcublas
+  CUDA_LIBS := -L$(CUDA_HOME)/lib64 -lcudart -lcublas -lcublasLt
   # sm_75 (Turing, T4) for --precision fp16 there; sm_80 / sm_90 and compute_80 PTX.
   # CUDA_ARCH picks other targets (the GPU package: sm_90 only); NVCC_CCBIN another host
   # compiler (CUDA 11.8 accepts g++ <= 11 or clang <= 14: .ci/cuda118).

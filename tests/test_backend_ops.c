@@ -485,6 +485,61 @@ static void test_gemm(const backend *be) {
     }
 }
 
+/* linear_act: y = act(x · wᵀ + b) + r (ops.h; r aliases neither y nor x), as the MLP's
+ * linears run it (mlp.0 + GELU, mlp.1 + the block's residual). With 16-bit
+ * activations the CUDA backend folds bias, ReLU and residual into the GEMM under
+ * SAMC_CUDA_VARIANT_GEMM=lt (kernels/cuda/NOTES.md), the own epilogue pass otherwise. */
+typedef struct { const char *name; int sz, M, N, K, bias, act, res; } lin_act;
+
+static const lin_act linear_act_cases[] = {
+    { "odd", SZ_ODD, 7, 13, 17, 1, SAMC_ACT_NONE, 1 }, { "odd", SZ_ODD, 33, 7, 33, 1, SAMC_ACT_RELU, 0 },
+    { "odd", SZ_ODD, 17, 16, 33, 1, SAMC_ACT_RELU, 1 }, { "odd", SZ_ODD, 13, 33, 7, 0, SAMC_ACT_GELU, 1 },
+    { "odd", SZ_ODD, 61, 47, 300, 1, SAMC_ACT_GELU, 0 }, { "odd", SZ_ODD, 5, 16, 257, 0, SAMC_ACT_NONE, 1 },
+    { "odd", SZ_ODD, 9, 24, 40, 1, SAMC_ACT_NONE, 1 }, { "odd", SZ_ODD, 1, 1, 1, 0, SAMC_ACT_RELU, 0 },
+    { "micro hiera mlp.0 s0", SZ_SMALL, 4096, 64, 16, 1, SAMC_ACT_GELU, 0 },
+    { "micro hiera mlp.1 s0", SZ_SMALL, 4096, 16, 64, 1, SAMC_ACT_NONE, 1 },
+    { "micro decoder mlp", SZ_SMALL, 10, 256, 32, 1, SAMC_ACT_RELU, 0 },
+    { "tiny@256 hiera mlp.1 s3", SZ_SMALL, 64, 768, 3072, 1, SAMC_ACT_NONE, 1 },
+};
+
+static void run_linear_act(const backend *be, const lin_act *s) {
+    static const char *const act_name[] = { "", " relu", " gelu" };
+    size_t xn = (size_t)s->M * s->K, wn = (size_t)s->N * s->K, yn = (size_t)s->M * s->N;
+    float *x = rand_buf(xn, 1.0f), *w = rand_buf(wn, 1.0f), *b = s->bias ? rand_buf((size_t)s->N, 1.0f) : NULL;
+    float *r = s->res ? rand_buf(yn, 1.0f) : NULL;
+    float *dx = be_from(be, x, xn), *dw = be_from(be, w, wn), *db = b ? be_from(be, b, (size_t)s->N) : NULL;
+    float *dy = be_nan(be, yn), *dr = r ? be_from(be, r, yn) : NULL;
+    run_t t;
+    /* 16 bits: the product may be rounded before the bias, activation and residual */
+    run_begin(&t, be, gemm_atol(s->K) + lp(be, sqrt((double)s->K) + 2), GEMM_RTOL + lp(be, 1), "linear_act",
+              "%s M=%d N=%d K=%d%s%s%s", s->name, s->M, s->N, s->K, s->bias ? " bias" : "", act_name[s->act],
+              r ? " residual" : "");
+    if (!dx || !dw || !dy || (b && !db) || (r && !dr)) run_fail(&t, "allocation failed");
+    else {
+        be->ops->linear_act(be->ops, dx, dw, db, dy, s->M, s->N, s->K, (samc_act)s->act, dr);
+        if (run_sync(&t)) {
+            float *y = be_to_host(be, dy, yn), *yr = zero_buf((size_t)64 * s->N);
+            int r0[3], len[3], ns = sample_rows(s->M, r0, len);
+            for (int i = 0; i < ns; i++) {
+                g_ref->linear_act(g_ref, x + (size_t)r0[i] * s->K, w, b, yr, len[i], s->N, s->K, (samc_act)s->act,
+                                  r ? r + (size_t)r0[i] * s->N : NULL);
+                run_cmp(&t, y + (size_t)r0[i] * s->N, yr, (size_t)len[i] * s->N, (size_t)r0[i] * s->N);
+            }
+            free(y); free(yr);
+        }
+    }
+    run_end(&t);
+    be_free(be, dx); be_free(be, dw); be_free(be, db); be_free(be, dy); be_free(be, dr);
+    free(x); free(w); free(b); free(r);
+}
+
+static void test_linear_act(const backend *be) {
+    for (size_t i = 0; i < sizeof linear_act_cases / sizeof linear_act_cases[0]; i++) {
+        const lin_act *s = &linear_act_cases[i];
+        if (want(be, "linear_act", s->name, s->sz, 2.0 * s->M * s->N * s->K)) run_linear_act(be, s);
+    }
+}
+
 /* K == 0: the product is empty, y is the bias (or zero). */
 static void test_gemm_zero_k(const backend *be) {
     if (!want(be, "gemm_zero_k", "K=0", SZ_ODD, 0)) return;
@@ -2428,6 +2483,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < g_nbe; i++) {
         const backend *be = &g_be[i];
         test_gemm(be);
+        test_linear_act(be);
         test_gemm_zero_k(be);
         test_lowp(be);
         test_attention(be);

@@ -1043,7 +1043,7 @@ def sam3_rows(c):
 STAGES = [("env", stage_env, 20), ("build", stage_build, 240), ("cuda_ops", stage_cuda_ops, 240),
           ("golden", stage_golden, 200), ("bench", stage_bench, 200), ("pytorch", stage_pytorch, 240),
           ("sam3", stage_sam3, 200), ("amg_tiles", stage_amg_tiles, 120), ("soak", stage_soak, 110), ("sanitizer", stage_sanitizer, 150),
-          ("variants", stage_variants, 90), ("extra", stage_extra, 400)]
+          ("variants", stage_variants, 110), ("extra", stage_extra, 400)]
 RESERVE = 8     # seconds kept for the report after the last stage
 # seconds of the budget that the stages before a stage leave to it (env and build excepted),
 # so that a slow SAM2.1 run still leaves SAM3 its micro part and the report

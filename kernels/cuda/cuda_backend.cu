@@ -78,6 +78,7 @@ static void destroy_ctx(samc_cuda_ctx *c) {
     pipeline_cuda_release(c);
     lowp_release(c);
     attention_cuda_release(c);
+    gemm_cuda_release(c);
     if (c->blas) cublasDestroy(c->blas);
     if (c->blas_workspace) cudaFree(c->blas_workspace);
     if (c->stream) cudaStreamDestroy(c->stream);
@@ -132,6 +133,7 @@ extern "C" samc_ops *samc_ops_cuda_create(int device, char *err) {
     /* A blocking stream (not cudaStreamNonBlocking): work on the legacy default stream,
      * such as a caller's cudaEventRecord(ev, 0) around a few ops, is ordered with ours. */
     size_t ws_bytes = prop.major >= 9 ? (size_t)32 << 20 : (size_t)4 << 20;
+    c->blas_ws_bytes = ws_bytes;
     for (int i = 0; i < SAMC_OPS_GRAPHS; i++) c->map_log[i] = cuda_map_log{ NULL, 0, 0, -1, 0 };
     if (pipeline_cuda_prepare(c) || cuda_variants_read(c) ||
         CUDA_CHECK(c, cudaStreamCreate(&c->stream)) || CUBLAS_CHECK(c, cublasCreate(&c->blas)) ||
@@ -140,7 +142,8 @@ extern "C" samc_ops *samc_ops_cuda_create(int device, char *err) {
         CUBLAS_CHECK(c, cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH)) ||
         /* after SetStream, which resets the workspace to cuBLAS's own pool */
         CUDA_CHECK(c, cudaMalloc(&c->blas_workspace, ws_bytes)) ||
-        CUBLAS_CHECK(c, cublasSetWorkspace(c->blas, c->blas_workspace, ws_bytes)) || attention_cuda_prepare(c)) {
+        CUBLAS_CHECK(c, cublasSetWorkspace(c->blas, c->blas_workspace, ws_bytes)) || attention_cuda_prepare(c) ||
+        gemm_cuda_prepare(c)) {
         snprintf(err, 512, "CUDA device %d (%.64s, sm_%d%d): %.400s", device, prop.name, prop.major, prop.minor,
                  c->err);
         (void)cudaGetLastError();

@@ -8,6 +8,7 @@
  * asynchronous fault is pinned to the op that caused it. */
 #ifndef SAMC_CUDA_COMMON_CUH
 #define SAMC_CUDA_COMMON_CUH
+#include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -64,13 +65,21 @@ typedef struct {
     int attn_bq128;   /* ATTN_BQ: 0 64, 1 128 */
     int splitkv_off;  /* SPLITKV: 0 auto, 1 off */
     int decoder_lowp; /* DECODER: 0 fp32, 1 lowp */
+    int gemm_lt;      /* GEMM: 0 gemmex, 1 lt (cuBLASLt with the bias / residual epilogue) */
 } cuda_switches;
+
+struct gemm_lt_plan; /* gemm.cu: one cached cuBLASLt matmul (descriptors + algorithm) */
 
 typedef struct {
     int device;
     cudaStream_t stream;      /* every op, copy and cuBLAS call goes here, in order */
     cublasHandle_t blas;
-    void *blas_workspace;     /* given to cuBLAS once so it never allocates mid-forward */
+    void *blas_workspace;     /* given to cuBLAS once so it never allocates mid-forward; */
+    size_t blas_ws_bytes;     /* cuBLASLt's workspace too (same stream: never both at once) */
+    cublasLtHandle_t lt;      /* GEMM=lt only (gemm.cu): cuBLASLt, and its plans per shape */
+    cublasLtMatmulPreference_t lt_pref;
+    struct gemm_lt_plan *lt_plans;
+    int lt_n_plans, lt_next;  /* plans in use; the next to reuse once all are */
     int sm_count;
     int cc;                   /* compute capability as 10 * major + minor (86 = sm_86) */
     char device_name[64];
@@ -138,7 +147,7 @@ static inline unsigned cuda_blocks_for(const samc_cuda_ctx *c, size_t n, int thr
 /* variants.cu: the value of switch `name` (kernels/cuda/variants.txt) for this device
  * into out; 0, or -1 (error recorded) for an unknown switch or a value not listed. */
 int cuda_variant(samc_cuda_ctx *c, const char *name, char *out, size_t n);
-/* variants.cu: every switch of the backend (GRAPHS, ATTN, ATTN_BQ, SPLITKV, DECODER) into
+/* variants.cu: every switch of the backend (GRAPHS, ATTN, ATTN_BQ, SPLITKV, DECODER, GEMM) into
  * c->use_graphs and c->sw, at create; 0 or -1 (error recorded). */
 int cuda_variants_read(samc_cuda_ctx *c);
 
@@ -156,6 +165,9 @@ void linear_cuda(const samc_ops *o, const float *x, const float *w, const float 
 void linear_act_cuda(const samc_ops *o, const float *x, const float *w, const float *b, float *y, int M, int N, int K,
                      samc_act act, const float *r);
 void matmul_cuda(const samc_ops *o, const float *a, const float *b, const float *bias, float *c, int M, int N, int K);
+/* GEMM=lt: the cuBLASLt handle, preference and plan cache (at create); their release */
+int gemm_cuda_prepare(samc_cuda_ctx *c);
+void gemm_cuda_release(samc_cuda_ctx *c);
 /* lowp.cu: reduced precision and the memory views it needs */
 int set_precision_cuda(const samc_ops *o, samc_ops_precision p, const float *weights, size_t n_weights, char *err);
 int weights16_region_cuda(const samc_ops *o, const float *standin, size_t n, char *err);

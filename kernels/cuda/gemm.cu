@@ -12,6 +12,9 @@
  * then at most one epilogue pass over the 16-bit output doing bias, activation and
  * residual together. An fp32 operand (an upload) is converted through the scratch first,
  * in chunks when large; a 16-bit operand of an fp32 product is widened so.
+ * Switch GEMM=lt (variants.txt): a 16-bit linear / linear_act is one cublasLtMatmul per
+ * chunk instead, its epilogue adding the bias (ReLU too) and its C the residual (beta 1);
+ * GELU stays the own pass (cuBLASLt's GELU epilogue is the tanh approximation).
  * A weight kept in 16 bits only (a stand-in, ops.h weights16_region) has no fp32 values:
  * its product is the 16-bit one in the fp32 phase too (the fp32 activation converted into
  * the scratch per call, fp32 output, fp32 accumulation), then the epilogue pass.
@@ -23,6 +26,8 @@
  *   matmul: c[M,N] = a[M,K] · b[K,N]    <=>   cᵀ[N,M] = bᵀ · aᵀ */
 #include "kernels/cuda/cuda_common.cuh"
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 /* ---- the epilogue pass over a 16-bit product ----------------------------------------- */
 
@@ -126,6 +131,151 @@ static int gemm16(samc_cuda_ctx *c, cublasOperation_t ta, int m, int n, int k, c
                                         c16 ? t : CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
+/* ---- cuBLASLt (switch GEMM=lt) -------------------------------------------------------- */
+
+/* What a 16-bit linear folds into cublasLtMatmul: D = epilogue(A · B + beta C), the
+ * epilogue adding the bias (16-bit, as D) and, for ReLU, clamping; C = the residual with
+ * beta 1 (C and D may differ). cuBLASLt adds C before its epilogue's activation, so the
+ * residual is folded only without one. GELU is never folded: cuBLASLt's GELU epilogue is
+ * the tanh approximation, nn.GELU() the erf one (gemm_act): it stays our own pass. */
+typedef struct {
+    const void *bias; /* 16-bit [N] or NULL */
+    const void *r;    /* 16-bit [M, N] (the residual, C) or NULL */
+    int relu;
+} gemm_lt_fold;
+
+/* One cached matmul: the key (shape, epilogue, C read or not, the 16-bit type, the
+ * operands' alignments), its descriptors and the heuristic's algorithm, or ok = 0 when
+ * cuBLASLt has none (the caller then takes cublasGemmEx and the own pass). */
+struct gemm_lt_plan {
+    int m, n, k, epi, beta1, type, align, ok;
+    cublasLtMatmulDesc_t desc;
+    cublasLtMatrixLayout_t a, b, cd;
+    cublasLtMatmulAlgo_t algo;
+};
+enum { GEMM_LT_PLANS = 128 }; /* SAM2.1 large + SAM3 use far fewer shapes */
+
+static int lt_check(samc_cuda_ctx *c, cublasStatus_t s, int line, const char *op, const char *call) {
+    if (s == CUBLAS_STATUS_SUCCESS) return 0;
+    char what[256];
+    snprintf(what, sizeof what, "%.60s: %.180s", op, call);
+    return cuda_check_blas(c, s, __FILE__, line, what);
+}
+/* a cuBLASLt call checked, the error naming the op (linear / linear_act) and the call */
+#define LT_CHECK(c, op, call) lt_check((c), (call), __LINE__, (op), #call)
+
+int gemm_cuda_prepare(samc_cuda_ctx *c) {
+    if (!c->sw.gemm_lt) return 0;
+    const uint64_t ws = c->blas_ws_bytes;
+    c->lt_plans = (gemm_lt_plan *)calloc(GEMM_LT_PLANS, sizeof *c->lt_plans);
+    if (!c->lt_plans) return cuda_fail(c, __FILE__, __LINE__, "GEMM=lt", "out of host memory for the plans");
+    return LT_CHECK(c, "GEMM=lt", cublasLtCreate(&c->lt)) ||
+           LT_CHECK(c, "GEMM=lt", cublasLtMatmulPreferenceCreate(&c->lt_pref)) ||
+           LT_CHECK(c, "GEMM=lt", cublasLtMatmulPreferenceSetAttribute(
+                                      c->lt_pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
+}
+
+static void lt_plan_clear(gemm_lt_plan *p) {
+    if (p->desc) cublasLtMatmulDescDestroy(p->desc);
+    if (p->a) cublasLtMatrixLayoutDestroy(p->a);
+    if (p->b) cublasLtMatrixLayoutDestroy(p->b);
+    if (p->cd) cublasLtMatrixLayoutDestroy(p->cd);
+    memset(p, 0, sizeof *p);
+}
+
+void gemm_cuda_release(samc_cuda_ctx *c) {
+    for (int i = 0; c->lt_plans && i < c->lt_n_plans; i++) lt_plan_clear(&c->lt_plans[i]);
+    free(c->lt_plans);
+    c->lt_plans = NULL;
+    if (c->lt_pref) cublasLtMatmulPreferenceDestroy(c->lt_pref);
+    if (c->lt) cublasLtDestroy(c->lt);
+    c->lt_pref = NULL;
+    c->lt = NULL;
+}
+
+/* The alignment cuBLASLt may assume of p: its largest power-of-two divisor up to 256 (the
+ * preference's default, which a chunk's or a slice's pointer need not meet), as log2. */
+static int align_log2(const void *p) {
+    uintptr_t u = (uintptr_t)p | 256;
+    int l = 0;
+    while (!(u & 1)) u >>= 1, l++;
+    return l;
+}
+
+/* The plan for D[m,n] = epi(op_T(A)[m,k] · B[k,n] + beta1 · C), A [k,m] (ld k), B [k,n]
+ * (ld k), C = D layout (ld m), all of the 16-bit type: found, or made (descriptors and
+ * the heuristic's first algorithm; the oldest plan reused once all are taken). C is D
+ * when beta is 0 (unread). NULL on an error (recorded). */
+static gemm_lt_plan *lt_plan(samc_cuda_ctx *c, int m, int n, int k, int epi, int beta1, const void *A, const void *B,
+                             const void *C, const void *D, const char *op) {
+    int type = c->lp_type == SAMC_OPS_BF16 ? CUDA_R_16BF : CUDA_R_16F;
+    int la = align_log2(A), lb = align_log2(B), lc = align_log2(C), ld = align_log2(D);
+    int align = la | lb << 4 | lc << 8 | ld << 12;
+    for (int i = 0; i < c->lt_n_plans; i++) {
+        gemm_lt_plan *p = &c->lt_plans[i];
+        if (p->m == m && p->n == n && p->k == k && p->epi == epi && p->beta1 == beta1 && p->type == type &&
+            p->align == align)
+            return p;
+    }
+    gemm_lt_plan *p;
+    if (c->lt_n_plans < GEMM_LT_PLANS) {
+        p = &c->lt_plans[c->lt_n_plans++];
+    } else {
+        p = &c->lt_plans[c->lt_next];
+        c->lt_next = (c->lt_next + 1) % GEMM_LT_PLANS;
+        lt_plan_clear(p);
+    }
+    p->m = m, p->n = n, p->k = k, p->epi = epi, p->beta1 = beta1, p->type = type, p->align = align;
+    const cudaDataType_t t = (cudaDataType_t)type;
+    const int32_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N, e = epi;
+    const uint32_t al[4] = { 1u << la, 1u << lb, 1u << lc, 1u << ld };
+    cublasLtMatmulHeuristicResult_t h;
+    int found = 0;
+    if (LT_CHECK(c, op, cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F)) ||
+        LT_CHECK(c, op, cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta)) ||
+        LT_CHECK(c, op, cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb)) ||
+        LT_CHECK(c, op, cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &e, sizeof e)) ||
+        LT_CHECK(c, op, cublasLtMatrixLayoutCreate(&p->a, t, (uint64_t)k, (uint64_t)m, k)) ||
+        LT_CHECK(c, op, cublasLtMatrixLayoutCreate(&p->b, t, (uint64_t)k, (uint64_t)n, k)) ||
+        LT_CHECK(c, op, cublasLtMatrixLayoutCreate(&p->cd, t, (uint64_t)m, (uint64_t)n, m)))
+        return NULL;
+    for (int i = 0; i < 4; i++)
+        if (LT_CHECK(c, op, cublasLtMatmulPreferenceSetAttribute(
+                                c->lt_pref,
+                                (cublasLtMatmulPreferenceAttributes_t)(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES + i),
+                                &al[i], sizeof al[i])))
+            return NULL;
+    cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(c->lt, p->desc, p->a, p->b, p->cd, p->cd, c->lt_pref, 1, &h,
+                                                      &found);
+    /* no algorithm for this shape / epilogue / alignment: a plan that says so */
+    if (s == CUBLAS_STATUS_NOT_SUPPORTED || (s == CUBLAS_STATUS_SUCCESS && found < 1)) return p;
+    if (LT_CHECK(c, op, s)) return NULL;
+    p->algo = h.algo;
+    p->ok = 1;
+    return p;
+}
+
+/* D[m,n] (column-major, ld m; the linear's y chunk) = f.relu?(op_T(A) · B + f.bias) +
+ * f.r, A = w [k,m] (ld k), B = x chunk [k,n] (ld k), everything 16-bit. 1 when cuBLASLt
+ * has no algorithm for it (nothing ran: the caller takes GemmEx), 0 done, -1 error. */
+static int gemm_lt(samc_cuda_ctx *c, int m, int n, int k, const void *A, const void *B, void *D, const void *bias,
+                   const void *r, int relu, const char *op) {
+    int epi = relu ? (bias ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_RELU)
+                   : (bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT);
+    gemm_lt_plan *p = lt_plan(c, m, n, k, epi, r != NULL, A, B, r ? r : D, D, op);
+    if (!p) return -1;
+    if (!p->ok) return 1;
+    const float one = 1.0f, beta = r ? 1.0f : 0.0f;
+    if (bias && LT_CHECK(c, op, cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
+                                                               sizeof bias)))
+        return -1;
+    /* C = the residual (beta 1) or, unread with beta 0, D itself */
+    return LT_CHECK(c, op, cublasLtMatmul(c->lt, p->desc, &one, A, p->a, B, p->b, &beta, r ? r : D, p->cd, D, p->cd,
+                                          &p->algo, c->blas_workspace, c->blas_ws_bytes, c->stream))
+               ? -1
+               : 0;
+}
+
 /* y = bias broadcast (or zeros) when K == 0: the product is empty. */
 static void fill_empty_product(samc_cuda_ctx *c, float *y, const float *bias, int M, int N, int bias_per_row) {
     size_t n = (size_t)M * N;
@@ -153,9 +303,12 @@ static void linear_fp32(samc_cuda_ctx *c, const float *x, const float *w, const 
 /* The product in the precision of the phase: 16-bit operands (GemmEx) when activations are
  * 16-bit or the weight is 16-bit only, fp32 ones (Sgemm) otherwise; the output in the
  * phase's type; x in row chunks when it must be converted and does not fit the scratch
- * whole. Returns the output (already recorded), or p = NULL. */
+ * whole. With `fold` (GEMM=lt, 16-bit output), each chunk is one cublasLtMatmul that
+ * also does fold's bias, ReLU and residual, or, where cuBLASLt has no algorithm for it,
+ * GemmEx and an own pass over the chunk for them. Returns the output (already recorded),
+ * or p = NULL. */
 static cuda_arg linear_product(samc_cuda_ctx *c, const float *x, const float *w, float *y, int M, int N, int K,
-                               const char *op) {
+                               const gemm_lt_fold *fold, const char *op) {
     int lowp = c->phase == CUDA_LP || cuda_is_standin(c, w);
     size_t used = 0;
     const void *wv = operand(c, w, N, K, (size_t)K, lowp, &used, op);
@@ -180,11 +333,21 @@ static cuda_arg linear_product(samc_cuda_ctx *c, const float *x, const float *w,
         int mc = rows < M - m0 ? rows : M - m0;
         char *yv = (char *)out.p + (size_t)m0 * N * (out.f32 ? 4 : 2);
         const float one = 1.0f, zero = 0.0f;
+        /* fold (the 16-bit phase only: lowp, 16-bit output): cuBLASLt first, with the
+         * chunk's rows of the residual */
+        const void *rv = fold && fold->r ? (const char *)fold->r + (size_t)m0 * N * 2 : NULL;
+        int lt = fold ? gemm_lt(c, N, mc, K, wv, xv, yv, fold->bias, rv, fold->relu, op) : 1;
+        if (lt < 0) return cuda_arg{ NULL, 1 };
+        if (lt == 0) continue;
         /* C[N,mc] (ld N) = op_T(A) · B, A = w as [K,N] (ld K), B = a chunk of x as [K,mc] (ld K) */
         if (lowp ? gemm16(c, CUBLAS_OP_T, N, mc, K, wv, K, xv, K, yv, !out.f32, N)
                  : CUBLAS_CHECK(c, cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, N, mc, K, &one, (const float *)wv, K,
                                                (const float *)xv, K, &zero, (float *)yv, N)))
             return cuda_arg{ NULL, 1 };
+        /* fold, but no cuBLASLt algorithm for this chunk: what fold holds, as a pass over it */
+        if (fold)
+            gemm_epilogue(c, cuda_arg{ yv, 0 }, cuda_arg{ (void *)fold->bias, 0 }, 0,
+                          fold->relu ? SAMC_ACT_RELU : SAMC_ACT_NONE, cuda_arg{ (void *)rv, 0 }, mc, N);
     }
     return out;
 }
@@ -204,7 +367,21 @@ static void linear_typed(samc_cuda_ctx *c, const float *x, const float *w, const
         if (r) add_launch(c, y, r, y, (size_t)M * N, (size_t)M * N);
         return;
     }
-    cuda_arg out = linear_product(c, x, w, y, M, N, K, op);
+    if (c->sw.gemm_lt && c->phase == CUDA_LP) {
+        /* GEMM=lt: the bias (its 16-bit copy), ReLU after it, and the residual without an
+         * activation go into cuBLASLt's epilogue; what is left (GELU, an fp32 residual or
+         * bias) is the own pass, in the same order: bias, activation, residual */
+        gemm_lt_fold f = { b ? cuda_rd16(c, b, (size_t)N, op) : NULL, NULL, 0 };
+        if (c->failed) return;
+        f.relu = act == SAMC_ACT_RELU && (f.bias || !b);
+        if (r && act == SAMC_ACT_NONE && !res.f32) f.r = res.p;
+        cuda_arg out = linear_product(c, x, w, y, M, N, K, &f, op);
+        if (out.p)
+            gemm_epilogue(c, out, f.bias ? cuda_arg{ NULL, 1 } : bias, 0, f.relu ? SAMC_ACT_NONE : act,
+                          f.r ? cuda_arg{ NULL, 1 } : res, M, N);
+        return;
+    }
+    cuda_arg out = linear_product(c, x, w, y, M, N, K, NULL, op);
     if (out.p) gemm_epilogue(c, out, bias, 0, act, res, M, N);
 }
 

@@ -475,6 +475,8 @@ cublasStatus_t cublasLtMatmulPreferenceSetAttribute(cublasLtMatmulPreference_t p
     uint32_t mode;
     if (a == CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES) return attr_get(&p->max_ws, buf, bytes) ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_INVALID_VALUE;
     if (a == CUBLASLT_MATMUL_PREF_SEARCH_MODE) return attr_get(&mode, buf, bytes) ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_INVALID_VALUE;
+    if (a >= CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES && a <= CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES)
+        return attr_get(&mode, buf, bytes) ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_INVALID_VALUE; /* uint32_t bytes */
     return CUBLAS_STATUS_INVALID_VALUE;
 }
 
@@ -525,6 +527,7 @@ cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t h, cublasLtMatmul
     cublasStatus_t s = lt_job(d, A, B, C, D, &j);
     *returned = 0;
     if (s != CUBLAS_STATUS_SUCCESS) return s;
+    if (config().lt_no_algo) return CUBLAS_STATUS_NOT_SUPPORTED; /* as for a shape no kernel takes */
     memset(&results[0], 0, sizeof results[0]);
     results[0].state = CUBLAS_STATUS_SUCCESS;
     results[0].wavesCount = 1.0f;

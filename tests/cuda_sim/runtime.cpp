@@ -59,6 +59,7 @@ const settings &config(void) {
         s.smem_optin = (size_t)env_long("SAMC_CUDA_SIM_SMEM_OPTIN", optin);
         s.mem_cap = (size_t)env_long("SAMC_CUDA_SIM_MEM_MB", 8192) << 20;
         s.seed = (uint64_t)env_long("SAMC_CUDA_SIM_SEED", 1);
+        s.lt_no_algo = (int)env_long("SAMC_CUDA_SIM_LT_NO_ALGO", 0);
     });
     return s;
 }

@@ -17,6 +17,7 @@ struct settings {
     size_t smem_optin;     /* SAMC_CUDA_SIM_SMEM_OPTIN: largest dynamic shared memory per block */
     size_t mem_cap;        /* SAMC_CUDA_SIM_MEM_MB: device memory that cudaMalloc may hand out */
     uint64_t seed;         /* SAMC_CUDA_SIM_SEED: scheduling and block order */
+    int lt_no_algo;        /* SAMC_CUDA_SIM_LT_NO_ALGO=1: cuBLASLt's heuristic finds no algorithm */
 };
 const settings &config(void);
 

@@ -10,6 +10,8 @@
 # (cu2cpp --drop-barrier), and runs the op tests of the kernel's ops on each: a barrier
 # whose removal no test notices is reported, unless it is listed in REDUNDANT with why.
 #
+# TEETH_ONLY=PATTERN (a shell glob) runs only the mutations whose name matches it.
+#
 # Run by `make sim-test` (with the sweep unless SIM_SWEEP=0), which passes SIM_DIR,
 # SIM_CXX, SIM_FLAGS and BUILD.
 set -u
@@ -30,6 +32,8 @@ op_test() {
 # mutation NAME KERNEL_FILE OP TEXT REPLACEMENT, or mutation NAME KERNEL_FILE OP --drop-barrier K
 mutation() {
   local name=$1 file=$2 op=$3 dir=$SIM_DIR/teeth/$1 edit
+  # shellcheck disable=SC2053
+  [[ $name == ${TEETH_ONLY:-*} ]] || return 0
   if [ "$4" = --drop-barrier ]; then edit=(--drop-barrier "$5"); else edit=(--replace "$4" "$5"); fi
   mkdir -p "$dir"
   if ! "$SIM_DIR/cu2cpp" "${edit[@]}" "kernels/cuda/$file.cu" "$dir/$file.cpp" 2>"$dir/build.log" ||
@@ -107,6 +111,12 @@ mutation transpose_flag_sgemm gemm linear "cublasSgemm(c->blas, CUBLAS_OP_T, CUB
   "cublasSgemm(c->blas, CUBLAS_OP_N, CUBLAS_OP_N, N, M, K"
 TEETH_BACKEND=cuda_bf16 mutation transpose_flag_gemmex gemm linear "gemm16(c, CUBLAS_OP_T, N, mc, K" \
   "gemm16(c, CUBLAS_OP_N, N, mc, K"
+# cuBLASLt (SAMC_CUDA_VARIANT_GEMM=lt, 16-bit linear_act): the residual dropped (beta 0,
+# C unread), and the bias left out of the epilogue.
+SAMC_CUDA_VARIANT_GEMM=lt TEETH_BACKEND=cuda_bf16 mutation lt_residual_beta gemm linear_act \
+  "const float one = 1.0f, beta = r ? 1.0f : 0.0f;" "const float one = 1.0f, beta = 0.0f;"
+SAMC_CUDA_VARIANT_GEMM=lt TEETH_BACKEND=cuda_bf16 mutation lt_bias_epilogue gemm linear_act \
+  ": (bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT);" ": CUBLASLT_EPILOGUE_DEFAULT;"
 # Weights kept in 16 bits only (SAM3 on a 4 GB card): a linear that forgets them in the
 # fp32 phase (it then reads the never-mapped stand-in: the op fails by name), and their
 # 16-bit product written as 16-bit values into the fp32 phase's output.
