@@ -769,6 +769,13 @@ def stage_extra(c):
     if "op_test" in c.bin:
         rc, out, err, secs = c.run("op_perf", [c.bin["op_test"], "--backend", "cuda", "--perf"], 150)
         data["op_bench"] = [ln.strip() for ln in out.splitlines() if ln.startswith("PERF")]
+        # the 16-bit MLP linears (Hiera-L shapes) under each way of running them
+        # (switch GEMM): where our tensor-core GEMM's fused GELU wins and where cuBLAS does
+        for v in ("gemmex", "lt", "tc"):
+            rc, out, err, secs = c.run(f"op_perf_linear_act_{v}", [c.bin["op_test"], "--backend", "cuda_bf16", "--op",
+                                       "linear_act", "--size", "sam,big", "--perf"], 40,
+                                       env={"SAMC_CUDA_VARIANT_GEMM": v})
+            data["op_bench"] += [f"GEMM={v} " + ln.strip() for ln in out.splitlines() if ln.startswith("PERF")]
     rc, out, err, secs = c.run("test_golden_tiny", [c.bin["test_golden"]], 400, env={"SAMC_GOLDEN_CONFIGS": "tiny"})
     cases, tot = parse_tests(out)
     data["golden_tiny"] = {"rc": rc, "cases": cases, "totals": tot, "seconds": round(secs, 1)}

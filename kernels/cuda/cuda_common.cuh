@@ -59,13 +59,19 @@ typedef struct {
     unsigned long long gen;  /* the map's generation when this graph's steps last held */
 } cuda_map_log;
 
+/* How a 16-bit linear / linear_act runs (switch GEMM, variants.txt): cublasGemmEx + the own
+ * epilogue pass; cublasLtMatmul with the bias / ReLU / residual epilogue (GELU a pass);
+ * our tensor-core GEMM with the whole epilogue (gemm_tc.cu); or cuBLASLt for every product
+ * but those followed by GELU, which take ours. */
+enum { CUDA_GEMM_GEMMEX, CUDA_GEMM_LT, CUDA_GEMM_TC, CUDA_GEMM_LT_TC };
+
 /* The kernel variants in force (variants.cu, from variants.txt): each the index of its value. */
 typedef struct {
     int attn;         /* ATTN: 0 tc, 1 fma */
     int attn_bq128;   /* ATTN_BQ: 0 64, 1 128 */
     int splitkv_off;  /* SPLITKV: 0 auto, 1 off */
     int decoder_lowp; /* DECODER: 0 fp32, 1 lowp */
-    int gemm_lt;      /* GEMM: 0 gemmex, 1 lt (cuBLASLt with the bias / residual epilogue) */
+    int gemm;         /* GEMM: a cuda_gemm_variant */
 } cuda_switches;
 
 struct gemm_lt_plan; /* gemm.cu: one cached cuBLASLt matmul (descriptors + algorithm) */
@@ -165,7 +171,7 @@ void linear_cuda(const samc_ops *o, const float *x, const float *w, const float 
 void linear_act_cuda(const samc_ops *o, const float *x, const float *w, const float *b, float *y, int M, int N, int K,
                      samc_act act, const float *r);
 void matmul_cuda(const samc_ops *o, const float *a, const float *b, const float *bias, float *c, int M, int N, int K);
-/* GEMM=lt: the cuBLASLt handle, preference and plan cache (at create); their release */
+/* GEMM=lt / lt_tc: the cuBLASLt handle, preference and plan cache (at create); their release */
 int gemm_cuda_prepare(samc_cuda_ctx *c);
 void gemm_cuda_release(samc_cuda_ctx *c);
 /* lowp.cu: reduced precision and the memory views it needs */
@@ -201,6 +207,12 @@ void attention_cuda_release(samc_cuda_ctx *c); /* at destroy */
 int attention_tc_prepare(samc_cuda_ctx *c);
 int attention_tc_launch(samc_cuda_ctx *c, const samc_attention_args *a, const void *q, const void *k, const void *v,
                         cuda_arg out, int warps8);
+/* gemm_tc.cu: y[M,N] = act(x[M,K] · w[N,K]ᵀ + bias) + r on the tensor cores, x and w 16-bit of the
+ * backend's format (bias [N], r [M,N]: fp32 or 16-bit, p NULL when absent; y fp32 or
+ * 16-bit). 1 when launched; 0 when it does not apply (no tensor cores for the format,
+ * before set_precision, an empty product): the caller takes cuBLAS. */
+int gemm_tc_launch(samc_cuda_ctx *c, int M, int N, int K, const void *x, const void *w, cuda_arg y, cuda_arg bias,
+                   cuda_arg r, int act);
 /* norm.cu */
 void layer_norm_cuda(const samc_ops *o, const float *x, const float *w, const float *b, float *y, int rows,
                      int dim, float eps);
@@ -250,6 +262,15 @@ __device__ __forceinline__ void lp_put(__nv_bfloat16 *p, float v) { *p = __float
 __device__ __forceinline__ void lp_put(__half *p, float v) {
     v = v > 65504.0f ? 65504.0f : v < -65504.0f ? -65504.0f : v;
     *p = __float2half_rn(v);
+}
+
+/* An activation of kernels/ops.h on an fp32 value: nn.GELU() (approximate='none': 0.5 x
+ * (1 + erf(x / sqrt 2)), the expression of kernels/cpu_ref.c), ReLU with the reference's
+ * test (NaN maps to 0), or none. */
+__device__ __forceinline__ float cuda_act(float v, int act) {
+    if (act == SAMC_ACT_GELU) return 0.5f * v * (1.0f + erff(v * 0.70710678118654752440f));
+    if (act == SAMC_ACT_RELU) return v > 0.0f ? v : 0.0f;
+    return v;
 }
 
 /* T from float, rounded to nearest (fp16 clamped as lp_put). */

@@ -15,8 +15,8 @@ enum { UN_GELU, UN_RELU, UN_SIGMOID };
 template <int OP, class T> __global__ void unary_kernel(cuda_dst<T> x, size_t n) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
         float v = x.get(i);
-        if (OP == UN_GELU) v = 0.5f * v * (1.0f + erff(v * 0.70710678118654752440f));
-        else if (OP == UN_RELU) v = v > 0.0f ? v : 0.0f;
+        if (OP == UN_GELU) v = cuda_act(v, SAMC_ACT_GELU);
+        else if (OP == UN_RELU) v = cuda_act(v, SAMC_ACT_RELU);
         else v = 1.0f / (1.0f + expf(-v));
         x.put(i, v);
     }

@@ -15,6 +15,9 @@
  * Switch GEMM=lt (variants.txt): a 16-bit linear / linear_act is one cublasLtMatmul per
  * chunk instead, its epilogue adding the bias (ReLU too) and its C the residual (beta 1);
  * GELU stays the own pass (cuBLASLt's GELU epilogue is the tanh approximation).
+ * Switch GEMM=tc: every 16-bit linear / linear_act is our tensor-core GEMM with bias,
+ * activation (GELU's erf form too) and residual in its store (gemm_tc.cu); GEMM=lt_tc:
+ * cuBLASLt as GEMM=lt, but a linear_act with GELU (the MLPs' first linear) takes ours.
  * A weight kept in 16 bits only (a stand-in, ops.h weights16_region) has no fp32 values:
  * its product is the 16-bit one in the fp32 phase too (the fp32 activation converted into
  * the scratch per call, fp32 output, fp32 accumulation), then the epilogue pass.
@@ -31,12 +34,6 @@
 
 /* ---- the epilogue pass over a 16-bit product ----------------------------------------- */
 
-__device__ __forceinline__ float gemm_act(float v, int act) {
-    if (act == SAMC_ACT_RELU) return v > 0.0f ? v : 0.0f;
-    if (act == SAMC_ACT_GELU) return 0.5f * v * (1.0f + erff(v * 0.70710678118654752440f));
-    return v;
-}
-
 /* y[m, n] = act(y[m, n] + bias) + r[m, n] over a dense [M, N] y, bias per column (linear)
  * or per row (matmul). One read and one write of y (+ one read of r): 2-byte elements,
  * so 4-6 bytes per output and no arithmetic to speak of: memory-bound. */
@@ -47,7 +44,7 @@ __global__ void gemm_epilogue_kernel(cuda_dst<T> y, cuda_src<T> bias, int bias_p
     for (I i = blockIdx.x * (I)blockDim.x + threadIdx.x; i < n; i += (I)gridDim.x * blockDim.x) {
         float v = y.get(i);
         if (bias.p) v += bias[bias_per_row ? i / N : i % N];
-        v = gemm_act(v, act);
+        v = cuda_act(v, act);
         if (r.p) v = r[i] + v;
         y.put(i, v);
     }
@@ -137,12 +134,20 @@ static int gemm16(samc_cuda_ctx *c, cublasOperation_t ta, int m, int n, int k, c
  * epilogue adding the bias (16-bit, as D) and, for ReLU, clamping; C = the residual with
  * beta 1 (C and D may differ). cuBLASLt adds C before its epilogue's activation, so the
  * residual is folded only without one. GELU is never folded: cuBLASLt's GELU epilogue is
- * the tanh approximation, nn.GELU() the erf one (gemm_act): it stays our own pass. */
+ * the tanh approximation, nn.GELU() the erf one (cuda_act): it stays our own pass, or
+ * (GEMM=lt_tc) the product goes to gemm_tc.cu. */
 typedef struct {
     const void *bias; /* 16-bit [N] or NULL */
     const void *r;    /* 16-bit [M, N] (the residual, C) or NULL */
     int relu;
 } gemm_lt_fold;
+
+/* What our tensor-core GEMM (gemm_tc.cu, GEMM=tc / lt_tc) folds into its store: all of
+ * linear_act's epilogue, bias, activation and residual, fp32 or 16-bit. */
+typedef struct {
+    cuda_arg bias, r; /* p NULL when absent */
+    int act;
+} gemm_tc_fold;
 
 /* One cached matmul: the key (shape, epilogue, C read or not, the 16-bit type, the
  * operands' alignments), its descriptors and the heuristic's algorithm, or ok = 0 when
@@ -165,7 +170,7 @@ static int lt_check(samc_cuda_ctx *c, cublasStatus_t s, int line, const char *op
 #define LT_CHECK(c, op, call) lt_check((c), (call), __LINE__, (op), #call)
 
 int gemm_cuda_prepare(samc_cuda_ctx *c) {
-    if (!c->sw.gemm_lt) return 0;
+    if (c->sw.gemm != CUDA_GEMM_LT && c->sw.gemm != CUDA_GEMM_LT_TC) return 0;
     const uint64_t ws = c->blas_ws_bytes;
     c->lt_plans = (gemm_lt_plan *)calloc(GEMM_LT_PLANS, sizeof *c->lt_plans);
     if (!c->lt_plans) return cuda_fail(c, __FILE__, __LINE__, "GEMM=lt", "out of host memory for the plans");
@@ -308,7 +313,7 @@ static void linear_fp32(samc_cuda_ctx *c, const float *x, const float *w, const 
  * GemmEx and an own pass over the chunk for them. Returns the output (already recorded),
  * or p = NULL. */
 static cuda_arg linear_product(samc_cuda_ctx *c, const float *x, const float *w, float *y, int M, int N, int K,
-                               const gemm_lt_fold *fold, const char *op) {
+                               const gemm_lt_fold *fold, const gemm_tc_fold *tc, const char *op) {
     int lowp = c->phase == CUDA_LP || cuda_is_standin(c, w);
     size_t used = 0;
     const void *wv = operand(c, w, N, K, (size_t)K, lowp, &used, op);
@@ -339,15 +344,22 @@ static cuda_arg linear_product(samc_cuda_ctx *c, const float *x, const float *w,
         int lt = fold ? gemm_lt(c, N, mc, K, wv, xv, yv, fold->bias, rv, fold->relu, op) : 1;
         if (lt < 0) return cuda_arg{ NULL, 1 };
         if (lt == 0) continue;
+        /* tc: our tensor-core GEMM with the whole epilogue (the chunk's rows of the residual) */
+        cuda_arg tr = { NULL, 1 };
+        if (tc && tc->r.p) tr = cuda_arg{ (char *)tc->r.p + (size_t)m0 * N * (tc->r.f32 ? 4 : 2), tc->r.f32 };
+        if (tc && lowp && gemm_tc_launch(c, mc, N, K, xv, wv, cuda_arg{ yv, out.f32 }, tc->bias, tr, tc->act))
+            continue;
         /* C[N,mc] (ld N) = op_T(A) · B, A = w as [K,N] (ld K), B = a chunk of x as [K,mc] (ld K) */
         if (lowp ? gemm16(c, CUBLAS_OP_T, N, mc, K, wv, K, xv, K, yv, !out.f32, N)
                  : CUBLAS_CHECK(c, cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, N, mc, K, &one, (const float *)wv, K,
                                                (const float *)xv, K, &zero, (float *)yv, N)))
             return cuda_arg{ NULL, 1 };
-        /* fold, but no cuBLASLt algorithm for this chunk: what fold holds, as a pass over it */
+        /* fold, but no cuBLASLt algorithm for this chunk: what fold holds, as a pass over it;
+         * tc on a device without tensor cores for the format: its epilogue so */
         if (fold)
             gemm_epilogue(c, cuda_arg{ yv, 0 }, cuda_arg{ (void *)fold->bias, 0 }, 0,
                           fold->relu ? SAMC_ACT_RELU : SAMC_ACT_NONE, cuda_arg{ (void *)rv, 0 }, mc, N);
+        if (tc) gemm_epilogue(c, cuda_arg{ yv, out.f32 }, tc->bias, 0, tc->act, tr, mc, N);
     }
     return out;
 }
@@ -367,7 +379,16 @@ static void linear_typed(samc_cuda_ctx *c, const float *x, const float *w, const
         if (r) add_launch(c, y, r, y, (size_t)M * N, (size_t)M * N);
         return;
     }
-    if (c->sw.gemm_lt && c->phase == CUDA_LP) {
+    const int g = c->sw.gemm;
+    if ((c->phase == CUDA_LP || cuda_is_standin(c, w)) &&
+        (g == CUDA_GEMM_TC || (g == CUDA_GEMM_LT_TC && act == SAMC_ACT_GELU))) {
+        /* ours: one kernel for the product and everything after it (also for a 16-bit-only
+         * weight in the fp32 phase: SAM3's linears, fp32 x converted, fp32 y) */
+        gemm_tc_fold t = { bias, res, act };
+        linear_product(c, x, w, y, M, N, K, NULL, &t, op);
+        return;
+    }
+    if (c->phase == CUDA_LP && (g == CUDA_GEMM_LT || g == CUDA_GEMM_LT_TC)) {
         /* GEMM=lt: the bias (its 16-bit copy), ReLU after it, and the residual without an
          * activation go into cuBLASLt's epilogue; what is left (GELU, an fp32 residual or
          * bias) is the own pass, in the same order: bias, activation, residual */
@@ -375,13 +396,13 @@ static void linear_typed(samc_cuda_ctx *c, const float *x, const float *w, const
         if (c->failed) return;
         f.relu = act == SAMC_ACT_RELU && (f.bias || !b);
         if (r && act == SAMC_ACT_NONE && !res.f32) f.r = res.p;
-        cuda_arg out = linear_product(c, x, w, y, M, N, K, &f, op);
+        cuda_arg out = linear_product(c, x, w, y, M, N, K, &f, NULL, op);
         if (out.p)
             gemm_epilogue(c, out, f.bias ? cuda_arg{ NULL, 1 } : bias, 0, f.relu ? SAMC_ACT_NONE : act,
                           f.r ? cuda_arg{ NULL, 1 } : res, M, N);
         return;
     }
-    cuda_arg out = linear_product(c, x, w, y, M, N, K, NULL, op);
+    cuda_arg out = linear_product(c, x, w, y, M, N, K, NULL, NULL, op);
     if (out.p) gemm_epilogue(c, out, bias, 0, act, res, M, N);
 }
 

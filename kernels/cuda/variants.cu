@@ -98,16 +98,18 @@ int cuda_variants_read(samc_cuda_ctx *c) {
     static const char *const splitkv[] = { "auto", "off", NULL };
     /* the mask decoder's activations in the reduced modes: fp32 (accurate), or 16-bit */
     static const char *const decoder[] = { "fp32", "lowp", NULL };
-    /* 16-bit linear: cublasGemmEx + own epilogue pass, or cuBLASLt with bias / residual */
-    static const char *const gemm[] = { "gemmex", "lt", NULL };
+    /* 16-bit linear: cublasGemmEx + own epilogue pass, cuBLASLt with bias / residual, our
+     * tensor-core GEMM with the whole epilogue, or cuBLASLt but ours where GELU follows
+     * (the order of cuda_common.cuh's CUDA_GEMM_*) */
+    static const char *const gemm[] = { "gemmex", "lt", "tc", "lt_tc", NULL };
     int g = variant_index(c, "GRAPHS", graphs);
     c->sw.attn = variant_index(c, "ATTN", attn);
     c->sw.attn_bq128 = variant_index(c, "ATTN_BQ", attn_bq);
     c->sw.splitkv_off = variant_index(c, "SPLITKV", splitkv);
     c->sw.decoder_lowp = variant_index(c, "DECODER", decoder);
-    c->sw.gemm_lt = variant_index(c, "GEMM", gemm);
+    c->sw.gemm = variant_index(c, "GEMM", gemm);
     c->use_graphs = g == 0;
     int bad = g < 0 || c->sw.attn < 0 || c->sw.attn_bq128 < 0 || c->sw.splitkv_off < 0 || c->sw.decoder_lowp < 0 ||
-              c->sw.gemm_lt < 0;
+              c->sw.gemm < 0;
     return bad ? -1 : 0;
 }

@@ -10,6 +10,8 @@
 #                            detections, scores and mask IoU against the fp32 golden within
 #                            the bounds measured in kernels/cuda/NOTES.md ("SAM3 on a 4 GB
 #                            card"): bf16 IoU >= 0.93, scores +-1e-3; fp16 IoU >= 0.985, +-2e-4
+#   sim_cli.sam3_micro_cuda_fp16_gemm_tc  the fp16 cases again with SAMC_CUDA_VARIANT_GEMM=tc
+#                            (every linear our tensor-core GEMM, kernels/cuda/gemm_tc.cu)
 #   sim_cli.sam3_bench_cuda  build/bench/bench_sam3 --device cuda (make gpu-check's sam3
 #                            stage) on sam3_micro, fp32 and bf16: device times from the CUDA
 #                            events, the device memory, and the same prompts' results as
@@ -58,6 +60,9 @@ else
       env SAMC_PRECISION="$prec" /usr/bin/python3 "$SAM3_CHECKER" --samc "$SAMC" --golden "$GOLDEN/sam3/micro" \
       --vocab "$VOCAB" --work "$TMP/w3$prec" --lowp-iou "$iou" --score-tol "$stol"
   done
+  check sim_cli.sam3_micro_cuda_fp16_gemm_tc "the six SAM3 micro cases in fp16 with GEMM=tc (our tensor-core GEMM): scores +-2e-4, mask IoU >= 0.985" \
+    env SAMC_PRECISION=fp16 SAMC_CUDA_VARIANT_GEMM=tc /usr/bin/python3 "$SAM3_CHECKER" --samc "$SAMC" \
+    --golden "$GOLDEN/sam3/micro" --vocab "$VOCAB" --work "$TMP/w3tc" --lowp-iou 0.985 --score-tol 2e-4
 fi
 BENCH_SAM3=${BENCH_SAM3:-${BUILD:-build}/bench/bench_sam3}
 if [ ! -x "$BENCH_SAM3" ] || [ ! -f "$VOCAB" ]; then

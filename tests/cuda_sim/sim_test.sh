@@ -56,20 +56,26 @@ run "op tests bf16 / fp16 (precision map, chunked)" $LOWP --op linear_bf16,linea
 # 132 multiprocessors (an H100): the decoder's few-query attention splits its keys
 run "op tests (132 SMs: split-KV)" env SAMC_CUDA_SIM_SMS=132 $OPS,cuda_bf16 --op attention,attention_windows --size odd,small
 # every value of every kernel switch but the defaults (kernels/cuda/variants.txt)
-for v in ATTN=fma ATTN_BQ=128 SPLITKV=off GEMM=lt; do
+for v in ATTN=fma ATTN_BQ=128 SPLITKV=off GEMM=lt GEMM=tc GEMM=lt_tc; do
   case $v in GEMM=*) ops=linear,linear_act ;; *) ops=attention,attention_windows ;; esac
   run "op tests, SAMC_CUDA_VARIANT_$v" env SAMC_CUDA_SIM_SMS=132 "SAMC_CUDA_VARIANT_$v" $OPS,cuda_bf16,cuda_fp16 --op $ops --size odd,small
 done
 # GEMM=lt where cuBLASLt has no algorithm: cublasGemmEx and the own pass, chunk by chunk
 run "op tests, SAMC_CUDA_VARIANT_GEMM=lt without a cuBLASLt algorithm" env SAMC_CUDA_SIM_LT_NO_ALGO=1 \
   SAMC_CUDA_VARIANT_GEMM=lt $LOWP --op linear,linear_act --size odd,small
+# our tensor-core GEMM (GEMM=tc) with the 128 x 128 tiles (4 SMs: the big-tile grid fills
+# them), and on a device without tensor cores (sm_61, fp16: cuBLAS and the own pass)
+run "op tests, SAMC_CUDA_VARIANT_GEMM=tc (4 SMs: 128 x 128 tiles)" env SAMC_CUDA_VARIANT_GEMM=tc \
+  $LOWP --op linear,linear_act --size odd,small
+run "op tests, SAMC_CUDA_VARIANT_GEMM=tc (sm_61: no tensor cores)" env SAMC_CUDA_SIM_SM=61 SAMC_CUDA_VARIANT_GEMM=tc \
+  $OPS,cuda_fp16 --op linear,linear_act --size odd
 run "op tests (odd, seed 2)" env SAMC_CUDA_SIM_SEED=2 $OPS,cuda_bf16 --size odd
 run "op tests (sm_75: no bf16)" env SAMC_CUDA_SIM_SM=75 $OPS,cuda_bf16,cuda_fp16 --size odd --op linear,linear_fp16,matmul_fp16
 # 30000 bytes of shared memory per block fit attention's tiled kernel only for head_dim
 # <= 32: hd 40 takes the generic kernel (slow under the simulator: one case)
 run "op tests (30 KB shared memory)" env SAMC_CUDA_SIM_SMEM_OPTIN=30000 $OPS --op attention --shape "n_kv=65"
 run "micro golden (fp32, bf16, fp16)" env SAMC_GOLDEN_CONFIGS=micro "$BUILD/tests/test_golden"
-for v in ATTN=fma ATTN_BQ=128 GEMM=lt; do
+for v in ATTN=fma ATTN_BQ=128 GEMM=lt GEMM=tc GEMM=lt_tc; do
   run "micro golden bf16 / fp16, SAMC_CUDA_VARIANT_$v" env "SAMC_CUDA_VARIANT_$v" SAMC_GOLDEN_CONFIGS=micro "$BUILD/tests/test_golden" \
     test_micro_cuda_bf16 test_micro_cuda_fp16
 done

@@ -117,6 +117,15 @@ SAMC_CUDA_VARIANT_GEMM=lt TEETH_BACKEND=cuda_bf16 mutation lt_residual_beta gemm
   "const float one = 1.0f, beta = r ? 1.0f : 0.0f;" "const float one = 1.0f, beta = 0.0f;"
 SAMC_CUDA_VARIANT_GEMM=lt TEETH_BACKEND=cuda_bf16 mutation lt_bias_epilogue gemm linear_act \
   ": (bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT);" ": CUBLASLT_EPILOGUE_DEFAULT;"
+# Our tensor-core GEMM (SAMC_CUDA_VARIANT_GEMM=tc, 16-bit linear_act): the K tail's bound
+# off by one (reads the next row's first elements), the next step's x tile stored into the
+# buffer the warps are reading, GELU left out of the fused epilogue.
+SAMC_CUDA_VARIANT_GEMM=tc TEETH_BACKEND=cuda_bf16 mutation gemm_tc_k_bound gemm_tc linear_act \
+  "e[j] = k + j < K ? p[j]" "e[j] = k + j <= K ? p[j]"
+SAMC_CUDA_VARIANT_GEMM=tc TEETH_BACKEND=cuda_bf16 mutation gemm_tc_buffer gemm_tc linear_act \
+  "sa.store(as[cur ^ 1]);" "sa.store(as[cur]);"
+SAMC_CUDA_VARIANT_GEMM=tc TEETH_BACKEND=cuda_bf16 mutation gemm_tc_gelu gemm_tc linear_act \
+  "v = cuda_act(v, a.act);" "v = cuda_act(v, a.act == SAMC_ACT_GELU ? SAMC_ACT_NONE : a.act);"
 # Weights kept in 16 bits only (SAM3 on a 4 GB card): a linear that forgets them in the
 # fp32 phase (it then reads the never-mapped stand-in: the op fails by name), and their
 # 16-bit product written as 16-bit values into the fp32 phase's output.
@@ -139,15 +148,16 @@ if [ "${SIM_SWEEP:-0}" = 1 ]; then
   for f in kernels/cuda/*.cu; do
     file=$(basename "$f" .cu)
     n=$(grep -c '__syncthreads()' "$f")
-    be=cuda
+    be=cuda gemm=gemmex
     case $file in attention) op=attention,attention_windows ;; attention_tc) op=attention,attention_windows be=cuda_bf16 ;;
+                  gemm_tc) op=linear,linear_act be=cuda_bf16 gemm=tc ;;
                   conv) op=conv2d,conv_transpose2x2 ;; elementwise) op=transpose ;;
                   norm) op=layer_norm,layer_norm2d ;; maskpost) op=mask_stats ;; sam3_ops) op=group_norm ;;
                   *) op=all ;; esac
     for k in $(seq 1 "$n"); do
       case " $REDUNDANT " in *" $file:$k "*)
         echo "SKIP   teeth.sweep_${file}_$k: a redundant barrier (see REDUNDANT)"; skip=$((skip+1)); continue ;; esac
-      TEETH_BACKEND=$be mutation "sweep_${file}_$k" "$file" "$op" --drop-barrier "$k"
+      SAMC_CUDA_VARIANT_GEMM=$gemm TEETH_BACKEND=$be mutation "sweep_${file}_$k" "$file" "$op" --drop-barrier "$k"
     done
   done
 fi
