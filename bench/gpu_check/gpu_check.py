@@ -899,6 +899,31 @@ def sam3_torch(c, py, extra, config, weights, device, modes, pl, vocab, check=No
     return res, note
 
 
+def sam3_golden_lowp(c, py, gold, vocab, fails, notes):
+    """The six SAM3 micro cases through `samc find` on the device in fp16 and bf16 (16-bit-only
+    linear weights): same detections, mask IoU and score bounds as measured on the simulator
+    (the numbers of tests/cuda_sim/cli_check.sh; kernels/cuda/NOTES.md, "SAM3 on a 4 GB
+    card"), while the stage has time. Returns ({precision: result}, cut short?)."""
+    res, cut = {}, False
+    for prec, iou, stol in (("fp16", "0.985", "2e-4"), ("bf16", "0.93", "1e-3")):
+        try:
+            rc, out, err, secs = c.run(f"sam3_golden_cli_{prec}", [py, os.path.join(ROOT, "tests", "sam3_golden_check.py"),
+                                       "--samc", c.bin["samc"], "--golden", gold, "--vocab", vocab, "--work",
+                                       os.path.join(c.work, f"sam3_golden_{prec}"), "--timeout", "60", "--lowp-iou",
+                                       iou, "--score-tol", stol], 90, env={"SAMC_BACKEND": "cuda", "SAMC_PRECISION": prec})
+        except Limit:
+            cut = True
+            notes.append(f"micro golden in {prec} on the device not run: no time left in the stage")
+            continue
+        v = re.search(r"^VERDICT (\S+): (\d+)/(\d+) cases pass", out, re.M)
+        res[prec] = {"rc": rc, "seconds": round(secs, 1), "bounds": {"iou": iou, "score": stol},
+                     "lines": [ln for ln in out.splitlines() if ln.startswith(("PASS", "FAIL", "VERDICT"))]}
+        if rc != 0 or not v or v.group(2) != v.group(3):
+            fails.append(f"micro golden on cuda in {prec}: " + (f"{v.group(2)}/{v.group(3)} cases pass" if v else
+                                                                 f"rc {rc}: {(err or out).strip()[-120:]}"))
+    return res, cut
+
+
 def stage_sam3(c):
     """SAM3 (issue 12): the CLI against the micro golden on the device (fp32), bench_sam3 on the
     device (micro, then the full sam3 config when the stage has time), and the official sam3
@@ -1000,9 +1025,16 @@ def stage_sam3(c):
                     os.remove(full)
                 except OSError:
                     pass
+    # 5. last (the full config's numbers come first): the micro cases in 16 bits on the device
+    if not c.dry:
+        data["golden_lowp"], cut = sam3_golden_lowp(c, py, gold, vocab, fails, notes)
+        partial = partial or cut
     data["notes"] = notes
     s = []
     s.append(f"micro golden via the CLI on {backend}: {g['passed']}/{g['cases']} pass (worst rel {g['worst_rel_err']})")
+    for prec, gl in data.get("golden_lowp", {}).items():
+        s.append(f"micro golden {prec} on cuda: " + next((ln[8:] for ln in gl["lines"] if ln.startswith("VERDICT")),
+                                                         f"rc {gl['rc']}"))
     sm = data["same_model"]
     s.append("PyTorch same-model check: " + ("ok" if sm["ok"] else "FAILED" if sm["ok"] is False else "not run"))
     for key in ("sam3_bf16", "sam3_micro_bf16", "sam3_micro_fp32"):
