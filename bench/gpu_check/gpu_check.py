@@ -740,7 +740,9 @@ def stage_variants(c):
         best = None
         for v in values:
             env = {f"SAMC_CUDA_VARIANT_{name}": v}
-            rc, out, err, _ = c.run(f"variant_{name}_{v}_golden", [c.bin["test_golden"]], 60,
+            # the micro golden's CUDA cases only (the CPU ones do not depend on a switch)
+            rc, out, err, _ = c.run(f"variant_{name}_{v}_golden", [c.bin["test_golden"], "test_micro_cuda",
+                                    "test_micro_cuda_bf16", "test_micro_cuda_fp16"], 60,
                                     env=dict(env, SAMC_GOLDEN_CONFIGS="micro"))
             cases, tot = parse_tests(out)
             correct = rc == 0 and all(x == "OK" for k, x in cases.items() if "cuda" in k)
