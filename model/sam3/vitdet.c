@@ -124,13 +124,15 @@ static int vit_block(sam3_model *m, const sam3_vit_block_weights *bl, const floa
         in = win;
     }
     if (vit_attention(m, bl, in, nw, T, ao, err)) return -1;
-    /* window_unpartition + shortcut (a global block is one window of the whole grid) */
-    o->window_unpartition_add(o, ao, x, out, g, g, C, ws, ws, g / ws);
-    o->layer_norm(o, out, bl->norm2.w, bl->norm2.b, xn, (int)N, C, 1e-5f);
-    o->linear(o, xn, bl->fc1.w, bl->fc1.b, h, (int)N, hidden, C);
-    o->gelu(o, h, N * hidden);
-    o->linear(o, h, bl->fc2.w, bl->fc2.b, ao, (int)N, C, hidden);
-    o->add(o, out, out, ao, N * C, N * C);
+    /* x + attn(norm1(x)): window_unpartition + shortcut (a global block is one window of
+     * the whole grid), into win (free again) */
+    float *mid = win;
+    o->window_unpartition_add(o, ao, x, mid, g, g, C, ws, ws, g / ws);
+    /* mid + mlp(norm2(mid)): fc1 + GELU, then fc2 + the residual, each one linear_act
+     * (the same arithmetic as linear, gelu, add; fused on CUDA) */
+    o->layer_norm(o, mid, bl->norm2.w, bl->norm2.b, xn, (int)N, C, 1e-5f);
+    o->linear_act(o, xn, bl->fc1.w, bl->fc1.b, h, (int)N, hidden, C, SAMC_ACT_GELU, NULL);
+    o->linear_act(o, h, bl->fc2.w, bl->fc2.b, out, (int)N, C, hidden, SAMC_ACT_NONE, mid);
     rt_arena_reset(&m->rt, mark);
     return 0;
 }
