@@ -5,7 +5,7 @@
  *                     passes over the keys (scores recomputed, not stored); SAM3's
  *                     biased attentions are the small ones (decoder, prompt cross-
  *                     attention, text), the ViT's big ones go through attention.cu
- *   rope              a thread per (row, head, pair)
+ *   rope              a thread per (row, head, pair); fp32 or 16-bit x (the ViT's qkv)
  *   group_norm        a block per group: double sums (as the reference), then the affine
  *   roi_align         a thread per output bin, torchvision's sampling (aligned=False)
  *   grid_sample       a thread per (point, channel)
@@ -20,8 +20,9 @@
 #define AB_WARPS 4
 #define AB_MAX_HD 128
 
-/* These kernels read and write fp32 only. In the reduced modes (lowp.cu) the SAM3 model
- * keeps fp32 activations (model/sam3/load.c asks for them right after set_precision), so
+/* These kernels, rope aside, read and write fp32 only. In the reduced modes (lowp.cu) the
+ * SAM3 model keeps fp32 activations outside its ViT (model/sam3/load.c asks for them right
+ * after set_precision; the ViT, whose ops are SAM2.1's and rope, runs in 16 bits), so
  * each op here checks that its inputs hold fp32 values and records its output as fp32;
  * a 16-bit input fails the op with a message instead of being misread. 0: go on. */
 static int sam3_in(samc_cuda_ctx *c, const float *p, size_t n, const char *op) {
@@ -113,29 +114,42 @@ static void attention_biased_cuda(const samc_ops *o, const samc_attention_args *
     CUDA_OP_DONE(c, "attention_biased");
 }
 
-__global__ void rope_kernel(float *x, int rows, ptrdiff_t ld, int heads, int hd, const float *cos_t,
-                            const float *sin_t, int period) {
+/* x (fp32 or 16-bit, in place: the ViT's qkv) rotated pair by pair; the tables fp32 (or
+ * 16-bit, as written). The arithmetic is fp32 and the same expressions as rope_ref in
+ * every type; a 16-bit x is rounded once on the store. */
+template <class T>
+__global__ void rope_kernel(cuda_dst<T> x, int rows, ptrdiff_t ld, int heads, int hd, cuda_src<T> cos_t,
+                            cuda_src<T> sin_t, int period) {
     const int half = hd / 2;
     const size_t n = (size_t)rows * heads * half;
     for (size_t u = blockIdx.x * (size_t)blockDim.x + threadIdx.x; u < n; u += (size_t)gridDim.x * blockDim.x) {
         int i = (int)(u % half), h = (int)((u / half) % heads);
         size_t r = u / ((size_t)half * heads);
         size_t t = (r % (size_t)period) * half + i;
-        float *p = x + (ptrdiff_t)r * ld + (ptrdiff_t)h * hd + 2 * i;
-        float re = p[0], im = p[1], cs = cos_t[t], sn = sin_t[t];
-        p[0] = re * cs - im * sn;
-        p[1] = re * sn + im * cs;
+        const size_t o = (size_t)((ptrdiff_t)r * ld + (ptrdiff_t)h * hd + 2 * i);
+        float re = x.get(o), im = x.get(o + 1), cs = cos_t[t], sn = sin_t[t];
+        x.put(o, re * cs - im * sn);
+        x.put(o + 1, re * sn + im * cs);
     }
 }
 
+/* The one SAM3 op that also takes 16-bit activations: the ViT runs in the 16-bit phase
+ * (model/sam3/vitdet.c), where rope rotates its 16-bit qkv in place. */
 static void rope_cuda(const samc_ops *o, float *x, int rows, ptrdiff_t ld, int heads, int hd, const float *cos_t,
                       const float *sin_t, int period) {
     samc_cuda_ctx *c = cuda_ctx(o);
     if (rows <= 0 || heads <= 0 || hd < 2 || period <= 0) return;
-    size_t n = (size_t)rows * heads * (hd / 2);
+    size_t n = (size_t)rows * heads * (hd / 2), nt = (size_t)period * (hd / 2);
     size_t span = (size_t)(rows - 1) * (size_t)ld + (size_t)heads * hd;
-    if (sam3_in(c, x, span, "rope") || sam3_out(c, x, span, "rope")) return; /* in place */
-    rope_kernel<<<cuda_blocks_for(c, n, 256), 256, 0, c->stream>>>(x, rows, ld, heads, hd, cos_t, sin_t, period);
+    cuda_arg in = cuda_rd(c, x, span, "rope"), cs = cuda_rd(c, cos_t, nt, "rope"), sn = cuda_rd(c, sin_t, nt, "rope");
+    if (!in.p || !cs.p || !sn.p) return;
+    cuda_arg out = cuda_wr_like(c, x, span, in, "rope"); /* in place: keeps x's type */
+    if (!out.p) return;
+    cuda_by_type(c, [&](auto t) {
+        using T = decltype(t);
+        rope_kernel<T><<<cuda_blocks_for(c, n, 256), 256, 0, c->stream>>>(dst_of<T>(out), rows, ld, heads, hd,
+                                                                         src_of<T>(cs), src_of<T>(sn), period);
+    });
     CUDA_OP_DONE(c, "rope");
 }
 

@@ -165,19 +165,33 @@ int sam3_vit(sam3_model *m, const float *input, float *out, samc_error *err) {
     const samc_ops *o = m->rt.ops;
     int C = m->C, g = m->g;
     size_t N = (size_t)g * g, mark = rt_arena_mark(&m->rt);
-    float *xa, *xb;
+    /* Reduced precision (bf16 / fp16 on CUDA): the ViT keeps its activations in 16 bits
+     * (its ops are SAM2.1's, which have 16-bit kernels, and rope); the rest of SAM3 stays
+     * fp32 (load.c). The CUDA backend keeps a block's 16-bit element i at base + 2 i
+     * (kernels/cuda/lowp.cu), so a 16-bit tensor at byte offset B of the arena lands on
+     * bytes from B / 2 on: a pad as large as what the arena holds now (the image input,
+     * the map `out`, all fp32 and still needed) puts every ViT buffer past twice that,
+     * clear of them. The planning pass takes the same pad. */
+    const int lowp = m->rt.opt.precision != SAMC_PRECISION_FP32;
+    float *pad = NULL, *xa, *xb;
+    if (lowp) RT_ALLOC(&m->rt, pad, mark / sizeof(float));
+    (void)pad;
     RT_ALLOC(&m->rt, xa, N * C);
     RT_ALLOC(&m->rt, xb, N * C);
     double t0 = rt_now_ms();
     dump_rope(m);
-    vit_embed(m, input, out, xa);
+    if (lowp && o->activation_precision) o->activation_precision(o, 1);
+    vit_embed(m, input, xb, xa); /* xb: the patch embed's NCHW scratch */
     rt_mark(&m->rt, RT_MARK_ENC_PATCH);
     m->timings.patch_embed_ms = rt_now_ms() - t0;
     rt_log(&m->rt, "encode: patch embed + pos embed + ln_pre %.1f ms", m->timings.patch_embed_ms);
     double tb = rt_now_ms();
     for (int b = 0; b < m->vit.depth; b++) {
         double t1 = rt_now_ms();
-        if (vit_block(m, &m->vit.blocks[b], xa, xb, err)) return -1;
+        if (vit_block(m, &m->vit.blocks[b], xa, xb, err)) {
+            if (lowp && o->activation_precision) o->activation_precision(o, 0);
+            return -1;
+        }
         float *t = xa; xa = xb; xb = t;
         char name[32];
         snprintf(name, sizeof name, "vit.block%02d", b);
@@ -185,6 +199,8 @@ int sam3_vit(sam3_model *m, const float *input, float *out, samc_error *err) {
         rt_log(&m->rt, "encode: ViT block %d (%s) %.1f ms", b, m->vit.blocks[b].window ? "windowed" : "global",
                rt_now_ms() - t1);
     }
+    /* back to fp32: the map for the neck is written in fp32 */
+    if (lowp && o->activation_precision) o->activation_precision(o, 0);
     o->transpose(o, xa, out, 1, (int)N, C);
     rt_mark(&m->rt, RT_MARK_ENC_STAGE0);
     m->timings.stage_ms[0] = rt_now_ms() - tb;
