@@ -769,6 +769,38 @@ static void lowp_mixed_error(const backend *be, const char *op) {
     samc_ops_cuda_destroy(o);
 }
 
+/* An op whose 16-bit output covers the bytes of an fp32 input it reads (16-bit element i
+ * lives at base + 2 i of its block) would overwrite that input while its kernel reads it:
+ * a race no later read could see, so the write is refused, naming the op (lowp.cu
+ * write_as). On a fresh instance: a copy whose output lies far enough runs and is exact;
+ * one whose 16-bit bytes land on its own fp32 source fails. */
+static void lowp_overlap_error(const backend *be, const char *op) {
+    char err[512] = "";
+    samc_ops *o = samc_ops_cuda_create(0, err);
+    if (!o) { fail_case(be, op, err, "a fifth backend instance"); return; }
+    float h[128], back[32], *d = o->alloc(o, sizeof h), *blk = o->alloc(o, 16 * sizeof(float));
+    for (int i = 0; i < 128; i++) h[i] = (float)(i % 32); /* exact in bf16 and fp16 */
+    int ok = d && blk;
+    if (ok) o->upload(o, d, h, sizeof h);
+    if (ok) o->upload(o, blk, h, 16 * sizeof(float));
+    ok = ok && o->set_precision(o, (samc_ops_precision)be->prec, blk, 16, err) == 0;
+    if (ok) {
+        o->copy(o, d + 64, d, 32); /* 16-bit elements 64..95: the bytes of fp32 elements 32..47 */
+        o->download(o, back, d + 64, sizeof back);
+        ok = o->sync(o, err) == 0 && !memcmp(back, h, sizeof back);
+    }
+    float got = ok ? 1.0f : 0.0f, one = 1.0f;
+    compare(be, &got, &one, 1, 0, 0, op, "a 16-bit write clear of the fp32 source it reads runs");
+    if (ok) {
+        o->copy(o, d + 32, d, 32); /* 16-bit elements 32..63: the bytes of fp32 elements 16..31 */
+        ok = o->sync(o, err) == -1 && strstr(err, "copy") && strstr(err, "would overwrite");
+    }
+    printf("       reported: %s\n", err);
+    got = ok ? 1.0f : 0.0f;
+    compare(be, &got, &one, 1, 0, 0, op, "a 16-bit write over the fp32 source the same op reads is refused");
+    samc_ops_cuda_destroy(o);
+}
+
 /* Weights kept in 16 bits only (ops.h weights16_region / weights16_upload), on a fresh
  * instance: a linear whose weight is a stand-in gives the product of the 16-bit-rounded
  * weight in the fp32 phase (x rounded per call, fp32 output: exact download) and in the
@@ -908,6 +940,7 @@ static void run_lowp(const backend *be) {
     if (want(be, op_lin, "precision map", SZ_ODD, 0)) lowp_conversions(be, op_lin, 1024);
     if (want(be, op_lin, "precision map chunked", SZ_SAM, 0)) lowp_conversions(be, op_lin, (size_t)9 << 20);
     if (want(be, op_lin, "precision map: mixed types", SZ_ODD, 0)) lowp_mixed_error(be, op_lin);
+    if (want(be, op_lin, "precision map: an op's own input", SZ_ODD, 0)) lowp_overlap_error(be, op_lin);
     if (want(be, op_lin, "precision map: graphs", SZ_ODD, 0)) lowp_graph(be, op_lin);
     if (want(be, op_lin, "16-bit-only weights", SZ_ODD, 0)) lowp_weights16(be, op_lin);
     if (!nsel) return;

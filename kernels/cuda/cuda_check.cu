@@ -36,6 +36,7 @@ int cuda_check_blas(samc_cuda_ctx *c, cublasStatus_t s, const char *file, int li
 }
 
 int cuda_op_done(samc_cuda_ctx *c, const char *op, const char *file, int line) {
+    c->n_op_reads = 0; /* lowp.cu: the next op's reads start afresh */
     cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess) {
         char what[96];

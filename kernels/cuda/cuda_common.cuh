@@ -65,6 +65,8 @@ typedef struct {
  * but those followed by GELU, which take ours. */
 enum { CUDA_GEMM_GEMMEX, CUDA_GEMM_LT, CUDA_GEMM_TC, CUDA_GEMM_LT_TC };
 
+enum { CUDA_OP_READS = 16 }; /* more reads than an op makes: the oldest are dropped */
+
 /* The kernel variants in force (variants.cu, from variants.txt): each the index of its value. */
 typedef struct {
     int attn;         /* ATTN: 0 tc, 1 fma */
@@ -108,6 +110,11 @@ typedef struct {
     int n_blocks, cap_blocks;
     cuda_range *rtmp;         /* lowp.cu's work list */
     size_t rtmp_cap;
+    /* The activation ranges the op being issued has read (lowp.cu: a write of the other
+     * type whose bytes cover one of them is refused: the kernel would overwrite its own
+     * input while reading it); cleared when the op is done (cuda_op_done). */
+    struct { int block; size_t s, e; int type; } op_reads[CUDA_OP_READS];
+    int n_op_reads;
     cuda_switches sw;         /* kernel variants (variants.cu), read at create */
     float *att_ws;            /* split-KV partial results (attention.cu), allocated at create */
     size_t att_ws_floats;

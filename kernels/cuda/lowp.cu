@@ -19,7 +19,8 @@
  * overlapping ranges of the other type (a 16-bit write of elements [s, e) covers the
  * fp32 elements [s/2, e/2)): those are marked, and reading them later is an error naming
  * the op, so a model that mixes precisions inside a buffer fails loudly (and the
- * simulator's tests show it).
+ * simulator's tests show it). A write that would cover an input the same op reads (its
+ * kernel would race with itself) is refused when the op asks for it.
  * Arithmetic everywhere is fp32: values are widened on load, rounded once on store; the
  * statistics of LayerNorm and softmax never leave fp32. Weights that only a linear reads
  * live in 16 bits only behind stand-ins (weights16_region: a never-mapped host range, so
@@ -252,6 +253,14 @@ cuda_arg cuda_rd(samc_cuda_ctx *c, const float *p, size_t n, const char *op) {
         return cuda_arg{ NULL, 1 };
     }
     if (log_step(c, p, n, t, 0, op)) return cuda_arg{ NULL, 1 };
+    /* what this op reads, for write_as's check */
+    if (c->n_op_reads == CUDA_OP_READS) {
+        memmove(c->op_reads, c->op_reads + 1, sizeof c->op_reads[0] * (CUDA_OP_READS - 1));
+        c->n_op_reads--;
+    }
+    c->op_reads[c->n_op_reads].block = bi, c->op_reads[c->n_op_reads].s = e0;
+    c->op_reads[c->n_op_reads].e = e0 + n, c->op_reads[c->n_op_reads].type = t;
+    c->n_op_reads++;
     return arg_at(c, bi, e0, t);
 }
 
@@ -273,6 +282,25 @@ static cuda_arg write_as(samc_cuda_ctx *c, float *p, size_t n, int t, const char
     size_t e0;
     int bi = act_block(c, p, n, op, &e0);
     if (bi < 0) return cuda_arg{ NULL, 1 };
+    /* A write of one type covers the bytes of other elements of the other type (ranges_set;
+     * its own elements too when it changes their type in place): if the same op reads
+     * those in that type, its kernel overwrites its input while reading it, a race no later
+     * check could see. Refused, naming the op. */
+    size_t ds, de; /* the other type's elements whose bytes the write covers */
+    if (t == CUDA_LP) ds = e0 / 2, de = (e0 + n + 1) / 2;
+    else ds = 2 * e0, de = 2 * (e0 + n);
+    for (int k = 0; k < c->n_op_reads && ds < de; k++) {
+        const int other = t == CUDA_LP ? CUDA_F32 : CUDA_LP;
+        if (c->op_reads[k].block != bi || c->op_reads[k].type != other || c->op_reads[k].e <= ds ||
+            c->op_reads[k].s >= de)
+            continue;
+        char why[200];
+        snprintf(why, sizeof why, "would overwrite, as %s values, the %s input elements [%zu, %zu) of their block "
+                 "that the same op reads", t == CUDA_LP ? "16-bit" : "fp32", t == CUDA_LP ? "fp32" : "16-bit",
+                 c->op_reads[k].s, c->op_reads[k].e);
+        view_fail(c, p, n, op, why);
+        return cuda_arg{ NULL, 1 };
+    }
     if (ranges_set(c, &c->blocks[bi], e0, e0 + n, t)) {
         cuda_fail(c, __FILE__, __LINE__, op, "out of host memory for the precision map");
         return cuda_arg{ NULL, 1 };
@@ -375,6 +403,7 @@ int lowp_download(samc_cuda_ctx *c, void *host_dst, const void *src, size_t byte
     if (!c->tracking) return 0;
     size_t n = bytes / sizeof(float);
     cuda_arg a = cuda_rd(c, (const float *)src, n, "download");
+    c->n_op_reads = 0; /* a download is no op: its read never meets an op's write */
     if (!a.p) return 1;
     if (a.f32) return 0;
     size_t cap = c->scratch_bytes / sizeof(float);

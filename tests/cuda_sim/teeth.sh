@@ -126,6 +126,10 @@ SAMC_CUDA_VARIANT_GEMM=tc TEETH_BACKEND=cuda_bf16 mutation gemm_tc_buffer gemm_t
   "sa.store(as[cur ^ 1]);" "sa.store(as[cur]);"
 SAMC_CUDA_VARIANT_GEMM=tc TEETH_BACKEND=cuda_bf16 mutation gemm_tc_gelu gemm_tc linear_act \
   "v = cuda_act(v, a.act);" "v = cuda_act(v, a.act == SAMC_ACT_GELU ? SAMC_ACT_NONE : a.act);"
+# The precision map's guard against an op overwriting its own fp32 input with 16-bit
+# values (lowp.cu write_as; the SAM3 ViT's first try did that, silently): removed.
+TEETH_BACKEND=cuda_bf16 mutation overlap_guard lowp linear_bf16 \
+  "if (t == CUDA_LP) ds = e0 / 2, de = (e0 + n + 1) / 2;" "if (t == CUDA_LP) ds = e0 / 2, de = e0 / 2;"
 # Weights kept in 16 bits only (SAM3 on a 4 GB card): a linear that forgets them in the
 # fp32 phase (it then reads the never-mapped stand-in: the op fails by name), and their
 # 16-bit product written as 16-bit values into the fp32 phase's output.
