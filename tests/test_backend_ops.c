@@ -2006,12 +2006,13 @@ static float *biased_bias(const biased_case *c, samc_attention_bias *b, size_t *
         *n = (size_t)c->batch * c->heads * c->n_q * c->n_kv;
         bb = rand_buf(*n, 2.0f);
         *b = (samc_attention_bias){ NULL, (ptrdiff_t)c->heads * c->n_q * c->n_kv, (ptrdiff_t)c->n_q * c->n_kv, c->n_kv };
-    } else if (c->kind == 1) { /* masked keys everywhere, whole leading chunks of 256 too */
+    } else if (c->kind == 1) { /* masked keys everywhere, whole leading chunks of 256 too
+                                * where there are more keys than that */
         *n = (size_t)c->batch * c->n_kv;
         bb = zero_buf(*n);
         for (int i = 0; i < c->batch; i++)
             for (int j = 0; j < c->n_kv; j++)
-                if ((j < 300 && j != 9) || j % 3 == 1) bb[(size_t)i * c->n_kv + j] = -INFINITY;
+                if ((c->n_kv > 300 && j < 300 && j != 9) || j % 3 == 1) bb[(size_t)i * c->n_kv + j] = -INFINITY;
         *b = (samc_attention_bias){ NULL, c->n_kv, 0, 0 };
     } else {
         *n = (size_t)c->n_q * c->n_kv;
@@ -2045,8 +2046,9 @@ static void run_attention_biased(const backend *be, const biased_case *c) {
     dbias = bias;
     dbias.bias = db;
     run_t r;
-    run_begin(&r, be, 2e-6, be->is_cuda ? GEMM_RTOL : 2e-4, "attention_biased", "%s B=%d H=%d nq=%d nkv=%d hd=%d",
-              c->name, c->batch, c->heads, c->n_q, c->n_kv, c->hd);
+    /* in the 16-bit phase (the fusion encoder's): inputs rounded above, one rounding of out */
+    run_begin(&r, be, 2e-6, (be->is_cuda ? GEMM_RTOL : 2e-4) + lp(be, 2), "attention_biased",
+              "%s%s B=%d H=%d nq=%d nkv=%d hd=%d", c->name, be->prec ? " 16-bit" : "", c->batch, c->heads, c->n_q, c->n_kv, c->hd);
     if (!dq || !dk || !dv || !db || !dout) run_fail(&r, "allocation failed");
     else {
         be->ops->attention_biased(be->ops, &d, &dbias);
@@ -2180,8 +2182,9 @@ static void run_box_rpb(const backend *be, const char *name, int sz, int Q, int 
     free(by); free(bx); free(y);
 }
 
-/* cuda_bf16 / cuda_fp16: the SAM3 ops but rope compute fp32 only and the SAM3 model keeps
- * fp32 activations outside its ViT in the reduced modes (model/sam3/load.c, vitdet.c). On a fresh instance in the 16-bit
+/* cuda_bf16 / cuda_fp16: the SAM3 ops but rope and attention_biased compute fp32 only and
+ * the SAM3 model keeps fp32 activations outside its ViT and fusion encoder in the reduced
+ * modes (model/sam3/load.c, vitdet.c, encoder.c). On a fresh instance in the 16-bit
  * phase, a 16-bit input must fail the op with a message naming it (the error sticks, so
  * not on the shared instance). */
 static void sam3_lowp_refused(const backend *be) {
@@ -2226,7 +2229,13 @@ static void test_sam3_ops(const backend *be) {
     test_sam3_ops_in(&fp);
     be->ops->activation_precision(be->ops, 1);
     ((backend *)be)->ran += fp.ran - be->ran;
-    /* rope also in the 16-bit phase: the ViT runs there (model/sam3/vitdet.c) */
+    /* rope and attention_biased also in the 16-bit phase: the ViT runs there
+     * (model/sam3/vitdet.c), the fusion encoder too (encoder.c) */
+    for (size_t i = 0; i < sizeof biased_cases / sizeof biased_cases[0]; i++) {
+        const biased_case *c = &biased_cases[i];
+        if (want(be, "attention_biased", c->name, c->sz, 4.0 * c->batch * c->heads * c->n_q * c->n_kv * c->hd))
+            run_attention_biased(be, c);
+    }
     run_rope(be, "odd 16-bit", SZ_ODD, 10, 12, 3, 4);
     run_rope(be, "micro vit 18x18 16-bit", SZ_SMALL, 324, 64, 2, 36);
 }

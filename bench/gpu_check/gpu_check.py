@@ -909,7 +909,7 @@ def sam3_golden_lowp(c, py, gold, vocab, fails, notes):
     (the numbers of tests/cuda_sim/cli_check.sh; kernels/cuda/NOTES.md, "SAM3 on a 4 GB
     card"), while the stage has time. Returns ({precision: result}, cut short?)."""
     res, cut = {}, False
-    for prec, iou, stol in (("fp16", "0.985", "2e-4"), ("bf16", "0.92", "1e-3")):
+    for prec, iou, stol in (("fp16", "0.985", "2e-4"), ("bf16", "0.90", "1e-3")):
         try:
             rc, out, err, secs = c.run(f"sam3_golden_cli_{prec}", [py, os.path.join(ROOT, "tests", "sam3_golden_check.py"),
                                        "--samc", c.bin["samc"], "--golden", gold, "--vocab", vocab, "--work",

@@ -4,7 +4,9 @@
  *   attention_biased  a warp per query row: max, sum and weighted sum of v in three
  *                     passes over the keys (scores recomputed, not stored); SAM3's
  *                     biased attentions are the small ones (decoder, prompt cross-
- *                     attention, text), the ViT's big ones go through attention.cu
+ *                     attention, text), the big ones go through attention.cu (the
+ *                     ViT's; the fusion encoder's self-attention); fp32 or 16-bit
+ *                     operands (the fusion encoder runs in the 16-bit phase)
  *   rope              a thread per (row, head, pair); fp32 or 16-bit x (the ViT's qkv)
  *   group_norm        a block per group: double sums (as the reference), then the affine
  *   roi_align         a thread per output bin, torchvision's sampling (aligned=False)
@@ -20,16 +22,18 @@
 #define AB_WARPS 4
 #define AB_MAX_HD 128
 
-/* These kernels, rope aside, read and write fp32 only. In the reduced modes (lowp.cu) the
- * SAM3 model keeps fp32 activations outside its ViT (model/sam3/load.c asks for them right
- * after set_precision; the ViT, whose ops are SAM2.1's and rope, runs in 16 bits), so
- * each op here checks that its inputs hold fp32 values and records its output as fp32;
- * a 16-bit input fails the op with a message instead of being misread. 0: go on. */
+/* These kernels, attention_biased and rope aside, read and write fp32 only. In the reduced
+ * modes (lowp.cu) the SAM3 model keeps fp32 activations outside its ViT and fusion encoder
+ * (model/sam3/load.c asks for them right after set_precision; the ViT, whose ops are
+ * SAM2.1's and rope, and the fusion encoder, SAM2.1's ops and attention_biased, run in
+ * the 16-bit phase), so each op here checks that its inputs hold fp32 values and records
+ * its output as fp32; a 16-bit input fails the op with a message instead of being
+ * misread. 0: go on. */
 static int sam3_in(samc_cuda_ctx *c, const float *p, size_t n, const char *op) {
     if (!c->tracking || !p) return 0;
     cuda_arg a = cuda_rd(c, p, n, op);
     if (!a.p) return -1;
-    if (!a.f32) return cuda_fail(c, __FILE__, __LINE__, op, "16-bit activations: the SAM3 ops compute fp32 only");
+    if (!a.f32) return cuda_fail(c, __FILE__, __LINE__, op, "16-bit activations: this SAM3 op computes fp32 only");
     return 0;
 }
 static int sam3_out(samc_cuda_ctx *c, float *p, size_t n, const char *op) {
@@ -37,22 +41,27 @@ static int sam3_out(samc_cuda_ctx *c, float *p, size_t n, const char *op) {
     return cuda_wr_like(c, p, n, cuda_arg{ p, 1 }, op).p ? 0 : -1;
 }
 
+/* q, k, v, the bias and out each fp32 or T as lowp.cu says (the fusion encoder runs in
+ * the 16-bit phase: model/sam3/encoder.c); the scores, softmax and sums are fp32 in every
+ * type, out rounded once on the store. */
+template <class T>
 __global__ void __launch_bounds__(AB_WARPS * 32)
-attention_biased_kernel(samc_attention_args a, samc_attention_bias bias) {
+attention_biased_kernel(samc_attention_args a, cuda_src<T> qv, cuda_src<T> kv, cuda_src<T> vv, cuda_src<T> bv,
+                        samc_attention_bias bias, cuda_dst<T> ov) {
     __shared__ float qs[AB_WARPS][AB_MAX_HD];
     const int lane = threadIdx.x & 31, wi = threadIdx.x >> 5;
     const long row = (long)blockIdx.x * AB_WARPS + wi;
     if (row >= (long)a.batch * a.heads * a.n_q) return; /* whole warps leave together */
     const int i = (int)(row % a.n_q), h = (int)((row / a.n_q) % a.heads), b = (int)(row / ((long)a.n_q * a.heads));
     const int hd = a.head_dim;
-    const float *q = a.q + b * a.q_sb + h * a.q_sh + i * a.q_st;
-    const float *kb = a.k + b * a.k_sb + h * a.k_sh, *vb = a.v + b * a.v_sb + h * a.v_sh;
-    const float *brow = bias.bias + b * bias.sb + h * bias.sh + i * bias.sq;
+    const cuda_src<T> q = qv.at(b * a.q_sb + h * a.q_sh + i * a.q_st);
+    const cuda_src<T> kb = kv.at(b * a.k_sb + h * a.k_sh), vb = vv.at(b * a.v_sb + h * a.v_sh);
+    const cuda_src<T> brow = bv.at(b * bias.sb + h * bias.sh + i * bias.sq);
     for (int d = lane; d < hd; d += 32) qs[wi][d] = q[d];
     __syncwarp();
     float mx = -INFINITY;
     for (int j = lane; j < a.n_kv; j += 32) {
-        const float *k = kb + j * a.k_st;
+        const cuda_src<T> k = kb.at((ptrdiff_t)j * a.k_st);
         float dot = 0.0f;
         for (int d = 0; d < hd; d++) dot += qs[wi][d] * k[d];
         mx = fmaxf(mx, dot * a.scale + brow[j]);
@@ -60,7 +69,7 @@ attention_biased_kernel(samc_attention_args a, samc_attention_bias bias) {
     mx = warp_max(mx);
     float sum = 0.0f;
     for (int j = lane; j < a.n_kv; j += 32) {
-        const float *k = kb + j * a.k_st;
+        const cuda_src<T> k = kb.at((ptrdiff_t)j * a.k_st);
         float dot = 0.0f;
         for (int d = 0; d < hd; d++) dot += qs[wi][d] * k[d];
         sum += expf(dot * a.scale + brow[j] - mx);
@@ -71,7 +80,7 @@ attention_biased_kernel(samc_attention_args a, samc_attention_bias bias) {
         int j = j0 + lane;
         float p = 0.0f;
         if (j < a.n_kv) {
-            const float *k = kb + j * a.k_st;
+            const cuda_src<T> k = kb.at((ptrdiff_t)j * a.k_st);
             float dot = 0.0f;
             for (int d = 0; d < hd; d++) dot += qs[wi][d] * k[d];
             p = expf(dot * a.scale + brow[j] - mx) / sum;
@@ -79,16 +88,16 @@ attention_biased_kernel(samc_attention_args a, samc_attention_bias bias) {
         int nt = a.n_kv - j0 < 32 ? a.n_kv - j0 : 32;
         for (int t = 0; t < nt; t++) {
             float pt = __shfl_sync(0xffffffffu, p, t);
-            const float *v = vb + (j0 + t) * a.v_st;
+            const cuda_src<T> v = vb.at((ptrdiff_t)(j0 + t) * a.v_st);
 #pragma unroll
             for (int r = 0; r < AB_MAX_HD / 32; r++)
                 if (lane + 32 * r < hd) acc[r] += pt * v[lane + 32 * r];
         }
     }
-    float *out = a.out + b * a.o_sb + h * a.o_sh + i * a.o_st;
+    const cuda_dst<T> out = ov.at(b * a.o_sb + h * a.o_sh + i * a.o_st);
 #pragma unroll
     for (int r = 0; r < AB_MAX_HD / 32; r++)
-        if (lane + 32 * r < hd) out[lane + 32 * r] = acc[r];
+        if (lane + 32 * r < hd) out.put(lane + 32 * r, acc[r]);
 }
 
 static void attention_biased_cuda(const samc_ops *o, const samc_attention_args *a, const samc_attention_bias *bias) {
@@ -103,15 +112,24 @@ static void attention_biased_cuda(const samc_ops *o, const samc_attention_args *
         return;
     }
     const char *op = "attention_biased";
-    if (sam3_in(c, a->q, cuda_span(a->batch, a->q_sb, a->heads, a->q_sh, a->n_q, a->q_st, a->head_dim), op) ||
-        sam3_in(c, a->k, cuda_span(a->batch, a->k_sb, a->heads, a->k_sh, a->n_kv, a->k_st, a->head_dim), op) ||
-        sam3_in(c, a->v, cuda_span(a->batch, a->v_sb, a->heads, a->v_sh, a->n_kv, a->v_st, a->head_dim), op) ||
-        sam3_in(c, bias->bias, cuda_span(a->batch, bias->sb, a->heads, bias->sh, a->n_q, bias->sq, a->n_kv), op) ||
-        sam3_out(c, a->out, cuda_span(a->batch, a->o_sb, a->heads, a->o_sh, a->n_q, a->o_st, a->head_dim), op))
+    if (!a->q || !a->k || !a->v || !a->out || !bias->bias) {
+        cuda_fail(c, __FILE__, __LINE__, op, "a NULL q, k, v, out or bias");
         return;
+    }
+    cuda_arg q = cuda_rd(c, a->q, cuda_span(a->batch, a->q_sb, a->heads, a->q_sh, a->n_q, a->q_st, a->head_dim), op);
+    cuda_arg k = cuda_rd(c, a->k, cuda_span(a->batch, a->k_sb, a->heads, a->k_sh, a->n_kv, a->k_st, a->head_dim), op);
+    cuda_arg v = cuda_rd(c, a->v, cuda_span(a->batch, a->v_sb, a->heads, a->v_sh, a->n_kv, a->v_st, a->head_dim), op);
+    cuda_arg bb = cuda_rd(c, bias->bias, cuda_span(a->batch, bias->sb, a->heads, bias->sh, a->n_q, bias->sq, a->n_kv), op);
+    if (!q.p || !k.p || !v.p || !bb.p) return;
+    cuda_arg out = cuda_wr(c, a->out, cuda_span(a->batch, a->o_sb, a->heads, a->o_sh, a->n_q, a->o_st, a->head_dim), op);
+    if (!out.p) return;
     long rows = (long)a->batch * a->heads * a->n_q;
-    attention_biased_kernel<<<(unsigned)((rows + AB_WARPS - 1) / AB_WARPS), AB_WARPS * 32, 0, c->stream>>>(*a, *bias);
-    CUDA_OP_DONE(c, "attention_biased");
+    cuda_by_type(c, [&](auto t) {
+        using T = decltype(t);
+        attention_biased_kernel<T><<<(unsigned)((rows + AB_WARPS - 1) / AB_WARPS), AB_WARPS * 32, 0, c->stream>>>(
+            *a, src_of<T>(q), src_of<T>(k), src_of<T>(v), src_of<T>(bb), *bias, dst_of<T>(out));
+    });
+    CUDA_OP_DONE(c, op);
 }
 
 /* x (fp32 or 16-bit, in place: the ViT's qkv) rotated pair by pair; the tables fp32 (or

@@ -63,22 +63,31 @@ int sam3_encoder_layer(sam3_model *m, const sam3_encoder_layer_weights *w, float
 
 /* TransformerEncoderFusion.forward (one level): src = the 1x neck level as tokens, pos =
  * its sine PE; every layer attends to the prompt (keys and values, no PE) with its
- * padding mask. memory [g*g, d] is the last layer's output. */
+ * padding mask. memory [g*g, d] is the last layer's output.
+ * In the reduced precisions (bf16 / fp16 on CUDA) the layers run in the 16-bit phase
+ * (sam3_lowp_begin): their norms, projections, attentions (the self-attention over the
+ * g*g tokens, most of the encoder's FLOPs, on the tensor cores) and FFN in 16 bits, while
+ * memory, written in fp32 before the phase and updated in place by the residual adds
+ * (an op in place keeps the type it read), stays fp32 for the decoder. */
 int sam3_fusion_encoder(sam3_model *m, const sam3_image *img, const float *prompt, int S,
                         const samc_attention_bias *prompt_bias, float *memory, samc_error *err) {
     const samc_ops *o = m->rt.ops;
-    int d = m->D, HW = m->g * m->g;
+    int d = m->D, HW = m->g * m->g, lowp, rc = 0;
+    size_t mark = rt_arena_mark(&m->rt);
     double t0 = rt_now_ms();
     o->transpose(o, img->fpn[2], memory, 1, d, HW);
     rt_dump(&m->rt, "enc.pos", m->pe_tok, 3, I64(HW), I64(1), I64(d));
-    for (int i = 0; i < m->cfg->enc_layers; i++) {
-        if (sam3_encoder_layer(m, &m->enc[i], memory, HW, m->pe_tok, NULL, prompt, prompt, S, prompt_bias,
-                               m->cfg->enc_ffn, err))
-            return -1;
+    if (sam3_lowp_begin(m, &lowp, err)) return -1;
+    for (int i = 0; i < m->cfg->enc_layers && !rc; i++) {
+        rc = sam3_encoder_layer(m, &m->enc[i], memory, HW, m->pe_tok, NULL, prompt, prompt, S, prompt_bias,
+                                m->cfg->enc_ffn, err);
         char name[32];
         snprintf(name, sizeof name, "enc.layer%d", i);
-        rt_dump(&m->rt, name, memory, 3, I64(1), I64(HW), I64(d));
+        if (!rc) rt_dump(&m->rt, name, memory, 3, I64(1), I64(HW), I64(d));
     }
+    sam3_lowp_end(m, lowp);
+    rt_arena_reset(&m->rt, mark);
+    if (rc) return -1;
     rt_dump(&m->rt, "enc.memory", memory, 3, I64(HW), I64(1), I64(d));
     m->timings.fusion_ms = rt_now_ms() - t0;
     return 0;

@@ -126,6 +126,26 @@ float sam3_inverse_sigmoid(float x) {
     return logf(x1 / x2);
 }
 
+/* ---- the 16-bit phase (sam3.h) --------------------------------------------------------- */
+
+int sam3_lowp_begin(sam3_model *m, int *on, samc_error *err) {
+    const samc_ops *o = m->rt.ops;
+    *on = 0;
+    if (m->rt.opt.precision == SAMC_PRECISION_FP32) return 0;
+    float *pad; /* also when planning (the planning ops have no phases) */
+    RT_ALLOC(&m->rt, pad, rt_arena_mark(&m->rt) / sizeof(float));
+    (void)pad;
+    if (o->activation_precision) {
+        o->activation_precision(o, 1);
+        *on = 1;
+    }
+    return 0;
+}
+
+void sam3_lowp_end(sam3_model *m, int on) {
+    if (on) m->rt.ops->activation_precision(m->rt.ops, 0);
+}
+
 /* The sine code of one coordinate shared by model_misc.gen_sineembed_for_position and
  * PositionEmbeddingSine._encode_xy: e = v * 2 pi, then e / dim_t[k] with dim_t[k] =
  * 1e4^(2 floor(k/2) / n), sin at even k, cos at odd k, in float: out[n]. */

@@ -256,6 +256,17 @@ int sam3_ffn(sam3_model *m, const rt_linear *linear1, const rt_linear *linear2, 
              float *out, samc_error *err);
 /* model_misc.inverse_sigmoid (eps 1e-3), in float as the official code. */
 float sam3_inverse_sigmoid(float x);
+/* The 16-bit phase for a stretch of the forward (the ViT, the fusion encoder) in the
+ * reduced precisions (bf16 / fp16 on CUDA); nothing in fp32. The CUDA backend keeps a
+ * block's 16-bit element i at base + 2 i (kernels/cuda/lowp.cu), so a 16-bit tensor at
+ * byte offset B of the arena lands on bytes from B / 2 on: begin takes a pad as large as
+ * what the arena holds (every fp32 tensor still needed, written before), so every buffer
+ * allocated after it lies past twice that and its 16-bit values clear of them (without
+ * the pad, the ViT's patch embed overwrote the fp32 image it read). The planning pass takes
+ * the same pad. *on: whether the phase was entered; end(on) goes back to fp32 (also on an
+ * error path); the caller resets the arena to its mark before begin. */
+int sam3_lowp_begin(sam3_model *m, int *on, samc_error *err);
+void sam3_lowp_end(sam3_model *m, int on);
 /* The sine code of one coordinate (gen_sineembed_for_position, _encode_xy): out[n],
  * out[k] = sin / cos (v * 2 pi / 1e4^(2 floor(k/2) / n)) at even / odd k. */
 void sam3_sine_encode(float v, int n, float *out);

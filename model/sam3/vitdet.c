@@ -166,21 +166,17 @@ int sam3_vit(sam3_model *m, const float *input, float *out, samc_error *err) {
     int C = m->C, g = m->g;
     size_t N = (size_t)g * g, mark = rt_arena_mark(&m->rt);
     /* Reduced precision (bf16 / fp16 on CUDA): the ViT keeps its activations in 16 bits
-     * (its ops are SAM2.1's, which have 16-bit kernels, and rope); the rest of SAM3 stays
-     * fp32 (load.c). The CUDA backend keeps a block's 16-bit element i at base + 2 i
-     * (kernels/cuda/lowp.cu), so a 16-bit tensor at byte offset B of the arena lands on
-     * bytes from B / 2 on: a pad as large as what the arena holds now (the image input,
-     * the map `out`, all fp32 and still needed) puts every ViT buffer past twice that,
-     * clear of them. The planning pass takes the same pad. */
-    const int lowp = m->rt.opt.precision != SAMC_PRECISION_FP32;
-    float *pad = NULL, *xa, *xb;
-    if (lowp) RT_ALLOC(&m->rt, pad, mark / sizeof(float));
-    (void)pad;
-    RT_ALLOC(&m->rt, xa, N * C);
-    RT_ALLOC(&m->rt, xb, N * C);
-    double t0 = rt_now_ms();
+     * (its ops are SAM2.1's, which have 16-bit kernels, and rope) behind the pad of
+     * sam3_lowp_begin (the image input and the map `out` are fp32 and still needed). */
+    int lowp;
+    float *xa, *xb;
     dump_rope(m);
-    if (lowp && o->activation_precision) o->activation_precision(o, 1);
+    if (sam3_lowp_begin(m, &lowp, err)) return -1;
+    if (!(xa = rt_arena_floats(&m->rt, N * C)) || !(xb = rt_arena_floats(&m->rt, N * C))) {
+        sam3_lowp_end(m, lowp);
+        return samc_error_set(err, SAMC_ERR_INTERNAL, "scratch arena exhausted at %s:%d", __FILE__, __LINE__);
+    }
+    double t0 = rt_now_ms();
     vit_embed(m, input, xb, xa); /* xb: the patch embed's NCHW scratch */
     rt_mark(&m->rt, RT_MARK_ENC_PATCH);
     m->timings.patch_embed_ms = rt_now_ms() - t0;
@@ -189,7 +185,7 @@ int sam3_vit(sam3_model *m, const float *input, float *out, samc_error *err) {
     for (int b = 0; b < m->vit.depth; b++) {
         double t1 = rt_now_ms();
         if (vit_block(m, &m->vit.blocks[b], xa, xb, err)) {
-            if (lowp && o->activation_precision) o->activation_precision(o, 0);
+            sam3_lowp_end(m, lowp);
             return -1;
         }
         float *t = xa; xa = xb; xb = t;
@@ -200,7 +196,7 @@ int sam3_vit(sam3_model *m, const float *input, float *out, samc_error *err) {
                rt_now_ms() - t1);
     }
     /* back to fp32: the map for the neck is written in fp32 */
-    if (lowp && o->activation_precision) o->activation_precision(o, 0);
+    sam3_lowp_end(m, lowp);
     o->transpose(o, xa, out, 1, (int)N, C);
     rt_mark(&m->rt, RT_MARK_ENC_STAGE0);
     m->timings.stage_ms[0] = rt_now_ms() - tb;
