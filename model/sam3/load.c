@@ -114,8 +114,9 @@ static int load_weights(sam3_model *m, samc_error *err) {
     if (m->rt.backend->host_memory) return 0;
     if (rt_weights_upload(&m->weights, &m->rt, used, err)) return -1;
     /* reduced precision (bf16 / fp16 on CUDA): SAM3 keeps fp32 activations but in its ViT
-     * (vitdet.c switches there); its own ops but rope (attention_biased, group_norm, ...)
-     * compute in fp32 only (kernels/cuda/NOTES.md, "The SAM3 ViT in 16 bits") */
+     * and fusion encoder (vitdet.c, encoder.c switch there); its own ops but rope and
+     * attention_biased (group_norm, roi_align, ...) compute in fp32 only
+     * (kernels/cuda/NOTES.md, "The SAM3 ViT in 16 bits") */
     const samc_ops *o = m->rt.backend;
     if (o->activation_precision) o->activation_precision(o, 0);
     return bind_all(m, err);
