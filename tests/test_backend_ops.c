@@ -1603,6 +1603,14 @@ static const conv_case conv_cases[] = {
     { "1x1 p1", SZ_ODD, 5, 4, 3, 7, 1, 1, 1, 1, 1 }, { "1x3", SZ_ODD, 4, 6, 11, 33, 1, 3, 1, 0, 0 },
     { "1x1x1", SZ_ODD, 1, 1, 1, 1, 1, 1, 1, 0, 1 }, { "17x17 kernel", SZ_ODD, 2, 20, 20, 3, 17, 17, 1, 8, 1 },
     { "3x3 many taps", SZ_ODD, 64, 17, 19, 33, 3, 3, 1, 1, 1 },
+    /* in bf16 / fp16 the long reductions (>= 256 taps) are im2col + GEMM (kernels/cuda/
+     * conv.cu): 18432 taps fill the 32 MiB scratch with 904 pixels' columns, so two chunks */
+    { "long reduction, two scratch chunks", SZ_SMALL, 2048, 31, 31, 8, 3, 3, 1, 1, 1 },
+    /* SAM3: the micro seg head's 3x3 over 32 channels (288 taps); the ViT's patch embed
+     * (14x14 s14, 588 taps) at 1008 px, the pixel decoder at 144 px (2304 taps) */
+    { "micro seg head 3x3", SZ_SMALL, 32, 36, 36, 32, 3, 3, 1, 1, 1 },
+    { "sam3 patch embed 14x14 s14", SZ_BIG, 3, 1008, 1008, 1024, 14, 14, 14, 0, 0 },
+    { "sam3 pixel decoder 3x3 at 144", SZ_BIG, 256, 144, 144, 256, 3, 3, 1, 1, 1 },
     /* micro: patch embed 3 -> 16 at 256 px, mask downscaling 1 -> 1 -> 4 channels */
     { "micro patch embed", SZ_SMALL, 3, 256, 256, 16, 7, 7, 4, 3, 1 },
     { "micro mask down 1", SZ_SMALL, 1, 256, 256, 1, 2, 2, 2, 0, 1 },
@@ -1652,6 +1660,58 @@ static void run_conv2d(const backend *be, const conv_case *c) {
     free(x); free(w); free(b);
 }
 
+/* bf16 / fp16, on a fresh instance: a convolution whose weights and bias are in the
+ * weight block (set_precision makes their 16-bit copy), as the model's are: in the fp32
+ * phase (fp32 x and y: SAM3's pixel decoder) and in the 16-bit phase (its ViT's patch
+ * embed). A long reduction (576 taps) takes the im2col + 16-bit GEMM path on a device
+ * with tensor cores for the format (kernels/cuda/conv.cu, switch CONV): x and w rounded
+ * once, fp32 sums; the direct kernel (CONV=direct, or no tensor cores) reads them as they
+ * are: the fp32 phase's y must be one of the two, tightly. */
+static void conv_weight_copy(const backend *be) {
+    const conv_case c = { "weights in the block, 576 taps", SZ_ODD, 64, 17, 19, 33, 3, 3, 1, 1, 1 };
+    char err[512] = "";
+    samc_ops *o = samc_ops_cuda_create(0, err);
+    if (!o) { fail_case(be, "conv2d", err, "another backend instance"); return; }
+    backend fp = *be;
+    fp.ops = o;
+    fp.prec = 0;
+    size_t R = (size_t)c.Cin * c.kh * c.kw, plane = (size_t)c.H * c.W, xn = (size_t)c.Cin * plane;
+    size_t wn = (size_t)c.Cout * R, yn = (size_t)c.Cout * plane;
+    float *hblk = rand_buf(wn + (size_t)c.Cout, 1.0f), *x = rand_buf(xn, 1.0f);
+    float *xr = nan_host(xn), *wr = nan_host(wn), *want_y = zero_buf(yn), *want_direct = zero_buf(yn);
+    test_round_lowp_buf(xr, x, xn, be->prec);
+    test_round_lowp_buf(wr, hblk, wn, be->prec);
+    g_ref->conv2d(g_ref, xr, wr, hblk + wn, want_y, c.Cin, c.H, c.W, c.Cout, c.kh, c.kw, c.stride, c.pad);
+    g_ref->conv2d(g_ref, x, hblk, hblk + wn, want_direct, c.Cin, c.H, c.W, c.Cout, c.kh, c.kw, c.stride, c.pad);
+    float *blk = be_from(&fp, hblk, wn + (size_t)c.Cout);
+    int ok = blk && o->set_precision(o, (samc_ops_precision)be->prec, blk, wn + (size_t)c.Cout, err) == 0;
+    if (ok) o->activation_precision(o, 0);
+    float *dx = ok ? be_from(&fp, x, xn) : NULL, *dy = ok ? be_nan(&fp, yn) : NULL, *dz = ok ? be_nan(&fp, yn) : NULL;
+    if (!ok || !dx || !dy || !dz) {
+        fail_case(be, "conv2d", err[0] ? err : "allocation failed", "weights in the block");
+    } else {
+        for (int phase = 0; phase < 2; phase++) {
+            o->activation_precision(o, phase);
+            o->conv2d(o, dx, blk, blk + wn, phase ? dz : dy, c.Cin, c.H, c.W, c.Cout, c.kh, c.kw, c.stride, c.pad);
+            float *y = be_to_host(&fp, phase ? dz : dy, yn);
+            /* fp32 phase: the direct kernel's result if it is that, else the GEMM's */
+            int direct = 1;
+            for (size_t i = 0; i < yn && direct && !phase; i++)
+                direct = fabsf(y[i] - want_direct[i]) <= gemm_atol((int)R) + GEMM_RTOL * fabsf(want_direct[i]);
+            if (direct && !phase) printf("       (the direct kernel's result)\n");
+            /* the 16-bit phase rounds the product, then the bias pass rounds again */
+            compare(be, y, direct && !phase ? want_direct : want_y, yn, gemm_atol((int)R) + lp(be, phase ? 2 * sqrt((double)R) : 0),
+                    GEMM_RTOL + lp(be, phase ? 2 : 0), "conv2d", "%s, %s phase: Cin=%d %dx%d Cout=%d k=3x3", c.name,
+                    phase ? "16-bit" : "fp32", c.Cin, c.H, c.W, c.Cout);
+            free(y);
+        }
+    }
+    ((backend *)be)->ran += fp.ran;
+    be_free(&fp, dx); be_free(&fp, dy); be_free(&fp, dz); be_free(&fp, blk);
+    samc_ops_cuda_destroy(o);
+    free(hblk); free(x); free(xr); free(wr); free(want_y); free(want_direct);
+}
+
 static void run_convt(const backend *be, const shape5 *s) {
     int Cin = s->p[0], H = s->p[1], W = s->p[2], Cout = s->p[3], with_bias = s->p[4];
     size_t plane = (size_t)4 * H * W, xn = (size_t)Cin * H * W, wn = (size_t)Cin * Cout * 4, yn = (size_t)Cout * plane;
@@ -1699,6 +1759,7 @@ static void test_conv(const backend *be) {
         int Ho = (c->H + 2 * c->pad - c->kh) / c->stride + 1, Wo = (c->W + 2 * c->pad - c->kw) / c->stride + 1;
         if (want(be, "conv2d", c->name, c->sz, 2.0 * c->Cout * Ho * Wo * c->Cin * c->kh * c->kw)) run_conv2d(be, c);
     }
+    if (be->prec && want(be, "conv2d", "weights in the block", SZ_ODD, 0)) conv_weight_copy(be);
     for (size_t i = 0; i < sizeof convt_cases / sizeof convt_cases[0]; i++) {
         const shape5 *s = &convt_cases[i];
         if (want(be, "conv_transpose2x2", s->name, s->sz, 8.0 * s->p[0] * s->p[1] * s->p[2] * s->p[3])) run_convt(be, s);

@@ -723,6 +723,11 @@ def read_variants(path):
     return switches, choices
 
 
+# Switches that change nothing in SAM2.1 (the variants stage's model): CONV only acts on
+# convolutions of 256+ taps, which SAM3 has (its neck and pixel decoder) and SAM2.1 not.
+SAM3_ONLY_SWITCHES = {"CONV"}
+
+
 def stage_variants(c):
     path = os.path.join(ROOT, "kernels", "cuda", "variants.txt")
     switches, choices = read_variants(path)
@@ -737,6 +742,8 @@ def stage_variants(c):
     img = os.path.join(c.pkg, "golden", "images", "truck_1800x1200.png")
     winners = {}
     for name, values in switches.items():
+        if name in SAM3_ONLY_SWITCHES:  # nothing of SAM2.1 large takes them: timed in the extra stage
+            continue
         best = None
         for v in values:
             env = {f"SAMC_CUDA_VARIANT_{name}": v}
@@ -778,6 +785,13 @@ def stage_extra(c):
                                        "linear_act", "--size", "sam,big", "--perf"], 40,
                                        env={"SAMC_CUDA_VARIANT_GEMM": v})
             data["op_bench"] += [f"GEMM={v} " + ln.strip() for ln in out.splitlines() if ln.startswith("PERF")]
+        # SAM3's long convolutions (neck and pixel decoder 3x3 over 256 channels, the ViT's
+        # patch embed) through im2col + the 16-bit GEMM and through the direct FMA kernel
+        for v in ("gemm", "direct"):
+            rc, out, err, secs = c.run(f"op_perf_conv2d_{v}", [c.bin["op_test"], "--backend", "cuda_bf16", "--op",
+                                       "conv2d", "--size", "big", "--perf"], 40,
+                                       env={"SAMC_CUDA_VARIANT_CONV": v})
+            data["op_bench"] += [f"CONV={v} " + ln.strip() for ln in out.splitlines() if ln.startswith("PERF")]
     rc, out, err, secs = c.run("test_golden_tiny", [c.bin["test_golden"]], 400, env={"SAMC_GOLDEN_CONFIGS": "tiny"})
     cases, tot = parse_tests(out)
     data["golden_tiny"] = {"rc": rc, "cases": cases, "totals": tot, "seconds": round(secs, 1)}
@@ -909,7 +923,7 @@ def sam3_golden_lowp(c, py, gold, vocab, fails, notes):
     (the numbers of tests/cuda_sim/cli_check.sh; kernels/cuda/NOTES.md, "SAM3 on a 4 GB
     card"), while the stage has time. Returns ({precision: result}, cut short?)."""
     res, cut = {}, False
-    for prec, iou, stol in (("fp16", "0.985", "2e-4"), ("bf16", "0.90", "1e-3")):
+    for prec, iou, stol in (("fp16", "0.98", "2e-4"), ("bf16", "0.89", "1e-3")):
         try:
             rc, out, err, secs = c.run(f"sam3_golden_cli_{prec}", [py, os.path.join(ROOT, "tests", "sam3_golden_check.py"),
                                        "--samc", c.bin["samc"], "--golden", gold, "--vocab", vocab, "--work",

@@ -1,7 +1,8 @@
 /* kernels/cuda/conv.cu: nn.Conv2d (groups 1) and the decoder's ConvTranspose2d(k=2, s=2).
  *
  * conv2d is a direct kernel: no im2col buffer, so no workspace and nothing allocated per
- * call. Its big user is Hiera's patch embed (sam2 backbones/hieradet.py PatchEmbed:
+ * call (in bf16 / fp16, long reductions go to the tensor cores through im2col chunks in the
+ * conversion scratch: conv2d_gemm below). Its big user is Hiera's patch embed (sam2 backbones/hieradet.py PatchEmbed:
  * 7x7, stride 4, pad 3, 3 -> C0 channels at 1024x1024), a reduction of only 147 taps per
  * output, which a GEMM would spend mostly on the im2col copy. 1x1 stride-1 convolutions
  * are plain products and go to cuBLAS through matmul.
@@ -76,6 +77,68 @@ conv2d_direct_kernel(cuda_src<T> x, cuda_src<T> w, cuda_src<T> b, cuda_dst<T> y,
         if (co0 + j < Cout) y.put((size_t)(co0 + j) * plane + p, acc[j] + (b.p ? b[co0 + j] : 0.0f));
 }
 
+/* ---- conv2d as a GEMM on the tensor cores (reduced precisions; switch CONV=gemm) ------- *
+ * A convolution with a long reduction (R = Cin kh kw taps >= CONV_GEMM_MIN_R: SAM3's pixel
+ * decoder, 3x3 over 256 channels at 144 and 288 px, R = 2304, about 120 GFLOP per text in
+ * the full config; its ViT's patch embed, R = 588) is the product y[Cout, P] = w[Cout, R] ·
+ * col[R, P], col the unfolded input (im2col). The direct kernel computes it with fp32 FMAs;
+ * in bf16 / fp16 on a device with tensor cores for the format it goes to cuBLAS instead:
+ * the columns of a chunk of output pixels are unfolded into the conversion scratch as
+ * 16-bit values (as many pixels as fit), the weights' 16-bit copy (made once at load) is
+ * the other operand, sums are fp32 (CUBLAS_COMPUTE_32F) and y is written in the phase's
+ * type, the bias added by the GEMM epilogue pass as matmul does. So the operands are
+ * rounded to 16 bits once, like every linear's in these modes (also in the fp32 phase,
+ * where the seg head runs: as the linears on 16-bit-only weights). */
+#define CONV_GEMM_MIN_R 256
+
+/* col[r, j] (dense [R, np], 16-bit) = x[ci, iy, ix] for output pixel p0 + j and tap r =
+ * (ci, ky, kx), 0 outside the image. Consecutive threads take consecutive pixels. */
+template <class T>
+__global__ void im2col_kernel(cuda_src<T> x, cuda_dst<T> col, int H, int W, int kh, int kw, int stride, int pad, int Wo,
+                              long long p0, int np, long long n) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+        const int j = (int)(i % np), r = (int)(i / np), khw = kh * kw;
+        const int ci = r / khw, t = r % khw, ky = t / kw, kx = t % kw;
+        const long long p = p0 + j;
+        const int oy = (int)(p / Wo), ox = (int)(p % Wo);
+        const int iy = oy * stride - pad + ky, ix = ox * stride - pad + kx;
+        const bool in = iy >= 0 && iy < H && ix >= 0 && ix < W;
+        col.put((size_t)i, in ? x[((size_t)ci * H + iy) * W + ix] : 0.0f);
+    }
+}
+
+/* 1 when the GEMM path took the convolution (or failed, error recorded); 0: the caller
+ * takes the direct kernel (fp32 mode, short reduction, no tensor cores for the format,
+ * CONV=direct, a scratch too small for 8 pixels' columns). */
+static int conv2d_gemm(samc_cuda_ctx *c, cuda_arg xs, const float *w, cuda_arg bs, cuda_arg ys, int Cin, int H, int W,
+                       int Cout, int kh, int kw, int stride, int pad, int Ho, int Wo) {
+    const long long R = (long long)Cin * kh * kw, P = (long long)Ho * Wo;
+    if (!c->tracking || c->sw.conv_direct || R < CONV_GEMM_MIN_R || R > INT_MAX / 2 ||
+        c->cc < (c->lp_type == SAMC_OPS_BF16 ? 80 : 70) || P > INT_MAX)
+        return 0;
+    long long np = (long long)(c->scratch_bytes / (2 * (size_t)R)) & ~7LL; /* pixels per chunk */
+    if (np < 8) return 0;
+    const void *w16 = cuda_rd16(c, w, (size_t)Cout * R, "conv2d");
+    if (!w16) return c->failed ? 1 : 0; /* no 16-bit copy (an activation as the weight): direct */
+    if (np > P) np = P;
+    const size_t es = ys.f32 ? 4 : 2;
+    for (long long p0 = 0; p0 < P && !c->failed; p0 += np) {
+        const int nc = (int)(P - p0 < np ? P - p0 : np);
+        const long long n = R * nc;
+        cuda_by_type(c, [&](auto t) {
+            using T = decltype(t);
+            im2col_kernel<T><<<cuda_blocks_for(c, (size_t)n, 256), 256, 0, c->stream>>>(
+                src_of<T>(xs), cuda_dst<T>{ c->scratch, 0 }, H, W, kh, kw, stride, pad, Wo, p0, nc, n);
+        });
+        /* C[nc, Cout] (column-major, ld P, from pixel p0) = col as [nc, R] (ld nc) · w as [R, Cout] (ld R) */
+        if (gemm16(c, CUBLAS_OP_N, nc, Cout, (int)R, c->scratch, nc, w16, (int)R, (char *)ys.p + (size_t)p0 * es,
+                   !ys.f32, (int)P))
+            return 1;
+    }
+    gemm_epilogue(c, ys, bs, 1, SAMC_ACT_NONE, cuda_arg{ NULL, 1 }, Cout, (int)P);
+    return 1;
+}
+
 void conv2d_cuda(const samc_ops *o, const float *x, const float *w, const float *b, float *y, int Cin, int H,
                  int W, int Cout, int kh, int kw, int stride, int pad) {
     samc_cuda_ctx *c = cuda_ctx(o);
@@ -105,6 +168,10 @@ void conv2d_cuda(const samc_ops *o, const float *x, const float *w, const float 
     if (!xs.p || !ws.p || (b && !bs.p)) return;
     cuda_arg ys = cuda_wr(c, y, (size_t)Cout * Ho * Wo, "conv2d");
     if (!ys.p) return;
+    if (conv2d_gemm(c, xs, w, bs, ys, Cin, H, W, Cout, kh, kw, stride, pad, Ho, Wo)) {
+        CUDA_OP_DONE(c, "conv2d");
+        return;
+    }
     cuda_by_type(c, [&](auto t) {
         using T = decltype(t);
         conv2d_direct_kernel<T><<<grid, CONV_PIX, 0, c->stream>>>(src_of<T>(xs), src_of<T>(ws), src_of<T>(bs),

@@ -50,8 +50,7 @@ __global__ void gemm_epilogue_kernel(cuda_dst<T> y, cuda_src<T> bias, int bias_p
     }
 }
 
-static void gemm_epilogue(samc_cuda_ctx *c, cuda_arg y, cuda_arg bias, int bias_per_row, int act, cuda_arg r, int M,
-                          int N) {
+void gemm_epilogue(samc_cuda_ctx *c, cuda_arg y, cuda_arg bias, int bias_per_row, int act, cuda_arg r, int M, int N) {
     size_t n = (size_t)M * N;
     if (!n || (!bias.p && !act && !r.p)) return;
     unsigned blocks = cuda_blocks_for(c, n, 256);
@@ -120,8 +119,8 @@ static void too_large(samc_cuda_ctx *c, const char *op, int M, int N, int K) {
 }
 
 /* C[m, n] (column-major, ld ldc) = op(A) · B; A, B 16-bit; C 16-bit (c16) or fp32. */
-static int gemm16(samc_cuda_ctx *c, cublasOperation_t ta, int m, int n, int k, const void *A, int lda, const void *B,
-                  int ldb, void *C, int c16, int ldc) {
+int gemm16(samc_cuda_ctx *c, cublasOperation_t ta, int m, int n, int k, const void *A, int lda, const void *B, int ldb,
+           void *C, int c16, int ldc) {
     const float one = 1.0f, zero = 0.0f;
     cudaDataType_t t = c->lp_type == SAMC_OPS_BF16 ? CUDA_R_16BF : CUDA_R_16F;
     return CUBLAS_CHECK(c, cublasGemmEx(c->blas, ta, CUBLAS_OP_N, m, n, k, &one, A, t, lda, B, t, ldb, &zero, C,

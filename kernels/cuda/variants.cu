@@ -102,14 +102,18 @@ int cuda_variants_read(samc_cuda_ctx *c) {
      * tensor-core GEMM with the whole epilogue, or cuBLASLt but ours where GELU follows
      * (the order of cuda_common.cuh's CUDA_GEMM_*) */
     static const char *const gemm[] = { "gemmex", "lt", "tc", "lt_tc", NULL };
+    /* a convolution with a long reduction in the reduced modes: im2col + 16-bit GEMM on
+     * the tensor cores, or the direct fp32 FMA kernel (conv.cu) */
+    static const char *const conv[] = { "gemm", "direct", NULL };
     int g = variant_index(c, "GRAPHS", graphs);
     c->sw.attn = variant_index(c, "ATTN", attn);
     c->sw.attn_bq128 = variant_index(c, "ATTN_BQ", attn_bq);
     c->sw.splitkv_off = variant_index(c, "SPLITKV", splitkv);
     c->sw.decoder_lowp = variant_index(c, "DECODER", decoder);
     c->sw.gemm = variant_index(c, "GEMM", gemm);
+    c->sw.conv_direct = variant_index(c, "CONV", conv);
     c->use_graphs = g == 0;
     int bad = g < 0 || c->sw.attn < 0 || c->sw.attn_bq128 < 0 || c->sw.splitkv_off < 0 || c->sw.decoder_lowp < 0 ||
-              c->sw.gemm < 0;
+              c->sw.gemm < 0 || c->sw.conv_direct < 0;
     return bad ? -1 : 0;
 }

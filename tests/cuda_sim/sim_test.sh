@@ -56,8 +56,8 @@ run "op tests bf16 / fp16 (precision map, chunked)" $LOWP --op linear_bf16,linea
 # 132 multiprocessors (an H100): the decoder's few-query attention splits its keys
 run "op tests (132 SMs: split-KV)" env SAMC_CUDA_SIM_SMS=132 $OPS,cuda_bf16 --op attention,attention_windows --size odd,small
 # every value of every kernel switch but the defaults (kernels/cuda/variants.txt)
-for v in ATTN=fma ATTN_BQ=128 SPLITKV=off GEMM=lt GEMM=tc GEMM=lt_tc; do
-  case $v in GEMM=*) ops=linear,linear_act ;; *) ops=attention,attention_windows ;; esac
+for v in ATTN=fma ATTN_BQ=128 SPLITKV=off GEMM=lt GEMM=tc GEMM=lt_tc CONV=direct; do
+  case $v in GEMM=*) ops=linear,linear_act ;; CONV=*) ops=conv2d ;; *) ops=attention,attention_windows ;; esac
   run "op tests, SAMC_CUDA_VARIANT_$v" env SAMC_CUDA_SIM_SMS=132 "SAMC_CUDA_VARIANT_$v" $OPS,cuda_bf16,cuda_fp16 --op $ops --size odd,small
 done
 # GEMM=lt where cuBLASLt has no algorithm: cublasGemmEx and the own pass, chunk by chunk
@@ -68,7 +68,7 @@ run "op tests, SAMC_CUDA_VARIANT_GEMM=lt without a cuBLASLt algorithm" env SAMC_
 run "op tests, SAMC_CUDA_VARIANT_GEMM=tc (4 SMs: 128 x 128 tiles)" env SAMC_CUDA_VARIANT_GEMM=tc \
   $LOWP --op linear,linear_act --size odd,small
 run "op tests, SAMC_CUDA_VARIANT_GEMM=tc (sm_61: no tensor cores)" env SAMC_CUDA_SIM_SM=61 SAMC_CUDA_VARIANT_GEMM=tc \
-  $OPS,cuda_fp16 --op linear,linear_act --size odd
+  $OPS,cuda_fp16 --op linear,linear_act,conv2d --size odd
 run "op tests (odd, seed 2)" env SAMC_CUDA_SIM_SEED=2 $OPS,cuda_bf16 --size odd
 run "op tests (sm_75: no bf16)" env SAMC_CUDA_SIM_SM=75 $OPS,cuda_bf16,cuda_fp16 --size odd --op linear,linear_fp16,matmul_fp16
 # 30000 bytes of shared memory per block fit attention's tiled kernel only for head_dim

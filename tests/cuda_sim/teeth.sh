@@ -126,6 +126,13 @@ SAMC_CUDA_VARIANT_GEMM=tc TEETH_BACKEND=cuda_bf16 mutation gemm_tc_buffer gemm_t
   "sa.store(as[cur ^ 1]);" "sa.store(as[cur]);"
 SAMC_CUDA_VARIANT_GEMM=tc TEETH_BACKEND=cuda_bf16 mutation gemm_tc_gelu gemm_tc linear_act \
   "v = cuda_act(v, a.act);" "v = cuda_act(v, a.act == SAMC_ACT_GELU ? SAMC_ACT_NONE : a.act);"
+# conv2d as im2col + 16-bit GEMM (bf16 / fp16, 256+ taps): the unfolding's bottom border
+# off by one (a row past the image read as data), and every chunk's product written at
+# the first chunk's pixels.
+TEETH_BACKEND=cuda_bf16 mutation im2col_border conv conv2d \
+  "const bool in = iy >= 0 && iy < H" "const bool in = iy >= 0 && iy <= H"
+TEETH_BACKEND=cuda_bf16 mutation conv_gemm_chunk conv conv2d \
+  "(char *)ys.p + (size_t)p0 * es," "(char *)ys.p,"
 # The precision map's guard against an op overwriting its own fp32 input with 16-bit
 # values (lowp.cu write_as; the SAM3 ViT's first try did that, silently): removed.
 TEETH_BACKEND=cuda_bf16 mutation overlap_guard lowp linear_bf16 \
