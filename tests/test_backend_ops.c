@@ -1751,6 +1751,10 @@ static const shape5 convt_cases[] = {
     { "micro output_upscaling[0]", SZ_SMALL, { 32, 16, 16, 8, 1 } },
     { "micro output_upscaling[3]", SZ_SMALL, { 8, 32, 32, 4, 1 } },
     { "output_upscaling[0]", SZ_SAM, { 256, 64, 64, 64, 1 } }, { "output_upscaling[3]", SZ_SAM, { 64, 128, 128, 32, 1 } },
+    /* in the 16-bit phase a GEMM into the scratch (kernels/cuda/conv.cu): 4400 outputs per
+     * pixel, 1904 pixels per chunk, so three; SAM3's neck (dconv_2x2_1 at 144 -> 288 px) */
+    { "three scratch chunks", SZ_SMALL, { 8, 64, 64, 1100, 1 } },
+    { "sam3 neck dconv 512 -> 256 at 144", SZ_BIG, { 512, 144, 144, 256, 1 } },
 };
 
 static void test_conv(const backend *be) {

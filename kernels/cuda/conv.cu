@@ -131,7 +131,7 @@ static int conv2d_gemm(samc_cuda_ctx *c, cuda_arg xs, const float *w, cuda_arg b
                 src_of<T>(xs), cuda_dst<T>{ c->scratch, 0 }, H, W, kh, kw, stride, pad, Wo, p0, nc, n);
         });
         /* C[nc, Cout] (column-major, ld P, from pixel p0) = col as [nc, R] (ld nc) · w as [R, Cout] (ld R) */
-        if (gemm16(c, CUBLAS_OP_N, nc, Cout, (int)R, c->scratch, nc, w16, (int)R, (char *)ys.p + (size_t)p0 * es,
+        if (gemm16(c, CUBLAS_OP_N, CUBLAS_OP_N, nc, Cout, (int)R, c->scratch, nc, w16, (int)R, (char *)ys.p + (size_t)p0 * es,
                    !ys.f32, (int)P))
             return 1;
     }
@@ -242,6 +242,58 @@ conv_transpose2x2_kernel(cuda_src<T> x, cuda_src<T> w, cuda_src<T> b, cuda_dst<T
     }
 }
 
+/* ---- conv_transpose2x2 as a GEMM (16-bit input; switch CONV=gemm) ------------------------ *
+ * Every input pixel p paints its 2x2 patch: z[p, (co, ky, kx)] = sum_ci x[ci, p] w[ci, co,
+ * ky, kx] is a product over Cin, Z = xᵀ · w with w as [Cin, 4 Cout] (its layout). SAM3's
+ * neck has three (1024 -> 512 channels at 72 -> 144 px twice, 512 -> 256 at 144 -> 288 px:
+ * 43 GFLOP per image in the full config). When x holds 16-bit values (the neck runs in the
+ * 16-bit phase: model/sam3/necks.c; SAM2.1's decoder is fp32 and keeps the direct kernel)
+ * on a device with tensor cores for the format, cuBLAS computes Z for as many pixels as
+ * fit the scratch (fp32 [np, 4 Cout]) from x and the weights' 16-bit copy, fp32 sums, and a
+ * pass scatters it into y's 2x2 patches with the bias, rounded once. */
+template <class T>
+__global__ void convt_scatter_kernel(const float *z, cuda_src<T> bias, cuda_dst<T> y, int H, int W, int Cout, long long p0,
+                                     long long n) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+        const int k = (int)(i % (4LL * Cout)), j = (int)(i / (4LL * Cout)); /* z[j, k]: reads in order */
+        const int co = k >> 2, ky = (k >> 1) & 1, kx = k & 1;
+        const long long p = p0 + j, iy = p / W, ix = p % W;
+        float v = z[i];
+        if (bias.p) v += bias[co];
+        y.put(((size_t)co * 2 * (size_t)H + 2 * iy + ky) * (size_t)(2 * W) + 2 * ix + kx, v);
+    }
+}
+
+/* 1 when the GEMM path took it (or failed, error recorded); 0: the direct kernel. */
+static int convt_gemm(samc_cuda_ctx *c, cuda_arg xs, const float *w, cuda_arg bs, cuda_arg ys, int Cin, int H, int W,
+                      int Cout) {
+    const long long P = (long long)H * W, N4 = 4LL * Cout;
+    if (!c->tracking || c->sw.conv_direct || xs.f32 || c->cc < (c->lp_type == SAMC_OPS_BF16 ? 80 : 70) ||
+        N4 > INT_MAX / 2 || P > INT_MAX)
+        return 0;
+    long long np = (long long)(c->scratch_bytes / (4 * (size_t)N4)) & ~7LL; /* pixels per chunk */
+    if (np < 8) return 0;
+    const void *w16 = cuda_rd16(c, w, (size_t)Cin * N4, "conv_transpose2x2");
+    if (!w16) return c->failed ? 1 : 0;
+    if (np > P) np = P;
+    const size_t xe = 2; /* x is 16-bit here */
+    for (long long p0 = 0; p0 < P && !c->failed; p0 += np) {
+        const int nc = (int)(P - p0 < np ? P - p0 : np);
+        /* Z[4 Cout, nc] (column-major = [nc][4 Cout], ld 4 Cout) = w as [4 Cout, Cin] (ld 4 Cout)
+         * · op(x chunk as [nc, Cin], ld P)ᵀ */
+        if (gemm16(c, CUBLAS_OP_N, CUBLAS_OP_T, (int)N4, nc, Cin, w16, (int)N4, (const char *)xs.p + (size_t)p0 * xe,
+                   (int)P, c->scratch, 0, (int)N4))
+            return 1;
+        const long long n = (long long)nc * N4;
+        cuda_by_type(c, [&](auto t) {
+            using T = decltype(t);
+            convt_scatter_kernel<T><<<cuda_blocks_for(c, (size_t)n, 256), 256, 0, c->stream>>>(
+                (const float *)c->scratch, src_of<T>(bs), dst_of<T>(ys), H, W, Cout, p0, n);
+        });
+    }
+    return 1;
+}
+
 void conv_transpose2x2_cuda(const samc_ops *o, const float *x, const float *w, const float *b, float *y, int Cin,
                             int H, int W, int Cout) {
     samc_cuda_ctx *c = cuda_ctx(o);
@@ -256,6 +308,10 @@ void conv_transpose2x2_cuda(const samc_ops *o, const float *x, const float *w, c
     if (!xs.p || !ws.p || (b && !bs.p)) return;
     cuda_arg ys = cuda_wr(c, y, (size_t)Cout * 4 * H * W, "conv_transpose2x2");
     if (!ys.p) return;
+    if (convt_gemm(c, xs, w, bs, ys, Cin, H, W, Cout)) {
+        CUDA_OP_DONE(c, "conv_transpose2x2");
+        return;
+    }
     cuda_by_type(c, [&](auto t) {
         using T = decltype(t);
         conv_transpose2x2_kernel<T><<<grid, CT_PIX, 0, c->stream>>>(src_of<T>(xs), src_of<T>(ws), src_of<T>(bs),

@@ -221,12 +221,12 @@ int attention_tc_launch(samc_cuda_ctx *c, const samc_attention_args *a, const vo
  * before set_precision, an empty product): the caller takes cuBLAS. */
 int gemm_tc_launch(samc_cuda_ctx *c, int M, int N, int K, const void *x, const void *w, cuda_arg y, cuda_arg bias,
                    cuda_arg r, int act);
-/* gemm.cu, for the products of other files (conv.cu): C[m, n] (column-major, ld ldc) =
- * op(A) · B with 16-bit A, B of the backend's format (cublasGemmEx, fp32 sums), C 16-bit
- * (c16) or fp32; 0, or -1 with the error recorded. And the pass after it: y[M, N] =
+/* gemm.cu, also for the products of other files (conv.cu): C[m, n] (column-major, ld ldc)
+ * = op(A) · op(B) with 16-bit A, B of the backend's format (cublasGemmEx, fp32 sums), C
+ * 16-bit (c16) or fp32; 0, or -1 with the error recorded. And the pass after it: y[M, N] =
  * act(y + bias) + r in place, bias per column or (bias_per_row) per row. */
-int gemm16(samc_cuda_ctx *c, cublasOperation_t ta, int m, int n, int k, const void *A, int lda, const void *B,
-           int ldb, void *C, int c16, int ldc);
+int gemm16(samc_cuda_ctx *c, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const void *A, int lda,
+           const void *B, int ldb, void *C, int c16, int ldc);
 void gemm_epilogue(samc_cuda_ctx *c, cuda_arg y, cuda_arg bias, int bias_per_row, int act, cuda_arg r, int M, int N);
 /* norm.cu */
 void layer_norm_cuda(const samc_ops *o, const float *x, const float *w, const float *b, float *y, int rows,

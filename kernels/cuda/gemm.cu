@@ -118,12 +118,11 @@ static void too_large(samc_cuda_ctx *c, const char *op, int M, int N, int K) {
     cuda_fail(c, __FILE__, __LINE__, op, d);
 }
 
-/* C[m, n] (column-major, ld ldc) = op(A) · B; A, B 16-bit; C 16-bit (c16) or fp32. */
-int gemm16(samc_cuda_ctx *c, cublasOperation_t ta, int m, int n, int k, const void *A, int lda, const void *B, int ldb,
-           void *C, int c16, int ldc) {
+int gemm16(samc_cuda_ctx *c, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const void *A, int lda,
+           const void *B, int ldb, void *C, int c16, int ldc) {
     const float one = 1.0f, zero = 0.0f;
     cudaDataType_t t = c->lp_type == SAMC_OPS_BF16 ? CUDA_R_16BF : CUDA_R_16F;
-    return CUBLAS_CHECK(c, cublasGemmEx(c->blas, ta, CUBLAS_OP_N, m, n, k, &one, A, t, lda, B, t, ldb, &zero, C,
+    return CUBLAS_CHECK(c, cublasGemmEx(c->blas, ta, tb, m, n, k, &one, A, t, lda, B, t, ldb, &zero, C,
                                         c16 ? t : CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
@@ -349,7 +348,7 @@ static cuda_arg linear_product(samc_cuda_ctx *c, const float *x, const float *w,
         if (tc && lowp && gemm_tc_launch(c, mc, N, K, xv, wv, cuda_arg{ yv, out.f32 }, tc->bias, tr, tc->act))
             continue;
         /* C[N,mc] (ld N) = op_T(A) · B, A = w as [K,N] (ld K), B = a chunk of x as [K,mc] (ld K) */
-        if (lowp ? gemm16(c, CUBLAS_OP_T, N, mc, K, wv, K, xv, K, yv, !out.f32, N)
+        if (lowp ? gemm16(c, CUBLAS_OP_T, CUBLAS_OP_N, N, mc, K, wv, K, xv, K, yv, !out.f32, N)
                  : CUBLAS_CHECK(c, cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, N, mc, K, &one, (const float *)wv, K,
                                                (const float *)xv, K, &zero, (float *)yv, N)))
             return cuda_arg{ NULL, 1 };
@@ -468,7 +467,7 @@ static void matmul_typed(samc_cuda_ctx *c, const float *a, const float *b, const
                           (const char *)bv < (const char *)c->scratch + c->scratch_bytes ? nc : N;
         const float one = 1.0f, zero = 0.0f;
         /* C[nc,M] (ld N, from column n0) = A · B, A = b chunk as [nc,K] (ld ldb), B = a as [K,M] (ld K) */
-        if (lowp ? gemm16(c, CUBLAS_OP_N, nc, M, K, bv, ldb, av, K, (char *)out.p + n0 * es, !out.f32, N)
+        if (lowp ? gemm16(c, CUBLAS_OP_N, CUBLAS_OP_N, nc, M, K, bv, ldb, av, K, (char *)out.p + n0 * es, !out.f32, N)
                  : CUBLAS_CHECK(c, cublasSgemm(c->blas, CUBLAS_OP_N, CUBLAS_OP_N, nc, M, K, &one, (const float *)bv,
                                                ldb, (const float *)av, K, &zero, (float *)out.p + n0, N)))
             return;

@@ -76,18 +76,27 @@ static void dump_step(const sam3_model *m, int i, const char *step, const float 
     rt_dump(&m->rt, name, x, 4, I64(1), I64(ch), I64(side), I64(side));
 }
 
-/* One branch convs[i] on the ViT map x [C, g, g] -> y [D, side, side]. */
+/* One branch convs[i] on the ViT map x [C, g, g] -> y [D, side, side].
+ * In the reduced precisions (bf16 / fp16 on CUDA) the branch runs in the 16-bit phase up to
+ * its 1x1 convolution (sam3_lowp_begin: transposed convolutions, which then take the
+ * tensor cores, GELU, max-pool, the 1x1 as a 16-bit product); the 3x3 convolution reads
+ * that 16-bit map in the fp32 phase and writes the level y in fp32, as its readers (the
+ * fusion encoder, the geometry encoder's roi_align / grid_sample, the seg head) expect. */
 static int neck_branch(sam3_model *m, int i, const float *x, float *y, samc_error *err) {
     const samc_ops *o = m->rt.ops;
     const sam3_neck_branch_weights *br = &m->neck.convs[i];
-    int C = m->C, D = m->D, g = m->g;
+    int C = m->C, D = m->D, g = m->g, lowp;
     int side = i == 0 ? 4 * g : i == 1 ? 2 * g : i == 2 ? g : g / 2;
     size_t mark = rt_arena_mark(&m->rt);
+    if (sam3_lowp_begin(m, &lowp, err)) return -1;
     float *t0 = NULL, *t2 = NULL, *t1;
-    if (i == 0 || i == 1) RT_ALLOC(&m->rt, t0, (size_t)(C / 2) * 4 * g * g);   /* C/2 channels at 2g */
-    if (i == 0) RT_ALLOC(&m->rt, t2, (size_t)(C / 4) * 16 * g * g);            /* C/4 channels at 4g */
-    if (i == 3) RT_ALLOC(&m->rt, t0, (size_t)C * side * side);
-    RT_ALLOC(&m->rt, t1, (size_t)D * side * side);
+    if (((i == 0 || i == 1) && !(t0 = rt_arena_floats(&m->rt, (size_t)(C / 2) * 4 * g * g))) || /* C/2 at 2g */
+        (i == 0 && !(t2 = rt_arena_floats(&m->rt, (size_t)(C / 4) * 16 * g * g))) ||             /* C/4 at 4g */
+        (i == 3 && !(t0 = rt_arena_floats(&m->rt, (size_t)C * side * side))) ||
+        !(t1 = rt_arena_floats(&m->rt, (size_t)D * side * side))) {
+        sam3_lowp_end(m, lowp);
+        return samc_error_set(err, SAMC_ERR_INTERNAL, "scratch arena exhausted at %s:%d", __FILE__, __LINE__);
+    }
     const float *cur = x;
     if (i == 0) {
         o->conv_transpose2x2(o, x, br->dconv[0].w, br->dconv[0].b, t0, C, g, g, C / 2);
@@ -109,6 +118,7 @@ static int neck_branch(sam3_model *m, int i, const float *x, float *y, samc_erro
     }
     o->matmul(o, br->conv_1x1.w, cur, br->conv_1x1.b, t1, D, side * side, br->in_1x1);
     dump_step(m, i, "conv_1x1", t1, D, side);
+    sam3_lowp_end(m, lowp);
     o->conv2d(o, t1, br->conv_3x3.w, br->conv_3x3.b, y, D, side, side, D, 3, 3, 1, 1);
     char name[32];
     snprintf(name, sizeof name, "neck.fpn%d", i);

@@ -9,7 +9,8 @@
 #                            (SAMC_PRECISION): the linear weights in 16 bits only; the same
 #                            detections, scores and mask IoU against the fp32 golden within
 #                            the bounds measured in kernels/cuda/NOTES.md ("SAM3 on a 4 GB
-#                            card"): bf16 IoU >= 0.89, scores +-1e-3; fp16 IoU >= 0.98, +-2e-4
+#                            card"): bf16 IoU >= 0.87, scores +-1e-3, <= 0.5 % of
+#                            mask pixels differ; fp16 0.98, +-2e-4, 0.06 %
 #   sim_cli.sam3_micro_cuda_fp16_gemm_tc  the fp16 cases again with SAMC_CUDA_VARIANT_GEMM=tc
 #                            (every linear our tensor-core GEMM, kernels/cuda/gemm_tc.cu)
 #   sim_cli.sam3_bench_cuda  build/bench/bench_sam3 --device cuda (make gpu-check's sam3
@@ -52,18 +53,20 @@ if [ ! -d "$GOLDEN/sam3/micro" ] || [ ! -f "$VOCAB" ]; then
 else
   check sim_cli.sam3_micro_cuda "the six SAM3 micro cases pass with samc find --device cuda on the simulator" \
     /usr/bin/python3 "$SAM3_CHECKER" --samc "$SAMC" --golden "$GOLDEN/sam3/micro" --vocab "$VOCAB" --work "$TMP/w3"
-  # precision, least mask IoU, score tolerance: measured worst 0.9085 / 3.9e-4 (bf16) and
-  # 0.9844 / 5.8e-5 (fp16) with the ViT and the fusion encoder in 16 bits and the long
-  # convolutions on the 16-bit GEMM, kernels/cuda/NOTES.md
-  for spec in bf16:0.89:1e-3 fp16:0.98:2e-4; do
-    IFS=: read -r prec iou stol <<<"$spec"
-    check "sim_cli.sam3_micro_cuda_$prec" "the six SAM3 micro cases in $prec (16-bit-only linear weights): same detections, scores +-$stol, mask IoU >= $iou" \
+  # precision, least mask IoU, score tolerance, most differing mask pixels per case:
+  # measured worst 0.8808 / 4.7e-4 / 0.32 % (bf16) and 0.9936 / 5.9e-5 / 0.041 % (fp16) with
+  # the ViT, fusion encoder and neck in 16 bits and the convolutions on the 16-bit GEMM,
+  # kernels/cuda/NOTES.md ("The SAM3 neck in 16 bits")
+  for spec in bf16:0.87:1e-3:0.005 fp16:0.98:2e-4:0.0006; do
+    IFS=: read -r prec iou stol flips <<<"$spec"
+    check "sim_cli.sam3_micro_cuda_$prec" "the six SAM3 micro cases in $prec (16-bit-only linear weights): same detections, scores +-$stol, mask IoU >= $iou, <= $flips of mask pixels differ" \
       env SAMC_PRECISION="$prec" /usr/bin/python3 "$SAM3_CHECKER" --samc "$SAMC" --golden "$GOLDEN/sam3/micro" \
-      --vocab "$VOCAB" --work "$TMP/w3$prec" --lowp-iou "$iou" --score-tol "$stol"
+      --vocab "$VOCAB" --work "$TMP/w3$prec" --lowp-iou "$iou" --score-tol "$stol" --lowp-flips "$flips"
   done
-  check sim_cli.sam3_micro_cuda_fp16_gemm_tc "the six SAM3 micro cases in fp16 with GEMM=tc (our tensor-core GEMM): scores +-2e-4, mask IoU >= 0.98" \
+  check sim_cli.sam3_micro_cuda_fp16_gemm_tc "the six SAM3 micro cases in fp16 with GEMM=tc (our tensor-core GEMM): scores +-2e-4, mask IoU >= 0.98, <= 0.0006 of mask pixels differ" \
     env SAMC_PRECISION=fp16 SAMC_CUDA_VARIANT_GEMM=tc /usr/bin/python3 "$SAM3_CHECKER" --samc "$SAMC" \
-    --golden "$GOLDEN/sam3/micro" --vocab "$VOCAB" --work "$TMP/w3tc" --lowp-iou 0.98 --score-tol 2e-4
+    --golden "$GOLDEN/sam3/micro" --vocab "$VOCAB" --work "$TMP/w3tc" --lowp-iou 0.98 --score-tol 2e-4 \
+    --lowp-flips 0.0006
 fi
 BENCH_SAM3=${BENCH_SAM3:-${BUILD:-build}/bench/bench_sam3}
 if [ ! -x "$BENCH_SAM3" ] || [ ! -f "$VOCAB" ]; then

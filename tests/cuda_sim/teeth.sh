@@ -109,8 +109,8 @@ mutation off_by_one_conv2d conv conv2d "ix < 0 || ix >= W) continue;" "ix < 0 ||
 # A wrong transposition flag: fp32 linear (cublasSgemm) and bf16 linear (cublasGemmEx).
 mutation transpose_flag_sgemm gemm linear "cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K" \
   "cublasSgemm(c->blas, CUBLAS_OP_N, CUBLAS_OP_N, N, M, K"
-TEETH_BACKEND=cuda_bf16 mutation transpose_flag_gemmex gemm linear "gemm16(c, CUBLAS_OP_T, N, mc, K" \
-  "gemm16(c, CUBLAS_OP_N, N, mc, K"
+TEETH_BACKEND=cuda_bf16 mutation transpose_flag_gemmex gemm linear "gemm16(c, CUBLAS_OP_T, CUBLAS_OP_N, N, mc, K" \
+  "gemm16(c, CUBLAS_OP_N, CUBLAS_OP_N, N, mc, K"
 # cuBLASLt (SAMC_CUDA_VARIANT_GEMM=lt, 16-bit linear_act): the residual dropped (beta 0,
 # C unread), and the bias left out of the epilogue.
 SAMC_CUDA_VARIANT_GEMM=lt TEETH_BACKEND=cuda_bf16 mutation lt_residual_beta gemm linear_act \
@@ -133,6 +133,12 @@ TEETH_BACKEND=cuda_bf16 mutation im2col_border conv conv2d \
   "const bool in = iy >= 0 && iy < H" "const bool in = iy >= 0 && iy <= H"
 TEETH_BACKEND=cuda_bf16 mutation conv_gemm_chunk conv conv2d \
   "(char *)ys.p + (size_t)p0 * es," "(char *)ys.p,"
+# conv_transpose2x2 as a GEMM (16-bit x): the scatter's 2x2 patch transposed, and every
+# chunk scattered to the first chunk's pixels.
+TEETH_BACKEND=cuda_bf16 mutation convt_scatter_patch conv conv_transpose2x2 \
+  "const int co = k >> 2, ky = (k >> 1) & 1, kx = k & 1;" "const int co = k >> 2, kx = (k >> 1) & 1, ky = k & 1;"
+TEETH_BACKEND=cuda_bf16 mutation convt_gemm_chunk conv conv_transpose2x2 \
+  "const long long p = p0 + j, iy" "const long long p = j, iy"
 # The precision map's guard against an op overwriting its own fp32 input with 16-bit
 # values (lowp.cu write_as; the SAM3 ViT's first try did that, silently): removed.
 TEETH_BACKEND=cuda_bf16 mutation overlap_guard lowp linear_bf16 \
