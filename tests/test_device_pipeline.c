@@ -15,6 +15,8 @@
  *   CPU, never missing (-1).
  * - memory (CUDA): device memory in use after 12 encodes and predicts is what it was after
  *   the first (everything planned at load), and the model reports it.
+ * - SAM3's text graph (CUDA): the text encoder's blocks captured once, replayed for other
+ *   texts, bit-identical to GRAPHS=off (fp32, fp16).
  * The CUDA cases skip without a device (or SAMC_CUDA_LIB naming the simulator). */
 #include "tests/test.h"
 #include "tests/synth_tmp.h"
@@ -331,9 +333,80 @@ static void test_memory_flat(void) {
     samc_model_free(m);
 }
 
+/* ---- SAM3: the text encoder's graph ------------------------------------------------------- */
+
+static char sam3_path[64];
+static const int32_t sam3_ids[3][SAMC_CONCEPT_CONTEXT] = {
+    { 49406, 4629, 49407 }, { 49406, 320, 1929, 2000, 49407 }, { 49406, 4629, 49407 } };
+
+/* Three finds (two texts, then the first again) on one image of a fresh SAM3 micro model
+ * on CUDA with GRAPHS=graphs; -1: no CUDA backend (skipped). */
+static int sam3_finds(const char *graphs, samc_precision prec, const uint8_t *rgb, int w, int h, samc_instances out[3],
+                      int *n_graphs) {
+    samc_error err = { 0 };
+    setenv("SAMC_CUDA_VARIANT_GRAPHS", graphs, 1);
+    samc_model *m = samc_model_load(sam3_path, &(samc_options){ .backend = SAMC_BACKEND_CUDA, .precision = prec }, &err);
+    unsetenv("SAMC_CUDA_VARIANT_GRAPHS");
+    if (!m) {
+        skip_no_gpu(err.msg);
+        return -1;
+    }
+    samc_image *img = samc_image_new(m, &err);
+    CHECKF(img && samc_image_encode(m, img, rgb, w, h, &err) == 0, "%s", err.msg);
+    samc_find_options o = { .threshold = 0.0f, .want_masks = 0 };
+    for (int i = 0; img && i < 3; i++)
+        CHECKF(samc_find(m, img, &(samc_concept_prompt){ .token_ids = sam3_ids[i] }, &o, &out[i], &err) == 0, "%s",
+               err.msg);
+    samc_model_info info;
+    samc_model_get_info(m, &info);
+    *n_graphs = info.graphs;
+    samc_image_free(img);
+    samc_model_free(m);
+    return 0;
+}
+
+static int same_instances(const samc_instances *a, const samc_instances *b) {
+    size_t Q = (size_t)a->n_queries, nl = Q * a->low_size * a->low_size;
+    return a->n_queries == b->n_queries && a->low_size == b->low_size && a->n == b->n &&
+           !memcmp(&a->presence_logit, &b->presence_logit, sizeof(float)) &&
+           same_floats(a->pred_logits, b->pred_logits, Q) && same_floats(a->pred_boxes, b->pred_boxes, 4 * Q) &&
+           same_floats(a->pred_masks, b->pred_masks, nl);
+}
+
+/* SAM3 (CUDA): the text encoder's blocks are one graph (model/sam3/text_encoder_ve.c),
+ * captured by the first find and replayed by the next ones (another text, then the first
+ * again): every raw output of every find equals the GRAPHS=off run bit for bit, the third
+ * equals the first, and exactly one graph was captured; in fp32 and fp16. */
+static void sam3_text_graph(samc_precision prec, const char *tag) {
+    if (!sam3_path[0]) CHECK(test_synth_tmp("sam3_micro", "device_pipeline_sam3", sam3_path, sizeof sam3_path) == 0);
+    const int w = 200, h = 150;
+    uint8_t *rgb = make_image(w, h, 31u);
+    samc_instances on[3] = { 0 }, off[3] = { 0 };
+    int g_on = -1, g_off = -1;
+    if (sam3_finds("on", prec, rgb, w, h, on, &g_on) == 0 && sam3_finds("off", prec, rgb, w, h, off, &g_off) == 0) {
+        CHECKF(g_on == 1 && g_off == 0, "%sgraphs captured: %d with GRAPHS=on (want 1: the text encoder), %d off", tag,
+               g_on, g_off);
+        for (int i = 0; i < 3; i++)
+            CHECKF(same_instances(&on[i], &off[i]), "%sfind %d: the graph's outputs differ from the ops one by one", tag,
+                   i);
+        CHECKF(same_instances(&on[0], &on[2]), "%sthe replayed first text differs from its capture", tag);
+        CHECKF(!same_instances(&on[0], &on[1]), "%stwo texts, the same outputs: the replay ignored the text", tag);
+    }
+    for (int i = 0; i < 3; i++) {
+        samc_instances_free(&on[i]);
+        samc_instances_free(&off[i]);
+    }
+    free(rgb);
+}
+
+static void test_sam3_text_graph(void) { sam3_text_graph(SAMC_PRECISION_FP32, ""); }
+static void test_sam3_text_graph_fp16(void) { sam3_text_graph(SAMC_PRECISION_FP16, "fp16: "); }
+
 static void test_cleanup(void) {
     if (model_path[0]) unlink(model_path);
+    if (sam3_path[0]) unlink(sam3_path);
 }
 
 TEST_MAIN(TEST_CASE(test_preprocess_twin), TEST_CASE(test_cpu_timings), TEST_CASE(test_preprocess_device),
-          TEST_CASE(test_graphs), TEST_CASE(test_graphs_bf16), TEST_CASE(test_memory_flat), TEST_CASE(test_cleanup))
+          TEST_CASE(test_graphs), TEST_CASE(test_graphs_bf16), TEST_CASE(test_memory_flat),
+          TEST_CASE(test_sam3_text_graph), TEST_CASE(test_sam3_text_graph_fp16), TEST_CASE(test_cleanup))

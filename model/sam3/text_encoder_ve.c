@@ -55,8 +55,7 @@ static int residual_attention_block(sam3_model *m, const sam3_text_block_weights
     if (sam3_multihead_attention(m, &bl->attn, xn, xn, xn, T, T, &causal, a, err)) return -1;
     o->add(o, x, x, a, (size_t)T * W, (size_t)T * W);
     o->layer_norm(o, x, bl->ln_2.w, bl->ln_2.b, xn, T, W, 1e-5f);
-    o->linear(o, xn, bl->c_fc.w, bl->c_fc.b, h, T, 4 * W, W);
-    o->gelu(o, h, (size_t)T * 4 * W);
+    o->linear_act(o, xn, bl->c_fc.w, bl->c_fc.b, h, T, 4 * W, W, SAMC_ACT_GELU, NULL);
     o->linear(o, h, bl->c_proj.w, bl->c_proj.b, a, T, W, 4 * W);
     o->add(o, x, x, a, (size_t)T * W, (size_t)T * W);
     rt_arena_reset(&m->rt, mark);
@@ -75,9 +74,39 @@ static void dump_ids(const sam3_model *m, const int32_t *ids) {
     rt_dump_host(&m->rt, "text.pad_mask", mask, 2, I64(1), I64(SAM3_CTX));
 }
 
+/* What follows the token gather, a fixed sequence of ops on fixed buffers: one graph. */
+typedef struct {
+    sam3_model *m;
+    float *x, *features;
+} text_job;
+
+static int text_enqueue(void *ctx, samc_error *err) {
+    const text_job *j = ctx;
+    sam3_model *m = j->m;
+    const samc_ops *o = m->rt.ops;
+    const sam3_text_weights *w = &m->text;
+    int T = SAM3_CTX, W = m->cfg->text_width;
+    float *x = j->x;
+    o->add(o, x, x, w->positional_embedding, (size_t)T * W, (size_t)T * W);
+    rt_dump(&m->rt, "text.embed_plus_pos", x, 3, I64(1), I64(T), I64(W));
+    for (int i = 0; i < w->layers; i++) {
+        if (residual_attention_block(m, &w->blocks[i], x, T, err)) return -1;
+        char name[32];
+        snprintf(name, sizeof name, "text.block%02d", i);
+        rt_dump(&m->rt, name, x, 3, I64(1), I64(T), I64(W));
+    }
+    o->layer_norm(o, x, w->ln_final.w, w->ln_final.b, x, T, W, 1e-5f);
+    rt_dump(&m->rt, "text.ln_final", x, 3, I64(1), I64(T), I64(W));
+    o->linear(o, x, w->resizer.w, w->resizer.b, j->features, T, m->D, W);
+    return 0;
+}
+
 /* VETextEncoder.forward: token_embedding[ids] + positional_embedding, the blocks,
  * ln_final, resizer: ids [ctx] -> features [ctx, d] (seq-first (ctx, 1, d)). The rows of
- * the embedding table are gathered with backend copies (the table is in its memory). */
+ * the embedding table are gathered with backend copies (the table is in its memory);
+ * the rest, the same ops on the same buffers for every text, runs as one graph on device
+ * backends (rt_graph_run: captured for the first text, replayed for the next ones: about
+ * 500 launches of small kernels, 32 tokens x 1024 wide, become one). */
 int sam3_text_encoder(sam3_model *m, const int32_t *ids, float *features, samc_error *err) {
     const samc_ops *o = m->rt.ops;
     const sam3_text_weights *w = &m->text;
@@ -91,17 +120,11 @@ int sam3_text_encoder(sam3_model *m, const int32_t *ids, float *features, samc_e
         o->copy(o, x + (size_t)t * W, w->token_embedding + (size_t)id * W, (size_t)W);
     }
     rt_dump(&m->rt, "text.token_embed", x, 3, I64(1), I64(T), I64(W));
-    o->add(o, x, x, w->positional_embedding, (size_t)T * W, (size_t)T * W);
-    rt_dump(&m->rt, "text.embed_plus_pos", x, 3, I64(1), I64(T), I64(W));
-    for (int i = 0; i < w->layers; i++) {
-        if (residual_attention_block(m, &w->blocks[i], x, T, err)) return -1;
-        char name[32];
-        snprintf(name, sizeof name, "text.block%02d", i);
-        rt_dump(&m->rt, name, x, 3, I64(1), I64(T), I64(W));
-    }
-    o->layer_norm(o, x, w->ln_final.w, w->ln_final.b, x, T, W, 1e-5f);
-    rt_dump(&m->rt, "text.ln_final", x, 3, I64(1), I64(T), I64(W));
-    o->linear(o, x, w->resizer.w, w->resizer.b, features, T, m->D, W);
+    text_job job = { m, x, features };
+    /* the graph holds x (the arena position, which rt_graph_run matches) and features (its
+     * address, in the key: user-space addresses fit 56 bits) */
+    uint64_t key = SAM3_GRAPH_TEXT | ((uint64_t)(uintptr_t)features & (((uint64_t)1 << 56) - 1));
+    if (rt_graph_run(&m->rt, key, text_enqueue, &job, err)) return -1;
     rt_dump(&m->rt, "text.features", features, 3, I64(T), I64(1), I64(m->D));
     rt_arena_reset(&m->rt, mark);
     return 0;
