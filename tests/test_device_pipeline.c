@@ -15,8 +15,8 @@
  *   CPU, never missing (-1).
  * - memory (CUDA): device memory in use after 12 encodes and predicts is what it was after
  *   the first (everything planned at load), and the model reports it.
- * - SAM3's text graph (CUDA): the text encoder's blocks captured once, replayed for other
- *   texts, bit-identical to GRAPHS=off (fp32, fp16).
+ * - SAM3's graphs (CUDA): the text encoder's blocks and each decoder layer captured once,
+ *   replayed for other texts, bit-identical to GRAPHS=off (fp32, fp16).
  * The CUDA cases skip without a device (or SAMC_CUDA_LIB naming the simulator). */
 #include "tests/test.h"
 #include "tests/synth_tmp.h"
@@ -340,9 +340,10 @@ static const int32_t sam3_ids[3][SAMC_CONCEPT_CONTEXT] = {
     { 49406, 4629, 49407 }, { 49406, 320, 1929, 2000, 49407 }, { 49406, 4629, 49407 } };
 
 /* Three finds (two texts, then the first again) on one image of a fresh SAM3 micro model
- * on CUDA with GRAPHS=graphs; -1: no CUDA backend (skipped). */
+ * on CUDA with GRAPHS=graphs; n_graphs: the graphs captured, the decoder's layers. -1: no
+ * CUDA backend (skipped). */
 static int sam3_finds(const char *graphs, samc_precision prec, const uint8_t *rgb, int w, int h, samc_instances out[3],
-                      int *n_graphs) {
+                      int n_graphs[2]) {
     samc_error err = { 0 };
     setenv("SAMC_CUDA_VARIANT_GRAPHS", graphs, 1);
     samc_model *m = samc_model_load(sam3_path, &(samc_options){ .backend = SAMC_BACKEND_CUDA, .precision = prec }, &err);
@@ -359,7 +360,8 @@ static int sam3_finds(const char *graphs, samc_precision prec, const uint8_t *rg
                err.msg);
     samc_model_info info;
     samc_model_get_info(m, &info);
-    *n_graphs = info.graphs;
+    n_graphs[0] = info.graphs;
+    n_graphs[1] = m->sam3->dec.layers;
     samc_image_free(img);
     samc_model_free(m);
     return 0;
@@ -373,19 +375,20 @@ static int same_instances(const samc_instances *a, const samc_instances *b) {
            same_floats(a->pred_masks, b->pred_masks, nl);
 }
 
-/* SAM3 (CUDA): the text encoder's blocks are one graph (model/sam3/text_encoder_ve.c),
- * captured by the first find and replayed by the next ones (another text, then the first
- * again): every raw output of every find equals the GRAPHS=off run bit for bit, the third
- * equals the first, and exactly one graph was captured; in fp32 and fp16. */
+/* SAM3 (CUDA): the text encoder's blocks are one graph (model/sam3/text_encoder_ve.c), each
+ * decoder layer's device side one more (decoder.c), captured by the first find and
+ * replayed by the next ones (another text, then the first again): every raw output of
+ * every find equals the GRAPHS=off run bit for bit, the third equals the first, and
+ * exactly 1 + layers graphs were captured (none with GRAPHS=off); in fp32 and fp16. */
 static void sam3_text_graph(samc_precision prec, const char *tag) {
     if (!sam3_path[0]) CHECK(test_synth_tmp("sam3_micro", "device_pipeline_sam3", sam3_path, sizeof sam3_path) == 0);
     const int w = 200, h = 150;
     uint8_t *rgb = make_image(w, h, 31u);
     samc_instances on[3] = { 0 }, off[3] = { 0 };
-    int g_on = -1, g_off = -1;
-    if (sam3_finds("on", prec, rgb, w, h, on, &g_on) == 0 && sam3_finds("off", prec, rgb, w, h, off, &g_off) == 0) {
-        CHECKF(g_on == 1 && g_off == 0, "%sgraphs captured: %d with GRAPHS=on (want 1: the text encoder), %d off", tag,
-               g_on, g_off);
+    int g_on[2] = { -1, -1 }, g_off[2] = { -1, -1 };
+    if (sam3_finds("on", prec, rgb, w, h, on, g_on) == 0 && sam3_finds("off", prec, rgb, w, h, off, g_off) == 0) {
+        CHECKF(g_on[0] == 1 + g_on[1] && g_off[0] == 0, "%sgraphs captured: %d with GRAPHS=on (want 1 + %d decoder "
+               "layers), %d off (want 0)", tag, g_on[0], g_on[1], g_off[0]);
         for (int i = 0; i < 3; i++)
             CHECKF(same_instances(&on[i], &off[i]), "%sfind %d: the graph's outputs differ from the ops one by one", tag,
                    i);

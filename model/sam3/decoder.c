@@ -165,79 +165,77 @@ static void dump_rpb(const sam3_model *m, int l, const float *rpb) {
     free(rows);
 }
 
-/* The per-layer inputs made from the reference boxes: pos rows 1..Q = ref_point_head(sine),
- * and the box bias rpb [heads, 1 + Q, HW]. */
-static int layer_inputs(sam3_model *m, int l, const dec_host *hh, float *pos, float *rpb, samc_error *err) {
-    const samc_ops *o = m->rt.ops;
-    const sam3_decoder_weights *w = &m->dec;
-    int d = m->D, Q = m->Q, g = m->g, nh = m->cfg->dec_heads;
-    size_t mark = rt_arena_mark(&m->rt);
-    float *sine, *dxy, *bx, *by;
-    RT_ALLOC(&m->rt, sine, (size_t)Q * 2 * d);
-    RT_ALLOC(&m->rt, dxy, (size_t)Q * g * 4);
-    RT_ALLOC(&m->rt, bx, (size_t)Q * g * nh);
-    RT_ALLOC(&m->rt, by, (size_t)Q * g * nh);
-    char name[48];
-    query_sine(m, hh->ref, hh->sine);
-    rt_upload(o, sine, hh->sine, sizeof(float) * (size_t)Q * 2 * d);
-    snprintf(name, sizeof name, "dec.layer%d.query_sine", l);
-    rt_dump(&m->rt, name, sine, 3, I64(Q), I64(1), I64(2 * d));
-    if (sam3_mlp(m, &w->ref_point_head, sine, Q, 2 * d, d, d, pos + d, err)) return -1;
-    snprintf(name, sizeof name, "dec.layer%d.query_pos", l);
-    rt_dump(&m->rt, name, pos + d, 3, I64(Q), I64(1), I64(d));
-    rpb_inputs(m, hh->ref, hh->dx, hh->dy);
-    rt_upload(o, dxy, hh->dx, sizeof(float) * (size_t)Q * g * 4);  /* dx then dy, adjacent on the host */
-    if (sam3_mlp(m, &w->boxRPB_embed_x, dxy, Q * g, 2, d, nh, bx, err) ||
-        sam3_mlp(m, &w->boxRPB_embed_y, dxy + (size_t)Q * g * 2, Q * g, 2, d, nh, by, err))
-        return -1;
-    o->box_rpb_bias(o, by, bx, rpb, Q, g, g, nh, 1);
-    dump_rpb(m, l, rpb);
-    rt_arena_reset(&m->rt, mark);
-    return 0;
-}
+/* One layer's device side, the same ops on the same buffers for every find (so one graph
+ * per layer on device backends: rt_graph_run), between the host's uploads of the layer's
+ * sine / dxy and its downloads of delta / presence. */
+typedef struct {
+    sam3_model *m;
+    int l, S;
+    float *tgt, *pos, *rpb, *sine, *dxy, *bx, *by, *hs_l, *delta, *pn, *pl;
+    const float *prompt, *mem_k, *memory;
+    const samc_attention_bias *prompt_bias, *bias;
+} dec_layer_job;
 
-/* After layer l: hs_l = norm(queries), box refinement ref = sigmoid(inverse_sigmoid(ref) +
- * bbox_embed(hs_l)) (host), presence logit = presence_token_head(out_norm(presence)). */
-static int layer_outputs(sam3_model *m, const float *tgt, float *hs_l, dec_host *hh, samc_error *err) {
+/* The per-layer inputs made from the reference boxes (uploaded: sine, dxy): pos rows
+ * 1..Q = ref_point_head(sine), the box bias rpb [heads, 1 + Q, HW]; the layer; after it
+ * hs_l = norm(queries), delta = bbox_embed(hs_l), presence logit =
+ * presence_token_head(out_norm(presence)). */
+static int layer_enqueue(void *ctx, samc_error *err) {
+    const dec_layer_job *j = ctx;
+    sam3_model *m = j->m;
     const samc_ops *o = m->rt.ops;
     const sam3_decoder_weights *w = &m->dec;
-    int d = m->D, Q = m->Q;
-    size_t mark = rt_arena_mark(&m->rt);
-    float *delta, *pn, *pl;
-    RT_ALLOC(&m->rt, delta, (size_t)Q * 4);
-    RT_ALLOC(&m->rt, pn, (size_t)d);
-    RT_ALLOC(&m->rt, pl, 1);
-    o->layer_norm(o, tgt + d, w->norm.w, w->norm.b, hs_l, Q, d, 1e-5f);
-    if (sam3_mlp(m, &w->bbox_embed, hs_l, Q, d, d, 4, delta, err)) return -1;
-    o->layer_norm(o, tgt, w->presence_token_out_norm.w, w->presence_token_out_norm.b, pn, 1, d, 1e-5f);
-    if (sam3_mlp(m, &w->presence_token_head, pn, 1, d, d, 1, pl, err)) return -1;
-    rt_download(o, hh->delta, delta, sizeof(float) * (size_t)Q * 4);
-    rt_download(o, hh->presence, pl, sizeof(float));
-    if (rt_sync(&m->rt, "decoder", err)) return -1;
-    for (int i = 0; i < Q * 4; i++) {
-        float u = hh->delta[i] + sam3_inverse_sigmoid(hh->ref[i]);
-        hh->ref[i] = 1.0f / (1.0f + expf(-u));
-    }
-    rt_arena_reset(&m->rt, mark);
-    return 0;
+    int d = m->D, Q = m->Q, g = m->g, nh = m->cfg->dec_heads, l = j->l;
+    char name[48];
+    snprintf(name, sizeof name, "dec.layer%d.query_sine", l);
+    rt_dump(&m->rt, name, j->sine, 3, I64(Q), I64(1), I64(2 * d));
+    if (sam3_mlp(m, &w->ref_point_head, j->sine, Q, 2 * d, d, d, j->pos + d, err)) return -1;
+    snprintf(name, sizeof name, "dec.layer%d.query_pos", l);
+    rt_dump(&m->rt, name, j->pos + d, 3, I64(Q), I64(1), I64(d));
+    if (sam3_mlp(m, &w->boxRPB_embed_x, j->dxy, Q * g, 2, d, nh, j->bx, err) ||
+        sam3_mlp(m, &w->boxRPB_embed_y, j->dxy + (size_t)Q * g * 2, Q * g, 2, d, nh, j->by, err))
+        return -1;
+    o->box_rpb_bias(o, j->by, j->bx, j->rpb, Q, g, g, nh, 1);
+    dump_rpb(m, l, j->rpb);
+    if (decoder_layer(m, &w->layer[l], j->tgt, j->pos, j->prompt, j->S, j->prompt_bias, j->mem_k, j->memory, j->bias,
+                      err))
+        return -1;
+    snprintf(name, sizeof name, "dec.layer%d.out", l);
+    rt_dump(&m->rt, name, j->tgt + d, 3, I64(Q), I64(1), I64(d));
+    snprintf(name, sizeof name, "dec.layer%d.presence_out", l);
+    rt_dump(&m->rt, name, j->tgt, 3, I64(1), I64(1), I64(d));
+    o->layer_norm(o, j->tgt + d, w->norm.w, w->norm.b, j->hs_l, Q, d, 1e-5f);
+    if (sam3_mlp(m, &w->bbox_embed, j->hs_l, Q, d, d, 4, j->delta, err)) return -1;
+    o->layer_norm(o, j->tgt, w->presence_token_out_norm.w, w->presence_token_out_norm.b, j->pn, 1, d, 1e-5f);
+    return sam3_mlp(m, &w->presence_token_head, j->pn, 1, d, d, 1, j->pl, err);
 }
 
 /* TransformerDecoder.forward with box refinement and the presence token. Returns hs [L,
  * Q, d] (backend), ref_boxes [L, Q, 4] (host: each layer's input boxes), presence [L]
  * (host logits, unclamped: the official clamp discards its result) and, in m->h_dec's
- * ref, the last refined boxes (= pred_boxes). */
+ * ref, the last refined boxes (= pred_boxes). Per layer the host makes the box inputs
+ * (query_sine, rpb_inputs) and refines the boxes (ref = sigmoid(inverse_sigmoid(ref) +
+ * delta)) around the device side (layer_enqueue: a graph per layer, keyed by the layer
+ * and the prompt's length). */
 int sam3_decoder(sam3_model *m, const float *memory, const float *prompt, int S, const samc_attention_bias *prompt_bias,
                  float *hs, float *ref_boxes, float *presence, samc_error *err) {
     const samc_ops *o = m->rt.ops;
     const sam3_decoder_weights *w = &m->dec;
-    int d = m->D, Q = m->Q, T = 1 + Q, HW = m->g * m->g, nh = m->cfg->dec_heads;
+    int d = m->D, Q = m->Q, T = 1 + Q, HW = m->g * m->g, nh = m->cfg->dec_heads, g = m->g;
     double t0 = rt_now_ms();
     size_t mark = rt_arena_mark(&m->rt);
-    float *tgt, *pos, *mem_k, *rpb;
+    float *tgt, *pos, *mem_k, *rpb, *sine, *dxy, *bx, *by, *delta, *pn, *pl;
     RT_ALLOC(&m->rt, tgt, (size_t)T * d);
     RT_ALLOC(&m->rt, pos, (size_t)T * d);
     RT_ALLOC(&m->rt, mem_k, (size_t)HW * d);
     RT_ALLOC(&m->rt, rpb, (size_t)nh * T * HW);
+    RT_ALLOC(&m->rt, sine, (size_t)Q * 2 * d);
+    RT_ALLOC(&m->rt, dxy, (size_t)Q * g * 4);
+    RT_ALLOC(&m->rt, bx, (size_t)Q * g * nh);
+    RT_ALLOC(&m->rt, by, (size_t)Q * g * nh);
+    RT_ALLOC(&m->rt, delta, (size_t)Q * 4);
+    RT_ALLOC(&m->rt, pn, (size_t)d);
+    RT_ALLOC(&m->rt, pl, 1);
     o->copy(o, tgt, w->presence_token, (size_t)d);
     o->copy(o, tgt + d, w->query_embed, (size_t)Q * d);
     o->copy(o, pos, m->zeros, (size_t)d);
@@ -245,16 +243,25 @@ int sam3_decoder(sam3_model *m, const float *memory, const float *prompt, int S,
     dec_host hh = dec_host_of(m);
     memcpy(hh.ref, m->h_ref_init, sizeof(float) * (size_t)Q * 4);
     samc_attention_bias bias = { rpb, 0, (ptrdiff_t)T * HW, HW };
+    dec_layer_job job = { m, 0, S, tgt, pos, rpb, sine, dxy, bx, by, NULL, delta, pn, pl, prompt, mem_k, memory,
+                          prompt_bias, &bias };
     for (int l = 0; l < w->layers; l++) {
         memcpy(ref_boxes + (size_t)l * Q * 4, hh.ref, sizeof(float) * (size_t)Q * 4);
-        if (layer_inputs(m, l, &hh, pos, rpb, err)) return -1;
-        if (decoder_layer(m, &w->layer[l], tgt, pos, prompt, S, prompt_bias, mem_k, memory, &bias, err)) return -1;
-        char name[48];
-        snprintf(name, sizeof name, "dec.layer%d.out", l);
-        rt_dump(&m->rt, name, tgt + d, 3, I64(Q), I64(1), I64(d));
-        snprintf(name, sizeof name, "dec.layer%d.presence_out", l);
-        rt_dump(&m->rt, name, tgt, 3, I64(1), I64(1), I64(d));
-        if (layer_outputs(m, tgt, hs + (size_t)l * Q * d, &hh, err)) return -1;
+        query_sine(m, hh.ref, hh.sine);
+        rt_upload(o, sine, hh.sine, sizeof(float) * (size_t)Q * 2 * d);
+        rpb_inputs(m, hh.ref, hh.dx, hh.dy);
+        rt_upload(o, dxy, hh.dx, sizeof(float) * (size_t)Q * g * 4); /* dx then dy, adjacent on the host */
+        job.l = l;
+        job.hs_l = hs + (size_t)l * Q * d;
+        if (rt_graph_run(&m->rt, SAM3_GRAPH_DECODER | (uint64_t)l << 16 | (uint64_t)S, layer_enqueue, &job, err))
+            return -1;
+        rt_download(o, hh.delta, delta, sizeof(float) * (size_t)Q * 4);
+        rt_download(o, hh.presence, pl, sizeof(float));
+        if (rt_sync(&m->rt, "decoder", err)) return -1;
+        for (int i = 0; i < Q * 4; i++) {
+            float u = hh.delta[i] + sam3_inverse_sigmoid(hh.ref[i]);
+            hh.ref[i] = 1.0f / (1.0f + expf(-u));
+        }
         presence[l] = hh.presence[0];
     }
     rt_dump(&m->rt, "dec.hs", hs, 4, I64(w->layers), I64(Q), I64(1), I64(d));

@@ -286,8 +286,10 @@ void sam3_position_embedding_sine(int D, int H, int W, int token_major, float *o
 
 /* VETextEncoder.forward for one text: ids [ctx] (host) -> features [ctx, d]. */
 int sam3_text_encoder(sam3_model *m, const int32_t *ids, float *features, samc_error *err);
-/* The graph key of the text encoder's blocks (rt_graph_run; the runtime is the model's own). */
+/* The graph key of the text encoder's blocks (rt_graph_run; the runtime is the model's own)... */
 #define SAM3_GRAPH_TEXT ((uint64_t)3 << 56)
+/* ... and of a decoder layer's device side (| layer << 16 | the prompt's length). */
+#define SAM3_GRAPH_DECODER ((uint64_t)4 << 56)
 
 /* TransformerEncoderLayer.forward_pre on tgt [T, d] in place. query_pos [T, d] or NULL
  * (added to q and k of the self-attention: pos_enc_at_attn); self_bias NULL or a key
