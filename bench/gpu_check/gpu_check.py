@@ -786,10 +786,11 @@ def stage_extra(c):
                                        env={"SAMC_CUDA_VARIANT_GEMM": v})
             data["op_bench"] += [f"GEMM={v} " + ln.strip() for ln in out.splitlines() if ln.startswith("PERF")]
         # SAM3's long convolutions (neck and pixel decoder 3x3 over 256 channels, the ViT's
-        # patch embed) through im2col + the 16-bit GEMM and through the direct FMA kernel
+        # patch embed) and the neck's transposed ones through the 16-bit GEMM (im2col /
+        # scatter) and through the direct FMA kernels
         for v in ("gemm", "direct"):
             rc, out, err, secs = c.run(f"op_perf_conv2d_{v}", [c.bin["op_test"], "--backend", "cuda_bf16", "--op",
-                                       "conv2d", "--size", "big", "--perf"], 40,
+                                       "conv2d,conv_transpose2x2", "--size", "big", "--perf"], 40,
                                        env={"SAMC_CUDA_VARIANT_CONV": v})
             data["op_bench"] += [f"CONV={v} " + ln.strip() for ln in out.splitlines() if ln.startswith("PERF")]
     rc, out, err, secs = c.run("test_golden_tiny", [c.bin["test_golden"]], 400, env={"SAMC_GOLDEN_CONFIGS": "tiny"})
