@@ -163,25 +163,31 @@ __device__ __forceinline__ void gtc_body(const gtc_args<T> &a, T *smem) {
             __syncwarp(); /* the lanes' reads of the patch are done before the next store */
         }
 }
+
+/* Both staging buffers; the epilogue's patches (WM * WN * 16 * GTC_LDP floats) fit in
+ * them. WMMA wants 32-byte aligned fragment pointers: every fragment starts a multiple of
+ * 32 bytes into this array (16 rows of 80 bytes; k offsets 0 / 32 bytes). Declared here,
+ * not in the kernel, so that the targets which only trap have no unused array. */
+template <int BM, int BN, int WM, int WN, class T>
+__device__ __forceinline__ void gtc_run(const gtc_args<T> &a) {
+    __shared__ __align__(128) uint4 gtc_smem4[2 * (BM + BN) * GTC_LD * sizeof(T) / 16];
+    static_assert(WM * WN * 16 * GTC_LDP * 4 <= 2 * (BM + BN) * GTC_LD * sizeof(T), "patches fit the buffers");
+    gtc_body<BM, BN, WM, WN, T>(a, (T *)gtc_smem4);
+}
 #endif
 
 /* The kernel: bf16 WMMA exists from sm_80, fp16 from sm_70; the code for older targets
  * is a trap the launcher never reaches (it checks the device's capability). */
 template <int BM, int BN, int WM, int WN, class T>
 __global__ void __launch_bounds__(WM * WN * 32) gemm_tc_kernel(const gtc_args<T> a) {
-    /* both staging buffers; the epilogue's patches (WM * WN * 16 * GTC_LDP floats) fit in
-     * them. WMMA wants 32-byte aligned fragment pointers: every fragment starts a multiple
-     * of 32 bytes into this array (16 rows of 80 bytes; k offsets 0 / 32 bytes) */
-    __shared__ __align__(128) uint4 gtc_smem4[2 * (BM + BN) * GTC_LD * sizeof(T) / 16];
-    static_assert(WM * WN * 16 * GTC_LDP * 4 <= 2 * (BM + BN) * GTC_LD * sizeof(T), "patches fit the buffers");
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 700
     __trap();
 #else
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
     if constexpr (std::is_same<T, __nv_bfloat16>::value) __trap();
-    else gtc_body<BM, BN, WM, WN, T>(a, (T *)gtc_smem4);
+    else gtc_run<BM, BN, WM, WN, T>(a);
 #else
-    gtc_body<BM, BN, WM, WN, T>(a, (T *)gtc_smem4);
+    gtc_run<BM, BN, WM, WN, T>(a);
 #endif
 #endif
 }
