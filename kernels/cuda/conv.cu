@@ -246,7 +246,7 @@ conv_transpose2x2_kernel(cuda_src<T> x, cuda_src<T> w, cuda_src<T> b, cuda_dst<T
  * Every input pixel p paints its 2x2 patch: z[p, (co, ky, kx)] = sum_ci x[ci, p] w[ci, co,
  * ky, kx] is a product over Cin, Z = xᵀ · w with w as [Cin, 4 Cout] (its layout). SAM3's
  * neck has three (1024 -> 512 channels at 72 -> 144 px twice, 512 -> 256 at 144 -> 288 px:
- * 43 GFLOP per image in the full config). When x holds 16-bit values (the neck runs in the
+ * 65 GFLOP per image in the full config). When x holds 16-bit values (the neck runs in the
  * 16-bit phase: model/sam3/necks.c; SAM2.1's decoder is fp32 and keeps the direct kernel)
  * on a device with tensor cores for the format, cuBLAS computes Z for as many pixels as
  * fit the scratch (fp32 [np, 4 Cout]) from x and the weights' 16-bit copy, fp32 sums, and a
