@@ -2279,6 +2279,14 @@ static void sam3_lowp_refused(const backend *be) {
 
 static void test_sam3_ops_in(const backend *be);
 
+static void run_biased_cases(const backend *be) {
+    for (size_t i = 0; i < sizeof biased_cases / sizeof biased_cases[0]; i++) {
+        const biased_case *c = &biased_cases[i];
+        if (want(be, "attention_biased", c->name, c->sz, 4.0 * c->batch * c->heads * c->n_q * c->n_kv * c->hd))
+            run_attention_biased(be, c);
+    }
+}
+
 static void test_sam3_ops(const backend *be) {
     if (!be->ops->attention_biased) return;
     if (!be->prec) {
@@ -2296,21 +2304,13 @@ static void test_sam3_ops(const backend *be) {
     ((backend *)be)->ran += fp.ran - be->ran;
     /* rope and attention_biased also in the 16-bit phase: the ViT runs there
      * (model/sam3/vitdet.c), the fusion encoder too (encoder.c) */
-    for (size_t i = 0; i < sizeof biased_cases / sizeof biased_cases[0]; i++) {
-        const biased_case *c = &biased_cases[i];
-        if (want(be, "attention_biased", c->name, c->sz, 4.0 * c->batch * c->heads * c->n_q * c->n_kv * c->hd))
-            run_attention_biased(be, c);
-    }
+    run_biased_cases(be);
     run_rope(be, "odd 16-bit", SZ_ODD, 10, 12, 3, 4);
     run_rope(be, "micro vit 18x18 16-bit", SZ_SMALL, 324, 64, 2, 36);
 }
 
 static void test_sam3_ops_in(const backend *be) {
-    for (size_t i = 0; i < sizeof biased_cases / sizeof biased_cases[0]; i++) {
-        const biased_case *c = &biased_cases[i];
-        if (want(be, "attention_biased", c->name, c->sz, 4.0 * c->batch * c->heads * c->n_q * c->n_kv * c->hd))
-            run_attention_biased(be, c);
-    }
+    run_biased_cases(be);
     run_rope(be, "odd", SZ_ODD, 10, 12, 3, 4);
     run_rope(be, "micro vit 18x18", SZ_SMALL, 324, 64, 2, 36);
     run_rope(be, "vit 24x24 windows x2", SZ_SAM, 576 * 2, 1024, 16, 576);

@@ -316,7 +316,7 @@ int attention_tc_launch(samc_cuda_ctx *c, const samc_attention_args *a, const vo
                         const void *v, cuda_arg out, int warps8) {
     const int nf = (a->head_dim + 15) / 16;
     const int bf16 = c->lp_type == SAMC_OPS_BF16;
-    if (a->n_kv <= 0 || nf > ATC_MAX_NF || c->cc < (bf16 ? 80 : 70) || !atc_ok[nf - 1][warps8]) return 0;
+    if (a->n_kv <= 0 || nf > ATC_MAX_NF || !cuda_tc16(c) || !atc_ok[nf - 1][warps8]) return 0;
     const long long bh = (long long)a->batch * a->heads;
     const int bq = warps8 ? 128 : 64;
     /* 16-byte vectors: every row start (base + b, h, t strides, the window geometry's too)

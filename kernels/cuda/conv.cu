@@ -114,7 +114,7 @@ static int conv2d_gemm(samc_cuda_ctx *c, cuda_arg xs, const float *w, cuda_arg b
                        int Cout, int kh, int kw, int stride, int pad, int Ho, int Wo) {
     const long long R = (long long)Cin * kh * kw, P = (long long)Ho * Wo;
     if (!c->tracking || c->sw.conv_direct || R < CONV_GEMM_MIN_R || R > INT_MAX / 2 ||
-        c->cc < (c->lp_type == SAMC_OPS_BF16 ? 80 : 70) || P > INT_MAX)
+        !cuda_tc16(c) || P > INT_MAX)
         return 0;
     long long np = (long long)(c->scratch_bytes / (2 * (size_t)R)) & ~7LL; /* pixels per chunk */
     if (np < 8) return 0;
@@ -268,7 +268,7 @@ __global__ void convt_scatter_kernel(const float *z, cuda_src<T> bias, cuda_dst<
 static int convt_gemm(samc_cuda_ctx *c, cuda_arg xs, const float *w, cuda_arg bs, cuda_arg ys, int Cin, int H, int W,
                       int Cout) {
     const long long P = (long long)H * W, N4 = 4LL * Cout;
-    if (!c->tracking || c->sw.conv_direct || xs.f32 || c->cc < (c->lp_type == SAMC_OPS_BF16 ? 80 : 70) ||
+    if (!c->tracking || c->sw.conv_direct || xs.f32 || !cuda_tc16(c) ||
         N4 > INT_MAX / 2 || P > INT_MAX)
         return 0;
     long long np = (long long)(c->scratch_bytes / (4 * (size_t)N4)) & ~7LL; /* pixels per chunk */

@@ -149,6 +149,11 @@ int cuda_op_done(samc_cuda_ctx *c, const char *op, const char *file, int line);
 #define CUBLAS_CHECK(c, call) cuda_check_blas((c), (call), __FILE__, __LINE__, #call)
 #define CUDA_OP_DONE(c, op) cuda_op_done((c), (op), __FILE__, __LINE__)
 
+/* 1 when the device has tensor cores for the backend's 16-bit format (fp16 from sm_70,
+ * bf16 from sm_80): the condition of every tensor-core path (attention_tc.cu, gemm_tc.cu,
+ * conv.cu's GEMMs). */
+static inline int cuda_tc16(const samc_cuda_ctx *c) { return c->cc >= (c->lp_type == SAMC_OPS_BF16 ? 80 : 70); }
+
 /* Grid for a grid-stride loop over n items with `threads` per block: enough blocks to
  * fill the device several times over, never more than the items need. */
 static inline unsigned cuda_blocks_for(const samc_cuda_ctx *c, size_t n, int threads) {

@@ -208,7 +208,7 @@ static int aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
 int gemm_tc_launch(samc_cuda_ctx *c, int M, int N, int K, const void *x, const void *w, cuda_arg y, cuda_arg bias,
                    cuda_arg r, int act) {
     const int bf16 = c->lp_type == SAMC_OPS_BF16;
-    if (!c->tracking || c->cc < (bf16 ? 80 : 70) || M <= 0 || N <= 0 || K <= 0) return 0;
+    if (!c->tracking || !cuda_tc16(c) || M <= 0 || N <= 0 || K <= 0) return 0;
     /* grid rows past 65535 tiles: never at SAM sizes (8.4 M tokens); cuBLAS takes them */
     if ((M + 63) / 64 > 65535) return 0;
     const int vec = K % 8 == 0 && aligned16(x) && aligned16(w);
