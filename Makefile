@@ -25,6 +25,9 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 # one binary runs on any x86-64.
 $(BUILD)/kernels/%_avx2.o: override CFLAGS += -mavx2 -mfma -mf16c
 $(BUILD)/kernels/%_avx512.o: override CFLAGS += -mavx512f -mavx512bw -mavx512dq -mavx512vl -mfma
+# AMX (kernels/*_amx.c): the bf16 GEMM of --precision bf16 on the CPU, run only where the
+# CPU has it (samc_fast_amx_usable).
+$(BUILD)/kernels/%_amx.o: override CFLAGS += -mamx-tile -mamx-bf16 -mavx512f -mavx512bw -mavx512vl -mavx512bf16
 
 # CUDA: built when nvcc is on PATH (or NVCC=...), otherwise a stub says "not compiled".
 NVCC ?= $(shell command -v nvcc 2>/dev/null)

@@ -17,6 +17,8 @@
 #   THREADS       threads for samc and torch (default 2)
 #   ITERS         timed rounds per process (default 3), WARMUP untimed rounds first (default 1)
 #   DTYPES        samc weight dtypes to run (default "f32 f16")
+#   BF16=1        also bf16 on both sides, fp32 weights: samc --precision bf16 (needs a
+#                 CPU with Intel AMX) and PyTorch under torch.autocast("cpu", bfloat16)
 #   TEXT, TEXT2   prompts (default truck, wheel; TEXT2= for none)
 #   BOX           X0,Y0,X1,Y1 in image pixels, added after the last text (default: the
 #                 golden b_text_posbox box scaled to the default image; BOX= for none)
@@ -41,6 +43,7 @@ THREADS=${THREADS:-2}
 ITERS=${ITERS:-3}
 WARMUP=${WARMUP:-1}
 DTYPES=${DTYPES:-f32 f16}
+BF16=${BF16:-0}
 TEXT=${TEXT:-truck}
 TEXT2=${TEXT2-wheel}
 GOLDEN=${GOLDEN:-/work/shared/golden}
@@ -136,13 +139,14 @@ synth() {  # synth CONFIG FILE: writes it unless done in this run, or KEEP_WEIGH
     SYNTHED="$SYNTHED $2"
 }
 
-# bench_samc LABEL WEIGHTS IMAGE TEXT2 BOX ITERS WARMUP
+# bench_samc LABEL WEIGHTS IMAGE TEXT2 BOX ITERS WARMUP [extra args]
 bench_samc() {
     local label=$1 w=$2 img=$3 t2=$4 box=$5 iters=$6 warm=$7 tmp=$OUT_DIR/$1_$STAMP.json
+    shift 7
     rm -f "$tmp"
     run_logged "$OUT_DIR/$label.log" "$BENCH_SAM3" "$CONFIG_FOR_RUN" fast "$THREADS" "$w" "$img" "$iters" \
         --warmup "$warm" --text "$TEXT" --text2 "$t2" --box "$box" --threshold "$THRESHOLD" --vocab "$VOCAB" \
-        --json "$tmp" || { fail "bench_sam3 ($label) failed, see $OUT_DIR/$label.log"; tail -n 5 "$OUT_DIR/$label.log" >&2; }
+        --json "$tmp" "$@" || { fail "bench_sam3 ($label) failed, see $OUT_DIR/$label.log"; tail -n 5 "$OUT_DIR/$label.log" >&2; }
     add_json "$label" "$tmp" || fail "bench_sam3 ($label) wrote no JSON"
     rm -f "$tmp"
 }
@@ -197,6 +201,7 @@ for dt in $DTYPES; do
     [ "$dt" = f32 ] || w=$WEIGHTS_DIR/samc_bench_${CONFIG}_$dt.safetensors
     bench_samc "samc_$dt" "$w" "$IMAGE" "$TEXT2" "$BOX" "$ITERS" "$WARMUP"
 done
+[ "$BF16" = 1 ] && bench_samc samc_bf16 "$W32" "$IMAGE" "$TEXT2" "$BOX" "$ITERS" "$WARMUP" --precision bf16
 if [ "$SKIP_TORCH" != 1 ]; then
     # Compare with the goldens too where they exist for this config / image / prompt.
     gold=()
@@ -205,6 +210,7 @@ if [ "$SKIP_TORCH" != 1 ]; then
         sam3_micro) [ -d "$GOLDEN/sam3/micro" ] && gold=(--check-golden "$GOLDEN/sam3/micro") ;;
     esac
     bench_torch pytorch "$W32" "$IMAGE" "$TEXT2" "$BOX" "$ITERS" "$WARMUP" "${gold[@]}"
+    [ "$BF16" = 1 ] && bench_torch pytorch_bf16 "$W32" "$IMAGE" "$TEXT2" "$BOX" "$ITERS" "$WARMUP" --modes bf16
 fi
 if [ "$KEEP_WEIGHTS" != 1 ]; then
     rm -f "$W32" "$W_MICRO"

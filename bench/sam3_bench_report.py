@@ -50,6 +50,8 @@ def main():
         elif r.get("n_params"):
             r["weights_fp32_mb"] = r["n_params"] * 4 / 1048576.0
     s32, s16, pt = runs.get("samc_f32"), runs.get("samc_f16"), runs.get("pytorch")
+    sb, ptb = runs.get("samc_bf16"), runs.get("pytorch_bf16")  # BF16=1: both in bf16
+    torch_runs = [r for r in (pt, ptb) if r is not None]
     out = []
     p = out.append
     p("# SAM3 image model: samc vs the official PyTorch code (%s)" % main_cfg)
@@ -74,13 +76,14 @@ def main():
     p("")
 
     # Main table.
-    cols = [("samc fp32", s32), ("samc f16", s16), ("PyTorch fp32", pt)]
+    cols = [("samc fp32", s32), ("samc f16", s16), ("PyTorch fp32", pt), ("samc bf16", sb), ("PyTorch bf16", ptb)]
     cols = [(n, r) for n, r in cols if r is not None]
+    # (PyTorch column, samc column) pairs that get a ratio column
+    ratios = [(a, b) for a, b in (("PyTorch fp32", "samc fp32"), ("PyTorch fp32", "samc f16"),
+                                  ("PyTorch bf16", "samc bf16")) if dict(cols).get(a) and dict(cols).get(b)]
     head = "| | " + " | ".join(n for n, _ in cols)
-    if pt and s32:
-        head += " | PyTorch / samc fp32"
-    if pt and s16:
-        head += " | PyTorch / samc f16"
+    for a, b in ratios:
+        head += " | %s / %s" % (a, b)
     p(head + " |")
     p("|" + "---|" * (head.count("|")))
 
@@ -88,13 +91,11 @@ def main():
         cells = []
         vals = {}
         for n, r in cols:
-            v = get(r, *torch_key) if r is pt else get(r, *samc_key)
+            v = get(r, *torch_key) if r in torch_runs else get(r, *samc_key)
             vals[n] = v
             cells.append(fmt_ms(v))
-        if pt and s32:
-            cells.append(ratio(vals.get("PyTorch fp32"), vals.get("samc fp32")))
-        if pt and s16:
-            cells.append(ratio(vals.get("PyTorch fp32"), vals.get("samc f16")))
+        for a, b in ratios:
+            cells.append(ratio(vals.get(a), vals.get(b)))
         p("| %s | %s |" % (label, " | ".join(cells)))
 
     time_row("set_image (ms)", ("set_image_ms_median",), ("set_image_ms_median",))
@@ -107,8 +108,8 @@ def main():
         time_row("  the same, without samc's text encoder [1]", ("box", "ms_minus_text"), ("box_ms_median",))
 
     def plain_row(label, samc_key, torch_key, f):
-        cells = [f(get(r, *torch_key) if r is pt else get(r, *samc_key)) for _, r in cols]
-        cells += [""] * ((1 if pt and s32 else 0) + (1 if pt and s16 else 0))
+        cells = [f(get(r, *torch_key) if r in torch_runs else get(r, *samc_key)) for _, r in cols]
+        cells += [""] * len(ratios)
         p("| %s | %s |" % (label, " | ".join(cells)))
 
     plain_row("load (s)", ("load_s",), ("load_s",), lambda v: "-" if v is None else "%.1f" % v)
@@ -126,7 +127,7 @@ def main():
     p("")
 
     # Per-stage table of samc.
-    samc_cols = [(n, r) for n, r in cols if r is not pt]
+    samc_cols = [(n, r) for n, r in cols if r not in torch_runs]
     if samc_cols:
         p("samc per stage (ms, medians):")
         p("")
@@ -156,7 +157,7 @@ def main():
     for prompt in ("text", "text2", "box"):
         cells = []
         for _, r in cols:
-            res = get(r, "results", prompt) if r is pt else get(r, prompt)
+            res = get(r, "results", prompt) if r in torch_runs else get(r, prompt)
             cells.append("-" if not res else "%d, %.5f, q%d: %.5f" % (res["kept"], res["presence_logit"],
                                                                    res["top"][0][0], res["top"][0][1]))
         if all(c == "-" for c in cells):

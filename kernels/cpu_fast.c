@@ -31,6 +31,14 @@
 #define GEMM_NC 1024
 #define GEMM_MC 144
 #define GEMM_BP (1 << 20)
+/* The bf16 GEMM on AMX: K blocks of up to AMX_KC (a multiple of 32: one tile step),
+ * AMX_MC rows of A converted at a time (a multiple of 32: two row tiles), their bf16 rows
+ * AMX_LDA values apart (32 past the block, so that a tile's 16 rows do not all fall in
+ * the same L1 sets). */
+#define AMX_KC 5120
+#define AMX_MC 128
+#define AMX_LDA (AMX_KC + 32)
+
 /* Below this many multiply-adds a GEMM runs on the calling thread only. */
 #define GEMM_SMALL (1 << 18)
 
@@ -59,6 +67,11 @@ typedef struct {
     float *ct;  /* conv_transpose2x2 tile: CT_M * CT_N */
     /* attention (carved out of bp: attention never runs a GEMM through bp) */
     float *kp, *vp, *s, *m, *l;
+    /* bf16 on AMX (allocated by set_precision(bf16)): the A block in bf16, AMX_MC x
+     * AMX_LDA; fp32 staging for a B panel or a converted A block, AMX_MC x AMX_KC.
+     * The packed B block goes in bp (GEMM_BP floats hold 2·GEMM_BP bf16). */
+    uint16_t *amx_a;
+    float *amx_f;
 } thread_scratch;
 
 typedef struct {
@@ -67,6 +80,9 @@ typedef struct {
     int n_threads;
     const samc_fast_kernels *k;
     thread_scratch *ts;
+    /* --precision bf16: set_precision(bf16) made the AMX path ready; it runs while the
+     * model's 16-bit phase is on (activation_precision 1) */
+    int amx_ready, amx_on;
 } fast_state;
 
 static fast_state *state_of(const samc_ops *o) { return (fast_state *)o->ctx; }
@@ -224,6 +240,30 @@ static int gemm_ncmax(int K) {
     return imax(64, imin(GEMM_NC, GEMM_BP / imax(K, 1) / SAMC_GEMM_NR * SAMC_GEMM_NR));
 }
 
+/* Rows [m0, m0+mc) x columns [pc, pc+kc) of A as fp32 rows: A itself when it is
+ * contiguous in k, else converted (16-bit weights), transposed (column-major A) or
+ * gathered into buf with row stride kc. */
+static const float *a_block(const samc_fast_kernels *kn, const gemm_desc *g, int m0, int mc, int pc, int kc,
+                            float *buf, ptrdiff_t *lda) {
+    *lda = kc;
+    if (g->a16) {
+        for (int i = 0; i < mc; i++)
+            for (int k = 0; k < kc; k++)
+                buf[(size_t)i * kc + k] =
+                    w16_value(g->a16 + (ptrdiff_t)(m0 + i) * g->a_rs + (ptrdiff_t)(pc + k) * g->a_cs, g->a16_t);
+    } else if (g->a_cs == 1) {
+        *lda = g->a_rs;
+        return g->a + (ptrdiff_t)m0 * g->a_rs + pc;
+    } else if (g->a_rs == 1) {
+        kn->transpose(g->a + (ptrdiff_t)pc * g->a_cs + m0, g->a_cs, kc, mc, buf, kc);
+    } else {
+        for (int i = 0; i < mc; i++)
+            for (int k = 0; k < kc; k++)
+                buf[(size_t)i * kc + k] = g->a[(ptrdiff_t)(m0 + i) * g->a_rs + (ptrdiff_t)(pc + k) * g->a_cs];
+    }
+    return buf;
+}
+
 /* Computes rows [m0,m1) x cols [n0,n1) of C into c (pointing at that rectangle's
  * top-left element, row stride ldc), on one thread.
  *
@@ -261,14 +301,7 @@ static void gemm_rect(const samc_fast_kernels *kn, const gemm_desc *g, int m0, i
                     const float *bblk = ts->bp + (size_t)(kb - kb0) * kcb * ncp;
                     const float *ablk;
                     ptrdiff_t lda;
-                    if (g->a16) { /* 16-bit A: converted into the A block */
-                        for (int i = 0; i < mc; i++)
-                            for (int k = 0; k < kc; k++)
-                                ts->ap[(size_t)i * kc + k] = w16_value(
-                                    g->a16 + (ptrdiff_t)(mc0 + i) * g->a_rs + (ptrdiff_t)(pc + k) * g->a_cs, g->a16_t);
-                        ablk = ts->ap;
-                        lda = kc;
-                    } else if (g->a_cs == 1 && kn->copy_a && g->a_rs > kc) {
+                    if (!g->a16 && g->a_cs == 1 && kn->copy_a && g->a_rs > kc) {
                         /* A tall tile reads more rows at once than L1 has ways when they
                          * are 4 KB apart (K = 1024): copied to rows one line past kc. */
                         for (int i = 0; i < mc; i++)
@@ -276,20 +309,8 @@ static void gemm_rect(const samc_fast_kernels *kn, const gemm_desc *g, int m0, i
                                    (size_t)kc * sizeof(float));
                         ablk = ts->ap;
                         lda = GEMM_AP_LD;
-                    } else if (g->a_cs == 1) {
-                        ablk = g->a + (ptrdiff_t)mc0 * g->a_rs + pc;
-                        lda = g->a_rs;
-                    } else if (g->a_rs == 1) { /* column-major A: transpose the block */
-                        kn->transpose(g->a + (ptrdiff_t)pc * g->a_cs + mc0, g->a_cs, kc, mc, ts->ap, kc);
-                        ablk = ts->ap;
-                        lda = kc;
                     } else {
-                        for (int i = 0; i < mc; i++)
-                            for (int k = 0; k < kc; k++)
-                                ts->ap[(size_t)i * kc + k] =
-                                    g->a[(ptrdiff_t)(mc0 + i) * g->a_rs + (ptrdiff_t)(pc + k) * g->a_cs];
-                        ablk = ts->ap;
-                        lda = kc;
+                        ablk = a_block(kn, g, mc0, mc, pc, kc, ts->ap, &lda);
                     }
                     /* The A block computed next (next K block of these rows, else the
                      * next rows) is prefetched a slice per B panel, so that it arrives
@@ -323,6 +344,68 @@ static void gemm_rect(const samc_fast_kernels *kn, const gemm_desc *g, int m0, i
     }
 }
 
+
+/* The same rectangle in bf16 on AMX (--precision bf16, the model's 16-bit phase): B is
+ * packed as for the fp32 kernels, panel by panel, then rounded into AMX's pair layout in
+ * bp; each A block is rounded to bf16 rows once and swept by 32 x 32 tiles of C. Same
+ * structure as gemm_rect, with K blocks of up to AMX_KC and 32-column tiles. */
+static void gemm_rect_amx(const samc_fast_kernels *kn, const gemm_desc *g, int m0, int m1, int n0, int n1,
+                          float *c, ptrdiff_t ldc, thread_scratch *ts) {
+    int K = g->K;
+    int kcb = ceil_div(K, ceil_div(K, AMX_KC)), kcp = round_up(kcb, 32), nkb = ceil_div(K, kcb);
+    const int cap = 2 * GEMM_BP; /* bf16 values in bp */
+    int ncmax = imax(32, imin(GEMM_NC, cap / kcp / 32 * 32));
+    int nw = n1 - n0;
+    int ncb = round_up(ceil_div(nw, ceil_div(nw, ncmax)), 32);
+    int kb_pass = imax(1, imin(nkb, cap / (kcp * ncb)));
+    uint16_t *bb = (uint16_t *)ts->bp;
+    samc_fast_amx_begin();
+    for (int nc0 = n0; nc0 < n1; nc0 += ncb) {
+        int nc = imin(ncb, n1 - nc0), ncp = round_up(nc, SAMC_GEMM_NR);
+        for (int kb0 = 0; kb0 < nkb; kb0 += kb_pass) {
+            int kb1 = imin(nkb, kb0 + kb_pass);
+            for (int kb = kb0; kb < kb1; kb++) {
+                int pc = kb * kcb, kc = imin(kcb, K - pc);
+                for (int p = 0; p < nc; p += SAMC_GEMM_NR) {
+                    /* one panel's rows, GEMM_KC at a time (the packers' own limit) */
+                    for (int k = 0; k < kc; k += GEMM_KC)
+                        pack_b(kn, g, pc + k, imin(GEMM_KC, kc - k), nc0 + p, imin(SAMC_GEMM_NR, nc - p),
+                               ts->amx_f + (size_t)k * SAMC_GEMM_NR);
+                    samc_fast_amx_pack_b(ts->amx_f, kc, bb + ((size_t)(kb - kb0) * ncp + p) * kcp);
+                }
+            }
+            for (int mc0 = m0; mc0 < m1; mc0 += AMX_MC) {
+                int mc = imin(AMX_MC, m1 - mc0);
+                for (int kb = kb0; kb < kb1; kb++) {
+                    int pc = kb * kcb, kc = imin(kcb, K - pc), last = pc + kc >= K;
+                    ptrdiff_t lda;
+                    const float *ablk = a_block(kn, g, mc0, mc, pc, kc, ts->amx_f, &lda);
+                    samc_fast_amx_pack_a(ablk, lda, mc, kc, ts->amx_a, AMX_LDA);
+                    const uint16_t *bblk = bb + (size_t)(kb - kb0) * ncp * kcp;
+                    for (int jp = 0; jp < nc; jp += 32) {
+                        int nr = imin(32, nc - jp);
+                        const float *bn = (last && g->bias_n) ? g->bias_n + nc0 + jp : NULL;
+                        for (int ir = 0; ir < mc; ir += 32) {
+                            const float *bm = (last && g->bias_m) ? g->bias_m + mc0 + ir : NULL;
+                            samc_fast_amx_tiles(kc, ts->amx_a + (size_t)ir * AMX_LDA, AMX_LDA, bblk + (size_t)jp * kcp,
+                                                c + (ptrdiff_t)(mc0 - m0 + ir) * ldc + (nc0 - n0 + jp), ldc,
+                                                imin(32, mc - ir), nr, pc > 0, bn, bm);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    samc_fast_amx_end();
+}
+
+/* gemm_rect, or gemm_rect_amx in the bf16 phase. */
+static void gemm_rect_any(const fast_state *st, const gemm_desc *g, int m0, int m1, int n0, int n1, float *c,
+                          ptrdiff_t ldc, thread_scratch *ts) {
+    if (st->amx_on && g->K > 0) gemm_rect_amx(st->k, g, m0, m1, n0, n1, c, ldc, ts);
+    else gemm_rect(st->k, g, m0, m1, n0, n1, c, ldc, ts);
+}
+
 typedef struct {
     fast_state *st;
     const gemm_desc *g;
@@ -333,8 +416,8 @@ static void gemm_task(void *ctx, int task, int thread) {
     const gemm_job *j = ctx;
     int m0 = (task / j->tasks_n) * j->tm, n0 = (task % j->tasks_n) * j->tn;
     int m1 = imin(m0 + j->tm, j->g->M), n1 = imin(n0 + j->tn, j->g->N);
-    gemm_rect(j->st->k, j->g, m0, m1, n0, n1, j->g->c + (ptrdiff_t)m0 * j->g->ldc + n0, j->g->ldc,
-              &j->st->ts[thread]);
+    gemm_rect_any(j->st, j->g, m0, m1, n0, n1, j->g->c + (ptrdiff_t)m0 * j->g->ldc + n0, j->g->ldc,
+                  &j->st->ts[thread]);
 }
 
 /* Splits C into a grid of tasks_m x tasks_n rectangles, about 4 per thread for balance.
@@ -421,7 +504,7 @@ static void convt_task(void *ctx, int task, int thread) {
     thread_scratch *ts = &j->st->ts[thread];
     int m0 = (task / j->tiles_n) * CT_M, n0 = (task % j->tiles_n) * CT_N;
     int m1 = imin(m0 + CT_M, j->g.M), n1 = imin(n0 + CT_N, j->g.N);
-    gemm_rect(j->st->k, &j->g, m0, m1, n0, n1, ts->ct, CT_N, ts);
+    gemm_rect_any(j->st, &j->g, m0, m1, n0, n1, ts->ct, CT_N, ts);
     /* Rows m and m+1 of the tile are taps (ky, 0) and (ky, 1) of channel co: together
      * they fill output row 2*iy+ky of co, interleaved. Tiles start at multiples of 4. */
     int W = j->W, Wo = 2 * W;
@@ -490,8 +573,53 @@ static float add_bias_max(float *s, int n, const float *brow, int *all_masked) {
     return mx;
 }
 
+/* The bf16 phase on AMX: S = q·kᵀ and out += P·v as bf16 tile products (q, k, v and the
+ * probabilities P rounded to bf16, fp32 sums; the softmax stays fp32), for heads up to
+ * ATT_AMX_HD wide, the scratch laid out in amx_a: q rows, P rows, k's and v's pair
+ * panels. */
+#define ATT_AMX_HD 256
+typedef struct {
+    uint16_t *q, *p, *k, *v;
+    int hdp, ldp;
+} att_amx_buf;
+
+static att_amx_buf att_amx_layout(thread_scratch *ts, int hd) {
+    att_amx_buf b;
+    b.hdp = round_up(hd, 32);
+    b.ldp = ATT_KVC + 32;
+    b.q = ts->amx_a;
+    b.p = b.q + (size_t)ATT_QB * b.hdp;
+    b.k = b.p + (size_t)ATT_QB * b.ldp;
+    b.v = b.k + (size_t)ATT_KVC * b.hdp;
+    return b;
+}
+
+/* S rows [i0, i0+qb) of one chunk of L keys: ts->s = q·kᵀ, on AMX. */
+static void att_scores_amx(const samc_attention_args *a, const float *q, int i0, int qb, int L, thread_scratch *ts,
+                           const att_amx_buf *bb) {
+    int hd = a->head_dim;
+    samc_fast_amx_pack_a(q + (ptrdiff_t)i0 * a->q_st, a->q_st, qb, hd, bb->q, bb->hdp);
+    for (int jp = 0; jp < L; jp += 32)
+        for (int ir = 0; ir < qb; ir += 32)
+            samc_fast_amx_tiles(hd, bb->q + (size_t)ir * bb->hdp, bb->hdp, bb->k + (size_t)jp * bb->hdp,
+                                ts->s + (size_t)ir * ATT_KVC + jp, ATT_KVC, imin(32, qb - ir), imin(32, L - jp), 0,
+                                NULL, NULL);
+}
+
+/* out rows [i0, i0+qb) (+)= P·v for one chunk of L keys, on AMX. */
+static void att_values_amx(const samc_attention_args *a, float *out, int i0, int qb, int L, int accumulate,
+                           thread_scratch *ts, const att_amx_buf *bb) {
+    int hd = a->head_dim, lp = round_up(L, 32);
+    samc_fast_amx_pack_a(ts->s, ATT_KVC, qb, L, bb->p, bb->ldp);
+    for (int dp = 0; dp < hd; dp += 32)
+        for (int ir = 0; ir < qb; ir += 32)
+            samc_fast_amx_tiles(L, bb->p + (size_t)ir * bb->ldp, bb->ldp, bb->v + (size_t)dp * lp,
+                                out + (ptrdiff_t)(i0 + ir) * a->o_st + dp, a->o_st, imin(32, qb - ir),
+                                imin(32, hd - dp), accumulate, NULL, NULL);
+}
+
 static void att_rows(const samc_fast_kernels *kn, const samc_attention_args *a, int b, int h,
-                     int r0, int r1, int kvc, thread_scratch *ts, const samc_attention_bias *bias) {
+                     int r0, int r1, int kvc, thread_scratch *ts, const samc_attention_bias *bias, int amx) {
     int hd = a->head_dim, n_kv = a->n_kv;
     const float *q = a->q + b * a->q_sb + h * a->q_sh;
     const float *kb = a->k + b * a->k_sb + h * a->k_sh;
@@ -501,15 +629,27 @@ static void att_rows(const samc_fast_kernels *kn, const samc_attention_args *a, 
         for (int i = r0; i < r1; i++) memset(out + i * a->o_st, 0, (size_t)hd * sizeof(float));
         return;
     }
+    att_amx_buf bb = { 0 };
+    if (amx) {
+        bb = att_amx_layout(ts, hd);
+        samc_fast_amx_begin();
+    }
     for (int j0 = 0; j0 < n_kv; j0 += kvc) {
         int L = imin(kvc, n_kv - j0), first = j0 == 0;
         /* kᵀ as [L/16][hd][16] panels, v as [hd/16][L][16]. (Read in place, v's rows
          * 4.6 KB apart in Hiera's packed qkv map to a few L1 sets and thrash them.) */
         kn->pack_cols(kb + j0 * a->k_st, a->k_st, hd, L, ts->kp);
         kn->pack_rows(vb + j0 * a->v_st, a->v_st, L, hd, ts->vp);
+        if (amx) { /* the panels again in bf16 pairs */
+            for (int jp = 0; jp < L; jp += SAMC_GEMM_NR)
+                samc_fast_amx_pack_b(ts->kp + (size_t)jp * hd, hd, bb.k + (size_t)jp * bb.hdp);
+            for (int dp = 0; dp < hd; dp += SAMC_GEMM_NR)
+                samc_fast_amx_pack_b(ts->vp + (size_t)dp * L, L, bb.v + (size_t)dp * round_up(L, 32));
+        }
         for (int i0 = r0; i0 < r1; i0 += ATT_QB) {
             int qb = imin(ATT_QB, r1 - i0);
-            for (int jp = 0; jp < L; jp += kn->nr) {
+            if (amx) att_scores_amx(a, q, i0, qb, L, ts, &bb);
+            else for (int jp = 0; jp < L; jp += kn->nr) {
                 int nr = imin(kn->nr, L - jp);
                 const float *kp = ts->kp + (size_t)(jp / SAMC_GEMM_NR) * hd * SAMC_GEMM_NR;
                 for (int ir = 0; ir < qb; ir += kn->mr)
@@ -538,7 +678,8 @@ static void att_rows(const samc_fast_kernels *kn, const samc_attention_args *a, 
                     if (corr != 1.0f) kn->scale(out + (i0 + i) * a->o_st, hd, corr);
                 }
             }
-            for (int dp = 0; dp < hd; dp += kn->nr) {
+            if (amx) att_values_amx(a, out, i0, qb, L, !first, ts, &bb);
+            else for (int dp = 0; dp < hd; dp += kn->nr) {
                 int nr = imin(kn->nr, hd - dp);
                 const float *vp = ts->vp + (size_t)(dp / SAMC_GEMM_NR) * L * SAMC_GEMM_NR;
                 for (int ir = 0; ir < qb; ir += kn->mr)
@@ -548,6 +689,7 @@ static void att_rows(const samc_fast_kernels *kn, const samc_attention_args *a, 
             }
         }
     }
+    if (amx) samc_fast_amx_end();
     for (int i = r0; i < r1; i++) kn->scale(out + i * a->o_st, hd, 1.0f / ts->l[i - r0]);
 }
 
@@ -616,7 +758,9 @@ static void att_task(void *ctx, int task, int thread) {
             int nbh = (it + 1) / j->q_splits, nqs = (it + 1) % j->q_splits;
             att_prefetch(a, nbh / a->heads, nbh % a->heads, nqs * j->rows, imin((nqs + 1) * j->rows, a->n_q));
         }
-        if (j->kvc > 0) att_rows(j->st->k, a, b, h, r0, r1, j->kvc, &j->st->ts[thread], j->bias);
+        if (j->kvc > 0)
+            att_rows(j->st->k, a, b, h, r0, r1, j->kvc, &j->st->ts[thread], j->bias,
+                     j->st->amx_on && a->head_dim <= ATT_AMX_HD && j->kvc <= ATT_KVC);
         else att_rows_wide(a, b, h, r0, r1);
     }
 }
@@ -1190,6 +1334,19 @@ static const samc_fast_kernels *pick_kernels(void) {
 
 const char *samc_ops_cpu_fast_isa(void) { return pick_kernels()->isa; }
 
+int samc_ops_cpu_fast_bf16(char *why, size_t n) {
+    char r[400];
+    /* SAMC_CPU_ISA=avx2 / scalar stands for a CPU that has no more than that: no AMX */
+    if (pick_kernels() != table_named("avx512")) {
+        snprintf(why, n, "bf16 on the CPU needs Intel AMX: the kernels in use are %s (SAMC_CPU_ISA)",
+                 pick_kernels()->isa);
+        return 0;
+    }
+    if (samc_fast_amx_usable(r, sizeof r)) return 1;
+    snprintf(why, n, "bf16 on the CPU needs Intel AMX: %s", r);
+    return 0;
+}
+
 static void *alloc_floats(size_t n) {
     size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
     return aligned_alloc(64, bytes);
@@ -1204,9 +1361,48 @@ void samc_ops_cpu_fast_destroy(samc_ops *o) {
             free(st->ts[i].bp);
             free(st->ts[i].ap);
             free(st->ts[i].ct);
+            free(st->ts[i].amx_a);
+            free(st->ts[i].amx_f);
         }
     free(st->ts);
     free(st);
+}
+
+/* ---------------------------------------------------------------- --precision bf16 */
+
+/* bf16 needs AMX (cpu_fast_amx.c); the weights stay where they are (the packers round
+ * them, as they round the activations), so `weights` is not used and nothing is copied.
+ * Activations stay fp32 in memory: only the GEMM operands are rounded. fp16 has no
+ * matrix unit here (AMX-FP16 is Granite Rapids'), so it is refused. */
+static int set_precision_fast(const samc_ops *o, samc_ops_precision p, const float *weights, size_t n_weights,
+                              char *err) {
+    fast_state *st = state_of(o);
+    st->amx_ready = st->amx_on = 0;
+    if (p == SAMC_OPS_FP32) return 0;
+    if (p != SAMC_OPS_BF16) {
+        snprintf(err, 512, "fp16 is a CUDA precision: on the CPU use bf16 (Intel AMX) or fp32");
+        return -1;
+    }
+    if (!samc_ops_cpu_fast_bf16(err, 512)) return -1;
+    for (int i = 0; i < st->n_threads; i++) {
+        thread_scratch *ts = &st->ts[i];
+        if (!ts->amx_a) ts->amx_a = aligned_alloc(64, (size_t)AMX_MC * AMX_LDA * sizeof(uint16_t));
+        if (!ts->amx_f) ts->amx_f = alloc_floats((size_t)AMX_MC * AMX_KC);
+        if (!ts->amx_a || !ts->amx_f) {
+            snprintf(err, 512, "cannot allocate the bf16 scratch (%zu KB per thread)",
+                     ((size_t)AMX_MC * AMX_LDA * 2 + (size_t)AMX_MC * AMX_KC * 4) >> 10);
+            return -1;
+        }
+    }
+    st->amx_ready = st->amx_on = 1;
+    return 0;
+}
+
+/* The model's phases: its 16-bit ones (1) run the GEMMs on AMX, the others (0, -1) in
+ * fp32, bit for bit as without --precision. */
+static void activation_precision_fast(const samc_ops *o, int reduced) {
+    fast_state *st = state_of(o);
+    st->amx_on = st->amx_ready && reduced == 1;
 }
 
 static samc_ops *create_with(int n_threads, const samc_fast_kernels *kn) {
@@ -1223,7 +1419,7 @@ static samc_ops *create_with(int n_threads, const samc_fast_kernels *kn) {
         .window_unpartition_add = window_unpartition_add_fast, .maxpool2x2 = maxpool2x2_fast,
         .upsample_nearest2x_add = upsample_nearest2x_add_fast, .upsample_bilinear = upsample_bilinear_fast,
         .attention_biased = attention_biased_fast, .rope = rope_fast, .group_norm = group_norm_fast,
-        .weights16 = 1,
+        .weights16 = 1, .set_precision = set_precision_fast, .activation_precision = activation_precision_fast,
     };
     /* host memory; alloc/free/upload/download/sync stay NULL (malloc/free/memcpy) */
     samc_ops_fill_from_ref(&st->ops);

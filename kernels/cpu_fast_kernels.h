@@ -14,6 +14,7 @@
 #define SAMC_CPU_FAST_KERNELS_H
 #include "kernels/ops.h"
 #include <stddef.h>
+#include <stdint.h>
 
 /* GEMM register block: the micro-kernel produces an mr x nr tile of C, mr and nr at most
  * the table's own tile height and width (6 x 16 for the scalar and AVX2 tables,
@@ -94,6 +95,25 @@ void samc_fast_layer_norm2d_span_avx2(const float *x, const float *w, const floa
     .transpose = samc_fast_transpose_avx2, .att_small_kv = samc_fast_att_small_kv_avx2, \
     .layer_norm_rows = samc_fast_layer_norm_rows_avx2, .layer_norm2d_span = samc_fast_layer_norm2d_span_avx2
 #endif
+
+/* bf16 GEMMs on Intel AMX (cpu_fast_amx.c; --precision bf16 on the CPU). */
+/* 1 when this CPU and OS can run them (AMX-TILE, AMX-BF16, AVX512-BF16, the tile state
+ * enabled and granted to the process: the grant is asked for here), else 0 and why. */
+int samc_fast_amx_usable(char *why, size_t n);
+/* Load the tile configuration on this thread / release the tiles. */
+void samc_fast_amx_begin(void);
+void samc_fast_amx_end(void);
+/* mr rows of kc fp32 values (row stride lda) -> bf16 rows of kcp = kc rounded up to 32
+ * values (zeros past kc), row stride ldd; rows mr .. mr rounded up to 16 are zeros. */
+void samc_fast_amx_pack_a(const float *a, ptrdiff_t lda, int mr, int kc, uint16_t *dst, int ldd);
+/* One packed fp32 panel (kc rows x 16 columns, pack_rows / pack_cols) -> the bf16 pair
+ * layout of an AMX B tile: kcp / 2 rows of 16 (k, k+1) pairs, zeros past kc. */
+void samc_fast_amx_pack_b(const float *panel, int kc, uint16_t *dst);
+/* C[mr x nr] = (accumulate ? C : 0) + A · B (+ bias_n[j]) (+ bias_m[i]) for mr, nr <= 32:
+ * A the bf16 rows of pack_a (row stride lda, at least mr rounded up to 16 rows), B one
+ * or two pack_b panels one after the other (kcp·16 values apart). */
+void samc_fast_amx_tiles(int kc, const uint16_t *a, int lda, const uint16_t *bp, float *c, ptrdiff_t ldc,
+                         int mr, int nr, int accumulate, const float *bias_n, const float *bias_m);
 
 /* For tests and benchmarks: create with a named kernel table ("avx512", "avx2+fma" or
  * "scalar"; "avx2" names the AVX2 one too) instead of the one the CPU dispatch would

@@ -439,6 +439,9 @@ samc_ops *samc_ops_cpu_fast_create(int n_threads);
 void samc_ops_cpu_fast_destroy(samc_ops *o);
 /* What the fast path runs with, for `samc version`: "avx2+fma", "scalar". */
 const char *samc_ops_cpu_fast_isa(void);
+/* 1 when cpu_fast can compute in bf16 here (--precision bf16 on the CPU: its GEMMs on
+ * Intel AMX, kernels/cpu_fast_amx.c), else 0 with why in `why`. */
+int samc_ops_cpu_fast_bf16(char *why, size_t n);
 
 /* CUDA backend (kernels/cuda/): NULL with a message in err (512 bytes) when this build has
  * no CUDA, or there is no device or driver. */

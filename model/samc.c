@@ -384,14 +384,17 @@ void samc_upsample_logits(const float *low, int ls, float *out, int w, int h) {
 }
 
 int samc_cuda_device(char *buf, size_t n) { return samc_cuda_device_info(buf, n); }
+int samc_cpu_bf16(char *buf, size_t n) { return samc_ops_cpu_fast_bf16(buf, n); }
 
 const char *samc_build_features(void) {
-    static char buf[128];
+    static char buf[160];
+    char why[512];
 #ifdef SAMC_HAVE_CUDA
     const char *cuda = "compiled";
 #else
     const char *cuda = "not compiled";
 #endif
-    snprintf(buf, sizeof buf, "cpu_fast=%s cuda=%s", samc_ops_cpu_fast_isa(), cuda);
+    snprintf(buf, sizeof buf, "cpu_fast=%s cpu_bf16=%s cuda=%s", samc_ops_cpu_fast_isa(),
+             samc_ops_cpu_fast_bf16(why, sizeof why) ? "amx" : "no", cuda);
     return buf;
 }

@@ -361,6 +361,9 @@ void samc_upsample_logits(const float *low, int ls, float *out, int w, int h);
  * ("NVIDIA H100 80GB HBM3 (sm_90, 132 SMs, 79.1 GiB), driver 12.8, runtime 13.0"), or -1
  * with why not in buf (not compiled in, no driver, no device). For `--device auto`. */
 int samc_cuda_device(char *buf, size_t n);
+/* Whether the fast CPU backend computes in bf16 here (Intel AMX): 1, or 0 with why not in
+ * buf. For `--device auto --precision bf16` without a GPU. */
+int samc_cpu_bf16(char *buf, size_t n);
 /* "fp32", "bf16", "fp16" ("?" for anything else). */
 const char *samc_precision_name(samc_precision p);
 

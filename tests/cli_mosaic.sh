@@ -66,7 +66,9 @@ expect_fail unknown_flag --tiles "$SAMC" mosaic "$TIF" "$TMP/o" --model "$MODEL"
 expect_fail bad_bands --bands "$SAMC" mosaic "$TIF" "$TMP/o" --model "$MODEL" --bands 1,2
 expect_fail band_out_of_range "band" "$SAMC" mosaic "$TIF" "$TMP/o" "${FAST[@]}" --bands 1,2,9
 expect_fail bad_device --device "$SAMC" mosaic "$TIF" "$TMP/o" --model "$MODEL" --device gpu
-expect_fail bf16_on_cpu "needs the CUDA backend" "$SAMC" mosaic "$TIF" "$TMP/o" "${FAST[@]}" --device cpu --precision bf16
+expect_fail fp16_on_cpu "needs the CUDA backend" "$SAMC" mosaic "$TIF" "$TMP/o" "${FAST[@]}" --device cpu --precision fp16
+"$SAMC" version | grep -q 'cpu_bf16=amx' ||
+  expect_fail bf16_on_cpu "needs Intel AMX" "$SAMC" mosaic "$TIF" "$TMP/o" "${FAST[@]}" --device cpu --precision bf16
 printf 'tile:\n  size: 128\n  sise: 3\n' >"$TMP/typo.yaml"
 expect_fail yaml_unknown_key "tile.sise" "$SAMC" mosaic "$TIF" "$TMP/o" --model "$MODEL" --config "$TMP/typo.yaml"
 printf 'tile: [1, 2\n' >"$TMP/broken.yaml"

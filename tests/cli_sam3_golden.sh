@@ -4,7 +4,8 @@
 # built samc: the six micro cases through `samc find` (raw outputs of every query, kept
 # instances, scores, boxes, mask PNGs and RLEs against the golden data), with the default
 # backend and with the plain-C reference (through SAMC_BACKEND: the checker passes no
-# backend flag). One verdict line per case in the log, one OK / NOT OK per backend here.
+# backend flag), and in bf16 on a CPU with AMX. One verdict line per case in the log, one
+# OK / NOT OK per run here.
 #
 # Fails (and says why) when the golden data, the vocabulary, python3, numpy or Pillow are
 # missing: the acceptance check cannot vanish. Prints "N passed, N failed, N skipped" last.
@@ -42,6 +43,28 @@ for backend in auto ref; do
   fi
   rm -rf "$TMP/gc_$backend"
 done
+
+# bf16 on the CPU (cpu_fast's AMX: GEMM and attention operands rounded to bf16, fp32
+# activations): the same cases within 16-bit bounds, tighter than CUDA's bf16 (whose
+# activations are 16-bit too): worst mask IoU 0.968, at most 0.145 % of a case's mask
+# pixels and 7.6e-5 of a score off on the machine that set them. Skips without AMX.
+name="cli_sam3_golden.micro_cpu_bf16"
+if [ -n "$why_fail" ]; then echo "NOT OK $name: $why_fail"; fail=$((fail+1))
+elif ! "$SAMC" version | grep -q 'cpu_bf16=amx'; then
+  echo "SKIP   $name: this CPU has no AMX (samc version: $("$SAMC" version | sed -n 's/^features: //p'))"; skip=$((skip+1))
+else
+  start=$(date +%s)
+  SAMC_BACKEND=fast SAMC_PRECISION=bf16 "$PY" "$CHECKER" --samc "$SAMC" --golden "$GOLDEN/micro" \
+    --vocab "$GOLDEN/assets/bpe_simple_vocab_16e6.txt.gz" --work "$TMP/gc_bf16" \
+    --lowp-iou 0.94 --lowp-flips 0.003 --score-tol 3e-4 >"$TMP/log" 2>&1
+  rc=$?
+  sed 's/^/    /' "$TMP/log"
+  if [ "$rc" -eq 0 ] && grep -q '^VERDICT sam3_micro: 6/6' "$TMP/log"; then
+    echo "OK     $name ($(( $(date +%s) - start )) s)"; pass=$((pass+1))
+  else
+    echo "NOT OK $name (checker exit $rc)"; fail=$((fail+1))
+  fi
+fi
 
 echo "tests/cli_sam3_golden.sh: $pass passed, $fail failed, $skip skipped"
 [ "$fail" -eq 0 ]

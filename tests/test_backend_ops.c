@@ -98,7 +98,7 @@ typedef struct {
     samc_ops *ops;
     int is_cuda, portable;
     int ran, skipped;          /* cases run / skipped on it */
-    int prec;                  /* cuda_bf16 / cuda_fp16: SAMC_OPS_BF16 / FP16; else 0 */
+    int prec;                  /* cuda_bf16 / cuda_fp16 / cpu_fast_bf16: SAMC_OPS_BF16 / FP16; else 0 */
 } backend;
 
 static backend g_be[6];
@@ -196,12 +196,13 @@ static void run_fail(run_t *r, const char *fmt, ...) {
 }
 
 /* Adds got[i] vs ref[i]; base is the index of got[0] in the whole output. An exact case
- * (atol = rtol = 0) on a 16-bit backend compares with the reference rounded to 16 bits
+ * (atol = rtol = 0) on a backend with 16-bit activations (cuda_bf16 / cuda_fp16; not
+ * cpu_fast_bf16, whose stores are fp32) compares with the reference rounded to 16 bits
  * once, as the device's fp32 result is on its store. */
 static void run_cmp(run_t *r, const float *got, const float *ref_in, size_t n, size_t base) {
-    int exact = r->atol == 0.0 && r->rtol == 0.0;
+    int exact = r->atol == 0.0 && r->rtol == 0.0, store16 = r->be->prec && r->be->is_cuda;
     for (size_t i = 0; i < n; i++) {
-        float ref = exact && r->be->prec ? test_round_lowp(ref_in[i], r->be->prec) : ref_in[i];
+        float ref = exact && store16 ? test_round_lowp(ref_in[i], r->be->prec) : ref_in[i];
         double e = fabs((double)got[i] - (double)ref);
         int ok = exact ? memcmp(&got[i], &ref, sizeof(float)) == 0
                        : e <= r->atol + r->rtol * fabs((double)ref); /* NaN fails */
@@ -966,7 +967,7 @@ static void run_lowp(const backend *be) {
 }
 
 static void test_lowp(const backend *be) {
-    if (be->prec) run_lowp(be);
+    if (be->prec && be->is_cuda) run_lowp(be);
 }
 
 /* ------------------------------------------------------------------ attention */
@@ -1763,7 +1764,7 @@ static void test_conv(const backend *be) {
         int Ho = (c->H + 2 * c->pad - c->kh) / c->stride + 1, Wo = (c->W + 2 * c->pad - c->kw) / c->stride + 1;
         if (want(be, "conv2d", c->name, c->sz, 2.0 * c->Cout * Ho * Wo * c->Cin * c->kh * c->kw)) run_conv2d(be, c);
     }
-    if (be->prec && want(be, "conv2d", "weights in the block", SZ_ODD, 0)) conv_weight_copy(be);
+    if (be->prec && be->is_cuda && want(be, "conv2d", "weights in the block", SZ_ODD, 0)) conv_weight_copy(be);
     for (size_t i = 0; i < sizeof convt_cases / sizeof convt_cases[0]; i++) {
         const shape5 *s = &convt_cases[i];
         if (want(be, "conv_transpose2x2", s->name, s->sz, 8.0 * s->p[0] * s->p[1] * s->p[2] * s->p[3])) run_convt(be, s);
@@ -1992,8 +1993,20 @@ static void test_pipeline(const backend *be) {
 
 /* ------------------------------------------------------------------ backend-specific checks */
 
+/* A cpu_fast instance with kernel table isa, set to precision prec (cpu_fast_bf16); NULL
+ * when either fails. */
+static samc_ops *cpu_fast_instance(int n_threads, const char *isa, int prec) {
+    samc_ops *o = samc_ops_cpu_fast_create_isa(n_threads, isa);
+    char err[512];
+    if (o && prec && o->set_precision(o, (samc_ops_precision)prec, NULL, 0, err) != 0) {
+        samc_ops_cpu_fast_destroy(o);
+        return NULL;
+    }
+    return o;
+}
+
 /* cpu_fast: the same inputs through instances with 1, 2 and 7 threads, twice each, give
- * bit-identical outputs. */
+ * bit-identical outputs (cpu_fast_bf16: its GEMMs on AMX). */
 static void test_determinism(const backend *be) {
     if (!be->detail || be->is_cuda || !want(be, "determinism", "1, 2, 7 threads", SZ_SAM, 0)) return;
     const int nt[3] = { 1, 2, 7 };
@@ -2008,7 +2021,7 @@ static void test_determinism(const backend *be) {
     float *first = NULL;
     for (int ti = 0; ti < 3; ti++)
         for (int rep = 0; rep < 2; rep++) {
-            samc_ops *o = samc_ops_cpu_fast_create_isa(nt[ti], be->detail);
+            samc_ops *o = cpu_fast_instance(nt[ti], be->detail, be->prec);
             if (!o) { fail_case(be, "determinism", "cannot create cpu_fast", "%d threads", nt[ti]); continue; }
             float *out = zero_buf(outn), *p = out;
             o->linear(o, x, w, bias, p, M, N, K);
@@ -2111,8 +2124,10 @@ static void run_attention_biased(const backend *be, const biased_case *c) {
     dbias = bias;
     dbias.bias = db;
     run_t r;
-    /* in the 16-bit phase (the fusion encoder's): inputs rounded above, one rounding of out */
-    run_begin(&r, be, 2e-6, (be->is_cuda ? GEMM_RTOL : 2e-4) + lp(be, 2), "attention_biased",
+    /* in the 16-bit phase (the fusion encoder's): inputs rounded above, one rounding of
+     * out, and the probabilities' (|v| <= 1) where a kernel multiplies them in 16 bits
+     * (cpu_fast_bf16 on AMX), as for attention */
+    run_begin(&r, be, 2e-6 + lp(be, 2), (be->is_cuda ? GEMM_RTOL : 2e-4) + lp(be, 2), "attention_biased",
               "%s%s B=%d H=%d nq=%d nkv=%d hd=%d", c->name, be->prec ? " 16-bit" : "", c->batch, c->heads, c->n_q, c->n_kv, c->hd);
     if (!dq || !dk || !dv || !db || !dout) run_fail(&r, "allocation failed");
     else {
@@ -2295,7 +2310,7 @@ static void test_sam3_ops(const backend *be) {
     }
     /* as the SAM3 model runs them in bf16 / fp16: fp32 activations (exact uploads, fp32
      * results), then back to the 16-bit phase for the next cases */
-    sam3_lowp_refused(be);
+    if (be->is_cuda) sam3_lowp_refused(be);
     backend fp = *be;
     fp.prec = 0;
     be->ops->activation_precision(be->ops, 0);
@@ -2498,6 +2513,193 @@ static void test_isa_bits(void) {
     samc_ops_cpu_fast_destroy(x2);
 }
 
+/* ------------------------------------------------------------------ cpu_fast_bf16 exactly */
+
+/* The generic cases on cpu_fast_bf16 allow a 16-bit rounding of the output, so the fp32
+ * kernels would pass them too. Here each GEMM path of the AMX driver (linear's B_COLS,
+ * matmul's B_ROWS, conv2d's im2col, conv_transpose2x2's transposed A, 16-bit weights,
+ * M and N edges, K tails, two K blocks, bias per column / per row) must equal the
+ * reference on bf16-rounded inputs within fp32 tolerance and be far from it on the
+ * unrounded ones; activation_precision(0) must give the fp32 instance's bits. */
+static backend g_bf16_exact = { "cpu_fast_bf16", NULL, NULL, 0, 0, 0, 0, 0 };
+
+/* got vs the reference of rounded inputs (ref_r: fp32 tolerance) and of the fp32 inputs
+ * (ref_f: must differ by more than 10x that tolerance somewhere, when K >= 64). */
+static void bf16_verdicts(const float *got, const float *ref_r, const float *ref_f, size_t n, int K, const char *op,
+                          const char *what) {
+    compare(&g_bf16_exact, got, ref_r, n, gemm_atol(K), GEMM_RTOL, op, "%s vs bf16-rounded inputs", what);
+    if (K < 64) return;
+    double worst = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)got[i] - ref_f[i]) / (gemm_atol(K) + GEMM_RTOL * fabs((double)ref_f[i]));
+        if (e > worst) worst = e;
+    }
+    run_t r;
+    run_begin(&r, &g_bf16_exact, 0, 0, op, "%s rounds: off the fp32 inputs' result by %.0fx fp32 tolerance", what,
+              worst);
+    r.n = n;
+    r.max_err = 0.0;
+    if (!(worst > 10.0)) run_fail(&r, "the result is the fp32 one (%.2fx tolerance): the bf16 path did not run", worst);
+    run_end(&r);
+}
+
+static void bf16_gemm_case(samc_ops *o, int is_matmul, int M, int N, int K, int bias, int w16) {
+    size_t pn = (size_t)M * K, qn = (size_t)N * K, yn = (size_t)M * N;
+    float *p = rand_buf(pn, 1.0f), *q = rand_buf(qn, 1.0f), *b = bias ? rand_buf(is_matmul ? M : N, 1.0f) : NULL;
+    float *pr = malloc(pn * sizeof(float)), *qr = malloc(qn * sizeof(float));
+    float *y = nan_host(yn), *yr = nan_host(yn), *yf = nan_host(yn), *standin = NULL;
+    uint16_t *bits = NULL;
+    if (!pr || !qr) { fprintf(stderr, "out of memory\n"); exit(2); }
+    /* linear's weight (q) stored in bf16 behind a stand-in: what the model's bf16 files do */
+    const float *wq = q;
+    if (w16 && !is_matmul) {
+        test_round_lowp_buf(q, q, qn, SAMC_OPS_BF16);
+        bits = malloc(qn * sizeof(uint16_t));
+        standin = samc_w16_reserve(qn);
+        if (!bits || !standin) { fprintf(stderr, "out of memory\n"); exit(2); }
+        for (size_t i = 0; i < qn; i++) {
+            uint32_t u;
+            memcpy(&u, &q[i], 4);
+            bits[i] = (uint16_t)(u >> 16);
+        }
+        if (samc_w16_register(standin, qn, bits, SAMC_W16_BF16) != 0) { fprintf(stderr, "w16 register failed\n"); exit(2); }
+        wq = standin;
+    }
+    test_round_lowp_buf(pr, p, pn, SAMC_OPS_BF16);
+    test_round_lowp_buf(qr, q, qn, SAMC_OPS_BF16);
+    gemm_call(o, is_matmul, p, wq, b, y, M, N, K);
+    gemm_call(g_ref, is_matmul, pr, qr, b, yr, M, N, K);
+    gemm_call(g_ref, is_matmul, p, q, b, yf, M, N, K);
+    char what[160];
+    snprintf(what, sizeof what, "M=%d N=%d K=%d%s%s", M, N, K, bias ? " bias" : "", wq != q ? " bf16 weights" : "");
+    bf16_verdicts(y, yr, yf, yn, K, is_matmul ? "matmul" : "linear", what);
+    if (standin) samc_w16_release(standin, qn);
+    free(p); free(q); free(b); free(pr); free(qr); free(y); free(yr); free(yf); free(bits);
+}
+
+static void bf16_conv_case(samc_ops *o, int transposed, int Cin, int H, int W, int Cout, int k, int stride, int pad) {
+    int Ho = transposed ? 2 * H : (H + 2 * pad - k) / stride + 1, Wo = transposed ? 2 * W : (W + 2 * pad - k) / stride + 1;
+    size_t xn = (size_t)Cin * H * W, wn = (size_t)Cin * Cout * (transposed ? 4 : k * k), yn = (size_t)Cout * Ho * Wo;
+    float *x = rand_buf(xn, 1.0f), *w = rand_buf(wn, 1.0f), *b = rand_buf((size_t)Cout, 1.0f);
+    float *xr = malloc(xn * sizeof(float)), *wr = malloc(wn * sizeof(float));
+    float *y = nan_host(yn), *yr = nan_host(yn), *yf = nan_host(yn);
+    if (!xr || !wr) { fprintf(stderr, "out of memory\n"); exit(2); }
+    test_round_lowp_buf(xr, x, xn, SAMC_OPS_BF16);
+    test_round_lowp_buf(wr, w, wn, SAMC_OPS_BF16);
+    char what[160];
+    if (transposed) {
+        o->conv_transpose2x2(o, x, w, b, y, Cin, H, W, Cout);
+        g_ref->conv_transpose2x2(g_ref, xr, wr, b, yr, Cin, H, W, Cout);
+        g_ref->conv_transpose2x2(g_ref, x, w, b, yf, Cin, H, W, Cout);
+        snprintf(what, sizeof what, "Cin=%d %dx%d Cout=%d", Cin, H, W, Cout);
+    } else {
+        o->conv2d(o, x, w, b, y, Cin, H, W, Cout, k, k, stride, pad);
+        g_ref->conv2d(g_ref, xr, wr, b, yr, Cin, H, W, Cout, k, k, stride, pad);
+        g_ref->conv2d(g_ref, x, w, b, yf, Cin, H, W, Cout, k, k, stride, pad);
+        snprintf(what, sizeof what, "Cin=%d %dx%d Cout=%d k=%d s=%d p=%d", Cin, H, W, Cout, k, stride, pad);
+    }
+    bf16_verdicts(y, yr, yf, yn, transposed ? Cin : Cin * k * k, transposed ? "conv_transpose2x2" : "conv2d", what);
+    free(x); free(w); free(b); free(xr); free(wr); free(y); free(yr); free(yf);
+}
+
+/* attention in the bf16 phase: within the 16-bit tolerance of the reference on rounded
+ * q, k, v (the probabilities are rounded too, so not fp32-close), and not the fp32
+ * instance's result (f): the AMX path ran. */
+static void bf16_attention_case(samc_ops *o, samc_ops *f, int heads, int n_q, int n_kv, int hd) {
+    int D = heads * hd;
+    size_t nq = (size_t)n_q * D, nk = (size_t)n_kv * D;
+    float *q = rand_buf(nq, 1.0f), *k = rand_buf(nk, 1.0f), *v = rand_buf(nk, 1.0f);
+    float *qr = malloc(nq * sizeof(float)), *kr = malloc(nk * sizeof(float)), *vr = malloc(nk * sizeof(float));
+    float *y = nan_host(nq), *yr = nan_host(nq), *yf = nan_host(nq);
+    if (!qr || !kr || !vr) { fprintf(stderr, "out of memory\n"); exit(2); }
+    test_round_lowp_buf(qr, q, nq, SAMC_OPS_BF16);
+    test_round_lowp_buf(kr, k, nk, SAMC_OPS_BF16);
+    test_round_lowp_buf(vr, v, nk, SAMC_OPS_BF16);
+    samc_attention_args a = {
+        .batch = 1, .heads = heads, .n_q = n_q, .n_kv = n_kv, .head_dim = hd, .scale = 1.0f / sqrtf((float)hd),
+        .q = q, .q_sb = (ptrdiff_t)nq, .q_sh = hd, .q_st = D, .k = k, .k_sb = (ptrdiff_t)nk, .k_sh = hd, .k_st = D,
+        .v = v, .v_sb = (ptrdiff_t)nk, .v_sh = hd, .v_st = D, .out = y, .o_sb = (ptrdiff_t)nq, .o_sh = hd, .o_st = D,
+    };
+    o->attention(o, &a);
+    a.out = yf;
+    f->attention(f, &a);
+    a.q = qr; a.k = kr; a.v = vr; a.out = yr;
+    g_ref->attention(g_ref, &a);
+    compare(&g_bf16_exact, y, yr, nq, 2e-6 + 2.0 / 256, 2e-4 + 1.0 / 256, "attention",
+            "H=%d nq=%d nkv=%d hd=%d vs bf16-rounded inputs", heads, n_q, n_kv, hd);
+    double worst = 0.0;
+    for (size_t i = 0; i < nq; i++) worst = fmax(worst, fabs((double)y[i] - yf[i]));
+    run_t r;
+    run_begin(&r, &g_bf16_exact, 0, 0, "attention", "H=%d nq=%d nkv=%d hd=%d rounds: %.2g off the fp32 result",
+              heads, n_q, n_kv, hd, worst);
+    r.n = nq;
+    r.max_err = 0.0;
+    if (!(worst > 1e-4)) run_fail(&r, "the result is the fp32 one: the bf16 path did not run");
+    run_end(&r);
+    free(q); free(k); free(v); free(qr); free(kr); free(vr); free(y); free(yr); free(yf);
+}
+
+static void test_cpu_bf16_exact(void) {
+    if (!in_list(g_opt.backends, "cpu_fast_bf16") || !in_list(g_opt.ops, "bf16_exact")) return;
+    samc_ops *o = samc_ops_cpu_fast_create(2);
+    char err[512] = "";
+    if (!o || o->set_precision(o, SAMC_OPS_BF16, NULL, 0, err) != 0) {
+        if (o && strstr(err, "needs Intel AMX")) { printf("SKIP   bf16_exact: %s\n", err); g_skipped++; }
+        else { printf("NOT OK bf16_exact: %s\n", o ? err : "cannot create cpu_fast"); g_failed++; }
+        samc_ops_cpu_fast_destroy(o);
+        return;
+    }
+    int big = !quick();
+    bf16_gemm_case(o, 0, 7, 13, 33, 1, 0);        /* one tile, K tail */
+    bf16_gemm_case(o, 0, 61, 47, 300, 1, 0);      /* partial row and column tiles */
+    bf16_gemm_case(o, 0, 129, 33, 97, 0, 0);      /* one row past a block of A */
+    bf16_gemm_case(o, 0, 37, 50, 5233, 1, 0);     /* two K blocks: the second accumulates */
+    bf16_gemm_case(o, 0, 45, 70, 300, 1, 1);      /* 16-bit weights */
+    bf16_gemm_case(o, 0, big ? 577 : 97, 3072, 1024, 1, 0); /* SAM3 ViT qkv (rows cut) */
+    bf16_gemm_case(o, 0, big ? 301 : 37, 1024, 4736, 1, 0); /* its MLP's second layer */
+    bf16_gemm_case(o, 1, 64, 1000, 300, 1, 0);    /* matmul: B by rows, bias per row */
+    bf16_gemm_case(o, 1, 33, 17, 130, 0, 0);
+    bf16_conv_case(o, 0, 64, 17, 19, 33, 3, 1, 1);   /* im2col, 576 taps, borders */
+    bf16_conv_case(o, 0, 3, 56, 56, 64, 14, 14, 0);  /* SAM3's patch embed shape, 588 taps */
+    if (big) bf16_conv_case(o, 0, 256, 20, 20, 256, 3, 1, 1); /* the pixel decoder's 2304 taps */
+    bf16_conv_case(o, 1, 300, 17, 19, 70, 0, 0, 0);  /* transposed A */
+    /* the fp32 phase: the fp32 instance's bits; then the 16-bit phase again */
+    samc_ops *f = samc_ops_cpu_fast_create(2);
+    if (f) {
+        bf16_attention_case(o, f, 2, 37, 19, 7);        /* odd: partial tiles, head dim 7 */
+        bf16_attention_case(o, f, 16, 61, 576, 64);     /* SAM3 ViT window (3 key chunks) */
+        bf16_attention_case(o, f, 8, 100, 300, 32);     /* fusion encoder head width */
+    }
+    int M = 61, N = 47, K = 300;
+    float *x = rand_buf((size_t)M * K, 1.0f), *w = rand_buf((size_t)N * K, 1.0f), *b = rand_buf(N, 1.0f);
+    float *y = nan_host((size_t)M * N), *yf = nan_host((size_t)M * N), *y1 = nan_host((size_t)M * N);
+    if (f) {
+        o->linear(o, x, w, b, y1, M, N, K);
+        o->activation_precision(o, 0);
+        o->linear(o, x, w, b, y, M, N, K);
+        f->linear(f, x, w, b, yf, M, N, K);
+        compare(&g_bf16_exact, y, yf, (size_t)M * N, 0, 0, "linear", "activation_precision(0): the fp32 bits");
+        o->activation_precision(o, 1);
+        o->linear(o, x, w, b, yf, M, N, K);
+        compare(&g_bf16_exact, yf, y1, (size_t)M * N, 0, 0, "linear", "activation_precision(1): bf16 again");
+    } else {
+        printf("NOT OK bf16_exact: cannot create cpu_fast\n");
+        g_failed++;
+    }
+    /* fp16 has no CPU matrix unit: refused, naming the way out */
+    err[0] = 0;
+    int rc = f ? f->set_precision(f, SAMC_OPS_FP16, NULL, 0, err) : -1;
+    run_t r;
+    run_begin(&r, &g_bf16_exact, 0, 0, "set_precision", "fp16 on the CPU is refused: %s", err);
+    r.n = 1;
+    r.max_err = 0.0;
+    if (rc == 0 || !strstr(err, "bf16")) run_fail(&r, "rc %d, message '%s'", rc, err);
+    run_end(&r);
+    free(x); free(w); free(b); free(y); free(yf); free(y1);
+    samc_ops_cpu_fast_destroy(f);
+    samc_ops_cpu_fast_destroy(o);
+}
+
 /* ------------------------------------------------------------------ setup and main */
 
 static void add_cpu_backends(void) {
@@ -2513,6 +2715,24 @@ static void add_cpu_backends(void) {
         *b = (backend){ "cpu_fast_avx2", "avx2+fma", samc_ops_cpu_fast_create_isa(2, "avx2+fma"), 0, 0, 0, 0, 0 };
         if (b->ops) g_nbe++;
         else { printf("NOT OK cpu_fast_avx2: cannot create\n"); g_failed++; }
+    }
+    /* --precision bf16 on the CPU: GEMM operands rounded to bf16 on AMX, activations fp32
+     * (so the cases' inputs, rounded as for cuda_bf16, are what it reads); a CPU without
+     * AMX skips with one line */
+    if (in_list(g_opt.backends, "cpu_fast_bf16")) {
+        samc_ops *o = samc_ops_cpu_fast_create_isa(2, isa);
+        char err[512] = "";
+        if (o && o->set_precision(o, SAMC_OPS_BF16, NULL, 0, err) == 0) {
+            g_be[g_nbe++] = (backend){ "cpu_fast_bf16", isa, o, 0, 0, 0, 0, SAMC_OPS_BF16 };
+        } else if (o && strstr(err, "needs Intel AMX")) {
+            printf("SKIP   cpu_fast_bf16: %s\n", err);
+            g_skipped++;
+            samc_ops_cpu_fast_destroy(o);
+        } else {
+            printf("NOT OK cpu_fast_bf16: %s\n", o ? err : "cannot create");
+            g_failed++;
+            samc_ops_cpu_fast_destroy(o);
+        }
     }
     /* the portable kernels: "cpu_fast" itself when the CPU has nothing better */
     const char *name = strcmp(isa, "scalar") != 0 ? "cpu_fast_scalar" : "cpu_fast";
@@ -2574,8 +2794,8 @@ static void add_cuda_backends(void) {
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: test_backend_ops [--op a,b] [--backend cpu_fast,cpu_fast_avx2,cpu_fast_scalar,cuda,cuda_bf16,\n"
-                    "                        cuda_fp16] [--shape SUBSTR]\n"
+    fprintf(stderr, "usage: test_backend_ops [--op a,b] [--backend cpu_fast,cpu_fast_avx2,cpu_fast_scalar,cpu_fast_bf16,\n"
+                    "                        cuda,cuda_bf16,cuda_fp16] [--shape SUBSTR]\n"
                     "                        [--size odd,small,sam,big] [--perf] [--list]\n");
     exit(2);
 }
@@ -2619,6 +2839,7 @@ int main(int argc, char **argv) {
         test_determinism(be);
     }
     test_isa_bits();
+    test_cpu_bf16_exact();
     for (int i = 0; i < g_nbe; i++)
         if (!g_be[i].prec) test_error_reporting(&g_be[i]);
     char info[512];

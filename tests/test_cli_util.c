@@ -148,14 +148,21 @@ static void test_compute_resolve(void) {
     setenv("SAMC_DEVICE", "tpu", 1);
     CHECK(resolve_args(1, (char *[]){ "x", NULL }, &o) == -1);
     unsetenv("SAMC_DEVICE"); unsetenv("SAMC_PRECISION");
-    /* auto: CUDA where samc finds a device, else the --backend CPU choice in fp32 */
-    char why[512];
-    int have_cuda = samc_cuda_device(why, sizeof why) == 0;
+    /* auto: CUDA where samc finds a device, else the --backend CPU choice in fp32, or in
+     * bf16 where the fast CPU backend has it (AMX); fp16 never on the CPU */
+    char why[512], no_amx[512];
+    int have_cuda = samc_cuda_device(why, sizeof why) == 0, have_amx = samc_cpu_bf16(no_amx, sizeof no_amx);
     printf("  cuda device: %s\n", have_cuda ? why : "none");
+    printf("  cpu bf16: %s\n", have_amx ? "yes (AMX)" : no_amx);
     printf("  (a 'no CUDA device' notice below is expected where there is none)\n");
     CHECK(RESOLVE(&o, "--device", "auto", "--backend", "fast", "--precision", "bf16") == 0);
     CHECK(have_cuda ? o.backend == SAMC_BACKEND_CUDA && o.precision == SAMC_PRECISION_BF16
-                    : o.backend == SAMC_BACKEND_CPU_FAST && o.precision == SAMC_PRECISION_FP32);
+                    : o.backend == SAMC_BACKEND_CPU_FAST &&
+                          o.precision == (have_amx ? SAMC_PRECISION_BF16 : SAMC_PRECISION_FP32));
+    CHECK(RESOLVE(&o, "--device", "auto", "--backend", "fast", "--precision", "fp16") == 0);
+    CHECK(have_cuda ? o.precision == SAMC_PRECISION_FP16 : o.precision == SAMC_PRECISION_FP32);
+    CHECK(RESOLVE(&o, "--device", "auto", "--backend", "ref", "--precision", "bf16") == 0);
+    CHECK(have_cuda || o.precision == SAMC_PRECISION_FP32);
     CHECK(RESOLVE(&o, "--device", "auto", "--backend", "cuda") == 0 && o.backend == SAMC_BACKEND_CUDA);
 }
 

@@ -405,15 +405,18 @@ static double lowp_min_iou(void) {
 }
 #define LOWP_MIN_IOU lowp_min_iou()
 
-/* Every case of `config` in precision prec: on the CUDA backend, or emulated on cpu_fast
- * (backend CPU_FAST). One line per case with the smallest mask IoU. */
-static void run_config_lowp(const char *config, const char *image, samc_backend backend, samc_precision prec) {
+/* Every case of `config` in precision prec: on the CUDA backend, on cpu_fast's AMX (bf16,
+ * CPU_FAST with emulate 0), or emulated on cpu_fast (CUDA's 16-bit storage, CPU_FAST with
+ * emulate 1). One line per case with the smallest mask IoU. */
+static void run_config_lowp_on(const char *config, const char *image, samc_backend backend, samc_precision prec,
+                               int emulate) {
     if (!config_selected(config)) TEST_SKIP("%s not in SAMC_GOLDEN_CONFIGS", config);
     snprintf(golden_root, sizeof golden_root, "%s/%s", test_golden_dir(), config);
     char path[700];
     snprintf(path, sizeof path, "%s/index.json", golden_root);
     TEST_NEED_GOLDEN(access(path, R_OK) == 0, path);
-    int emulate = backend != SAMC_BACKEND_CUDA;
+    char why[512];
+    if (backend != SAMC_BACKEND_CUDA && !emulate && !samc_cpu_bf16(why, sizeof why)) TEST_SKIP("%s", why);
     char wpath[] = "/tmp/samc_golden_XXXXXX";
     int fd = mkstemp(wpath);
     CHECK(fd >= 0);
@@ -452,7 +455,8 @@ static void run_config_lowp(const char *config, const char *image, samc_backend 
                 double iou = masks_min_iou(cases[i], &out);
                 int ok = iou >= LOWP_MIN_IOU;
                 printf("  %-6s %s%s %s/%s: smallest mask IoU vs fp32 golden %.4f (need %.2f)\n", ok ? "OK" : "NOT OK",
-                       samc_precision_name(prec), emulate ? " (emulated on cpu_fast)" : " (cuda)", config, cases[i],
+                       samc_precision_name(prec), emulate ? " (emulated on cpu_fast)" :
+                       backend == SAMC_BACKEND_CUDA ? " (cuda)" : " (cpu_fast, AMX)", config, cases[i],
                        iou, LOWP_MIN_IOU);
                 CHECKF(ok, "%s %s/%s: mask IoU %.4f < %.2f", samc_precision_name(prec), config, cases[i], iou,
                        LOWP_MIN_IOU);
@@ -465,6 +469,10 @@ static void run_config_lowp(const char *config, const char *image, samc_backend 
     rt->ops = saved;
     samc_model_free(m);
     golden_groups_close();
+}
+
+static void run_config_lowp(const char *config, const char *image, samc_backend backend, samc_precision prec) {
+    run_config_lowp_on(config, image, backend, prec, backend != SAMC_BACKEND_CUDA);
 }
 
 static void test_micro_reference(void) { run_config("micro", "truck_320x240.png", SAMC_BACKEND_CPU_REF); }
@@ -483,6 +491,10 @@ static void test_tiny_cuda_fp16(void) { run_config_lowp("tiny", "truck_1800x1200
 /* The same plan emulated on the CPU: runs everywhere. */
 static void test_micro_bf16_emulated(void) { run_config_lowp("micro", "truck_320x240.png", SAMC_BACKEND_CPU_FAST, SAMC_PRECISION_BF16); }
 static void test_micro_fp16_emulated(void) { run_config_lowp("micro", "truck_320x240.png", SAMC_BACKEND_CPU_FAST, SAMC_PRECISION_FP16); }
+/* bf16 on the CPU itself (cpu_fast on AMX: GEMM and attention operands in bf16, fp32
+ * activations); skips on a CPU without AMX. */
+static void test_micro_cpu_bf16(void) { run_config_lowp_on("micro", "truck_320x240.png", SAMC_BACKEND_CPU_FAST, SAMC_PRECISION_BF16, 0); }
+static void test_tiny_cpu_bf16(void) { run_config_lowp_on("tiny", "truck_1800x1200.png", SAMC_BACKEND_CPU_FAST, SAMC_PRECISION_BF16, 0); }
 static void test_tiny_bf16_emulated(void) { run_config_lowp("tiny", "truck_1800x1200.png", SAMC_BACKEND_CPU_FAST, SAMC_PRECISION_BF16); }
 static void test_tiny_fp16_emulated(void) { run_config_lowp("tiny", "truck_1800x1200.png", SAMC_BACKEND_CPU_FAST, SAMC_PRECISION_FP16); }
 
@@ -511,5 +523,6 @@ static void test_unit_dynamic_multimask(void) {
 TEST_MAIN(TEST_CASE(test_unit_dynamic_multimask), TEST_CASE(test_micro_reference), TEST_CASE(test_micro_fast),
           TEST_CASE(test_tiny_fast), TEST_CASE(test_tiny_reference), TEST_CASE(test_micro_cuda),
           TEST_CASE(test_tiny_cuda), TEST_CASE(test_micro_bf16_emulated), TEST_CASE(test_micro_fp16_emulated),
-          TEST_CASE(test_tiny_bf16_emulated), TEST_CASE(test_tiny_fp16_emulated), TEST_CASE(test_micro_cuda_bf16),
+          TEST_CASE(test_tiny_bf16_emulated), TEST_CASE(test_tiny_fp16_emulated), TEST_CASE(test_micro_cpu_bf16),
+          TEST_CASE(test_tiny_cpu_bf16), TEST_CASE(test_micro_cuda_bf16),
           TEST_CASE(test_micro_cuda_fp16), TEST_CASE(test_tiny_cuda_bf16), TEST_CASE(test_tiny_cuda_fp16))

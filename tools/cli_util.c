@@ -388,13 +388,18 @@ int cli_compute_resolve(const cli_compute *c, samc_options *opt) {
             opt->backend = SAMC_BACKEND_CUDA;
             break;
         }
-        /* No device: the CPU backend --backend names (auto: the fastest), in fp32, the
-         * only precision there is on the CPU. */
+        /* No device: the CPU backend --backend names (auto: the fastest), in bf16 when
+         * that was asked for and the fast backend has it here (AMX), else in fp32. */
         opt->backend = backend;
-        fprintf(stderr, "samc: no CUDA device (%s): running on the CPU%s%s\n", why,
-                c->precision != SAMC_PRECISION_FP32 ? " in fp32 instead of " : "",
-                c->precision != SAMC_PRECISION_FP32 ? samc_precision_name(c->precision) : "");
-        opt->precision = SAMC_PRECISION_FP32;
+        char no_bf16[512] = "";
+        int keep = c->precision == SAMC_PRECISION_BF16 && backend != SAMC_BACKEND_CPU_REF &&
+                   samc_cpu_bf16(no_bf16, sizeof no_bf16);
+        if (c->precision == SAMC_PRECISION_FP32 || keep)
+            fprintf(stderr, "samc: no CUDA device (%s): running on the CPU%s\n", why, keep ? " in bf16 (AMX)" : "");
+        else
+            fprintf(stderr, "samc: no CUDA device (%s): running on the CPU in fp32 instead of %s%s%s\n", why,
+                    samc_precision_name(c->precision), no_bf16[0] ? ": " : "", no_bf16);
+        if (!keep) opt->precision = SAMC_PRECISION_FP32;
         break;
     }
     }

@@ -86,7 +86,8 @@ int cli_missing(const cli_args *a, const char *what);
  * --device cpu    the CPU backends (--backend ref / fast / auto picks among them)
  * --device cuda   the CUDA backend (fails at load when there is no usable device)
  * --device auto   CUDA when samc_cuda_device() finds a device, else the CPU with one
- *                 notice line on stderr; a reduced --precision then falls back to fp32
+ *                 notice line on stderr; a reduced --precision then falls back to fp32,
+ *                 but bf16 where the fast CPU backend has it (samc_cpu_bf16: AMX)
  * no --device     what --backend says (default auto: the CPU backends), as before. */
 typedef enum { CLI_DEVICE_UNSET = 0, CLI_DEVICE_AUTO, CLI_DEVICE_CPU, CLI_DEVICE_CUDA } cli_device;
 enum { CLI_FROM_DEFAULT = 0, CLI_FROM_ENV, CLI_FROM_FLAG };

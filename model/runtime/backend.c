@@ -23,11 +23,19 @@ int rt_backend_open(samc_runtime *rt, const samc_options *opt, samc_error *err) 
     samc_precision prec = rt->opt.precision;
     if (prec != SAMC_PRECISION_FP32 && prec != SAMC_PRECISION_BF16 && prec != SAMC_PRECISION_FP16)
         return samc_error_set(err, SAMC_ERR_ARG, "unknown precision %d (fp32, bf16, fp16)", (int)prec);
-    /* Reduced precision exists only on the CUDA backend: say so before reading weights. */
-    if (prec != SAMC_PRECISION_FP32 && rt->opt.backend != SAMC_BACKEND_CUDA)
-        return samc_error_set(err, SAMC_ERR_UNSUPPORTED,
-                              "--precision %s needs the CUDA backend; the CPU backends compute in fp32",
-                              samc_precision_name(prec));
+    /* Reduced precision: bf16 / fp16 on CUDA, bf16 on the fast CPU backend of a CPU with
+     * AMX. Said before the weights are read. */
+    if (prec != SAMC_PRECISION_FP32 && rt->opt.backend != SAMC_BACKEND_CUDA) {
+        if (prec == SAMC_PRECISION_FP16)
+            return samc_error_set(err, SAMC_ERR_UNSUPPORTED,
+                                  "--precision fp16 needs the CUDA backend; on the CPU use bf16 (Intel AMX) or fp32");
+        if (rt->opt.backend == SAMC_BACKEND_CPU_REF)
+            return samc_error_set(err, SAMC_ERR_UNSUPPORTED,
+                                  "--precision bf16: the reference backend computes in fp32 (bf16 runs on the fast "
+                                  "CPU backend and on CUDA)");
+        if (!rt->opt.plan_only && !samc_ops_cpu_fast_bf16(emsg, sizeof emsg))
+            return samc_error_set(err, SAMC_ERR_UNSUPPORTED, "--precision bf16: %s", emsg);
+    }
     samc_backend be = rt->opt.backend;
     if (rt->opt.plan_only) {
         int cuda = be == SAMC_BACKEND_CUDA;

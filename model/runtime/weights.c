@@ -206,11 +206,20 @@ static int upload_region16(rt_weights *w, const samc_ops *o, int (*used)(const c
 int rt_weights_upload(rt_weights *w, const samc_runtime *rt, int (*used)(const char *name), samc_error *err) {
     const samc_ops *o = rt->backend;
     char emsg[512];
-    if (o->host_memory) return 0;
     samc_precision prec = rt->opt.precision;
     if (prec != SAMC_PRECISION_FP32 && !o->set_precision)
         return samc_error_set(err, SAMC_ERR_UNSUPPORTED, "--precision %s: the %s backend computes in fp32 only",
                               samc_precision_name(prec), o->name);
+    /* The CPU (cpu_fast's bf16) reads the weights where they are and rounds them as it
+     * packs them (kernels/cpu_fast_amx.c): set_precision gets no block, and its memory,
+     * planned or not, is fp32's. */
+    if (prec != SAMC_PRECISION_FP32 && rt->opt.backend != SAMC_BACKEND_CUDA) {
+        if (o->host_memory && o->set_precision(o, (samc_ops_precision)prec, NULL, 0, emsg))
+            return samc_error_set(err, strstr(emsg, "cannot allocate") ? SAMC_ERR_NOMEM : SAMC_ERR_UNSUPPORTED,
+                                  "--precision %s: %s", samc_precision_name(prec), emsg);
+        prec = SAMC_PRECISION_FP32;
+    }
+    if (o->host_memory) return 0;
     int split = prec != SAMC_PRECISION_FP32 && o->weights16_region && o->weights16_upload;
     size_t total = 0, n16 = 0;
     for (int i = 0; i < w->n; i++) {

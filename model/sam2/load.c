@@ -115,9 +115,9 @@ static int load_weights(sam2_model *m, samc_error *err) {
     if (bind_all(m, err)) return -1;
     m->pe_host = m->pe;
     if (load_constants(m, err)) return -1;
-    if (m->rt.backend->host_memory) return 0;
+    /* a host backend only takes its precision here (cpu_fast's bf16), the weights stay */
     if (rt_weights_upload(&m->weights, &m->rt, sam2_config_is_image_path, err)) return -1;
-    return bind_all(m, err);
+    return m->rt.backend->host_memory ? 0 : bind_all(m, err);
 }
 
 sam2_model *sam2_model_load(rt_weights *w, const sam2_config *cfg, const samc_options *opt, samc_error *err) {

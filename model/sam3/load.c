@@ -111,15 +111,15 @@ static int load_weights(sam3_model *m, samc_error *err) {
     rt_binder b = rt_binder_start(&m->weights, err);
     const float *ref = rt_bind(&b, "transformer.decoder.reference_points.weight", 2, (int64_t)m->Q, (int64_t)4);
     if (!b.ok || load_constants(m, m->vit.pos_embed, ref, err)) return -1;
-    if (m->rt.backend->host_memory) return 0;
+    /* a host backend only takes its precision here (cpu_fast's bf16), the weights stay */
     if (rt_weights_upload(&m->weights, &m->rt, used, err)) return -1;
-    /* reduced precision (bf16 / fp16 on CUDA): SAM3 keeps fp32 activations but in its ViT
-     * and fusion encoder (vitdet.c, encoder.c switch there); its own ops but rope and
-     * attention_biased (group_norm, roi_align, ...) compute in fp32 only
-     * (kernels/cuda/NOTES.md, "The SAM3 ViT in 16 bits") */
+    /* reduced precision (bf16 / fp16 on CUDA, bf16 on the CPU): SAM3 keeps fp32
+     * activations but in its ViT, neck and fusion encoder (vitdet.c, necks.c, encoder.c
+     * switch there); its own ops but rope and attention_biased (group_norm, roi_align,
+     * ...) compute in fp32 only (kernels/cuda/NOTES.md, "The SAM3 ViT in 16 bits") */
     const samc_ops *o = m->rt.backend;
     if (o->activation_precision) o->activation_precision(o, 0);
-    return bind_all(m, err);
+    return o->host_memory ? 0 : bind_all(m, err);
 }
 
 /* The dimensions the forward code reads, from the config. */

@@ -132,9 +132,14 @@ int sam3_lowp_begin(sam3_model *m, int *on, samc_error *err) {
     const samc_ops *o = m->rt.ops;
     *on = 0;
     if (m->rt.opt.precision == SAMC_PRECISION_FP32) return 0;
-    float *pad; /* also when planning (the planning ops have no phases) */
-    RT_ALLOC(&m->rt, pad, rt_arena_mark(&m->rt) / sizeof(float));
-    (void)pad;
+    /* the pad keeps 16-bit activations clear of the fp32 ones below (device backends);
+     * the CPU's bf16 writes fp32, so it needs none. Also when planning (the planning ops
+     * have no phases). */
+    if (m->rt.opt.backend == SAMC_BACKEND_CUDA) {
+        float *pad;
+        RT_ALLOC(&m->rt, pad, rt_arena_mark(&m->rt) / sizeof(float));
+        (void)pad;
+    }
     if (o->activation_precision) {
         o->activation_precision(o, 1);
         *on = 1;
