@@ -54,7 +54,7 @@ _Static_assert(CT_M % 4 == 0, "conv_transpose2x2 tiles must hold whole channels"
  * running max and sum live in scratch). */
 #define ATT_KVC 256
 #define ATT_QB 48
-#define ATT_RMAX 1024
+#define ATT_RMAX 8192
 #define ATT_BUF 65536
 
 /* Row stride of an A block copied for a table with copy_a: GEMM_KC plus one cache line
@@ -85,6 +85,12 @@ typedef struct {
     int amx_ready, amx_on;
 } fast_state;
 
+/* A convolution with at least this many taps (Cin·kh·kw) takes bf16 operands whenever
+ * the instance is in bf16, in either phase, as the CUDA backend's long convolutions do
+ * (kernels/cuda/conv.cu, CONV_GEMM_MIN_R): SAM3's pixel decoder (122 GFLOP per text),
+ * which runs in the model's fp32 phase. */
+#define CONV_BF16_MIN_TAPS 256
+
 static fast_state *state_of(const samc_ops *o) { return (fast_state *)o->ctx; }
 
 static int ceil_div(int a, int b) { return (a + b - 1) / b; }
@@ -112,6 +118,9 @@ typedef struct {
      * instead (a / b are then stand-ins, never read) */
     const uint16_t *a16, *b16;
     samc_w16_dtype a16_t, b16_t;
+    /* linear_act's epilogue: act in place, then + res (row stride ldc, NULL: none) */
+    samc_act act;
+    const float *res;
 } gemm_desc;
 
 static inline float w16_value(const uint16_t *p, samc_w16_dtype t) {
@@ -264,6 +273,23 @@ static const float *a_block(const samc_fast_kernels *kn, const gemm_desc *g, int
     return buf;
 }
 
+/* linear_act's epilogue on finished rows [m0, m0+mc) x columns [n0, n0+nc) of C (c at
+ * their top-left, row stride ldc) while they are in cache: the activation, then + res,
+ * the arithmetic of relu / gelu / add over the whole output, so the same bits. */
+static void gemm_epilogue(const samc_fast_kernels *kn, const gemm_desc *g, int m0, int mc, int n0, int nc, float *c,
+                          ptrdiff_t ldc) {
+    for (int i = 0; i < mc; i++) {
+        float *row = c + (ptrdiff_t)i * ldc;
+        if (g->act == SAMC_ACT_GELU) kn->gelu(row, (size_t)nc);
+        else if (g->act == SAMC_ACT_RELU)
+            for (int j = 0; j < nc; j++) row[j] = row[j] > 0.0f ? row[j] : 0.0f;
+        if (g->res) {
+            const float *r = g->res + (ptrdiff_t)(m0 + i) * g->ldc + n0;
+            for (int j = 0; j < nc; j++) row[j] = row[j] + r[j];
+        }
+    }
+}
+
 /* Computes rows [m0,m1) x cols [n0,n1) of C into c (pointing at that rectangle's
  * top-left element, row stride ldc), on one thread.
  *
@@ -339,6 +365,8 @@ static void gemm_rect(const samc_fast_kernels *kn, const gemm_desc *g, int m0, i
                         }
                     }
                 }
+                if (kb1 == nkb && (g->act || g->res))
+                    gemm_epilogue(kn, g, mc0, mc, nc0, nc, c + (ptrdiff_t)(mc0 - m0) * ldc + (nc0 - n0), ldc);
             }
         }
     }
@@ -393,6 +421,8 @@ static void gemm_rect_amx(const samc_fast_kernels *kn, const gemm_desc *g, int m
                         }
                     }
                 }
+                if (kb1 == nkb && (g->act || g->res))
+                    gemm_epilogue(kn, g, mc0, mc, nc0, nc, c + (ptrdiff_t)(mc0 - m0) * ldc + (nc0 - n0), ldc);
             }
         }
     }
@@ -458,6 +488,21 @@ static void linear_fast(const samc_ops *o, const float *x, const float *w, const
     gemm_run(state_of(o), &g);
 }
 
+/* Fused: the epilogue runs on each block of C as its last K block is done, instead of
+ * two more passes over all of y (a ViT MLP's 5184 x 4736 GELU input is 98 MB). */
+static void linear_act_fast(const samc_ops *o, const float *x, const float *w, const float *b, float *y, int M,
+                            int N, int K, samc_act act, const float *r) {
+    gemm_desc g = { .M = M, .N = N, .K = K, .a = x, .a_rs = K, .a_cs = 1,
+                    .b = w, .ldb = K, .b_kind = B_COLS,
+                    .bias_n = b, .c = y, .ldc = N, .act = act, .res = r };
+    g.b16 = samc_w16_find(w, &g.b16_t);
+    if (K == 0 && M > 0 && N > 0) { /* no K blocks: the plain sequence */
+        samc_linear_act_unfused(o, x, w, b, y, M, N, K, act, r);
+        return;
+    }
+    gemm_run(state_of(o), &g);
+}
+
 static void matmul_fast(const samc_ops *o, const float *a, const float *b, const float *bias,
                         float *c, int M, int N, int K) {
     gemm_desc g = { .M = M, .N = N, .K = K, .a = a, .a_rs = K, .a_cs = 1,
@@ -485,7 +530,11 @@ static void conv2d_fast(const samc_ops *o, const float *x, const float *w, const
     } else {
         g.b_kind = B_IM2COL;
     }
-    gemm_run(state_of(o), &g);
+    fast_state *st = state_of(o);
+    int phase = st->amx_on;
+    if (st->amx_ready && K >= CONV_BF16_MIN_TAPS) st->amx_on = 1;
+    gemm_run(st, &g);
+    st->amx_on = phase;
 }
 
 /* nn.ConvTranspose2d(k=2, s=2): T[(co,ky,kx), pixel] = Σ_ci w[ci,(co,ky,kx)] · x[ci,pixel]
@@ -581,36 +630,47 @@ static float add_bias_max(float *s, int n, const float *brow, int *all_masked) {
 typedef struct {
     uint16_t *q, *p, *k, *v;
     int hdp, ldp;
+    int q_rows;  /* > 0: all the item's query rows are in q, converted once (r0 at row 0) */
 } att_amx_buf;
 
-static att_amx_buf att_amx_layout(thread_scratch *ts, int hd) {
+/* q rows (ATT_QB of them, or every row of the item when they fit the rest of amx_a), P
+ * rows, k's and v's pair panels. */
+static att_amx_buf att_amx_layout(thread_scratch *ts, int hd, int rows) {
     att_amx_buf b;
     b.hdp = round_up(hd, 32);
     b.ldp = ATT_KVC + 32;
-    b.q = ts->amx_a;
-    b.p = b.q + (size_t)ATT_QB * b.hdp;
+    b.p = ts->amx_a;
     b.k = b.p + (size_t)ATT_QB * b.ldp;
     b.v = b.k + (size_t)ATT_KVC * b.hdp;
+    b.q = b.v + (size_t)round_up(hd, SAMC_GEMM_NR) * b.ldp;
+    size_t room = (size_t)AMX_MC * AMX_LDA - (size_t)(b.q - ts->amx_a);
+    b.q_rows = (size_t)round_up(rows, 16) * b.hdp <= room ? rows : 0;
     return b;
 }
 
-/* S rows [i0, i0+qb) of one chunk of L keys: ts->s = q·kᵀ, on AMX. */
-static void att_scores_amx(const samc_attention_args *a, const float *q, int i0, int qb, int L, thread_scratch *ts,
-                           const att_amx_buf *bb) {
+/* S rows [i0, i0+qb) of one chunk of L keys: ts->s = q·kᵀ, on AMX. r0: the item's first
+ * row (where bb->q starts when it holds them all). */
+static void att_scores_amx(const samc_attention_args *a, const float *q, int r0, int i0, int qb, int L,
+                           thread_scratch *ts, const att_amx_buf *bb) {
     int hd = a->head_dim;
-    samc_fast_amx_pack_a(q + (ptrdiff_t)i0 * a->q_st, a->q_st, qb, hd, bb->q, bb->hdp);
+    const uint16_t *qa = bb->q + (size_t)(i0 - r0) * bb->hdp;
+    if (!bb->q_rows) {
+        samc_fast_amx_pack_a(q + (ptrdiff_t)i0 * a->q_st, a->q_st, qb, hd, bb->q, bb->hdp);
+        qa = bb->q;
+    }
     for (int jp = 0; jp < L; jp += 32)
         for (int ir = 0; ir < qb; ir += 32)
-            samc_fast_amx_tiles(hd, bb->q + (size_t)ir * bb->hdp, bb->hdp, bb->k + (size_t)jp * bb->hdp,
+            samc_fast_amx_tiles(hd, qa + (size_t)ir * bb->hdp, bb->hdp, bb->k + (size_t)jp * bb->hdp,
                                 ts->s + (size_t)ir * ATT_KVC + jp, ATT_KVC, imin(32, qb - ir), imin(32, L - jp), 0,
                                 NULL, NULL);
 }
 
-/* out rows [i0, i0+qb) (+)= P·v for one chunk of L keys, on AMX. */
+/* out rows [i0, i0+qb) (+)= P·v for one chunk of L keys, on AMX; P's bf16 rows are
+ * already in bb->p (samc_fast_amx_exp_row), the rows past qb up to a tile are zeroed. */
 static void att_values_amx(const samc_attention_args *a, float *out, int i0, int qb, int L, int accumulate,
-                           thread_scratch *ts, const att_amx_buf *bb) {
+                           const att_amx_buf *bb) {
     int hd = a->head_dim, lp = round_up(L, 32);
-    samc_fast_amx_pack_a(ts->s, ATT_KVC, qb, L, bb->p, bb->ldp);
+    for (int i = qb; i < round_up(qb, 16); i++) memset(bb->p + (size_t)i * bb->ldp, 0, (size_t)lp * sizeof(uint16_t));
     for (int dp = 0; dp < hd; dp += 32)
         for (int ir = 0; ir < qb; ir += 32)
             samc_fast_amx_tiles(L, bb->p + (size_t)ir * bb->ldp, bb->ldp, bb->v + (size_t)dp * lp,
@@ -631,7 +691,8 @@ static void att_rows(const samc_fast_kernels *kn, const samc_attention_args *a, 
     }
     att_amx_buf bb = { 0 };
     if (amx) {
-        bb = att_amx_layout(ts, hd);
+        bb = att_amx_layout(ts, hd, r1 - r0);
+        if (bb.q_rows) samc_fast_amx_pack_a(q + (ptrdiff_t)r0 * a->q_st, a->q_st, r1 - r0, hd, bb.q, bb.hdp);
         samc_fast_amx_begin();
     }
     for (int j0 = 0; j0 < n_kv; j0 += kvc) {
@@ -648,7 +709,7 @@ static void att_rows(const samc_fast_kernels *kn, const samc_attention_args *a, 
         }
         for (int i0 = r0; i0 < r1; i0 += ATT_QB) {
             int qb = imin(ATT_QB, r1 - i0);
-            if (amx) att_scores_amx(a, q, i0, qb, L, ts, &bb);
+            if (amx) att_scores_amx(a, q, r0, i0, qb, L, ts, &bb);
             else for (int jp = 0; jp < L; jp += kn->nr) {
                 int nr = imin(kn->nr, L - jp);
                 const float *kp = ts->kp + (size_t)(jp / SAMC_GEMM_NR) * hd * SAMC_GEMM_NR;
@@ -665,20 +726,23 @@ static void att_rows(const samc_fast_kernels *kn, const samc_attention_args *a, 
                 if (bias)
                     mx = add_bias_max(s, L, bias->bias + b * bias->sb + h * bias->sh + (i0 + i) * bias->sq + j0,
                                       &masked);
+                /* on AMX the numerators go straight to P's bf16 row */
+                uint16_t *prow = amx ? bb.p + (size_t)i * bb.ldp : NULL;
                 if (masked) {
                     if (first) { *mi = -INFINITY; *li = 0.0f; }
+                    if (amx) memset(prow, 0, (size_t)round_up(L, 32) * sizeof(uint16_t));
                 } else if (first) {
                     *mi = mx;
-                    *li = kn->exp_sum(s, L, mx);
+                    *li = amx ? samc_fast_amx_exp_row(s, L, mx, prow) : kn->exp_sum(s, L, mx);
                 } else {
                     float m_new = mx > *mi ? mx : *mi;
                     float corr = expf(*mi - m_new);
-                    *li = *li * corr + kn->exp_sum(s, L, m_new);
+                    *li = *li * corr + (amx ? samc_fast_amx_exp_row(s, L, m_new, prow) : kn->exp_sum(s, L, m_new));
                     *mi = m_new;
                     if (corr != 1.0f) kn->scale(out + (i0 + i) * a->o_st, hd, corr);
                 }
             }
-            if (amx) att_values_amx(a, out, i0, qb, L, !first, ts, &bb);
+            if (amx) att_values_amx(a, out, i0, qb, L, !first, &bb);
             else for (int dp = 0; dp < hd; dp += kn->nr) {
                 int nr = imin(kn->nr, hd - dp);
                 const float *vp = ts->vp + (size_t)(dp / SAMC_GEMM_NR) * L * SAMC_GEMM_NR;
@@ -1411,7 +1475,7 @@ static samc_ops *create_with(int n_threads, const samc_fast_kernels *kn) {
     st->k = kn;
     st->ops = (samc_ops){
         .name = "cpu_fast", .ctx = st,
-        .linear = linear_fast, .matmul = matmul_fast, .attention = attention_fast,
+        .linear = linear_fast, .linear_act = linear_act_fast, .matmul = matmul_fast, .attention = attention_fast,
         .layer_norm = layer_norm_fast, .layer_norm2d = layer_norm2d_fast, .gelu = gelu_fast,
         .conv2d = conv2d_fast, .conv_transpose2x2 = conv_transpose2x2_fast,
         .copy = copy_fast, .add = add_fast, .add_channel = add_channel_fast, .relu = relu_fast,

@@ -109,6 +109,9 @@ void samc_fast_amx_pack_a(const float *a, ptrdiff_t lda, int mr, int kc, uint16_
 /* One packed fp32 panel (kc rows x 16 columns, pack_rows / pack_cols) -> the bf16 pair
  * layout of an AMX B tile: kcp / 2 rows of 16 (k, k+1) pairs, zeros past kc. */
 void samc_fast_amx_pack_b(const float *panel, int kc, uint16_t *dst);
+/* Softmax numerators straight into a pack_a row: dst[i] = bf16(exp(s[i] - m)) for i < n,
+ * zeros up to n rounded to 32; returns the sum of the fp32 values. */
+float samc_fast_amx_exp_row(const float *s, int n, float m, uint16_t *dst);
 /* C[mr x nr] = (accumulate ? C : 0) + A · B (+ bias_n[j]) (+ bias_m[i]) for mr, nr <= 32:
  * A the bf16 rows of pack_a (row stride lda, at least mr rounded up to 16 rows), B one
  * or two pack_b panels one after the other (kcp·16 values apart). */

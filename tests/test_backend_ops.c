@@ -533,6 +533,15 @@ static void run_linear_act(const backend *be, const lin_act *s) {
                                   r ? r + (size_t)r0[i] * s->N : NULL);
                 run_cmp(&t, y + (size_t)r0[i] * s->N, yr, (size_t)len[i] * s->N, (size_t)r0[i] * s->N);
             }
+            /* a host backend's fused op (cpu_fast: the epilogue inside the GEMM) must give
+             * the bits of its own linear, relu / gelu and add (ops.h) */
+            if (be->ops->host_memory) {
+                float *yu = nan_host(yn);
+                samc_linear_act_unfused(be->ops, dx, dw, db, yu, s->M, s->N, s->K, (samc_act)s->act, dr);
+                if (memcmp(y, yu, yn * sizeof(float)))
+                    run_fail(&t, "not the bits of linear, then the activation, then add on this backend");
+                free(yu);
+            }
             free(y); free(yr);
         }
     }
@@ -2679,6 +2688,16 @@ static void test_cpu_bf16_exact(void) {
         o->linear(o, x, w, b, y, M, N, K);
         f->linear(f, x, w, b, yf, M, N, K);
         compare(&g_bf16_exact, y, yf, (size_t)M * N, 0, 0, "linear", "activation_precision(0): the fp32 bits");
+        /* convolutions of 256+ taps stay bf16 in the fp32 phase (as CUDA's do), shorter
+         * ones are fp32's bits there */
+        bf16_conv_case(o, 0, 64, 17, 19, 33, 3, 1, 1);
+        int Cin = 8, S = 20, Cout = 16; /* 72 taps */
+        float *cx = rand_buf((size_t)Cin * S * S, 1.0f), *cw = rand_buf((size_t)Cout * Cin * 9, 1.0f);
+        float *c1 = nan_host((size_t)Cout * S * S), *c2 = nan_host((size_t)Cout * S * S);
+        o->conv2d(o, cx, cw, NULL, c1, Cin, S, S, Cout, 3, 3, 1, 1);
+        f->conv2d(f, cx, cw, NULL, c2, Cin, S, S, Cout, 3, 3, 1, 1);
+        compare(&g_bf16_exact, c1, c2, (size_t)Cout * S * S, 0, 0, "conv2d", "72 taps in the fp32 phase: fp32's bits");
+        free(cx); free(cw); free(c1); free(c2);
         o->activation_precision(o, 1);
         o->linear(o, x, w, b, yf, M, N, K);
         compare(&g_bf16_exact, yf, y1, (size_t)M * N, 0, 0, "linear", "activation_precision(1): bf16 again");
