@@ -9,12 +9,20 @@
  * then avx2+fma), and otherwise runs the portable kernels (still blocked and threaded)
  * rather than returning NULL. SAMC_CPU_ISA=avx512|avx2|scalar picks a table by name.
  *
+ * --precision bf16 (set_precision, on a CPU with AMX): in the model's 16-bit phases the
+ * GEMMs (gemm_rect_amx, gemm_amx_shared) and attention (att_rows) take their operands
+ * rounded to bf16 on AMX tiles (cpu_fast_amx.c), fp32 sums; activations stay fp32 in
+ * memory; convolutions of 256+ taps do so in every phase. Deterministic too: the K
+ * blocking depends on K only and each element of C is the same tile products whatever
+ * the split (thread count, shared or per-task B).
+ *
  * Determinism: every op gives bit-identical output for any thread count and from run
  * to run, for a given kernel table (see cpu_fast.h). Tasks write disjoint outputs and
  * no sum is ever split across tasks.
  *
- * No op allocates: all scratch is per thread, sized at create for fixed block sizes, and
- * the drivers block every problem so that it fits. */
+ * No op allocates: all scratch is per thread, sized at create for fixed block sizes (the
+ * bf16 scratch and the shared B buffer at set_precision), and the drivers block every
+ * problem so that it fits. */
 #include "kernels/cpu_fast_kernels.h"
 #include "util/half.h"
 #include "kernels/thread_pool.h"
@@ -38,6 +46,9 @@
 #define AMX_KC 5120
 #define AMX_MC 128
 #define AMX_LDA (AMX_KC + 32)
+/* bf16 values of the shared B buffer (32 MiB): the ViT's largest weight (4736 x 1024)
+ * three times over. */
+#define AMX_SHARED_B ((size_t)16 << 20)
 
 /* Below this many multiply-adds a GEMM runs on the calling thread only. */
 #define GEMM_SMALL (1 << 18)
@@ -83,6 +94,9 @@ typedef struct {
     /* --precision bf16: set_precision(bf16) made the AMX path ready; it runs while the
      * model's 16-bit phase is on (activation_precision 1) */
     int amx_ready, amx_on;
+    /* bf16: B of a tall product packed once for all threads (gemm_amx_shared) */
+    uint16_t *amx_b;
+    size_t amx_b_cap;
 } fast_state;
 
 /* A convolution with at least this many taps (Cin·kh·kw) takes bf16 operands whenever
@@ -377,56 +391,128 @@ static void gemm_rect(const samc_fast_kernels *kn, const gemm_desc *g, int m0, i
  * packed as for the fp32 kernels, panel by panel, then rounded into AMX's pair layout in
  * bp; each A block is rounded to bf16 rows once and swept by 32 x 32 tiles of C. Same
  * structure as gemm_rect, with K blocks of up to AMX_KC and 32-column tiles. */
+/* The K blocking of the AMX path (from K only): blocks of kcb values, kcp rounded to a
+ * tile step, nkb of them. */
+typedef struct { int kcb, kcp, nkb; } amx_kblocks;
+static amx_kblocks amx_kblocking(int K) {
+    amx_kblocks b;
+    b.kcb = ceil_div(K, ceil_div(K, AMX_KC));
+    b.kcp = round_up(b.kcb, 32);
+    b.nkb = ceil_div(K, b.kcb);
+    return b;
+}
+
+/* B's columns [n0, n0+nc) of K block kb as pair panels at dst (panel of column n0+p at
+ * dst + p·kcp): packed as for the fp32 kernels, panel by panel, then rounded. */
+static void amx_pack_b_block(const samc_fast_kernels *kn, const gemm_desc *g, amx_kblocks kb_, int kb, int n0, int nc,
+                             uint16_t *dst, thread_scratch *ts) {
+    int pc = kb * kb_.kcb, kc = imin(kb_.kcb, g->K - pc);
+    for (int p = 0; p < nc; p += SAMC_GEMM_NR) {
+        /* one panel's rows, GEMM_KC at a time (the packers' own limit) */
+        for (int k = 0; k < kc; k += GEMM_KC)
+            pack_b(kn, g, pc + k, imin(GEMM_KC, kc - k), n0 + p, imin(SAMC_GEMM_NR, nc - p),
+                   ts->amx_f + (size_t)k * SAMC_GEMM_NR);
+        samc_fast_amx_pack_b(ts->amx_f, kc, dst + (size_t)p * kb_.kcp);
+    }
+}
+
+/* Rows [m0, m1) x columns [n0, n0+nc) of C (c at row m0, column n0, row stride ldc) for
+ * K blocks [kb0, kb1) of packed B (block kb at bb + (kb - kb0)·bstride, columns from n0):
+ * each A block rounded to bf16 rows once and swept by 32 x 32 tiles of C; the epilogue
+ * when the last K block is among them. */
+static void amx_rows(const samc_fast_kernels *kn, const gemm_desc *g, amx_kblocks kb_, int kb0, int kb1, int m0,
+                     int m1, int n0, int nc, const uint16_t *bb, size_t bstride, float *c, ptrdiff_t ldc,
+                     thread_scratch *ts) {
+    int K = g->K, kcp = kb_.kcp;
+    for (int mc0 = m0; mc0 < m1; mc0 += AMX_MC) {
+        int mc = imin(AMX_MC, m1 - mc0);
+        for (int kb = kb0; kb < kb1; kb++) {
+            int pc = kb * kb_.kcb, kc = imin(kb_.kcb, K - pc), last = pc + kc >= K;
+            ptrdiff_t lda;
+            const float *ablk = a_block(kn, g, mc0, mc, pc, kc, ts->amx_f, &lda);
+            samc_fast_amx_pack_a(ablk, lda, mc, kc, ts->amx_a, AMX_LDA);
+            const uint16_t *bblk = bb + (size_t)(kb - kb0) * bstride;
+            for (int jp = 0; jp < nc; jp += 32) {
+                int nr = imin(32, nc - jp);
+                const float *bn = (last && g->bias_n) ? g->bias_n + n0 + jp : NULL;
+                for (int ir = 0; ir < mc; ir += 32) {
+                    const float *bm = (last && g->bias_m) ? g->bias_m + mc0 + ir : NULL;
+                    samc_fast_amx_tiles(kc, ts->amx_a + (size_t)ir * AMX_LDA, AMX_LDA, bblk + (size_t)jp * kcp,
+                                        c + (ptrdiff_t)(mc0 - m0 + ir) * ldc + jp, ldc, imin(32, mc - ir), nr, pc > 0,
+                                        bn, bm);
+                }
+            }
+        }
+        if (kb1 == kb_.nkb && (g->act || g->res))
+            gemm_epilogue(kn, g, mc0, mc, n0, nc, c + (ptrdiff_t)(mc0 - m0) * ldc, ldc);
+    }
+}
+
+/* The same rectangle in bf16 on AMX (--precision bf16, the model's 16-bit phase), with
+ * its own B packed in bp: the structure of gemm_rect, K blocks of up to AMX_KC and
+ * 32-column tiles. */
 static void gemm_rect_amx(const samc_fast_kernels *kn, const gemm_desc *g, int m0, int m1, int n0, int n1,
                           float *c, ptrdiff_t ldc, thread_scratch *ts) {
-    int K = g->K;
-    int kcb = ceil_div(K, ceil_div(K, AMX_KC)), kcp = round_up(kcb, 32), nkb = ceil_div(K, kcb);
+    amx_kblocks kb_ = amx_kblocking(g->K);
     const int cap = 2 * GEMM_BP; /* bf16 values in bp */
-    int ncmax = imax(32, imin(GEMM_NC, cap / kcp / 32 * 32));
+    int ncmax = imax(32, imin(GEMM_NC, cap / kb_.kcp / 32 * 32));
     int nw = n1 - n0;
     int ncb = round_up(ceil_div(nw, ceil_div(nw, ncmax)), 32);
-    int kb_pass = imax(1, imin(nkb, cap / (kcp * ncb)));
+    int kb_pass = imax(1, imin(kb_.nkb, cap / (kb_.kcp * ncb)));
     uint16_t *bb = (uint16_t *)ts->bp;
     samc_fast_amx_begin();
     for (int nc0 = n0; nc0 < n1; nc0 += ncb) {
         int nc = imin(ncb, n1 - nc0), ncp = round_up(nc, SAMC_GEMM_NR);
-        for (int kb0 = 0; kb0 < nkb; kb0 += kb_pass) {
-            int kb1 = imin(nkb, kb0 + kb_pass);
-            for (int kb = kb0; kb < kb1; kb++) {
-                int pc = kb * kcb, kc = imin(kcb, K - pc);
-                for (int p = 0; p < nc; p += SAMC_GEMM_NR) {
-                    /* one panel's rows, GEMM_KC at a time (the packers' own limit) */
-                    for (int k = 0; k < kc; k += GEMM_KC)
-                        pack_b(kn, g, pc + k, imin(GEMM_KC, kc - k), nc0 + p, imin(SAMC_GEMM_NR, nc - p),
-                               ts->amx_f + (size_t)k * SAMC_GEMM_NR);
-                    samc_fast_amx_pack_b(ts->amx_f, kc, bb + ((size_t)(kb - kb0) * ncp + p) * kcp);
-                }
-            }
-            for (int mc0 = m0; mc0 < m1; mc0 += AMX_MC) {
-                int mc = imin(AMX_MC, m1 - mc0);
-                for (int kb = kb0; kb < kb1; kb++) {
-                    int pc = kb * kcb, kc = imin(kcb, K - pc), last = pc + kc >= K;
-                    ptrdiff_t lda;
-                    const float *ablk = a_block(kn, g, mc0, mc, pc, kc, ts->amx_f, &lda);
-                    samc_fast_amx_pack_a(ablk, lda, mc, kc, ts->amx_a, AMX_LDA);
-                    const uint16_t *bblk = bb + (size_t)(kb - kb0) * ncp * kcp;
-                    for (int jp = 0; jp < nc; jp += 32) {
-                        int nr = imin(32, nc - jp);
-                        const float *bn = (last && g->bias_n) ? g->bias_n + nc0 + jp : NULL;
-                        for (int ir = 0; ir < mc; ir += 32) {
-                            const float *bm = (last && g->bias_m) ? g->bias_m + mc0 + ir : NULL;
-                            samc_fast_amx_tiles(kc, ts->amx_a + (size_t)ir * AMX_LDA, AMX_LDA, bblk + (size_t)jp * kcp,
-                                                c + (ptrdiff_t)(mc0 - m0 + ir) * ldc + (nc0 - n0 + jp), ldc,
-                                                imin(32, mc - ir), nr, pc > 0, bn, bm);
-                        }
-                    }
-                }
-                if (kb1 == nkb && (g->act || g->res))
-                    gemm_epilogue(kn, g, mc0, mc, nc0, nc, c + (ptrdiff_t)(mc0 - m0) * ldc + (nc0 - n0), ldc);
-            }
+        for (int kb0 = 0; kb0 < kb_.nkb; kb0 += kb_pass) {
+            int kb1 = imin(kb_.nkb, kb0 + kb_pass);
+            for (int kb = kb0; kb < kb1; kb++)
+                amx_pack_b_block(kn, g, kb_, kb, nc0, nc, bb + (size_t)(kb - kb0) * ncp * kb_.kcp, ts);
+            amx_rows(kn, g, kb_, kb0, kb1, m0, m1, nc0, nc, bb, (size_t)ncp * kb_.kcp, c + (nc0 - n0), ldc, ts);
         }
     }
     samc_fast_amx_end();
+}
+
+/* Tall products in bf16 (the ViT's: 5184 token rows) pack all of B once into the shared
+ * buffer set_precision made, the threads splitting its panels, then split only rows: each
+ * A row is rounded once instead of once per column chunk and task (a memory-bound pass
+ * over activations of up to 98 MB), each B value once instead of once per row task. */
+typedef struct {
+    fast_state *st;
+    const gemm_desc *g;
+    amx_kblocks kb;
+    int ncp, panels_per_task, rows_per_task;
+} amx_shared_job;
+
+static void amx_shared_pack_task(void *ctx, int task, int thread) {
+    const amx_shared_job *j = ctx;
+    int n0 = task * j->panels_per_task * SAMC_GEMM_NR, n1 = imin(j->g->N, n0 + j->panels_per_task * SAMC_GEMM_NR);
+    for (int kb = 0; kb < j->kb.nkb; kb++)
+        amx_pack_b_block(j->st->k, j->g, j->kb, kb, n0, n1 - n0,
+                         j->st->amx_b + ((size_t)kb * j->ncp + n0) * j->kb.kcp, &j->st->ts[thread]);
+}
+
+static void amx_shared_rows_task(void *ctx, int task, int thread) {
+    const amx_shared_job *j = ctx;
+    int m0 = task * j->rows_per_task, m1 = imin(j->g->M, m0 + j->rows_per_task);
+    samc_fast_amx_begin();
+    amx_rows(j->st->k, j->g, j->kb, 0, j->kb.nkb, m0, m1, 0, j->g->N, j->st->amx_b, (size_t)j->ncp * j->kb.kcp,
+             j->g->c + (ptrdiff_t)m0 * j->g->ldc, j->g->ldc, &j->st->ts[thread]);
+    samc_fast_amx_end();
+}
+
+/* 1 when it ran the product (B fits the shared buffer, enough rows to split). */
+static int gemm_amx_shared(fast_state *st, const gemm_desc *g, int T) {
+    amx_kblocks kb = amx_kblocking(g->K);
+    int ncp = round_up(g->N, SAMC_GEMM_NR);
+    if (T < 2 || g->M < T * 64 || (size_t)kb.nkb * ncp * kb.kcp > st->amx_b_cap) return 0;
+    amx_shared_job j = { st, g, kb, ncp, 0, 0 };
+    int panels = ncp / SAMC_GEMM_NR;
+    j.panels_per_task = ceil_div(panels, imin(T, panels));
+    samc_thread_pool_parallel_for(st->pool, ceil_div(panels, j.panels_per_task), amx_shared_pack_task, &j);
+    j.rows_per_task = round_up(ceil_div(g->M, T), 32);
+    samc_thread_pool_parallel_for(st->pool, ceil_div(g->M, j.rows_per_task), amx_shared_rows_task, &j);
+    return 1;
 }
 
 /* gemm_rect, or gemm_rect_amx in the bf16 phase. */
@@ -461,6 +547,7 @@ static void gemm_run(fast_state *st, const gemm_desc *g) {
     if (M <= 0 || N <= 0) return;
     double work = (double)M * N * (g->K > 0 ? g->K : 1);
     int T = st->n_threads == 1 || work < GEMM_SMALL ? 1 : 4 * st->n_threads;
+    if (st->amx_on && g->K > 0 && gemm_amx_shared(st, g, T)) return;
     int MR = st->k->mr, NR = st->k->nr;
     int max_m = ceil_div(M, MR), max_n = ceil_div(N, NR);
     int goal = (double)max_m * max_n < T ? max_m * max_n : T;
@@ -1429,6 +1516,7 @@ void samc_ops_cpu_fast_destroy(samc_ops *o) {
             free(st->ts[i].amx_f);
         }
     free(st->ts);
+    free(st->amx_b);
     free(st);
 }
 
@@ -1455,6 +1543,14 @@ static int set_precision_fast(const samc_ops *o, samc_ops_precision p, const flo
         if (!ts->amx_a || !ts->amx_f) {
             snprintf(err, 512, "cannot allocate the bf16 scratch (%zu KB per thread)",
                      ((size_t)AMX_MC * AMX_LDA * 2 + (size_t)AMX_MC * AMX_KC * 4) >> 10);
+            return -1;
+        }
+    }
+    if (!st->amx_b) {
+        st->amx_b_cap = AMX_SHARED_B;
+        st->amx_b = aligned_alloc(64, st->amx_b_cap * sizeof(uint16_t));
+        if (!st->amx_b) {
+            snprintf(err, 512, "cannot allocate the bf16 scratch (%zu MB shared)", (st->amx_b_cap * 2) >> 20);
             return -1;
         }
     }

@@ -2664,6 +2664,8 @@ static void test_cpu_bf16_exact(void) {
     bf16_gemm_case(o, 0, 129, 33, 97, 0, 0);      /* one row past a block of A */
     bf16_gemm_case(o, 0, 37, 50, 5233, 1, 0);     /* two K blocks: the second accumulates */
     bf16_gemm_case(o, 0, 45, 70, 300, 1, 1);      /* 16-bit weights */
+    bf16_gemm_case(o, 0, 600, 70, 300, 1, 0);     /* tall: B packed once for all threads */
+    bf16_gemm_case(o, 0, 700, 47, 5233, 1, 1);    /* the same over two K blocks, 16-bit weights */
     bf16_gemm_case(o, 0, big ? 577 : 97, 3072, 1024, 1, 0); /* SAM3 ViT qkv (rows cut) */
     bf16_gemm_case(o, 0, big ? 301 : 37, 1024, 4736, 1, 0); /* its MLP's second layer */
     bf16_gemm_case(o, 1, 64, 1000, 300, 1, 0);    /* matmul: B by rows, bias per row */

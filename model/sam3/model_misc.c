@@ -93,8 +93,9 @@ int sam3_mlp(sam3_model *m, const rt_mlp *w, const float *x, int N, int in, int 
     for (int i = 0; i < w->n_layers; i++) {
         int a = i == 0 ? in : hidden, last = i == w->n_layers - 1, c = last ? out : hidden;
         float *dst = last ? y : h[i % 2];
-        o->linear(o, cur, w->layers[i].w, w->layers[i].b, dst, N, c, a);
-        if (!last) o->relu(o, dst, (size_t)N * c);
+        /* linear, then ReLU but after the last layer: one linear_act (same bits) */
+        o->linear_act(o, cur, w->layers[i].w, w->layers[i].b, dst, N, c, a, last ? SAMC_ACT_NONE : SAMC_ACT_RELU,
+                      NULL);
         cur = dst;
     }
     rt_arena_reset(&m->rt, mark);
@@ -110,8 +111,7 @@ int sam3_ffn(sam3_model *m, const rt_linear *linear1, const rt_linear *linear2, 
     size_t mark = rt_arena_mark(&m->rt);
     float *h;
     RT_ALLOC(&m->rt, h, (size_t)T * ffn);
-    o->linear(o, x, linear1->w, linear1->b, h, T, ffn, d);
-    o->relu(o, h, (size_t)T * ffn);
+    o->linear_act(o, x, linear1->w, linear1->b, h, T, ffn, d, SAMC_ACT_RELU, NULL); /* linear1 + ReLU, same bits */
     o->linear(o, h, linear2->w, linear2->b, out, T, d, ffn);
     rt_arena_reset(&m->rt, mark);
     return 0;
