@@ -79,7 +79,7 @@ void cmd_find_help(FILE *f) {
 "                       linear weights in 16 bits (a 4 GB card holds the model); prefer\n"
 "                       fp16: closer to fp32 for SAM3 (kernels/cuda/NOTES.md). bf16 on a\n"
 "                       CPU with Intel AMX (Xeon 4th gen+): the ViT, neck and fusion\n"
-"                       encoder's products on its tiles, ~2.8x faster image encoding\n"
+"                       encoder's products on its tiles: 3.3x faster image encoding\n"
 "  --backend B          auto (default), ref, fast, cuda (SAMC_BACKEND)\n"
 "  --verbose            trace each stage with its time on stderr (also SAMC_DEBUG=1)\n"
 "\n"
