@@ -25,6 +25,7 @@
 #if defined(__x86_64__)
 #include <cpuid.h>
 #include <immintrin.h>
+#include "kernels/cpu_fast_vm512.h"
 #include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -113,25 +114,6 @@ void samc_fast_amx_pack_b(const float *panel, int kc, uint16_t *dst) {
     }
 }
 
-/* exp for the probabilities that are rounded to bf16 next (2^-9 apart): the reduction
- * of cpu_fast_vecmath.h's exp, its polynomial cut to degree 5 (truncation below 2.5e-6
- * relative on |r| <= ln2/2), 2^n by scalef. */
-static inline __m512 exp_bf16ish(__m512 x) {
-    x = _mm512_max_ps(x, _mm512_set1_ps(-87.3f));
-    x = _mm512_min_ps(x, _mm512_set1_ps(88.0f));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187e-06f), r);
-    __m512 p = _mm512_set1_ps(0.00833350233733654f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.04166628047823906f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.1666666567325592f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r);
-    p = _mm512_add_ps(p, _mm512_set1_ps(1.0f));
-    return _mm512_scalef_ps(p, n);
-}
-
 float samc_fast_amx_exp_row(const float *s, int n, float m, uint16_t *dst) {
     const __m512 mv = _mm512_set1_ps(m);
     __m512 sum = _mm512_setzero_ps();
@@ -140,8 +122,8 @@ float samc_fast_amx_exp_row(const float *s, int n, float m, uint16_t *dst) {
         int k = n - i;
         __mmask16 m0 = k >= 16 ? 0xffff : (__mmask16)((1u << (k > 0 ? k : 0)) - 1);
         __mmask16 m1 = k >= 32 ? 0xffff : (__mmask16)((1u << (k > 16 ? k - 16 : 0)) - 1);
-        __m512 lo = _mm512_maskz_mov_ps(m0, exp_bf16ish(_mm512_sub_ps(_mm512_maskz_loadu_ps(m0, s + i), mv)));
-        __m512 hi = _mm512_maskz_mov_ps(m1, exp_bf16ish(_mm512_sub_ps(_mm512_maskz_loadu_ps(m1, s + i + 16), mv)));
+        __m512 lo = _mm512_maskz_mov_ps(m0, exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m0, s + i), mv)));
+        __m512 hi = _mm512_maskz_mov_ps(m1, exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m1, s + i + 16), mv)));
         sum = _mm512_add_ps(sum, _mm512_add_ps(lo, hi));
         _mm512_storeu_si512(dst + i, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
     }

@@ -28,12 +28,17 @@ TMP=$(mktemp -d /tmp/samc_cli_sam3_golden.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
 if [ -x "$SAMC" ]; then cp "$SAMC" "$TMP/samc" && SAMC=$TMP/samc; fi
 
-for backend in auto ref; do
-  name="cli_sam3_golden.micro_$backend"
-  if [ -n "$why_fail" ]; then echo "NOT OK $name: $why_fail"; fail=$((fail+1)); continue; fi
+# check NAME [VAR=VALUE...] -- [checker flags]: the six micro cases through the checker
+# with that environment; the log indented, then one OK / NOT OK line.
+check() {
+  local name=$1 env=() start rc
+  shift
+  while [ "$1" != -- ]; do env+=("$1"); shift; done
+  shift
+  if [ -n "$why_fail" ]; then echo "NOT OK $name: $why_fail"; fail=$((fail+1)); return; fi
   start=$(date +%s)
-  SAMC_BACKEND=$backend "$PY" "$CHECKER" --samc "$SAMC" --golden "$GOLDEN/micro" \
-    --vocab "$GOLDEN/assets/bpe_simple_vocab_16e6.txt.gz" --work "$TMP/gc_$backend" >"$TMP/log" 2>&1
+  env "${env[@]}" "$PY" "$CHECKER" --samc "$SAMC" --golden "$GOLDEN/micro" \
+    --vocab "$GOLDEN/assets/bpe_simple_vocab_16e6.txt.gz" --work "$TMP/gc" "$@" >"$TMP/log" 2>&1
   rc=$?
   sed 's/^/    /' "$TMP/log"
   if [ "$rc" -eq 0 ] && grep -q '^VERDICT sam3_micro: 6/6' "$TMP/log"; then
@@ -41,29 +46,21 @@ for backend in auto ref; do
   else
     echo "NOT OK $name (checker exit $rc)"; fail=$((fail+1))
   fi
-  rm -rf "$TMP/gc_$backend"
-done
+  rm -rf "$TMP/gc"
+}
+
+for backend in auto ref; do check "cli_sam3_golden.micro_$backend" SAMC_BACKEND=$backend --; done
 
 # bf16 on the CPU (cpu_fast's AMX: GEMM and attention operands rounded to bf16, fp32
 # activations): the same cases within 16-bit bounds, tighter than CUDA's bf16 (whose
 # activations are 16-bit too): worst mask IoU 0.960, at most 0.211 % of a case's mask
 # pixels and 8.1e-5 of a score off on the machine that set them. Skips without AMX.
-name="cli_sam3_golden.micro_cpu_bf16"
-if [ -n "$why_fail" ]; then echo "NOT OK $name: $why_fail"; fail=$((fail+1))
-elif ! "$SAMC" version | grep -q 'cpu_bf16=amx'; then
-  echo "SKIP   $name: this CPU has no AMX (samc version: $("$SAMC" version | sed -n 's/^features: //p'))"; skip=$((skip+1))
+if [ -z "$why_fail" ] && ! "$SAMC" version | grep -q 'cpu_bf16=amx'; then
+  echo "SKIP   cli_sam3_golden.micro_cpu_bf16: this CPU has no AMX (samc version: $("$SAMC" version | sed -n 's/^features: //p'))"
+  skip=$((skip+1))
 else
-  start=$(date +%s)
-  SAMC_BACKEND=fast SAMC_PRECISION=bf16 "$PY" "$CHECKER" --samc "$SAMC" --golden "$GOLDEN/micro" \
-    --vocab "$GOLDEN/assets/bpe_simple_vocab_16e6.txt.gz" --work "$TMP/gc_bf16" \
-    --lowp-iou 0.94 --lowp-flips 0.003 --score-tol 3e-4 >"$TMP/log" 2>&1
-  rc=$?
-  sed 's/^/    /' "$TMP/log"
-  if [ "$rc" -eq 0 ] && grep -q '^VERDICT sam3_micro: 6/6' "$TMP/log"; then
-    echo "OK     $name ($(( $(date +%s) - start )) s)"; pass=$((pass+1))
-  else
-    echo "NOT OK $name (checker exit $rc)"; fail=$((fail+1))
-  fi
+  check cli_sam3_golden.micro_cpu_bf16 SAMC_BACKEND=fast SAMC_PRECISION=bf16 -- \
+    --lowp-iou 0.94 --lowp-flips 0.003 --score-tol 3e-4
 fi
 
 echo "tests/cli_sam3_golden.sh: $pass passed, $fail failed, $skip skipped"
