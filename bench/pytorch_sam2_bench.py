@@ -31,6 +31,7 @@ Checking that it is the same model as samc's:
 prints max |torch - samc| over the three low-res logit maps.
 """
 import argparse
+import contextlib
 import importlib
 import json
 import math
@@ -74,6 +75,9 @@ def parse_args():
     p.add_argument("--stock-resize", action="store_true", help="the same as --resize torchvision")
     p.add_argument("--compare-lowres",
                    help="samc --save-lowres file: report max |diff| of the low-res logits of --point")
+    p.add_argument("--bf16", action="store_true",
+                   help="run under torch.autocast('cpu', bfloat16) (oneDNN's bf16 kernels, AMX where the CPU "
+                        "has it): the baseline of samc --precision bf16 on the CPU")
     p.add_argument("--save-lowres", help="write this run's low-res logits (M,S/4,S/4) as .npy")
     return p.parse_args()
 
@@ -305,21 +309,24 @@ def main():
 
     set_ms, pred_ms = [], []
     low = None
-    for i in range(args.warmup + args.iters):
-        t0 = time.perf_counter()
-        predictor.set_image(image)
-        t1 = time.perf_counter()
-        masks, iou, low = predictor.predict(point_coords=coords, point_labels=labels,
-                                            multimask_output=True)
-        t2 = time.perf_counter()
-        if i >= args.warmup:
-            set_ms.append((t1 - t0) * 1e3)
-            pred_ms.append((t2 - t1) * 1e3)
+    ctx = torch.autocast("cpu", dtype=torch.bfloat16) if args.bf16 else contextlib.nullcontext()
+    with ctx:
+        for i in range(args.warmup + args.iters):
+            t0 = time.perf_counter()
+            predictor.set_image(image)
+            t1 = time.perf_counter()
+            masks, iou, low = predictor.predict(point_coords=coords, point_labels=labels,
+                                                multimask_output=True)
+            t2 = time.perf_counter()
+            if i >= args.warmup:
+                set_ms.append((t1 - t0) * 1e3)
+                pred_ms.append((t2 - t1) * 1e3)
 
     result = {
         "config": (os.path.basename(os.path.dirname(os.path.abspath(args.config_json)))
                    if args.config_json else args.config),
         "threads": args.threads,
+        "autocast": "bfloat16" if args.bf16 else None,
         "set_image_ms_median": round(median(set_ms), 2),
         "set_image_ms_min": round(min(set_ms), 2),
         "predict_ms_median": round(median(pred_ms), 2),
