@@ -386,11 +386,6 @@ static void gemm_rect(const samc_fast_kernels *kn, const gemm_desc *g, int m0, i
     }
 }
 
-
-/* The same rectangle in bf16 on AMX (--precision bf16, the model's 16-bit phase): B is
- * packed as for the fp32 kernels, panel by panel, then rounded into AMX's pair layout in
- * bp; each A block is rounded to bf16 rows once and swept by 32 x 32 tiles of C. Same
- * structure as gemm_rect, with K blocks of up to AMX_KC and 32-column tiles. */
 /* The K blocking of the AMX path (from K only): blocks of kcb values, kcp rounded to a
  * tile step, nkb of them. */
 typedef struct { int kcb, kcp, nkb; } amx_kblocks;
@@ -583,7 +578,7 @@ static void linear_act_fast(const samc_ops *o, const float *x, const float *w, c
                     .b = w, .ldb = K, .b_kind = B_COLS,
                     .bias_n = b, .c = y, .ldc = N, .act = act, .res = r };
     g.b16 = samc_w16_find(w, &g.b16_t);
-    if (K == 0 && M > 0 && N > 0) { /* no K blocks: the plain sequence */
+    if (K == 0) { /* no K blocks: the plain sequence */
         samc_linear_act_unfused(o, x, w, b, y, M, N, K, act, r);
         return;
     }
@@ -911,7 +906,7 @@ static void att_task(void *ctx, int task, int thread) {
         }
         if (j->kvc > 0)
             att_rows(j->st->k, a, b, h, r0, r1, j->kvc, &j->st->ts[thread], j->bias,
-                     j->st->amx_on && a->head_dim <= ATT_AMX_HD && j->kvc <= ATT_KVC);
+                     j->st->amx_on && a->head_dim <= ATT_AMX_HD);
         else att_rows_wide(a, b, h, r0, r1);
     }
 }
