@@ -92,6 +92,11 @@ def parse_args():
                         "trunc_normal_ do nothing while it is built): every tensor is loaded from --weights "
                         "after (load_weights refuses a file that lacks one), so no number changes; the full "
                         "config builds in seconds instead of a minute on the CPU")
+    p.add_argument("--stages", action="store_true",
+                   help="also time the model's stages inside each prompt (forward hooks on the text encoder, "
+                        "geometry encoder, fusion encoder, decoder, scoring and segmentation head; a GPU is "
+                        "synchronised at each): JSON stages_ms, the median per prompt kind, comparable with "
+                        "samc's per-stage lines")
     p.add_argument("--extra-path", action="append", default=[],
                    help="a folder or .whl appended to sys.path (modules the machine lacks; its own come first)")
     return p.parse_args()
@@ -456,6 +461,29 @@ def main():
         if cuda:
             torch.cuda.synchronize()
 
+    # --stages: wall time per call of each stage module, summed per prompt.
+    stage_ms = {}
+    if args.stages:
+        stage_modules = [("text", model.backbone.language_backbone), ("geometry", model.geometry_encoder),
+                         ("fusion encoder", model.transformer.encoder), ("decoder", model.transformer.decoder),
+                         ("scoring", model.dot_prod_scoring), ("seg head", model.segmentation_head)]
+        for name, mod in stage_modules:
+            def pre(_m, _a, _name=name):
+                sync()
+                stage_ms.setdefault("_start", {})[_name] = time.perf_counter()
+
+            def post(_m, _a, _o, _name=name):
+                sync()
+                stage_ms[_name] = stage_ms.get(_name, 0.0) + (time.perf_counter() - stage_ms["_start"][_name]) * 1e3
+
+            mod.register_forward_pre_hook(pre)
+            mod.register_forward_hook(post)
+
+    def take_stages():
+        out = {k: v for k, v in stage_ms.items() if k != "_start"}
+        stage_ms.clear()
+        return out
+
     base = {"run": "pytorch_sam3", "config": config, "device": args.device, "threads": args.threads,
             "torch_num_threads": torch.get_num_threads(), "iters": args.iters, "warmup": args.warmup}
     failed = False
@@ -469,6 +497,7 @@ def main():
         ctx = (torch.autocast("cuda" if cuda else "cpu", dtype=torch.bfloat16) if mode == "bf16"
                else torch.autocast("cuda", enabled=False) if cuda else torch.no_grad())
         times = {"set_image": [], "text": [], "text2": [], "box": []}
+        stages = {"text": [], "text2": [], "box": []}
         results = {}
         checks = []
         with torch.inference_mode(), ctx:
@@ -480,20 +509,27 @@ def main():
                 state = processor.set_image(image)
                 sync()
                 t.append(time.perf_counter())
+                take_stages()
                 processor.set_text_prompt(args.text, state)
                 sync()
                 t.append(time.perf_counter())
+                st = {"text": take_stages()}
                 r["text"] = summarize(captured[-1], state)
                 if args.text2:
                     processor.set_text_prompt(args.text2, state)
                     sync()
                     t.append(time.perf_counter())
+                    st["text2"] = take_stages()
                     r["text2"] = summarize(captured[-1], state)
                 if box_norm:
                     processor.add_geometric_prompt(box_norm, True, state)
                     sync()
                     t.append(time.perf_counter())
+                    st["box"] = take_stages()
                     r["box"] = summarize(captured[-1], state)
+                if it >= args.warmup and args.stages:
+                    for k, v in st.items():
+                        stages[k].append(v)
                 if it >= args.warmup:
                     keys = ["set_image", "text"] + (["text2"] if args.text2 else []) + (["box"] if box_norm else [])
                     for i, k in enumerate(keys):
@@ -510,6 +546,14 @@ def main():
             if v:
                 result[k + "_ms_median"] = round(median(v), 3)
                 result[k + "_ms_min"] = round(min(v), 3)
+        if args.stages:
+            result["stages_ms"] = {}
+            for k, v in stages.items():
+                names = []  # in the order the stages ran
+                for d in v:
+                    names += [n for n in d if n not in names]
+                if v:
+                    result["stages_ms"][k] = {n: round(median([d.get(n, 0.0) for d in v]), 1) for n in names}
         result.update({
             "prompts": {"text": args.text, "text2": args.text2 or None, "box_px": box or None,
                         "box_after": (args.text2 or args.text) if box else None},

@@ -194,11 +194,18 @@ static void pack_im2col(const gemm_desc *g, int k0, int kc, int n0, int nc, floa
     int khw = g->kh * g->kw, H = g->h, W = g->w, st = g->stride;
     int tky[GEMM_KC], tkx[GEMM_KC];
     ptrdiff_t toff[GEMM_KC];
+    /* the taps of rows k0.. by counting (ci, ky, kx) on: divisions only for the first
+     * (the table is made per panel, and for 16 columns a division per row cost more
+     * than the copies) */
+    int ci = k0 / khw, ky = k0 % khw / g->kw, kx = k0 % khw % g->kw;
     for (int k = 0; k < kc; k++) {
-        int kk = k0 + k, ci = kk / khw, r = kk % khw;
-        tky[k] = r / g->kw;
-        tkx[k] = r % g->kw;
-        toff[k] = (ptrdiff_t)ci * H * W + (ptrdiff_t)tky[k] * W + tkx[k];
+        tky[k] = ky;
+        tkx[k] = kx;
+        toff[k] = (ptrdiff_t)ci * H * W + (ptrdiff_t)ky * W + kx;
+        if (++kx == g->kw) {
+            kx = 0;
+            if (++ky == g->kh) { ky = 0; ci++; }
+        }
     }
     for (int p = 0; p < nc; p += SAMC_GEMM_NR) {
         int nr = imin(SAMC_GEMM_NR, nc - p);
@@ -213,7 +220,10 @@ static void pack_im2col(const gemm_desc *g, int k0, int kc, int n0, int nc, floa
             inside &= iy0[j] >= 0 && iy0[j] + g->kh <= H && ix0[j] >= 0 && ix0[j] + g->kw <= W;
             one_row &= iy0[j] == iy0[0];
         }
-        if (inside && one_row) {
+        if (inside && one_row && st == 1) {
+            for (int k = 0; k < kc; k++)
+                memcpy(dst + (size_t)k * SAMC_GEMM_NR, g->b + toff[k] + base[0], SAMC_GEMM_NR * sizeof(float));
+        } else if (inside && one_row) {
             for (int k = 0; k < kc; k++) {
                 const float *src = g->b + toff[k] + base[0];
                 float *d = dst + (size_t)k * SAMC_GEMM_NR;
@@ -295,12 +305,8 @@ static void gemm_epilogue(const samc_fast_kernels *kn, const gemm_desc *g, int m
     for (int i = 0; i < mc; i++) {
         float *row = c + (ptrdiff_t)i * ldc;
         if (g->act == SAMC_ACT_GELU) kn->gelu(row, (size_t)nc);
-        else if (g->act == SAMC_ACT_RELU)
-            for (int j = 0; j < nc; j++) row[j] = row[j] > 0.0f ? row[j] : 0.0f;
-        if (g->res) {
-            const float *r = g->res + (ptrdiff_t)(m0 + i) * g->ldc + n0;
-            for (int j = 0; j < nc; j++) row[j] = row[j] + r[j];
-        }
+        else if (g->act == SAMC_ACT_RELU) kn->relu(row, (size_t)nc);
+        if (g->res) kn->add(row, row, g->res + (ptrdiff_t)(m0 + i) * g->ldc + n0, (size_t)nc);
     }
 }
 
@@ -693,12 +699,8 @@ typedef struct {
 /* attention_biased: s[j] += brow[j] after the scaling; returns the new max. A row whose
  * keys in this chunk are all masked (-inf) gets zero weights here (exp would give NaN):
  * the online softmax then takes its max from the other chunks. */
-static float add_bias_max(float *s, int n, const float *brow, int *all_masked) {
-    float mx = -INFINITY;
-    for (int j = 0; j < n; j++) {
-        s[j] += brow[j];
-        if (s[j] > mx) mx = s[j];
-    }
+static float add_bias_max(const samc_fast_kernels *kn, float *s, int n, const float *brow, int *all_masked) {
+    float mx = kn->add_max(s, brow, n);
     *all_masked = mx == -INFINITY;
     if (*all_masked) memset(s, 0, (size_t)n * sizeof *s);
     return mx;
@@ -806,7 +808,7 @@ static void att_rows(const samc_fast_kernels *kn, const samc_attention_args *a, 
                 float mx = kn->scale_max(s, L, a->scale);
                 int masked = 0;
                 if (bias)
-                    mx = add_bias_max(s, L, bias->bias + b * bias->sb + h * bias->sh + (i0 + i) * bias->sq + j0,
+                    mx = add_bias_max(kn, s, L, bias->bias + b * bias->sb + h * bias->sh + (i0 + i) * bias->sq + j0,
                                       &masked);
                 /* on AMX the numerators go straight to P's bf16 row */
                 uint16_t *prow = amx ? bb.p + (size_t)i * bb.ldp : NULL;
@@ -1099,16 +1101,17 @@ static void copy_fast(const samc_ops *o, float *dst, const float *src, size_t n)
     par_range(state_of(o), n, 1, copy_range, &m);
 }
 
+/* b repeats every nb elements: one kernel call per stretch of a and b both contiguous */
 static void add_range(const void *p, size_t u0, size_t u1) {
     const mv_args *m = p;
-    size_t j = u0 % m->nb;
-    for (size_t i = u0; i < u1; i++) {
-        m->dst[i] = m->a[i] + m->b[j];
-        if (++j == m->nb) j = 0;
+    for (size_t i = u0; i < u1;) {
+        size_t j = i % m->nb, len = m->nb - j < u1 - i ? m->nb - j : u1 - i;
+        m->kn->add(m->dst + i, m->a + i, m->b + j, len);
+        i += len;
     }
 }
 static void add_fast(const samc_ops *o, float *dst, const float *a, const float *b, size_t n, size_t nb) {
-    mv_args m = { .dst = dst, .a = a, .b = b, .nb = nb };
+    mv_args m = { .dst = dst, .a = a, .b = b, .nb = nb, .kn = state_of(o)->k };
     par_range(state_of(o), n, 1, add_range, &m);
 }
 
@@ -1132,10 +1135,10 @@ static void add_channel_fast(const samc_ops *o, float *dst, const float *a, cons
 
 static void relu_range(const void *p, size_t u0, size_t u1) {
     const mv_args *m = p;
-    for (size_t i = u0; i < u1; i++) m->dst[i] = m->dst[i] > 0.0f ? m->dst[i] : 0.0f;
+    m->kn->relu(m->dst + u0, u1 - u0);
 }
 static void relu_fast(const samc_ops *o, float *x, size_t n) {
-    mv_args m = { .dst = x };
+    mv_args m = { .dst = x, .kn = state_of(o)->k };
     par_range(state_of(o), n, 1, relu_range, &m);
 }
 
@@ -1254,27 +1257,57 @@ static void upsample_nearest2x_add_fast(const samc_ops *o, float *dst, const flo
     par_range(state_of(o), (size_t)C * 2 * h, (size_t)2 * w, upsample_nearest_range, &m);
 }
 
-/* units: (map, output row); the reference's formula, term for term */
+/* units: (map, output row); the reference's formula, term for term: each output is
+ * ly0·(lx0·a + lx1·b) + ly1·(lx0·c + lx1·d), so the two bracketed horizontal
+ * interpolations of source rows y0 and y1 are computed once per source row and chunk of
+ * columns and kept while the next output rows use them (an upscale to the image's size
+ * maps 6 or more output rows to one pair), and the column terms are a table per chunk;
+ * the same operations on the same values: the reference's bits. */
+#define UPB_CHUNK 512
 static void upsample_bilinear_range(const void *p, size_t u0, size_t u1) {
     const mv_args *m = p;
     int ls = m->ls, w = m->w, h = m->h;
     float sy = (float)ls / (float)h, sx = (float)ls / (float)w;
-    for (size_t u = u0; u < u1; u++) {
-        size_t i = u / (size_t)h;
-        int y = (int)(u % (size_t)h);
-        const float *in = m->a + i * ls * ls;
-        float *res = m->dst + i * w * h + (size_t)y * w;
-        float ry = sy * ((float)y + 0.5f) - 0.5f;
-        if (ry < 0.0f) ry = 0.0f;
-        int y0 = (int)ry, y1 = y0 + (y0 < ls - 1);
-        float ly1 = ry - (float)y0, ly0 = 1.0f - ly1;
-        const float *r0 = in + (size_t)y0 * ls, *r1 = in + (size_t)y1 * ls;
-        for (int x = 0; x < w; x++) {
-            float rx = sx * ((float)x + 0.5f) - 0.5f;
+    int tx0[UPB_CHUNK], tx1[UPB_CHUNK];
+    float tl0[UPB_CHUNK], tl1[UPB_CHUNK], hbuf[2][UPB_CHUNK];
+    for (int xc = 0; xc < w; xc += UPB_CHUNK) {
+        int nx = imin(UPB_CHUNK, w - xc);
+        for (int j = 0; j < nx; j++) {
+            float rx = sx * ((float)(xc + j) + 0.5f) - 0.5f;
             if (rx < 0.0f) rx = 0.0f;
-            int x0 = (int)rx, x1 = x0 + (x0 < ls - 1);
-            float lx1 = rx - (float)x0, lx0 = 1.0f - lx1;
-            res[x] = ly0 * (lx0 * r0[x0] + lx1 * r0[x1]) + ly1 * (lx0 * r1[x0] + lx1 * r1[x1]);
+            tx0[j] = (int)rx;
+            tx1[j] = tx0[j] + (tx0[j] < ls - 1);
+            tl1[j] = rx - (float)tx0[j];
+            tl0[j] = 1.0f - tl1[j];
+        }
+        float *h0 = hbuf[0], *h1 = hbuf[1];
+        int c0 = -1, c1 = -1;   /* source rows in h0, h1 (-1: none) */
+        size_t cmap = (size_t)-1;
+        for (size_t u = u0; u < u1; u++) {
+            size_t i = u / (size_t)h;
+            int y = (int)(u % (size_t)h);
+            const float *in = m->a + i * ls * ls;
+            float ry = sy * ((float)y + 0.5f) - 0.5f;
+            if (ry < 0.0f) ry = 0.0f;
+            int y0 = (int)ry, y1 = y0 + (y0 < ls - 1);
+            float ly1 = ry - (float)y0, ly0 = 1.0f - ly1;
+            if (i != cmap) { c0 = c1 = -1; cmap = i; }
+            if (y0 != c0 && y0 == c1) {
+                float *t = h0; h0 = h1; h1 = t;
+                c1 = c0; c0 = y0;
+            }
+            if (y0 != c0) {
+                const float *r = in + (size_t)y0 * ls;
+                for (int j = 0; j < nx; j++) h0[j] = tl0[j] * r[tx0[j]] + tl1[j] * r[tx1[j]];
+                c0 = y0;
+            }
+            if (y1 != c1) {
+                const float *r = in + (size_t)y1 * ls;
+                for (int j = 0; j < nx; j++) h1[j] = tl0[j] * r[tx0[j]] + tl1[j] * r[tx1[j]];
+                c1 = y1;
+            }
+            float *res = m->dst + i * w * h + (size_t)y * w + xc;
+            for (int j = 0; j < nx; j++) res[j] = ly0 * h0[j] + ly1 * h1[j];
         }
     }
 }
@@ -1286,14 +1319,17 @@ static void upsample_bilinear_fast(const samc_ops *o, const float *low, float *o
 
 /* ---------------------------------------------------------------- SAM3 */
 
-/* The rotary embedding and GroupNorm are the reference's row / group functions (so
- * bit-identical to cpu_ref), threaded over rows, groups and channels. */
+/* The rotary embedding is the reference's row function (bit-identical to cpu_ref),
+ * threaded over rows; GroupNorm the kernel table's group statistics (double sums in
+ * vector lanes: within rounding of the reference's) and per-channel affine (the
+ * reference's bits), threaded over groups and channels. */
 typedef struct {
     float *x; const float *c, *s, *w, *b; const float *in;
     ptrdiff_t ld;
     int heads, hd, period, cg, HW;
     double *mean, *inv;
     float eps;
+    const samc_fast_kernels *kn;
 } sam3_args;
 
 /* units: rows */
@@ -1312,14 +1348,14 @@ static void rope_fast(const samc_ops *o, float *x, int rows, ptrdiff_t ld, int h
 static void group_stats_range(const void *p, size_t u0, size_t u1) {
     const sam3_args *m = p;
     size_t n = (size_t)m->cg * m->HW;
-    for (size_t g = u0; g < u1; g++) samc_ref_group_stats(m->in + g * n, n, m->eps, &m->mean[g], &m->inv[g]);
+    for (size_t g = u0; g < u1; g++) m->kn->group_stats(m->in + g * n, n, m->eps, &m->mean[g], &m->inv[g]);
 }
 /* units: channels */
 static void group_apply_range(const void *p, size_t u0, size_t u1) {
     const sam3_args *m = p;
     for (size_t c = u0; c < u1; c++) {
         size_t g = c / (size_t)m->cg;
-        samc_ref_group_apply(m->in + c * m->HW, m->x + c * m->HW, m->HW, m->mean[g], m->inv[g], m->w[c], m->b[c]);
+        m->kn->group_apply(m->in + c * m->HW, m->x + c * m->HW, m->HW, m->mean[g], m->inv[g], m->w[c], m->b[c]);
     }
 }
 #define GN_MAX_GROUPS 64
@@ -1332,9 +1368,49 @@ static void group_norm_fast(const samc_ops *o, const float *x, const float *w, c
     if (C <= 0 || HW <= 0 || groups <= 0) return;
     double mean[GN_MAX_GROUPS], inv[GN_MAX_GROUPS];
     sam3_args m = { .x = y, .in = x, .w = w, .b = b, .cg = C / groups, .HW = HW, .mean = mean, .inv = inv,
-                    .eps = eps };
+                    .eps = eps, .kn = state_of(o)->k };
     par_range(state_of(o), (size_t)groups, (size_t)2 * m.cg * HW, group_stats_range, &m);
     par_range(state_of(o), (size_t)C, (size_t)HW, group_apply_range, &m);
+}
+
+/* The decoder's box relative-position bias (ops.h): units (head, row of r0 + Q), each
+ * query's bx values for the head gathered once into a row (they are nh apart), then one
+ * add per output, as the reference: the same bits, threaded (201 x 5184 x 8 values a
+ * layer in SAM3). */
+#define RPB_MAX_W 4096
+typedef struct {
+    const float *by, *bx;
+    float *y;
+    int Q, H, W, nh, r0;
+} rpb_args;
+static void box_rpb_range(const void *p, size_t u0, size_t u1) {
+    const rpb_args *m = p;
+    size_t HW = (size_t)m->H * m->W;
+    float bxh[RPB_MAX_W];
+    for (size_t u = u0; u < u1; u++) {
+        int h = (int)(u / (size_t)(m->r0 + m->Q)), row = (int)(u % (size_t)(m->r0 + m->Q)), q = row - m->r0;
+        float *yr = m->y + u * HW;
+        if (q < 0) {
+            memset(yr, 0, HW * sizeof(float));
+            continue;
+        }
+        for (int xx = 0; xx < m->W; xx++) bxh[xx] = m->bx[((size_t)q * m->W + xx) * m->nh + h];
+        for (int yy = 0; yy < m->H; yy++) {
+            float v = m->by[((size_t)q * m->H + yy) * m->nh + h];
+            float *d = yr + (size_t)yy * m->W;
+            for (int xx = 0; xx < m->W; xx++) d[xx] = v + bxh[xx];
+        }
+    }
+}
+static void box_rpb_bias_fast(const samc_ops *o, const float *by, const float *bx, float *y, int Q, int H, int W,
+                              int nh, int r0) {
+    if (W > RPB_MAX_W) {
+        samc_ops_cpu_ref()->box_rpb_bias(o, by, bx, y, Q, H, W, nh, r0);
+        return;
+    }
+    if (nh <= 0 || r0 + Q <= 0 || H <= 0 || W <= 0) return;
+    rpb_args m = { by, bx, y, Q, H, W, nh, r0 };
+    par_range(state_of(o), (size_t)nh * (r0 + Q), (size_t)H * W, box_rpb_range, &m);
 }
 
 /* ---------------------------------------------------------------- portable kernels */
@@ -1380,6 +1456,23 @@ static float exp_sum_scalar(float *s, int n, float m) {
     return sum;
 }
 
+static void relu_scalar(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+static void add_scalar(float *dst, const float *a, const float *b, size_t n) {
+    for (size_t i = 0; i < n; i++) dst[i] = a[i] + b[i];
+}
+
+static float add_max_scalar(float *s, const float *b, int n) {
+    float mx = -INFINITY;
+    for (int j = 0; j < n; j++) {
+        s[j] += b[j];
+        if (s[j] > mx) mx = s[j];
+    }
+    return mx;
+}
+
 static void scale_scalar(float *x, int n, float f) {
     for (int i = 0; i < n; i++) x[i] *= f;
 }
@@ -1422,6 +1515,11 @@ static const samc_fast_kernels samc_fast_kernels_scalar = {
     .gelu = gelu_scalar,
     .layer_norm_rows = samc_ref_layer_norm_rows,
     .layer_norm2d_span = layer_norm2d_span_scalar,
+    .relu = relu_scalar,
+    .add = add_scalar,
+    .add_max = add_max_scalar,
+    .group_stats = samc_ref_group_stats,
+    .group_apply = samc_ref_group_apply,
 };
 
 /* ---------------------------------------------------------------- instance */
@@ -1574,6 +1672,7 @@ static samc_ops *create_with(int n_threads, const samc_fast_kernels *kn) {
         .window_unpartition_add = window_unpartition_add_fast, .maxpool2x2 = maxpool2x2_fast,
         .upsample_nearest2x_add = upsample_nearest2x_add_fast, .upsample_bilinear = upsample_bilinear_fast,
         .attention_biased = attention_biased_fast, .rope = rope_fast, .group_norm = group_norm_fast,
+        .box_rpb_bias = box_rpb_bias_fast,
         .weights16 = 1, .set_precision = set_precision_fast, .activation_precision = activation_precision_fast,
     };
     /* host memory; alloc/free/upload/download/sync stay NULL (malloc/free/memcpy) */

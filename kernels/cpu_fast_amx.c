@@ -122,8 +122,8 @@ float samc_fast_amx_exp_row(const float *s, int n, float m, uint16_t *dst) {
         int k = n - i;
         __mmask16 m0 = k >= 16 ? 0xffff : (__mmask16)((1u << (k > 0 ? k : 0)) - 1);
         __mmask16 m1 = k >= 32 ? 0xffff : (__mmask16)((1u << (k > 16 ? k - 16 : 0)) - 1);
-        __m512 lo = _mm512_maskz_mov_ps(m0, exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m0, s + i), mv)));
-        __m512 hi = _mm512_maskz_mov_ps(m1, exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m1, s + i + 16), mv)));
+        __m512 lo = _mm512_maskz_mov_ps(m0, exp_bf16512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m0, s + i), mv)));
+        __m512 hi = _mm512_maskz_mov_ps(m1, exp_bf16512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m1, s + i + 16), mv)));
         sum = _mm512_add_ps(sum, _mm512_add_ps(lo, hi));
         _mm512_storeu_si512(dst + i, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
     }

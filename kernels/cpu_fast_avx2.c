@@ -350,6 +350,114 @@ static void samc_fast_scale_avx2(float *x, int n, float f) {
     }
 }
 
+/* ---------------------------------------------------------------- element-wise */
+
+/* x = x > 0 ? x : 0. max_ps(x, 0) returns its second operand for NaN and for -0, as the
+ * comparison does, so the bits are the reference's; no branch on the sign (a scalar
+ * loop's compare-and-jump mispredicts on half the values of a feature map). */
+void samc_fast_relu_avx2(float *x, size_t n) {
+    __m256 z = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_max_ps(_mm256_loadu_ps(x + i), z));
+    if (i < n) {
+        __m256i m = tail_mask((int)(n - i));
+        _mm256_maskstore_ps(x + i, m, _mm256_max_ps(_mm256_maskload_ps(x + i, m), z));
+    }
+}
+
+/* dst = a + b; dst may be a or b. */
+void samc_fast_add_avx2(float *dst, const float *a, const float *b, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_add_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i)));
+    if (i < n) {
+        __m256i m = tail_mask((int)(n - i));
+        _mm256_maskstore_ps(dst + i, m, _mm256_add_ps(_mm256_maskload_ps(a + i, m), _mm256_maskload_ps(b + i, m)));
+    }
+}
+
+/* s += b; returns the max of the new s (-inf when all are -inf). */
+float samc_fast_add_max_avx2(float *s, const float *b, int n) {
+    __m256 mx = _mm256_set1_ps(-INFINITY);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_add_ps(_mm256_loadu_ps(s + i), _mm256_loadu_ps(b + i));
+        _mm256_storeu_ps(s + i, v);
+        mx = _mm256_max_ps(mx, v);
+    }
+    if (i < n) {
+        __m256i m = tail_mask(n - i);
+        __m256 v = _mm256_add_ps(_mm256_maskload_ps(s + i, m), _mm256_maskload_ps(b + i, m));
+        _mm256_maskstore_ps(s + i, m, v);
+        mx = _mm256_max_ps(mx, _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), v, _mm256_castsi256_ps(m)));
+    }
+    return hmax(mx);
+}
+
+/* GroupNorm's statistics of one group's n values, in double as the reference
+ * (samc_ref_group_stats), summed in four lanes of two vectors instead of one chain (the
+ * chain's add latency bounded it at a value per 4 cycles), reduced in a fixed order:
+ * the result depends on n and the values only. Two passes: mean, then centred squares. */
+void samc_fast_group_stats_avx2(const float *x, size_t n, float eps, double *mean, double *inv) {
+    __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
+        s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+    }
+    __m256i tm = tail_mask((int)(n - i));
+    if (i < n) {
+        __m256 v = _mm256_maskload_ps(x + i, tm);
+        s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
+        s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+    }
+    double l[8];
+    _mm256_storeu_pd(l, s0);
+    _mm256_storeu_pd(l + 4, s1);
+    double sum = ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7]));
+    double mu = sum / (double)n;
+    __m256d mv = _mm256_set1_pd(mu), q0 = _mm256_setzero_pd(), q1 = _mm256_setzero_pd();
+    for (i = 0; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        __m256d d0 = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(v)), mv);
+        __m256d d1 = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)), mv);
+        q0 = _mm256_add_pd(q0, _mm256_mul_pd(d0, d0));
+        q1 = _mm256_add_pd(q1, _mm256_mul_pd(d1, d1));
+    }
+    if (i < n) {
+        /* lanes past n: (0 - mu) masked to 0 before squaring */
+        __m256 v = _mm256_maskload_ps(x + i, tm);
+        __m256i t0 = _mm256_cvtepi32_epi64(_mm256_castsi256_si128(tm));
+        __m256i t1 = _mm256_cvtepi32_epi64(_mm256_extracti128_si256(tm, 1));
+        __m256d d0 = _mm256_and_pd(_mm256_sub_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(v)), mv), _mm256_castsi256_pd(t0));
+        __m256d d1 = _mm256_and_pd(_mm256_sub_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)), mv), _mm256_castsi256_pd(t1));
+        q0 = _mm256_add_pd(q0, _mm256_mul_pd(d0, d0));
+        q1 = _mm256_add_pd(q1, _mm256_mul_pd(d1, d1));
+    }
+    _mm256_storeu_pd(l, q0);
+    _mm256_storeu_pd(l + 4, q1);
+    double sq = ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7]));
+    *mean = mu;
+    *inv = 1.0 / sqrt(sq / (double)n + eps);
+}
+
+/* GroupNorm's y = (x - mean) * inv * w + b for one channel, the reference's operations
+ * in its order (samc_ref_group_apply): the same bits. */
+void samc_fast_group_apply_avx2(const float *x, float *y, int n, double mean, double inv, float w, float b) {
+    __m256 m = _mm256_set1_ps((float)mean), s = _mm256_set1_ps((float)inv), wv = _mm256_set1_ps(w),
+           bv = _mm256_set1_ps(b);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_mul_ps(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), m), s), wv);
+        _mm256_storeu_ps(y + i, _mm256_add_ps(v, bv));
+    }
+    if (i < n) {
+        __m256i tm = tail_mask(n - i);
+        __m256 v = _mm256_mul_ps(_mm256_mul_ps(_mm256_sub_ps(_mm256_maskload_ps(x + i, tm), m), s), wv);
+        _mm256_maskstore_ps(y + i, tm, _mm256_add_ps(v, bv));
+    }
+}
+
 /* ---------------------------------------------------------------- layer norms */
 
 /* nn.LayerNorm over each row: two passes (mean, then centred variance) as the

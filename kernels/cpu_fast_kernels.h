@@ -71,6 +71,17 @@ typedef struct {
     /* LayerNorm2d for pixels [p0, p1) of x[C, HW]. */
     void (*layer_norm2d_span)(const float *x, const float *w, const float *b, float *y,
                               int C, int HW, int p0, int p1, float eps);
+    /* x = x > 0 ? x : 0 (NaN and -0 give +0, as the comparison does). */
+    void (*relu)(float *x, size_t n);
+    /* dst = a + b element-wise (dst may be a or b). */
+    void (*add)(float *dst, const float *a, const float *b, size_t n);
+    /* s += b; returns the max of the new s. */
+    float (*add_max)(float *s, const float *b, int n);
+    /* GroupNorm: one group's mean and 1/sqrt(var + eps) (double sums; the order may differ
+     * from the reference's, the result depends on n and the values only), and one
+     * channel's (x - mean)·inv·w + b in the reference's operations and order. */
+    void (*group_stats)(const float *x, size_t n, float eps, double *mean, double *inv);
+    void (*group_apply)(const float *x, float *y, int n, double mean, double inv, float w, float b);
 } samc_fast_kernels;
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -88,12 +99,19 @@ void samc_fast_layer_norm_rows_avx2(const float *x, const float *w, const float 
                                     int rows, int dim, float eps);
 void samc_fast_layer_norm2d_span_avx2(const float *x, const float *w, const float *b, float *y,
                                       int C, int HW, int p0, int p1, float eps);
+void samc_fast_relu_avx2(float *x, size_t n);
+void samc_fast_add_avx2(float *dst, const float *a, const float *b, size_t n);
+float samc_fast_add_max_avx2(float *s, const float *b, int n);
+void samc_fast_group_stats_avx2(const float *x, size_t n, float eps, double *mean, double *inv);
+void samc_fast_group_apply_avx2(const float *x, float *y, int n, double mean, double inv, float w, float b);
 /* Those shared entries, for both tables' initialisers (scale_max, exp_sum, scale and gelu
  * are the AVX2 table's only: the AVX-512 table has its own, same bits). */
 #define SAMC_FAST_AVX2_SHARED_ENTRIES \
     .pack_rows = samc_fast_pack_rows_avx2, .pack_cols = samc_fast_pack_cols_avx2, \
     .transpose = samc_fast_transpose_avx2, .att_small_kv = samc_fast_att_small_kv_avx2, \
-    .layer_norm_rows = samc_fast_layer_norm_rows_avx2, .layer_norm2d_span = samc_fast_layer_norm2d_span_avx2
+    .layer_norm_rows = samc_fast_layer_norm_rows_avx2, .layer_norm2d_span = samc_fast_layer_norm2d_span_avx2, \
+    .relu = samc_fast_relu_avx2, .add = samc_fast_add_avx2, .add_max = samc_fast_add_max_avx2, \
+    .group_stats = samc_fast_group_stats_avx2, .group_apply = samc_fast_group_apply_avx2
 #endif
 
 /* bf16 GEMMs on Intel AMX (cpu_fast_amx.c; --precision bf16 on the CPU). */
@@ -109,7 +127,8 @@ void samc_fast_amx_pack_a(const float *a, ptrdiff_t lda, int mr, int kc, uint16_
 /* One packed fp32 panel (kc rows x 16 columns, pack_rows / pack_cols) -> the bf16 pair
  * layout of an AMX B tile: kcp / 2 rows of 16 (k, k+1) pairs, zeros past kc. */
 void samc_fast_amx_pack_b(const float *panel, int kc, uint16_t *dst);
-/* Softmax numerators straight into a pack_a row: dst[i] = bf16(exp(s[i] - m)) for i < n,
+/* Softmax numerators straight into a pack_a row: dst[i] = bf16(exp(s[i] - m)) for i < n
+ * (exp to 6.2e-6, cpu_fast_vecmath.h exp_bf16),
  * zeros up to n rounded to 32; returns the sum of the fp32 values. */
 float samc_fast_amx_exp_row(const float *s, int n, float m, uint16_t *dst);
 /* C[mr x nr] = (accumulate ? C : 0) + A · B (+ bias_n[j]) (+ bias_m[i]) for mr, nr <= 32:

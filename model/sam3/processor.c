@@ -197,19 +197,31 @@ static int select_kept(const float *probs, int Q, const samc_find_options *opt, 
     return n;
 }
 
+/* sigmoid(v) > 0.5 for a logit v: away from 0 the sign says it (|v| > 1e-4 moves
+ * 1 / (1 + e^-v) from 0.5 by 2.5e-5, some 400 ulps), near 0 the host sigmoid's own
+ * formula decides (cpu_fast / cpu_ref: 1 / (1 + expf(-v))), so the mask is the one the
+ * probabilities give without an exp per pixel (a 1800 x 1200 image: 2.2 M per instance). */
+static uint8_t logit_above_half(float v) {
+    if (v > 1e-4f) return 1;
+    if (v < -1e-4f) return 0;
+    return 1.0f / (1.0f + expf(-v)) > 0.5f;
+}
+
 /* Mask of kept instance i from the low-res logits lo [ls, ls] (backend): bilinear to
- * h x w, sigmoid, > 0.5. prob_dump (debug) receives the probabilities. */
+ * h x w, sigmoid, > 0.5 (on host backends the sigmoid only near 0, logit_above_half;
+ * a device backend's sigmoid runs there). prob_dump (debug) receives the probabilities. */
 static void full_mask(sam3_model *m, const float *lo, int ls, samc_instances *out, int i, float *prob_dump) {
     const samc_ops *o = m->rt.ops;
     size_t n = (size_t)out->width * out->height;
     float *dst = o->host_memory ? out->prob : m->dev_full;
+    int logits = o->host_memory && !prob_dump;   /* out->prob keeps the logits */
     o->upsample_bilinear(o, lo, dst, 1, ls, out->width, out->height);
-    o->sigmoid(o, dst, n);
+    if (!logits) o->sigmoid(o, dst, n);
     if (!o->host_memory) rt_download(o, out->prob, m->dev_full, sizeof(float) * n);
     uint8_t *mk = out->masks + (size_t)i * n;
     int64_t area = 0;
     for (size_t k = 0; k < n; k++) {
-        mk[k] = out->prob[k] > 0.5f;
+        mk[k] = logits ? logit_above_half(out->prob[k]) : out->prob[k] > 0.5f;
         area += mk[k];
     }
     out->area[i] = area;
