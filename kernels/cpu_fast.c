@@ -537,6 +537,52 @@ static void gemm_task(void *ctx, int task, int thread) {
                   &j->st->ts[thread]);
 }
 
+/* A linear layer on few rows (SAM3's text encoder: 32 tokens against 1024 x 4096
+ * weights) is bound by reading the weights, and the usual path reads them three times:
+ * the transposing pack of B into a panel buffer larger than L2, then the panels. It is
+ * computed transposed instead, Cᵀ = W · xᵀ: the weight rows are the A operand, read in
+ * place (as rows of any A), the few input rows the packed B (x is small), a chunk of Cᵀ
+ * goes to the thread's ct buffer and is transposed into y, then the epilogue. Each
+ * element is the same k-ordered chain of FMAs (fma(w, x, acc) = fma(x, w, acc)) over
+ * the same K blocks, with the bias added last: the bits of the usual path. */
+#define SMALL_M_MAX 64
+typedef struct {
+    fast_state *st;
+    const gemm_desc *g;   /* the product as asked: y[M, N] = x · Wᵀ */
+    gemm_desc t;          /* the transposed one: Cᵀ[N, M] */
+    int rows_per_task, chunk;
+} small_m_job;
+
+static void small_m_task(void *ctx, int task, int thread) {
+    const small_m_job *j = ctx;
+    const gemm_desc *g = j->g;
+    thread_scratch *ts = &j->st->ts[thread];
+    int n0 = task * j->rows_per_task, n1 = imin(g->N, n0 + j->rows_per_task);
+    for (int c0 = n0; c0 < n1; c0 += j->chunk) {
+        int nc = imin(j->chunk, n1 - c0);
+        gemm_rect(j->st->k, &j->t, c0, c0 + nc, 0, g->M, ts->ct, g->M, ts);
+        j->st->k->transpose(ts->ct, g->M, nc, g->M, g->c + c0, g->ldc);
+        if (g->act || g->res) gemm_epilogue(j->st->k, g, 0, g->M, c0, nc, g->c + c0, g->ldc);
+    }
+}
+
+/* 1 when it ran the product (a linear layer: x rows contiguous, W[N, K] contiguous). */
+static int gemm_small_m(fast_state *st, const gemm_desc *g) {
+    if (st->amx_on || g->b_kind != B_COLS || g->a16 || g->a_cs != 1 || g->bias_m || g->M > SMALL_M_MAX ||
+        g->N < 256 || g->K < 64)
+        return 0;
+    small_m_job j = { .st = st, .g = g };
+    j.t = (gemm_desc){ .M = g->N, .N = g->M, .K = g->K, .a = g->b, .a_rs = g->ldb, .a_cs = 1,
+                       .a16 = g->b16, .a16_t = g->b16_t, .b = g->a, .ldb = g->a_rs, .b_kind = B_COLS,
+                       .bias_m = g->bias_n };
+    /* chunks of whole GEMM_MC row blocks that fit ct */
+    j.chunk = imax(GEMM_MC, CT_M * CT_N / round_up(g->M, SAMC_GEMM_NR) / GEMM_MC * GEMM_MC);
+    int T = st->n_threads == 1 ? 1 : 4 * st->n_threads;
+    j.rows_per_task = round_up(ceil_div(g->N, T), st->k->mr);
+    samc_thread_pool_parallel_for(st->pool, ceil_div(g->N, j.rows_per_task), small_m_task, &j);
+    return 1;
+}
+
 /* Splits C into a grid of tasks_m x tasks_n rectangles, about 4 per thread for balance.
  * Each task packs the B columns it needs and streams the A rows it needs once per
  * column chunk, so the grid is picked to minimise that traffic: in units of K
@@ -549,6 +595,7 @@ static void gemm_run(fast_state *st, const gemm_desc *g) {
     double work = (double)M * N * (g->K > 0 ? g->K : 1);
     int T = st->n_threads == 1 || work < GEMM_SMALL ? 1 : 4 * st->n_threads;
     if (st->amx_on && g->K > 0 && gemm_amx_shared(st, g, T)) return;
+    if (gemm_small_m(st, g)) return;
     int MR = st->k->mr, NR = st->k->nr;
     int max_m = ceil_div(M, MR), max_n = ceil_div(N, NR);
     int goal = (double)max_m * max_n < T ? max_m * max_n : T;
@@ -762,6 +809,46 @@ static void att_values_amx(const samc_attention_args *a, float *out, int i0, int
                                 imin(32, hd - dp), accumulate, NULL, NULL);
 }
 
+/* One row of S for one chunk of L keys in the bf16 phase: the softmax numerators go
+ * straight to P's bf16 row prow. The scores' scaling is folded into the exponent
+ * (2^(s·scale·log2 e - m·log2 e), samc_fast_amx_exp_row) unless a bias comes between
+ * (then s is scaled and biased first, as in fp32). The running max m only moves when a
+ * chunk's max passes it by more than ATT_LAZY (the numerators stay below e^ATT_LAZY,
+ * far inside fp32 and bf16), so the rescaling of out and l that the online softmax needs
+ * after a new max (an exp and a pass over the row's hd outputs) happens a few times a
+ * row instead of at most chunks. The same numbers for any task split: each row's
+ * chunks are visited in order by one task. */
+#define ATT_LAZY 8.0f
+static void att_row_amx(const samc_fast_kernels *kn, const samc_attention_args *a, const float *brow, float *s,
+                        int L, int first, float *mi, float *li, uint16_t *prow, float *orow) {
+    const float log2e = 1.44269504088896341f;
+    float mx, c;
+    if (brow || !(a->scale > 0.0f)) {
+        int masked = 0;
+        mx = kn->scale_max(s, L, a->scale);
+        if (brow) mx = add_bias_max(kn, s, L, brow, &masked);
+        if (masked) {
+            if (first) { *mi = -INFINITY; *li = 0.0f; }
+            memset(prow, 0, (size_t)round_up(L, 32) * sizeof(uint16_t));
+            return;
+        }
+        c = log2e;
+    } else {
+        mx = samc_fast_amx_max_row(s, L) * a->scale;
+        c = a->scale * log2e;
+    }
+    if (first) {
+        *mi = mx;
+        *li = 0.0f;
+    } else if (mx > *mi + ATT_LAZY) {
+        float corr = expf(*mi - mx);
+        *li *= corr;
+        *mi = mx;
+        kn->scale(orow, a->head_dim, corr);
+    }
+    *li += samc_fast_amx_exp_row(s, L, c, *mi * log2e, prow);
+}
+
 static void att_rows(const samc_fast_kernels *kn, const samc_attention_args *a, int b, int h,
                      int r0, int r1, int kvc, thread_scratch *ts, const samc_attention_bias *bias, int amx) {
     int hd = a->head_dim, n_kv = a->n_kv;
@@ -805,23 +892,25 @@ static void att_rows(const samc_fast_kernels *kn, const samc_attention_args *a, 
             for (int i = 0; i < qb; i++) {
                 float *s = ts->s + (size_t)i * ATT_KVC;
                 float *mi = ts->m + (i0 + i - r0), *li = ts->l + (i0 + i - r0);
+                if (amx) {
+                    att_row_amx(kn, a, bias ? bias->bias + b * bias->sb + h * bias->sh + (i0 + i) * bias->sq + j0 : NULL,
+                                s, L, first, mi, li, bb.p + (size_t)i * bb.ldp, out + (i0 + i) * a->o_st);
+                    continue;
+                }
                 float mx = kn->scale_max(s, L, a->scale);
                 int masked = 0;
                 if (bias)
                     mx = add_bias_max(kn, s, L, bias->bias + b * bias->sb + h * bias->sh + (i0 + i) * bias->sq + j0,
                                       &masked);
-                /* on AMX the numerators go straight to P's bf16 row */
-                uint16_t *prow = amx ? bb.p + (size_t)i * bb.ldp : NULL;
                 if (masked) {
                     if (first) { *mi = -INFINITY; *li = 0.0f; }
-                    if (amx) memset(prow, 0, (size_t)round_up(L, 32) * sizeof(uint16_t));
                 } else if (first) {
                     *mi = mx;
-                    *li = amx ? samc_fast_amx_exp_row(s, L, mx, prow) : kn->exp_sum(s, L, mx);
+                    *li = kn->exp_sum(s, L, mx);
                 } else {
                     float m_new = mx > *mi ? mx : *mi;
                     float corr = expf(*mi - m_new);
-                    *li = *li * corr + (amx ? samc_fast_amx_exp_row(s, L, m_new, prow) : kn->exp_sum(s, L, m_new));
+                    *li = *li * corr + kn->exp_sum(s, L, m_new);
                     *mi = m_new;
                     if (corr != 1.0f) kn->scale(out + (i0 + i) * a->o_st, hd, corr);
                 }

@@ -25,7 +25,7 @@
 #if defined(__x86_64__)
 #include <cpuid.h>
 #include <immintrin.h>
-#include "kernels/cpu_fast_vm512.h"
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -114,16 +114,40 @@ void samc_fast_amx_pack_b(const float *panel, int kc, uint16_t *dst) {
     }
 }
 
-float samc_fast_amx_exp_row(const float *s, int n, float m, uint16_t *dst) {
-    const __m512 mv = _mm512_set1_ps(m);
+/* 2^t for t <= 126 (t = n + r, n = round(t), |r| <= 1/2): 1 + r·(a1 + r·(a2 + r·(a3 + r·a4)))
+ * (fitted by weighted least squares for this project: relative error 3.1e-6, 600 times
+ * below a bf16 rounding), scaled by 2^n with scalef, which goes to 0 below 2^-149; t
+ * below -150 (-inf from a masked key) is clamped there first. */
+static inline __m512 exp2_bf16(__m512 t) {
+    t = _mm512_max_ps(t, _mm512_set1_ps(-150.0f));
+    __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_sub_ps(t, n);
+    __m512 p = _mm512_set1_ps(0.00960043165832758f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.055916860699653625f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.24023717641830444f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.6931220293045044f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+
+float samc_fast_amx_max_row(const float *s, int n) {
+    __m512 mx = _mm512_set1_ps(-INFINITY);
+    int i = 0;
+    for (; i + 16 <= n; i += 16) mx = _mm512_max_ps(mx, _mm512_loadu_ps(s + i));
+    if (i < n) mx = _mm512_mask_max_ps(mx, (__mmask16)((1u << (n - i)) - 1), mx, _mm512_maskz_loadu_ps((__mmask16)((1u << (n - i)) - 1), s + i));
+    return _mm512_reduce_max_ps(mx);
+}
+
+float samc_fast_amx_exp_row(const float *s, int n, float c, float off, uint16_t *dst) {
+    const __m512 cv = _mm512_set1_ps(c), ov = _mm512_set1_ps(off);
     __m512 sum = _mm512_setzero_ps();
     int np = (n + 31) / 32 * 32;
     for (int i = 0; i < np; i += 32) {
         int k = n - i;
         __mmask16 m0 = k >= 16 ? 0xffff : (__mmask16)((1u << (k > 0 ? k : 0)) - 1);
         __mmask16 m1 = k >= 32 ? 0xffff : (__mmask16)((1u << (k > 16 ? k - 16 : 0)) - 1);
-        __m512 lo = _mm512_maskz_mov_ps(m0, exp_bf16512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m0, s + i), mv)));
-        __m512 hi = _mm512_maskz_mov_ps(m1, exp_bf16512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m1, s + i + 16), mv)));
+        __m512 lo = _mm512_maskz_mov_ps(m0, exp2_bf16(_mm512_fmsub_ps(_mm512_maskz_loadu_ps(m0, s + i), cv, ov)));
+        __m512 hi = _mm512_maskz_mov_ps(m1, exp2_bf16(_mm512_fmsub_ps(_mm512_maskz_loadu_ps(m1, s + i + 16), cv, ov)));
         sum = _mm512_add_ps(sum, _mm512_add_ps(lo, hi));
         _mm512_storeu_si512(dst + i, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
     }
@@ -236,7 +260,8 @@ void samc_fast_amx_begin(void) {}
 void samc_fast_amx_end(void) {}
 void samc_fast_amx_pack_a(const float *a, ptrdiff_t lda, int mr, int kc, uint16_t *dst, int ldd) {}
 void samc_fast_amx_pack_b(const float *panel, int kc, uint16_t *dst) {}
-float samc_fast_amx_exp_row(const float *s, int n, float m, uint16_t *dst) { return 0.0f; }
+float samc_fast_amx_max_row(const float *s, int n) { return 0.0f; }
+float samc_fast_amx_exp_row(const float *s, int n, float c, float off, uint16_t *dst) { return 0.0f; }
 void samc_fast_amx_tiles(int kc, const uint16_t *a, int lda, const uint16_t *bp, float *c, ptrdiff_t ldc,
                          int mr, int nr, int accumulate, const float *bias_n, const float *bias_m) {}
 #endif

@@ -33,43 +33,22 @@ static inline float hmax(__m256 v) {
 }
 #endif
 
-/* e^x = 2^n · e^r, |r| <= ln2/2: returns r and n (x clamped to [-87.3, 88] first). */
-static inline VM_T VM_FN(exp_reduce)(VM_T x, VM_T *n) {
+/* expf to about 1.5 ulp on [-87.3, 88]: e^x = 2^n · e^r, |r| <= ln2/2, with a degree-7
+ * polynomial for e^r (1 + r + r²·p(r), p fitted by weighted least squares for this
+ * project). Inputs below -87.3 return e^-87.3 (~1e-38) instead of a denormal or zero:
+ * harmless for softmax weights and erf tails, the only users. */
+static inline VM_T VM_FN(exp)(VM_T x) {
     x = VM_MAX(x, VM_SET1(-87.3f));
     x = VM_MIN(x, VM_SET1(88.0f));
-    *n = VM_ROUND(VM_MUL(x, VM_SET1(1.44269504088896341f)));
-    VM_T r = VM_FNMADD(*n, VM_SET1(0.693145751953125f), x);
-    return VM_FNMADD(*n, VM_SET1(1.428606765330187e-06f), r);
-}
-
-/* expf to about 1.5 ulp on [-87.3, 88]: e^r as 1 + r + r²·p(r), p of degree 5 (fitted
- * by weighted least squares for this project). Inputs below -87.3 return e^-87.3
- * (~1e-38) instead of a denormal or zero: harmless for softmax weights and erf tails,
- * the only users. */
-static inline VM_T VM_FN(exp)(VM_T x) {
-    VM_T n, r = VM_FN(exp_reduce)(x, &n);
+    VM_T n = VM_ROUND(VM_MUL(x, VM_SET1(1.44269504088896341f)));
+    VM_T r = VM_FNMADD(n, VM_SET1(0.693145751953125f), x);
+    r = VM_FNMADD(n, VM_SET1(1.428606765330187e-06f), r);
     VM_T p = VM_SET1(0.00019790043006651103f);
     p = VM_FMADD(p, r, VM_SET1(0.001394572900608182f));
     p = VM_FMADD(p, r, VM_SET1(0.00833350233733654f));
     p = VM_FMADD(p, r, VM_SET1(0.04166628047823906f));
     p = VM_FMADD(p, r, VM_SET1(0.1666666567325592f));
     p = VM_FMADD(p, r, VM_SET1(0.5f));
-    p = VM_FMADD(p, VM_MUL(r, r), r);
-    p = VM_ADD(p, VM_SET1(1.0f));
-    return VM_LDEXP(p, n);
-}
-
-/* The same with p of degree 2 (total degree 4, fitted likewise): relative error under
- * 6.2e-6 on [-87.3, 0], 300 times below a bf16 rounding (2^-9), for values that are
- * rounded to bf16 next (the softmax numerators of the CPU's bf16 attention; their fp32
- * sum too, as PyTorch's CPU flash attention uses a lower-accuracy exp there). Three
- * FMAs fewer than exp: the attention of SAM3's fusion encoder computes 1.3 G of them a
- * prompt. */
-static inline VM_T VM_FN(exp_bf16)(VM_T x) {
-    VM_T n, r = VM_FN(exp_reduce)(x, &n);
-    VM_T p = VM_SET1(0.04092579707503319f);
-    p = VM_FMADD(p, r, VM_SET1(0.1675397902727127f));
-    p = VM_FMADD(p, r, VM_SET1(0.5000884532928467f));
     p = VM_FMADD(p, VM_MUL(r, r), r);
     p = VM_ADD(p, VM_SET1(1.0f));
     return VM_LDEXP(p, n);

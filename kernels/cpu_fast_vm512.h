@@ -1,7 +1,6 @@
 /* kernels/cpu_fast_vm512.h: kernels/cpu_fast_vecmath.h instantiated for __m512 (exp512,
- * erf512, gelu512), for the files compiled with AVX-512: cpu_fast_avx512.c (its softmax
- * pieces and GELU) and cpu_fast_amx.c (the bf16 softmax numerators). Not part of the
- * public interface; include once per file. */
+ * erf512, gelu512), for the AVX-512 kernels: cpu_fast_avx512.c (its softmax pieces and
+ * GELU). Not part of the public interface; include once per file. */
 #ifndef SAMC_CPU_FAST_VM512_H
 #define SAMC_CPU_FAST_VM512_H
 #define VM_T __m512

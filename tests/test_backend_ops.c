@@ -2509,6 +2509,8 @@ static void test_isa_bits(void) {
     isa_gemm(x5, x2, "sam3 vit mlp.0", 0, 577, 4736, 1024, 1);
     isa_gemm(x5, x2, "sam3 vit mlp.1", 0, 577, 1024, 4736, 1);
     isa_gemm(x5, x2, "sam3 decoder ffn", 0, 201, 2048, 256, 1);
+    isa_gemm(x5, x2, "sam3 text fc1 (32 rows: transposed)", 0, 32, 4096, 1024, 1);
+    isa_gemm(x5, x2, "sam3 text fc2 (32 rows: transposed)", 0, 32, 1024, 4096, 1);
     isa_gemm(x5, x2, "sam3 neck 1x1", 1, 256, 5184, 1024, 1);
     for (size_t i = 0; i < sizeof att_cases / sizeof att_cases[0]; i++)
         if (att_cases[i].sz != SZ_BIG || big) isa_attention(x5, x2, &att_cases[i]);
@@ -2521,6 +2523,64 @@ static void test_isa_bits(void) {
     isa_gelu(x5, x2);
     samc_ops_cpu_fast_destroy(x5);
     samc_ops_cpu_fast_destroy(x2);
+}
+
+/* ------------------------------------------------------------------ few rows exactly */
+
+/* A linear layer on at most 64 rows runs transposed (cpu_fast.c gemm_small_m: the
+ * weights read in place): each of its rows must be, bit for bit, the row the usual path
+ * gives when the same rows are the first of a taller input (130 rows), for every kernel
+ * table this CPU runs, with bias / activation / residual and with 16-bit weights. */
+static backend g_small_m = { "cpu_fast", NULL, NULL, 0, 0, 0, 0, 0 };
+
+static void small_m_case(samc_ops *o, const char *isa, int M, int N, int K, samc_act act, int res, int w16) {
+    const int MT = 130;
+    float *x = rand_buf((size_t)MT * K, 1.0f), *w = rand_buf((size_t)N * K, 1.0f), *b = rand_buf(N, 1.0f);
+    float *r = res ? rand_buf((size_t)MT * N, 1.0f) : NULL;
+    float *yt = nan_host((size_t)MT * N), *ys = nan_host((size_t)M * N), *standin = NULL;
+    uint16_t *bits = NULL;
+    const float *wq = w;
+    if (w16) {
+        bits = malloc((size_t)N * K * sizeof(uint16_t));
+        standin = samc_w16_reserve((size_t)N * K);
+        if (!bits || !standin) { fprintf(stderr, "out of memory\n"); exit(2); }
+        for (size_t i = 0; i < (size_t)N * K; i++) {
+            uint32_t u;
+            memcpy(&u, &w[i], 4);
+            bits[i] = (uint16_t)(u >> 16);
+        }
+        if (samc_w16_register(standin, (size_t)N * K, bits, SAMC_W16_BF16) != 0) { fprintf(stderr, "w16 register failed\n"); exit(2); }
+        wq = standin;
+    }
+    o->linear_act(o, x, wq, b, yt, MT, N, K, act, r);
+    o->linear_act(o, x, wq, b, ys, M, N, K, act, r);
+    compare(&g_small_m, ys, yt, (size_t)M * N, 0, 0, "linear_act", "%s M=%d N=%d K=%d%s%s%s: rows of M=%d", isa, M, N, K,
+            act == SAMC_ACT_GELU ? " gelu" : act == SAMC_ACT_RELU ? " relu" : "", res ? " residual" : "",
+            w16 ? " bf16 weights" : "", MT);
+    if (standin) samc_w16_release(standin, (size_t)N * K);
+    free(x); free(w); free(b); free(r); free(yt); free(ys); free(bits);
+}
+
+static void test_small_m_exact(void) {
+    if (!in_list(g_opt.ops, "small_m_exact") || (g_opt.backends && !in_list(g_opt.backends, "cpu_fast"))) return;
+    static const char *isas[] = { "avx512", "avx2+fma", "scalar" };
+    int big = !quick();
+    for (int t = 0; t < 3; t++) {
+        samc_ops *o = samc_ops_cpu_fast_create_isa(2, isas[t]);
+        if (!o) {
+            printf("SKIP   small_m_exact %s: this CPU cannot run that kernel table\n", isas[t]);
+            g_skipped++;
+            continue;
+        }
+        small_m_case(o, isas[t], 1, 256, 64, SAMC_ACT_NONE, 0, 0);      /* the smallest that goes transposed */
+        small_m_case(o, isas[t], 7, 300, 70, SAMC_ACT_RELU, 1, 0);      /* odd: partial tiles everywhere */
+        small_m_case(o, isas[t], 64, 333, 300, SAMC_ACT_GELU, 0, 0);    /* the most rows; two K blocks */
+        small_m_case(o, isas[t], 13, 1030, 130, SAMC_ACT_NONE, 1, 1);   /* 16-bit weights */
+        /* SAM3's text encoder: 32 tokens, width 1024, MLP 4096 (N cut when quick) */
+        small_m_case(o, isas[t], 32, big ? 4096 : 1100, 1024, SAMC_ACT_GELU, 0, 0);
+        small_m_case(o, isas[t], 32, big ? 1024 : 300, 4096, SAMC_ACT_NONE, 1, 0);
+        samc_ops_cpu_fast_destroy(o);
+    }
 }
 
 /* ------------------------------------------------------------------ cpu_fast_bf16 exactly */
@@ -2862,6 +2922,7 @@ int main(int argc, char **argv) {
     }
     test_isa_bits();
     test_cpu_bf16_exact();
+    test_small_m_exact();
     for (int i = 0; i < g_nbe; i++)
         if (!g_be[i].prec) test_error_reporting(&g_be[i]);
     char info[512];
