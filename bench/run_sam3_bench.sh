@@ -209,8 +209,8 @@ if [ "$SKIP_TORCH" != 1 ]; then
         sam3) [ -d "$GOLDEN/sam3/sam3" ] && gold=(--check-golden "$GOLDEN/sam3/sam3") ;;
         sam3_micro) [ -d "$GOLDEN/sam3/micro" ] && gold=(--check-golden "$GOLDEN/sam3/micro") ;;
     esac
-    bench_torch pytorch "$W32" "$IMAGE" "$TEXT2" "$BOX" "$ITERS" "$WARMUP" "${gold[@]}"
-    [ "$BF16" = 1 ] && bench_torch pytorch_bf16 "$W32" "$IMAGE" "$TEXT2" "$BOX" "$ITERS" "$WARMUP" --modes bf16
+    bench_torch pytorch "$W32" "$IMAGE" "$TEXT2" "$BOX" "$ITERS" "$WARMUP" --stages "${gold[@]}"
+    [ "$BF16" = 1 ] && bench_torch pytorch_bf16 "$W32" "$IMAGE" "$TEXT2" "$BOX" "$ITERS" "$WARMUP" --modes bf16 --stages
 fi
 if [ "$KEEP_WEIGHTS" != 1 ]; then
     rm -f "$W32" "$W_MICRO"

@@ -126,27 +126,46 @@ def main():
       "torch wheel is the CUDA build; its libraries are part of this); samc: the process before loading.")
     p("")
 
-    # Per-stage table of samc.
-    samc_cols = [(n, r) for n, r in cols if r not in torch_runs]
-    if samc_cols:
-        p("samc per stage (ms, medians):")
+    # Per-stage table: samc's stage lines; PyTorch's from pytorch_sam3_bench.py --stages
+    # (forward hooks on the same modules; its post-processing is the prompt's time minus
+    # the hooked stages).
+    stage_cols = [(n, r) for n, r in cols if r not in torch_runs or r.get("stages_ms")]
+    if stage_cols:
+        p("Per stage (ms, medians; PyTorch's from forward hooks on the official modules):")
         p("")
-        p("| stage | " + " | ".join(n for n, _ in samc_cols) + " |")
-        p("|---|" + "---|" * len(samc_cols))
+        p("| stage | " + " | ".join(n for n, _ in stage_cols) + " |")
+        p("|---|" + "---|" * len(stage_cols))
         for label, key in (("set_image: preprocess", "preprocess_ms_median"),
                            ("set_image: patch embed", "patch_embed_ms_median"),
                            ("set_image: ViT blocks", "vit_blocks_ms_median"),
                            ("set_image: neck", "neck_ms_median")):
-            p("| %s | %s |" % (label, " | ".join(fmt_ms(r.get(key)) for _, r in samc_cols)))
+            p("| %s | %s |" % (label, " | ".join("-" if r in torch_runs else fmt_ms(r.get(key))
+                                                for _, r in stage_cols)))
+        torch_total = {"text": "text_ms_median", "text2": "text2_ms_median", "box": "box_ms_median"}
+
+        def torch_stage(r, prompt, names):
+            st = get(r, "stages_ms", prompt)
+            if st is None:
+                return None
+            if names is None:  # the rest: post-processing and glue
+                total = r.get(torch_total[prompt])
+                return None if total is None else total - sum(st.values())
+            return sum(st.get(n, 0.0) for n in names)
+
         for prompt in ("text", "text2", "box"):
-            if not any(prompt in r for _, r in samc_cols):
+            if not any(prompt in r or get(r, "stages_ms", prompt) for _, r in stage_cols):
                 continue
             name = {"text": '"%s"' % pr.get("text"), "text2": '"%s"' % pr.get("text2"),
                     "box": '"%s" + box' % pr.get("box_after")}[prompt]
-            for label, key in (("text encoder", "text_ms_median"), ("geometry encoder", "geometry_ms_median"),
-                               ("fusion encoder", "fusion_ms_median"), ("decoder + scoring", "decoder_ms_median"),
-                               ("segmentation head", "seg_head_ms_median"), ("post-processing", "post_ms_median")):
-                p("| %s: %s | %s |" % (name, label, " | ".join(fmt_ms(get(r, prompt, key)) for _, r in samc_cols)))
+            for label, key, tnames in (("text encoder", "text_ms_median", ["text"]),
+                                       ("geometry encoder", "geometry_ms_median", ["geometry"]),
+                                       ("fusion encoder", "fusion_ms_median", ["fusion encoder"]),
+                                       ("decoder + scoring", "decoder_ms_median", ["decoder", "scoring"]),
+                                       ("segmentation head", "seg_head_ms_median", ["seg head"]),
+                                       ("post-processing (PyTorch: the rest)", "post_ms_median", None)):
+                p("| %s: %s | %s |" % (name, label, " | ".join(
+                    fmt_ms(torch_stage(r, prompt, tnames)) if r in torch_runs else fmt_ms(get(r, prompt, key))
+                    for _, r in stage_cols)))
         p("")
 
     # Same answers?

@@ -809,33 +809,32 @@ static void att_values_amx(const samc_attention_args *a, float *out, int i0, int
                                 imin(32, hd - dp), accumulate, NULL, NULL);
 }
 
-/* One row of S for one chunk of L keys in the bf16 phase: the softmax numerators go
- * straight to P's bf16 row prow. The scores' scaling is folded into the exponent
- * (2^(s·scale·log2 e - m·log2 e), samc_fast_amx_exp_row) unless a bias comes between
- * (then s is scaled and biased first, as in fp32). The running max m only moves when a
- * chunk's max passes it by more than ATT_LAZY (the numerators stay below e^ATT_LAZY,
- * far inside fp32 and bf16), so the rescaling of out and l that the online softmax needs
- * after a new max (an exp and a pass over the row's hd outputs) happens a few times a
- * row instead of at most chunks. The same numbers for any task split: each row's
- * chunks are visited in order by one task. */
+/* One row of S for one chunk of L keys: the softmax numerators, in place in s (fp32:
+ * P·v reads them there) or, on AMX (prow set), straight into P's bf16 row, where the
+ * scores' scaling is also folded into the exponent (2^(s·scale·log2 e - m·log2 e),
+ * samc_fast_amx_exp_row) unless a bias comes between. The running max m only moves
+ * when a chunk's max passes it by more than ATT_LAZY (the numerators stay below
+ * e^ATT_LAZY, far inside fp32 and bf16), so the rescaling of out and l that the online
+ * softmax needs after a new max (an exp and a pass over the row's outputs) happens a
+ * few times a row instead of in most chunks. The same numbers for any task split: each
+ * row's chunks are visited in order by one task. */
 #define ATT_LAZY 8.0f
-static void att_row_amx(const samc_fast_kernels *kn, const samc_attention_args *a, const float *brow, float *s,
-                        int L, int first, float *mi, float *li, uint16_t *prow, float *orow) {
+static void att_row(const samc_fast_kernels *kn, const samc_attention_args *a, const float *brow, float *s, int L,
+                    int first, float *mi, float *li, uint16_t *prow, float *orow) {
     const float log2e = 1.44269504088896341f;
-    float mx, c;
-    if (brow || !(a->scale > 0.0f)) {
+    int fold = prow && !brow && a->scale > 0.0f;
+    float mx;
+    if (fold) {
+        mx = samc_fast_amx_max_row(s, L) * a->scale;
+    } else {
         int masked = 0;
         mx = kn->scale_max(s, L, a->scale);
         if (brow) mx = add_bias_max(kn, s, L, brow, &masked);
         if (masked) {
             if (first) { *mi = -INFINITY; *li = 0.0f; }
-            memset(prow, 0, (size_t)round_up(L, 32) * sizeof(uint16_t));
+            if (prow) memset(prow, 0, (size_t)round_up(L, 32) * sizeof(uint16_t));
             return;
         }
-        c = log2e;
-    } else {
-        mx = samc_fast_amx_max_row(s, L) * a->scale;
-        c = a->scale * log2e;
     }
     if (first) {
         *mi = mx;
@@ -846,7 +845,8 @@ static void att_row_amx(const samc_fast_kernels *kn, const samc_attention_args *
         *mi = mx;
         kn->scale(orow, a->head_dim, corr);
     }
-    *li += samc_fast_amx_exp_row(s, L, c, *mi * log2e, prow);
+    if (!prow) *li += kn->exp_sum(s, L, *mi);
+    else *li += samc_fast_amx_exp_row(s, L, fold ? a->scale * log2e : log2e, *mi * log2e, prow);
 }
 
 static void att_rows(const samc_fast_kernels *kn, const samc_attention_args *a, int b, int h,
@@ -889,32 +889,10 @@ static void att_rows(const samc_fast_kernels *kn, const samc_attention_args *a, 
                                      ts->s + (size_t)ir * ATT_KVC + jp, ATT_KVC,
                                      imin(kn->mr, qb - ir), nr, 0, NULL, NULL);
             }
-            for (int i = 0; i < qb; i++) {
-                float *s = ts->s + (size_t)i * ATT_KVC;
-                float *mi = ts->m + (i0 + i - r0), *li = ts->l + (i0 + i - r0);
-                if (amx) {
-                    att_row_amx(kn, a, bias ? bias->bias + b * bias->sb + h * bias->sh + (i0 + i) * bias->sq + j0 : NULL,
-                                s, L, first, mi, li, bb.p + (size_t)i * bb.ldp, out + (i0 + i) * a->o_st);
-                    continue;
-                }
-                float mx = kn->scale_max(s, L, a->scale);
-                int masked = 0;
-                if (bias)
-                    mx = add_bias_max(kn, s, L, bias->bias + b * bias->sb + h * bias->sh + (i0 + i) * bias->sq + j0,
-                                      &masked);
-                if (masked) {
-                    if (first) { *mi = -INFINITY; *li = 0.0f; }
-                } else if (first) {
-                    *mi = mx;
-                    *li = kn->exp_sum(s, L, mx);
-                } else {
-                    float m_new = mx > *mi ? mx : *mi;
-                    float corr = expf(*mi - m_new);
-                    *li = *li * corr + kn->exp_sum(s, L, m_new);
-                    *mi = m_new;
-                    if (corr != 1.0f) kn->scale(out + (i0 + i) * a->o_st, hd, corr);
-                }
-            }
+            for (int i = 0; i < qb; i++)
+                att_row(kn, a, bias ? bias->bias + b * bias->sb + h * bias->sh + (i0 + i) * bias->sq + j0 : NULL,
+                        ts->s + (size_t)i * ATT_KVC, L, first, ts->m + (i0 + i - r0), ts->l + (i0 + i - r0),
+                        amx ? bb.p + (size_t)i * bb.ldp : NULL, out + (i0 + i) * a->o_st);
             if (amx) att_values_amx(a, out, i0, qb, L, !first, &bb);
             else for (int dp = 0; dp < hd; dp += kn->nr) {
                 int nr = imin(kn->nr, hd - dp);
