@@ -299,12 +299,13 @@ static const float *a_block(const samc_fast_kernels *kn, const gemm_desc *g, int
 
 /* linear_act's epilogue on finished rows [m0, m0+mc) x columns [n0, n0+nc) of C (c at
  * their top-left, row stride ldc) while they are in cache: the activation, then + res,
- * the arithmetic of relu / gelu / add over the whole output, so the same bits. */
+ * the arithmetic of relu / gelu / add over the whole output (gelu: the bf16 phase's on
+ * AMX, bf16 set), so the same bits. */
 static void gemm_epilogue(const samc_fast_kernels *kn, const gemm_desc *g, int m0, int mc, int n0, int nc, float *c,
-                          ptrdiff_t ldc) {
+                          ptrdiff_t ldc, int bf16) {
     for (int i = 0; i < mc; i++) {
         float *row = c + (ptrdiff_t)i * ldc;
-        if (g->act == SAMC_ACT_GELU) kn->gelu(row, (size_t)nc);
+        if (g->act == SAMC_ACT_GELU) (bf16 ? samc_fast_amx_gelu : kn->gelu)(row, (size_t)nc);
         else if (g->act == SAMC_ACT_RELU) kn->relu(row, (size_t)nc);
         if (g->res) kn->add(row, row, g->res + (ptrdiff_t)(m0 + i) * g->ldc + n0, (size_t)nc);
     }
@@ -386,7 +387,7 @@ static void gemm_rect(const samc_fast_kernels *kn, const gemm_desc *g, int m0, i
                     }
                 }
                 if (kb1 == nkb && (g->act || g->res))
-                    gemm_epilogue(kn, g, mc0, mc, nc0, nc, c + (ptrdiff_t)(mc0 - m0) * ldc + (nc0 - n0), ldc);
+                    gemm_epilogue(kn, g, mc0, mc, nc0, nc, c + (ptrdiff_t)(mc0 - m0) * ldc + (nc0 - n0), ldc, 0);
             }
         }
     }
@@ -428,16 +429,16 @@ static void amx_rows(const samc_fast_kernels *kn, const gemm_desc *g, amx_kblock
     for (int mc0 = m0; mc0 < m1; mc0 += AMX_MC) {
         int mc = imin(AMX_MC, m1 - mc0);
         for (int kb = kb0; kb < kb1; kb++) {
-            int pc = kb * kb_.kcb, kc = imin(kb_.kcb, K - pc), last = pc + kc >= K;
+            int pc = kb * kb_.kcb, kc = imin(kb_.kcb, K - pc);
             ptrdiff_t lda;
             const float *ablk = a_block(kn, g, mc0, mc, pc, kc, ts->amx_f, &lda);
             samc_fast_amx_pack_a(ablk, lda, mc, kc, ts->amx_a, AMX_LDA);
             const uint16_t *bblk = bb + (size_t)(kb - kb0) * bstride;
             for (int jp = 0; jp < nc; jp += 32) {
                 int nr = imin(32, nc - jp);
-                const float *bn = (last && g->bias_n) ? g->bias_n + n0 + jp : NULL;
+                const float *bn = (pc == 0 && g->bias_n) ? g->bias_n + n0 + jp : NULL;
                 for (int ir = 0; ir < mc; ir += 32) {
-                    const float *bm = (last && g->bias_m) ? g->bias_m + mc0 + ir : NULL;
+                    const float *bm = (pc == 0 && g->bias_m) ? g->bias_m + mc0 + ir : NULL;
                     samc_fast_amx_tiles(kc, ts->amx_a + (size_t)ir * AMX_LDA, AMX_LDA, bblk + (size_t)jp * kcp,
                                         c + (ptrdiff_t)(mc0 - m0 + ir) * ldc + jp, ldc, imin(32, mc - ir), nr, pc > 0,
                                         bn, bm);
@@ -445,7 +446,7 @@ static void amx_rows(const samc_fast_kernels *kn, const gemm_desc *g, amx_kblock
             }
         }
         if (kb1 == kb_.nkb && (g->act || g->res))
-            gemm_epilogue(kn, g, mc0, mc, n0, nc, c + (ptrdiff_t)(mc0 - m0) * ldc, ldc);
+            gemm_epilogue(kn, g, mc0, mc, n0, nc, c + (ptrdiff_t)(mc0 - m0) * ldc, ldc, 1);
     }
 }
 
@@ -562,7 +563,7 @@ static void small_m_task(void *ctx, int task, int thread) {
         int nc = imin(j->chunk, n1 - c0);
         gemm_rect(j->st->k, &j->t, c0, c0 + nc, 0, g->M, ts->ct, g->M, ts);
         j->st->k->transpose(ts->ct, g->M, nc, g->M, g->c + c0, g->ldc);
-        if (g->act || g->res) gemm_epilogue(j->st->k, g, 0, g->M, c0, nc, g->c + c0, g->ldc);
+        if (g->act || g->res) gemm_epilogue(j->st->k, g, 0, g->M, c0, nc, g->c + c0, g->ldc, 0);
     }
 }
 
@@ -1113,7 +1114,8 @@ static void gelu_task(void *ctx, int task, int thread) {
     const rows_job *j = ctx;
     size_t i0 = (size_t)task * (size_t)j->per_task;
     size_t i1 = i0 + (size_t)j->per_task < j->n ? i0 + (size_t)j->per_task : j->n;
-    j->st->k->gelu(j->y + i0, i1 - i0);
+    if (j->st->amx_on) samc_fast_amx_gelu(j->y + i0, i1 - i0);   /* the bf16 phase's, as linear_act's */
+    else j->st->k->gelu(j->y + i0, i1 - i0);
 }
 
 static void gelu_fast(const samc_ops *o, float *x, size_t n) {

@@ -127,6 +127,9 @@ void samc_fast_amx_pack_a(const float *a, ptrdiff_t lda, int mr, int kc, uint16_
 /* One packed fp32 panel (kc rows x 16 columns, pack_rows / pack_cols) -> the bf16 pair
  * layout of an AMX B tile: kcp / 2 rows of 16 (k, k+1) pairs, zeros past kc. */
 void samc_fast_amx_pack_b(const float *panel, int kc, uint16_t *dst);
+/* GELU in the bf16 phase (its consumer rounds it to bf16): within 4e-7·(|x| + 1) of the
+ * exact one, without the fp32 table's division. */
+void samc_fast_amx_gelu(float *x, size_t n);
 /* The max of s[0, n). */
 float samc_fast_amx_max_row(const float *s, int n);
 /* Softmax numerators straight into a pack_a row: dst[i] = bf16(2^(s[i]·c - off)) for
@@ -134,7 +137,8 @@ float samc_fast_amx_max_row(const float *s, int n);
  * folded in; 2^t to 3.1e-6 relative, below a bf16 rounding), zeros up to n rounded to
  * 32; returns the sum of the fp32 values. */
 float samc_fast_amx_exp_row(const float *s, int n, float c, float off, uint16_t *dst);
-/* C[mr x nr] = (accumulate ? C : 0) + A · B (+ bias_n[j]) (+ bias_m[i]) for mr, nr <= 32:
+/* C[mr x nr] = (accumulate ? C : bias_n[j] + bias_m[i]) + A · B for mr, nr <= 32 (the
+ * biases, either NULL for none, with the first K block: the sums start from them):
  * A the bf16 rows of pack_a (row stride lda, at least mr rounded up to 16 rows), B one
  * or two pack_b panels one after the other (kcp·16 values apart). */
 void samc_fast_amx_tiles(int kc, const uint16_t *a, int lda, const uint16_t *bp, float *c, ptrdiff_t ldc,
