@@ -1388,10 +1388,10 @@ static void upsample_bilinear_fast(const samc_ops *o, const float *low, float *o
 
 /* ---------------------------------------------------------------- SAM3 */
 
-/* The rotary embedding is the reference's row function (bit-identical to cpu_ref),
- * threaded over rows; GroupNorm the kernel table's group statistics (double sums in
- * vector lanes: within rounding of the reference's) and per-channel affine (the
- * reference's bits), threaded over groups and channels. */
+/* The rotary embedding is the kernel table's per-head function (the reference's
+ * operations: bit-identical to cpu_ref), threaded over rows; GroupNorm the table's group
+ * statistics (double sums in vector lanes: within rounding of the reference's) and
+ * per-channel affine (the reference's bits), threaded over groups and channels. */
 typedef struct {
     float *x; const float *c, *s, *w, *b; const float *in;
     ptrdiff_t ld;
@@ -1402,14 +1402,20 @@ typedef struct {
 } sam3_args;
 
 /* units: rows */
+/* units: rows (the reference's row loop, samc_ref_rope_rows, with the table's head kernel) */
 static void rope_range(const void *p, size_t u0, size_t u1) {
     const sam3_args *m = p;
-    samc_ref_rope_rows(m->x, (int)u0, (int)u1, m->ld, m->heads, m->hd, m->c, m->s, m->period);
+    int half = m->hd / 2;
+    for (size_t r = u0; r < u1; r++) {
+        const float *c = m->c + (r % (size_t)m->period) * half, *sn = m->s + (r % (size_t)m->period) * half;
+        for (int h = 0; h < m->heads; h++) m->kn->rope_head(m->x + (ptrdiff_t)r * m->ld + (ptrdiff_t)h * m->hd, c, sn, half);
+    }
 }
 static void rope_fast(const samc_ops *o, float *x, int rows, ptrdiff_t ld, int heads, int hd, const float *cos_t,
                       const float *sin_t, int period) {
     if (rows <= 0 || heads <= 0 || hd < 2 || period <= 0) return;
-    sam3_args m = { .x = x, .c = cos_t, .s = sin_t, .ld = ld, .heads = heads, .hd = hd, .period = period };
+    sam3_args m = { .x = x, .c = cos_t, .s = sin_t, .ld = ld, .heads = heads, .hd = hd, .period = period,
+                    .kn = state_of(o)->k };
     par_range(state_of(o), (size_t)rows, (size_t)4 * heads * hd, rope_range, &m);
 }
 
@@ -1525,6 +1531,14 @@ static float exp_sum_scalar(float *s, int n, float m) {
     return sum;
 }
 
+static void rope_head_scalar(float *p, const float *c, const float *s, int half) {
+    for (int i = 0; i < half; i++) {
+        float re = p[2 * i], im = p[2 * i + 1];
+        p[2 * i] = re * c[i] - im * s[i];
+        p[2 * i + 1] = re * s[i] + im * c[i];
+    }
+}
+
 static void relu_scalar(float *x, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
@@ -1589,6 +1603,7 @@ static const samc_fast_kernels samc_fast_kernels_scalar = {
     .add_max = add_max_scalar,
     .group_stats = samc_ref_group_stats,
     .group_apply = samc_ref_group_apply,
+    .rope_head = rope_head_scalar,
 };
 
 /* ---------------------------------------------------------------- instance */

@@ -82,6 +82,9 @@ typedef struct {
      * channel's (x - mean)·inv·w + b in the reference's operations and order. */
     void (*group_stats)(const float *x, size_t n, float eps, double *mean, double *inv);
     void (*group_apply)(const float *x, float *y, int n, double mean, double inv, float w, float b);
+    /* The rotary embedding of one head of 2·half values (pairs re, im) by c[half], s[half]:
+     * the reference's operations (samc_ref_rope_rows), the same bits. */
+    void (*rope_head)(float *p, const float *c, const float *s, int half);
 } samc_fast_kernels;
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -104,6 +107,7 @@ void samc_fast_add_avx2(float *dst, const float *a, const float *b, size_t n);
 float samc_fast_add_max_avx2(float *s, const float *b, int n);
 void samc_fast_group_stats_avx2(const float *x, size_t n, float eps, double *mean, double *inv);
 void samc_fast_group_apply_avx2(const float *x, float *y, int n, double mean, double inv, float w, float b);
+void samc_fast_rope_head_avx2(float *p, const float *c, const float *s, int half);
 /* Those shared entries, for both tables' initialisers (scale_max, exp_sum, scale and gelu
  * are the AVX2 table's only: the AVX-512 table has its own, same bits). */
 #define SAMC_FAST_AVX2_SHARED_ENTRIES \
@@ -111,7 +115,8 @@ void samc_fast_group_apply_avx2(const float *x, float *y, int n, double mean, do
     .transpose = samc_fast_transpose_avx2, .att_small_kv = samc_fast_att_small_kv_avx2, \
     .layer_norm_rows = samc_fast_layer_norm_rows_avx2, .layer_norm2d_span = samc_fast_layer_norm2d_span_avx2, \
     .relu = samc_fast_relu_avx2, .add = samc_fast_add_avx2, .add_max = samc_fast_add_max_avx2, \
-    .group_stats = samc_fast_group_stats_avx2, .group_apply = samc_fast_group_apply_avx2
+    .group_stats = samc_fast_group_stats_avx2, .group_apply = samc_fast_group_apply_avx2, \
+    .rope_head = samc_fast_rope_head_avx2
 #endif
 
 /* bf16 GEMMs on Intel AMX (cpu_fast_amx.c; --precision bf16 on the CPU). */
