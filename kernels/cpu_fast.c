@@ -1402,7 +1402,7 @@ typedef struct {
 } sam3_args;
 
 /* units: rows */
-/* units: rows (the reference's row loop, samc_ref_rope_rows, with the table's head kernel) */
+/* units: rows (the reference's row loop with the table's head kernel) */
 static void rope_range(const void *p, size_t u0, size_t u1) {
     const sam3_args *m = p;
     int half = m->hd / 2;
@@ -1531,14 +1531,6 @@ static float exp_sum_scalar(float *s, int n, float m) {
     return sum;
 }
 
-static void rope_head_scalar(float *p, const float *c, const float *s, int half) {
-    for (int i = 0; i < half; i++) {
-        float re = p[2 * i], im = p[2 * i + 1];
-        p[2 * i] = re * c[i] - im * s[i];
-        p[2 * i + 1] = re * s[i] + im * c[i];
-    }
-}
-
 static void relu_scalar(float *x, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
@@ -1603,7 +1595,7 @@ static const samc_fast_kernels samc_fast_kernels_scalar = {
     .add_max = add_max_scalar,
     .group_stats = samc_ref_group_stats,
     .group_apply = samc_ref_group_apply,
-    .rope_head = rope_head_scalar,
+    .rope_head = samc_ref_rope_head,
 };
 
 /* ---------------------------------------------------------------- instance */

@@ -83,7 +83,7 @@ typedef struct {
     void (*group_stats)(const float *x, size_t n, float eps, double *mean, double *inv);
     void (*group_apply)(const float *x, float *y, int n, double mean, double inv, float w, float b);
     /* The rotary embedding of one head of 2·half values (pairs re, im) by c[half], s[half]:
-     * the reference's operations (samc_ref_rope_rows), the same bits. */
+     * the reference's operations (samc_ref_rope_head), the same bits. */
     void (*rope_head)(float *p, const float *c, const float *s, int half);
 } samc_fast_kernels;
 

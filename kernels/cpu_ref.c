@@ -303,25 +303,21 @@ static void attention_biased_ref(const samc_ops *o, const samc_attention_args *a
 }
 
 /* vitdet.apply_rotary_enc: view_as_complex(pairs) * freqs_cis, per head. */
-void samc_ref_rope_rows(float *x, int r0, int r1, ptrdiff_t ld, int heads, int hd, const float *cos_t,
-                        const float *sin_t, int period) {
-    int half = hd / 2;
-    for (int r = r0; r < r1; r++) {
-        const float *c = cos_t + (size_t)(r % period) * half, *sn = sin_t + (size_t)(r % period) * half;
-        for (int h = 0; h < heads; h++) {
-            float *p = x + r * ld + (ptrdiff_t)h * hd;
-            for (int i = 0; i < half; i++) {
-                float re = p[2 * i], im = p[2 * i + 1];
-                p[2 * i] = re * c[i] - im * sn[i];
-                p[2 * i + 1] = re * sn[i] + im * c[i];
-            }
-        }
+void samc_ref_rope_head(float *p, const float *c, const float *s, int half) {
+    for (int i = 0; i < half; i++) {
+        float re = p[2 * i], im = p[2 * i + 1];
+        p[2 * i] = re * c[i] - im * s[i];
+        p[2 * i + 1] = re * s[i] + im * c[i];
     }
 }
 
 static void rope_ref(const samc_ops *o, float *x, int rows, ptrdiff_t ld, int heads, int hd, const float *cos_t,
                      const float *sin_t, int period) {
-    samc_ref_rope_rows(x, 0, rows, ld, heads, hd, cos_t, sin_t, period);
+    int half = hd / 2;
+    for (int r = 0; r < rows; r++) {
+        const float *c = cos_t + (size_t)(r % period) * half, *sn = sin_t + (size_t)(r % period) * half;
+        for (int h = 0; h < heads; h++) samc_ref_rope_head(x + r * ld + (ptrdiff_t)h * hd, c, sn, half);
+    }
 }
 
 /* nn.GroupNorm: statistics of a group (up to millions of values in SAM3's pixel

@@ -370,11 +370,11 @@ struct samc_ops {
 void samc_ref_layer_norm_rows(const float *x, const float *w, const float *b, float *y, int rows, int dim,
                               float eps);
 
-/* The reference rotary embedding of rows [r0, r1) (the rope op's arithmetic) and the
- * reference GroupNorm in two steps (statistics of one group's n values, summed in double;
- * the affine normalisation of one channel), for fast backends that thread them. */
-void samc_ref_rope_rows(float *x, int r0, int r1, ptrdiff_t ld, int heads, int hd, const float *cos_t,
-                        const float *sin_t, int period);
+/* The reference rotary embedding of one head of 2·half values (pairs re, im; the rope
+ * op's arithmetic) and the reference GroupNorm in two steps (statistics of one group's n
+ * values, summed in double; the affine normalisation of one channel), for fast backends
+ * that thread them (cpu_fast's portable kernel table uses them as they are). */
+void samc_ref_rope_head(float *p, const float *c, const float *s, int half);
 void samc_ref_group_stats(const float *xg, size_t n, float eps, double *mean, double *inv);
 void samc_ref_group_apply(const float *xc, float *yc, int HW, double mean, double inv, float w, float b);
 /* MaskDecoder._dynamic_multimask_via_stability for one item (the reference for the
