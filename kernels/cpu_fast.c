@@ -429,16 +429,16 @@ static void amx_rows(const samc_fast_kernels *kn, const gemm_desc *g, amx_kblock
     for (int mc0 = m0; mc0 < m1; mc0 += AMX_MC) {
         int mc = imin(AMX_MC, m1 - mc0);
         for (int kb = kb0; kb < kb1; kb++) {
-            int pc = kb * kb_.kcb, kc = imin(kb_.kcb, K - pc);
+            int pc = kb * kb_.kcb, kc = imin(kb_.kcb, K - pc), last = pc + kc >= K;
             ptrdiff_t lda;
             const float *ablk = a_block(kn, g, mc0, mc, pc, kc, ts->amx_f, &lda);
             samc_fast_amx_pack_a(ablk, lda, mc, kc, ts->amx_a, AMX_LDA);
             const uint16_t *bblk = bb + (size_t)(kb - kb0) * bstride;
             for (int jp = 0; jp < nc; jp += 32) {
                 int nr = imin(32, nc - jp);
-                const float *bn = (pc == 0 && g->bias_n) ? g->bias_n + n0 + jp : NULL;
+                const float *bn = (last && g->bias_n) ? g->bias_n + n0 + jp : NULL;
                 for (int ir = 0; ir < mc; ir += 32) {
-                    const float *bm = (pc == 0 && g->bias_m) ? g->bias_m + mc0 + ir : NULL;
+                    const float *bm = (last && g->bias_m) ? g->bias_m + mc0 + ir : NULL;
                     samc_fast_amx_tiles(kc, ts->amx_a + (size_t)ir * AMX_LDA, AMX_LDA, bblk + (size_t)jp * kcp,
                                         c + (ptrdiff_t)(mc0 - m0 + ir) * ldc + jp, ldc, imin(32, mc - ir), nr, pc > 0,
                                         bn, bm);

@@ -142,8 +142,7 @@ float samc_fast_amx_max_row(const float *s, int n);
  * folded in; 2^t to 3.1e-6 relative, below a bf16 rounding), zeros up to n rounded to
  * 32; returns the sum of the fp32 values. */
 float samc_fast_amx_exp_row(const float *s, int n, float c, float off, uint16_t *dst);
-/* C[mr x nr] = (accumulate ? C : bias_n[j] + bias_m[i]) + A · B for mr, nr <= 32 (the
- * biases, either NULL for none, with the first K block: the sums start from them):
+/* C[mr x nr] = (accumulate ? C : 0) + A · B (+ bias_n[j]) (+ bias_m[i]) for mr, nr <= 32:
  * A the bf16 rows of pack_a (row stride lda, at least mr rounded up to 16 rows), B one
  * or two pack_b panels one after the other (kcp·16 values apart). */
 void samc_fast_amx_tiles(int kc, const uint16_t *a, int lda, const uint16_t *bp, float *c, ptrdiff_t ldc,
