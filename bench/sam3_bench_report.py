@@ -118,8 +118,9 @@ def main():
     plain_row("RSS after load (MiB) [2]", ("rss_after_load_mb",), ("rss_after_load_mb",), fmt_mb)
     plain_row("peak RSS (MiB)", ("peak_rss_mb",), ("peak_rss_mb",), fmt_mb)
     p("")
-    p("[1] The official processor keeps the text features when a box is added; samc_find encodes the "
-      "text again (its text time is in the per-stage table), so the second line subtracts it.")
+    p("[1] The official processor keeps the text features when a box is added; samc_find does too when "
+      "the text is the previous find's (a cache of the last text's features; older runs encoded the text again); the "
+      "second line subtracts samc's text time (per-stage table; about 0 when reused).")
     p("[2] samc maps the weight file (pages count towards RSS once touched; 16-bit files stay 16-bit on "
       "cpu_fast); PyTorch holds a float32 copy of every parameter (read tensor by tensor, no mmap).")
     p("[3] PyTorch: the process after importing torch and sam3, before building the model (PyPI's default "

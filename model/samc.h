@@ -158,6 +158,8 @@ typedef struct {
     double decoder_ms;           /* mask decoder (+ the download of its outputs) */
     double postprocess_ms, predict_total_ms;  /* host wall times */
     double text_ms, geometry_ms, fusion_ms, seg_head_ms;   /* SAM3 only */
+    int text_reused;             /* SAM3: 1 when the last samc_find took the text features of
+                                    the find before it (the same token ids: no text encoder) */
     double upload_ms;            /* the upload of the image batch (0 on the CPU) */
     double preprocess_device_ms; /* resize + normalise on the device (0 when on the host) */
     double encoder_device_ms;    /* patch embed .. neck as one device time */

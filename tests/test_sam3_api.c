@@ -127,6 +127,48 @@ static void test_reuse_determinism(void) {
     samc_instances_free(&b);
 }
 
+/* A prompt with the previous prompt's ids reuses its text features (a box added to a
+ * text): the bits a fresh model gives for that prompt, the text encoder skipped
+ * (timings.text_reused); a different text in between is encoded again. */
+static void test_text_cache(void) {
+    if (setup()) return;
+    static const int32_t other_ids[SAMC_CONCEPT_CONTEXT] = { 49406, 3306, 49407 };
+    const float box[4] = { 76, 124, 124, 170 };
+    samc_concept_prompt text = { .token_ids = truck_ids }, other = { .token_ids = other_ids };
+    samc_concept_prompt text_box = { .token_ids = truck_ids, .boxes = box, .n_boxes = 1 };
+    samc_find_options o = { .threshold = 0.25f, .want_masks = 1 };
+    samc_instances a = { 0 }, b = { 0 };
+    samc_error err = { 0 };
+    samc_options opt = { .backend = SAMC_BACKEND_CPU_FAST, .n_threads = 2 };
+    samc_model *fresh = samc_model_load(micro_path, &opt, &err);
+    samc_image *fi = fresh ? samc_image_new(fresh, &err) : NULL;
+    CHECKF(fi && samc_image_encode(fresh, fi, rgb, W, H, &err) == 0 && samc_find(fresh, fi, &text_box, &o, &b, &err) == 0,
+           "%s", err.msg);
+    for (int round = 0; round < 2 && fi; round++) {
+        /* round 0: the text, then text + box; round 1: another text first, then text + box */
+        CHECKF(samc_find(model, image, round ? &other : &text, &o, &a, &err) == 0, "%s", err.msg);
+        if (round) {
+            samc_timings t;
+            samc_model_get_timings(model, &t);
+            CHECKF(t.text_reused == 0, "another text took the cached features");
+            CHECKF(samc_find(model, image, &text, &o, &a, &err) == 0, "%s", err.msg);
+        }
+        CHECKF(samc_find(model, image, &text_box, &o, &a, &err) == 0, "%s", err.msg);
+        samc_timings t;
+        samc_model_get_timings(model, &t);
+        CHECKF(t.text_reused == 1, "the text encoder ran again for the same ids (round %d)", round);
+        CHECK(a.n == b.n && a.n_queries == b.n_queries);
+        CHECK(memcmp(a.pred_logits, b.pred_logits, sizeof(float) * (size_t)b.n_queries) == 0);
+        CHECK(memcmp(a.pred_boxes, b.pred_boxes, sizeof(float) * 4 * (size_t)b.n_queries) == 0);
+        CHECK(memcmp(a.pred_masks, b.pred_masks, sizeof(float) * (size_t)b.n_queries * 72 * 72) == 0);
+        CHECK(memcmp(a.masks, b.masks, (size_t)b.n * W * H) == 0);
+    }
+    samc_image_free(fi);
+    samc_model_free(fresh);
+    samc_instances_free(&a);
+    samc_instances_free(&b);
+}
+
 static void expect_find_error(const samc_concept_prompt *p, samc_status st, const char *needle) {
     samc_instances out = { 0 };
     samc_error err = { 0 };
@@ -333,5 +375,6 @@ static void test_cleanup(void) {
     model = NULL;
 }
 
-TEST_MAIN(TEST_CASE(test_info), TEST_CASE(test_options), TEST_CASE(test_reuse_determinism), TEST_CASE(test_bad_prompts),
+TEST_MAIN(TEST_CASE(test_info), TEST_CASE(test_options), TEST_CASE(test_reuse_determinism), TEST_CASE(test_text_cache),
+          TEST_CASE(test_bad_prompts),
           TEST_CASE(test_text_prompt), TEST_CASE(test_odd_images), TEST_CASE(test_family_errors), TEST_CASE(test_bad_files), TEST_CASE(test_cleanup))

@@ -55,6 +55,7 @@ static int load_constants(sam3_model *m, const float *pos_embed, const float *re
     m->rope_win_cos = dev[0]; m->rope_win_sin = dev[1]; m->rope_glob_cos = dev[2]; m->rope_glob_sin = dev[3];
     m->pos_tiled = dev[4]; m->pe_tok = dev[5]; m->causal = dev[6];
     ok &= (m->zeros = rt_alloc(o, sizeof(float) * m->D)) != NULL;
+    ok &= (m->text_cache = rt_alloc(o, sizeof(float) * (size_t)ctx * m->D)) != NULL;
     if (!ok) {
         free(h);
         return samc_error_set(err, SAMC_ERR_NOMEM, "out of memory for the model constants");
@@ -172,7 +173,7 @@ void sam3_model_free(sam3_model *m) {
     sam3_tokenizer_free(m->tokenizer);
     if (m->rt.backend) {
         float *dev[] = { m->rope_win_cos, m->rope_win_sin, m->rope_glob_cos, m->rope_glob_sin, m->pos_tiled,
-                         m->pe_tok, m->causal, m->zeros, m->dev_full };
+                         m->pe_tok, m->causal, m->zeros, m->text_cache, m->dev_full };
         for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) rt_free(m->rt.backend, dev[i]);
     }
     rt_weights_close(&m->weights);

@@ -321,9 +321,9 @@ int sam3_find(sam3_model *m, const sam3_image *img, const sam3_prompt *p, const 
     if (!m->mem_after_predict) rt_mem_info(&m->rt, &m->mem_after_predict, NULL, NULL);
     m->timings.predict_total_ms = rt_now_ms() - t0;
     rt_log(&m->rt,
-           "find: text %.1f ms, geometry %.1f ms, fusion encoder %.1f ms, decoder + scoring %.1f ms, seg head %.1f ms, "
+           "find: text %.1f ms%s, geometry %.1f ms, fusion encoder %.1f ms, decoder + scoring %.1f ms, seg head %.1f ms, "
            "post %.1f ms: %d of %d queries kept",
-           m->timings.text_ms, m->timings.geometry_ms, m->timings.fusion_ms, m->timings.decoder_ms,
+           m->timings.text_ms, m->timings.text_reused ? " (the previous find's features)" : "", m->timings.geometry_ms, m->timings.fusion_ms, m->timings.decoder_ms,
            m->timings.seg_head_ms, m->timings.postprocess_ms, out->n, Q);
     return 0;
 }

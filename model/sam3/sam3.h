@@ -180,6 +180,12 @@ typedef struct sam3_model {
     float *h_ref_init;            /* host: sigmoid(reference_points) [Q, 4] */
 
     float *zeros;                 /* [D] zeros (the presence token's position) */
+    /* The last text's features [ctx, D] and ids: a prompt with the same ids (a box added
+     * to a text, as Sam3Processor keeps its text features) skips the text encoder; the
+     * features depend on the ids and weights only, so the same bits. */
+    float *text_cache;
+    int32_t text_cache_ids[SAM3_CTX];
+    int text_cache_valid;
     sam3_tokenizer *tokenizer;    /* the text prompts' (NULL: no vocabulary; token ids only) */
 
     /* Host buffers, sized at load. */
