@@ -55,7 +55,7 @@ static int load_constants(sam3_model *m, const float *pos_embed, const float *re
     m->rope_win_cos = dev[0]; m->rope_win_sin = dev[1]; m->rope_glob_cos = dev[2]; m->rope_glob_sin = dev[3];
     m->pos_tiled = dev[4]; m->pe_tok = dev[5]; m->causal = dev[6];
     ok &= (m->zeros = rt_alloc(o, sizeof(float) * m->D)) != NULL;
-    ok &= (m->text_cache = rt_alloc(o, sizeof(float) * (size_t)ctx * m->D)) != NULL;
+    ok &= (m->text_cache = rt_alloc(o, sizeof(float) * SAM3_TEXT_CACHE * (size_t)ctx * m->D)) != NULL;
     if (!ok) {
         free(h);
         return samc_error_set(err, SAMC_ERR_NOMEM, "out of memory for the model constants");

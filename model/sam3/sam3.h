@@ -36,6 +36,7 @@
 #define SAM3_MAX_LAYERS 8          /* geometry, fusion encoder and decoder layers */
 #define SAM3_MAX_GEO_INPUTS 32     /* boxes + points of one prompt */
 #define SAM3_CTX 32                /* text context length of every config */
+#define SAM3_TEXT_CACHE 8          /* texts whose features a model keeps (8 x 32 x D floats) */
 #define SAM3_MAX_PROMPT (SAM3_CTX + SAM3_MAX_GEO_INPUTS + 1)   /* text + geometry + CLS */
 #define SAM3_MAX_S 1008            /* the largest input side of the configs */
 /* Largest image side / pixel count the API accepts (as for SAM2.1). */
@@ -180,12 +181,13 @@ typedef struct sam3_model {
     float *h_ref_init;            /* host: sigmoid(reference_points) [Q, 4] */
 
     float *zeros;                 /* [D] zeros (the presence token's position) */
-    /* The last text's features [ctx, D] and ids: a prompt with the same ids (a box added
-     * to a text, as Sam3Processor keeps its text features) skips the text encoder; the
-     * features depend on the ids and weights only, so the same bits. */
+    /* The last SAM3_TEXT_CACHE texts' features [ctx, D] each, with their ids: a prompt
+     * with cached ids (a box added to a text, as Sam3Processor keeps its text features;
+     * the classes of a mosaic, tile after tile) skips the text encoder; the features
+     * depend on the ids and weights only, so the same bits. Slots replaced in turn. */
     float *text_cache;
-    int32_t text_cache_ids[SAM3_CTX];
-    int text_cache_valid;
+    int32_t text_cache_ids[SAM3_TEXT_CACHE][SAM3_CTX];
+    int text_cache_valid[SAM3_TEXT_CACHE], text_cache_next;
     sam3_tokenizer *tokenizer;    /* the text prompts' (NULL: no vocabulary; token ids only) */
 
     /* Host buffers, sized at load. */

@@ -13,8 +13,8 @@
 
 /* _encode_prompt: prompt [S, d] = [text features (all 32 positions), geometry tokens];
  * mask = [ids == 0, geometry padding (none)] as valid[S] and an additive key bias
- * row (0 / -inf) in backend memory. The text features of the previous prompt are kept
- * (m->text_cache) and reused when the ids are the same (not while dumping: the dumps
+ * row (0 / -inf) in backend memory. The text features of the last SAM3_TEXT_CACHE texts
+ * are kept (m->text_cache) and reused for the same ids (not while dumping: the dumps
  * record every stage). */
 static int encode_prompt(sam3_model *m, const sam3_image *img, const sam3_prompt *p, float *prompt, int *valid,
                          float *bias_row, samc_error *err) {
@@ -22,16 +22,20 @@ static int encode_prompt(sam3_model *m, const sam3_image *img, const sam3_prompt
     double t0 = rt_now_ms();
     const samc_ops *o = m->rt.ops;
     size_t nt = (size_t)SAM3_CTX * d;
-    m->timings.text_reused = m->text_cache_valid && !rt_dumping(&m->rt) &&
-                             !memcmp(m->text_cache_ids, p->ids, sizeof m->text_cache_ids);
-    if (m->timings.text_reused) {
-        o->copy(o, prompt, m->text_cache, nt);
+    int slot = -1;
+    for (int i = 0; i < SAM3_TEXT_CACHE && !rt_dumping(&m->rt); i++)
+        if (m->text_cache_valid[i] && !memcmp(m->text_cache_ids[i], p->ids, sizeof m->text_cache_ids[i])) slot = i;
+    m->timings.text_reused = slot >= 0;
+    if (slot >= 0) {
+        o->copy(o, prompt, m->text_cache + (size_t)slot * nt, nt);
     } else {
-        m->text_cache_valid = 0;
+        slot = m->text_cache_next;
+        m->text_cache_next = (slot + 1) % SAM3_TEXT_CACHE;
+        m->text_cache_valid[slot] = 0;
         if (sam3_text_encoder(m, p->ids, prompt, err)) return -1;
-        o->copy(o, m->text_cache, prompt, nt);
-        memcpy(m->text_cache_ids, p->ids, sizeof m->text_cache_ids);
-        m->text_cache_valid = !m->rt.arena.planning;   /* a plan computes nothing */
+        o->copy(o, m->text_cache + (size_t)slot * nt, prompt, nt);
+        memcpy(m->text_cache_ids[slot], p->ids, sizeof m->text_cache_ids[slot]);
+        m->text_cache_valid[slot] = !m->rt.arena.planning;   /* a plan computes nothing */
     }
     rt_mark(&m->rt, RT_MARK_S3_TEXT);
     m->timings.text_ms = rt_now_ms() - t0;
