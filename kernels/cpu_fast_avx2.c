@@ -461,7 +461,7 @@ void samc_fast_group_apply_avx2(const float *x, float *y, int n, double mean, do
 /* The rotary embedding of one head's hd = 2·half values (pairs re, im):
  * re' = re·c - im·s, im' = re·s + im·c, as the reference's separate products and sum
  * (p·c + swap(p)·(∓s) per lane: the same two roundings, so its bits), 4 pairs a vector,
- * a scalar tail with the same operations. */
+ * the tail by the reference itself. */
 void samc_fast_rope_head_avx2(float *p, const float *c, const float *s, int half) {
     const __m256i dup = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
     const __m256 flip = _mm256_setr_ps(-0.0f, 0.0f, -0.0f, 0.0f, -0.0f, 0.0f, -0.0f, 0.0f);
@@ -473,11 +473,7 @@ void samc_fast_rope_head_avx2(float *p, const float *c, const float *s, int half
         __m256 sw = _mm256_permute_ps(v, 0xB1); /* im, re per pair */
         _mm256_storeu_ps(p + 2 * i, _mm256_add_ps(_mm256_mul_ps(v, cv), _mm256_mul_ps(sw, _mm256_xor_ps(sv, flip))));
     }
-    for (; i < half; i++) {
-        float re = p[2 * i], im = p[2 * i + 1];
-        p[2 * i] = re * c[i] - im * s[i];
-        p[2 * i + 1] = re * s[i] + im * c[i];
-    }
+    samc_ref_rope_head(p + 2 * i, c + i, s + i, half - i);
 }
 
 /* ---------------------------------------------------------------- layer norms */
