@@ -9,30 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <stb_image_write.h>
-
 #include "pipelines/amg/amg.h"
-
-typedef struct {
-    uint8_t *data;
-    size_t n, cap;
-    int failed;
-} byte_buf;
-
-static void buf_write(void *ctx, void *data, int size) {
-    byte_buf *b = ctx;
-    if (b->failed || size <= 0) return;
-    if (b->n + (size_t)size > b->cap) {
-        size_t cap = (b->cap ? b->cap * 2 : 4096);
-        while (cap < b->n + (size_t)size) cap *= 2;
-        uint8_t *p = realloc(b->data, cap);
-        if (!p) { b->failed = 1; return; }
-        b->data = p;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->n, data, (size_t)size);
-    b->n += (size_t)size;
-}
+#include "util/png_write.h"
 
 static char *base64_of(const void *data, size_t n) {
     char *s = malloc(4 * ((n + 2) / 3) + 1);
@@ -46,8 +24,9 @@ static cJSON *mask_json(const uint8_t *mask, int w, int h, int format, uint8_t *
     if (format == SERVE_FMT_PNG) {
         size_t n = (size_t)w * h;
         for (size_t i = 0; i < n; i++) gray[i] = mask[i] ? 255 : 0;
-        byte_buf b = { 0 };
-        int ok = stbi_write_png_to_func(buf_write, &b, w, h, 1, gray, w) && !b.failed;
+        png_buffer b = { 0 };
+        char why[200];
+        int ok = png_encode(gray, w, h, 1, (size_t)w, png_sink_buffer, &b, why, sizeof why) == 0;
         char *s = ok ? base64_of(b.data, b.n) : NULL;
         free(b.data);
         cJSON *v = s ? cJSON_CreateString(s) : NULL;

@@ -5,9 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <stb_image_write.h>
-
 #include "tools/cli_util.h"
+#include "util/png_write.h"
 
 void overlay_colour(int k, uint8_t c[3]) {
     double hue = fmod(k * 0.6180339887498949, 1.0) * 6.0, s = 0.85, v = 0.95;
@@ -94,11 +93,10 @@ typedef struct {
     int w, h;
 } png_job;
 
-static void put_bytes(void *ctx, void *data, int size) { fwrite(data, 1, (size_t)size, ctx); }
-
 static int write_png(FILE *f, void *ctx) {
     const png_job *j = ctx;
-    return stbi_write_png_to_func(put_bytes, f, j->w, j->h, 3, j->rgb, j->w * 3) ? 0 : -1;
+    char why[200];
+    return png_encode(j->rgb, j->w, j->h, 3, (size_t)j->w * 3, png_sink_file, f, why, sizeof why);
 }
 
 int overlay_write_png(const char *what, const char *path, const uint8_t *rgb, int w, int h) {

@@ -1,5 +1,7 @@
-/* util/image_io.c: image decode (stb_image, from libstb-dev) and mask PNG output. */
+/* util/image_io.c: image decode (stb_image, from libstb-dev) and mask PNG output
+ * (util/png_write.c). */
 #include "util/image_io.h"
+#include "util/png_write.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -8,7 +10,6 @@
 #include <sys/stat.h>
 
 #include <stb_image.h>
-#include <stb_image_write.h>
 
 int image_png_size(const uint8_t *b, size_t n, int64_t *w, int64_t *h) {
     static const uint8_t sig[16] = { 0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a,
@@ -99,12 +100,15 @@ int image_write_mask_png(const char *path, const uint8_t *mask01, int w, int h,
         return -1;
     }
     for (size_t i = 0; i < n; i++) gray[i] = mask01[i] ? 255 : 0;
+    char why[200] = "";
     errno = 0;
-    int ok = stbi_write_png(path, w, h, 1, gray, w);
+    FILE *f = fopen(path, "wb");
+    int rc = f ? png_encode(gray, w, h, 1, (size_t)w, png_sink_file, f, why, sizeof why) : -1;
     int e = errno;
+    if (f && fclose(f) != 0 && rc == 0) { rc = -1; e = errno; }
     free(gray);
-    if (!ok) {
-        snprintf(err, err_size, "cannot write PNG: %s", e ? strerror(e) : "stb_image_write failed");
+    if (rc != 0) {
+        snprintf(err, err_size, "cannot write PNG: %s", e ? strerror(e) : why[0] ? why : "unknown error");
         return -1;
     }
     return 0;
