@@ -412,6 +412,11 @@ static const mnk linear_cases[] = {
     { "hiera mlp.1 s0@1024", SZ_BIG, 65536, 96, 384, 1 }, { "hiera mlp.1 s2", SZ_BIG, 4096, 384, 1536, 1 },
     { "hiera mlp.1 s3", SZ_BIG, 1024, 768, 3072, 1 }, { "hiera-l qkv s3", SZ_BIG, 1024, 3456, 1152, 1 },
     { "hiera-l mlp s3", SZ_BIG, 1024, 4608, 1152, 0 },
+    /* K past 4096 (cpu_fast packs B in column chunks narrower than 256 there): an odd one
+     * with several chunks and a short last K block, SAM3's ViT MLP output layer and
+     * Hiera-L's */
+    { "odd long K", SZ_SAM, 61, 1100, 4500, 1 }, { "sam3 vit mlp.1", SZ_SAM, 577, 1024, 4736, 1 },
+    { "hiera-l mlp.1 s3", SZ_BIG, 1024, 1152, 4608, 1 },
 };
 
 static const mnk matmul_cases[] = {
