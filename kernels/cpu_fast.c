@@ -1401,15 +1401,10 @@ typedef struct {
     const samc_fast_kernels *kn;
 } sam3_args;
 
-/* units: rows */
 /* units: rows (the reference's row loop with the table's head kernel) */
 static void rope_range(const void *p, size_t u0, size_t u1) {
     const sam3_args *m = p;
-    int half = m->hd / 2;
-    for (size_t r = u0; r < u1; r++) {
-        const float *c = m->c + (r % (size_t)m->period) * half, *sn = m->s + (r % (size_t)m->period) * half;
-        for (int h = 0; h < m->heads; h++) m->kn->rope_head(m->x + (ptrdiff_t)r * m->ld + (ptrdiff_t)h * m->hd, c, sn, half);
-    }
+    samc_ref_rope_rows(m->x, (int)u0, (int)u1, m->ld, m->heads, m->hd, m->c, m->s, m->period, m->kn->rope_head);
 }
 static void rope_fast(const samc_ops *o, float *x, int rows, ptrdiff_t ld, int heads, int hd, const float *cos_t,
                       const float *sin_t, int period) {

@@ -311,13 +311,18 @@ void samc_ref_rope_head(float *p, const float *c, const float *s, int half) {
     }
 }
 
+void samc_ref_rope_rows(float *x, int r0, int r1, ptrdiff_t ld, int heads, int hd, const float *cos_t,
+                        const float *sin_t, int period, samc_rope_head_fn head) {
+    int half = hd / 2;
+    for (int r = r0; r < r1; r++) {
+        const float *c = cos_t + (size_t)(r % period) * half, *sn = sin_t + (size_t)(r % period) * half;
+        for (int h = 0; h < heads; h++) head(x + (ptrdiff_t)r * ld + (ptrdiff_t)h * hd, c, sn, half);
+    }
+}
+
 static void rope_ref(const samc_ops *o, float *x, int rows, ptrdiff_t ld, int heads, int hd, const float *cos_t,
                      const float *sin_t, int period) {
-    int half = hd / 2;
-    for (int r = 0; r < rows; r++) {
-        const float *c = cos_t + (size_t)(r % period) * half, *sn = sin_t + (size_t)(r % period) * half;
-        for (int h = 0; h < heads; h++) samc_ref_rope_head(x + r * ld + (ptrdiff_t)h * hd, c, sn, half);
-    }
+    samc_ref_rope_rows(x, 0, rows, ld, heads, hd, cos_t, sin_t, period, samc_ref_rope_head);
 }
 
 /* nn.GroupNorm: statistics of a group (up to millions of values in SAM3's pixel

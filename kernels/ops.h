@@ -375,6 +375,11 @@ void samc_ref_layer_norm_rows(const float *x, const float *w, const float *b, fl
  * values, summed in double; the affine normalisation of one channel), for fast backends
  * that thread them (cpu_fast's portable kernel table uses them as they are). */
 void samc_ref_rope_head(float *p, const float *c, const float *s, int half);
+/* Rows [r0, r1) of the rope op, each row's heads through `head` (samc_ref_rope_head or a
+ * kernel with its bits): the op's row and table indexing in one place. */
+typedef void (*samc_rope_head_fn)(float *p, const float *c, const float *s, int half);
+void samc_ref_rope_rows(float *x, int r0, int r1, ptrdiff_t ld, int heads, int hd, const float *cos_t,
+                        const float *sin_t, int period, samc_rope_head_fn head);
 void samc_ref_group_stats(const float *xg, size_t n, float eps, double *mean, double *inv);
 void samc_ref_group_apply(const float *xc, float *yc, int HW, double mean, double inv, float w, float b);
 /* MaskDecoder._dynamic_multimask_via_stability for one item (the reference for the

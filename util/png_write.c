@@ -140,13 +140,16 @@ int png_encode(const uint8_t *pix, int w, int h, int channels, size_t stride, pn
         /* gray: Up; RGB: the filter whose bytes sum least as signed values (the
          * specification's suggested heuristic) */
         int best = F_UP;
-        uint64_t best_cost = UINT64_MAX;
-        for (int f = 0; f < F_COUNT; f++) {
-            if (channels == 1 && f != F_UP) continue;
-            uint8_t *o = rows + (size_t)f * (n + 1);
-            filter_row(f, cur, up, n, channels, o);
-            uint64_t c = channels == 1 ? 0 : row_cost(o + 1, n);
-            if (c < best_cost) { best_cost = c; best = f; }
+        if (channels == 1) {
+            filter_row(F_UP, cur, up, n, channels, rows + (size_t)F_UP * (n + 1));
+        } else {
+            uint64_t best_cost = UINT64_MAX;
+            for (int f = 0; f < F_COUNT; f++) {
+                uint8_t *o = rows + (size_t)f * (n + 1);
+                filter_row(f, cur, up, n, channels, o);
+                uint64_t c = row_cost(o + 1, n);
+                if (c < best_cost) { best_cost = c; best = f; }
+            }
         }
         bad = deflate_some(&z, rows + (size_t)best * (n + 1), n + 1, 0, obuf, sink, ctx) != 0;
     }

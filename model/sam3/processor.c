@@ -323,8 +323,9 @@ int sam3_find(sam3_model *m, const sam3_image *img, const sam3_prompt *p, const 
     rt_log(&m->rt,
            "find: text %.1f ms%s, geometry %.1f ms, fusion encoder %.1f ms, decoder + scoring %.1f ms, seg head %.1f ms, "
            "post %.1f ms: %d of %d queries kept",
-           m->timings.text_ms, m->timings.text_reused ? " (the previous find's features)" : "", m->timings.geometry_ms, m->timings.fusion_ms, m->timings.decoder_ms,
-           m->timings.seg_head_ms, m->timings.postprocess_ms, out->n, Q);
+           m->timings.text_ms, m->timings.text_reused ? " (the previous find's features)" : "",
+           m->timings.geometry_ms, m->timings.fusion_ms, m->timings.decoder_ms, m->timings.seg_head_ms,
+           m->timings.postprocess_ms, out->n, Q);
     return 0;
 }
 
